@@ -1,0 +1,121 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const booleanString = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
+const port = z.coerce.number().int().min(0).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
+const optional = <T extends z.ZodType>(schema: T) => z.preprocess(emptyAsUndefined, schema.optional());
+
+const postgresUrl = z
+  .string()
+  .url()
+  .refine((url) => /^postgres(ql)?:\/\//.test(url), 'must start with postgres:// or postgresql://');
+const redisUrl = z
+  .string()
+  .url()
+  .refine((url) => /^rediss?:\/\//.test(url), 'must start with redis:// or rediss://');
+
+/** Every environment variable Kura reads. Anything else in the environment is ignored. */
+const environmentSchema = z.object({
+  PORT: z.preprocess(emptyAsUndefined, port.default(8080)),
+  HOST: z.preprocess(emptyAsUndefined, z.string().default('0.0.0.0')),
+  KURA_DATA_DIR: z.preprocess(emptyAsUndefined, z.string().default('./data')),
+  DATABASE_URL: optional(postgresUrl),
+  KURA_EMBEDDED_PG_PORT: optional(port),
+  REDIS_URL: optional(redisUrl),
+  KURA_QUEUE_NAME: z.preprocess(emptyAsUndefined, z.string().regex(/^[A-Za-z0-9_-]+$/).default('kura-jobs')),
+  S3_ENDPOINT: optional(z.string().url()),
+  S3_BUCKET: optional(z.string().min(3).max(63)),
+  S3_REGION: z.preprocess(emptyAsUndefined, z.string().default('us-east-1')),
+  S3_ACCESS_KEY_ID: optional(z.string()),
+  S3_SECRET_ACCESS_KEY: optional(z.string()),
+  S3_FORCE_PATH_STYLE: z.preprocess(emptyAsUndefined, booleanString.default(true)),
+  KURA_ADMIN_KEY: optional(z.string().min(32, 'must be at least 32 characters')),
+  KURA_RUN_JOBS: optional(booleanString),
+  KURA_JOB_CONCURRENCY: z.preprocess(emptyAsUndefined, positiveInt.max(256).default(2)),
+  KURA_JOB_ATTEMPTS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(5)),
+  KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
+  KURA_JSON_BODY_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(1024 * 1024)),
+  KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
+  KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
+  LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+});
+
+/** Kura's configuration, validated once at boot. */
+export interface KuraConfig {
+  http: { port: number; host: string; jsonBodyLimit: number; bodyModelLimit: number };
+  dataDir: string;
+  database: { kind: 'external'; url: string } | { kind: 'embedded'; directory: string; port: number | undefined };
+  queue: { kind: 'bullmq'; redisUrl: string; name: string } | { kind: 'in-process'; name: string };
+  blobs:
+    | { kind: 's3'; endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean }
+    | { kind: 'filesystem'; directory: string };
+  jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number };
+  adminKey: string | undefined;
+  shutdownTimeoutMs: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+/** Thrown when the environment is invalid; the message names every bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the environment. Throws ConfigError naming each bad variable. */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraConfig {
+  const parsed = environmentSchema.safeParse(environment);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? '?');
+        return `${variable}: ${issue.message} (got ${JSON.stringify(environment[variable] ?? null)})`;
+      }),
+    );
+  }
+  const env = parsed.data;
+  const s3Variables = ['S3_ENDPOINT', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const;
+  if (!env.S3_BUCKET && s3Variables.some((name) => env[name] !== undefined)) {
+    throw new ConfigError([`S3_BUCKET: required when ${s3Variables.filter((name) => env[name] !== undefined).join(', ')} is set`]);
+  }
+  if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
+    throw new ConfigError(['S3_ACCESS_KEY_ID / S3_SECRET_ACCESS_KEY: set both or neither']);
+  }
+
+  const dataDir = resolve(env.KURA_DATA_DIR);
+  const queue: KuraConfig['queue'] = env.REDIS_URL
+    ? { kind: 'bullmq', redisUrl: env.REDIS_URL, name: env.KURA_QUEUE_NAME }
+    : { kind: 'in-process', name: env.KURA_QUEUE_NAME };
+  return {
+    http: { port: env.PORT, host: env.HOST, jsonBodyLimit: env.KURA_JSON_BODY_LIMIT, bodyModelLimit: env.KURA_BODY_MODEL_LIMIT },
+    dataDir,
+    database: env.DATABASE_URL
+      ? { kind: 'external', url: env.DATABASE_URL }
+      : { kind: 'embedded', directory: resolve(dataDir, 'pg'), port: env.KURA_EMBEDDED_PG_PORT },
+    queue,
+    blobs: env.S3_BUCKET
+      ? {
+          kind: 's3',
+          endpoint: env.S3_ENDPOINT,
+          bucket: env.S3_BUCKET,
+          region: env.S3_REGION,
+          accessKeyId: env.S3_ACCESS_KEY_ID,
+          secretAccessKey: env.S3_SECRET_ACCESS_KEY,
+          forcePathStyle: env.S3_FORCE_PATH_STYLE,
+        }
+      : { kind: 'filesystem', directory: resolve(dataDir, 'blobs') },
+    // With an in-process queue nobody else can run the jobs, so this process must.
+    jobs: {
+      runInThisProcess: queue.kind === 'in-process' ? true : (env.KURA_RUN_JOBS ?? false),
+      concurrency: env.KURA_JOB_CONCURRENCY,
+      attempts: env.KURA_JOB_ATTEMPTS,
+      backoffMs: env.KURA_JOB_BACKOFF_MS,
+    },
+    adminKey: env.KURA_ADMIN_KEY,
+    shutdownTimeoutMs: env.KURA_SHUTDOWN_TIMEOUT_MS,
+    logLevel: env.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,39 @@
+import type { ErrorLocation } from '@kura/schema';
+
+/**
+ * What kind of failure an error is. The HTTP layer maps each kind to one status in one place, so
+ * domain code never speaks HTTP.
+ */
+export type ErrorKind =
+  | 'invalid' // 400: malformed input
+  | 'unauthenticated' // 401
+  | 'forbidden' // 403
+  | 'not_found' // 404
+  | 'conflict' // 409
+  | 'too_large' // 413
+  | 'unsupported_media_type' // 415
+  | 'unprocessable' // 422: well-formed but semantically wrong
+  | 'rate_limited' // 429
+  | 'unavailable' // 503
+  | 'internal'; // 500
+
+/** A failure with a stable code (`ROBOT_NOT_FOUND`) and a message that says what and where. */
+export class AppError extends Error {
+  readonly code: string;
+  readonly kind: ErrorKind;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(params: { code: string; kind: ErrorKind; message: string; details?: Record<string, unknown>; location?: ErrorLocation; cause?: unknown }) {
+    super(params.message, { cause: params.cause });
+    this.name = 'AppError';
+    this.code = params.code;
+    this.kind = params.kind;
+    const details = { ...(params.details ?? {}), ...(params.location ? { location: params.location } : {}) };
+    this.details = Object.keys(details).length > 0 ? details : undefined;
+  }
+}
+
+/** Shorthand for a missing resource: `notFound('ROBOT_NOT_FOUND', 'robot', id)`. */
+export function notFound(code: string, what: string, id: string): AppError {
+  return new AppError({ code, kind: 'not_found', message: `${what} "${id}" was not found`, details: { id } });
+}

@@ -1,0 +1,11 @@
+/**
+ * The Kura format and the contracts shared by the server, workers and the SDK: request schemas,
+ * feature specs and job payloads. Depends on nothing else in the repository.
+ */
+export * from './errors.js';
+export * from './pagination.js';
+export * from './keys.js';
+export * from './robots.js';
+export * from './features.js';
+export * from './datasets.js';
+export * from './jobs.js';
