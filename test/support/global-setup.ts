@@ -32,7 +32,7 @@ export default async function globalSetup(): Promise<void> {
   let adminUrl = process.env.DATABASE_URL;
   if (!adminUrl) {
     const embedded = await startEmbeddedPostgres({ directory: join(scratch, 'pg'), logger });
-    stops.push(embedded.stop);
+    stops.push(() => embedded.stop());
     adminUrl = embedded.adminUrl;
   }
   const template = `kura_template_${randomBytes(4).toString('hex')}`;

@@ -1,6 +1,6 @@
 /**
  * Kura's domains and infrastructure: configuration, database, blob store, job queue, auth, robots
- * and datasets. Apps (api, worker) wire these into processes.
+ * and datasets. Apps (api, worker) wire these into processes through CoreModule.
  */
 export * from './config/config.js';
 export * from './logging/logger.js';
@@ -8,3 +8,13 @@ export * from './errors/app-error.js';
 export * from './database/prisma.js';
 export * from './database/migrations.js';
 export * from './database/embedded-postgres.js';
+export * from './database/database.tokens.js';
+export * from './blobs/blob-store.js';
+export * from './jobs/job-queue.js';
+export * from './jobs/jobs.service.js';
+export * from './auth/principal.js';
+export * from './auth/keys.service.js';
+export * from './robots/robots.service.js';
+export * from './datasets/datasets.service.js';
+export * from './health/health.service.js';
+export * from './core.module.js';

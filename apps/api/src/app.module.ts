@@ -1,0 +1,21 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { CoreModule, type KuraConfig, type Logger } from '@kura/core';
+import { DatasetsController } from './datasets/datasets.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { MetricsService } from './health/metrics.service.js';
+import { AuthGuard } from './http/auth.guard.js';
+import { KeysController } from './keys/keys.controller.js';
+import { RobotsController } from './robots/robots.controller.js';
+
+@Module({})
+export class AppModule {
+  static forRoot(params: { config: KuraConfig; logger: Logger; databaseUrl: string }): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [CoreModule.forRoot(params)],
+      controllers: [HealthController, KeysController, RobotsController, DatasetsController],
+      providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
+    };
+  }
+}

@@ -1,0 +1,58 @@
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { KuraConfig, Logger } from '@kura/core';
+import { AppModule } from './app.module.js';
+import { MetricsService } from './health/metrics.service.js';
+import { sendError } from './http/error-body.js';
+import { ErrorFilter } from './http/error.filter.js';
+import { NestPinoLogger } from './http/nest-logger.js';
+import { requestLogging } from './http/request-logging.js';
+
+/** Builds the HTTP application (not yet listening). Infrastructure (Postgres) must be up. */
+export async function createApp(params: { config: KuraConfig; logger: Logger; databaseUrl: string }): Promise<NestExpressApplication> {
+  const { config, logger } = params;
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(params), new ExpressAdapter(), {
+    bodyParser: false,
+    logger: new NestPinoLogger(logger.child({ component: 'nest' })),
+  });
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(requestLogging(logger.child({ component: 'http' })));
+  app.use(app.get(MetricsService).middleware);
+  // JSON only for JSON media types; other bodies (URDF, uploads) stay streams for their handlers.
+  app.use(express.json({ limit: config.http.jsonBodyLimit, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(bodyParserErrors);
+  app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' })));
+  app.enableShutdownHooks([]);
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Kura')
+      .setDescription('Robot interaction data: robots, datasets, uploads, slices, policies and inference.')
+      .setVersion('1')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json', yamlDocumentUrl: 'docs/yaml' });
+  return app;
+}
+
+/** Body parser failures happen before Nest's routing, so they are answered here in the same shape. */
+function bodyParserErrors(error: unknown, _request: Request, response: Response, next: NextFunction): void {
+  const type = (error as { type?: string } | null)?.type;
+  if (type === 'entity.too.large') {
+    sendError(response, 413, { code: 'PAYLOAD_TOO_LARGE', message: `the JSON body is larger than the limit`, details: { limit: (error as { limit?: number }).limit } });
+  } else if (type === 'entity.parse.failed') {
+    sendError(response, 400, { code: 'INVALID_JSON', message: `the body is not valid JSON: ${(error as Error).message}` });
+  } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {
+    sendError(response, 415, { code: 'UNSUPPORTED_MEDIA_TYPE', message: (error as Error).message });
+  } else if (type === 'request.aborted') {
+    response.destroy();
+  } else {
+    next(error);
+  }
+}

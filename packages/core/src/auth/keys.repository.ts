@@ -1,0 +1,82 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Role } from '@kura/schema';
+import { PrismaClient } from '../database/prisma.js';
+
+const keySelect = { id: true, name: true, role: true, keyPrefix: true, createdBy: true, createdAt: true, revokedAt: true, lastUsedAt: true } as const;
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  role: Role;
+  keyPrefix: string;
+  createdBy: string | null;
+  createdAt: Date;
+  revokedAt: Date | null;
+  lastUsedAt: Date | null;
+}
+
+@Injectable()
+export class KeysRepository {
+  constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
+
+  create(data: { id: string; name: string; role: Role; keyHash: string; keyPrefix: string; createdBy: string | null }): Promise<ApiKeyRecord> {
+    return this.prisma.apiKey.create({ data, select: keySelect });
+  }
+
+  findActiveByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return this.prisma.apiKey.findFirst({ where: { keyHash, revokedAt: null }, select: keySelect });
+  }
+
+  findByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return this.prisma.apiKey.findUnique({ where: { keyHash }, select: keySelect });
+  }
+
+  findById(id: string): Promise<ApiKeyRecord | null> {
+    return this.prisma.apiKey.findUnique({ where: { id }, select: keySelect });
+  }
+
+  list(params: { afterId: string | undefined; take: number }): Promise<ApiKeyRecord[]> {
+    return this.prisma.apiKey.findMany({
+      where: params.afterId ? { id: { gt: params.afterId } } : {},
+      orderBy: { id: 'asc' },
+      take: params.take,
+      select: keySelect,
+    });
+  }
+
+  /** Revokes unless it is the last active admin key; both checked in one transaction. */
+  async revoke(id: string): Promise<'revoked' | 'already-revoked' | 'last-admin' | 'not-found'> {
+    return this.prisma.$transaction(async (transaction) => {
+      // Serialise revocations so two admins cannot revoke each other's last keys at once.
+      await transaction.$executeRaw`SELECT pg_advisory_xact_lock(4242001)`;
+      const key = await transaction.apiKey.findUnique({ where: { id }, select: { role: true, revokedAt: true } });
+      if (!key) return 'not-found';
+      if (key.revokedAt) return 'already-revoked';
+      if (key.role === 'admin') {
+        const activeAdmins = await transaction.apiKey.count({ where: { role: 'admin', revokedAt: null } });
+        if (activeAdmins <= 1) return 'last-admin';
+      }
+      await transaction.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+      return 'revoked';
+    });
+  }
+
+  async touch(id: string, at: Date): Promise<void> {
+    await this.prisma.apiKey.update({ where: { id }, data: { lastUsedAt: at }, select: { id: true } });
+  }
+
+  countActiveAdmins(): Promise<number> {
+    return this.prisma.apiKey.count({ where: { role: 'admin', revokedAt: null } });
+  }
+
+  /** Runs `work` while holding a database-wide lock, so concurrent starts bootstrap one admin key. */
+  withBootstrapLock<T>(work: () => Promise<T>): Promise<T> {
+    return this.prisma.$transaction(
+      async (transaction) => {
+        await transaction.$executeRaw`SELECT pg_advisory_xact_lock(4242002)`;
+        return work();
+      },
+      { timeout: 30_000 },
+    );
+  }
+}

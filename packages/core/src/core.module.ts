@@ -1,0 +1,77 @@
+import { Module, type DynamicModule, type OnApplicationShutdown, Inject, type Provider } from '@nestjs/common';
+import { KeysRepository } from './auth/keys.repository.js';
+import { KeysService } from './auth/keys.service.js';
+import { BLOB_STORE, type BlobStore } from './blobs/blob-store.js';
+import { DeleteBlobJob } from './blobs/delete-blob.job.js';
+import { FilesystemBlobStore } from './blobs/filesystem-blob-store.js';
+import { S3BlobStore } from './blobs/s3-blob-store.js';
+import type { KuraConfig } from './config/config.js';
+import { KURA_CONFIG, LOGGER } from './database/database.tokens.js';
+import { createPrismaClient, PrismaClient } from './database/prisma.js';
+import { DatasetsRepository } from './datasets/datasets.repository.js';
+import { DatasetsService } from './datasets/datasets.service.js';
+import { HealthService } from './health/health.service.js';
+import { BullmqJobQueue } from './jobs/bullmq-job-queue.js';
+import { InProcessJobQueue } from './jobs/in-process-job-queue.js';
+import { JOB_HANDLERS } from './jobs/job-handler.js';
+import { JOB_QUEUE, type JobQueue } from './jobs/job-queue.js';
+import { JobRepository } from './jobs/job.repository.js';
+import { JobsService } from './jobs/jobs.service.js';
+import type { Logger } from './logging/logger.js';
+import { RobotsRepository } from './robots/robots.repository.js';
+import { RobotsService } from './robots/robots.service.js';
+
+/** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
+const jobHandlerClasses = [DeleteBlobJob];
+
+export function createBlobStore(config: KuraConfig['blobs']): BlobStore {
+  return config.kind === 's3' ? new S3BlobStore(config) : new FilesystemBlobStore({ directory: config.directory });
+}
+
+export function createJobQueue(config: KuraConfig): JobQueue {
+  return config.queue.kind === 'bullmq'
+    ? new BullmqJobQueue({ redisUrl: config.queue.redisUrl, queueName: config.queue.name, backoffMs: config.jobs.backoffMs })
+    : new InProcessJobQueue({ backoffMs: config.jobs.backoffMs });
+}
+
+class PrismaLifecycle implements OnApplicationShutdown {
+  constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
+  async onApplicationShutdown(): Promise<void> {
+    await this.prisma.$disconnect();
+  }
+}
+
+/**
+ * Kura's domains and infrastructure as one Nest module. The process that imports it (api or
+ * worker) passes the validated config, its logger and the database URL (embedded or external).
+ */
+@Module({})
+export class CoreModule {
+  static forRoot(params: { config: KuraConfig; logger: Logger; databaseUrl: string }): DynamicModule {
+    const providers: Provider[] = [
+      { provide: KURA_CONFIG, useValue: params.config },
+      { provide: LOGGER, useValue: params.logger },
+      { provide: PrismaClient, useFactory: () => createPrismaClient(params.databaseUrl) },
+      PrismaLifecycle,
+      { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },
+      { provide: JOB_QUEUE, useFactory: () => createJobQueue(params.config) },
+      ...jobHandlerClasses,
+      { provide: JOB_HANDLERS, useFactory: (...handlers: unknown[]) => handlers, inject: jobHandlerClasses },
+      JobRepository,
+      JobsService,
+      KeysRepository,
+      KeysService,
+      RobotsRepository,
+      RobotsService,
+      DatasetsRepository,
+      DatasetsService,
+      HealthService,
+    ];
+    return {
+      module: CoreModule,
+      global: true,
+      providers,
+      exports: [KURA_CONFIG, LOGGER, PrismaClient, BLOB_STORE, JOB_QUEUE, JobsService, KeysService, RobotsService, DatasetsService, HealthService],
+    };
+  }
+}

@@ -1,0 +1,77 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { DatasetAccess, FeatureSpec } from '@kura/schema';
+import { Prisma, PrismaClient } from '../database/prisma.js';
+
+export interface DatasetRecord {
+  id: string;
+  name: string;
+  robotId: string;
+  access: DatasetAccess;
+  license: string | null;
+  description: string | null;
+  features: FeatureSpec | null;
+  ownerKeyId: string;
+  latestVersion: number;
+  episodeCount: number;
+  stepCount: bigint;
+  createdAt: Date;
+}
+
+const datasetSelect = {
+  id: true,
+  name: true,
+  robotId: true,
+  access: true,
+  license: true,
+  description: true,
+  features: true,
+  ownerKeyId: true,
+  latestVersion: true,
+  episodeCount: true,
+  stepCount: true,
+  createdAt: true,
+} as const;
+
+type DatasetRow = Prisma.DatasetGetPayload<{ select: typeof datasetSelect }>;
+// The features column is written only from a validated FeatureSpec.
+const toRecord = (row: DatasetRow): DatasetRecord => ({ ...row, features: row.features as FeatureSpec | null });
+
+/** Which datasets a caller may list: everything, the open ones, or the open ones plus its own. */
+export type DatasetVisibility = { kind: 'all' } | { kind: 'open' } | { kind: 'open-or-owned'; ownerKeyId: string };
+
+@Injectable()
+export class DatasetsRepository {
+  constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
+
+  /** Inserts a dataset; returns 'name-taken' instead of throwing on a duplicate name. */
+  async create(data: Omit<DatasetRecord, 'createdAt' | 'latestVersion' | 'episodeCount' | 'stepCount'>): Promise<DatasetRecord | 'name-taken'> {
+    try {
+      const row = await this.prisma.dataset.create({
+        data: { ...data, features: data.features === null ? Prisma.DbNull : (data.features as Prisma.InputJsonValue) },
+        select: datasetSelect,
+      });
+      return toRecord(row);
+    } catch (error) {
+      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return 'name-taken';
+      throw error;
+    }
+  }
+
+  async findById(id: string): Promise<DatasetRecord | null> {
+    const row = await this.prisma.dataset.findUnique({ where: { id }, select: datasetSelect });
+    return row ? toRecord(row) : null;
+  }
+
+  async list(params: { afterId: string | undefined; take: number; visibility: DatasetVisibility; robotId?: string }): Promise<DatasetRecord[]> {
+    const open: Prisma.DatasetWhereInput = { access: { in: ['public', 'sample'] } };
+    const visible: Prisma.DatasetWhereInput =
+      params.visibility.kind === 'all' ? {} : params.visibility.kind === 'open' ? open : { OR: [open, { ownerKeyId: params.visibility.ownerKeyId }] };
+    const rows = await this.prisma.dataset.findMany({
+      where: { AND: [visible, params.afterId ? { id: { gt: params.afterId } } : {}, params.robotId ? { robotId: params.robotId } : {}] },
+      orderBy: { id: 'asc' },
+      take: params.take,
+      select: datasetSelect,
+    });
+    return rows.map(toRecord);
+  }
+}

@@ -1,0 +1,50 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { PrismaClient } from '../database/prisma.js';
+import { JOB_QUEUE, type JobQueue } from '../jobs/job-queue.js';
+
+export type CheckName = 'database' | 'queue' | 'blobs';
+export interface HealthReport {
+  status: 'ok' | 'error';
+  /** "ok", or what went wrong. */
+  checks: Record<CheckName, string>;
+}
+
+const CHECK_TIMEOUT_MS = 2000;
+
+/** Whether each dependency answers now; /health reports it. */
+@Injectable()
+export class HealthService {
+  constructor(
+    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    @Inject(JOB_QUEUE) private readonly queue: JobQueue,
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+  ) {}
+
+  async check(): Promise<HealthReport> {
+    const [database, queue, blobs] = await Promise.all([
+      probe(() => this.prisma.$queryRaw`SELECT 1`),
+      probe(() => this.queue.ping()),
+      probe(() => this.blobs.ping()),
+    ]);
+    const checks = { database, queue, blobs };
+    return { status: Object.values(checks).every((result) => result === 'ok') ? 'ok' : 'error', checks };
+  }
+}
+
+async function probe(check: () => Promise<unknown>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      check(),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
+      }),
+    ]);
+    return 'ok';
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}

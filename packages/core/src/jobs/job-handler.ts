@@ -1,0 +1,13 @@
+import type { JobName, JobPayload } from '@kura/schema';
+
+/** Injection token of the list of job handlers a process can run. */
+export const JOB_HANDLERS = Symbol('JOB_HANDLERS');
+
+/**
+ * Does the work of one kind of job. Handlers must be idempotent: a job may run again after a
+ * crash or a lost acknowledgement. Throw UnrecoverableJobError for work that can never succeed.
+ */
+export interface JobHandler<N extends JobName = JobName> {
+  readonly jobName: N;
+  handle(payload: JobPayload<N>, context: { jobId: string; attempt: number }): Promise<void>;
+}

@@ -1,0 +1,41 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+/** A Kura process (api or worker) started from its built entry point, as `npm start` does. */
+export interface KuraProcess {
+  child: ChildProcess;
+  output: () => string;
+  /** Resolves with the exit code (or signal name) once the process has exited. */
+  exited: Promise<number | string>;
+}
+
+export function startKuraProcess(entry: 'api' | 'worker', environment: Record<string, string>): KuraProcess {
+  const child = spawn(process.execPath, [`apps/${entry}/dist/main.js`], {
+    cwd: repositoryRoot,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', LOG_LEVEL: 'info', ...environment },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+  return { child, output: () => output, exited };
+}
+
+/** Polls GET /health until it answers 200; returns the milliseconds it took. */
+export async function waitForHealthy(baseUrl: string, process: KuraProcess, timeoutMs = 30_000): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (process.child.exitCode !== null) throw new Error(`Kura exited (${process.child.exitCode}) before it was healthy:\n${process.output()}`);
+    try {
+      const response = await fetch(`${baseUrl}/health`);
+      if (response.status === 200) return Date.now() - started;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() - started > timeoutMs) throw new Error(`Kura was not healthy within ${timeoutMs} ms:\n${process.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
