@@ -20,7 +20,7 @@ const PENDING_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'acti
  * whether it should be is the `jobs` table's call, not the queue's.
  */
 export class BullmqJobQueue implements JobQueue {
-  readonly kind: 'bullmq' = 'bullmq';
+  readonly kind = 'bullmq' as const;
 
   private readonly queueName: string;
   private readonly backoffMs: number;
@@ -128,9 +128,10 @@ export class BullmqJobQueue implements JobQueue {
     if (worker) {
       // worker.close() stops fetching and waits for the active jobs to finish.
       const closed = worker.close();
-      if (!(await settlesWithin(closed, 1e9))) {
-        // Give up on them: their locks expire and BullMQ's stalled check hands them to another
-        // worker, and the `jobs` table still has them as running.
+      if (!(await settlesWithin(closed, timeoutMs))) {
+        // Give up on them. Their locks expire and BullMQ's stalled check puts them back to waiting
+        // (or fails them after maxStalledCount); either way the `jobs` table still has them as
+        // running, and recover() enqueues again whatever the queue lost.
         closed.catch(this.onError);
         await worker.disconnect();
       }

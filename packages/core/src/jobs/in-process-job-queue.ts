@@ -7,10 +7,11 @@ import { DEFAULT_CLOSE_TIMEOUT_MS, assertConcurrency, assertEnqueueable, isUnrec
  * again at the next start.
  */
 export class InProcessJobQueue implements JobQueue {
-  readonly kind: 'in-process' = 'in-process';
+  readonly kind = 'in-process' as const;
 
   private readonly backoffMs: number;
-  private readonly waiting: QueuedJob[] = [];
+  /** Jobs ready to run, by id, oldest first (a Map keeps insertion order). */
+  private readonly waiting = new Map<string, QueuedJob>();
   /** Jobs waiting out their retry backoff, by id. */
   private readonly delayed = new Map<string, NodeJS.Timeout>();
   private readonly running = new Map<string, Promise<void>>();
@@ -29,7 +30,7 @@ export class InProcessJobQueue implements JobQueue {
     // A JSON copy, as Redis would keep it: the processor sees what it would see in services mode,
     // and later changes to the caller's object do not reach the job.
     const payload: unknown = job.payload === undefined ? undefined : JSON.parse(JSON.stringify(job.payload));
-    this.waiting.push({ id: job.id, name: job.name, payload, attempt: 1, maxAttempts: job.maxAttempts });
+    this.waiting.set(job.id, { id: job.id, name: job.name, payload, attempt: 1, maxAttempts: job.maxAttempts });
     this.startWaitingJobs();
   }
 
@@ -48,7 +49,7 @@ export class InProcessJobQueue implements JobQueue {
 
   async close(params?: { timeoutMs?: number }): Promise<void> {
     this.closed = true;
-    this.waiting.length = 0;
+    this.waiting.clear();
     for (const timer of this.delayed.values()) clearTimeout(timer);
     this.delayed.clear();
     const running = Promise.all(this.running.values());
@@ -68,15 +69,17 @@ export class InProcessJobQueue implements JobQueue {
   }
 
   private isPending(id: string): boolean {
-    return this.running.has(id) || this.delayed.has(id) || this.waiting.some((job) => job.id === id);
+    return this.running.has(id) || this.delayed.has(id) || this.waiting.has(id);
   }
 
   private startWaitingJobs(): void {
     const processor = this.processor;
     if (!processor) return;
     while (!this.closed && this.running.size < this.concurrency) {
-      const job = this.waiting.shift();
-      if (!job) return;
+      const next = this.waiting.values().next();
+      if (next.done) return;
+      const job = next.value;
+      this.waiting.delete(job.id);
       this.running.set(job.id, this.run(processor, job));
     }
   }
@@ -100,7 +103,7 @@ export class InProcessJobQueue implements JobQueue {
     const delay = retryDelayMs({ attempt: job.attempt, baseMs: this.backoffMs });
     const timer = setTimeout(() => {
       this.delayed.delete(job.id);
-      this.waiting.push({ ...job, attempt: job.attempt + 1 });
+      this.waiting.set(job.id, { ...job, attempt: job.attempt + 1 });
       this.startWaitingJobs();
     }, delay);
     this.delayed.set(job.id, timer);

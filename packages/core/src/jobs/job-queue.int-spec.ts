@@ -12,7 +12,11 @@ describeJobQueueContract('BullMQ on Redis', async () => {
   // Set by jest's global setup (test/support/global-setup.ts).
   const redisUrl = process.env.KURA_TEST_REDIS_URL;
   if (!redisUrl) throw new Error('KURA_TEST_REDIS_URL is not set: run the tests through jest, whose global setup starts Redis');
-  const queue = new BullmqJobQueue({ redisUrl, queueName: `kura-test-${randomBytes(6).toString('hex')}`, backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS });
+  const queue = new BullmqJobQueue({
+    redisUrl,
+    queueName: `kura-test-${randomBytes(6).toString('hex')}`,
+    backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS,
+  });
   return {
     queue,
     cleanup: async () => {
