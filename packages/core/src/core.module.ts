@@ -28,9 +28,14 @@ export function createBlobStore(config: KuraConfig['blobs']): BlobStore {
   return config.kind === 's3' ? new S3BlobStore(config) : new FilesystemBlobStore({ directory: config.directory });
 }
 
-export function createJobQueue(config: KuraConfig): JobQueue {
+export function createJobQueue(config: KuraConfig, logger: Logger): JobQueue {
   return config.queue.kind === 'bullmq'
-    ? new BullmqJobQueue({ redisUrl: config.queue.redisUrl, queueName: config.queue.name, backoffMs: config.jobs.backoffMs })
+    ? new BullmqJobQueue({
+        redisUrl: config.queue.redisUrl,
+        queueName: config.queue.name,
+        backoffMs: config.jobs.backoffMs,
+        onError: (error) => logger.warn({ err: error }, 'job queue connection error'),
+      })
     : new InProcessJobQueue({ backoffMs: config.jobs.backoffMs });
 }
 
@@ -54,7 +59,7 @@ export class CoreModule {
       { provide: PrismaClient, useFactory: () => createPrismaClient(params.databaseUrl) },
       PrismaLifecycle,
       { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },
-      { provide: JOB_QUEUE, useFactory: () => createJobQueue(params.config) },
+      { provide: JOB_QUEUE, useFactory: () => createJobQueue(params.config, params.logger) },
       ...jobHandlerClasses,
       { provide: JOB_HANDLERS, useFactory: (...handlers: unknown[]) => handlers, inject: jobHandlerClasses },
       JobRepository,
