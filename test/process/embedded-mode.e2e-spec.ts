@@ -8,18 +8,21 @@ import { freePort } from '@kura/core';
 import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
 
 describe('embedded mode (npm start)', () => {
+  let scratch: string;
   let dataDir: string;
   let port: number;
   let baseUrl: string;
 
   beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'kura-embedded-'));
-    await chmod(dataDir, 0o755);
+    scratch = await mkdtemp(join(tmpdir(), 'kura-embedded-'));
+    await chmod(scratch, 0o755);
+    // Kura creates the data folder itself, as on a first `npm start`.
+    dataDir = join(scratch, 'data');
     port = await freePort();
     baseUrl = `http://127.0.0.1:${port}`;
   });
   afterAll(async () => {
-    await rm(dataDir, { recursive: true, force: true });
+    await rm(scratch, { recursive: true, force: true });
   });
 
   const start = () => startKuraProcess('api', { KURA_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1' });

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from '../logging/logger.js';
@@ -38,6 +38,9 @@ export async function startEmbeddedPostgres(params: { directory: string; port?: 
   const { directory, logger } = params;
   const binaries = await loadBinaries();
   const runAs = await postgresUser();
+  // The parent (KURA_DATA_DIR) keeps the umask's mode; only the cluster folder is private.
+  await mkdir(dirname(directory), { recursive: true });
+  if (runAs) await assertReachable(dirname(directory), runAs);
   await mkdir(directory, { recursive: true, mode: 0o700 });
   if (runAs) await chown(directory, runAs.uid, runAs.gid);
   await chmod(directory, 0o700);
@@ -99,6 +102,15 @@ async function postgresUser(): Promise<{ uid: number; gid: number } | undefined>
   } catch {
     await execFileAsync('useradd', ['--system', '--user-group', '--no-create-home', 'postgres']);
     return lookup();
+  }
+}
+
+/** As root, Postgres runs as `postgres`, which must be able to enter every folder above its data. */
+async function assertReachable(folder: string, runAs: { uid: number; gid: number }): Promise<void> {
+  try {
+    await execFileAsync('test', ['-x', folder], runAs);
+  } catch {
+    throw new Error(`Embedded Postgres runs as the "postgres" user (Kura runs as root), which cannot enter ${folder}. Make it and its parents searchable (chmod o+x) or choose another KURA_DATA_DIR.`);
   }
 }
 
