@@ -16,8 +16,8 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   moduleNameMapper: {
-    '^@kura/(schema|core)$': '<rootDir>/packages/$1/src/index.ts',
-    '^@kura/(schema|core)/testing$': '<rootDir>/packages/$1/src/testing/index.ts',
+    '^@kura/(schema|core|formats)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@kura/(schema|core|formats)/testing$': '<rootDir>/packages/$1/src/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   testMatch: ['<rootDir>/{apps,packages,test}/**/*.{spec,int-spec,e2e-spec}.ts'],

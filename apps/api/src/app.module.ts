@@ -7,6 +7,7 @@ import { MetricsService } from './health/metrics.service.js';
 import { AuthGuard } from './http/auth.guard.js';
 import { KeysController } from './keys/keys.controller.js';
 import { RobotsController } from './robots/robots.controller.js';
+import { UploadsController } from './uploads/uploads.controller.js';
 
 @Module({})
 export class AppModule {
@@ -14,7 +15,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(params)],
-      controllers: [HealthController, KeysController, RobotsController, DatasetsController],
+      controllers: [HealthController, KeysController, RobotsController, DatasetsController, UploadsController],
       providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
     };
   }

@@ -3,10 +3,17 @@ import { KeysRepository } from './auth/keys.repository.js';
 import { KeysService } from './auth/keys.service.js';
 import { BLOB_STORE, type BlobStore } from './blobs/blob-store.js';
 import { DeleteBlobJob } from './blobs/delete-blob.job.js';
+import { IngestUploadJob } from './ingest/ingest-upload.job.js';
+import { IngestService } from './ingest/ingest.service.js';
+import { UploadsRepository } from './uploads/uploads.repository.js';
+import { UploadsService } from './uploads/uploads.service.js';
+import { EpisodesRepository } from './episodes/episodes.repository.js';
+import { VersionsRepository } from './datasets/versions.repository.js';
+import { VersionsService } from './datasets/versions.service.js';
 import { FilesystemBlobStore } from './blobs/filesystem-blob-store.js';
 import { S3BlobStore } from './blobs/s3-blob-store.js';
 import type { KuraConfig } from './config/config.js';
-import { KURA_CONFIG, LOGGER } from './database/database.tokens.js';
+import { DATABASE_URL, KURA_CONFIG, LOGGER } from './database/database.tokens.js';
 import { createPrismaClient, PrismaClient } from './database/prisma.js';
 import { DatasetsRepository } from './datasets/datasets.repository.js';
 import { DatasetsService } from './datasets/datasets.service.js';
@@ -22,7 +29,7 @@ import { RobotsRepository } from './robots/robots.repository.js';
 import { RobotsService } from './robots/robots.service.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
-const jobHandlerClasses = [DeleteBlobJob];
+const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob];
 
 export function createBlobStore(config: KuraConfig['blobs']): BlobStore {
   return config.kind === 's3' ? new S3BlobStore(config) : new FilesystemBlobStore({ directory: config.directory });
@@ -56,6 +63,7 @@ export class CoreModule {
     const providers: Provider[] = [
       { provide: KURA_CONFIG, useValue: params.config },
       { provide: LOGGER, useValue: params.logger },
+      { provide: DATABASE_URL, useValue: params.databaseUrl },
       { provide: PrismaClient, useFactory: () => createPrismaClient(params.databaseUrl) },
       PrismaLifecycle,
       { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },
@@ -70,13 +78,19 @@ export class CoreModule {
       RobotsService,
       DatasetsRepository,
       DatasetsService,
+      UploadsRepository,
+      UploadsService,
+      IngestService,
+      EpisodesRepository,
+      VersionsRepository,
+      VersionsService,
       HealthService,
     ];
     return {
       module: CoreModule,
       global: true,
       providers,
-      exports: [KURA_CONFIG, LOGGER, PrismaClient, BLOB_STORE, JOB_QUEUE, JobsService, KeysService, RobotsService, DatasetsService, HealthService],
+      exports: [KURA_CONFIG, LOGGER, DATABASE_URL, PrismaClient, BLOB_STORE, JOB_QUEUE, JobsService, KeysService, RobotsService, DatasetsService, UploadsService, VersionsService, HealthService],
     };
   }
 }

@@ -18,3 +18,8 @@ export * from './robots/robots.service.js';
 export * from './datasets/datasets.service.js';
 export * from './health/health.service.js';
 export * from './core.module.js';
+export * from './uploads/uploads.service.js';
+export * from './episodes/episodes.repository.js';
+export * from './blobs/filesystem-blob-store.js';
+export * from './blobs/s3-blob-store.js';
+export * from './datasets/versions.service.js';

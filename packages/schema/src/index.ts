@@ -9,3 +9,4 @@ export * from './robots.js';
 export * from './features.js';
 export * from './datasets.js';
 export * from './jobs.js';
+export * from './arrow.js';

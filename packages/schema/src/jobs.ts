@@ -7,6 +7,8 @@ import { z } from 'zod';
 export const jobPayloadSchemas = {
   /** Deletes a blob that nothing references any more (e.g. a replaced body model). */
   'blobs.delete': z.strictObject({ key: z.string().min(1) }),
+  /** Turns an upload into Arrow shards and publishes the next dataset version. */
+  'uploads.ingest': z.strictObject({ uploadId: z.string().min(1) }),
 } as const;
 
 export type JobName = keyof typeof jobPayloadSchemas;

@@ -1,3 +1,5 @@
 /** Injection tokens for process-wide values. */
 export const KURA_CONFIG = Symbol('KURA_CONFIG');
 export const LOGGER = Symbol('LOGGER');
+/** The Postgres URL this process uses (embedded or external), for work outside Prisma (advisory locks). */
+export const DATABASE_URL = Symbol('DATABASE_URL');

@@ -9,5 +9,5 @@ export const JOB_HANDLERS = Symbol('JOB_HANDLERS');
  */
 export interface JobHandler<N extends JobName = JobName> {
   readonly jobName: N;
-  handle(payload: JobPayload<N>, context: { jobId: string; attempt: number }): Promise<void>;
+  handle(payload: JobPayload<N>, context: { jobId: string; attempt: number; maxAttempts: number }): Promise<void>;
 }

@@ -56,7 +56,9 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
   const startService = async (options: { consume?: boolean; handlers?: JobHandler[] } = {}) => {
     const queue = makeQueue();
     const config = loadConfig({ KURA_JOB_ATTEMPTS: '3', KURA_JOB_BACKOFF_MS: '20', KURA_SHUTDOWN_TIMEOUT_MS: '2000' });
-    const jobs = new JobsService(new JobRepository(prisma), queue, options.handlers ?? [handler], config, createLogger('silent'));
+    // Every known job needs a handler; this suite drives blobs.delete and leaves uploads.ingest idle.
+    const idleIngest: JobHandler<'uploads.ingest'> = { jobName: 'uploads.ingest', handle: async () => undefined };
+    const jobs = new JobsService(new JobRepository(prisma), queue, options.handlers ?? [handler, idleIngest], config, createLogger('silent'));
     running.push({ jobs, queue });
     if (options.consume !== false) await jobs.startConsuming();
     return jobs;
@@ -167,6 +169,6 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
 
   it('refuses to consume when a known job has no handler', async () => {
     const jobs = await startService({ consume: false, handlers: [] });
-    await expect(jobs.startConsuming()).rejects.toThrow('no handler registered for job(s): blobs.delete');
+    await expect(jobs.startConsuming()).rejects.toThrow('no handler registered for job(s): blobs.delete, uploads.ingest');
   });
 });

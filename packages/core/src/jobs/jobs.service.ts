@@ -83,7 +83,7 @@ export class JobsService implements OnModuleDestroy {
       if (!handler) throw new UnrecoverableJobError(`no handler for job "${job.name}" in this process`);
       const payload = parsePayload(job.name, record.payload);
       const started = Date.now();
-      await handler.handle(payload as never, { jobId: job.id, attempt: job.attempt });
+      await handler.handle(payload as never, { jobId: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts });
       await this.jobs.markCompleted(job.id);
       log.info({ ms: Date.now() - started }, 'job completed');
     } catch (error) {

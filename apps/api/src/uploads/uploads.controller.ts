@@ -1,0 +1,114 @@
+import { Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { z } from 'zod';
+import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
+import { formatNames } from '@kura/formats';
+import { listQuerySchema } from '@kura/schema';
+import { CurrentPrincipal } from '../http/principal.decorator.js';
+import { documentQuery, Query } from '../http/zod.js';
+
+const featureMapSchema = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: 'custom', message: 'featureMap must be a JSON object, e.g. {"observation.images.top":"observation.images.high"}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.record(z.string().min(1), z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/, 'a feature name')));
+
+const uploadQuerySchema = z.strictObject({
+  format: z.enum(formatNames).optional(),
+  fileName: z.string().min(1).max(255).optional(),
+  featureMap: featureMapSchema.optional(),
+});
+const uploadListQuerySchema = listQuerySchema.extend({ status: z.enum(['received', 'processing', 'published', 'failed']).optional() });
+const versionQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
+const episodesQuerySchema = listQuerySchema.extend({ version: z.coerce.number().int().positive().optional() });
+
+const sha256Header = /^[0-9a-fA-F]{64}$/;
+
+@ApiTags('uploads')
+@ApiBearerAuth()
+@Controller('v1')
+export class UploadsController {
+  constructor(
+    private readonly uploads: UploadsService,
+    private readonly versions: VersionsService,
+    @Inject(KURA_CONFIG) private readonly config: KuraConfig,
+  ) {}
+
+  /** Streams one file or a .tar/.tar.gz/.zip of a folder into the dataset; 202 once the bytes are stored. */
+  @Post('datasets/:id/uploads')
+  @HttpCode(202)
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  @ApiHeader({ name: 'Content-SHA256', required: false, description: 'hex sha256 of the body; the upload is refused when it differs' })
+  @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'a repeat with the same key returns the first upload' })
+  @documentQuery(uploadQuerySchema)
+  async create(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(uploadQuerySchema) query: z.infer<typeof uploadQuerySchema>, @Req() request: Request) {
+    if (request.body !== undefined) {
+      throw new AppError({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        kind: 'unsupported_media_type',
+        message: 'send the file itself as the body with a non-JSON Content-Type (e.g. application/octet-stream)',
+      });
+    }
+    const expectedSha256 = header(request, 'content-sha256');
+    if (expectedSha256 !== undefined && !sha256Header.test(expectedSha256)) {
+      throw new AppError({ code: 'VALIDATION_FAILED', kind: 'invalid', message: 'Content-SHA256 must be 64 hex digits', location: { field: 'Content-SHA256' } });
+    }
+    const idempotencyKey = header(request, 'idempotency-key');
+    if (idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 255)) {
+      throw new AppError({ code: 'VALIDATION_FAILED', kind: 'invalid', message: 'Idempotency-Key must be 1 to 255 characters', location: { field: 'Idempotency-Key' } });
+    }
+    const { upload } = await this.uploads.create(principal, {
+      datasetId,
+      body: request,
+      format: query.format,
+      fileName: query.fileName,
+      featureMap: query.featureMap,
+      expectedSha256,
+      idempotencyKey,
+      maxBytes: this.config.uploads.maxBytes,
+    });
+    return upload;
+  }
+
+  @Get('uploads/:id')
+  get(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
+    return this.uploads.get(principal, id);
+  }
+
+  @Get('datasets/:id/uploads')
+  @documentQuery(uploadListQuerySchema)
+  list(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(uploadListQuerySchema) query: z.infer<typeof uploadListQuerySchema>) {
+    return this.uploads.list(principal, datasetId, query);
+  }
+
+  @Get('datasets/:id/versions')
+  @documentQuery(listQuerySchema)
+  listVersions(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(listQuerySchema) query: z.infer<typeof listQuerySchema>) {
+    return this.versions.list(principal, datasetId, query);
+  }
+
+  @Get('datasets/:id/episodes')
+  @documentQuery(episodesQuerySchema)
+  listEpisodes(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(episodesQuerySchema) query: z.infer<typeof episodesQuerySchema>) {
+    return this.versions.listEpisodes(principal, datasetId, query);
+  }
+
+  @Get('datasets/:id/stats')
+  @documentQuery(versionQuerySchema)
+  stats(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(versionQuerySchema) query: z.infer<typeof versionQuerySchema>) {
+    return this.versions.stats(principal, datasetId, query.version);
+  }
+}
+
+function header(request: Request, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value.trim() : undefined;
+}

@@ -1,0 +1,18 @@
+import { Injectable } from '@nestjs/common';
+import type { JobPayload } from '@kura/schema';
+import type { JobHandler } from '../jobs/job-handler.js';
+import { IngestService } from './ingest.service.js';
+
+/** The job that converts one upload; retried on infrastructure errors, not on bad data. */
+@Injectable()
+export class IngestUploadJob implements JobHandler<'uploads.ingest'> {
+  readonly jobName = 'uploads.ingest' as const;
+
+  constructor(private readonly ingest: IngestService) {}
+
+  handle(payload: JobPayload<'uploads.ingest'>, context: { jobId: string; attempt: number; maxAttempts: number }): Promise<void> {
+    return this.ingest.ingest(payload.uploadId, { attempt: context.attempt, maxAttempts: context.maxAttempts });
+  }
+}
+
+export const ingestJobId = (uploadId: string) => `uploads.ingest:${uploadId}`;

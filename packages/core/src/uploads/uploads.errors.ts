@@ -1,0 +1,19 @@
+import { AppError, notFound } from '../errors/app-error.js';
+
+export const uploadNotFound = (id: string) => notFound('UPLOAD_NOT_FOUND', 'upload', id);
+
+export const uploadChecksumMismatch = (expected: string, actual: string) =>
+  new AppError({
+    code: 'UPLOAD_CHECKSUM_MISMATCH',
+    kind: 'invalid',
+    message: `the body's sha256 is ${actual}, but Content-SHA256 says ${expected}; nothing was stored`,
+    details: { expected, actual },
+  });
+
+export const uploadEmpty = () => new AppError({ code: 'UPLOAD_EMPTY', kind: 'invalid', message: 'the upload body is empty' });
+
+export const uploadTooLarge = (limit: number) =>
+  new AppError({ code: 'PAYLOAD_TOO_LARGE', kind: 'too_large', message: `the upload is larger than ${limit} bytes; use a multipart upload`, details: { limit } });
+
+export const uploadNotOwned = (datasetId: string) =>
+  new AppError({ code: 'FORBIDDEN', kind: 'forbidden', message: `only the owner of dataset "${datasetId}" or an admin may upload to it`, details: { datasetId } });

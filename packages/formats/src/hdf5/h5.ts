@@ -1,0 +1,358 @@
+import { open as openFile } from 'node:fs/promises';
+import type { ErrorLocation, numericDtypes } from '@kura/schema';
+import type { Dataset, Entity, File as H5File, Group, OutputData } from 'h5wasm/node';
+import { ImportError, type NumericArray, type SourceFile } from '../importer.js';
+
+type H5wasm = typeof import('h5wasm/node');
+
+/** A Kura numeric dtype (the dtypes an HDF5 integer, float or h5py-bool dataset maps to). */
+export type NumericDtype = (typeof numericDtypes)[number];
+
+/** What a dataset holds, read from its metadata only (no data). */
+export interface DatasetInfo {
+  /** Absolute HDF5 path, e.g. `/observations/qpos`; the `field` of error locations. */
+  path: string;
+  /** Full shape, first axis = steps. Scalars have `[]`. */
+  shape: number[];
+  /** The Kura dtype, or undefined when Kura cannot store the HDF5 type (see `typeName`). */
+  dtype: NumericDtype | undefined;
+  /** The HDF5 type in words, for messages: `float32`, `string`, `compound`, `float16`. */
+  typeName: string;
+}
+
+/** Extensions an uploaded HDF5 file may carry. */
+export const hdf5Extensions = ['.hdf5', '.h5', '.hdf', '.he5'];
+
+/** The HDF5 superblock signature. */
+const signature = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+/** A superblock sits at 0 or, after a user block, at 512, 1024, 2048… (powers of two). */
+const superblockOffsets = [0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
+
+let loading: Promise<H5wasm> | undefined;
+
+/**
+ * h5wasm, loaded once and only when an HDF5 source is met (4 MB of WebAssembly). The Node build
+ * reads host files through Emscripten's NODERAWFS: HDF5 seeks and reads what it needs, the file
+ * is never copied into memory.
+ */
+export function loadH5wasm(): Promise<H5wasm> {
+  loading ??= (async () => {
+    const h5wasm = await import('h5wasm/node');
+    const module = await h5wasm.ready;
+    // By default HDF5 errors are printed to stderr and calls carry on with invalid ids; this makes them throw.
+    module.activate_throwing_error_handler();
+    return h5wasm;
+  })();
+  return loading;
+}
+
+/** Whether the file starts with the HDF5 signature (at offset 0 or after a user block). Reads a few bytes. */
+export async function hasHdf5Signature(absolutePath: string): Promise<boolean> {
+  const handle = await openFile(absolutePath, 'r');
+  try {
+    const { size } = await handle.stat();
+    const buffer = new Uint8Array(signature.length);
+    for (const offset of superblockOffsets) {
+      if (offset + signature.length > size) break;
+      const { bytesRead } = await handle.read(buffer, 0, signature.length, offset);
+      if (bytesRead === signature.length && signature.every((byte, index) => buffer[index] === byte)) return true;
+    }
+    return false;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** The source's files that may be HDF5, in natural order (`episode_2` before `episode_10`). */
+export function hdf5Candidates(files: readonly SourceFile[]): SourceFile[] {
+  const named = files.filter((file) => hdf5Extensions.some((extension) => file.path.toLowerCase().endsWith(extension)));
+  // A single uploaded file is a candidate whatever its name (uploads are named by their owner).
+  const candidates = named.length === 0 && files.length === 1 ? [...files] : named;
+  return candidates.sort((a, b) => naturalOrder.compare(a.path, b.path));
+}
+
+/** Compares strings with runs of digits as numbers: `demo_2` < `demo_10`. */
+export const naturalOrder = new Intl.Collator('en', { numeric: true });
+
+/**
+ * One open HDF5 file. Every h5wasm call goes through here so that library errors become
+ * ImportErrors with a location. Close it when done: the handle lives in the WebAssembly heap.
+ */
+export class Hdf5File {
+  private constructor(
+    private readonly h5wasm: H5wasm,
+    private readonly handle: H5File,
+    /** The file's path inside the upload (for error locations). */
+    readonly sourcePath: string,
+  ) {}
+
+  /** Opens a file of the upload read-only; HDF5_INVALID when it is not HDF5 or is damaged. */
+  static async open(file: SourceFile): Promise<Hdf5File> {
+    const at = { file: file.path };
+    if (file.bytes === 0) throw new ImportError('HDF5_INVALID', `${file.path} is empty`, at);
+    if (!(await hasHdf5Signature(file.absolutePath))) {
+      throw new ImportError('HDF5_INVALID', `${file.path} is not an HDF5 file (no HDF5 signature at offset 0, 512, 1024, …)`, at);
+    }
+    const h5wasm = await loadH5wasm();
+    const handle = guard(() => new h5wasm.File(file.absolutePath, 'r'), at, `cannot open ${file.path}`);
+    return new Hdf5File(h5wasm, handle, file.path);
+  }
+
+  close(): void {
+    // A failed close leaks only a handle of a read-only file; nothing to report to the importer.
+    try {
+      this.handle.close();
+    } catch {
+      /* already closed or never valid */
+    }
+  }
+
+  /** The object at `path`, or undefined when nothing is there. */
+  private entity(path: string, at: ErrorLocation): Entity | undefined {
+    return guard(() => this.handle.get(path), { ...at, field: path }, `cannot read ${path}`) ?? undefined;
+  }
+
+  group(path: string, at: ErrorLocation): Group | undefined {
+    const entity = this.entity(path, at);
+    return entity instanceof this.h5wasm.Group ? entity : undefined;
+  }
+
+  private dataset(path: string, at: ErrorLocation): Dataset | undefined {
+    const entity = this.entity(path, at);
+    return entity instanceof this.h5wasm.Dataset ? entity : undefined;
+  }
+
+  /** Whether `path` names a dataset. */
+  hasDataset(path: string, at: ErrorLocation): boolean {
+    return this.dataset(path, at) !== undefined;
+  }
+
+  /** The names of a group's members (HDF5 lists them by name), or [] when there is no such group. */
+  keys(path: string, at: ErrorLocation): string[] {
+    const group = this.group(path, at);
+    return group ? guard(() => group.keys(), { ...at, field: path }, `cannot list ${path}`) : [];
+  }
+
+  /** Whether the member of a group is itself a group. */
+  isGroup(path: string, at: ErrorLocation): boolean {
+    return this.group(path, at) !== undefined;
+  }
+
+  /** The attributes of an object as JSON-compatible values (strings, numbers, booleans, arrays). */
+  attributes(path: string, at: ErrorLocation): Record<string, unknown> {
+    const entity = this.entity(path, at);
+    if (!(entity instanceof this.h5wasm.Group || entity instanceof this.h5wasm.Dataset)) return {};
+    return guard(
+      () => Object.fromEntries(Object.entries(entity.attrs).map(([name, attribute]) => [name, attribute.json_value])),
+      { ...at, field: path },
+      `cannot read the attributes of ${path}`,
+    );
+  }
+
+  /** The metadata of a dataset; HDF5_DATASET_MISSING when there is none at `path`. */
+  inspect(path: string, at: ErrorLocation): DatasetInfo {
+    const dataset = this.dataset(path, at);
+    if (!dataset) {
+      const what = this.group(path, at) ? 'a group, not a dataset' : 'missing';
+      throw new ImportError('HDF5_DATASET_MISSING', `${this.sourcePath}: ${path} is ${what}`, { ...at, field: path });
+    }
+    const metadata = guard(() => dataset.metadata, { ...at, field: path }, `cannot read the metadata of ${path}`);
+    return { path, shape: metadata.shape ?? [], ...describeType(metadata) };
+  }
+
+  /** The whole dataset as the typed array of its dtype (HDF5 converts big-endian data to native order). */
+  readNumeric(info: DatasetInfo, at: ErrorLocation): NumericArray {
+    const dtype = requireNumeric(info, at);
+    const dataset = this.requireDataset(info.path, at);
+    if (info.shape.some((dimension) => dimension === 0)) return emptyArray(dtype);
+    const value = guard(() => dataset.value, { ...at, field: info.path }, `cannot read ${info.path}`);
+    return toNumericArray(value, dtype, info, at);
+  }
+
+  /** A dataset of strings (fixed-length byte strings as h5py writes numpy `S` arrays, or variable-length). */
+  readStrings(path: string, at: ErrorLocation): string[] {
+    const dataset = this.requireDataset(path, at);
+    const value = guard(() => dataset.value, { ...at, field: path }, `cannot read ${path}`);
+    const values = Array.isArray(value) ? value : [value];
+    if (!values.every((item): item is string => typeof item === 'string')) {
+      throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${path} should list names as strings`, { ...at, field: path });
+    }
+    return values;
+  }
+
+  /** Rows `[start, end)` of the first axis of a uint8 dataset, as one flat array. */
+  readUint8Rows(info: DatasetInfo, start: number, end: number, at: ErrorLocation): Uint8Array {
+    const dataset = this.requireDataset(info.path, at);
+    const value = guard(() => dataset.slice([[start, end]]), { ...at, field: info.path }, `cannot read ${info.path}`);
+    if (!(value instanceof Uint8Array)) {
+      throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} is ${info.typeName}, not uint8`, { ...at, field: info.path });
+    }
+    return value;
+  }
+
+  private requireDataset(path: string, at: ErrorLocation): Dataset {
+    const dataset = this.dataset(path, at);
+    if (!dataset) throw new ImportError('HDF5_DATASET_MISSING', `${this.sourcePath}: ${path} is missing`, { ...at, field: path });
+    return dataset;
+  }
+}
+
+/** Opens a file, runs `use`, and closes the file whatever happens. */
+export async function withHdf5File<T>(file: SourceFile, use: (hdf5: Hdf5File) => T | Promise<T>): Promise<T> {
+  const hdf5 = await Hdf5File.open(file);
+  try {
+    return await use(hdf5);
+  } finally {
+    hdf5.close();
+  }
+}
+
+/** The dtype of a dataset that must be numeric; HDF5_DTYPE_UNSUPPORTED otherwise. */
+export function requireNumeric(info: DatasetInfo, at: ErrorLocation): NumericDtype {
+  if (info.dtype === undefined) {
+    throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} holds ${info.typeName} values; Kura reads integers, floats (32/64-bit) and booleans here`, {
+      ...at,
+      field: info.path,
+    });
+  }
+  return info.dtype;
+}
+
+// HDF5 type classes (H5T_class_t).
+const integerClass = 0;
+const floatClass = 1;
+const typeClassNames: Record<number, string> = { 2: 'time', 3: 'string', 4: 'bitfield', 5: 'opaque', 6: 'compound', 7: 'reference', 8: 'enum', 9: 'variable-length', 10: 'array' };
+const enumClass = 8;
+
+function describeType(metadata: Dataset['metadata']): Pick<DatasetInfo, 'dtype' | 'typeName'> {
+  if (metadata.type === integerClass) return integerType(metadata.size, metadata.signed);
+  if (metadata.type === floatClass) {
+    const bits = metadata.size * 8;
+    return { dtype: bits === 32 ? 'float32' : bits === 64 ? 'float64' : undefined, typeName: `float${bits}` };
+  }
+  if (metadata.type === enumClass && metadata.enum_type) {
+    // h5py stores numpy bools as an enum {FALSE: 0, TRUE: 1}.
+    const members = Object.keys(metadata.enum_type.members).sort();
+    if (members.length === 2 && members[0] === 'FALSE' && members[1] === 'TRUE') return { dtype: 'bool', typeName: 'bool' };
+    const base = integerType(metadata.size, metadata.signed);
+    return { dtype: base.dtype, typeName: `enum of ${base.typeName}` };
+  }
+  return { dtype: undefined, typeName: typeClassNames[metadata.type] ?? `HDF5 type class ${metadata.type}` };
+}
+
+function integerType(size: number, signed: boolean): Pick<DatasetInfo, 'dtype' | 'typeName'> {
+  const typeName = `${signed ? 'int' : 'uint'}${size * 8}`;
+  return { dtype: integerDtype(typeName), typeName };
+}
+
+/** The Kura dtype of an HDF5 integer type; uint64 has no lossless one. */
+function integerDtype(name: string): NumericDtype | undefined {
+  switch (name) {
+    case 'int8':
+    case 'int16':
+    case 'int32':
+    case 'int64':
+    case 'uint8':
+    case 'uint16':
+    case 'uint32':
+      return name;
+    default:
+      return undefined;
+  }
+}
+
+/** An empty typed array of a dtype. */
+export function emptyArray(dtype: NumericDtype): NumericArray {
+  return allocate(dtype, 0);
+}
+
+/** A zeroed typed array of a dtype. */
+export function allocate(dtype: NumericDtype, length: number): NumericArray {
+  switch (dtype) {
+    case 'float32':
+      return new Float32Array(length);
+    case 'float64':
+      return new Float64Array(length);
+    case 'int8':
+      return new Int8Array(length);
+    case 'int16':
+      return new Int16Array(length);
+    case 'int32':
+      return new Int32Array(length);
+    case 'int64':
+      return new BigInt64Array(length);
+    case 'uint8':
+    case 'bool':
+      return new Uint8Array(length);
+    case 'uint16':
+      return new Uint16Array(length);
+    case 'uint32':
+      return new Uint32Array(length);
+  }
+}
+
+/** Copies values into the typed array of `dtype` (booleans become 0/1). */
+export function convertArray(values: NumericArray, dtype: NumericDtype): NumericArray {
+  if (dtype !== 'bool' && values.constructor === allocate(dtype, 0).constructor) return values;
+  const target = allocate(dtype, values.length);
+  if (target instanceof BigInt64Array) {
+    for (let index = 0; index < values.length; index++) {
+      const value = values[index]!;
+      target[index] = typeof value === 'bigint' ? value : BigInt(Math.trunc(value));
+    }
+  } else {
+    for (let index = 0; index < values.length; index++) {
+      const value = Number(values[index]!);
+      target[index] = dtype === 'bool' ? (value !== 0 ? 1 : 0) : value;
+    }
+  }
+  return target;
+}
+
+function toNumericArray(value: OutputData | null, dtype: NumericDtype, info: DatasetInfo, at: ErrorLocation): NumericArray {
+  // Scalars come back as plain numbers.
+  if (typeof value === 'number') return convertArray(Float64Array.of(value), dtype);
+  if (typeof value === 'bigint') return convertArray(BigInt64Array.of(value), dtype);
+  if (
+    value instanceof Float32Array ||
+    value instanceof Float64Array ||
+    value instanceof Int8Array ||
+    value instanceof Int16Array ||
+    value instanceof Int32Array ||
+    value instanceof BigInt64Array ||
+    value instanceof Uint8Array ||
+    value instanceof Uint16Array ||
+    value instanceof Uint32Array
+  ) {
+    return convertArray(value, dtype);
+  }
+  throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} (${info.typeName}) did not read as numbers`, { ...at, field: info.path });
+}
+
+/**
+ * Runs an h5wasm call and turns its errors into ImportErrors: a compression filter h5wasm lacks is
+ * HDF5_FILTER_UNSUPPORTED, a float width it cannot read HDF5_DTYPE_UNSUPPORTED, anything else
+ * (truncated or damaged file) HDF5_INVALID, with HDF5's innermost reason in the message.
+ */
+export function guard<T>(call: () => T, at: ErrorLocation, what: string): T {
+  try {
+    return call();
+  } catch (error) {
+    if (error instanceof ImportError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    const filter = /required filter '([^']*)' is not registered/.exec(message);
+    if (filter) {
+      throw new ImportError('HDF5_FILTER_UNSUPPORTED', `${what}: it is compressed with the "${filter[1]}" filter, which Kura's HDF5 reader lacks (gzip/deflate, shuffle, scale-offset and n-bit are supported)`, at);
+    }
+    const width = /Float(\d+) not supported/.exec(message);
+    if (width) throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${what}: ${width[1]}-bit floats are not supported`, at);
+    throw new ImportError('HDF5_INVALID', `${what}: ${innermostReason(message)}`, at);
+  }
+}
+
+/** The last (innermost) entry of an HDF5 error stack: `#006: … in H5F__super_read(): file signature not found`. */
+function innermostReason(message: string): string {
+  const entries = [...message.matchAll(/#\d+: .* in ([\w.]+)\(\): (.*)/g)];
+  const last = entries[entries.length - 1];
+  return last?.[2]?.trim() ?? (message.split('\n')[0] ?? message).slice(0, 300);
+}

@@ -1,0 +1,121 @@
+import type { ErrorLocation, FeatureSpec } from '@kura/schema';
+
+/** The formats Kura can import (API.md: `?format=`). */
+export const formatNames = ['kura-ndjson', 'lerobot', 'rlds', 'hdf5-aloha', 'hdf5-robomimic'] as const;
+export type FormatName = (typeof formatNames)[number];
+
+/** One file of an upload, on local disk (the ingest job materialises uploads into a temporary folder). */
+export interface SourceFile {
+  /** Path inside the upload, `/`-separated, no leading slash: `meta/info.json`, `episode_0.hdf5`. */
+  path: string;
+  /** Where to read it. */
+  absolutePath: string;
+  bytes: number;
+}
+
+/**
+ * What an importer reads: the files of one upload. A single uploaded file is a source of one file
+ * named after the upload (e.g. `data.ndjson`); an archive is the files it held.
+ */
+export interface ImportSource {
+  files: SourceFile[];
+}
+
+/** Typed arrays an importer may hand over for numeric features (row-major, `length × prod(shape)` values). */
+export type NumericArray = Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array;
+
+/** The values of one feature over all steps of an episode. */
+export type FeatureValues =
+  /** Numbers: `values.length === episode.length × prod(spec.shape)`; the array type matches spec.dtype (float32 → Float32Array, bool → Uint8Array of 0/1, int64 → BigInt64Array…). */
+  | { kind: 'tensor'; values: NumericArray }
+  /** One encoded image (JPEG or PNG bytes, as in the spec's `encoding`) per step. */
+  | { kind: 'image'; frames: Uint8Array[] }
+  /** A video file of the upload (kept as is, never decoded) and, per step, the time of its frame in seconds. */
+  | { kind: 'video'; file: string; timestamps: Float64Array };
+
+/**
+ * One episode in column form. Feature names are Kura's (`observation.state`, `action`,
+ * `observation.images.top`), mapped from the source's names as the format's README says.
+ */
+export interface ImportedEpisode {
+  /** How the source names this episode, for messages: `episode_000029`, `demo_3`, `record 12`. */
+  sourceId: string;
+  /** The source file the episode came from (for error locations). */
+  file: string;
+  /** The episode's index in the source, when it has one (LeRobot episode_index, RLDS record number). */
+  sourceIndex?: number;
+  /** Number of steps. */
+  length: number;
+  /** Seconds from the episode's start, one per step. When absent Kura uses step / control frequency. */
+  timestamp?: Float64Array;
+  /** One per step; NaN where the source has no value. Absent when the source has no rewards. */
+  reward?: Float32Array;
+  discount?: Float32Array;
+  /** One per step, 0 or 1 (RLDS is_terminal; LeRobot next.done on the last step…). Absent: only a successful last step is terminal. */
+  isTerminal?: Uint8Array;
+  /** The task (language instruction): one for the whole episode, or one per step. */
+  task?: string | null;
+  stepTasks?: string[];
+  /** Whether the episode succeeded, when the source says. */
+  success?: boolean | null;
+  /** Anything else the source knows about the episode (RLDS episode_metadata, robomimic masks…), JSON-serialisable. */
+  metadata?: Record<string, unknown>;
+  features: Record<string, FeatureValues>;
+}
+
+/** What an importer found in a source. */
+export interface ImportResult {
+  /** The feature spec of the episodes (Kura names), complete before the first episode is read. */
+  features: FeatureSpec;
+  /** Frames per second of the recording, when the source says (LeRobot fps); else the robot's control frequency is used. */
+  fps?: number;
+  /** How many episodes to expect, when known, for progress. */
+  expectedEpisodes?: number;
+  /** The episodes, read one at a time (memory must not grow with the number of episodes). */
+  episodes: AsyncIterable<ImportedEpisode>;
+}
+
+/** A problem found in the data: what, and where. */
+export interface ImportIssue {
+  code: string;
+  message: string;
+  location: ErrorLocation;
+}
+
+export interface ImportContext {
+  /** Reports something worth knowing that does not stop the import (e.g. an episode listed in metadata but absent). */
+  warn(issue: ImportIssue): void;
+}
+
+/** Reading one format. Registered in registry.ts (one line per format). */
+export interface Importer {
+  readonly format: FormatName;
+  /** Whether the source looks like this format (file names, magic bytes); cheap, reads little. */
+  detect(source: ImportSource): Promise<boolean>;
+  /** Opens the source. Throws ImportError for data that cannot be imported. */
+  open(source: ImportSource, context: ImportContext): Promise<ImportResult>;
+}
+
+/**
+ * Data that cannot be imported. `code` is stable (`TFRECORD_CRC_MISMATCH`, `PARQUET_TRUNCATED`,
+ * `EPISODE_SHAPE_MISMATCH`); `location` says where (file, episode, step, field).
+ */
+export class ImportError extends Error {
+  override name = 'ImportError';
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly location: ErrorLocation = {},
+  ) {
+    super(message);
+  }
+
+  toIssue(): ImportIssue {
+    return { code: this.code, message: this.message, location: this.location };
+  }
+}
+
+/** Finds a file of the source by exact path. */
+export function findFile(source: ImportSource, path: string): SourceFile | undefined {
+  return source.files.find((file) => file.path === path);
+}

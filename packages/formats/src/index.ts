@@ -1,0 +1,12 @@
+/**
+ * Importers (and later exporters) of robot-data formats: pure code over files and streams, one
+ * folder per format, one registry. Depends on @kura/schema only.
+ */
+export * from './importer.js';
+export * from './source.js';
+export * from './registry.js';
+export * from './validate.js';
+export * from './feature-map.js';
+export * from './image-header.js';
+export * from './kura-arrow/shard-writer.js';
+export * from './stats/index.js';

@@ -1,0 +1,344 @@
+import { open, readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { ImportError, type ImportSource, type SourceFile } from '../importer.js';
+import { InvalidUtf8Text, withParquet } from './parquet.js';
+
+/** The LeRobot codebase versions this importer reads. */
+export const supportedVersions = ['v2.0', 'v2.1', 'v3.0'] as const;
+export type LerobotVersion = (typeof supportedVersions)[number];
+
+export const INFO_PATH = 'meta/info.json';
+
+/**
+ * The files of a LeRobot dataset, keyed by their path under the dataset root. `prefix` is the single
+ * top-level folder an archive may wrap the dataset in (`unitree_g1/`), or `''`.
+ */
+export interface DatasetLayout {
+  prefix: string;
+  files: ReadonlyMap<string, SourceFile>;
+}
+
+/**
+ * Finds the dataset root: `meta/info.json` at the top, or inside exactly one top-level folder
+ * (archives of a dataset usually hold its folder). Files outside the root are ignored.
+ */
+export function findLayout(source: ImportSource): DatasetLayout | undefined {
+  let prefix: string | undefined;
+  if (source.files.some((file) => file.path === INFO_PATH)) prefix = '';
+  else {
+    const nested = source.files.filter((file) => /^[^/]+\/meta\/info\.json$/.test(file.path));
+    if (nested.length === 1) prefix = nested[0]!.path.slice(0, -INFO_PATH.length);
+  }
+  if (prefix === undefined) return undefined;
+  const files = new Map<string, SourceFile>();
+  for (const file of source.files) if (file.path.startsWith(prefix)) files.set(file.path.slice(prefix.length), file);
+  return { prefix, files };
+}
+
+/** A feature of info.json as LeRobot writes it. */
+export interface LerobotFeature {
+  dtype: string;
+  shape: number[];
+  names?: unknown;
+}
+
+/** The parts of `meta/info.json` the importer uses. */
+export interface LerobotInfo {
+  version: LerobotVersion;
+  fps: number;
+  robotType?: string;
+  /** Episodes per chunk folder (v2: `episode_chunk = episode_index / chunks_size`). */
+  chunksSize: number;
+  dataPath: string;
+  videoPath: string | null;
+  features: Record<string, LerobotFeature>;
+}
+
+const infoSchema = z.object({
+  fps: z.number().positive(),
+  robot_type: z.string().nullish(),
+  chunks_size: z.number().int().positive().optional(),
+  data_path: z.string().min(1),
+  video_path: z.string().min(1).nullish(),
+  features: z.record(
+    z.string(),
+    z.looseObject({
+      dtype: z.string(),
+      shape: z.array(z.number().int().nonnegative()),
+      names: z.unknown().optional(),
+    }),
+  ),
+});
+
+/** Reads and checks `meta/info.json` (LEROBOT_INFO_INVALID, LEROBOT_UNSUPPORTED_VERSION). */
+export async function readInfo(layout: DatasetLayout): Promise<LerobotInfo> {
+  const file = layout.files.get(INFO_PATH);
+  const location = { file: layout.prefix + INFO_PATH };
+  if (!file) throw new ImportError('LEROBOT_INFO_INVALID', `${location.file} is missing`, location);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(file.absolutePath, 'utf8'));
+  } catch (error) {
+    throw new ImportError('LEROBOT_INFO_INVALID', `${location.file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`, location);
+  }
+  const version = codebaseVersion(parsed);
+  if (version === undefined) {
+    throw new ImportError('LEROBOT_INFO_INVALID', `${location.file} has no codebase_version`, { ...location, field: 'codebase_version' });
+  }
+  if (!isSupportedVersion(version)) {
+    throw new ImportError('LEROBOT_UNSUPPORTED_VERSION', `LeRobot codebase_version "${version}" is not supported (supported: ${supportedVersions.join(', ')})`, {
+      ...location,
+      field: 'codebase_version',
+    });
+  }
+  const result = infoSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const field = issue.path.map(String).join('.');
+    throw new ImportError('LEROBOT_INFO_INVALID', `${location.file}: ${field || 'document'}: ${issue.message}`, { ...location, field });
+  }
+  const info = result.data;
+  return {
+    version,
+    fps: info.fps,
+    ...(info.robot_type ? { robotType: info.robot_type } : {}),
+    chunksSize: info.chunks_size ?? 1000,
+    dataPath: info.data_path,
+    videoPath: info.video_path ?? null,
+    features: info.features,
+  };
+}
+
+/** The `codebase_version` string of a parsed info.json, if it has one. */
+export function codebaseVersion(parsed: unknown): string | undefined {
+  if (typeof parsed !== 'object' || parsed === null || !('codebase_version' in parsed)) return undefined;
+  const version = parsed.codebase_version;
+  return typeof version === 'string' ? version : undefined;
+}
+
+function isSupportedVersion(version: string): version is LerobotVersion {
+  return (supportedVersions as readonly string[]).includes(version);
+}
+
+/**
+ * Fills a LeRobot path template (Python format syntax: `{episode_index:06d}`, `{video_key}`).
+ * `field` names the info.json entry for the error when a placeholder is unknown.
+ */
+export function formatTemplate(template: string, values: Record<string, string | number>, field: string): string {
+  return template.replace(/\{([A-Za-z_]+)(?::(0?)(\d*)d)?\}/g, (placeholder, name: string, zero: string, width: string) => {
+    const value = values[name];
+    if (value === undefined) throw new ImportError('LEROBOT_INFO_INVALID', `${field} "${template}" uses ${placeholder}, which LeRobot ${field} templates do not define`, { file: INFO_PATH, field });
+    const text = String(value);
+    return width ? text.padStart(Number(width), zero === '0' ? '0' : ' ') : text;
+  });
+}
+
+// ------------------------------------------------------------------------------------------ tasks
+
+/** task_index → task text, from `meta/tasks.jsonl` (v2) or `meta/tasks.parquet` (v3). */
+export async function readTasks(layout: DatasetLayout, version: LerobotVersion): Promise<Map<number, string>> {
+  return version === 'v3.0' ? readTasksParquet(layout) : readTasksJsonl(layout);
+}
+
+async function readTasksJsonl(layout: DatasetLayout): Promise<Map<number, string>> {
+  const path = 'meta/tasks.jsonl';
+  const file = requireMetaFile(layout, path);
+  const tasks = new Map<number, string>();
+  for await (const { line, value } of jsonLines(file)) {
+    const at = { file: file.path, line };
+    const entry = z.object({ task_index: z.number().int().nonnegative(), task: z.string() }).safeParse(value);
+    if (!entry.success) throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not {"task_index": <int>, "task": <text>}`, at);
+    if (tasks.has(entry.data.task_index)) throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} repeats task_index ${entry.data.task_index}`, at);
+    tasks.set(entry.data.task_index, entry.data.task);
+  }
+  return tasks;
+}
+
+async function readTasksParquet(layout: DatasetLayout): Promise<Map<number, string>> {
+  const file = requireMetaFile(layout, 'meta/tasks.parquet');
+  return withParquet(file, {}, async (reader) => {
+    // pandas writes the DataFrame index (the task text) as a column: `task` when the index is named,
+    // `__index_level_0__` when not; its key-value metadata says which.
+    const textColumn = ['task', '__index_level_0__', ...pandasIndexColumns(reader.keyValue('pandas'))].find((name) => reader.columns.has(name));
+    if (!reader.columns.has('task_index')) throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task_index column`, { file: file.path, field: 'task_index' });
+    if (!textColumn) throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task text column (task or __index_level_0__)`, { file: file.path, field: 'task' });
+    const rows = await reader.read({ columns: ['task_index', textColumn] });
+    const tasks = new Map<number, string>();
+    rows.forEach((row, rowIndex) => {
+      const at = { file: file.path, field: textColumn };
+      const text: unknown = row[textColumn];
+      if (text instanceof InvalidUtf8Text) throw new ImportError('INVALID_UTF8', `${file.path} row ${rowIndex}: the task text is not valid UTF-8`, at);
+      const taskIndex = integer(row.task_index);
+      if (typeof text !== 'string' || taskIndex === undefined || taskIndex < 0) {
+        throw new ImportError('LEROBOT_META_INVALID', `${file.path} row ${rowIndex} has no task text or task_index`, at);
+      }
+      if (tasks.has(taskIndex)) throw new ImportError('LEROBOT_META_INVALID', `${file.path} repeats task_index ${taskIndex}`, { ...at, field: 'task_index' });
+      tasks.set(taskIndex, text);
+    });
+    return tasks;
+  });
+}
+
+function pandasIndexColumns(pandasMetadata: string | undefined): string[] {
+  if (!pandasMetadata) return [];
+  try {
+    const parsed = z.object({ index_columns: z.array(z.unknown()) }).safeParse(JSON.parse(pandasMetadata));
+    return parsed.success ? parsed.data.index_columns.filter((name): name is string => typeof name === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+// --------------------------------------------------------------------------------------- episodes
+
+/** One episode as `meta/episodes*` lists it. */
+export interface EpisodeEntry {
+  episodeIndex: number;
+  length: number;
+  tasks: string[];
+}
+
+/** A v3 episode also says which data file and rows, and which video file and time offset, hold it. */
+export interface EpisodeEntryV3 extends EpisodeEntry {
+  data: { chunkIndex: number; fileIndex: number };
+  /** Global row indices `[from, to)` (the `index` column) of the episode's steps. */
+  rows: { from: number; to: number };
+  videos: Record<string, { chunkIndex: number; fileIndex: number; fromTimestamp: number }>;
+}
+
+/** The episodes of `meta/episodes.jsonl` (v2.x), sorted by index. */
+export async function readEpisodesJsonl(layout: DatasetLayout): Promise<EpisodeEntry[]> {
+  const file = requireMetaFile(layout, 'meta/episodes.jsonl');
+  const entrySchema = z.looseObject({ episode_index: z.number().int().nonnegative(), length: z.number().int().nonnegative(), tasks: z.array(z.string()).optional() });
+  const episodes: EpisodeEntry[] = [];
+  for await (const { line, value } of jsonLines(file)) {
+    const entry = entrySchema.safeParse(value);
+    if (!entry.success) {
+      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not {"episode_index": <int>, "length": <int>, "tasks": [...]}`, { file: file.path, line });
+    }
+    episodes.push({ episodeIndex: entry.data.episode_index, length: entry.data.length, tasks: entry.data.tasks ?? [] });
+  }
+  return sortUnique(episodes, file.path);
+}
+
+/** The episodes of `meta/episodes/chunk-*\/file-*.parquet` (v3.0), sorted by index. Reads only the columns it needs (not the stats). */
+export async function readEpisodesParquet(layout: DatasetLayout, videoKeys: string[]): Promise<EpisodeEntryV3[]> {
+  const files = [...layout.files.entries()].filter(([path]) => /^meta\/episodes\/.+\.parquet$/.test(path)).map(([, file]) => file);
+  if (files.length === 0) throw new ImportError('LEROBOT_META_MISSING', `${layout.prefix}meta/episodes/ holds no parquet file`, { file: `${layout.prefix}meta/episodes/` });
+  const integerColumns = ['episode_index', 'length', 'dataset_from_index', 'dataset_to_index', 'data/chunk_index', 'data/file_index'];
+  const videoColumns = videoKeys.flatMap((key) => [`videos/${key}/chunk_index`, `videos/${key}/file_index`, `videos/${key}/from_timestamp`]);
+  const episodes: EpisodeEntryV3[] = [];
+  for (const file of files) {
+    await withParquet(file, {}, async (reader) => {
+      for (const column of [...integerColumns, ...videoColumns]) {
+        if (!reader.columns.has(column)) throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no column ${column}`, { file: file.path, field: column });
+      }
+      const columns = [...integerColumns, ...videoColumns, ...(reader.columns.has('tasks') ? ['tasks'] : [])];
+      for (const row of await reader.read({ columns })) {
+        const number = (column: string, kind: 'integer' | 'float' = 'integer'): number => {
+          const value = kind === 'integer' ? integer(row[column]) : float(row[column]);
+          if (value === undefined) {
+            throw new ImportError('LEROBOT_META_INVALID', `${file.path}: ${column} is not a number for episode ${String(row.episode_index)}`, { file: file.path, field: column });
+          }
+          return value;
+        };
+        const episodeIndex = number('episode_index');
+        const tasks: unknown = row.tasks;
+        if (Array.isArray(tasks) && tasks.some((task) => task instanceof InvalidUtf8Text)) {
+          throw new ImportError('INVALID_UTF8', `${file.path}: a task of episode ${episodeIndex} is not valid UTF-8`, { file: file.path, episode: episodeIndex, field: 'tasks' });
+        }
+        episodes.push({
+          episodeIndex,
+          length: number('length'),
+          tasks: Array.isArray(tasks) ? tasks.filter((task): task is string => typeof task === 'string') : [],
+          data: { chunkIndex: number('data/chunk_index'), fileIndex: number('data/file_index') },
+          rows: { from: number('dataset_from_index'), to: number('dataset_to_index') },
+          videos: Object.fromEntries(
+            videoKeys.map((key) => [
+              key,
+              { chunkIndex: number(`videos/${key}/chunk_index`), fileIndex: number(`videos/${key}/file_index`), fromTimestamp: number(`videos/${key}/from_timestamp`, 'float') },
+            ]),
+          ),
+        });
+      }
+    });
+  }
+  return sortUnique(episodes, `${layout.prefix}meta/episodes/`);
+}
+
+function sortUnique<T extends EpisodeEntry>(episodes: T[], file: string): T[] {
+  episodes.sort((a, b) => a.episodeIndex - b.episodeIndex);
+  episodes.forEach((episode, position) => {
+    if (position > 0 && episodes[position - 1]!.episodeIndex === episode.episodeIndex) {
+      throw new ImportError('LEROBOT_META_INVALID', `${file} lists episode ${episode.episodeIndex} twice`, { file, episode: episode.episodeIndex });
+    }
+  });
+  return episodes;
+}
+
+// ---------------------------------------------------------------------------------------- helpers
+
+function requireMetaFile(layout: DatasetLayout, path: string): SourceFile {
+  const file = layout.files.get(path);
+  if (!file) throw new ImportError('LEROBOT_META_MISSING', `${layout.prefix}${path} is missing`, { file: layout.prefix + path });
+  return file;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * The JSON value of each non-empty line, read in chunks (episodes.jsonl of a large dataset need not
+ * sit in memory as one string). Lines are decoded strictly: bad bytes are INVALID_UTF8 with the line.
+ */
+export async function* jsonLines(file: SourceFile): AsyncGenerator<{ line: number; value: unknown }> {
+  let line = 0;
+  const parse = (bytes: Uint8Array): { line: number; value: unknown } | undefined => {
+    line++;
+    let text: string;
+    try {
+      text = strictUtf8.decode(bytes);
+    } catch {
+      throw new ImportError('INVALID_UTF8', `${file.path} line ${line} is not valid UTF-8`, { file: file.path, line });
+    }
+    if (text.trim() === '') return undefined;
+    try {
+      return { line, value: JSON.parse(text) as unknown };
+    } catch {
+      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not valid JSON`, { file: file.path, line });
+    }
+  };
+  const handle = await open(file.absolutePath, 'r');
+  try {
+    let pending: Buffer = Buffer.alloc(0);
+    const chunk = Buffer.alloc(64 * 1024);
+    for (;;) {
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      pending = Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
+      let newline: number;
+      while ((newline = pending.indexOf(0x0a)) >= 0) {
+        const parsed = parse(pending.subarray(0, newline));
+        pending = pending.subarray(newline + 1);
+        if (parsed) yield parsed;
+      }
+    }
+    if (pending.length > 0) {
+      const parsed = parse(pending);
+      if (parsed) yield parsed;
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** A parquet integer (INT64 arrives as bigint) as a safe number, else undefined. */
+export function integer(value: unknown): number | undefined {
+  const number = typeof value === 'bigint' ? Number(value) : value;
+  return typeof number === 'number' && Number.isSafeInteger(number) ? number : undefined;
+}
+
+/** A parquet number as a finite float, else undefined. */
+export function float(value: unknown): number | undefined {
+  const number = typeof value === 'bigint' ? Number(value) : value;
+  return typeof number === 'number' && Number.isFinite(number) ? number : undefined;
+}

@@ -1,0 +1,251 @@
+import { open } from 'node:fs/promises';
+import type { Feature, FeatureSpec } from '@kura/schema';
+import { imageShape } from '../image-header.js';
+import { ImportError, type ImportedEpisode, type Importer, type ImportSource, type SourceFile } from '../importer.js';
+import { readLines } from './lines.js';
+
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const stepKeys = new Set(['episode', 'step', 'timestamp', 'observation', 'action', 'reward', 'discount', 'isTerminal', 'language']);
+
+type StepValue = { kind: 'vector'; values: number[] } | { kind: 'image'; encoding: 'jpeg' | 'png'; bytes: Uint8Array };
+interface ParsedStep {
+  episode: string;
+  step: number;
+  timestamp: number | undefined;
+  reward: number | undefined;
+  discount: number | undefined;
+  isTerminal: boolean | undefined;
+  language: string | undefined;
+  values: Map<string, StepValue>;
+}
+
+/**
+ * Kura NDJSON (API.md): one JSON object per line, one step each; an episode is a run of lines with
+ * the same `episode` value and steps 0, 1, 2… in order. What robots stream.
+ */
+export const kuraNdjsonImporter: Importer = {
+  format: 'kura-ndjson',
+
+  async detect(source) {
+    const file = onlyFile(source);
+    if (!file) return false;
+    const handle = await open(file.absolutePath, 'r');
+    try {
+      const { buffer, bytesRead } = await handle.read(Buffer.alloc(4096), 0, 4096, 0);
+      const head = buffer.subarray(0, bytesRead).toString('utf8').trimStart();
+      return head.startsWith('{') && /"episode"\s*:/.test(head.split('\n')[0] ?? '') && /"step"\s*:/.test(head.split('\n')[0] ?? '');
+    } finally {
+      await handle.close();
+    }
+  },
+
+  async open(source) {
+    const file = onlyFile(source);
+    if (!file) throw new ImportError('NDJSON_SINGLE_FILE', `kura-ndjson takes one file; the upload has ${source.files.length}`, {});
+    let features: FeatureSpec | undefined;
+    for await (const step of parseSteps(file)) {
+      features = specOf(step, file.path);
+      break;
+    }
+    if (!features) throw new ImportError('NO_EPISODES', `${file.path} holds no steps`, { file: file.path });
+    return { features, episodes: readEpisodes(file) };
+  },
+};
+
+function onlyFile(source: ImportSource): SourceFile | undefined {
+  return source.files.length === 1 ? source.files[0] : undefined;
+}
+
+async function* parseSteps(file: SourceFile): AsyncGenerator<ParsedStep & { line: number }> {
+  for await (const { line, text, tooLong } of readLines(file.absolutePath, MAX_LINE_BYTES)) {
+    const at = { file: file.path, line };
+    if (tooLong) throw new ImportError('NDJSON_LINE_TOO_LONG', `line ${line} is longer than ${MAX_LINE_BYTES} bytes`, at);
+    if (text === undefined) throw new ImportError('INVALID_UTF8', `line ${line} is not valid UTF-8`, at);
+    if (text.trim() === '') continue;
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new ImportError('NDJSON_INVALID_JSON', `line ${line} is not valid JSON: ${(error as Error).message}`, at);
+    }
+    yield { ...parseStep(json, file.path, line), line };
+  }
+}
+
+function parseStep(json: unknown, file: string, line: number): ParsedStep {
+  const fail = (field: string, message: string, episode?: string, step?: number): never => {
+    throw new ImportError('NDJSON_INVALID_STEP', `line ${line}: ${message}`, { file, line, field, ...(episode !== undefined ? { episode } : {}), ...(step !== undefined ? { step } : {}) });
+  };
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('', 'a step must be a JSON object');
+  const record = json as Record<string, unknown>;
+  for (const key of Object.keys(record)) if (!stepKeys.has(key)) fail(key, `unknown field "${key}" (known: ${[...stepKeys].join(', ')})`);
+  const rawEpisode = record.episode;
+  if (!(typeof rawEpisode === 'string' && rawEpisode.length > 0) && !(typeof rawEpisode === 'number' && Number.isInteger(rawEpisode))) fail('episode', '"episode" must be an integer or a non-empty string');
+  const episode = String(rawEpisode);
+  const step = record.step;
+  if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) return fail('step', '"step" must be an integer ≥ 0', episode);
+  const optionalNumber = (key: string): number | undefined => {
+    const value = record[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'number') return fail(key, `"${key}" must be a number`, episode, step);
+    return value;
+  };
+  const values = new Map<string, StepValue>();
+  const observation = record.observation;
+  if (observation !== undefined) {
+    if (typeof observation !== 'object' || observation === null || Array.isArray(observation)) fail('observation', '"observation" must be an object of named values', episode, step);
+    for (const [name, value] of Object.entries(observation as Record<string, unknown>)) {
+      values.set(`observation.${name}`, parseValue(value, `observation.${name}`, (message) => fail(`observation.${name}`, message, episode, step)));
+    }
+  }
+  const action = record.action;
+  if (Array.isArray(action)) values.set('action', parseValue(action, 'action', (message) => fail('action', message, episode, step)));
+  else if (typeof action === 'object' && action !== null) {
+    for (const [name, value] of Object.entries(action)) values.set(`action.${name}`, parseValue(value, `action.${name}`, (message) => fail(`action.${name}`, message, episode, step)));
+  } else if (action !== undefined) fail('action', '"action" must be an array of numbers or an object of named arrays', episode, step);
+  const isTerminal = record.isTerminal;
+  if (isTerminal !== undefined && typeof isTerminal !== 'boolean') fail('isTerminal', '"isTerminal" must be true or false', episode, step);
+  const language = record.language;
+  if (language !== undefined && language !== null && typeof language !== 'string') fail('language', '"language" must be a string', episode, step);
+  return {
+    episode,
+    step,
+    timestamp: optionalNumber('timestamp'),
+    reward: optionalNumber('reward'),
+    discount: optionalNumber('discount'),
+    isTerminal: isTerminal as boolean | undefined,
+    language: (language as string | null | undefined) ?? undefined,
+    values,
+  };
+}
+
+function parseValue(value: unknown, field: string, fail: (message: string) => never): StepValue {
+  if (Array.isArray(value)) {
+    // JSON has no NaN or Infinity, so only type errors can occur here.
+    if (!value.every((item) => typeof item === 'number')) return fail(`"${field}" must hold numbers only`);
+    return { kind: 'vector', values: value as number[] };
+  }
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value);
+    const [encoding, data] = entries[0] ?? [];
+    if (entries.length === 1 && (encoding === 'jpeg' || encoding === 'png') && typeof data === 'string') {
+      const bytes = Buffer.from(data, 'base64');
+      if (bytes.length === 0) return fail(`"${field}" holds an empty image`);
+      return { kind: 'image', encoding, bytes };
+    }
+  }
+  return fail(`"${field}" must be an array of numbers or { "jpeg" | "png": "<base64>" }`);
+}
+
+/** The feature spec, from the first step: vectors are float32 [n]; images have the size of their header. */
+function specOf(step: ParsedStep, file: string): FeatureSpec {
+  const spec: FeatureSpec = {};
+  for (const [name, value] of step.values) {
+    if (value.kind === 'vector') spec[name] = { dtype: 'float32', shape: [value.values.length] };
+    else {
+      const shape = imageShape(value.bytes);
+      if (!shape) throw new ImportError('INVALID_IMAGE', `"${name}" is not a readable ${value.encoding} image`, { file, episode: step.episode, step: step.step, field: name });
+      spec[name] = { dtype: 'image', shape, encoding: value.encoding } satisfies Feature;
+    }
+  }
+  return spec;
+}
+
+async function* readEpisodes(file: SourceFile): AsyncGenerator<ImportedEpisode> {
+  const finished = new Set<string>();
+  let current: EpisodeBuilder | undefined;
+  for await (const step of parseSteps(file)) {
+    if (current && current.id !== step.episode) {
+      finished.add(current.id);
+      yield current.build();
+      current = undefined;
+    }
+    if (!current) {
+      if (finished.has(step.episode)) {
+        throw new ImportError('NDJSON_EPISODE_NOT_CONTIGUOUS', `line ${step.line}: episode ${step.episode} appears again after other episodes; its steps must be contiguous`, {
+          file: file.path,
+          line: step.line,
+          episode: step.episode,
+          step: step.step,
+        });
+      }
+      current = new EpisodeBuilder(step.episode, file.path);
+    }
+    current.add(step);
+  }
+  if (current) yield current.build();
+}
+
+class EpisodeBuilder {
+  private readonly vectors = new Map<string, number[]>();
+  private readonly images = new Map<string, Uint8Array[]>();
+  private readonly timestamps: number[] = [];
+  private readonly rewards: number[] = [];
+  private readonly discounts: number[] = [];
+  private readonly terminal: number[] = [];
+  private readonly tasks: string[] = [];
+  private hasTimestamps: boolean | undefined;
+  private length = 0;
+
+  constructor(
+    readonly id: string,
+    private readonly file: string,
+  ) {}
+
+  add(step: ParsedStep & { line: number }): void {
+    const at = { file: this.file, line: step.line, episode: this.id, step: step.step };
+    if (step.step !== this.length) {
+      throw new ImportError('NDJSON_STEP_ORDER', `line ${step.line}: episode ${this.id} expected step ${this.length}, got ${step.step}`, { ...at, field: 'step' });
+    }
+    if (this.hasTimestamps === undefined) this.hasTimestamps = step.timestamp !== undefined;
+    if (this.hasTimestamps !== (step.timestamp !== undefined)) {
+      throw new ImportError('NDJSON_INVALID_STEP', `line ${step.line}: either every step of an episode has a timestamp or none does`, { ...at, field: 'timestamp' });
+    }
+    if (step.timestamp !== undefined) this.timestamps.push(step.timestamp);
+    this.rewards.push(step.reward ?? Number.NaN);
+    this.discounts.push(step.discount ?? Number.NaN);
+    this.terminal.push(step.isTerminal ? 1 : 0);
+    this.tasks.push(step.language ?? '');
+    for (const [name, value] of step.values) {
+      if (this.length > 0 && !this.vectors.has(name) && !this.images.has(name)) {
+        throw new ImportError('FEATURE_UNEXPECTED', `line ${step.line}: "${name}" appears at step ${step.step} but not at step 0`, { ...at, field: name });
+      }
+      if (value.kind === 'vector') {
+        const column = this.vectors.get(name) ?? [];
+        if (column.length !== this.length * value.values.length) {
+          throw new ImportError('EPISODE_SHAPE_MISMATCH', `line ${step.line}: "${name}" has ${value.values.length} values, unlike earlier steps`, { ...at, field: name });
+        }
+        for (const item of value.values) column.push(item);
+        this.vectors.set(name, column);
+      } else {
+        const frames = this.images.get(name) ?? [];
+        frames.push(value.bytes);
+        this.images.set(name, frames);
+      }
+    }
+    for (const name of [...this.vectors.keys(), ...this.images.keys()]) {
+      if (!step.values.has(name)) throw new ImportError('FEATURE_MISSING', `line ${step.line}: "${name}" is missing at step ${step.step}`, { ...at, field: name });
+    }
+    this.length++;
+  }
+
+  build(): ImportedEpisode {
+    const distinctTasks = new Set(this.tasks);
+    const features: ImportedEpisode['features'] = {};
+    for (const [name, values] of this.vectors) features[name] = { kind: 'tensor', values: Float32Array.from(values) };
+    for (const [name, frames] of this.images) features[name] = { kind: 'image', frames };
+    const hasRewards = this.rewards.some((reward) => !Number.isNaN(reward));
+    const hasDiscounts = this.discounts.some((discount) => !Number.isNaN(discount));
+    return {
+      sourceId: this.id,
+      file: this.file,
+      length: this.length,
+      ...(this.hasTimestamps ? { timestamp: Float64Array.from(this.timestamps) } : {}),
+      ...(hasRewards ? { reward: Float32Array.from(this.rewards) } : {}),
+      ...(hasDiscounts ? { discount: Float32Array.from(this.discounts) } : {}),
+      isTerminal: Uint8Array.from(this.terminal),
+      ...(distinctTasks.size === 1 ? { task: this.tasks[0] || null } : { stepTasks: this.tasks }),
+      features,
+    };
+  }
+}

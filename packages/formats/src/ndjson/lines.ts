@@ -1,0 +1,41 @@
+import { createReadStream } from 'node:fs';
+
+/**
+ * The lines of a UTF-8 text file, one at a time, with their 1-based numbers. Bytes that are not
+ * valid UTF-8 are reported (`text` undefined) instead of being replaced silently.
+ */
+export async function* readLines(path: string, maxLineBytes: number): AsyncGenerator<{ line: number; text: string | undefined; tooLong: boolean }> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let pending: Buffer[] = [];
+  let pendingBytes = 0;
+  let line = 0;
+  const emit = (parts: Buffer[]) => {
+    line++;
+    const bytes = Buffer.concat(parts);
+    const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
+    try {
+      return { line, text: decoder.decode(bytes.subarray(0, end)), tooLong: false };
+    } catch {
+      return { line, text: undefined, tooLong: false };
+    }
+  };
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    let start = 0;
+    for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
+      pending.push(chunk.subarray(start, newline));
+      yield pendingBytes + newline - start > maxLineBytes ? { line: ++line, text: undefined, tooLong: true } : emit(pending);
+      pending = [];
+      pendingBytes = 0;
+      start = newline + 1;
+    }
+    if (start < chunk.length) {
+      pending.push(chunk.subarray(start));
+      pendingBytes += chunk.length - start;
+      if (pendingBytes > maxLineBytes) {
+        yield { line: ++line, text: undefined, tooLong: true };
+        return;
+      }
+    }
+  }
+  if (pendingBytes > 0) yield emit(pending);
+}

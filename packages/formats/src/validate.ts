@@ -1,0 +1,123 @@
+import { valuesPerStep, type FeatureSpec } from '@kura/schema';
+import { ImportError, type ImportedEpisode, type NumericArray } from './importer.js';
+
+const arrayTypeByDtype: Record<string, string> = {
+  float32: 'Float32Array',
+  float64: 'Float64Array',
+  int8: 'Int8Array',
+  int16: 'Int16Array',
+  int32: 'Int32Array',
+  int64: 'BigInt64Array',
+  uint8: 'Uint8Array',
+  uint16: 'Uint16Array',
+  uint32: 'Uint32Array',
+  bool: 'Uint8Array',
+};
+const MAX_TASK_LENGTH = 10_000;
+// With the u flag, surrogate pairs are single code points, so this finds only unpaired halves: text decoded from bad bytes.
+const loneSurrogate = /\p{Cs}/u;
+
+/**
+ * Checks one imported episode against the feature spec, whatever format it came from: every feature
+ * present with the declared shape and dtype, finite numbers, images that are JPEG/PNG, timestamps
+ * that never go back, task text that is valid Unicode. Throws ImportError at the first problem, with
+ * the episode, step and field.
+ */
+export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec): void {
+  const at = (field: string | undefined, step?: number) => ({
+    file: episode.file,
+    episode: episode.sourceId,
+    ...(step !== undefined ? { step } : {}),
+    ...(field !== undefined ? { field } : {}),
+  });
+  const { length } = episode;
+  if (!Number.isInteger(length) || length < 1) throw new ImportError('EMPTY_EPISODE', `episode ${episode.sourceId} has no steps`, at(undefined));
+
+  for (const name of Object.keys(episode.features)) {
+    if (!(name in features)) throw new ImportError('FEATURE_UNEXPECTED', `episode ${episode.sourceId} has feature "${name}", which the feature spec does not declare`, at(name));
+  }
+  for (const [name, feature] of Object.entries(features)) {
+    const values = episode.features[name];
+    if (!values) throw new ImportError('FEATURE_MISSING', `episode ${episode.sourceId} lacks feature "${name}"`, at(name));
+    switch (values.kind) {
+      case 'tensor': {
+        const expectedType = arrayTypeByDtype[feature.dtype];
+        if (expectedType === undefined || values.values.constructor.name !== expectedType) {
+          throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds ${values.values.constructor.name}`, at(name));
+        }
+        const perStep = valuesPerStep(feature);
+        if (values.values.length !== length * perStep) {
+          throw new ImportError(
+            'EPISODE_SHAPE_MISMATCH',
+            `feature "${name}" has ${values.values.length} values for ${length} steps of shape [${feature.shape.join(', ')}] (expected ${length * perStep})`,
+            at(name),
+          );
+        }
+        const bad = firstNonFinite(values.values);
+        if (bad !== undefined) {
+          const step = Math.floor(bad / perStep);
+          throw new ImportError('NON_FINITE_VALUE', `feature "${name}" is ${String(values.values[bad])} at step ${step} (component ${bad % perStep})`, at(name, step));
+        }
+        break;
+      }
+      case 'image': {
+        if (feature.dtype !== 'image') throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds images`, at(name));
+        if (values.frames.length !== length) throw new ImportError('EPISODE_SHAPE_MISMATCH', `feature "${name}" has ${values.frames.length} images for ${length} steps`, at(name));
+        values.frames.forEach((frame, step) => {
+          const encoding = imageEncoding(frame);
+          if (encoding === undefined) throw new ImportError('INVALID_IMAGE', `feature "${name}" at step ${step} is not a JPEG or PNG image`, at(name, step));
+          if (feature.encoding !== undefined && feature.encoding !== encoding) {
+            throw new ImportError('INVALID_IMAGE', `feature "${name}" at step ${step} is ${encoding}, but the spec says ${feature.encoding}`, at(name, step));
+          }
+        });
+        break;
+      }
+      case 'video': {
+        if (feature.dtype !== 'video') throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds video frames`, at(name));
+        checkTimes(values.timestamps, length, at, name);
+        break;
+      }
+    }
+  }
+  if (episode.timestamp) checkTimes(episode.timestamp, length, at, 'timestamp');
+  for (const [field, column] of [
+    ['reward', episode.reward],
+    ['discount', episode.discount],
+    ['is_terminal', episode.isTerminal],
+  ] as const) {
+    if (column && column.length !== length) throw new ImportError('EPISODE_SHAPE_MISMATCH', `${field} has ${column.length} values for ${length} steps`, at(field));
+  }
+  if (episode.stepTasks && episode.stepTasks.length !== length) {
+    throw new ImportError('EPISODE_SHAPE_MISMATCH', `language_instruction has ${episode.stepTasks.length} values for ${length} steps`, at('language_instruction'));
+  }
+  const tasks = episode.stepTasks ?? (episode.task ? [episode.task] : []);
+  tasks.forEach((task, index) => {
+    const step = episode.stepTasks ? index : undefined;
+    if (loneSurrogate.test(task)) throw new ImportError('INVALID_UTF8', 'the task text is not valid Unicode', at('language_instruction', step));
+    if (task.length > MAX_TASK_LENGTH) throw new ImportError('TASK_TOO_LONG', `the task text has ${task.length} characters (at most ${MAX_TASK_LENGTH})`, at('language_instruction', step));
+  });
+}
+
+function firstNonFinite(values: NumericArray): number | undefined {
+  if (!(values instanceof Float32Array || values instanceof Float64Array)) return undefined;
+  for (let index = 0; index < values.length; index++) if (!Number.isFinite(values[index]!)) return index;
+  return undefined;
+}
+
+function checkTimes(times: Float64Array, length: number, at: (field: string, step?: number) => object, field: string): void {
+  if (times.length !== length) throw new ImportError('EPISODE_SHAPE_MISMATCH', `${field} has ${times.length} values for ${length} steps`, at(field));
+  for (let step = 0; step < length; step++) {
+    const time = times[step]!;
+    if (!Number.isFinite(time)) throw new ImportError('NON_FINITE_VALUE', `${field} is ${time} at step ${step}`, at(field, step));
+    if (step > 0 && time < times[step - 1]!) {
+      throw new ImportError('NON_MONOTONIC_TIMESTAMP', `${field} goes back from ${times[step - 1]} to ${time} at step ${step}`, at(field, step));
+    }
+  }
+}
+
+/** 'jpeg' or 'png' by magic bytes, or undefined. */
+export function imageEncoding(bytes: Uint8Array): 'jpeg' | 'png' | undefined {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
+  return undefined;
+}

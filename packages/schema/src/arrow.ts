@@ -1,0 +1,82 @@
+import { Binary, Bool, Dictionary, Field, FixedSizeList, Float32, Float64, Int16, Int32, Int64, Int8, Schema, Struct, Uint16, Uint32, Uint8, Utf8, type DataType } from 'apache-arrow';
+import type { Feature, FeatureSpec } from './features.js';
+
+/** Columns every Kura shard has, before the feature columns (DESIGN.md, "Unified episode format"). */
+export const stepColumns = ['episode_index', 'step_index', 'timestamp', 'is_first', 'is_last', 'is_terminal', 'reward', 'discount', 'language_instruction'] as const;
+
+/** Number of values per step of a numeric feature (1 for a scalar). */
+export function valuesPerStep(feature: Pick<Feature, 'shape'>): number {
+  return feature.shape.reduce((product, dimension) => product * dimension, 1);
+}
+
+/** The Arrow type of one numeric dtype. */
+export function arrowNumericType(dtype: Feature['dtype']): DataType {
+  switch (dtype) {
+    case 'float32':
+      return new Float32();
+    case 'float64':
+      return new Float64();
+    case 'int8':
+      return new Int8();
+    case 'int16':
+      return new Int16();
+    case 'int32':
+      return new Int32();
+    case 'int64':
+      return new Int64();
+    case 'uint8':
+      return new Uint8();
+    case 'uint16':
+      return new Uint16();
+    case 'uint32':
+      return new Uint32();
+    case 'bool':
+      return new Bool();
+    case 'image':
+    case 'video':
+    case 'string':
+      throw new Error(`${dtype} is not a numeric dtype`);
+  }
+}
+
+/** The Arrow type of a video frame reference: the blob of the video and the frame's time in it. */
+export const videoFrameType = () => new Struct([new Field('blob', new Utf8(), false), new Field('timestamp_s', new Float64(), false)]);
+
+/** The Arrow field of one feature; its spec (shape, names, encoding) rides along as field metadata. */
+export function featureField(name: string, feature: Feature): Field {
+  const metadata = new Map([['kura.feature', JSON.stringify(feature)]]);
+  switch (feature.dtype) {
+    case 'image':
+      return new Field(name, new Binary(), false, metadata);
+    case 'video':
+      return new Field(name, videoFrameType(), false, metadata);
+    case 'string':
+      return new Field(name, new Utf8(), true, metadata);
+    default:
+      return new Field(name, new FixedSizeList(valuesPerStep(feature), new Field('item', arrowNumericType(feature.dtype), false)), false, metadata);
+  }
+}
+
+/**
+ * The Arrow schema of a dataset's shards: the step columns, then one column per feature in name
+ * order (so two uploads with the same spec produce the same schema). The feature spec is kept in
+ * the schema metadata under `kura.features`.
+ */
+export function kuraArrowSchema(features: FeatureSpec): Schema {
+  const names = Object.keys(features).sort();
+  return new Schema(
+    [
+      new Field('episode_index', new Int64(), false),
+      new Field('step_index', new Int32(), false),
+      new Field('timestamp', new Float64(), false),
+      new Field('is_first', new Bool(), false),
+      new Field('is_last', new Bool(), false),
+      new Field('is_terminal', new Bool(), false),
+      new Field('reward', new Float32(), true),
+      new Field('discount', new Float32(), true),
+      new Field('language_instruction', new Dictionary(new Utf8(), new Int32()), true),
+      ...names.map((name) => featureField(name, features[name]!)),
+    ],
+    new Map([['kura.features', JSON.stringify(Object.fromEntries(names.map((name) => [name, features[name]])))]]),
+  );
+}
