@@ -1,12 +1,12 @@
-import { Controller, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { Controller, Get, HttpCode, Inject, Param, Post, Put, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiTags } from '@nestjs/swagger';
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
 import { listQuerySchema } from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
-import { documentQuery, Query } from '../http/zod.js';
+import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
 
 const featureMapSchema = z
   .string()
@@ -25,7 +25,19 @@ const uploadQuerySchema = z.strictObject({
   fileName: z.string().min(1).max(255).optional(),
   featureMap: featureMapSchema.optional(),
 });
-const uploadListQuerySchema = listQuerySchema.extend({ status: z.enum(['received', 'processing', 'published', 'failed']).optional() });
+const uploadListQuerySchema = listQuerySchema.extend({ status: z.enum(['uploading', 'received', 'processing', 'published', 'failed']).optional() });
+const startMultipartSchema = z.strictObject({
+  multipart: z.literal(true),
+  bytes: z.number().int().positive(),
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits'),
+  partSize: z.number().int().positive().optional(),
+  fileName: z.string().min(1).max(255).optional(),
+  format: z.enum(formatNames).optional(),
+  featureMap: z.record(z.string().min(1), z.string().min(1)).optional(),
+});
+const completeSchema = z.strictObject({
+  parts: z.array(z.strictObject({ partNumber: z.number().int().positive(), etag: z.string().min(1).max(200) })).min(1).max(10_000),
+});
 const versionQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
 const episodesQuerySchema = listQuerySchema.extend({ version: z.coerce.number().int().positive().optional() });
 
@@ -41,7 +53,11 @@ export class UploadsController {
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
   ) {}
 
-  /** Streams one file or a .tar/.tar.gz/.zip of a folder into the dataset; 202 once the bytes are stored. */
+  /**
+   * Streams one file or a .tar/.tar.gz/.zip of a folder into the dataset; 202 once the bytes are
+   * stored. A JSON body `{ multipart: true, bytes, sha256 }` starts a resumable upload instead and
+   * gets 201 with one URL per part.
+   */
   @Post('datasets/:id/uploads')
   @HttpCode(202)
   @ApiConsumes('application/octet-stream')
@@ -49,12 +65,33 @@ export class UploadsController {
   @ApiHeader({ name: 'Content-SHA256', required: false, description: 'hex sha256 of the body; the upload is refused when it differs' })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'a repeat with the same key returns the first upload' })
   @documentQuery(uploadQuerySchema)
-  async create(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(uploadQuerySchema) query: z.infer<typeof uploadQuerySchema>, @Req() request: Request) {
+  async create(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') datasetId: string,
+    @Query(uploadQuerySchema) query: z.infer<typeof uploadQuerySchema>,
+    @Req() request: Request,
+    @Res({ passthrough: true }) response: Response,
+  ) {
     if (request.body !== undefined) {
-      throw new AppError({
-        code: 'UNSUPPORTED_MEDIA_TYPE',
-        kind: 'unsupported_media_type',
-        message: 'send the file itself as the body with a non-JSON Content-Type (e.g. application/octet-stream)',
+      const parsed = startMultipartSchema.safeParse(request.body);
+      if (!parsed.success) {
+        throw new AppError({
+          code: 'VALIDATION_FAILED',
+          kind: 'invalid',
+          message: 'a JSON body starts a resumable upload: { "multipart": true, "bytes", "sha256" }; to send a file, use a non-JSON Content-Type (e.g. application/octet-stream)',
+          details: zodIssuesToDetails(parsed.error),
+        });
+      }
+      const { multipart: _multipart, ...start } = parsed.data;
+      response.status(201);
+      return this.uploads.startMultipart(principal, {
+        datasetId,
+        ...start,
+        format: start.format ?? query.format,
+        fileName: start.fileName ?? query.fileName,
+        featureMap: start.featureMap ?? query.featureMap,
+        idempotencyKey: header(request, 'idempotency-key'),
+        maxBytes: this.config.uploads.maxBytes,
       });
     }
     const expectedSha256 = header(request, 'content-sha256');
@@ -76,6 +113,33 @@ export class UploadsController {
       maxBytes: this.config.uploads.maxBytes,
     });
     return upload;
+  }
+
+  /** One part of a resumable upload (embedded mode; in services mode parts go to presigned URLs). */
+  @Put('uploads/:id/parts/:partNumber')
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  async putPart(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') id: string,
+    @Param('partNumber') partNumber: string,
+    @Req() request: Request,
+    @Res({ passthrough: true }) response: Response,
+  ) {
+    if (request.body !== undefined) throw new AppError({ code: 'UNSUPPORTED_MEDIA_TYPE', kind: 'unsupported_media_type', message: 'send the part bytes with Content-Type: application/octet-stream' });
+    const number = Number(partNumber);
+    if (!Number.isInteger(number) || number < 1) throw new AppError({ code: 'UPLOAD_PART_INVALID', kind: 'invalid', message: 'the part number must be a positive integer', location: { field: 'partNumber' } });
+    const part = await this.uploads.putPart(principal, id, number, request);
+    response.setHeader('ETag', part.etag);
+    return part;
+  }
+
+  /** Joins the parts of a resumable upload and queues its ingest. */
+  @Post('uploads/:id/complete')
+  @HttpCode(202)
+  @documentBody(completeSchema)
+  complete(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(completeSchema) body: z.infer<typeof completeSchema>) {
+    return this.uploads.completeMultipart(principal, id, body.parts);
   }
 
   @Get('uploads/:id')

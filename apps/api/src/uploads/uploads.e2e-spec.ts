@@ -164,7 +164,7 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     const empty = await upload(datasetId, '');
     expect([empty.status, empty.body.error.code]).toEqual([400, 'UPLOAD_EMPTY']);
     const json = await kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(bearer(operator.key)).send({ steps: [] });
-    expect([json.status, json.body.error.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
+    expect([json.status, json.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
     const badHeader = await upload(datasetId, 'x', '', { 'Content-SHA256': 'abc' });
     expect([badHeader.status, badHeader.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
     const badFormat = await upload(datasetId, 'x', '?format=csv');

@@ -47,6 +47,11 @@ export interface BlobStore {
   /** Joins the parts, in partNumber order, into the blob. */
   completeMultipartUpload(params: { key: string; uploadId: string; parts: CompletedPart[] }): Promise<{ bytes: number }>;
   abortMultipartUpload(params: { key: string; uploadId: string }): Promise<void>;
+  /**
+   * A URL a client can PUT one part to directly, bypassing the API (S3 only: the filesystem store
+   * has none, and parts then go through the API).
+   */
+  presignUploadPart?(params: { key: string; uploadId: string; partNumber: number; expiresInSeconds: number }): Promise<string>;
   /** Throws when the store cannot be used (for /health). */
   ping(): Promise<void>;
 }

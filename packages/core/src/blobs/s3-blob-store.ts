@@ -1,3 +1,4 @@
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -176,6 +177,14 @@ export class S3BlobStore implements BlobStore {
    * Writes one part. S3 needs each part's length up front: pass `bytes` with a stream, or the part
    * is buffered (up to MAX_BUFFERED_PART_BYTES) to measure it.
    */
+  /** A presigned URL for one part, so large uploads go straight from the client to the object store. */
+  async presignUploadPart(params: { key: string; uploadId: string; partNumber: number; expiresInSeconds: number }): Promise<string> {
+    assertValidBlobKey(params.key);
+    return getSignedUrl(this.client, new UploadPartCommand({ Bucket: this.bucket, Key: params.key, UploadId: params.uploadId, PartNumber: params.partNumber }), {
+      expiresIn: params.expiresInSeconds,
+    });
+  }
+
   async uploadPart(params: {
     key: string;
     uploadId: string;

@@ -2,7 +2,15 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { ImportIssue } from '@kura/formats';
 import { Prisma, PrismaClient } from '../database/prisma.js';
 
-export type UploadStatus = 'received' | 'processing' | 'published' | 'failed';
+export type UploadStatus = 'uploading' | 'received' | 'processing' | 'published' | 'failed';
+
+/** State of a resumable upload while its parts arrive. */
+export interface MultipartState {
+  blobUploadId: string;
+  partSize: number;
+  expectedBytes: number;
+  expectedSha256: string;
+}
 
 export interface UploadRecord {
   id: string;
@@ -18,6 +26,7 @@ export interface UploadRecord {
   sha256: string | null;
   idempotencyKey: string | null;
   featureMap: Record<string, string> | null;
+  multipart: MultipartState | null;
   errors: ImportIssue[];
   warnings: ImportIssue[];
   episodeCount: number | null;
@@ -42,6 +51,7 @@ const uploadSelect = {
   sha256: true,
   idempotencyKey: true,
   featureMap: true,
+  multipart: true,
   errors: true,
   warnings: true,
   episodeCount: true,
@@ -57,6 +67,7 @@ type UploadRow = Prisma.UploadGetPayload<{ select: typeof uploadSelect }>;
 const toRecord = (row: UploadRow): UploadRecord => ({
   ...row,
   featureMap: row.featureMap as Record<string, string> | null,
+  multipart: row.multipart as MultipartState | null,
   errors: row.errors as unknown as ImportIssue[],
   warnings: row.warnings as unknown as ImportIssue[],
 });
@@ -77,9 +88,14 @@ export class UploadsRepository {
     sha256: string;
     idempotencyKey: string | null;
     featureMap: Record<string, string> | null;
+    status?: 'uploading' | 'received';
+    multipart?: MultipartState;
   }): Promise<{ record: UploadRecord; created: boolean }> {
     try {
-      const row = await this.prisma.upload.create({ data: { ...data, featureMap: data.featureMap ?? Prisma.DbNull }, select: uploadSelect });
+      const row = await this.prisma.upload.create({
+        data: { ...data, featureMap: data.featureMap ?? Prisma.DbNull, multipart: data.multipart ? { ...data.multipart } : Prisma.DbNull },
+        select: uploadSelect,
+      });
       return { record: toRecord(row), created: true };
     } catch (error) {
       if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002' && data.idempotencyKey) {
@@ -114,6 +130,12 @@ export class UploadsRepository {
   async findUnfinishedIds(): Promise<string[]> {
     const rows = await this.prisma.upload.findMany({ where: { status: { in: ['received', 'processing'] } }, select: { id: true }, orderBy: { id: 'asc' } });
     return rows.map((row) => row.id);
+  }
+
+  /** A resumable upload whose parts are all in: its bytes are now durable, like a single-request upload's. */
+  async markReceived(id: string, bytes: bigint, sha256: string): Promise<boolean> {
+    const updated = await this.prisma.upload.updateMany({ where: { id, status: 'uploading' }, data: { status: 'received', bytes, sha256 } });
+    return updated.count === 1;
   }
 
   async markProcessing(id: string, format: string): Promise<void> {

@@ -12,7 +12,7 @@ import { AppError } from '../errors/app-error.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { ingestJobId } from '../ingest/ingest-upload.job.js';
 import { uploadChecksumMismatch, uploadEmpty, uploadNotFound, uploadNotOwned, uploadTooLarge } from './uploads.errors.js';
-import { UploadsRepository, type UploadRecord, type UploadStatus } from './uploads.repository.js';
+import { UploadsRepository, type MultipartState, type UploadRecord, type UploadStatus } from './uploads.repository.js';
 
 /** An upload as the API shows it (API.md). */
 export interface UploadView {
@@ -32,6 +32,21 @@ export interface UploadView {
   createdAt: string;
   finishedAt: string | null;
 }
+
+/** Where to send each part of a resumable upload. */
+export interface MultipartPlan {
+  upload: UploadView;
+  partSize: number;
+  /** PUT each part's bytes to its url; `viaApi` urls are relative to the API and need the API key, presigned ones need nothing. */
+  parts: Array<{ partNumber: number; offset: number; bytes: number; url: string; viaApi: boolean }>;
+  /** Then POST the parts' ETags here. */
+  completeUrl: string;
+}
+
+const MIN_PART_SIZE = 5 * 1024 * 1024;
+const DEFAULT_PART_SIZE = 64 * 1024 * 1024;
+const MAX_PARTS = 10_000;
+const PRESIGNED_URL_SECONDS = 24 * 3600;
 
 export interface CreateUploadParams {
   datasetId: string;
@@ -121,6 +136,129 @@ export class UploadsService implements OnApplicationBootstrap {
     return { upload: toView(record), created: true };
   }
 
+  /**
+   * Starts a resumable upload of `bytes` bytes: replies with one URL per part (presigned object-store
+   * URLs in services mode, API URLs in embedded mode). Parts may be sent in any order, again after
+   * an interruption, and in parallel; `complete` then checks the size and sha256 of the whole.
+   */
+  async startMultipart(
+    principal: Principal,
+    params: Omit<CreateUploadParams, 'body' | 'maxBytes' | 'expectedSha256'> & { bytes: number; sha256: string; partSize?: number | undefined; maxBytes: number },
+  ): Promise<MultipartPlan> {
+    requireRole(principal, ['operator'], 'upload episodes');
+    const dataset = await this.datasets.findVisible(principal, params.datasetId);
+    if (!ownsOrAdmin(principal, dataset.ownerKeyId)) throw uploadNotOwned(dataset.id);
+    if (params.bytes > params.maxBytes) throw uploadTooLarge(params.maxBytes);
+    const partSize = Math.max(params.partSize ?? DEFAULT_PART_SIZE, Math.ceil(params.bytes / MAX_PARTS), MIN_PART_SIZE);
+    if (params.idempotencyKey) {
+      const existing = await this.uploads.findByIdempotencyKey(principal.keyId, params.idempotencyKey);
+      if (existing) return this.plan(existing);
+    }
+    const id = newId('upl');
+    const blobKey = `datasets/${dataset.id}/uploads/${id}/raw`;
+    const { uploadId: blobUploadId } = await this.blobs.createMultipartUpload({ key: blobKey });
+    const { record } = await this.uploads.create({
+      id,
+      datasetId: dataset.id,
+      ownerKeyId: principal.keyId,
+      requestedFormat: params.format ?? null,
+      fileName: params.fileName ?? null,
+      blobKey,
+      bytes: BigInt(params.bytes),
+      sha256: params.sha256.toLowerCase(),
+      idempotencyKey: params.idempotencyKey ?? null,
+      featureMap: params.featureMap ?? null,
+      status: 'uploading',
+      multipart: { blobUploadId, partSize, expectedBytes: params.bytes, expectedSha256: params.sha256.toLowerCase() },
+    });
+    return this.plan(record);
+  }
+
+  /** One part of a resumable upload, through the API (embedded mode). Sending a part again replaces it. */
+  async putPart(principal: Principal, id: string, partNumber: number, body: Readable): Promise<{ partNumber: number; etag: string }> {
+    const { upload, multipart } = await this.uploading(principal, id);
+    const part = partsOf(multipart).find((candidate) => candidate.partNumber === partNumber);
+    if (!part) {
+      body.resume();
+      throw new AppError({ code: 'UPLOAD_PART_INVALID', kind: 'invalid', message: `part ${partNumber} does not exist: this upload has parts 1 to ${partsOf(multipart).length}`, location: { field: 'partNumber' } });
+    }
+    let bytes = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        bytes += chunk.length;
+        if (bytes > part.bytes) callback(new AppError({ code: 'UPLOAD_PART_SIZE', kind: 'invalid', message: `part ${partNumber} must be ${part.bytes} bytes; more arrived` }));
+        else callback(null, chunk);
+      },
+    });
+    body.on('error', (error) => counter.destroy(error));
+    const stored = await this.blobs.uploadPart({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber, body: body.pipe(counter), bytes: part.bytes }).catch((error: unknown) => {
+      if (error instanceof AppError) throw error;
+      throw new AppError({ code: 'UPLOAD_PART_SIZE', kind: 'invalid', message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived`, cause: error });
+    });
+    if (bytes !== part.bytes) throw new AppError({ code: 'UPLOAD_PART_SIZE', kind: 'invalid', message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived` });
+    return stored;
+  }
+
+  /**
+   * Joins the parts, checks the whole against the declared size and sha256, and queues the ingest.
+   * A mismatch fails the upload (nothing is kept) with UPLOAD_CHECKSUM_MISMATCH.
+   */
+  async completeMultipart(principal: Principal, id: string, parts: Array<{ partNumber: number; etag: string }>): Promise<UploadView> {
+    const { upload, multipart } = await this.uploading(principal, id);
+    const expected = partsOf(multipart).length;
+    const numbers = new Set(parts.map((part) => part.partNumber));
+    if (numbers.size !== parts.length || parts.length !== expected || [...numbers].some((number) => number < 1 || number > expected)) {
+      throw new AppError({ code: 'UPLOAD_PARTS_INCOMPLETE', kind: 'invalid', message: `complete needs each of parts 1 to ${expected} exactly once; got ${parts.length}`, location: { field: 'parts' } });
+    }
+    try {
+      await this.blobs.completeMultipartUpload({ key: upload.blobKey, uploadId: multipart.blobUploadId, parts });
+    } catch (error) {
+      throw new AppError({ code: 'UPLOAD_PARTS_INVALID', kind: 'invalid', message: `the parts could not be joined: ${(error as Error).message}`, location: { field: 'parts' }, cause: error });
+    }
+    // The object store cannot tell the sha256 of a multipart object: read it back once.
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of await this.blobs.get({ key: upload.blobKey })) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+    const sha256 = hash.digest('hex');
+    if (bytes !== multipart.expectedBytes || sha256 !== multipart.expectedSha256) {
+      await this.blobs.delete({ key: upload.blobKey });
+      const error = uploadChecksumMismatch(multipart.expectedSha256, sha256);
+      await this.uploads.markFailed(upload.id, [{ code: error.code, message: `${error.message} (${bytes} of ${multipart.expectedBytes} bytes)`, location: {} }], []);
+      throw error;
+    }
+    await this.uploads.markReceived(upload.id, BigInt(bytes), sha256);
+    await this.jobs.enqueue('uploads.ingest', { uploadId: upload.id }, { id: ingestJobId(upload.id) });
+    return this.get(principal, id);
+  }
+
+  private async uploading(principal: Principal, id: string): Promise<{ upload: UploadRecord; multipart: MultipartState }> {
+    requireRole(principal, ['operator'], 'upload episodes');
+    const upload = await this.uploads.findById(id);
+    if (!upload || !ownsOrAdmin(principal, upload.ownerKeyId)) throw uploadNotFound(id);
+    if (upload.status !== 'uploading' || !upload.multipart) {
+      throw new AppError({ code: 'UPLOAD_NOT_RESUMABLE', kind: 'conflict', message: `upload "${id}" is ${upload.status}, not waiting for parts`, details: { status: upload.status } });
+    }
+    return { upload, multipart: upload.multipart };
+  }
+
+  private async plan(upload: UploadRecord): Promise<MultipartPlan> {
+    if (!upload.multipart) throw new AppError({ code: 'UPLOAD_NOT_RESUMABLE', kind: 'conflict', message: `upload "${upload.id}" was not started as a multipart upload` });
+    const multipart = upload.multipart;
+    const presign = this.blobs.presignUploadPart?.bind(this.blobs);
+    const parts = await Promise.all(
+      partsOf(multipart).map(async (part) => {
+        const url = presign
+          ? await presign({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber: part.partNumber, expiresInSeconds: PRESIGNED_URL_SECONDS })
+          : `/v1/uploads/${upload.id}/parts/${part.partNumber}`;
+        return { ...part, url, viaApi: !presign };
+      }),
+    );
+    return { upload: toView(upload), partSize: multipart.partSize, parts, completeUrl: `/v1/uploads/${upload.id}/complete` };
+  }
+
   async get(principal: Principal, id: string): Promise<UploadView> {
     requireRole(principal, ['operator'], 'read uploads');
     const upload = await this.uploads.findById(id);
@@ -143,6 +281,15 @@ export class UploadsService implements OnApplicationBootstrap {
   async onApplicationBootstrap(): Promise<void> {
     for (const id of await this.uploads.findUnfinishedIds()) await this.jobs.enqueue('uploads.ingest', { uploadId: id }, { id: ingestJobId(id) });
   }
+}
+
+function partsOf(multipart: MultipartState): Array<{ partNumber: number; offset: number; bytes: number }> {
+  const count = Math.max(1, Math.ceil(multipart.expectedBytes / multipart.partSize));
+  return Array.from({ length: count }, (_, index) => ({
+    partNumber: index + 1,
+    offset: index * multipart.partSize,
+    bytes: Math.min(multipart.partSize, multipart.expectedBytes - index * multipart.partSize),
+  }));
 }
 
 export const isFormatName = (value: string): value is FormatName => (formatNames as readonly string[]).includes(value);

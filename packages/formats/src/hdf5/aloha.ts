@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { ErrorLocation, FeatureSpec } from '@kura/schema';
 import { ImportError, type FeatureValues, type ImportContext, type ImportedEpisode, type Importer, type ImportResult, type ImportSource, type SourceFile } from '../importer.js';
 import {
@@ -165,7 +166,7 @@ async function* readEpisodes(files: SourceFile[], plan: AlohaPlan, options: Hdf5
   }
 }
 
-function readEpisode(hdf5: Hdf5File, file: SourceFile, plan: AlohaPlan, options: Hdf5ImportOptions, context: ImportContext): ImportedEpisode {
+async function readEpisode(hdf5: Hdf5File, file: SourceFile, plan: AlohaPlan, options: Hdf5ImportOptions, context: ImportContext): Promise<ImportedEpisode> {
   const location = at(file);
   const action = hdf5.inspect('/action', location);
   const length = action.shape[0] ?? 0;
@@ -177,11 +178,11 @@ function readEpisode(hdf5: Hdf5File, file: SourceFile, plan: AlohaPlan, options:
   for (const column of plan.columns) {
     if (column.kind === 'padded-jpeg') {
       lengths ??= readCompressedLengths(hdf5, length, location);
-      features[column.feature] = { kind: 'image', frames: readPaddedJpegs(hdf5, column, length, lengths, location) };
+      features[column.feature] = { kind: 'image', frames: await readPaddedJpegs(hdf5, column, length, lengths, location) };
       continue;
     }
     const info = checkColumn(hdf5, '/', column, length, location);
-    features[column.feature] = readColumn(hdf5, info, column, length, options, location);
+    features[column.feature] = await readColumn(hdf5, info, column, length, options, location);
   }
 
   const attributes = rootAttributes(hdf5, location);
@@ -246,7 +247,7 @@ function readCompressedLengths(hdf5: Hdf5File, length: number, location: ErrorLo
  * camera in recording order, which HDF5's name order need not follow, so the camera's row is the
  * one whose lengths agree with the frames; none agreeing means the file is inconsistent.
  */
-function readPaddedJpegs(hdf5: Hdf5File, column: PaddedJpegColumn, length: number, lengths: CompressedLengths, location: ErrorLocation): Uint8Array[] {
+async function readPaddedJpegs(hdf5: Hdf5File, column: PaddedJpegColumn, length: number, lengths: CompressedLengths, location: ErrorLocation): Promise<Uint8Array[]> {
   const info = hdf5.inspect(`/${column.relativePath}`, location);
   const field = { ...location, field: info.path };
   if (!isPaddedJpeg(info)) {
@@ -279,6 +280,7 @@ function readPaddedJpegs(hdf5: Hdf5File, column: PaddedJpegColumn, length: numbe
       }
       frames.push(frame);
     }
+    await yieldToEventLoop();
   }
   matchLengthRow(frames, lengths, info, location);
   return frames;

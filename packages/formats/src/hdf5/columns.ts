@@ -1,3 +1,4 @@
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { ErrorLocation, Feature, FeatureSpec } from '@kura/schema';
 import { ImportError, type FeatureValues, type NumericArray } from '../importer.js';
 import { convertArray, requireNumeric, type DatasetInfo, type Hdf5File, type NumericDtype } from './h5.js';
@@ -125,13 +126,17 @@ export function checkLength(info: DatasetInfo, length: number, at: ErrorLocation
 }
 
 /** Reads one planned column of an episode (after checkColumn). */
-export function readColumn(hdf5: Hdf5File, info: DatasetInfo, column: TensorColumn | RawImageColumn, length: number, options: Hdf5ImportOptions, at: ErrorLocation): FeatureValues {
+export async function readColumn(hdf5: Hdf5File, info: DatasetInfo, column: TensorColumn | RawImageColumn, length: number, options: Hdf5ImportOptions, at: ErrorLocation): Promise<FeatureValues> {
   if (column.kind === 'tensor') return { kind: 'tensor', values: convertArray(hdf5.readNumeric(info, at), column.dtype) };
-  return { kind: 'image', frames: readRawFrames(hdf5, info, column, length, options, at) };
+  return { kind: 'image', frames: await readRawFrames(hdf5, info, column, length, options, at) };
 }
 
-/** Reads raw frames a batch at a time and encodes each, so only encoded frames accumulate. */
-function readRawFrames(hdf5: Hdf5File, info: DatasetInfo, column: RawImageColumn, length: number, options: Hdf5ImportOptions, at: ErrorLocation): Uint8Array[] {
+/**
+ * Reads raw frames a batch at a time and encodes each, so only encoded frames accumulate. Encoding
+ * is synchronous JavaScript (~0.15 s for a 640×480 frame), so it lets the event loop run between
+ * frames: a worker must keep renewing its job lock while a long episode is encoded.
+ */
+async function readRawFrames(hdf5: Hdf5File, info: DatasetInfo, column: RawImageColumn, length: number, options: Hdf5ImportOptions, at: ErrorLocation): Promise<Uint8Array[]> {
   const frameBytes = column.height * column.width * 3;
   const batch = Math.max(1, Math.floor(imageBatchBytes / frameBytes));
   const frames: Uint8Array[] = [];
@@ -141,6 +146,7 @@ function readRawFrames(hdf5: Hdf5File, info: DatasetInfo, column: RawImageColumn
     for (let step = start; step < end; step++) {
       const offset = (step - start) * frameBytes;
       frames.push(encodeFrame(rows.subarray(offset, offset + frameBytes), column.height, column.width, options));
+      await yieldToEventLoop();
     }
   }
   return frames;

@@ -152,8 +152,8 @@ describe('hdf5-aloha', () => {
     expect(Object.keys(imported.features).sort()).toEqual(['action', 'observation.effort', 'observation.images.top', 'observation.state', 'observation.velocity']);
     expect(imported.features['observation.images.top']).toEqual({ dtype: 'image', shape: [24, 32, 3], encoding: 'png' });
     expect(imported.features.action).toMatchObject({ dtype: 'float32', shape: [14] });
-    expect(imported.features.action?.names).toHaveLength(14);
-    expect(imported.features.action?.names?.[6]).toBe('left_gripper');
+    const joints = ['waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle', 'wrist_rotate', 'gripper'];
+    expect(imported.features.action?.names).toEqual([...joints.map((joint) => `left_${joint}`), ...joints.map((joint) => `right_${joint}`)]);
     expect(imported.expectedEpisodes).toBe(2);
     expect(imported.fps).toBeUndefined();
     expect(imported.warnings).toEqual([]);

@@ -157,7 +157,7 @@ async function* readEpisodes(files: RobomimicFile[], plan: RobomimicPlan, option
   }
 }
 
-function readDemo(hdf5: Hdf5File, described: RobomimicFile, demo: string, plan: RobomimicPlan, options: Hdf5ImportOptions, context: ImportContext): ImportedEpisode {
+async function readDemo(hdf5: Hdf5File, described: RobomimicFile, demo: string, plan: RobomimicPlan, options: Hdf5ImportOptions, context: ImportContext): Promise<ImportedEpisode> {
   const at = { file: described.file.path, episode: demo };
   const root = `/data/${demo}`;
   const actions = hdf5.inspect(`${root}/actions`, at);
@@ -173,7 +173,7 @@ function readDemo(hdf5: Hdf5File, described: RobomimicFile, demo: string, plan: 
   const features: Record<string, FeatureValues> = {};
   for (const column of plan.columns) {
     const info = checkColumn(hdf5, root, column, length, at);
-    features[column.feature] = readColumn(hdf5, info, column, length, options, at);
+    features[column.feature] = await readColumn(hdf5, info, column, length, options, at);
   }
 
   let reward: Float32Array | undefined;

@@ -10,7 +10,16 @@ type NumericDtype = (typeof numericDtypes)[number];
  * (README.md, "Column mapping"). `episode_index` and `index` are only checked: Kura numbers
  * episodes and steps itself.
  */
-export const SPECIAL_COLUMNS = ['timestamp', 'frame_index', 'episode_index', 'index', 'task_index', 'next.reward', 'next.done', 'next.success'] as const;
+export const SPECIAL_COLUMNS = [
+  'timestamp',
+  'frame_index',
+  'episode_index',
+  'index',
+  'task_index',
+  'next.reward',
+  'next.done',
+  'next.success',
+] as const;
 
 /** How one LeRobot feature becomes a Kura feature. */
 export type FeaturePlan =
@@ -39,7 +48,11 @@ const dtypeMap: Record<string, NumericDtype> = {
  * `[height, width, channels]`. Features Kura cannot hold (strings, unknown dtypes) are skipped with
  * a warning.
  */
-export function planFeatures(features: Record<string, LerobotFeature>, infoFile: string, warn: (issue: ImportIssue) => void): FeaturePlan[] {
+export function planFeatures(
+  features: Record<string, LerobotFeature>,
+  infoFile: string,
+  warn: (issue: ImportIssue) => void,
+): FeaturePlan[] {
   const plans: FeaturePlan[] = [];
   const taken = new Map<string, string>();
   for (const [column, feature] of Object.entries(features)) {
@@ -47,33 +60,59 @@ export function planFeatures(features: Record<string, LerobotFeature>, infoFile:
     const at = { file: infoFile, field: column };
     const name = kuraFeatureName(column);
     if (name === undefined || (stepColumns as readonly string[]).includes(name)) {
-      warn({ code: 'LEROBOT_FEATURE_SKIPPED', message: `feature "${column}" has no valid Kura name (or clashes with a Kura step column) and is not imported`, location: at });
+      warn({
+        code: 'LEROBOT_FEATURE_SKIPPED',
+        message: `feature "${column}" has no valid Kura name (or clashes with a Kura step column) and is not imported`,
+        location: at,
+      });
       continue;
     }
     const clash = taken.get(name);
-    if (clash !== undefined) throw new ImportError('LEROBOT_INFO_INVALID', `features "${clash}" and "${column}" both map to the Kura name "${name}"`, at);
+    if (clash !== undefined)
+      throw new ImportError('LEROBOT_INFO_INVALID', `features "${clash}" and "${column}" both map to the Kura name "${name}"`, at);
     taken.set(name, column);
 
     if (feature.dtype === 'image' || feature.dtype === 'video') {
       const shape = mediaShape(feature);
-      if (!shape) throw new ImportError('LEROBOT_INFO_INVALID', `${feature.dtype} feature "${column}" has shape [${feature.shape.join(', ')}]; expected three dimensions`, at);
+      if (!shape)
+        throw new ImportError(
+          'LEROBOT_INFO_INVALID',
+          `${feature.dtype} feature "${column}" has shape [${feature.shape.join(', ')}]; expected three dimensions`,
+          at,
+        );
       plans.push({ kind: feature.dtype, name, column, shape });
       continue;
     }
     const dtype = dtypeMap[feature.dtype];
     if (!dtype) {
-      warn({ code: 'LEROBOT_FEATURE_SKIPPED', message: `feature "${column}" has dtype ${feature.dtype}, which Kura does not import`, location: at });
+      warn({
+        code: 'LEROBOT_FEATURE_SKIPPED',
+        message: `feature "${column}" has dtype ${feature.dtype}, which Kura does not import`,
+        location: at,
+      });
       continue;
     }
     const names = feature.names ?? undefined;
     const withNames = featureSchema.safeParse({ dtype, shape: feature.shape, ...(names !== undefined ? { names } : {}) });
     if (withNames.success) {
-      plans.push({ kind: 'tensor', name, column, dtype, shape: feature.shape, ...(withNames.data.names ? { names: withNames.data.names } : {}) });
+      plans.push({
+        kind: 'tensor',
+        name,
+        column,
+        dtype,
+        shape: feature.shape,
+        ...(withNames.data.names ? { names: withNames.data.names } : {}),
+      });
       continue;
     }
     const withoutNames = featureSchema.safeParse({ dtype, shape: feature.shape });
-    if (!withoutNames.success) throw new ImportError('LEROBOT_INFO_INVALID', `feature "${column}": ${withoutNames.error.issues[0]?.message ?? 'invalid'}`, at);
-    warn({ code: 'LEROBOT_NAMES_IGNORED', message: `the names of feature "${column}" do not fit its shape [${feature.shape.join(', ')}] and are left out`, location: at });
+    if (!withoutNames.success)
+      throw new ImportError('LEROBOT_INFO_INVALID', `feature "${column}": ${withoutNames.error.issues[0]?.message ?? 'invalid'}`, at);
+    warn({
+      code: 'LEROBOT_NAMES_IGNORED',
+      message: `the names of feature "${column}" do not fit its shape [${feature.shape.join(', ')}] and are left out`,
+      location: at,
+    });
     plans.push({ kind: 'tensor', name, column, dtype, shape: feature.shape });
   }
   return plans;
@@ -109,7 +148,8 @@ function mediaShape(feature: LerobotFeature): number[] | undefined {
   if (feature.shape.length !== 3 || feature.shape.some((dimension) => dimension < 1)) return undefined;
   const [first = 0, second = 0, third = 0] = feature.shape;
   const axisNames = Array.isArray(feature.names) ? feature.names.map((name) => (typeof name === 'string' ? name.toLowerCase() : '')) : [];
-  const channelsFirst = axisNames.length === 3 ? /^(c|channels?)$/.test(axisNames[0]!) : [1, 3, 4].includes(first) && ![1, 3, 4].includes(third);
+  const channelsFirst =
+    axisNames.length === 3 ? /^(c|channels?)$/.test(axisNames[0]!) : [1, 3, 4].includes(first) && ![1, 3, 4].includes(third);
   return channelsFirst ? [second, third, first] : [first, second, third];
 }
 
@@ -139,7 +179,11 @@ export function tensorValues(rows: ParquetRow[], plan: Extract<FeaturePlan, { ki
     }
     components.forEach((component, offset) => {
       if (!store(step * perStep + offset, component)) {
-        throw new ImportError('LEROBOT_VALUE_INVALID', `${plan.column} of episode ${origin.episode} at step ${step} holds ${describeValue(component)}, not a ${plan.dtype} value`, at);
+        throw new ImportError(
+          'LEROBOT_VALUE_INVALID',
+          `${plan.column} of episode ${origin.episode} at step ${step} holds ${describeValue(component)}, not a ${plan.dtype} value`,
+          at,
+        );
       }
     });
   });
@@ -147,14 +191,28 @@ export function tensorValues(rows: ParquetRow[], plan: Extract<FeaturePlan, { ki
 }
 
 /** One encoded image per step from an image column (HF datasets' struct{bytes, path}). */
-export function imageFrames(rows: ParquetRow[], plan: Extract<FeaturePlan, { kind: 'image' }>, encoding: 'jpeg' | 'png' | undefined, origin: RowsOrigin): Uint8Array[] {
+export function imageFrames(
+  rows: ParquetRow[],
+  plan: Extract<FeaturePlan, { kind: 'image' }>,
+  encoding: 'jpeg' | 'png' | undefined,
+  origin: RowsOrigin,
+): Uint8Array[] {
   return rows.map((row, step) => {
     const at: ErrorLocation = { file: origin.file, episode: origin.episode, step, field: plan.column };
     const bytes = imageBytes(row[plan.column]);
-    if (!bytes) throw new ImportError('LEROBOT_IMAGE_MISSING', `${plan.column} of episode ${origin.episode} at step ${step} has no embedded image bytes`, at);
+    if (!bytes)
+      throw new ImportError(
+        'LEROBOT_IMAGE_MISSING',
+        `${plan.column} of episode ${origin.episode} at step ${step} has no embedded image bytes`,
+        at,
+      );
     const found = sniffImage(bytes);
     if (!found || (encoding && found !== encoding)) {
-      throw new ImportError('LEROBOT_IMAGE_INVALID', `${plan.column} of episode ${origin.episode} at step ${step} is ${found ?? 'neither JPEG nor PNG'}${encoding ? `, not ${encoding}` : ''}`, at);
+      throw new ImportError(
+        'LEROBOT_IMAGE_INVALID',
+        `${plan.column} of episode ${origin.episode} at step ${step} is ${found ?? 'neither JPEG nor PNG'}${encoding ? `, not ${encoding}` : ''}`,
+        at,
+      );
     }
     return bytes;
   });

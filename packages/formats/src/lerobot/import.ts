@@ -1,6 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { featureSpecSchema, type ErrorLocation, type FeatureSpec } from '@kura/schema';
-import { ImportError, type FeatureValues, type ImportContext, type ImportedEpisode, type Importer, type ImportResult, type ImportSource, type SourceFile } from '../importer.js';
+import {
+  ImportError,
+  type FeatureValues,
+  type ImportContext,
+  type ImportedEpisode,
+  type Importer,
+  type ImportResult,
+  type ImportSource,
+  type SourceFile,
+} from '../importer.js';
 import { imageBytes, imageFrames, kuraFeature, planFeatures, sniffImage, tensorValues, type FeaturePlan } from './columns.js';
 import {
   codebaseVersion,
@@ -65,15 +74,24 @@ export const lerobotImporter: Importer = {
 
   async open(source: ImportSource, context: ImportContext): Promise<ImportResult> {
     const layout = findLayout(source);
-    if (!layout) throw new ImportError('LEROBOT_INFO_INVALID', `${INFO_PATH} is missing (at the top of the upload or in its single top-level folder)`, { file: INFO_PATH });
+    if (!layout)
+      throw new ImportError(
+        'LEROBOT_INFO_INVALID',
+        `${INFO_PATH} is missing (at the top of the upload or in its single top-level folder)`,
+        { file: INFO_PATH },
+      );
     const info = await readInfo(layout);
     let features = planFeatures(info.features, layout.prefix + INFO_PATH, (issue) => context.warn(issue));
     const videoKeys = features.filter((plan) => plan.kind === 'video').map((plan) => plan.column);
     if (videoKeys.length > 0 && info.videoPath === null) {
-      throw new ImportError('LEROBOT_INFO_INVALID', `info.json declares video features (${videoKeys.join(', ')}) but no video_path`, { file: layout.prefix + INFO_PATH, field: 'video_path' });
+      throw new ImportError('LEROBOT_INFO_INVALID', `info.json declares video features (${videoKeys.join(', ')}) but no video_path`, {
+        file: layout.prefix + INFO_PATH,
+        field: 'video_path',
+      });
     }
 
-    const needsTasks = 'task_index' in info.features || layout.files.has(info.version === 'v3.0' ? 'meta/tasks.parquet' : 'meta/tasks.jsonl');
+    const needsTasks =
+      'task_index' in info.features || layout.files.has(info.version === 'v3.0' ? 'meta/tasks.parquet' : 'meta/tasks.jsonl');
     const tasks = needsTasks ? await readTasks(layout, info.version) : new Map<number, string>();
     const { episodes, firstIndexByFile } = await planEpisodes(layout, info, videoKeys, context);
 
@@ -85,10 +103,14 @@ export const lerobotImporter: Importer = {
     const checked = featureSpecSchema.safeParse(spec);
     if (!checked.success) {
       const issue = checked.error.issues[0];
-      throw new ImportError('LEROBOT_INFO_INVALID', `the feature spec made from info.json is not valid: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`, {
-        file: layout.prefix + INFO_PATH,
-        field: String(issue?.path[0] ?? ''),
-      });
+      throw new ImportError(
+        'LEROBOT_INFO_INVALID',
+        `the feature spec made from info.json is not valid: ${issue?.path.join('.') ?? ''} ${issue?.message ?? ''}`,
+        {
+          file: layout.prefix + INFO_PATH,
+          field: String(issue?.path[0] ?? ''),
+        },
+      );
     }
 
     const plan: ImportPlan = { layout, info, features, imageEncodings, tasks, episodes, firstIndexByFile };
@@ -125,16 +147,27 @@ async function planEpisodes(
         continue;
       }
       if (entry.rows.to - entry.rows.from !== entry.length) {
-        throw new ImportError('LEROBOT_LENGTH_MISMATCH', `episode ${entry.episodeIndex} has length ${entry.length} but rows ${entry.rows.from}..${entry.rows.to} in the episodes metadata`, {
-          file: dataFile.path,
-          episode: entry.episodeIndex,
-        });
+        throw new ImportError(
+          'LEROBOT_LENGTH_MISMATCH',
+          `episode ${entry.episodeIndex} has length ${entry.length} but rows ${entry.rows.from}..${entry.rows.to} in the episodes metadata`,
+          {
+            file: dataFile.path,
+            episode: entry.episodeIndex,
+          },
+        );
       }
       firstIndexByFile.set(dataFile.path, Math.min(firstIndexByFile.get(dataFile.path) ?? Infinity, entry.rows.from));
       const videos = new Map(
         Object.entries(entry.videos).map(([key, video]) => [
           key,
-          { path: formatTemplate(info.videoPath ?? '', { video_key: key, chunk_index: video.chunkIndex, file_index: video.fileIndex }, 'video_path'), offset: video.fromTimestamp },
+          {
+            path: formatTemplate(
+              info.videoPath ?? '',
+              { video_key: key, chunk_index: video.chunkIndex, file_index: video.fileIndex },
+              'video_path',
+            ),
+            offset: video.fromTimestamp,
+          },
         ]),
       );
       episodes.push({ entry, dataFile, rows: entry.rows, videos });
@@ -151,7 +184,17 @@ async function planEpisodes(
       continue;
     }
     const videos = new Map(
-      videoKeys.map((key) => [key, { path: formatTemplate(info.videoPath ?? '', { episode_chunk: chunk, video_key: key, episode_index: entry.episodeIndex }, 'video_path'), offset: 0 }]),
+      videoKeys.map((key) => [
+        key,
+        {
+          path: formatTemplate(
+            info.videoPath ?? '',
+            { episode_chunk: chunk, video_key: key, episode_index: entry.episodeIndex },
+            'video_path',
+          ),
+          offset: 0,
+        },
+      ]),
     );
     episodes.push({ entry, dataFile, videos });
   }
@@ -173,10 +216,18 @@ function settleVideos(layout: DatasetLayout, features: FeaturePlan[], episodes: 
       kept.add(plan.column);
       continue;
     }
-    const where = (episode: PlannedEpisode): ErrorLocation => ({ file: layout.prefix + (episode.videos.get(plan.column)?.path ?? ''), episode: episode.entry.episodeIndex, field: plan.column });
+    const where = (episode: PlannedEpisode): ErrorLocation => ({
+      file: layout.prefix + (episode.videos.get(plan.column)?.path ?? ''),
+      episode: episode.entry.episodeIndex,
+      field: plan.column,
+    });
     if (lacking.length === episodes.length) {
       const first = lacking[0]!;
-      throw new ImportError('LEROBOT_VIDEO_MISSING', `video feature ${plan.column} has no video file in the upload (the first expected is ${where(first).file})`, where(first));
+      throw new ImportError(
+        'LEROBOT_VIDEO_MISSING',
+        `video feature ${plan.column} has no video file in the upload (the first expected is ${where(first).file})`,
+        where(first),
+      );
     }
     for (const episode of lacking) {
       context.warn({
@@ -245,16 +296,30 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
   const rowStart = episode.rows ? episode.rows.from - firstIndex : 0;
   const rowEnd = episode.rows ? episode.rows.to - firstIndex : reader.numRows;
   if (rowStart < 0 || rowEnd > reader.numRows || rowStart > rowEnd) {
-    throw new ImportError('LEROBOT_ROW_RANGE_INVALID', `episode ${episodeIndex} should be rows ${rowStart}..${rowEnd} of ${dataFile.path}, which has ${reader.numRows} rows`, origin);
+    throw new ImportError(
+      'LEROBOT_ROW_RANGE_INVALID',
+      `episode ${episodeIndex} should be rows ${rowStart}..${rowEnd} of ${dataFile.path}, which has ${reader.numRows} rows`,
+      origin,
+    );
   }
   if (rowEnd - rowStart !== entry.length) {
-    throw new ImportError('LEROBOT_LENGTH_MISMATCH', `episode ${episodeIndex} has ${rowEnd - rowStart} rows in ${dataFile.path} but length ${entry.length} in the metadata`, origin);
+    throw new ImportError(
+      'LEROBOT_LENGTH_MISMATCH',
+      `episode ${episodeIndex} has ${rowEnd - rowStart} rows in ${dataFile.path} but length ${entry.length} in the metadata`,
+      origin,
+    );
   }
 
   const hasTaskColumn = 'task_index' in plan.info.features;
-  const required = ['frame_index', 'timestamp', ...(hasTaskColumn ? ['task_index'] : []), ...plan.features.filter((feature) => feature.kind !== 'video').map((feature) => feature.column)];
+  const required = [
+    'frame_index',
+    'timestamp',
+    ...(hasTaskColumn ? ['task_index'] : []),
+    ...plan.features.filter((feature) => feature.kind !== 'video').map((feature) => feature.column),
+  ];
   for (const column of required) {
-    if (!reader.columns.has(column)) throw new ImportError('LEROBOT_COLUMN_MISSING', `${dataFile.path} has no column ${column}`, { ...origin, field: column });
+    if (!reader.columns.has(column))
+      throw new ImportError('LEROBOT_COLUMN_MISSING', `${dataFile.path} has no column ${column}`, { ...origin, field: column });
   }
   const optional = ['episode_index', 'next.reward', 'next.done', 'next.success'].filter((column) => reader.columns.has(column));
   const rows = await reader.read({ columns: [...required, ...optional], rowStart, rowEnd, location: { episode: episodeIndex } });
@@ -263,19 +328,31 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
   rows.forEach((row, step) => {
     const at = { ...origin, step };
     if (row.episode_index !== undefined && integer(row.episode_index) !== episodeIndex) {
-      throw new ImportError('LEROBOT_EPISODE_INDEX_MISMATCH', `step ${step} of episode ${episodeIndex} in ${dataFile.path} has episode_index ${String(row.episode_index)}`, {
-        ...at,
-        field: 'episode_index',
-      });
+      throw new ImportError(
+        'LEROBOT_EPISODE_INDEX_MISMATCH',
+        `step ${step} of episode ${episodeIndex} in ${dataFile.path} has episode_index ${String(row.episode_index)}`,
+        {
+          ...at,
+          field: 'episode_index',
+        },
+      );
     }
     if (integer(row.frame_index) !== step) {
-      throw new ImportError('LEROBOT_FRAME_INDEX_INVALID', `episode ${episodeIndex} has frame_index ${String(row.frame_index)} at step ${step}; frame_index must run 0..${rows.length - 1} in order`, {
-        ...at,
-        field: 'frame_index',
-      });
+      throw new ImportError(
+        'LEROBOT_FRAME_INDEX_INVALID',
+        `episode ${episodeIndex} has frame_index ${String(row.frame_index)} at step ${step}; frame_index must run 0..${rows.length - 1} in order`,
+        {
+          ...at,
+          field: 'frame_index',
+        },
+      );
     }
     const time = float(row.timestamp);
-    if (time === undefined) throw new ImportError('LEROBOT_VALUE_INVALID', `episode ${episodeIndex} has no numeric timestamp at step ${step}`, { ...at, field: 'timestamp' });
+    if (time === undefined)
+      throw new ImportError('LEROBOT_VALUE_INVALID', `episode ${episodeIndex} has no numeric timestamp at step ${step}`, {
+        ...at,
+        field: 'timestamp',
+      });
     timestamp[step] = time;
   });
 
@@ -293,7 +370,11 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
         const file = video ? plan.layout.files.get(video.path) : undefined;
         if (!video || !file) {
           // settleVideos keeps a video feature only when every episode has its file; this guards a source that changed since.
-          throw new ImportError('LEROBOT_VIDEO_MISSING', `the video of ${feature.column} for episode ${episodeIndex} is not in the upload`, { ...origin, field: feature.column });
+          throw new ImportError(
+            'LEROBOT_VIDEO_MISSING',
+            `the video of ${feature.column} for episode ${episodeIndex} is not in the upload`,
+            { ...origin, field: feature.column },
+          );
         }
         // v3 packs episodes into one mp4: the episode's frames start at from_timestamp.
         features[feature.name] = { kind: 'video', file: file.path, timestamps: timestamp.map((time) => time + video.offset) };
@@ -324,17 +405,23 @@ function taskFields(
 ): Pick<ImportedEpisode, 'task' | 'stepTasks' | 'metadata'> {
   if (!hasTaskColumn) {
     // No per-step task: the episodes metadata's list is all there is.
-    return entry.tasks.length === 1 ? { task: entry.tasks[0]! } : { task: null, ...(entry.tasks.length > 0 ? { metadata: { tasks: entry.tasks } } : {}) };
+    return entry.tasks.length === 1
+      ? { task: entry.tasks[0]! }
+      : { task: null, ...(entry.tasks.length > 0 ? { metadata: { tasks: entry.tasks } } : {}) };
   }
   const stepTasks = rows.map((row, step) => {
     const taskIndex = integer(row.task_index);
     const text = taskIndex === undefined ? undefined : tasks.get(taskIndex);
     if (text === undefined) {
-      throw new ImportError('LEROBOT_TASK_UNKNOWN', `episode ${origin.episode} has task_index ${String(row.task_index)} at step ${step}, which the tasks file does not list`, {
-        ...origin,
-        step,
-        field: 'task_index',
-      });
+      throw new ImportError(
+        'LEROBOT_TASK_UNKNOWN',
+        `episode ${origin.episode} has task_index ${String(row.task_index)} at step ${step}, which the tasks file does not list`,
+        {
+          ...origin,
+          step,
+          field: 'task_index',
+        },
+      );
     }
     return text;
   });
@@ -343,9 +430,17 @@ function taskFields(
 }
 
 /** next.reward → reward (NaN where null), next.done → isTerminal, next.success → success (true when any step succeeded). */
-function outcomeFields(rows: Array<Record<string, unknown>>, columns: string[], origin: { file: string; episode: number }): Pick<ImportedEpisode, 'reward' | 'isTerminal' | 'success'> {
+function outcomeFields(
+  rows: Array<Record<string, unknown>>,
+  columns: string[],
+  origin: { file: string; episode: number },
+): Pick<ImportedEpisode, 'reward' | 'isTerminal' | 'success'> {
   const invalid = (column: string, step: number, what: string): ImportError =>
-    new ImportError('LEROBOT_VALUE_INVALID', `${column} of episode ${origin.episode} at step ${step} is ${String(rows[step]?.[column])}, not ${what}`, { ...origin, step, field: column });
+    new ImportError(
+      'LEROBOT_VALUE_INVALID',
+      `${column} of episode ${origin.episode} at step ${step} is ${String(rows[step]?.[column])}, not ${what}`,
+      { ...origin, step, field: column },
+    );
   const flags = (column: string): boolean[] =>
     rows.map((row, step) => {
       const value = asScalar(row[column]);

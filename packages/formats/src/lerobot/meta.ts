@@ -79,17 +79,25 @@ export async function readInfo(layout: DatasetLayout): Promise<LerobotInfo> {
   try {
     parsed = JSON.parse(await readFile(file.absolutePath, 'utf8'));
   } catch (error) {
-    throw new ImportError('LEROBOT_INFO_INVALID', `${location.file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`, location);
+    throw new ImportError(
+      'LEROBOT_INFO_INVALID',
+      `${location.file} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+      location,
+    );
   }
   const version = codebaseVersion(parsed);
   if (version === undefined) {
     throw new ImportError('LEROBOT_INFO_INVALID', `${location.file} has no codebase_version`, { ...location, field: 'codebase_version' });
   }
   if (!isSupportedVersion(version)) {
-    throw new ImportError('LEROBOT_UNSUPPORTED_VERSION', `LeRobot codebase_version "${version}" is not supported (supported: ${supportedVersions.join(', ')})`, {
-      ...location,
-      field: 'codebase_version',
-    });
+    throw new ImportError(
+      'LEROBOT_UNSUPPORTED_VERSION',
+      `LeRobot codebase_version "${version}" is not supported (supported: ${supportedVersions.join(', ')})`,
+      {
+        ...location,
+        field: 'codebase_version',
+      },
+    );
   }
   const result = infoSchema.safeParse(parsed);
   if (!result.success) {
@@ -127,7 +135,12 @@ function isSupportedVersion(version: string): version is LerobotVersion {
 export function formatTemplate(template: string, values: Record<string, string | number>, field: string): string {
   return template.replace(/\{([A-Za-z_]+)(?::(0?)(\d*)d)?\}/g, (placeholder, name: string, zero: string, width: string) => {
     const value = values[name];
-    if (value === undefined) throw new ImportError('LEROBOT_INFO_INVALID', `${field} "${template}" uses ${placeholder}, which LeRobot ${field} templates do not define`, { file: INFO_PATH, field });
+    if (value === undefined)
+      throw new ImportError(
+        'LEROBOT_INFO_INVALID',
+        `${field} "${template}" uses ${placeholder}, which LeRobot ${field} templates do not define`,
+        { file: INFO_PATH, field },
+      );
     const text = String(value);
     return width ? text.padStart(Number(width), zero === '0' ? '0' : ' ') : text;
   });
@@ -147,8 +160,10 @@ async function readTasksJsonl(layout: DatasetLayout): Promise<Map<number, string
   for await (const { line, value } of jsonLines(file)) {
     const at = { file: file.path, line };
     const entry = z.object({ task_index: z.number().int().nonnegative(), task: z.string() }).safeParse(value);
-    if (!entry.success) throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not {"task_index": <int>, "task": <text>}`, at);
-    if (tasks.has(entry.data.task_index)) throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} repeats task_index ${entry.data.task_index}`, at);
+    if (!entry.success)
+      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not {"task_index": <int>, "task": <text>}`, at);
+    if (tasks.has(entry.data.task_index))
+      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} repeats task_index ${entry.data.task_index}`, at);
     tasks.set(entry.data.task_index, entry.data.task);
   }
   return tasks;
@@ -159,20 +174,29 @@ async function readTasksParquet(layout: DatasetLayout): Promise<Map<number, stri
   return withParquet(file, {}, async (reader) => {
     // pandas writes the DataFrame index (the task text) as a column: `task` when the index is named,
     // `__index_level_0__` when not; its key-value metadata says which.
-    const textColumn = ['task', '__index_level_0__', ...pandasIndexColumns(reader.keyValue('pandas'))].find((name) => reader.columns.has(name));
-    if (!reader.columns.has('task_index')) throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task_index column`, { file: file.path, field: 'task_index' });
-    if (!textColumn) throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task text column (task or __index_level_0__)`, { file: file.path, field: 'task' });
+    const textColumn = ['task', '__index_level_0__', ...pandasIndexColumns(reader.keyValue('pandas'))].find((name) =>
+      reader.columns.has(name),
+    );
+    if (!reader.columns.has('task_index'))
+      throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task_index column`, { file: file.path, field: 'task_index' });
+    if (!textColumn)
+      throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task text column (task or __index_level_0__)`, {
+        file: file.path,
+        field: 'task',
+      });
     const rows = await reader.read({ columns: ['task_index', textColumn] });
     const tasks = new Map<number, string>();
     rows.forEach((row, rowIndex) => {
       const at = { file: file.path, field: textColumn };
       const text: unknown = row[textColumn];
-      if (text instanceof InvalidUtf8Text) throw new ImportError('INVALID_UTF8', `${file.path} row ${rowIndex}: the task text is not valid UTF-8`, at);
+      if (text instanceof InvalidUtf8Text)
+        throw new ImportError('INVALID_UTF8', `${file.path} row ${rowIndex}: the task text is not valid UTF-8`, at);
       const taskIndex = integer(row.task_index);
       if (typeof text !== 'string' || taskIndex === undefined || taskIndex < 0) {
         throw new ImportError('LEROBOT_META_INVALID', `${file.path} row ${rowIndex} has no task text or task_index`, at);
       }
-      if (tasks.has(taskIndex)) throw new ImportError('LEROBOT_META_INVALID', `${file.path} repeats task_index ${taskIndex}`, { ...at, field: 'task_index' });
+      if (tasks.has(taskIndex))
+        throw new ImportError('LEROBOT_META_INVALID', `${file.path} repeats task_index ${taskIndex}`, { ...at, field: 'task_index' });
       tasks.set(taskIndex, text);
     });
     return tasks;
@@ -209,12 +233,20 @@ export interface EpisodeEntryV3 extends EpisodeEntry {
 /** The episodes of `meta/episodes.jsonl` (v2.x), sorted by index. */
 export async function readEpisodesJsonl(layout: DatasetLayout): Promise<EpisodeEntry[]> {
   const file = requireMetaFile(layout, 'meta/episodes.jsonl');
-  const entrySchema = z.looseObject({ episode_index: z.number().int().nonnegative(), length: z.number().int().nonnegative(), tasks: z.array(z.string()).optional() });
+  const entrySchema = z.looseObject({
+    episode_index: z.number().int().nonnegative(),
+    length: z.number().int().nonnegative(),
+    tasks: z.array(z.string()).optional(),
+  });
   const episodes: EpisodeEntry[] = [];
   for await (const { line, value } of jsonLines(file)) {
     const entry = entrySchema.safeParse(value);
     if (!entry.success) {
-      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not {"episode_index": <int>, "length": <int>, "tasks": [...]}`, { file: file.path, line });
+      throw new ImportError(
+        'LEROBOT_META_INVALID',
+        `${file.path} line ${line} is not {"episode_index": <int>, "length": <int>, "tasks": [...]}`,
+        { file: file.path, line },
+      );
     }
     episodes.push({ episodeIndex: entry.data.episode_index, length: entry.data.length, tasks: entry.data.tasks ?? [] });
   }
@@ -224,28 +256,44 @@ export async function readEpisodesJsonl(layout: DatasetLayout): Promise<EpisodeE
 /** The episodes of `meta/episodes/chunk-*\/file-*.parquet` (v3.0), sorted by index. Reads only the columns it needs (not the stats). */
 export async function readEpisodesParquet(layout: DatasetLayout, videoKeys: string[]): Promise<EpisodeEntryV3[]> {
   const files = [...layout.files.entries()].filter(([path]) => /^meta\/episodes\/.+\.parquet$/.test(path)).map(([, file]) => file);
-  if (files.length === 0) throw new ImportError('LEROBOT_META_MISSING', `${layout.prefix}meta/episodes/ holds no parquet file`, { file: `${layout.prefix}meta/episodes/` });
+  if (files.length === 0)
+    throw new ImportError('LEROBOT_META_MISSING', `${layout.prefix}meta/episodes/ holds no parquet file`, {
+      file: `${layout.prefix}meta/episodes/`,
+    });
   const integerColumns = ['episode_index', 'length', 'dataset_from_index', 'dataset_to_index', 'data/chunk_index', 'data/file_index'];
-  const videoColumns = videoKeys.flatMap((key) => [`videos/${key}/chunk_index`, `videos/${key}/file_index`, `videos/${key}/from_timestamp`]);
+  const videoColumns = videoKeys.flatMap((key) => [
+    `videos/${key}/chunk_index`,
+    `videos/${key}/file_index`,
+    `videos/${key}/from_timestamp`,
+  ]);
   const episodes: EpisodeEntryV3[] = [];
   for (const file of files) {
     await withParquet(file, {}, async (reader) => {
       for (const column of [...integerColumns, ...videoColumns]) {
-        if (!reader.columns.has(column)) throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no column ${column}`, { file: file.path, field: column });
+        if (!reader.columns.has(column))
+          throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no column ${column}`, { file: file.path, field: column });
       }
       const columns = [...integerColumns, ...videoColumns, ...(reader.columns.has('tasks') ? ['tasks'] : [])];
       for (const row of await reader.read({ columns })) {
         const number = (column: string, kind: 'integer' | 'float' = 'integer'): number => {
           const value = kind === 'integer' ? integer(row[column]) : float(row[column]);
           if (value === undefined) {
-            throw new ImportError('LEROBOT_META_INVALID', `${file.path}: ${column} is not a number for episode ${String(row.episode_index)}`, { file: file.path, field: column });
+            throw new ImportError(
+              'LEROBOT_META_INVALID',
+              `${file.path}: ${column} is not a number for episode ${String(row.episode_index)}`,
+              { file: file.path, field: column },
+            );
           }
           return value;
         };
         const episodeIndex = number('episode_index');
         const tasks: unknown = row.tasks;
         if (Array.isArray(tasks) && tasks.some((task) => task instanceof InvalidUtf8Text)) {
-          throw new ImportError('INVALID_UTF8', `${file.path}: a task of episode ${episodeIndex} is not valid UTF-8`, { file: file.path, episode: episodeIndex, field: 'tasks' });
+          throw new ImportError('INVALID_UTF8', `${file.path}: a task of episode ${episodeIndex} is not valid UTF-8`, {
+            file: file.path,
+            episode: episodeIndex,
+            field: 'tasks',
+          });
         }
         episodes.push({
           episodeIndex,
@@ -256,7 +304,11 @@ export async function readEpisodesParquet(layout: DatasetLayout, videoKeys: stri
           videos: Object.fromEntries(
             videoKeys.map((key) => [
               key,
-              { chunkIndex: number(`videos/${key}/chunk_index`), fileIndex: number(`videos/${key}/file_index`), fromTimestamp: number(`videos/${key}/from_timestamp`, 'float') },
+              {
+                chunkIndex: number(`videos/${key}/chunk_index`),
+                fileIndex: number(`videos/${key}/file_index`),
+                fromTimestamp: number(`videos/${key}/from_timestamp`, 'float'),
+              },
             ]),
           ),
         });
@@ -270,7 +322,10 @@ function sortUnique<T extends EpisodeEntry>(episodes: T[], file: string): T[] {
   episodes.sort((a, b) => a.episodeIndex - b.episodeIndex);
   episodes.forEach((episode, position) => {
     if (position > 0 && episodes[position - 1]!.episodeIndex === episode.episodeIndex) {
-      throw new ImportError('LEROBOT_META_INVALID', `${file} lists episode ${episode.episodeIndex} twice`, { file, episode: episode.episodeIndex });
+      throw new ImportError('LEROBOT_META_INVALID', `${file} lists episode ${episode.episodeIndex} twice`, {
+        file,
+        episode: episode.episodeIndex,
+      });
     }
   });
   return episodes;

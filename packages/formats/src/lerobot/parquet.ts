@@ -77,7 +77,10 @@ export class ParquetReader {
       return new ParquetReader(file, buffer, metadata, columns);
     } catch (error) {
       await buffer.close();
-      throw new ImportError('PARQUET_INVALID', `${file.path} is not a readable parquet file: ${describe(error)}`, { ...location, file: file.path });
+      throw new ImportError('PARQUET_INVALID', `${file.path} is not a readable parquet file: ${describe(error)}`, {
+        ...location,
+        file: file.path,
+      });
     }
   }
 
@@ -108,7 +111,10 @@ export class ParquetReader {
         parsers: { stringFromBytes },
       });
     } catch (error) {
-      throw new ImportError('PARQUET_INVALID', `${this.file.path} cannot be decoded: ${describe(error)}`, { ...location, file: this.file.path });
+      throw new ImportError('PARQUET_INVALID', `${this.file.path} cannot be decoded: ${describe(error)}`, {
+        ...location,
+        file: this.file.path,
+      });
     }
   }
 

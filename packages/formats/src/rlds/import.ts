@@ -54,7 +54,8 @@ function siblingFile(source: ImportSource, tfRecordFile: SourceFile, name: strin
 async function readFeaturesJson(file: SourceFile | undefined): Promise<Map<string, TfdsLeaf> | undefined> {
   if (file === undefined) return undefined;
   const parsed = parseTfdsFeatures(await readFile(file.absolutePath, 'utf8'));
-  if (!parsed.ok) throw new ImportError('RLDS_FEATURES_JSON_INVALID', `${file.path} is not a TFDS feature spec: ${parsed.problem}`, { file: file.path });
+  if (!parsed.ok)
+    throw new ImportError('RLDS_FEATURES_JSON_INVALID', `${file.path} is not a TFDS feature spec: ${parsed.problem}`, { file: file.path });
   return parsed.leaves;
 }
 
@@ -70,7 +71,8 @@ function decodeRecord(record: TfRecord, file: SourceFile, episodeIndex: number):
     throw new ImportError('TFRECORD_EXAMPLE_INVALID', `${describe} is not a tf.train.Example (protobuf: ${reason})`, location);
   }
   // Protobuf skips fields it does not know, so arbitrary bytes can "decode"; an Example without features is no episode.
-  if (example.size === 0) throw new ImportError('TFRECORD_EXAMPLE_INVALID', `${describe} decodes to a tf.train.Example with no features`, location);
+  if (example.size === 0)
+    throw new ImportError('TFRECORD_EXAMPLE_INVALID', `${describe} decodes to a tf.train.Example with no features`, location);
   return example;
 }
 
@@ -116,13 +118,18 @@ export const rldsImporter: Importer = {
     const files = await tfRecordFilesOf(source);
     const firstFile = files[0];
     if (firstFile === undefined) {
-      throw new ImportError('RLDS_NO_TFRECORD_FILES', `no TFRecord files in the upload (looked for names like *.tfrecord* and for files starting with a TFRecord header)`);
+      throw new ImportError(
+        'RLDS_NO_TFRECORD_FILES',
+        `no TFRecord files in the upload (looked for names like *.tfrecord* and for files starting with a TFRecord header)`,
+      );
     }
     const leaves = await readFeaturesJson(siblingFile(source, firstFile, 'features.json'));
     // The first record completes the feature spec (unknown dimensions, image sizes) and finds an empty dataset early.
     const first = await readFirstExample(files);
     if (first === undefined) {
-      throw new ImportError('NO_EPISODES', `the TFRecord files hold no records (${files.map((file) => file.path).join(', ')})`, { file: firstFile.path });
+      throw new ImportError('NO_EPISODES', `the TFRecord files hold no records (${files.map((file) => file.path).join(', ')})`, {
+        file: firstFile.path,
+      });
     }
     const plan = planFromFirstRecord({ leaves, firstExample: first.example, firstFile: first.file.path, context });
     const datasetInfo = siblingFile(source, firstFile, 'dataset_info.json');

@@ -80,7 +80,11 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
   const skipped = new Set<string>();
   const skip = (source: string, why: string): void => {
     skipped.add(source);
-    context.warn({ code: 'RLDS_FEATURE_SKIPPED', message: `${source} is not imported: ${why}`, location: { file: firstFile, field: source } });
+    context.warn({
+      code: 'RLDS_FEATURE_SKIPPED',
+      message: `${source} is not imported: ${why}`,
+      location: { file: firstFile, field: source },
+    });
   };
 
   // Tensors whose shape is only complete once the first record's step count is known.
@@ -119,7 +123,8 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
     const scalarRole = scalarRoles[stepPath];
     if (scalarRole !== undefined) {
       // Declared shapes are checked here; inferred ones are checked per episode (one value per step).
-      if (input.leaves && leaf.shape.length !== 0) skip(source, `Kura keeps one ${stepPath} value per step, but features.json gives shape [${leaf.shape.join(', ')}]`);
+      if (input.leaves && leaf.shape.length !== 0)
+        skip(source, `Kura keeps one ${stepPath} value per step, but features.json gives shape [${leaf.shape.join(', ')}]`);
       else fields.push({ role: scalarRole, source });
       continue;
     }
@@ -134,7 +139,12 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
     if (input.leaves && leaf.shape.every((dimension) => dimension >= 0)) knownTensors.push(tensorField(pending, leaf.shape, shapeFrom));
     else unknownTensors.push(pending);
   }
-  const countingFields = [...fields, ...pendingImages.map((image) => ({ role: 'image' as const, source: image.path, name: image.name, encoding: image.encoding ?? 'jpeg' })), ...knownTensors];
+  // Only role and values per step matter for counting, so an image's encoding can be a placeholder here.
+  const countingFields = [
+    ...fields,
+    ...pendingImages.map((image) => ({ role: 'image' as const, source: image.path, name: image.name, encoding: image.encoding ?? 'jpeg' })),
+    ...knownTensors,
+  ];
   const stepCount = countSteps(firstExample, orderedFields(countingFields), firstLocation);
 
   for (const pending of unknownTensors) {
@@ -146,7 +156,7 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
         stepCount === undefined ? 'RLDS_STEP_COUNT_UNKNOWN' : 'RLDS_SHAPE_UNKNOWN',
         stepCount === undefined
           ? `cannot tell how many steps the first episode has: it has none of steps/is_first, is_last, is_terminal, reward, discount, language_instruction or an image, and ${leaf.path} has no declared shape`
-          : `cannot infer the shape of ${leaf.path}: features.json does not give it and the first episode has no steps`,
+          : `cannot infer the shape of ${leaf.path}: it is not declared and the first episode has no steps to count its values by`,
         { ...firstLocation, field: leaf.path },
       );
     }
@@ -169,7 +179,11 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
   for (const field of byName) {
     const earlier = sourceOfName.get(field.name);
     if (earlier !== undefined) {
-      throw new ImportError('RLDS_FEATURE_NAME_COLLISION', `${earlier} and ${field.source} would both become the Kura feature ${field.name}`, { file: firstFile, field: field.source });
+      throw new ImportError(
+        'RLDS_FEATURE_NAME_COLLISION',
+        `${earlier} and ${field.source} would both become the Kura feature ${field.name}`,
+        { file: firstFile, field: field.source },
+      );
     }
     sourceOfName.set(field.name, field.source);
     if (field.role === 'tensor' && field.shape.some((dimension) => dimension === 0)) {
@@ -181,7 +195,12 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
     features[field.name] =
       field.role === 'tensor'
         ? { dtype: field.dtype, shape: field.shape, ...(description ? { description } : {}) }
-        : { dtype: 'image', shape: imageShapeFor(field, leaves, firstExample, firstLocation), encoding: field.encoding, ...(description ? { description } : {}) };
+        : {
+            dtype: 'image',
+            shape: imageShapeFor(field, leaves, firstExample, firstLocation),
+            encoding: field.encoding,
+            ...(description ? { description } : {}),
+          };
   }
   return { features, stepFields: stepFields.filter((field) => !skipped.has(field.source)), skipped, leaves: input.leaves };
 }
@@ -199,12 +218,29 @@ function tensorField(
   shape: number[],
   shapeFrom: 'features.json' | 'the first record',
 ): StepField {
-  return { role: 'tensor', source: pending.leaf.path, name: pending.name, dtype: pending.dtype, shape, perStep: shape.reduce((product, dimension) => product * dimension, 1), shapeFrom };
+  return {
+    role: 'tensor',
+    source: pending.leaf.path,
+    name: pending.name,
+    dtype: pending.dtype,
+    shape,
+    perStep: shape.reduce((product, dimension) => product * dimension, 1),
+    shapeFrom,
+  };
 }
 
 /** Flags first (one value per step, cheapest), then the others; tensors by name for a stable order. */
 function orderedFields(fields: StepField[]): StepField[] {
-  const rank: Record<StepField['role'], number> = { isFirst: 0, isLast: 1, isTerminal: 2, reward: 3, discount: 4, instruction: 5, image: 6, tensor: 7 };
+  const rank: Record<StepField['role'], number> = {
+    isFirst: 0,
+    isLast: 1,
+    isTerminal: 2,
+    reward: 3,
+    discount: 4,
+    instruction: 5,
+    image: 6,
+    tensor: 7,
+  };
   return [...fields].sort((a, b) => rank[a.role] - rank[b.role] || (a.source < b.source ? -1 : a.source > b.source ? 1 : 0));
 }
 
@@ -212,7 +248,13 @@ function orderedFields(fields: StepField[]): StepField[] {
  * Shape of a tensor from the first record: unknown dimensions (-1 in features.json) are solved from
  * the value count; without features.json one value per step is a scalar and n values a vector [n].
  */
-function inferShape(source: string, valueCount: number, stepCount: { steps: number; from: string }, declared: number[] | undefined, location: ErrorLocation): number[] | undefined {
+function inferShape(
+  source: string,
+  valueCount: number,
+  stepCount: { steps: number; from: string },
+  declared: number[] | undefined,
+  location: ErrorLocation,
+): number[] | undefined {
   const perStep = valueCount / stepCount.steps;
   if (!Number.isInteger(perStep)) {
     throw new ImportError(
@@ -236,26 +278,43 @@ function inferShape(source: string, valueCount: number, stepCount: { steps: numb
   return declared.map((dimension) => (dimension < 0 ? missing : dimension));
 }
 
-function resolveImage(image: Extract<TfdsLeaf, { type: 'image' }> & { name: string }, example: DecodedExample, location: ErrorLocation): StepField {
+function resolveImage(
+  image: Extract<TfdsLeaf, { type: 'image' }> & { name: string },
+  example: DecodedExample,
+  location: ErrorLocation,
+): StepField {
   if (image.encoding !== undefined) return { role: 'image', source: image.path, name: image.name, encoding: image.encoding };
   const feature = example.get(image.path);
   const firstFrame = feature?.kind === 'bytes' ? feature.values[0] : undefined;
   const encoding = firstFrame ? imageEncodingOf(firstFrame) : undefined;
   if (encoding === undefined) {
-    throw new ImportError('RLDS_IMAGE_INVALID', `cannot tell how ${image.path} is encoded: features.json does not say and the first frame is neither JPEG nor PNG`, { ...location, field: image.path });
+    throw new ImportError(
+      'RLDS_IMAGE_INVALID',
+      `cannot tell how ${image.path} is encoded: features.json does not say and the first frame is neither JPEG nor PNG`,
+      { ...location, field: image.path },
+    );
   }
   return { role: 'image', source: image.path, name: image.name, encoding };
 }
 
 /** [height, width, channels] from features.json, or from the first frame's header when it does not say. */
-function imageShapeFor(field: Extract<StepField, { role: 'image' }>, leaves: Map<string, TfdsLeaf>, example: DecodedExample, location: ErrorLocation): number[] {
+function imageShapeFor(
+  field: Extract<StepField, { role: 'image' }>,
+  leaves: Map<string, TfdsLeaf>,
+  example: DecodedExample,
+  location: ErrorLocation,
+): number[] {
   const leaf = leaves.get(field.source);
   if (leaf?.type === 'image' && leaf.shape.length === 3 && leaf.shape.every((dimension) => dimension > 0)) return leaf.shape;
   const feature = example.get(field.source);
   const firstFrame = feature?.kind === 'bytes' ? feature.values[0] : undefined;
   const shape = firstFrame ? imageShapeOf(firstFrame) : undefined;
   if (shape === undefined) {
-    throw new ImportError('RLDS_IMAGE_INVALID', `cannot tell the size of ${field.source}: features.json does not give it and the first frame's header cannot be read`, { ...location, field: field.source });
+    throw new ImportError(
+      'RLDS_IMAGE_INVALID',
+      `cannot tell the size of ${field.source}: features.json does not give it and the first frame's header cannot be read`,
+      { ...location, field: field.source },
+    );
   }
   return shape;
 }
@@ -323,7 +382,11 @@ function countSteps(example: DecodedExample, fields: StepField[], location: Erro
 }
 
 function missingFeature(source: string, location: ErrorLocation): ImportError {
-  return new ImportError('RLDS_FEATURE_MISSING', `the record has no ${source}, which the dataset's other episodes (or features.json) have`, { ...location, field: source });
+  return new ImportError(
+    'RLDS_FEATURE_MISSING',
+    `the record has no ${source}, which the dataset's other episodes (or features.json) have`,
+    { ...location, field: source },
+  );
 }
 
 /** Where an episode came from. */
@@ -362,7 +425,11 @@ export function episodeFromExample(example: DecodedExample, plan: RldsPlan, posi
   const location: ErrorLocation = { file: position.file, episode: position.episodeIndex };
   const describe = `record ${position.indexInFile} of ${position.file}`;
   if (![...example.keys()].some((key) => key.startsWith(STEPS_PREFIX))) {
-    throw new ImportError('RLDS_NO_STEPS', `${describe} has no steps/... features, so it is not an RLDS episode (keys: ${[...example.keys()].slice(0, 8).join(', ')})`, location);
+    throw new ImportError(
+      'RLDS_NO_STEPS',
+      `${describe} has no steps/... features, so it is not an RLDS episode (keys: ${[...example.keys()].slice(0, 8).join(', ')})`,
+      location,
+    );
   }
   for (const field of plan.stepFields) if (!example.has(field.source)) throw missingFeature(field.source, location);
   const known = new Set(plan.stepFields.map((field) => field.source));
@@ -377,7 +444,8 @@ export function episodeFromExample(example: DecodedExample, plan: RldsPlan, posi
   }
 
   const stepCount = countSteps(example, plan.stepFields, location);
-  if (stepCount === undefined) throw new ImportError('RLDS_STEP_COUNT_UNKNOWN', `${describe}: no per-step feature tells how many steps the episode has`, location);
+  if (stepCount === undefined)
+    throw new ImportError('RLDS_STEP_COUNT_UNKNOWN', `${describe}: no per-step feature tells how many steps the episode has`, location);
   const { steps } = stepCount;
 
   const episode: ImportedEpisode = {
@@ -443,7 +511,11 @@ export function episodeFromExample(example: DecodedExample, plan: RldsPlan, posi
 }
 
 function typeMismatch(source: string, expected: string, feature: ExampleFeature, location: ErrorLocation): ImportError {
-  return new ImportError('RLDS_FEATURE_TYPE_MISMATCH', `${source} is stored as a ${feature.kind} list, but ${expected} was expected`, location);
+  return new ImportError(
+    'RLDS_FEATURE_TYPE_MISMATCH',
+    `${source} is stored as a ${feature.kind} list, but ${expected} was expected`,
+    location,
+  );
 }
 
 /** Numbers of a float or int64 list (flags, reward, discount). */
@@ -460,7 +532,10 @@ function numbersOf(feature: ExampleFeature, source: string, location: ErrorLocat
   }
 }
 
-const integerRanges: Record<Exclude<TensorDtype, 'float32' | 'int64' | 'bool'>, { min: bigint; max: bigint; make: (length: number) => Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array }> = {
+const integerRanges: Record<
+  Exclude<TensorDtype, 'float32' | 'int64' | 'bool'>,
+  { min: bigint; max: bigint; make: (length: number) => Int8Array | Int16Array | Int32Array | Uint8Array | Uint16Array | Uint32Array }
+> = {
   int8: { min: -128n, max: 127n, make: (length) => new Int8Array(length) },
   int16: { min: -32768n, max: 32767n, make: (length) => new Int16Array(length) },
   int32: { min: -2147483648n, max: 2147483647n, make: (length) => new Int32Array(length) },
@@ -484,7 +559,10 @@ function tensorValues(feature: ExampleFeature, dtype: TensorDtype, source: strin
   for (let index = 0; index < integers.length; index++) {
     const value = integers[index] ?? 0n;
     if (value < range.min || value > range.max) {
-      throw new ImportError('RLDS_VALUE_OUT_OF_RANGE', `${source} holds ${value}, outside ${dtype}`, { ...location, step: Math.floor(index / perStep) });
+      throw new ImportError('RLDS_VALUE_OUT_OF_RANGE', `${source} holds ${value}, outside ${dtype}`, {
+        ...location,
+        step: Math.floor(index / perStep),
+      });
     }
     values[index] = Number(value);
   }
@@ -530,7 +608,12 @@ function metadataOf(example: DecodedExample, leaves: Map<string, TfdsLeaf> | und
     if (path.startsWith(STEPS_PREFIX)) continue;
     const key = path.startsWith(EPISODE_METADATA_PREFIX) ? path.slice(EPISODE_METADATA_PREFIX.length) : path;
     const leaf = leaves?.get(path);
-    const isScalar = leaf === undefined ? featureValueCount(feature) === 1 : leaf.type === 'tensor' ? leaf.shape.length === 0 : leaf.type !== 'unsupported';
+    const isScalar =
+      leaf === undefined
+        ? featureValueCount(feature) === 1
+        : leaf.type === 'tensor'
+          ? leaf.shape.length === 0
+          : leaf.type !== 'unsupported';
     const values = metadataValues(feature, leaf);
     metadata[key] = isScalar && values.length === 1 ? values[0] : values;
   }
@@ -546,7 +629,9 @@ function metadataValues(feature: ExampleFeature, leaf: TfdsLeaf | undefined): un
     case 'int64':
       if (leaf?.type === 'tensor' && leaf.dtype === 'bool') return Array.from(feature.values, (value) => value !== 0n);
       // Numbers when exact, else decimal strings (JSON has no 64-bit integers).
-      return Array.from(feature.values, (value) => (value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString()));
+      return Array.from(feature.values, (value) =>
+        value >= BigInt(Number.MIN_SAFE_INTEGER) && value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value.toString(),
+      );
     case 'bytes':
       return feature.values.map((bytes) => {
         try {

@@ -72,7 +72,10 @@ function recordOffsets(bytes: Buffer): number[] {
 async function folderWithEpisodes(episodes: Array<Record<string, TestFeature>>, options: { featuresJson?: boolean } = {}): Promise<string> {
   const folder = await newFolder();
   if (options.featuresJson ?? true) await copyFile(fixtureFeaturesJson, join(folder, 'features.json'));
-  await writeTfRecordFile(join(folder, 'synthetic-train.tfrecord-00000-of-00001'), episodes.map((episode) => encodeExample(episode)));
+  await writeTfRecordFile(
+    join(folder, 'synthetic-train.tfrecord-00000-of-00001'),
+    episodes.map((episode) => encodeExample(episode)),
+  );
   return folder;
 }
 
@@ -93,9 +96,15 @@ describe('TFRecord framing', () => {
     await writeTfRecordFile(path, payloads);
     const records = [];
     // A small chunk size makes records span several reads.
-    for await (const record of readTfRecords({ path: 'plain.tfrecord', absolutePath: path, bytes: (await readFile(path)).length }, { chunkBytes: 1000 })) records.push(record);
+    for await (const record of readTfRecords(
+      { path: 'plain.tfrecord', absolutePath: path, bytes: (await readFile(path)).length },
+      { chunkBytes: 1000 },
+    ))
+      records.push(record);
     // Compared as base64: Jest's deep equality walks a 300 kB buffer byte by byte, slowly.
-    expect(records.map((record) => Buffer.from(record.payload).toString('base64'))).toEqual(payloads.map((payload) => payload.toString('base64')));
+    expect(records.map((record) => Buffer.from(record.payload).toString('base64'))).toEqual(
+      payloads.map((payload) => payload.toString('base64')),
+    );
     expect(records.map((record) => record.offset)).toEqual([0, 21, 37]);
   });
 });
@@ -125,7 +134,12 @@ describe('rlds importer on the bridge_debug fixture (octo-models/octo, MIT)', ()
     expect(features.action).toMatchObject({ dtype: 'float32', shape: [7] });
     expect(features['observation.state']).toMatchObject({ dtype: 'float32', shape: [7] });
     expect(features['observation.language_embedding']).toMatchObject({ dtype: 'float32', shape: [512] });
-    expect(features['observation.images.image_0']).toEqual({ dtype: 'image', shape: [64, 64, 3], encoding: 'jpeg', description: 'Main camera RGB observation.' });
+    expect(features['observation.images.image_0']).toEqual({
+      dtype: 'image',
+      shape: [64, 64, 3],
+      encoding: 'jpeg',
+      description: 'Main camera RGB observation.',
+    });
     expect(imported.result.expectedEpisodes).toBe(25);
   });
 
@@ -233,7 +247,9 @@ describe('rlds importer on the bridge_debug fixture (octo-models/octo, MIT)', ()
 
 describe('rlds importer on synthetic records', () => {
   it('keeps one task per step when the instruction changes within an episode', async () => {
-    const folder = await folderWithEpisodes([bridgeLikeEpisode({ steps: 3, instruction: ['open the drawer', 'open the drawer', 'close the drawer'] })]);
+    const folder = await folderWithEpisodes([
+      bridgeLikeEpisode({ steps: 3, instruction: ['open the drawer', 'open the drawer', 'close the drawer'] }),
+    ]);
     const { episodes, warnings } = await importFolder(folder);
     expect(episodes[0]?.stepTasks).toEqual(['open the drawer', 'open the drawer', 'close the drawer']);
     expect(episodes[0]?.task).toBeUndefined();
@@ -283,7 +299,9 @@ describe('rlds importer on broken inputs', () => {
 
   it('TFRECORD_TRUNCATED when a GZIP-compressed file is cut', async () => {
     const compressed = gzipSync(await readFile(fixtureRecords));
-    const error = await importFailure(await folderWithRecords(compressed.subarray(0, compressed.length >> 1), 'bridge_dataset-train.tfrecord.gz'));
+    const error = await importFailure(
+      await folderWithRecords(compressed.subarray(0, compressed.length >> 1), 'bridge_dataset-train.tfrecord.gz'),
+    );
     expect(error.code).toBe('TFRECORD_TRUNCATED');
     expect(error.location.file).toBe('bridge_dataset-train.tfrecord.gz');
     expect(error.location.episode).toBeGreaterThan(0);
@@ -381,7 +399,11 @@ describe('rlds importer on broken inputs', () => {
   it('EPISODE_SHAPE_MISMATCH when the records do not match features.json', async () => {
     // Parsed JSON: the type states what this test relies on.
     const featuresJson: {
-      featuresDict: { features: { steps: { sequence: { feature: { featuresDict: { features: { action: { tensor: { shape: { dimensions: string[] } } } } } } } } } };
+      featuresDict: {
+        features: {
+          steps: { sequence: { feature: { featuresDict: { features: { action: { tensor: { shape: { dimensions: string[] } } } } } } } };
+        };
+      };
     } = JSON.parse(await readFile(fixtureFeaturesJson, 'utf8'));
     featuresJson.featuresDict.features.steps.sequence.feature.featuresDict.features.action.tensor.shape.dimensions = ['8'];
     const folder = await newFolder();
@@ -398,7 +420,12 @@ describe('rlds importer on broken inputs', () => {
     const folder = await folderWithEpisodes([bridgeLikeEpisode({ steps: 5 }), bridgeLikeEpisode({ steps: 5, instruction })]);
     const error = await importFailure(folder);
     expect(error.code).toBe('INVALID_UTF8');
-    expect(error.location).toEqual({ file: 'synthetic-train.tfrecord-00000-of-00001', episode: 1, step: 3, field: 'steps/language_instruction' });
+    expect(error.location).toEqual({
+      file: 'synthetic-train.tfrecord-00000-of-00001',
+      episode: 1,
+      step: 3,
+      field: 'steps/language_instruction',
+    });
   });
 
   it('RLDS_IMAGE_INVALID for a frame that is not the declared JPEG', async () => {
@@ -406,7 +433,12 @@ describe('rlds importer on broken inputs', () => {
     broken['steps/observation/image_2'] = { bytes: [jpegHeaderOnly(64, 64), jpegHeaderOnly(64, 64), Buffer.from('not an image')] };
     const error = await importFailure(await folderWithEpisodes([broken]));
     expect(error.code).toBe('RLDS_IMAGE_INVALID');
-    expect(error.location).toEqual({ file: 'synthetic-train.tfrecord-00000-of-00001', episode: 0, step: 2, field: 'steps/observation/image_2' });
+    expect(error.location).toEqual({
+      file: 'synthetic-train.tfrecord-00000-of-00001',
+      episode: 0,
+      step: 2,
+      field: 'steps/observation/image_2',
+    });
   });
 
   it('RLDS_FEATURE_MISSING when a later record lacks a feature', async () => {

@@ -14,7 +14,8 @@ export type TestFeature = { bytes: Array<Uint8Array | string> } | { floats: numb
 export function encodeExample(features: Record<string, TestFeature>): Uint8Array {
   const feature: Record<string, object> = {};
   for (const [key, value] of Object.entries(features)) {
-    if ('bytes' in value) feature[key] = { bytes_list: { value: value.bytes.map((item) => (typeof item === 'string' ? Buffer.from(item, 'utf8') : item)) } };
+    if ('bytes' in value)
+      feature[key] = { bytes_list: { value: value.bytes.map((item) => (typeof item === 'string' ? Buffer.from(item, 'utf8') : item)) } };
     else if ('floats' in value) feature[key] = { float_list: { value: value.floats } };
     else if ('int64s' in value) feature[key] = { int64_list: { value: value.int64s } };
     else feature[key] = {};
@@ -41,7 +42,27 @@ export async function writeTfRecordFile(path: string, payloads: Uint8Array[]): P
 /** The smallest bytes that look like a JPEG of the given size to a header reader (SOI, SOF0, EOI); not decodable. */
 export function jpegHeaderOnly(height: number, width: number): Uint8Array {
   // SOF0 segment: length 17, precision 8, height, width, 3 components of 3 bytes each.
-  const sof = [0xff, 0xc0, 0x00, 0x11, 0x08, height >> 8, height & 0xff, width >> 8, width & 0xff, 0x03, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1];
+  const sof = [
+    0xff,
+    0xc0,
+    0x00,
+    0x11,
+    0x08,
+    height >> 8,
+    height & 0xff,
+    width >> 8,
+    width & 0xff,
+    0x03,
+    1,
+    0x22,
+    0,
+    2,
+    0x11,
+    1,
+    3,
+    0x11,
+    1,
+  ];
   return Uint8Array.from([0xff, 0xd8, ...sof, 0xff, 0xd9]);
 }
 
@@ -71,7 +92,9 @@ export function bridgeLikeEpisode(options: BridgeLikeEpisodeOptions = {}): Recor
     'steps/observation/image_1': { bytes: frames },
     'steps/observation/image_2': { bytes: frames },
     'steps/observation/image_3': { bytes: frames },
-    'steps/language_instruction': { bytes: typeof instruction === 'string' ? Array.from({ length: steps }, () => instruction) : instruction },
+    'steps/language_instruction': {
+      bytes: typeof instruction === 'string' ? Array.from({ length: steps }, () => instruction) : instruction,
+    },
     'steps/reward': { floats: Array.from({ length: steps }, (_, step) => (step === steps - 1 ? 1 : 0)) },
     'steps/discount': { floats: Array.from({ length: steps }, () => 1) },
     'steps/is_first': { int64s: Array.from({ length: steps }, (_, step) => (step === 0 ? 1 : 0)) },

@@ -111,7 +111,8 @@ export function expectedEpisodesFromDatasetInfo(text: string, fileNames: string[
   if (!isRecord(info) || typeof info.name !== 'string' || !Array.isArray(info.splits)) return undefined;
   const shardLengths = new Map<string, unknown[]>();
   for (const split of info.splits) {
-    if (isRecord(split) && typeof split.name === 'string' && Array.isArray(split.shardLengths)) shardLengths.set(split.name, split.shardLengths);
+    if (isRecord(split) && typeof split.name === 'string' && Array.isArray(split.shardLengths))
+      shardLengths.set(split.name, split.shardLengths);
   }
   let total = 0;
   for (const fileName of fileNames) {

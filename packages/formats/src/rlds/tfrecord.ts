@@ -73,7 +73,8 @@ export function compressionFromMagic(firstBytes: Uint8Array): TfRecordCompressio
   const [first, second] = firstBytes;
   if (first === 0x1f && second === 0x8b) return 'gzip';
   // zlib (RFC 1950): deflate method, and the two header bytes are a multiple of 31.
-  if (first !== undefined && second !== undefined && (first & 0x0f) === 8 && (first >> 4) <= 7 && (first * 256 + second) % 31 === 0) return 'zlib';
+  if (first !== undefined && second !== undefined && (first & 0x0f) === 8 && first >> 4 <= 7 && (first * 256 + second) % 31 === 0)
+    return 'zlib';
   return 'none';
 }
 
@@ -142,7 +143,11 @@ export async function* readTfRecords(file: TfRecordFile, options: ReadTfRecordsO
       const header = await readOrThrow(reader, TFRECORD_HEADER_BYTES, compression, location, describe);
       if (header.length === 0) return;
       if (header.length < TFRECORD_HEADER_BYTES) {
-        throw new ImportError('TFRECORD_TRUNCATED', `${describe}: the file ends inside the record header (${header.length} of ${TFRECORD_HEADER_BYTES} bytes)`, location);
+        throw new ImportError(
+          'TFRECORD_TRUNCATED',
+          `${describe}: the file ends inside the record header (${header.length} of ${TFRECORD_HEADER_BYTES} bytes)`,
+          location,
+        );
       }
       const view = new DataView(header.buffer, header.byteOffset, TFRECORD_HEADER_BYTES);
       const storedLengthCrc = view.getUint32(8, true);
@@ -157,7 +162,11 @@ export async function* readTfRecords(file: TfRecordFile, options: ReadTfRecordsO
       const length = view.getBigUint64(0, true);
       const recordBytes = BigInt(TFRECORD_HEADER_BYTES + TFRECORD_FOOTER_BYTES) + length;
       if (length > BigInt(bufferConstants.MAX_LENGTH)) {
-        throw new ImportError('TFRECORD_RECORD_TOO_LARGE', `${describe}: a record of ${length} bytes is larger than this reader can hold`, location);
+        throw new ImportError(
+          'TFRECORD_RECORD_TOO_LARGE',
+          `${describe}: a record of ${length} bytes is larger than this reader can hold`,
+          location,
+        );
       }
       // For a plain file the remaining size is known: an impossible length is a truncation, found without reading.
       if (compression === 'none' && BigInt(offset) + recordBytes > BigInt(file.bytes)) {
@@ -169,7 +178,11 @@ export async function* readTfRecords(file: TfRecordFile, options: ReadTfRecordsO
       }
       const body = await readOrThrow(reader, Number(length) + TFRECORD_FOOTER_BYTES, compression, location, describe);
       if (body.length < Number(length) + TFRECORD_FOOTER_BYTES) {
-        throw new ImportError('TFRECORD_TRUNCATED', `${describe}: the file ends inside the record (${body.length} of ${length + 4n} bytes after the header)`, location);
+        throw new ImportError(
+          'TFRECORD_TRUNCATED',
+          `${describe}: the file ends inside the record (${body.length} of ${length + 4n} bytes after the header)`,
+          location,
+        );
       }
       const payload = body.subarray(0, Number(length));
       const storedDataCrc = new DataView(body.buffer, body.byteOffset + Number(length), TFRECORD_FOOTER_BYTES).getUint32(0, true);
@@ -211,7 +224,11 @@ async function readOrThrow(
     if (error.code === 'Z_BUF_ERROR') {
       throw new ImportError('TFRECORD_TRUNCATED', `${describe}: the ${compression} stream ends early (${error.message})`, location);
     }
-    throw new ImportError('TFRECORD_COMPRESSION_INVALID', `${describe}: the ${compression} data cannot be decompressed (${error.message})`, location);
+    throw new ImportError(
+      'TFRECORD_COMPRESSION_INVALID',
+      `${describe}: the ${compression} data cannot be decompressed (${error.message})`,
+      location,
+    );
   }
 }
 

@@ -187,7 +187,9 @@ class BucketStore {
     // Counts below the new lowest index (only when the window slid up) fold into it.
     let folded = 0;
     if (this.total > 0) {
-      for (let index = this.lowest; index < lowest; index++) {
+      // The whole old window may lie below the new one (a jump up by more than maxBuckets).
+      const foldEnd = Math.min(lowest - 1, this.highest);
+      for (let index = this.lowest; index <= foldEnd; index++) {
         const slot = index - oldOffset;
         folded += old[slot]!;
         old[slot] = 0;
@@ -350,9 +352,13 @@ export class QuantileSketch {
     return sketch;
   }
 
-  /** The representative of bucket i: 2γ^i/(γ+1), within α of every value in (γ^(i−1), γ^i]. */
+  /**
+   * The representative of bucket i: 2γ^i/(γ+1) = (1+α)·γ^(i−1), within α of every value in
+   * (γ^(i−1), γ^i]. Written with γ^(i−1), which is below the bucket's values and so never overflows;
+   * capped at the largest double, which is then closer to the values than the representative.
+   */
   private bucketValue(index: number): number {
-    return (2 * Math.pow(this.gamma, index)) / (this.gamma + 1);
+    return Math.min(Number.MAX_VALUE, (1 + this.options.relativeAccuracy) * Math.pow(this.gamma, index - 1));
   }
 }
 
