@@ -38,6 +38,7 @@ const environmentSchema = z.object({
   KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
   KURA_JSON_BODY_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(1024 * 1024)),
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
+  KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
   KURA_MAX_UPLOAD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(100 * 1024 ** 3)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
@@ -53,7 +54,7 @@ export interface KuraConfig {
     | { kind: 's3'; endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean }
     | { kind: 'filesystem'; directory: string };
   jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number };
-  uploads: { maxBytes: number };
+  uploads: { maxBytes: number; shardBytes: number };
   adminKey: string | undefined;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -116,7 +117,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       attempts: env.KURA_JOB_ATTEMPTS,
       backoffMs: env.KURA_JOB_BACKOFF_MS,
     },
-    uploads: { maxBytes: env.KURA_MAX_UPLOAD_BYTES },
+    uploads: { maxBytes: env.KURA_MAX_UPLOAD_BYTES, shardBytes: env.KURA_SHARD_BYTES },
     adminKey: env.KURA_ADMIN_KEY,
     shutdownTimeoutMs: env.KURA_SHUTDOWN_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

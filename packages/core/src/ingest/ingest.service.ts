@@ -34,8 +34,6 @@ import { detectArchiveKind, extractArchive } from '../uploads/archive.js';
 import { UploadsRepository, type UploadRecord } from '../uploads/uploads.repository.js';
 import { withDatasetLock } from './dataset-lock.js';
 
-/** Episodes are held in memory up to this many bytes before they are written as one shard. */
-const SHARD_BUDGET_BYTES = 64 * 1024 * 1024;
 const MAX_WARNINGS = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
 
@@ -204,7 +202,8 @@ export class IngestService {
       bufferedBytes += episodeBytes(episode);
       steps += episode.length;
       count++;
-      if (bufferedBytes >= SHARD_BUDGET_BYTES) await flush();
+      // Episodes are held in memory up to this many bytes, then written as one shard.
+      if (bufferedBytes >= this.config.uploads.shardBytes) await flush();
       if (Date.now() - lastProgress > PROGRESS_INTERVAL_MS) {
         lastProgress = Date.now();
         const progress = params.expected ? Math.min(0.95, (count / params.expected) * 0.95) : 0.5;

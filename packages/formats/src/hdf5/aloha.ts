@@ -1,6 +1,15 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { ErrorLocation, FeatureSpec } from '@kura/schema';
-import { ImportError, type FeatureValues, type ImportContext, type ImportedEpisode, type Importer, type ImportResult, type ImportSource, type SourceFile } from '../importer.js';
+import type { ErrorLocation, Feature, FeatureSpec } from '@kura/schema';
+import {
+  ImportError,
+  type FeatureValues,
+  type ImportContext,
+  type ImportedEpisode,
+  type Importer,
+  type ImportResult,
+  type ImportSource,
+  type SourceFile,
+} from '../importer.js';
 import {
   addFeature,
   checkColumn,
@@ -110,9 +119,9 @@ function planAloha(hdf5: Hdf5File, location: ErrorLocation, options: Hdf5ImportO
   const features: FeatureSpec = {};
   const columns: AlohaColumn[] = [];
   const add = (column: AlohaColumn, sourcePath: string): void => {
-    const feature =
+    const feature: Feature =
       column.kind === 'padded-jpeg'
-        ? { dtype: 'image' as const, shape: [column.height, column.width, column.channels], encoding: 'jpeg' as const }
+        ? { dtype: 'image', shape: [column.height, column.width, column.channels], encoding: 'jpeg' }
         : columnFeature(column, options.imageEncoding ?? 'png');
     addFeature(features, column.feature, feature, sourcePath, location);
     columns.push(column);
@@ -121,7 +130,8 @@ function planAloha(hdf5: Hdf5File, location: ErrorLocation, options: Hdf5ImportO
   for (const known of knownVectors) {
     const path = `/${known.path}`;
     if (!hdf5.hasDataset(path, location)) {
-      if (known.required) throw new ImportError('HDF5_DATASET_MISSING', `${hdf5.sourcePath}: ${path} is missing`, { ...location, field: path });
+      if (known.required)
+        throw new ImportError('HDF5_DATASET_MISSING', `${hdf5.sourcePath}: ${path} is missing`, { ...location, field: path });
       continue;
     }
     add(planTensor(hdf5.inspect(path, location), known.feature, known.path, location, known.names), path);
@@ -137,7 +147,12 @@ function planAloha(hdf5: Hdf5File, location: ErrorLocation, options: Hdf5ImportO
     const info = hdf5.inspect(path, location);
     const feature = `observation.images.${featureSegment(camera)}`;
     const relativePath = `observations/images/${camera}`;
-    add(isPaddedJpeg(info) ? planPaddedJpeg(hdf5, info, feature, relativePath, location) : planRawImage(info, feature, relativePath, location), path);
+    add(
+      isPaddedJpeg(info)
+        ? planPaddedJpeg(hdf5, info, feature, relativePath, location)
+        : planRawImage(info, feature, relativePath, location),
+      path,
+    );
   }
   return { features, columns };
 }
@@ -147,30 +162,52 @@ function isPaddedJpeg(info: DatasetInfo): boolean {
   return !isRawImage(info) && info.dtype === 'uint8' && info.shape.length === 2;
 }
 
-function planPaddedJpeg(hdf5: Hdf5File, info: DatasetInfo, feature: string, relativePath: string, location: ErrorLocation): PaddedJpegColumn {
+function planPaddedJpeg(
+  hdf5: Hdf5File,
+  info: DatasetInfo,
+  feature: string,
+  relativePath: string,
+  location: ErrorLocation,
+): PaddedJpegColumn {
   if ((info.shape[0] ?? 0) === 0) {
     throw new ImportError('EMPTY_EPISODE', `${info.path} has no frames`, { ...location, field: info.path });
   }
   const firstRow = hdf5.readUint8Rows(info, 0, 1, location);
   const dimensions = jpegDimensions(firstRow);
   if (!dimensions) {
-    throw new ImportError('HDF5_IMAGE_INVALID', `${info.path} holds ${info.shape[1]} bytes per step that are not a JPEG image`, { ...location, field: info.path, step: 0 });
+    throw new ImportError('HDF5_IMAGE_INVALID', `${info.path} holds ${info.shape[1]} bytes per step that are not a JPEG image`, {
+      ...location,
+      field: info.path,
+      step: 0,
+    });
   }
   return { kind: 'padded-jpeg', feature, relativePath, ...dimensions };
 }
 
-async function* readEpisodes(files: SourceFile[], plan: AlohaPlan, options: Hdf5ImportOptions, context: ImportContext): AsyncGenerator<ImportedEpisode> {
+async function* readEpisodes(
+  files: SourceFile[],
+  plan: AlohaPlan,
+  options: Hdf5ImportOptions,
+  context: ImportContext,
+): AsyncGenerator<ImportedEpisode> {
   for (const file of files) {
     // The file is closed before the episode is handed on: no handle is held while the caller works.
     yield await withHdf5File(file, (hdf5) => readEpisode(hdf5, file, plan, options, context));
   }
 }
 
-async function readEpisode(hdf5: Hdf5File, file: SourceFile, plan: AlohaPlan, options: Hdf5ImportOptions, context: ImportContext): Promise<ImportedEpisode> {
+async function readEpisode(
+  hdf5: Hdf5File,
+  file: SourceFile,
+  plan: AlohaPlan,
+  options: Hdf5ImportOptions,
+  context: ImportContext,
+): Promise<ImportedEpisode> {
   const location = at(file);
   const action = hdf5.inspect('/action', location);
   const length = action.shape[0] ?? 0;
-  if (action.shape.length === 0 || length === 0) throw new ImportError('EMPTY_EPISODE', `${file.path}: /action has no steps`, { ...location, field: '/action' });
+  if (action.shape.length === 0 || length === 0)
+    throw new ImportError('EMPTY_EPISODE', `${file.path}: /action has no steps`, { ...location, field: '/action' });
 
   warnAboutExtraDatasets(hdf5, plan, location, context);
   const features: Record<string, FeatureValues> = {};
@@ -186,7 +223,9 @@ async function readEpisode(hdf5: Hdf5File, file: SourceFile, plan: AlohaPlan, op
   }
 
   const attributes = rootAttributes(hdf5, location);
-  const task = taskAttributes.map((name) => attributes[name]).find((value): value is string => typeof value === 'string' && value.length > 0);
+  const task = taskAttributes
+    .map((name) => attributes[name])
+    .find((value): value is string => typeof value === 'string' && value.length > 0);
   const sourceIndex = episodeNumber(file);
   return {
     sourceId: episodeId(file),
@@ -199,7 +238,7 @@ async function readEpisode(hdf5: Hdf5File, file: SourceFile, plan: AlohaPlan, op
   };
 }
 
-/** The root attributes (`sim`, `compress`, …) as JSON values; h5py booleans arrive as 0/1 and stay so. */
+/** The root attributes (`sim`, `compress`, …) as JSON values (h5py booleans read back as true/false). */
 function rootAttributes(hdf5: Hdf5File, location: ErrorLocation): Record<string, unknown> {
   const kept: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(hdf5.attributes('/', location))) {
@@ -208,16 +247,20 @@ function rootAttributes(hdf5: Hdf5File, location: ErrorLocation): Record<string,
   return kept;
 }
 
-/** Datasets a later episode has beyond the first one's are not imported; say so once per file. */
+/** Datasets a later episode has beyond the first one's are not imported; say so. */
 function warnAboutExtraDatasets(hdf5: Hdf5File, plan: AlohaPlan, location: ErrorLocation, context: ImportContext): void {
   const planned = new Set(plan.columns.map((column) => `/${column.relativePath}`));
-  const present = [
+  const candidates = [
     ...hdf5.keys('/observations', location).map((name) => `/observations/${name}`),
     ...hdf5.keys('/observations/images', location).map((name) => `/observations/images/${name}`),
-  ].filter((path) => path !== '/observations/images' && !planned.has(path) && !['/observations/qpos', '/observations/qvel', '/observations/effort'].includes(path));
-  for (const path of present) {
-    if (!hdf5.hasDataset(path, location)) continue;
-    context.warn({ code: 'HDF5_DATASET_IGNORED', message: `${path} is not in the first episode, so it is not imported`, location: { ...location, field: path } });
+  ];
+  for (const path of candidates) {
+    if (planned.has(path) || !hdf5.hasDataset(path, location)) continue;
+    context.warn({
+      code: 'HDF5_DATASET_IGNORED',
+      message: `${path} is not in the first episode, so it is not imported`,
+      location: { ...location, field: path },
+    });
   }
 }
 
@@ -234,7 +277,10 @@ function readCompressedLengths(hdf5: Hdf5File, length: number, location: ErrorLo
   const info = hdf5.inspect('/compress_len', location);
   requireNumeric(info, location);
   if (info.shape.length !== 2) {
-    throw new ImportError('EPISODE_SHAPE_MISMATCH', `/compress_len has shape [${info.shape.join(', ')}]; expected [cameras, steps]`, { ...location, field: info.path });
+    throw new ImportError('EPISODE_SHAPE_MISMATCH', `/compress_len has shape [${info.shape.join(', ')}]; expected [cameras, steps]`, {
+      ...location,
+      field: info.path,
+    });
   }
   checkLength({ ...info, shape: info.shape.slice(1) }, length, location);
   const values = toFloat64(hdf5.readNumeric(info, location));
@@ -247,11 +293,21 @@ function readCompressedLengths(hdf5: Hdf5File, length: number, location: ErrorLo
  * camera in recording order, which HDF5's name order need not follow, so the camera's row is the
  * one whose lengths agree with the frames; none agreeing means the file is inconsistent.
  */
-async function readPaddedJpegs(hdf5: Hdf5File, column: PaddedJpegColumn, length: number, lengths: CompressedLengths, location: ErrorLocation): Promise<Uint8Array[]> {
+async function readPaddedJpegs(
+  hdf5: Hdf5File,
+  column: PaddedJpegColumn,
+  length: number,
+  lengths: CompressedLengths,
+  location: ErrorLocation,
+): Promise<Uint8Array[]> {
   const info = hdf5.inspect(`/${column.relativePath}`, location);
   const field = { ...location, field: info.path };
   if (!isPaddedJpeg(info)) {
-    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} is ${info.typeName} [${info.shape.join(', ')}]; the first episode stores padded JPEG rows [steps, bytes]`, field);
+    throw new ImportError(
+      'EPISODE_SHAPE_MISMATCH',
+      `${info.path} is ${info.typeName} [${info.shape.join(', ')}]; the first episode stores padded JPEG rows [steps, bytes]`,
+      field,
+    );
   }
   checkLength(info, length, location);
   const rowBytes = info.shape[1] ?? 0;

@@ -41,10 +41,19 @@ export function joinPath(root: string, relativePath: string): string {
 }
 
 /** Plans a tensor column from the first episode's dataset. */
-export function planTensor(info: DatasetInfo, feature: string, relativePath: string, at: ErrorLocation, names?: readonly string[]): TensorColumn {
+export function planTensor(
+  info: DatasetInfo,
+  feature: string,
+  relativePath: string,
+  at: ErrorLocation,
+  names?: readonly string[],
+): TensorColumn {
   const dtype = requireNumeric(info, at);
   if (info.shape.length === 0) {
-    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} is a scalar; a feature needs one value per step`, { ...at, field: info.path });
+    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} is a scalar; a feature needs one value per step`, {
+      ...at,
+      field: info.path,
+    });
   }
   const stepShape = info.shape.length === 1 ? [1] : info.shape.slice(1);
   const last = stepShape[stepShape.length - 1];
@@ -81,7 +90,10 @@ export function columnFeature(column: TensorColumn | RawImageColumn, encoding: '
 /** Adds a feature to a spec; two source datasets that clean up to the same Kura name are an error. */
 export function addFeature(spec: FeatureSpec, name: string, feature: Feature, sourcePath: string, at: ErrorLocation): void {
   if (name in spec) {
-    throw new ImportError('HDF5_FEATURE_NAME_CLASH', `${sourcePath} maps to feature "${name}", which another dataset already maps to`, { ...at, field: sourcePath });
+    throw new ImportError('HDF5_FEATURE_NAME_CLASH', `${sourcePath} maps to feature "${name}", which another dataset already maps to`, {
+      ...at,
+      field: sourcePath,
+    });
   }
   spec[name] = feature;
 }
@@ -90,7 +102,13 @@ export function addFeature(spec: FeatureSpec, name: string, feature: Feature, so
  * Checks an episode's dataset against the plan made from the first episode (present, same dtype
  * family, same per-step shape, `length` steps) and returns its metadata.
  */
-export function checkColumn(hdf5: Hdf5File, root: string, column: TensorColumn | RawImageColumn, length: number, at: ErrorLocation): DatasetInfo {
+export function checkColumn(
+  hdf5: Hdf5File,
+  root: string,
+  column: TensorColumn | RawImageColumn,
+  length: number,
+  at: ErrorLocation,
+): DatasetInfo {
   const info = hdf5.inspect(joinPath(root, column.relativePath), at);
   const field = { ...at, field: info.path };
   if (column.kind === 'raw-image') {
@@ -121,12 +139,22 @@ export function checkColumn(hdf5: Hdf5File, root: string, column: TensorColumn |
 export function checkLength(info: DatasetInfo, length: number, at: ErrorLocation, anchor = 'the action'): void {
   const steps = info.shape[0];
   if (steps !== length) {
-    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} has ${steps ?? 0} steps but ${anchor} has ${length}`, { ...at, field: info.path });
+    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} has ${steps ?? 0} steps but ${anchor} has ${length}`, {
+      ...at,
+      field: info.path,
+    });
   }
 }
 
 /** Reads one planned column of an episode (after checkColumn). */
-export async function readColumn(hdf5: Hdf5File, info: DatasetInfo, column: TensorColumn | RawImageColumn, length: number, options: Hdf5ImportOptions, at: ErrorLocation): Promise<FeatureValues> {
+export async function readColumn(
+  hdf5: Hdf5File,
+  info: DatasetInfo,
+  column: TensorColumn | RawImageColumn,
+  length: number,
+  options: Hdf5ImportOptions,
+  at: ErrorLocation,
+): Promise<FeatureValues> {
   if (column.kind === 'tensor') return { kind: 'tensor', values: convertArray(hdf5.readNumeric(info, at), column.dtype) };
   return { kind: 'image', frames: await readRawFrames(hdf5, info, column, length, options, at) };
 }
@@ -136,7 +164,14 @@ export async function readColumn(hdf5: Hdf5File, info: DatasetInfo, column: Tens
  * is synchronous JavaScript (~0.15 s for a 640×480 frame), so it lets the event loop run between
  * frames: a worker must keep renewing its job lock while a long episode is encoded.
  */
-async function readRawFrames(hdf5: Hdf5File, info: DatasetInfo, column: RawImageColumn, length: number, options: Hdf5ImportOptions, at: ErrorLocation): Promise<Uint8Array[]> {
+async function readRawFrames(
+  hdf5: Hdf5File,
+  info: DatasetInfo,
+  column: RawImageColumn,
+  length: number,
+  options: Hdf5ImportOptions,
+  at: ErrorLocation,
+): Promise<Uint8Array[]> {
   const frameBytes = column.height * column.width * 3;
   const batch = Math.max(1, Math.floor(imageBatchBytes / frameBytes));
   const frames: Uint8Array[] = [];
@@ -162,7 +197,10 @@ export function toFloat64(values: NumericArray): Float64Array {
 /** One value per step from a steps-long dataset (rewards, dones), as float32 or 0/1 bytes. */
 export function readPerStep(hdf5: Hdf5File, info: DatasetInfo, length: number, at: ErrorLocation): NumericArray {
   if (info.shape.length > 2 || (info.shape.length === 2 && info.shape[1] !== 1)) {
-    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} has shape [${info.shape.join(', ')}]; expected one value per step`, { ...at, field: info.path });
+    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${info.path} has shape [${info.shape.join(', ')}]; expected one value per step`, {
+      ...at,
+      field: info.path,
+    });
   }
   checkLength(info, length, at);
   return hdf5.readNumeric(info, at);

@@ -210,10 +210,14 @@ export async function withHdf5File<T>(file: SourceFile, use: (hdf5: Hdf5File) =>
 /** The dtype of a dataset that must be numeric; HDF5_DTYPE_UNSUPPORTED otherwise. */
 export function requireNumeric(info: DatasetInfo, at: ErrorLocation): NumericDtype {
   if (info.dtype === undefined) {
-    throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} holds ${info.typeName} values; Kura reads integers, floats (32/64-bit) and booleans here`, {
-      ...at,
-      field: info.path,
-    });
+    throw new ImportError(
+      'HDF5_DTYPE_UNSUPPORTED',
+      `${info.path} holds ${info.typeName} values; Kura reads integers, floats (32/64-bit) and booleans here`,
+      {
+        ...at,
+        field: info.path,
+      },
+    );
   }
   return info.dtype;
 }
@@ -221,7 +225,17 @@ export function requireNumeric(info: DatasetInfo, at: ErrorLocation): NumericDty
 // HDF5 type classes (H5T_class_t).
 const integerClass = 0;
 const floatClass = 1;
-const typeClassNames: Record<number, string> = { 2: 'time', 3: 'string', 4: 'bitfield', 5: 'opaque', 6: 'compound', 7: 'reference', 8: 'enum', 9: 'variable-length', 10: 'array' };
+const typeClassNames: Record<number, string> = {
+  2: 'time',
+  3: 'string',
+  4: 'bitfield',
+  5: 'opaque',
+  6: 'compound',
+  7: 'reference',
+  8: 'enum',
+  9: 'variable-length',
+  10: 'array',
+};
 const enumClass = 8;
 
 function describeType(metadata: Dataset['metadata']): Pick<DatasetInfo, 'dtype' | 'typeName'> {
@@ -342,7 +356,11 @@ export function guard<T>(call: () => T, at: ErrorLocation, what: string): T {
     const message = error instanceof Error ? error.message : String(error);
     const filter = /required filter '([^']*)' is not registered/.exec(message);
     if (filter) {
-      throw new ImportError('HDF5_FILTER_UNSUPPORTED', `${what}: it is compressed with the "${filter[1]}" filter, which Kura's HDF5 reader lacks (gzip/deflate, shuffle, scale-offset and n-bit are supported)`, at);
+      throw new ImportError(
+        'HDF5_FILTER_UNSUPPORTED',
+        `${what}: it is compressed with the "${filter[1]}" filter, which Kura's HDF5 reader lacks (gzip/deflate, shuffle, scale-offset and n-bit are supported)`,
+        at,
+      );
     }
     const width = /Float(\d+) not supported/.exec(message);
     if (width) throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${what}: ${width[1]}-bit floats are not supported`, at);

@@ -149,11 +149,20 @@ describe('hdf5-aloha', () => {
   it('imports raw episodes: every value, and PNG frames that decode to the recorded pixels', async () => {
     const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(join(fixtures, 'aloha_raw')));
 
-    expect(Object.keys(imported.features).sort()).toEqual(['action', 'observation.effort', 'observation.images.top', 'observation.state', 'observation.velocity']);
+    expect(Object.keys(imported.features).sort()).toEqual([
+      'action',
+      'observation.effort',
+      'observation.images.top',
+      'observation.state',
+      'observation.velocity',
+    ]);
     expect(imported.features['observation.images.top']).toEqual({ dtype: 'image', shape: [24, 32, 3], encoding: 'png' });
     expect(imported.features.action).toMatchObject({ dtype: 'float32', shape: [14] });
     const joints = ['waist', 'shoulder', 'elbow', 'forearm_roll', 'wrist_angle', 'wrist_rotate', 'gripper'];
-    expect(imported.features.action?.names).toEqual([...joints.map((joint) => `left_${joint}`), ...joints.map((joint) => `right_${joint}`)]);
+    expect(imported.features.action?.names).toEqual([
+      ...joints.map((joint) => `left_${joint}`),
+      ...joints.map((joint) => `right_${joint}`),
+    ]);
     expect(imported.expectedEpisodes).toBe(2);
     expect(imported.fps).toBeUndefined();
     expect(imported.warnings).toEqual([]);
@@ -174,7 +183,11 @@ describe('hdf5-aloha', () => {
       const qvel = tensor(episode.features['observation.velocity']);
       const effort = tensor(episode.features['observation.effort']);
       expect(episode.features.action?.kind === 'tensor' && episode.features.action.values).toBeInstanceOf(Float32Array);
-      for (const [step, joint] of [[0, 0], [3, 7], [episode.length - 1, 13]] as const) {
+      for (const [step, joint] of [
+        [0, 0],
+        [3, 7],
+        [episode.length - 1, 13],
+      ] as const) {
         const index = step * 14 + joint;
         expect(action[index]).toBe(Math.fround(100 * episodeNumber + step + joint / 100));
         expect(qpos[index]).toBe(Math.fround(100 * episodeNumber + step + joint / 100 + 0.5));
@@ -188,7 +201,10 @@ describe('hdf5-aloha', () => {
         const decoded = decodePng(images[step]!);
         expect([decoded.width, decoded.height, decoded.channels, decoded.depth]).toEqual([32, 24, 3, 8]);
         const expected = new Uint8Array(24 * 32 * 3);
-        for (let y = 0; y < 24; y++) for (let x = 0; x < 32; x++) for (let channel = 0; channel < 3; channel++) expected[(y * 32 + x) * 3 + channel] = alohaPixel(episodeNumber, step, y, x, channel);
+        for (let y = 0; y < 24; y++)
+          for (let x = 0; x < 32; x++)
+            for (let channel = 0; channel < 3; channel++)
+              expected[(y * 32 + x) * 3 + channel] = alohaPixel(episodeNumber, step, y, x, channel);
         expect(Buffer.from(decoded.data).equals(Buffer.from(expected))).toBe(true);
       }
     });
@@ -197,7 +213,8 @@ describe('hdf5-aloha', () => {
   it('orders episode files numerically, not by name', async () => {
     const folder = join(scratch, 'numeric-order');
     await mkdir(folder);
-    for (const name of ['episode_10.hdf5', 'episode_9.hdf5', 'episode_2.hdf5']) await copyFile(join(fixtures, 'aloha_raw', 'episode_1.hdf5'), join(folder, name));
+    for (const name of ['episode_10.hdf5', 'episode_9.hdf5', 'episode_2.hdf5'])
+      await copyFile(join(fixtures, 'aloha_raw', 'episode_1.hdf5'), join(folder, name));
     await writeFile(join(folder, 'notes.txt'), 'not an episode');
     const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(folder));
     expect(imported.episodes.map((episode) => [episode.sourceId, episode.sourceIndex])).toEqual([
@@ -215,14 +232,20 @@ describe('hdf5-aloha', () => {
     const decoded = jpeg.decode(frame, { useTArray: true, formatAsRGBA: false });
     expect([decoded.width, decoded.height]).toEqual([32, 24]);
     let error = 0;
-    for (let y = 0; y < 24; y++) for (let x = 0; x < 32; x++) for (let channel = 0; channel < 3; channel++) error += Math.abs(decoded.data[(y * 32 + x) * 3 + channel]! - alohaPixel(0, 5, y, x, channel));
+    for (let y = 0; y < 24; y++)
+      for (let x = 0; x < 32; x++)
+        for (let channel = 0; channel < 3; channel++)
+          error += Math.abs(decoded.data[(y * 32 + x) * 3 + channel]! - alohaPixel(0, 5, y, x, channel));
     // Lossy, but close: a mean error of a few levels.
     expect(error / (24 * 32 * 3)).toBeLessThan(8);
   });
 
   it('keeps compressed frames as the exact JPEG bytes, cut at compress_len', async () => {
     const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(join(fixtures, 'aloha_compressed')));
-    const manifest = JSON.parse(await readFile(join(fixtures, 'aloha_compressed', 'episode_0.frames.json'), 'utf8')) as Record<string, Array<{ bytes: number; sha256: string }>>;
+    const manifest = JSON.parse(await readFile(join(fixtures, 'aloha_compressed', 'episode_0.frames.json'), 'utf8')) as Record<
+      string,
+      Array<{ bytes: number; sha256: string }>
+    >;
 
     expect(imported.features['observation.images.top']).toEqual({ dtype: 'image', shape: [24, 32, 3], encoding: 'jpeg' });
     expect(imported.features['observation.images.left_wrist']).toEqual({ dtype: 'image', shape: [16, 20, 3], encoding: 'jpeg' });
@@ -242,9 +265,14 @@ describe('hdf5-aloha', () => {
     const path = join(scratch, 'no-compress-len', 'episode_0.hdf5');
     await writeHdf5(path, copy, { '/': { compress: 1 } });
     const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(dirname(path)));
-    const manifest = JSON.parse(await readFile(original.replace('.hdf5', '.frames.json'), 'utf8')) as Record<string, Array<{ bytes: number; sha256: string }>>;
+    const manifest = JSON.parse(await readFile(original.replace('.hdf5', '.frames.json'), 'utf8')) as Record<
+      string,
+      Array<{ bytes: number; sha256: string }>
+    >;
     expect(Object.keys(imported.features).sort()).toEqual(['action', 'observation.images.top', 'observation.state']);
-    expect(frames(imported.episodes[0]?.features['observation.images.top']).map((frame) => ({ bytes: frame.length, sha256: sha256(frame) }))).toEqual(manifest.top);
+    expect(
+      frames(imported.episodes[0]?.features['observation.images.top']).map((frame) => ({ bytes: frame.length, sha256: sha256(frame) })),
+    ).toEqual(manifest.top);
   });
 });
 
@@ -288,7 +316,11 @@ describe('hdf5-robomimic', () => {
       expect(images).toHaveLength(episode.length);
       const decoded = decodePng(images[last]!);
       expect([decoded.width, decoded.height, decoded.channels]).toEqual([10, 8, 3]);
-      for (const [y, x, channel] of [[0, 0, 0], [7, 9, 2], [3, 4, 1]] as const) {
+      for (const [y, x, channel] of [
+        [0, 0, 0],
+        [7, 9, 2],
+        [3, 4, 1],
+      ] as const) {
         expect(decoded.data[(y * 10 + x) * 3 + channel]).toBe((last + 2 * y + 3 * x + 40 * channel + demo) % 256);
       }
     }
@@ -304,7 +336,12 @@ describe('hdf5-robomimic', () => {
         '/data/demo_1/obs/agentview_rgb': { data: new Uint8Array(steps * 4 * 6 * 3).fill(200), shape: [steps, 4, 6, 3] },
         '/data/demo_1/obs/joint_states': { data: new Float64Array(steps * 7).fill(0.25), shape: [steps, 7] },
       },
-      { '/data': { problem_info: JSON.stringify({ language_instruction: 'put the bowl on the plate' }), env_args: JSON.stringify({ env_name: 'Libero' }) } },
+      {
+        '/data': {
+          problem_info: JSON.stringify({ language_instruction: 'put the bowl on the plate' }),
+          env_args: JSON.stringify({ env_name: 'Libero' }),
+        },
+      },
     );
     const imported = await importAll(hdf5RobomimicImporter, await fileSource(path));
     expect(imported.features['observation.images.agentview_rgb']).toEqual({ dtype: 'image', shape: [4, 6, 3], encoding: 'png' });
@@ -314,14 +351,26 @@ describe('hdf5-robomimic', () => {
     expect(episode?.metadata).toBeUndefined();
     expect(episode?.reward).toBeUndefined();
     expect(tensor(episode?.features.action)[20]).toBe(20);
-    expect(Array.from(decodePng(frames(episode?.features['observation.images.agentview_rgb'])[2]!).data.slice(0, 3))).toEqual([200, 200, 200]);
+    expect(Array.from(decodePng(frames(episode?.features['observation.images.agentview_rgb'])[2]!).data.slice(0, 3))).toEqual([
+      200, 200, 200,
+    ]);
   });
 });
 
 describe('hdf5 bad inputs', () => {
-  const expectError = async (importer: Importer, source: ImportSource, code: string, location: Record<string, unknown>, episodesBefore = 0): Promise<ImportError> => {
+  const expectError = async (
+    importer: Importer,
+    source: ImportSource,
+    code: string,
+    location: Record<string, unknown>,
+    episodesBefore = 0,
+  ): Promise<ImportError> => {
     const result = await importError(importer, source);
-    expect({ code: result.error.code, location: result.error.location, episodesBefore: result.episodesBefore }).toEqual({ code, location, episodesBefore });
+    expect({ code: result.error.code, location: result.error.location, episodesBefore: result.episodesBefore }).toEqual({
+      code,
+      location,
+      episodesBefore,
+    });
     return result.error;
   };
 

@@ -1,5 +1,14 @@
 import type { ErrorLocation, FeatureSpec } from '@kura/schema';
-import { ImportError, type FeatureValues, type ImportContext, type ImportedEpisode, type Importer, type ImportResult, type ImportSource, type SourceFile } from '../importer.js';
+import {
+  ImportError,
+  type FeatureValues,
+  type ImportContext,
+  type ImportedEpisode,
+  type Importer,
+  type ImportResult,
+  type ImportSource,
+  type SourceFile,
+} from '../importer.js';
 import {
   addFeature,
   checkColumn,
@@ -67,7 +76,9 @@ export function createHdf5RobomimicImporter(options: Hdf5ImportOptions = {}): Im
         throw new ImportError('HDF5_DATASET_MISSING', `${file}: /data holds no demo_<n> group`, { file, field: '/data' });
       }
       const firstDemo = first.demos[0]!;
-      const plan = await withHdf5File(first.file, (hdf5) => planRobomimic(hdf5, firstDemo, { file: first.file.path, episode: firstDemo }, options));
+      const plan = await withHdf5File(first.file, (hdf5) =>
+        planRobomimic(hdf5, firstDemo, { file: first.file.path, episode: firstDemo }, options),
+      );
       return {
         features: plan.features,
         ...(first.controlFrequency !== undefined ? { fps: first.controlFrequency } : {}),
@@ -86,7 +97,8 @@ export const hdf5RobomimicImporter: Importer = createHdf5RobomimicImporter();
 
 function describeFile(hdf5: Hdf5File, file: SourceFile, context: ImportContext): RobomimicFile {
   const at = { file: file.path };
-  if (!hdf5.isGroup('/data', at)) throw new ImportError('HDF5_DATASET_MISSING', `${file.path}: /data is missing`, { ...at, field: '/data' });
+  if (!hdf5.isGroup('/data', at))
+    throw new ImportError('HDF5_DATASET_MISSING', `${file.path}: /data is missing`, { ...at, field: '/data' });
   const demos = hdf5
     .keys('/data', at)
     .filter((name) => demoPattern.test(name))
@@ -142,13 +154,19 @@ function planRobomimic(hdf5: Hdf5File, demo: string, at: ErrorLocation, options:
     if (!hdf5.hasDataset(path, at)) continue;
     const info = hdf5.inspect(path, at);
     const relativePath = `obs/${key}`;
-    if (isRawImage(info) || imageKeyPattern.test(key)) add(planRawImage(info, `observation.images.${featureSegment(key)}`, relativePath, at));
+    if (isRawImage(info) || imageKeyPattern.test(key))
+      add(planRawImage(info, `observation.images.${featureSegment(key)}`, relativePath, at));
     else add(planTensor(info, `observation.${featureSegment(key)}`, relativePath, at));
   }
   return { features, columns };
 }
 
-async function* readEpisodes(files: RobomimicFile[], plan: RobomimicPlan, options: Hdf5ImportOptions, context: ImportContext): AsyncGenerator<ImportedEpisode> {
+async function* readEpisodes(
+  files: RobomimicFile[],
+  plan: RobomimicPlan,
+  options: Hdf5ImportOptions,
+  context: ImportContext,
+): AsyncGenerator<ImportedEpisode> {
   for (const described of files) {
     for (const demo of described.demos) {
       // Reopened per demo so that no handle is held while the caller works on an episode.
@@ -157,16 +175,28 @@ async function* readEpisodes(files: RobomimicFile[], plan: RobomimicPlan, option
   }
 }
 
-async function readDemo(hdf5: Hdf5File, described: RobomimicFile, demo: string, plan: RobomimicPlan, options: Hdf5ImportOptions, context: ImportContext): Promise<ImportedEpisode> {
+async function readDemo(
+  hdf5: Hdf5File,
+  described: RobomimicFile,
+  demo: string,
+  plan: RobomimicPlan,
+  options: Hdf5ImportOptions,
+  context: ImportContext,
+): Promise<ImportedEpisode> {
   const at = { file: described.file.path, episode: demo };
   const root = `/data/${demo}`;
   const actions = hdf5.inspect(`${root}/actions`, at);
   const length = actions.shape[0] ?? 0;
-  if (actions.shape.length === 0 || length === 0) throw new ImportError('EMPTY_EPISODE', `${root}/actions has no steps`, { ...at, field: `${root}/actions` });
+  if (actions.shape.length === 0 || length === 0)
+    throw new ImportError('EMPTY_EPISODE', `${root}/actions has no steps`, { ...at, field: `${root}/actions` });
 
   const numSamples = hdf5.attributes(root, at).num_samples;
   if (typeof numSamples === 'number' && numSamples !== length) {
-    context.warn({ code: 'HDF5_ATTRIBUTE_MISMATCH', message: `${root} says num_samples = ${numSamples} but actions has ${length} steps; the data wins`, location: { ...at, field: `${root}/actions` } });
+    context.warn({
+      code: 'HDF5_ATTRIBUTE_MISMATCH',
+      message: `${root} says num_samples = ${numSamples} but actions has ${length} steps; the data wins`,
+      location: { ...at, field: `${root}/actions` },
+    });
   }
   warnAboutExtraObservations(hdf5, root, plan, at, context);
 
@@ -177,9 +207,13 @@ async function readDemo(hdf5: Hdf5File, described: RobomimicFile, demo: string, 
   }
 
   let reward: Float32Array | undefined;
-  if (hdf5.hasDataset(`${root}/rewards`, at)) reward = Float32Array.from(toFloat64(readPerStep(hdf5, hdf5.inspect(`${root}/rewards`, at), length, at)));
+  if (hdf5.hasDataset(`${root}/rewards`, at))
+    reward = Float32Array.from(toFloat64(readPerStep(hdf5, hdf5.inspect(`${root}/rewards`, at), length, at)));
   let isTerminal: Uint8Array | undefined;
-  if (hdf5.hasDataset(`${root}/dones`, at)) isTerminal = Uint8Array.from(toFloat64(readPerStep(hdf5, hdf5.inspect(`${root}/dones`, at), length, at)), (done) => (done !== 0 ? 1 : 0));
+  if (hdf5.hasDataset(`${root}/dones`, at))
+    isTerminal = Uint8Array.from(toFloat64(readPerStep(hdf5, hdf5.inspect(`${root}/dones`, at), length, at)), (done) =>
+      done !== 0 ? 1 : 0,
+    );
 
   const number = demoPattern.exec(demo)?.[1];
   return {
@@ -199,18 +233,32 @@ function warnAboutExtraObservations(hdf5: Hdf5File, root: string, plan: Robomimi
   const planned = new Set(plan.columns.map((column) => column.relativePath));
   for (const key of hdf5.keys(`${root}/obs`, at)) {
     if (planned.has(`obs/${key}`) || !hdf5.hasDataset(`${root}/obs/${key}`, at)) continue;
-    context.warn({ code: 'HDF5_DATASET_IGNORED', message: `${root}/obs/${key} is not in the first demo, so it is not imported`, location: { ...at, field: `${root}/obs/${key}` } });
+    context.warn({
+      code: 'HDF5_DATASET_IGNORED',
+      message: `${root}/obs/${key} is not in the first demo, so it is not imported`,
+      location: { ...at, field: `${root}/obs/${key}` },
+    });
   }
 }
 
 /** A JSON-string attribute as an object; a warning (not an error) when it does not parse, since it is metadata only. */
-function parseJsonAttribute(value: unknown, path: string, name: string, at: ErrorLocation, context: ImportContext): Record<string, unknown> | undefined {
+function parseJsonAttribute(
+  value: unknown,
+  path: string,
+  name: string,
+  at: ErrorLocation,
+  context: ImportContext,
+): Record<string, unknown> | undefined {
   if (typeof value !== 'string') return undefined;
   try {
     const parsed: unknown = JSON.parse(value);
     return isRecord(parsed) ? parsed : undefined;
   } catch {
-    context.warn({ code: 'HDF5_ATTRIBUTE_INVALID', message: `${path} attribute ${name} is not JSON`, location: { ...at, field: `${path}@${name}` } });
+    context.warn({
+      code: 'HDF5_ATTRIBUTE_INVALID',
+      message: `${path} attribute ${name} is not JSON`,
+      location: { ...at, field: `${path}@${name}` },
+    });
     return undefined;
   }
 }

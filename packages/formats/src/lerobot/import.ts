@@ -131,6 +131,8 @@ async function planEpisodes(
 ): Promise<{ episodes: PlannedEpisode[]; firstIndexByFile: Map<string, number> }> {
   const episodes: PlannedEpisode[] = [];
   const firstIndexByFile = new Map<string, number>();
+  const fill = (template: string, values: Record<string, string | number>, field: string): string =>
+    formatTemplate(template, values, field, layout.prefix + INFO_PATH);
   const missing = (entry: EpisodeEntry, dataPath: string): void =>
     context.warn({
       code: 'LEROBOT_EPISODE_MISSING',
@@ -140,7 +142,7 @@ async function planEpisodes(
 
   if (info.version === 'v3.0') {
     for (const entry of await readEpisodesParquet(layout, videoKeys)) {
-      const dataPath = formatTemplate(info.dataPath, { chunk_index: entry.data.chunkIndex, file_index: entry.data.fileIndex }, 'data_path');
+      const dataPath = fill(info.dataPath, { chunk_index: entry.data.chunkIndex, file_index: entry.data.fileIndex }, 'data_path');
       const dataFile = layout.files.get(dataPath);
       if (!dataFile) {
         missing(entry, dataPath);
@@ -161,11 +163,7 @@ async function planEpisodes(
         Object.entries(entry.videos).map(([key, video]) => [
           key,
           {
-            path: formatTemplate(
-              info.videoPath ?? '',
-              { video_key: key, chunk_index: video.chunkIndex, file_index: video.fileIndex },
-              'video_path',
-            ),
+            path: fill(info.videoPath ?? '', { video_key: key, chunk_index: video.chunkIndex, file_index: video.fileIndex }, 'video_path'),
             offset: video.fromTimestamp,
           },
         ]),
@@ -177,7 +175,7 @@ async function planEpisodes(
 
   for (const entry of await readEpisodesJsonl(layout)) {
     const chunk = Math.floor(entry.episodeIndex / info.chunksSize);
-    const dataPath = formatTemplate(info.dataPath, { episode_chunk: chunk, episode_index: entry.episodeIndex }, 'data_path');
+    const dataPath = fill(info.dataPath, { episode_chunk: chunk, episode_index: entry.episodeIndex }, 'data_path');
     const dataFile = layout.files.get(dataPath);
     if (!dataFile) {
       missing(entry, dataPath);
@@ -187,11 +185,7 @@ async function planEpisodes(
       videoKeys.map((key) => [
         key,
         {
-          path: formatTemplate(
-            info.videoPath ?? '',
-            { episode_chunk: chunk, video_key: key, episode_index: entry.episodeIndex },
-            'video_path',
-          ),
+          path: fill(info.videoPath ?? '', { episode_chunk: chunk, video_key: key, episode_index: entry.episodeIndex }, 'video_path'),
           offset: 0,
         },
       ]),

@@ -130,16 +130,21 @@ function isSupportedVersion(version: string): version is LerobotVersion {
 
 /**
  * Fills a LeRobot path template (Python format syntax: `{episode_index:06d}`, `{video_key}`).
- * `field` names the info.json entry for the error when a placeholder is unknown.
+ * `field` names the info.json entry (in `infoFile`) for the error when a placeholder is unknown.
  */
-export function formatTemplate(template: string, values: Record<string, string | number>, field: string): string {
+export function formatTemplate(
+  template: string,
+  values: Record<string, string | number>,
+  field: string,
+  infoFile: string = INFO_PATH,
+): string {
   return template.replace(/\{([A-Za-z_]+)(?::(0?)(\d*)d)?\}/g, (placeholder, name: string, zero: string, width: string) => {
     const value = values[name];
     if (value === undefined)
       throw new ImportError(
         'LEROBOT_INFO_INVALID',
         `${field} "${template}" uses ${placeholder}, which LeRobot ${field} templates do not define`,
-        { file: INFO_PATH, field },
+        { file: infoFile, field },
       );
     const text = String(value);
     return width ? text.padStart(Number(width), zero === '0' ? '0' : ' ') : text;

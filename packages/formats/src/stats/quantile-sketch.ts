@@ -98,6 +98,9 @@ export const quantileSketchJsonSchema = z.object({
 });
 
 const EMPTY_COUNTS = new Float64Array(0);
+// Module-level copies: in a vm context (Jest) every `Math.` in the hot loop is a slow global lookup.
+const log = Math.log;
+const ceil = Math.ceil;
 
 /**
  * Counts per bucket index over a window of at most `maxBuckets` consecutive indices, kept in a
@@ -276,8 +279,8 @@ export class QuantileSketch {
     let zeros = 0;
     for (let i = 0; i < length; i++) {
       const value = values[i]!;
-      if (value >= minIndexable) positive.add(Math.ceil(Math.log(value) * inverseLogGamma), 1);
-      else if (value <= -minIndexable) negative.add(Math.ceil(Math.log(-value) * inverseLogGamma), 1);
+      if (value >= minIndexable) positive.add(ceil(log(value) * inverseLogGamma), 1);
+      else if (value <= -minIndexable) negative.add(ceil(log(-value) * inverseLogGamma), 1);
       else zeros++;
     }
     this.zeroCount += zeros;

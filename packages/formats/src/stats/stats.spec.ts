@@ -14,6 +14,8 @@ import {
 } from './index.js';
 
 const ALPHA = DEFAULT_RELATIVE_ACCURACY;
+// Module-level copies: in Jest's vm context each `Math.` in a loop is a slow global lookup.
+const { abs, cos, log, sqrt, PI } = Math;
 
 // ---------------------------------------------------------------------------------------------
 // Data: a seeded PRNG (mulberry32) so failures reproduce, and a few distributions.
@@ -38,7 +40,7 @@ function open01(random: Random): number {
 }
 
 function normal(random: Random): number {
-  return Math.sqrt(-2 * Math.log(open01(random))) * Math.cos(2 * Math.PI * random());
+  return sqrt(-2 * log(open01(random))) * cos(2 * PI * random());
 }
 
 const distributions: Record<string, (random: Random) => number> = {
@@ -90,7 +92,7 @@ function compensatedSum(values: Iterable<number>): number {
   let compensation = 0;
   for (const value of values) {
     const next = sum + value;
-    compensation += Math.abs(sum) >= Math.abs(value) ? sum - next + value : value - next + sum;
+    compensation += abs(sum) >= abs(value) ? sum - next + value : value - next + sum;
     sum = next;
   }
   return sum + compensation;
@@ -276,16 +278,17 @@ describe('FeatureStatsAccumulator against exact statistics', () => {
     }
     const summary = nonEmpty(accumulator.summary());
     expect(summary.count).toBe(steps);
+    const asDoubles = Float64Array.from(values);
     for (let component = 0; component < components; component++) {
-      const truth = column(Float64Array.from(values), components, component);
+      const truth = column(asDoubles, components, component);
       let min = Infinity;
       let max = -Infinity;
       for (const value of truth) {
-        min = Math.min(min, value);
-        max = Math.max(max, value);
+        if (value < min) min = value;
+        if (value > max) max = value;
       }
       const mean = compensatedSum(truth) / steps;
-      const std = Math.sqrt(compensatedSum(Array.from(truth, (value) => (value - mean) ** 2)) / steps);
+      const std = sqrt(compensatedSum(truth.map((value) => (value - mean) ** 2)) / steps);
       expect(summary.min[component]).toBe(min);
       expect(summary.max[component]).toBe(max);
       expectRelative(summary.mean[component]!, mean, 1e-9, std);
@@ -486,18 +489,24 @@ describe('bounded memory', () => {
     // α; smaller magnitudes are folded, with an absolute error below max·γ^(2−bound) ≈ 1.3e-9·max.
     const gamma = (1 + ALPHA) / (1 - ALPHA);
     for (let component = 0; component < 2; component++) {
-      const truth = exact(column(values, 2, component));
-      const largest = Math.max(Math.abs(truth.sorted[0]!), Math.abs(truth.sorted[truth.sorted.length - 1]!));
+      const { sorted } = exact(column(values, 2, component));
+      const largest = Math.max(Math.abs(sorted[0]!), Math.abs(sorted[sorted.length - 1]!));
       const folded = largest * gamma ** (2 - 2048);
+      let checkedWithinAlpha = 0;
       for (let q = 0; q <= 1; q += 1 / 256) {
-        const expected = exactQuantile(truth.sorted, q);
+        const expected = exactQuantile(sorted, q);
         const estimate = accumulator.quantile(component, q)!;
-        if (Math.abs(expected) > folded * gamma) expectWithinAlpha(estimate, expected, `component ${component}, q = ${q}`);
-        else expect(Math.abs(estimate - expected)).toBeLessThanOrEqual(folded);
+        if (Math.abs(expected) > folded * gamma) {
+          expectWithinAlpha(estimate, expected, `component ${component}, q = ${q}`);
+          checkedWithinAlpha++;
+        } else {
+          expect(Math.abs(estimate - expected)).toBeLessThanOrEqual(folded);
+        }
       }
+      // The kept window covers the top ~9 of 200 decades: a few quantiles at the far end(s).
+      expect(checkedWithinAlpha).toBeGreaterThanOrEqual(component === 0 ? 10 : 20);
+      if (component === 0) expectWithinAlpha(nonEmpty(accumulator.summary()).q99[0]!, exactQuantile(sorted, 0.99), 'q99');
     }
-    // The top quantile of the positive component is well inside the kept window.
-    expectWithinAlpha(nonEmpty(accumulator.summary()).q99[0]!, exactQuantile(exact(column(values, 2, 0)).sorted, 0.99), 'q99');
   });
 });
 

@@ -1,0 +1,111 @@
+// SIGKILL the embedded process while it converts an upload, again and again, then let it finish:
+// the upload must be published exactly once, with every episode once, every shard whole, and no
+// shard file that the version does not reference.
+import { createHash } from 'node:crypto';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { freePort } from '@kura/core';
+import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
+
+const EPISODES = 120;
+const STEPS = 50;
+
+function ndjson(): Buffer {
+  const lines: string[] = [];
+  for (let episode = 0; episode < EPISODES; episode++) {
+    for (let step = 0; step < STEPS; step++) {
+      lines.push(JSON.stringify({ episode, step, observation: { state: Array.from({ length: 32 }, (_, index) => episode + step / 100 + index) }, action: [episode, step], language: `task ${episode % 3}` }));
+    }
+  }
+  return Buffer.from(`${lines.join('\n')}\n`);
+}
+
+describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
+  let scratch: string;
+  let dataDir: string;
+  let baseUrl: string;
+  let port: number;
+  let kura: KuraProcess | undefined;
+  const adminKey = `kura_${'c'.repeat(43)}`;
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'kura-crash-'));
+    await chmod(scratch, 0o755);
+    dataDir = join(scratch, 'data');
+    port = await freePort();
+    baseUrl = `http://127.0.0.1:${port}`;
+  });
+  afterAll(async () => {
+    if (kura && kura.child.exitCode === null) {
+      kura.child.kill('SIGINT');
+      await kura.exited;
+    }
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  // Small shards, so a kill can land between shard writes as well as inside one.
+  const start = async () => {
+    kura = startKuraProcess('api', { KURA_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', KURA_ADMIN_KEY: adminKey, KURA_SHARD_BYTES: String(256 * 1024), KURA_JOB_BACKOFF_MS: '100' });
+    await waitForHealthy(baseUrl, kura);
+  };
+  const api = async (path: string, init: RequestInit = {}) => {
+    const response = await fetch(`${baseUrl}${path}`, { ...init, headers: { Authorization: `Bearer ${adminKey}`, ...(init.headers ?? {}) } });
+    return { status: response.status, body: (await response.json()) as Record<string, unknown> & { items?: Array<Record<string, unknown>> } };
+  };
+
+  it('publishes the upload exactly once however often the process is killed', async () => {
+    await start();
+    const robot = await api('/v1/robots', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'r', robotType: 'r', controlFrequencyHz: 10, actionSpace: 'other' }) });
+    const dataset = await api('/v1/datasets', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'crash', robotId: robot.body.id, access: 'private' }) });
+    const datasetId = String(dataset.body.id);
+    const accepted = await api(`/v1/datasets/${datasetId}/uploads`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body: ndjson() });
+    expect(accepted.status).toBe(202);
+    const uploadId = String(accepted.body.id);
+
+    let killsDuringProcessing = 0;
+    for (const delayMs of [0, 150, 400, 700, 1000]) {
+      const deadline = Date.now() + 20_000;
+      let status = '';
+      while (Date.now() < deadline) {
+        status = String((await api(`/v1/uploads/${uploadId}`)).body.status);
+        if (status !== 'received') break;
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      if (status === 'published') break;
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      if (String((await api(`/v1/uploads/${uploadId}`)).body.status) === 'processing') killsDuringProcessing++;
+      kura!.child.kill('SIGKILL');
+      await kura!.exited;
+      await start();
+    }
+    console.log(`crash test: killed ${killsDuringProcessing} times during processing`);
+    expect(killsDuringProcessing).toBeGreaterThanOrEqual(2);
+
+    const deadline = Date.now() + 60_000;
+    let upload: Record<string, unknown> = {};
+    while (Date.now() < deadline) {
+      upload = (await api(`/v1/uploads/${uploadId}`)).body;
+      if (upload.status === 'published' || upload.status === 'failed') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(upload).toMatchObject({ status: 'published', episodeCount: EPISODES, stepCount: EPISODES * STEPS, version: 1 });
+
+    const versions = (await api(`/v1/datasets/${datasetId}/versions`)).body.items!;
+    expect(versions.map((version) => version.version)).toEqual([1]);
+    const episodes = (await api(`/v1/datasets/${datasetId}/episodes?limit=500`)).body.items!;
+    expect(episodes.map((episode) => episode.episodeIndex)).toEqual(Array.from({ length: EPISODES }, (_, index) => index));
+    expect(episodes.every((episode) => episode.length === STEPS)).toBe(true);
+
+    // Every shard file is one the version references, whole (its checksum matches), and no other exists.
+    const manifest = JSON.parse(await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', '1', 'manifest.json'), 'utf8')) as { shards: Array<{ key: string; sha256: string }> };
+    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards'))).map((name) => `datasets/${datasetId}/shards/${name}`).sort();
+    expect(onDisk).toEqual(manifest.shards.map((shard) => shard.key).sort());
+    expect(manifest.shards.length).toBeGreaterThan(3);
+    for (const shard of manifest.shards) {
+      const bytes = await readFile(join(dataDir, 'blobs', shard.key));
+      expect(createHash('sha256').update(bytes).digest('hex')).toBe(shard.sha256);
+    }
+  });
+});
