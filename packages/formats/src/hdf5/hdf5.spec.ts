@@ -224,6 +224,26 @@ describe('hdf5-aloha', () => {
     ]);
   });
 
+  it('warns about datasets that only later episodes have, and leaves them out', async () => {
+    const folder = join(scratch, 'extra-dataset');
+    const vectors = (steps: number): { data: Float32Array; shape: number[] } => ({
+      data: new Float32Array(steps * 14).fill(1),
+      shape: [steps, 14],
+    });
+    await writeHdf5(join(folder, 'episode_0.hdf5'), { '/action': vectors(3), '/observations/qpos': vectors(3) });
+    await writeHdf5(join(folder, 'episode_1.hdf5'), {
+      '/action': vectors(4),
+      '/observations/qpos': vectors(4),
+      '/observations/qvel': vectors(4),
+    });
+    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(folder));
+    expect(Object.keys(imported.features).sort()).toEqual(['action', 'observation.state']);
+    expect(imported.episodes.map((episode) => episode.length)).toEqual([3, 4]);
+    expect(imported.warnings.map((warning) => [warning.code, warning.location])).toEqual([
+      ['HDF5_DATASET_IGNORED', { file: 'episode_1.hdf5', episode: 'episode_1', field: '/observations/qvel' }],
+    ]);
+  });
+
   it('encodes raw frames as JPEG when asked', async () => {
     const importer = createHdf5AlohaImporter({ imageEncoding: 'jpeg', jpegQuality: 95 });
     const imported = await importAll(importer, await fileSource(join(fixtures, 'aloha_raw', 'episode_0.hdf5')));

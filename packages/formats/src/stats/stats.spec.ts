@@ -270,7 +270,7 @@ describe('FeatureStatsAccumulator against exact statistics', () => {
     const components = 7;
     const steps = 1_428_572;
     const values = new Float32Array(steps * components);
-    for (let i = 0; i < values.length; i++) values[i] = normal(random) * (1 + (i % components));
+    for (let i = 0; i < values.length; i++) values[i] = (random() - 0.3) * (1 + (i % components));
     const accumulator = new FeatureStatsAccumulator(components);
     for (let step = 0; step < steps; step += 500) {
       const length = Math.min(500, steps - step);
@@ -278,20 +278,32 @@ describe('FeatureStatsAccumulator against exact statistics', () => {
     }
     const summary = nonEmpty(accumulator.summary());
     expect(summary.count).toBe(steps);
-    const asDoubles = Float64Array.from(values);
+    // Reference in plain loops (compensated sums), no per-component copies of ten million values.
+    const min = new Float64Array(components).fill(Infinity);
+    const max = new Float64Array(components).fill(-Infinity);
+    const sum = new Float64Array(components);
+    const sumCompensation = new Float64Array(components);
+    for (let i = 0; i < values.length; i++) {
+      const component = i % components;
+      const value = values[i]!;
+      if (value < min[component]!) min[component] = value;
+      if (value > max[component]!) max[component] = value;
+      const total = sum[component]!;
+      const next = total + value;
+      sumCompensation[component] += abs(total) >= abs(value) ? total - next + value : value - next + total;
+      sum[component] = next;
+    }
+    const mean = Array.from(sum, (total, component) => (total + sumCompensation[component]!) / steps);
+    const m2 = new Float64Array(components);
+    for (let i = 0; i < values.length; i++) {
+      const component = i % components;
+      m2[component] += (values[i]! - mean[component]!) ** 2;
+    }
     for (let component = 0; component < components; component++) {
-      const truth = column(asDoubles, components, component);
-      let min = Infinity;
-      let max = -Infinity;
-      for (const value of truth) {
-        if (value < min) min = value;
-        if (value > max) max = value;
-      }
-      const mean = compensatedSum(truth) / steps;
-      const std = sqrt(compensatedSum(truth.map((value) => (value - mean) ** 2)) / steps);
-      expect(summary.min[component]).toBe(min);
-      expect(summary.max[component]).toBe(max);
-      expectRelative(summary.mean[component]!, mean, 1e-9, std);
+      const std = sqrt(m2[component]! / steps);
+      expect(summary.min[component]).toBe(min[component]);
+      expect(summary.max[component]).toBe(max[component]);
+      expectRelative(summary.mean[component]!, mean[component]!, 1e-9, std);
       expectRelative(summary.std[component]!, std, 1e-9);
     }
   });
@@ -503,8 +515,8 @@ describe('bounded memory', () => {
           expect(Math.abs(estimate - expected)).toBeLessThanOrEqual(folded);
         }
       }
-      // The kept window covers the top ~9 of 200 decades: a few quantiles at the far end(s).
-      expect(checkedWithinAlpha).toBeGreaterThanOrEqual(component === 0 ? 10 : 20);
+      // The kept window covers the top ~9 of 200 decades of each sign: ~4.5 % of the quantiles.
+      expect(checkedWithinAlpha).toBeGreaterThanOrEqual(10);
       if (component === 0) expectWithinAlpha(nonEmpty(accumulator.summary()).q99[0]!, exactQuantile(sorted, 0.99), 'q99');
     }
   });
@@ -585,13 +597,22 @@ describe('empty statistics and edge values', () => {
 
   it('counts subnormal magnitudes as zero and keeps the smallest normal ones', () => {
     const sketch = new QuantileSketch();
-    for (const value of [5e-324, -1e-310, 2 ** -1022, -(2 ** -1022), 1e308, -1e308]) sketch.add(value);
+    for (const value of [5e-324, -1e-310, 2 ** -1022, -(2 ** -1022), 3 * 2 ** -1022]) sketch.add(value);
     expect(sketch.toJSON().zeroCount).toBe(2);
-    expectWithinAlpha(sketch.quantile(0), -1e308, 'min');
-    expectWithinAlpha(sketch.quantile(1), 1e308, 'max');
-    expectWithinAlpha(sketch.quantile(0.2), -(2 ** -1022), 'smallest negative');
-    expect(sketch.quantile(0.4)).toBe(0);
-    expectWithinAlpha(sketch.quantile(0.8), 2 ** -1022, 'smallest positive');
+    // Sorted: −2^-1022, 0, 0, 2^-1022, 3·2^-1022; rank floor(q·4).
+    expectWithinAlpha(sketch.quantile(0), -(2 ** -1022), 'smallest negative');
+    expect(sketch.quantile(0.25)).toBe(0);
+    expect(sketch.quantile(0.5)).toBe(0);
+    expectWithinAlpha(sketch.quantile(0.75), 2 ** -1022, 'smallest positive');
+    expectWithinAlpha(sketch.quantile(1), 3 * 2 ** -1022, 'largest');
+  });
+
+  it('reports the largest doubles without overflowing to Infinity', () => {
+    const sketch = new QuantileSketch();
+    for (const value of [Number.MAX_VALUE, -Number.MAX_VALUE, 1e308]) sketch.add(value);
+    expectWithinAlpha(sketch.quantile(0), -Number.MAX_VALUE, 'min');
+    expectWithinAlpha(sketch.quantile(0.5), 1e308, 'median');
+    expectWithinAlpha(sketch.quantile(1), Number.MAX_VALUE, 'max');
   });
 });
 

@@ -1,0 +1,59 @@
+// Each format's fixture, uploaded over HTTP as an operator would (a folder as .tar.gz), imports with
+// the expected counts; hostile archives fail with their code.
+import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { tarGzOfFolder, tarGzWithEntry } from '../../../../test/support/archives.js';
+
+const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
+
+describe('importing each format over HTTP', () => {
+  let kura: TestApp;
+  let operator: { key: string };
+  let robotId: string;
+  let counter = 0;
+
+  beforeAll(async () => {
+    kura = await startTestApp();
+    operator = await kura.createKey('operator');
+    robotId = (await kura.request.post('/v1/robots').set(bearer(operator.key)).send({ name: 'arm', robotType: 'widowx', controlFrequencyHz: 5, actionSpace: 'eef_delta_pose' })).body.id;
+  });
+  afterAll(async () => {
+    await kura.close();
+  });
+
+  const ingest = async (body: Buffer, query = '') => {
+    const datasetId = (await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: `f-${Date.now()}-${counter++}`, robotId, access: 'public' })).body.id as string;
+    const accepted = await kura.request.post(`/v1/datasets/${datasetId}/uploads${query}`).set(bearer(operator.key)).set('Content-Type', 'application/octet-stream').send(body);
+    expect(accepted.status).toBe(202);
+    const upload = await eventually(async () => {
+      const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
+      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
+    }, 60_000);
+    return { datasetId, upload };
+  };
+
+  // octo-models/octo tests/debug_dataset (MIT): 25 BridgeData V2 episodes of 10 steps, 4 cameras.
+  it('imports the RLDS bridge_debug fixture: 25 episodes × 10 steps, detected without ?format', async () => {
+    const { datasetId, upload } = await ingest(await tarGzOfFolder(fixture('rlds/bridge_debug'), 'bridge_dataset'));
+    expect(upload).toMatchObject({ status: 'published', format: 'rlds', episodeCount: 25, stepCount: 250 });
+    const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
+    expect(Object.entries(dataset.features).filter(([, feature]) => (feature as { dtype: string }).dtype === 'image')).toHaveLength(4);
+    expect(dataset.features.action).toMatchObject({ dtype: 'float32', shape: [7] });
+    const stats = (await kura.request.get(`/v1/datasets/${datasetId}/stats`)).body.features;
+    expect(stats.action.count).toBe(250);
+  });
+
+  it.each([
+    ['a path that climbs out of the folder', () => tarGzWithEntry({ name: '../../etc/evil' }), 'ARCHIVE_PATH_TRAVERSAL'],
+    ['a symbolic link', () => tarGzWithEntry({ name: 'link', type: 'symlink', linkname: '/etc/passwd' }), 'ARCHIVE_LINK_REFUSED'],
+    ['a truncated gzip', async () => (await tarGzOfFolder(fixture('rlds/bridge_debug'))).subarray(0, 5000), 'ARCHIVE_CORRUPT'],
+    ['a compression bomb', () => tarGzWithEntry({ name: 'zeros.bin' }, Buffer.alloc(64 * 1024 * 1024)), 'ARCHIVE_TOO_LARGE'],
+    ['gzip that holds no tar', async () => gzipSync(Buffer.from('not a tar archive at all, just text '.repeat(100))), 'ARCHIVE_CORRUPT'],
+  ])('fails an archive with %s', async (_name, makeBody, code) => {
+    const { upload } = await ingest(await makeBody());
+    expect(upload.status).toBe('failed');
+    expect(upload.errors[0].code).toBe(code);
+  });
+});

@@ -1,0 +1,138 @@
+// `npm run bench -- ingest`: ingest throughput and memory in embedded mode, against `cp` of the same
+// bytes measured in the same run. A reference upload (Kura NDJSON: 14-dim state and action, two
+// 96×96 JPEG cameras, 100 steps per episode) at 1× (200 episodes, ~200 MB) and 4× the size.
+import { execFileSync } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createReadStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import jpeg from 'jpeg-js';
+import { freePort, startApi, waitForHealthy } from './support.mjs';
+
+const STEPS = 100;
+const FRAMES = 64;
+
+function noiseFrames(seed) {
+  let state = seed;
+  const random = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  return Array.from({ length: FRAMES }, () => {
+    const data = Buffer.alloc(96 * 96 * 4);
+    for (let index = 0; index < data.length; index++) data[index] = (index % 4 === 3 ? 255 : 96 + random() * 64) | 0;
+    return Buffer.from(jpeg.encode({ width: 96, height: 96, data }, 90).data).toString('base64');
+  });
+}
+
+async function writeReference(path, episodes) {
+  const front = noiseFrames(1);
+  const wrist = noiseFrames(2);
+  const out = createWriteStream(path);
+  for (let episode = 0; episode < episodes; episode++) {
+    for (let step = 0; step < STEPS; step++) {
+      const vector = (offset) => Array.from({ length: 14 }, (_, index) => Math.round(Math.sin(episode + step / 10 + index + offset) * 1e4) / 1e4);
+      const line = JSON.stringify({
+        episode,
+        step,
+        timestamp: step / 30,
+        observation: { state: vector(0), 'images.front': { jpeg: front[(episode + step) % FRAMES] }, 'images.wrist': { jpeg: wrist[(episode * 7 + step) % FRAMES] } },
+        action: vector(1),
+        language: `task ${episode % 10}`,
+      });
+      if (!out.write(`${line}\n`)) await new Promise((resolve) => out.once('drain', resolve));
+    }
+  }
+  await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
+}
+
+function timeCp(source, scratch) {
+  const target = join(scratch, 'copy');
+  const started = process.hrtime.bigint();
+  execFileSync('cp', [source, target]);
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  execFileSync('rm', [target]);
+  return seconds;
+}
+
+function upload(port, key, datasetId, path, bytes) {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, method: 'POST', path: `/v1/datasets/${datasetId}/uploads?format=kura-ndjson`, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes } },
+      (res) => {
+        let text = '';
+        res.on('data', (chunk) => (text += chunk));
+        res.on('end', () => (res.statusCode === 202 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
+      },
+    );
+    req.on('error', reject);
+    createReadStream(path).pipe(req);
+  });
+}
+
+async function peakRss(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+}
+
+export async function benchIngest() {
+  const rows = [];
+  for (const scale of [1, 4]) {
+    const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-'));
+    await chmod(scratch, 0o755);
+    try {
+      const episodes = 200 * scale;
+      const file = join(scratch, 'reference.ndjson');
+      await writeReference(file, episodes);
+      const { size } = await stat(file);
+      const cpSeconds = Math.min(timeCp(file, scratch), timeCp(file, scratch));
+
+      const port = await freePort();
+      const key = `kura_${'b'.repeat(43)}`;
+      const api = startApi({ KURA_DATA_DIR: join(scratch, 'data'), PORT: String(port), HOST: '127.0.0.1', KURA_ADMIN_KEY: key, LOG_LEVEL: 'warn' });
+      try {
+        await waitForHealthy(`http://127.0.0.1:${port}`);
+        const call = async (path, body) => {
+          const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+            method: body ? 'POST' : 'GET',
+            headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+            ...(body ? { body: JSON.stringify(body) } : {}),
+          });
+          return response.json();
+        };
+        const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
+        const dataset = await call('/v1/datasets', { name: `bench-${scale}`, robotId: robot.id, access: 'private' });
+        const started = process.hrtime.bigint();
+        const accepted = await upload(port, key, dataset.id, file, size);
+        const receivedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
+        let result;
+        for (;;) {
+          result = await call(`/v1/uploads/${accepted.id}`);
+          if (result.status === 'published' || result.status === 'failed') break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        if (result.status !== 'published') throw new Error(`bench upload failed: ${JSON.stringify(result.errors)}`);
+        const rss = await peakRss(api.child.pid);
+        rows.push({
+          size: `${scale}×`,
+          episodes,
+          MB: +(size / 1e6).toFixed(1),
+          'upload s': +receivedSeconds.toFixed(2),
+          'total s': +seconds.toFixed(2),
+          'MB/s': +(size / 1e6 / seconds).toFixed(1),
+          'steps/s': Math.round((episodes * STEPS) / seconds),
+          'cp MB/s': +(size / 1e6 / cpSeconds).toFixed(1),
+          'ratio to cp': +(cpSeconds / seconds).toFixed(3),
+          'peak RSS MB': +(rss / 1e6).toFixed(0),
+        });
+      } finally {
+        await api.stop();
+      }
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+  console.table(rows);
+  console.log('targets: ratio to cp ≥ 0.5; peak RSS < 512 MB at both sizes');
+  return rows;
+}

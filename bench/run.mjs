@@ -1,0 +1,14 @@
+// `npm run bench -- <name…>`: speed and memory figures, each against a baseline measured in the same run.
+import { benchIngest } from './ingest.mjs';
+
+const benches = { ingest: benchIngest };
+const names = process.argv.slice(2);
+const selected = names.length > 0 ? names : Object.keys(benches);
+for (const name of selected) {
+  if (!benches[name]) {
+    console.error(`unknown bench "${name}"; known: ${Object.keys(benches).join(', ')}`);
+    process.exit(2);
+  }
+  console.log(`\n== ${name}`);
+  await benches[name]();
+}
