@@ -45,6 +45,17 @@ describe('importing each format over HTTP', () => {
     expect(stats.action.count).toBe(250);
   });
 
+  // YifanTian07/G1-policy-train (MIT): LeRobot v2.1, episodes 0, 1, 2 and 29 of 100 present.
+  it('imports the LeRobot v2.1 unitree_g1 fixture: 4 episodes (479 + 393 + 343 + 221 steps), the 96 absent ones as warnings', async () => {
+    const { datasetId, upload } = await ingest(await tarGzOfFolder(fixture('lerobot_v2.1/unitree_g1'), 'unitree_g1'));
+    expect(upload).toMatchObject({ status: 'published', format: 'lerobot', episodeCount: 4, stepCount: 479 + 393 + 343 + 221 });
+    expect(upload.warnings.filter((warning: { code: string }) => warning.code === 'LEROBOT_EPISODE_MISSING')).toHaveLength(96);
+    const episodes = (await kura.request.get(`/v1/datasets/${datasetId}/episodes`)).body.items;
+    expect(episodes.map((episode: { length: number }) => episode.length)).toEqual([479, 393, 343, 221]);
+    const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
+    expect(dataset.features['observation.state']).toMatchObject({ dtype: 'float32', shape: [26] });
+  });
+
   it.each([
     ['a path that climbs out of the folder', () => tarGzWithEntry({ name: '../../etc/evil' }), 'ARCHIVE_PATH_TRAVERSAL'],
     ['a symbolic link', () => tarGzWithEntry({ name: 'link', type: 'symlink', linkname: '/etc/passwd' }), 'ARCHIVE_LINK_REFUSED'],

@@ -43,6 +43,10 @@ export function loadH5wasm(): Promise<H5wasm> {
     module.activate_throwing_error_handler();
     return h5wasm;
   })();
+  // A failed load is retried by the next import rather than remembered.
+  loading.catch(() => {
+    loading = undefined;
+  });
   return loading;
 }
 
@@ -147,6 +151,13 @@ export class Hdf5File {
       { ...at, field: path },
       `cannot read the attributes of ${path}`,
     );
+  }
+
+  /** One attribute as a JSON-compatible value, or undefined when absent (reads no other attribute's value). */
+  attribute(path: string, name: string, at: ErrorLocation): unknown {
+    const entity = this.entity(path, at);
+    if (!(entity instanceof this.h5wasm.Group || entity instanceof this.h5wasm.Dataset)) return undefined;
+    return guard(() => entity.attrs[name]?.json_value, { ...at, field: path }, `cannot read the attribute ${name} of ${path}`);
   }
 
   /** The metadata of a dataset; HDF5_DATASET_MISSING when there is none at `path`. */

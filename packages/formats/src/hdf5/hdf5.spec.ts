@@ -346,7 +346,7 @@ describe('hdf5-robomimic', () => {
     }
   });
 
-  it('takes the task from LIBERO problem_info and images from *_rgb observations', async () => {
+  it('takes the task from LIBERO problem_info, images from *_rgb observations, and warns about a wrong num_samples', async () => {
     const path = join(scratch, 'libero.hdf5');
     const steps = 3;
     await writeHdf5(
@@ -361,6 +361,8 @@ describe('hdf5-robomimic', () => {
           problem_info: JSON.stringify({ language_instruction: 'put the bowl on the plate' }),
           env_args: JSON.stringify({ env_name: 'Libero' }),
         },
+        // Disagrees with the 3 steps of actions: a warning, the data wins.
+        '/data/demo_1': { num_samples: 5 },
       },
     );
     const imported = await importAll(hdf5RobomimicImporter, await fileSource(path));
@@ -368,6 +370,9 @@ describe('hdf5-robomimic', () => {
     expect(imported.features['observation.joint_states']).toEqual({ dtype: 'float64', shape: [7] });
     const [episode] = imported.episodes;
     expect(episode?.task).toBe('put the bowl on the plate');
+    expect(imported.warnings.map((warning) => [warning.code, warning.location])).toEqual([
+      ['HDF5_ATTRIBUTE_MISMATCH', { file: 'libero.hdf5', episode: 'demo_1', field: '/data/demo_1/actions' }],
+    ]);
     expect(episode?.metadata).toBeUndefined();
     expect(episode?.reward).toBeUndefined();
     expect(tensor(episode?.features.action)[20]).toBe(20);

@@ -104,9 +104,8 @@ function describeFile(hdf5: Hdf5File, file: SourceFile, context: ImportContext):
     .filter((name) => demoPattern.test(name))
     .sort((a, b) => naturalOrder.compare(a, b));
 
-  const attributes = hdf5.attributes('/data', at);
-  const envArgs = parseJsonAttribute(attributes.env_args, '/data', 'env_args', at, context);
-  const problemInfo = parseJsonAttribute(attributes.problem_info, '/data', 'problem_info', at, context);
+  const envArgs = parseJsonAttribute(hdf5.attribute('/data', 'env_args', at), '/data', 'env_args', at, context);
+  const problemInfo = parseJsonAttribute(hdf5.attribute('/data', 'problem_info', at), '/data', 'problem_info', at, context);
   // LIBERO says what to do in words; plain robomimic only names the environment (e.g. "Lift").
   const task = stringField(problemInfo, 'language_instruction') ?? stringField(envArgs, 'env_name') ?? null;
   const envKwargs = envArgs?.env_kwargs;
@@ -190,7 +189,8 @@ async function readDemo(
   if (actions.shape.length === 0 || length === 0)
     throw new ImportError('EMPTY_EPISODE', `${root}/actions has no steps`, { ...at, field: `${root}/actions` });
 
-  const numSamples = hdf5.attributes(root, at).num_samples;
+  // Only num_samples: robosuite demos also carry model_file, a MuJoCo XML of 100 kB or more.
+  const numSamples = hdf5.attribute(root, 'num_samples', at);
   if (typeof numSamples === 'number' && numSamples !== length) {
     context.warn({
       code: 'HDF5_ATTRIBUTE_MISMATCH',

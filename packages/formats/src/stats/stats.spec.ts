@@ -290,14 +290,14 @@ describe('FeatureStatsAccumulator against exact statistics', () => {
       if (value > max[component]!) max[component] = value;
       const total = sum[component]!;
       const next = total + value;
-      sumCompensation[component] += abs(total) >= abs(value) ? total - next + value : value - next + total;
+      sumCompensation[component] = sumCompensation[component]! + (abs(total) >= abs(value) ? total - next + value : value - next + total);
       sum[component] = next;
     }
     const mean = Array.from(sum, (total, component) => (total + sumCompensation[component]!) / steps);
     const m2 = new Float64Array(components);
     for (let i = 0; i < values.length; i++) {
       const component = i % components;
-      m2[component] += (values[i]! - mean[component]!) ** 2;
+      m2[component] = m2[component]! + (values[i]! - mean[component]!) ** 2;
     }
     for (let component = 0; component < components; component++) {
       const std = sqrt(m2[component]! / steps);
