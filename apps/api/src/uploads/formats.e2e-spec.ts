@@ -56,6 +56,25 @@ describe('importing each format over HTTP', () => {
     expect(dataset.features['observation.state']).toMatchObject({ dtype: 'float32', shape: [26] });
   });
 
+  // Written by packages/formats/src/hdf5/fixtures/make_fixtures.py.
+  const hdf5Fixture = (path: string) => fileURLToPath(new URL(`../../../../packages/formats/src/hdf5/fixtures/${path}`, import.meta.url));
+
+  it('imports ALOHA HDF5 episodes (a folder of episode_N.hdf5), encoding raw camera frames as PNG', async () => {
+    const { datasetId, upload } = await ingest(await tarGzOfFolder(hdf5Fixture('aloha_raw')));
+    expect(upload).toMatchObject({ status: 'published', format: 'hdf5-aloha', episodeCount: 2 });
+    const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
+    const images = Object.values(dataset.features).filter((feature) => (feature as { dtype: string }).dtype === 'image');
+    expect(images).toEqual([expect.objectContaining({ encoding: 'png' })]);
+  });
+
+  it('imports a robomimic HDF5 file sent as a single file with ?format', async () => {
+    const { readFile, readdir } = await import('node:fs/promises');
+    const folder = hdf5Fixture('robomimic');
+    const file = (await readdir(folder)).find((name) => name.endsWith('.hdf5'))!;
+    const { upload } = await ingest(await readFile(`${folder}/${file}`), `?format=hdf5-robomimic&fileName=${file}`);
+    expect(upload).toMatchObject({ status: 'published', format: 'hdf5-robomimic', episodeCount: 3 });
+  });
+
   it.each([
     ['a path that climbs out of the folder', () => tarGzWithEntry({ name: '../../etc/evil' }), 'ARCHIVE_PATH_TRAVERSAL'],
     ['a symbolic link', () => tarGzWithEntry({ name: 'link', type: 'symlink', linkname: '/etc/passwd' }), 'ARCHIVE_LINK_REFUSED'],

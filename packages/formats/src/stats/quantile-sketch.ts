@@ -133,19 +133,12 @@ class BucketStore {
     return buckets;
   }
 
-  /** Calls `visit` for each non-empty bucket, in ascending or descending index order. */
-  forEach(visit: (index: number, count: number) => void, descending = false): void {
+  /** Calls `visit` for each non-empty bucket, in ascending index order. */
+  forEach(visit: (index: number, count: number) => void): void {
     if (this.total === 0) return;
-    if (descending) {
-      for (let index = this.highest; index >= this.lowest; index--) {
-        const count = this.counts[index - this.offset]!;
-        if (count > 0) visit(index, count);
-      }
-    } else {
-      for (let index = this.lowest; index <= this.highest; index++) {
-        const count = this.counts[index - this.offset]!;
-        if (count > 0) visit(index, count);
-      }
+    for (let index = this.lowest; index <= this.highest; index++) {
+      const count = this.counts[index - this.offset]!;
+      if (count > 0) visit(index, count);
     }
   }
 
