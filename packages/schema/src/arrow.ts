@@ -52,7 +52,16 @@ export function featureField(name: string, feature: Feature): Field {
       return new Field(name, videoFrameType(), false, metadata);
     case 'string':
       return new Field(name, new Utf8(), true, metadata);
-    default:
+    case 'float32':
+    case 'float64':
+    case 'int8':
+    case 'int16':
+    case 'int32':
+    case 'int64':
+    case 'uint8':
+    case 'uint16':
+    case 'uint32':
+    case 'bool':
       return new Field(name, new FixedSizeList(valuesPerStep(feature), new Field('item', arrowNumericType(feature.dtype), false)), false, metadata);
   }
 }

@@ -20,7 +20,7 @@ function bigNdjson(targetBytes: number): Buffer {
 }
 
 describe.each([
-  ['through the API (filesystem blobs)', {} as Record<string, string>],
+  ['through the API (filesystem blobs)', {}],
   ['to presigned object-store URLs (S3)', 'S3' as const],
 ])('resumable uploads %s', (_name, mode) => {
   let kura: TestApp;

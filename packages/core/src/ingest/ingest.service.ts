@@ -182,8 +182,8 @@ export class IngestService {
       await rm(path);
       shards.push({ key, bytes: result.bytes, sha256: result.sha256, episodes: buffered.length });
       result.episodes.forEach((episode, position) => {
-        const { features: _features, ...rest } = buffered[position]!.episode;
-        written.push({ ...episode, episode: rest, shardKey: key });
+        // Keep what publishing needs, not the step data: memory stays bounded by the shard budget.
+        written.push({ ...episode, episode: withoutFeatures(buffered[position]!.episode), shardKey: key });
       });
       buffered = [];
       bufferedBytes = 0;
@@ -294,7 +294,7 @@ export class IngestService {
       });
       await transaction.dataset.update({
         where: { id: dataset.id },
-        data: { latestVersion: version, episodeCount, stepCount: BigInt(stepCount), ...(dataset.features ? {} : { features: params.features as Prisma.InputJsonValue }) },
+        data: { latestVersion: version, episodeCount, stepCount: BigInt(stepCount), ...(dataset.features ? {} : { features: params.features }) },
         select: { id: true },
       });
       await transaction.upload.update({
@@ -326,6 +326,12 @@ export class IngestService {
     for await (const chunk of await this.blobs.get({ key })) chunks.push(chunk as Buffer);
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   }
+}
+
+function withoutFeatures(episode: ImportedEpisode): Omit<ImportedEpisode, 'features'> {
+  const copy: Partial<ImportedEpisode> = { ...episode };
+  delete copy.features;
+  return copy as Omit<ImportedEpisode, 'features'>;
 }
 
 function addEpisodeStats(stats: DatasetStatsAccumulator, episode: ImportedEpisode, features: FeatureSpec): void {

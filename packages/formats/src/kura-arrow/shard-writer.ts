@@ -5,7 +5,6 @@ import {
   Binary,
   Bool,
   Dictionary,
-  FixedSizeList,
   Float32,
   Float64,
   Int32,
@@ -19,12 +18,13 @@ import {
   vectorFromArray,
   type Data,
   type DataType,
+  type FixedSizeList,
   type Field,
   type Schema,
   type Vector,
 } from 'apache-arrow';
 import { kuraArrowSchema, valuesPerStep, type Feature, type FeatureSpec } from '@kura/schema';
-import type { FeatureValues, ImportedEpisode, NumericArray } from '../importer.js';
+import type { FeatureValues, ImportedEpisode } from '../importer.js';
 
 /** Long episodes are split into record batches of at most this many steps. */
 export const MAX_BATCH_STEPS = 1000;
@@ -77,7 +77,7 @@ export async function writeShard(params: { path: string; features: FeatureSpec; 
       pending = [];
       pendingBytes = 0;
     };
-    for await (const chunk of writer) {
+    for await (const chunk of writer as AsyncIterable<Uint8Array>) {
       hash.update(chunk);
       bytes += chunk.byteLength;
       pending.push(chunk);
@@ -190,7 +190,7 @@ function featureData(params: { field: Field; feature: Feature; values: FeatureVa
       const perStep = valuesPerStep(feature);
       const slice = values.values.subarray(start * perStep, end * perStep);
       const listType = field.type as FixedSizeList;
-      const childType: DataType = listType.children[0]!.type;
+      const childType = listType.children[0]!.type as DataType;
       // makeData is typed per concrete type; the validator already matched the array to the dtype.
       const child = childType instanceof Bool ? boolData(slice.length, (index) => slice[index] !== 0) : makeData({ type: childType as Float32, length: slice.length, data: slice as Float32Array });
       return makeData({ type: listType, length: rows, nullCount: 0, child });
@@ -200,7 +200,7 @@ function featureData(params: { field: Field; feature: Feature; values: FeatureVa
       const offsets = new Int32Array(rows + 1);
       for (let row = 0; row < rows; row++) offsets[row + 1] = offsets[row]! + frames[row]!.byteLength;
       const data = new Uint8Array(offsets[rows]!);
-      frames.forEach((frame, row) => data.set(frame, offsets[row]!));
+      frames.forEach((frame, row) => data.set(frame, offsets[row]));
       return makeData({ type: new Binary(), length: rows, nullCount: 0, valueOffsets: offsets, data });
     }
     case 'video': {

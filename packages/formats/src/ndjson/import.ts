@@ -123,7 +123,7 @@ function parseValue(value: unknown, field: string, fail: (message: string) => ne
   if (Array.isArray(value)) {
     // JSON has no NaN or Infinity, so only type errors can occur here.
     if (!value.every((item) => typeof item === 'number')) return fail(`"${field}" must hold numbers only`);
-    return { kind: 'vector', values: value as number[] };
+    return { kind: 'vector', values: value };
   }
   if (typeof value === 'object' && value !== null) {
     const entries = Object.entries(value);
