@@ -75,6 +75,35 @@ describe('importing each format over HTTP', () => {
     expect(upload).toMatchObject({ status: 'published', format: 'hdf5-robomimic', episodeCount: 3 });
   });
 
+  // Broken HDF5 inputs written by make_fixtures.py: each fails over HTTP with its code and the file, publishing nothing.
+  it.each([
+    ['aloha_missing_action', 'HDF5_DATASET_MISSING'],
+    ['aloha_length_mismatch', 'EPISODE_SHAPE_MISMATCH'],
+    ['aloha_bad_image_shape', 'HDF5_IMAGE_INVALID'],
+    ['aloha_float_image', 'HDF5_IMAGE_INVALID'],
+    ['aloha_string_dataset', 'HDF5_DTYPE_UNSUPPORTED'],
+    ['aloha_float16', 'HDF5_DTYPE_UNSUPPORTED'],
+    ['aloha_lzf', 'HDF5_FILTER_UNSUPPORTED'],
+    ['aloha_dims_mismatch', 'EPISODE_SHAPE_MISMATCH'],
+    ['aloha_second_missing_qvel', 'HDF5_DATASET_MISSING'],
+    ['aloha_compress_len_too_large', 'HDF5_IMAGE_INVALID'],
+    ['aloha_compressed_not_jpeg', 'HDF5_IMAGE_INVALID'],
+    ['robomimic_missing_actions.hdf5', 'HDF5_DATASET_MISSING'],
+    ['robomimic_rewards_short.hdf5', 'EPISODE_SHAPE_MISMATCH'],
+    ['robomimic_gray_image.hdf5', 'HDF5_IMAGE_INVALID'],
+    ['robomimic_no_demos.hdf5', 'HDF5_DATASET_MISSING'],
+  ])('fails the broken HDF5 input %s with %s', async (name, code) => {
+    const { readFile } = await import('node:fs/promises');
+    const path = hdf5Fixture(`bad/${name}`);
+    const { datasetId, upload } = name.endsWith('.hdf5')
+      ? await ingest(await readFile(path), `?format=hdf5-robomimic&fileName=${name}`)
+      : await ingest(await tarGzOfFolder(path), '?format=hdf5-aloha');
+    expect(upload.status).toBe('failed');
+    expect(upload.errors).toEqual([expect.objectContaining({ code, location: expect.objectContaining({ file: expect.any(String) }) })]);
+    const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
+    expect([dataset.latestVersion, dataset.episodeCount]).toEqual([0, 0]);
+  });
+
   it.each([
     ['a path that climbs out of the folder', () => tarGzWithEntry({ name: '../../etc/evil' }), 'ARCHIVE_PATH_TRAVERSAL'],
     ['a symbolic link', () => tarGzWithEntry({ name: 'link', type: 'symlink', linkname: '/etc/passwd' }), 'ARCHIVE_LINK_REFUSED'],

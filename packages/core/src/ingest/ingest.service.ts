@@ -138,8 +138,10 @@ export class IngestService {
     const detected = await detectFormat(source);
     const requested = upload.requestedFormat as FormatName | null;
     if (requested) {
-      if (!(await importerFor(requested).detect(source))) {
-        throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}${detected ? `; it looks like ${detected}` : ''}`, { file: source.files[0]?.path });
+      // A wrong flag is reported when the upload clearly is another format; otherwise the requested
+      // importer gets to say precisely what is wrong with it.
+      if (detected && detected !== requested && !(await importerFor(requested).detect(source))) {
+        throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}; it looks like ${detected}`, { file: source.files[0]?.path });
       }
       return requested;
     }
