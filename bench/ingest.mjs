@@ -76,7 +76,8 @@ async function peakRss(pid) {
 
 export async function benchIngest() {
   const rows = [];
-  for (const scale of [1, 4]) {
+  const scales = (process.env.KURA_BENCH_SCALES ?? '1,4').split(',').map(Number);
+  for (const scale of scales) {
     const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-'));
     await chmod(scratch, 0o755);
     try {

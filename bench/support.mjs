@@ -17,7 +17,9 @@ export function freePort() {
 
 /** The built api (embedded mode unless the environment says otherwise), as `npm start` runs it. */
 export function startApi(environment) {
-  const child = spawn(process.execPath, ['apps/api/dist/main.js'], { cwd: root, env: { ...process.env, ...environment }, stdio: ['ignore', 'ignore', 'inherit'] });
+  // KURA_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" profiles the api during a bench.
+  const nodeArgs = (process.env.KURA_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, 'apps/api/dist/main.js'], { cwd: root, env: { ...process.env, ...environment }, stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   return {
     child,

@@ -51,6 +51,16 @@ export interface BlobStore {
    * A URL a client can PUT one part to directly, bypassing the API (S3 only: the filesystem store
    * has none, and parts then go through the API).
    */
+  /**
+   * The blob as a file on this machine, when the store keeps it as one (filesystem store), so a
+   * worker can read it in place instead of copying it out first.
+   */
+  localPath?(params: { key: string }): Promise<string | undefined>;
+  /**
+   * Stores a finished local file as the blob, taking it over: the filesystem store renames it into
+   * place when it is on the same filesystem (no copy). The file is gone afterwards.
+   */
+  adoptFile?(params: { key: string; path: string }): Promise<{ bytes: number }>;
   presignUploadPart?(params: { key: string; uploadId: string; partNumber: number; expiresInSeconds: number }): Promise<string>;
   /** Throws when the store cannot be used (for /health). */
   ping(): Promise<void>;

@@ -56,6 +56,29 @@ export class FilesystemBlobStore implements BlobStore {
     return { bytes: written.bytes };
   }
 
+  async localPath(params: { key: string }): Promise<string | undefined> {
+    const path = this.blobPath(params.key);
+    return (await this.head(params)) ? path : undefined;
+  }
+
+  async adoptFile(params: { key: string; path: string }): Promise<{ bytes: number }> {
+    const path = this.blobPath(params.key);
+    const { size } = await stat(params.path);
+    const handle = await open(params.path, 'r+');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await mkdir(this.directory, { recursive: true });
+    if ((await stat(params.path)).dev !== (await stat(this.directory)).dev) {
+      // Another filesystem: a rename cannot work, so copy.
+      return this.put({ key: params.key, body: createReadStream(params.path) }).finally(() => rm(params.path, { force: true }));
+    }
+    await this.moveIntoPlace({ temporaryPath: params.path, path, key: params.key });
+    return { bytes: size };
+  }
+
   async get(params: { key: string; range?: ByteRange }): Promise<Readable> {
     const path = this.blobPath(params.key);
     // Reading through one open handle keeps serving the version that was opened even when a put

@@ -38,7 +38,7 @@ const environmentSchema = z.object({
   KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
   KURA_JSON_BODY_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(1024 * 1024)),
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
-  KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
+  KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(32 * 1024 * 1024)),
   KURA_MAX_UPLOAD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(100 * 1024 ** 3)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),

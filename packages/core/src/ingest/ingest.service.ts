@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
@@ -15,10 +14,12 @@ import {
   renameEpisodeFeatures,
   renameFeatures,
   sourceFromDirectory,
+  sourceFromFiles,
   validateEpisode,
   writeShard,
   type FormatName,
   type ImportIssue,
+  type ImportSource,
   type ImportedEpisode,
   type ShardEpisode,
   type WrittenEpisode,
@@ -65,7 +66,8 @@ export class IngestService {
     const upload = await this.uploads.findById(uploadId);
     if (!upload) throw new UnrecoverableJobError(`upload ${uploadId} does not exist`);
     if (upload.status === 'published' || upload.status === 'failed') return;
-    const work = join(tmpdir(), 'kura-work', uploadId);
+    // Under the data folder, so the filesystem store can take shards over by renaming them.
+    const work = join(this.config.dataDir, 'work', uploadId);
     const warnings: ImportIssue[] = [];
     let droppedWarnings = 0;
     const warn = (issue: ImportIssue) => {
@@ -75,8 +77,7 @@ export class IngestService {
     try {
       await rm(work, { recursive: true, force: true });
       await mkdir(join(work, 'files'), { recursive: true });
-      await this.materialise(upload, work);
-      const source = await sourceFromDirectory(join(work, 'files'));
+      const source = await this.materialise(upload, work);
       const format = await this.chooseFormat(upload, source);
       await this.uploads.markProcessing(upload.id, format);
       const opened = await importerFor(format).open(source, { warn });
@@ -119,22 +120,27 @@ export class IngestService {
     }
   }
 
-  /** The upload's bytes as files on local disk: an archive extracted, or the single file under its name. */
-  private async materialise(upload: UploadRecord, work: string): Promise<void> {
-    const rawPath = join(work, 'raw');
-    await pipeline(await this.blobs.get({ key: upload.blobKey }), createWriteStream(rawPath));
+  /**
+   * The upload's files on local disk: an archive extracted, or the single file under its name. With
+   * the filesystem store the stored bytes are read in place rather than copied out first.
+   */
+  private async materialise(upload: UploadRecord, work: string): Promise<ImportSource> {
+    let rawPath = await this.blobs.localPath?.({ key: upload.blobKey });
+    if (!rawPath) {
+      rawPath = join(work, 'raw');
+      await pipeline(await this.blobs.get({ key: upload.blobKey }), createWriteStream(rawPath));
+    }
     const handle = await open(rawPath, 'r');
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(512), 0, 512, 0).finally(() => handle.close());
     const kind = detectArchiveKind(buffer.subarray(0, bytesRead));
     if (kind) {
       await extractArchive({ file: rawPath, kind, destination: join(work, 'files') });
-      await rm(rawPath);
-    } else {
-      await rename(rawPath, join(work, 'files', safeFileName(upload.fileName)));
+      return sourceFromDirectory(join(work, 'files'));
     }
+    return sourceFromFiles([{ path: safeFileName(upload.fileName), absolutePath: rawPath }]);
   }
 
-  private async chooseFormat(upload: UploadRecord, source: Awaited<ReturnType<typeof sourceFromDirectory>>): Promise<FormatName> {
+  private async chooseFormat(upload: UploadRecord, source: ImportSource): Promise<FormatName> {
     const detected = await detectFormat(source);
     const requested = upload.requestedFormat as FormatName | null;
     if (requested) {
@@ -180,8 +186,11 @@ export class IngestService {
       const result = await writeShard({ path, features, episodes: buffered });
       // Keyed by upload and number: a re-run after a crash overwrites the same objects.
       const key = `datasets/${upload.datasetId}/shards/${upload.id}-${String(shardNumber).padStart(4, '0')}.arrow`;
-      await this.blobs.put({ key, body: createReadStream(path), contentType: 'application/vnd.apache.arrow.file' });
-      await rm(path);
+      if (this.blobs.adoptFile) await this.blobs.adoptFile({ key, path });
+      else {
+        await this.blobs.put({ key, body: createReadStream(path), contentType: 'application/vnd.apache.arrow.file' });
+        await rm(path);
+      }
       shards.push({ key, bytes: result.bytes, sha256: result.sha256, episodes: buffered.length });
       result.episodes.forEach((episode, position) => {
         // Keep what publishing needs, not the step data: memory stays bounded by the shard budget.

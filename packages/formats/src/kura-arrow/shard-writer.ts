@@ -96,6 +96,9 @@ export async function writeShard(params: { path: string; features: FeatureSpec; 
         batches++;
       }
       batchCounts.push(batches);
+      // Let the drain write this episode's bytes out before building the next one, so the writer's
+      // queue does not hold the whole shard.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     writer.finish();
     await drained;
