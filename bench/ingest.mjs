@@ -16,7 +16,7 @@ const FRAMES = 64;
 
 function noiseFrames(seed) {
   let state = seed;
-  const random = () => ((state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const random = () => (state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32;
   return Array.from({ length: FRAMES }, () => {
     const data = Buffer.alloc(96 * 96 * 4);
     for (let index = 0; index < data.length; index++) data[index] = (index % 4 === 3 ? 255 : 96 + random() * 64) | 0;
@@ -30,12 +30,17 @@ async function writeReference(path, episodes) {
   const out = createWriteStream(path);
   for (let episode = 0; episode < episodes; episode++) {
     for (let step = 0; step < STEPS; step++) {
-      const vector = (offset) => Array.from({ length: 14 }, (_, index) => Math.round(Math.sin(episode + step / 10 + index + offset) * 1e4) / 1e4);
+      const vector = (offset) =>
+        Array.from({ length: 14 }, (_, index) => Math.round(Math.sin(episode + step / 10 + index + offset) * 1e4) / 1e4);
       const line = JSON.stringify({
         episode,
         step,
         timestamp: step / 30,
-        observation: { state: vector(0), 'images.front': { jpeg: front[(episode + step) % FRAMES] }, 'images.wrist': { jpeg: wrist[(episode * 7 + step) % FRAMES] } },
+        observation: {
+          state: vector(0),
+          'images.front': { jpeg: front[(episode + step) % FRAMES] },
+          'images.wrist': { jpeg: wrist[(episode * 7 + step) % FRAMES] },
+        },
         action: vector(1),
         language: `task ${episode % 10}`,
       });
@@ -57,7 +62,13 @@ function timeCp(source, scratch) {
 function upload(port, key, datasetId, path, bytes) {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, method: 'POST', path: `/v1/datasets/${datasetId}/uploads?format=kura-ndjson`, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes } },
+      {
+        host: '127.0.0.1',
+        port,
+        method: 'POST',
+        path: `/v1/datasets/${datasetId}/uploads?format=kura-ndjson`,
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes },
+      },
       (res) => {
         let text = '';
         res.on('data', (chunk) => (text += chunk));
@@ -89,7 +100,13 @@ export async function benchIngest() {
 
       const port = await freePort();
       const key = `kura_${'b'.repeat(43)}`;
-      const api = startApi({ KURA_DATA_DIR: join(scratch, 'data'), PORT: String(port), HOST: '127.0.0.1', KURA_ADMIN_KEY: key, LOG_LEVEL: 'warn' });
+      const api = startApi({
+        KURA_DATA_DIR: join(scratch, 'data'),
+        PORT: String(port),
+        HOST: '127.0.0.1',
+        KURA_ADMIN_KEY: key,
+        LOG_LEVEL: 'warn',
+      });
       try {
         await waitForHealthy(`http://127.0.0.1:${port}`);
         const call = async (path, body) => {
@@ -100,7 +117,12 @@ export async function benchIngest() {
           });
           return response.json();
         };
-        const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
+        const robot = await call('/v1/robots', {
+          name: 'bench',
+          robotType: 'bench',
+          controlFrequencyHz: 30,
+          actionSpace: 'joint_position',
+        });
         const dataset = await call('/v1/datasets', { name: `bench-${scale}`, robotId: robot.id, access: 'private' });
         const started = process.hrtime.bigint();
         const accepted = await upload(port, key, dataset.id, file, size);

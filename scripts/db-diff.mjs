@@ -8,61 +8,46 @@
 // engine cannot introspect Postgres through the pg adapter yet ("char" columns), and a datamodel diff
 // needs no database. The engine still wants to connect to one at start, so a scratch embedded
 // Postgres is started for it.
-import {
-  chmod,
-  mkdir,
-  mkdtemp,
-  readFile,
-  rm,
-  writeFile,
-} from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createLogger, startEmbeddedPostgres } from "@kura/core";
-import { bindMigrationAwareSqlAdapterFactory } from "@prisma/driver-adapter-utils";
-import { PrismaPg } from "@prisma/adapter-pg";
-import { loadSchemaEngine } from "./schema-engine.mjs";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, startEmbeddedPostgres } from '@kura/core';
+import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { loadSchemaEngine } from './schema-engine.mjs';
 
-const migrationsDirectory = join("prisma", "migrations");
-const snapshotPath = join(migrationsDirectory, "schema.snapshot.prisma");
+const migrationsDirectory = join('prisma', 'migrations');
+const snapshotPath = join(migrationsDirectory, 'schema.snapshot.prisma');
 const argument = process.argv[2];
-const check = argument === "--check";
+const check = argument === '--check';
 if (!check && (!argument || !/^[a-z0-9_]+$/.test(argument))) {
-  console.error(
-    "usage: npm run db:diff -- <migration_name>   (lowercase letters, digits, _)\n       npm run db:diff -- --check",
-  );
+  console.error('usage: npm run db:diff -- <migration_name>   (lowercase letters, digits, _)\n       npm run db:diff -- --check');
   process.exit(2);
 }
 
-const schema = await readFile(join("prisma", "schema.prisma"), "utf8");
-const snapshot = await readFile(snapshotPath, "utf8").catch(() => undefined);
+const schema = await readFile(join('prisma', 'schema.prisma'), 'utf8');
+const snapshot = await readFile(snapshotPath, 'utf8').catch(() => undefined);
 const SchemaEngine = await loadSchemaEngine();
-const scratch = await mkdtemp(join(tmpdir(), "kura-diff-"));
+const scratch = await mkdtemp(join(tmpdir(), 'kura-diff-'));
 await chmod(scratch, 0o755);
 const postgres = await startEmbeddedPostgres({
-  directory: join(scratch, "pg"),
-  logger: createLogger("warn"),
+  directory: join(scratch, 'pg'),
+  logger: createLogger('warn'),
 });
-const adapter = bindMigrationAwareSqlAdapterFactory(
-  new PrismaPg({ connectionString: postgres.url }),
-);
-const engine = await SchemaEngine.new(
-  { datamodels: [["schema.prisma", schema]] },
-  () => {},
-  adapter,
-);
+const adapter = bindMigrationAwareSqlAdapterFactory(new PrismaPg({ connectionString: postgres.url }));
+const engine = await SchemaEngine.new({ datamodels: [['schema.prisma', schema]] }, () => {}, adapter);
 const { stdout } = await engine
   .diff({
     from:
       snapshot === undefined
-        ? { tag: "empty" }
+        ? { tag: 'empty' }
         : {
-            tag: "schemaDatamodel",
-            files: [{ path: "schema.prisma", content: snapshot }],
+            tag: 'schemaDatamodel',
+            files: [{ path: 'schema.prisma', content: snapshot }],
           },
     to: {
-      tag: "schemaDatamodel",
-      files: [{ path: "schema.prisma", content: schema }],
+      tag: 'schemaDatamodel',
+      files: [{ path: 'schema.prisma', content: schema }],
     },
     script: true,
     exitCode: null,
@@ -72,24 +57,21 @@ const { stdout } = await engine
     await postgres.stop();
     await rm(scratch, { recursive: true, force: true });
   });
-const sql = (stdout ?? "").trim();
-const empty = !sql || sql === "-- This is an empty migration.";
+const sql = (stdout ?? '').trim();
+const empty = !sql || sql === '-- This is an empty migration.';
 if (check) {
   if (!empty) {
-    console.error(
-      "prisma/schema.prisma has changes that no migration carries; run `npm run db:diff -- <name>`:\n" +
-        sql,
-    );
+    console.error('prisma/schema.prisma has changes that no migration carries; run `npm run db:diff -- <name>`:\n' + sql);
     process.exit(1);
   }
-  console.log("migrations match prisma/schema.prisma");
+  console.log('migrations match prisma/schema.prisma');
 } else if (empty) {
-  console.log("prisma/schema.prisma matches the migrations; nothing to write.");
+  console.log('prisma/schema.prisma matches the migrations; nothing to write.');
 } else {
-  const stamp = new Date().toISOString().replace(/\D/g, "").slice(0, 14);
+  const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
   const folder = join(migrationsDirectory, `${stamp}_${argument}`);
   await mkdir(folder, { recursive: true });
-  await writeFile(join(folder, "migration.sql"), `${sql}\n`);
+  await writeFile(join(folder, 'migration.sql'), `${sql}\n`);
   await writeFile(snapshotPath, schema);
   console.log(`wrote ${folder}/migration.sql`);
 }

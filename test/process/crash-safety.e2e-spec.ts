@@ -16,7 +16,15 @@ function ndjson(): Buffer {
   const lines: string[] = [];
   for (let episode = 0; episode < EPISODES; episode++) {
     for (let step = 0; step < STEPS; step++) {
-      lines.push(JSON.stringify({ episode, step, observation: { state: Array.from({ length: 32 }, (_, index) => episode + step / 100 + index) }, action: [episode, step], language: `task ${episode % 3}` }));
+      lines.push(
+        JSON.stringify({
+          episode,
+          step,
+          observation: { state: Array.from({ length: 32 }, (_, index) => episode + step / 100 + index) },
+          action: [episode, step],
+          language: `task ${episode % 3}`,
+        }),
+      );
     }
   }
   return Buffer.from(`${lines.join('\n')}\n`);
@@ -47,20 +55,45 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
 
   // Small shards, so a kill can land between shard writes as well as inside one.
   const start = async () => {
-    kura = startKuraProcess('api', { KURA_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', KURA_ADMIN_KEY: adminKey, KURA_SHARD_BYTES: String(256 * 1024), KURA_JOB_BACKOFF_MS: '100' });
+    kura = startKuraProcess('api', {
+      KURA_DATA_DIR: dataDir,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      KURA_ADMIN_KEY: adminKey,
+      KURA_SHARD_BYTES: String(256 * 1024),
+      KURA_JOB_BACKOFF_MS: '100',
+    });
     await waitForHealthy(baseUrl, kura);
   };
   const api = async (path: string, init: RequestInit = {}) => {
-    const response = await fetch(`${baseUrl}${path}`, { ...init, headers: { Authorization: `Bearer ${adminKey}`, ...(init.headers ?? {}) } });
-    return { status: response.status, body: (await response.json()) as Record<string, unknown> & { items?: Array<Record<string, unknown>> } };
+    const response = await fetch(`${baseUrl}${path}`, {
+      ...init,
+      headers: { Authorization: `Bearer ${adminKey}`, ...(init.headers ?? {}) },
+    });
+    return {
+      status: response.status,
+      body: (await response.json()) as Record<string, unknown> & { items?: Array<Record<string, unknown>> },
+    };
   };
 
   it('publishes the upload exactly once however often the process is killed', async () => {
     await start();
-    const robot = await api('/v1/robots', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'r', robotType: 'r', controlFrequencyHz: 10, actionSpace: 'other' }) });
-    const dataset = await api('/v1/datasets', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'crash', robotId: robot.body.id, access: 'private' }) });
+    const robot = await api('/v1/robots', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'r', robotType: 'r', controlFrequencyHz: 10, actionSpace: 'other' }),
+    });
+    const dataset = await api('/v1/datasets', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'crash', robotId: robot.body.id, access: 'private' }),
+    });
     const datasetId = String(dataset.body.id);
-    const accepted = await api(`/v1/datasets/${datasetId}/uploads`, { method: 'POST', headers: { 'Content-Type': 'application/octet-stream' }, body: ndjson() });
+    const accepted = await api(`/v1/datasets/${datasetId}/uploads`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: ndjson(),
+    });
     expect(accepted.status).toBe(202);
     const uploadId = String(accepted.body.id);
 
@@ -99,8 +132,12 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
     expect(episodes.every((episode) => episode.length === STEPS)).toBe(true);
 
     // Every shard file is one the version references, whole (its checksum matches), and no other exists.
-    const manifest = JSON.parse(await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', '1', 'manifest.json'), 'utf8')) as { shards: Array<{ key: string; sha256: string }> };
-    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards'))).map((name) => `datasets/${datasetId}/shards/${name}`).sort();
+    const manifest = JSON.parse(
+      await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', '1', 'manifest.json'), 'utf8'),
+    ) as { shards: Array<{ key: string; sha256: string }> };
+    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards')))
+      .map((name) => `datasets/${datasetId}/shards/${name}`)
+      .sort();
     expect(onDisk).toEqual(manifest.shards.map((shard) => shard.key).sort());
     expect(manifest.shards.length).toBeGreaterThan(3);
     for (const shard of manifest.shards) {

@@ -55,10 +55,22 @@ describe('services mode (api + 2 workers on Postgres, Redis, S3)', () => {
     });
     const robot = (await created.json()) as { id: string };
     const urdf = await readFile(so101, 'utf8');
-    const put = (text: string) => fetch(`${baseUrl}/v1/robots/${robot.id}/body-model`, { method: 'PUT', headers: { ...headers, 'Content-Type': 'application/xml' }, body: text });
+    const put = (text: string) =>
+      fetch(`${baseUrl}/v1/robots/${robot.id}/body-model`, {
+        method: 'PUT',
+        headers: { ...headers, 'Content-Type': 'application/xml' },
+        body: text,
+      });
     expect((await put(urdf)).status).toBe(200);
 
-    const s3 = new S3BlobStore({ endpoint: environment.S3_ENDPOINT, bucket: environment.S3_BUCKET!, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true });
+    const s3 = new S3BlobStore({
+      endpoint: environment.S3_ENDPOINT,
+      bucket: environment.S3_BUCKET!,
+      region: 'us-east-1',
+      accessKeyId: 'S3RVER',
+      secretAccessKey: 'S3RVER',
+      forcePathStyle: true,
+    });
     const keys: string[] = [];
     for await (const blob of s3.list({ prefix: `robots/${robot.id}/` })) keys.push(blob.key);
     expect(keys).toHaveLength(1);

@@ -28,7 +28,13 @@ export async function startTestApp(environment: Record<string, string> = {}): Pr
   const dataDir = await mkdtemp(join(tmpdir(), 'kura-e2e-'));
   await chmod(dataDir, 0o755);
   const adminKey = generateKey();
-  const config = loadConfig({ KURA_DATA_DIR: dataDir, DATABASE_URL: database.url, KURA_ADMIN_KEY: adminKey, KURA_JOB_BACKOFF_MS: '20', ...environment });
+  const config = loadConfig({
+    KURA_DATA_DIR: dataDir,
+    DATABASE_URL: database.url,
+    KURA_ADMIN_KEY: adminKey,
+    KURA_JOB_BACKOFF_MS: '20',
+    ...environment,
+  });
   const logger = createLogger(process.env.KURA_TEST_LOG_LEVEL ?? 'silent');
   const app = await createApp({ config, logger, databaseUrl: database.url });
   await app.init();

@@ -29,13 +29,19 @@ export async function tarGzOfFolder(folder: string, topFolder?: string): Promise
 }
 
 /** A .tar.gz with one hand-made entry, for hostile archives (traversal, links). */
-export async function tarGzWithEntry(header: { name: string; type?: 'file' | 'symlink' | 'link'; linkname?: string }, content: string | Buffer = 'x'): Promise<Buffer> {
+export async function tarGzWithEntry(
+  header: { name: string; type?: 'file' | 'symlink' | 'link'; linkname?: string },
+  content: string | Buffer = 'x',
+): Promise<Buffer> {
   const archive = pack();
   const chunks: Buffer[] = [];
   archive.on('data', (chunk: Buffer) => chunks.push(chunk));
   const done = new Promise<void>((resolve) => archive.on('end', resolve));
   archive.entry({ name: 'ok.ndjson' }, '{"episode":0,"step":0,"action":[1]}\n');
-  archive.entry({ name: header.name, type: header.type ?? 'file', ...(header.linkname ? { linkname: header.linkname } : {}) }, header.type === 'file' || !header.type ? content : undefined);
+  archive.entry(
+    { name: header.name, type: header.type ?? 'file', ...(header.linkname ? { linkname: header.linkname } : {}) },
+    header.type === 'file' || !header.type ? content : undefined,
+  );
   archive.finalize();
   await done;
   return gzipSync(Buffer.concat(chunks));

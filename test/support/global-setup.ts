@@ -38,7 +38,9 @@ export default async function globalSetup(): Promise<void> {
   const template = `kura_template_${randomBytes(4).toString('hex')}`;
   await withClient(adminUrl, (client) => client.query(`CREATE DATABASE "${template}"`));
   await applyMigrations({ databaseUrl: withDatabase(adminUrl, template), logger });
-  stops.push(() => withClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`)).then(() => undefined));
+  stops.push(() =>
+    withClient(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`)).then(() => undefined),
+  );
   process.env.KURA_TEST_PG_ADMIN_URL = adminUrl;
   process.env.KURA_TEST_PG_TEMPLATE = template;
 
@@ -54,7 +56,13 @@ export default async function globalSetup(): Promise<void> {
 
   // S3-compatible store
   const s3Port = await freePort();
-  const s3 = new S3rver({ port: s3Port, address: '127.0.0.1', directory: join(scratch, 's3'), silent: true, configureBuckets: [{ name: TEST_BUCKET, configs: [] }] });
+  const s3 = new S3rver({
+    port: s3Port,
+    address: '127.0.0.1',
+    directory: join(scratch, 's3'),
+    silent: true,
+    configureBuckets: [{ name: TEST_BUCKET, configs: [] }],
+  });
   await s3.run();
   stops.push(() => s3.close());
   process.env.KURA_TEST_S3_ENDPOINT = `http://127.0.0.1:${s3Port}`;
@@ -101,10 +109,16 @@ async function startRedisServer(scratch: string): Promise<{ url: string; stop: (
   try {
     execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
   } catch {
-    throw new Error('The tests need Redis: none answers at REDIS_URL or 127.0.0.1:6379, and redis-server is not installed (apt-get install redis-server).');
+    throw new Error(
+      'The tests need Redis: none answers at REDIS_URL or 127.0.0.1:6379, and redis-server is not installed (apt-get install redis-server).',
+    );
   }
   const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', scratch], { stdio: 'ignore' });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', scratch],
+    { stdio: 'ignore' },
+  );
   const url = `redis://127.0.0.1:${port}`;
   for (let attempt = 0; attempt < 100 && !(await redisAnswers(url)); attempt++) await new Promise((resolve) => setTimeout(resolve, 50));
   return {

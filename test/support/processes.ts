@@ -28,7 +28,8 @@ export function startKuraProcess(entry: 'api' | 'worker', environment: Record<st
 export async function waitForHealthy(baseUrl: string, process: KuraProcess, timeoutMs = 30_000): Promise<number> {
   const started = Date.now();
   for (;;) {
-    if (process.child.exitCode !== null) throw new Error(`Kura exited (${process.child.exitCode}) before it was healthy:\n${process.output()}`);
+    if (process.child.exitCode !== null)
+      throw new Error(`Kura exited (${process.child.exitCode}) before it was healthy:\n${process.output()}`);
     try {
       const response = await fetch(`${baseUrl}/health`);
       if (response.status === 200) return Date.now() - started;

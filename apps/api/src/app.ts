@@ -45,7 +45,11 @@ export async function createApp(params: { config: KuraConfig; logger: Logger; da
 function bodyParserErrors(error: unknown, _request: Request, response: Response, next: NextFunction): void {
   const type = (error as { type?: string } | null)?.type;
   if (type === 'entity.too.large') {
-    sendError(response, 413, { code: 'PAYLOAD_TOO_LARGE', message: `the JSON body is larger than the limit`, details: { limit: (error as { limit?: number }).limit } });
+    sendError(response, 413, {
+      code: 'PAYLOAD_TOO_LARGE',
+      message: `the JSON body is larger than the limit`,
+      details: { limit: (error as { limit?: number }).limit },
+    });
   } else if (type === 'entity.parse.failed') {
     sendError(response, 400, { code: 'INVALID_JSON', message: `the body is not valid JSON: ${(error as Error).message}` });
   } else if (type === 'encoding.unsupported' || type === 'charset.unsupported') {

@@ -49,7 +49,13 @@ try {
   else await app.get(JobsService).recover();
   await app.listen(config.http.port, config.http.host);
   logger.info(
-    { port: config.http.port, database: config.database.kind, queue: config.queue.kind, blobs: config.blobs.kind, startupMs: Date.now() - startedAt },
+    {
+      port: config.http.port,
+      database: config.database.kind,
+      queue: config.queue.kind,
+      blobs: config.blobs.kind,
+      startupMs: Date.now() - startedAt,
+    },
     `Kura is listening on http://${config.http.host === '0.0.0.0' ? 'localhost' : config.http.host}:${config.http.port}`,
   );
 } catch (error) {

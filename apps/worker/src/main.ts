@@ -9,8 +9,14 @@ function loadWorkerConfig(): KuraConfig {
   try {
     const config = loadConfig();
     // A worker shares state with the api; embedded Postgres and an in-process queue live inside the api process.
-    const missing = [config.database.kind === 'embedded' ? 'DATABASE_URL' : '', config.queue.kind === 'in-process' ? 'REDIS_URL' : ''].filter(Boolean);
-    if (missing.length > 0) throw new ConfigError(missing.map((name) => `${name}: required by the worker (services mode); in embedded mode the api runs the jobs itself`));
+    const missing = [
+      config.database.kind === 'embedded' ? 'DATABASE_URL' : '',
+      config.queue.kind === 'in-process' ? 'REDIS_URL' : '',
+    ].filter(Boolean);
+    if (missing.length > 0)
+      throw new ConfigError(
+        missing.map((name) => `${name}: required by the worker (services mode); in embedded mode the api runs the jobs itself`),
+      );
     return config;
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -48,7 +54,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 try {
   await app.get(JobsService).startConsuming();
-  logger.info({ queue: config.queue.kind === 'bullmq' ? config.queue.name : undefined, concurrency: config.jobs.concurrency }, 'worker ready');
+  logger.info(
+    { queue: config.queue.kind === 'bullmq' ? config.queue.name : undefined, concurrency: config.jobs.concurrency },
+    'worker ready',
+  );
 } catch (error) {
   logger.fatal({ err: error }, 'worker could not start');
   await app.close().catch(() => undefined);

@@ -90,7 +90,21 @@ export class CoreModule {
       module: CoreModule,
       global: true,
       providers,
-      exports: [KURA_CONFIG, LOGGER, DATABASE_URL, PrismaClient, BLOB_STORE, JOB_QUEUE, JobsService, KeysService, RobotsService, DatasetsService, UploadsService, VersionsService, HealthService],
+      exports: [
+        KURA_CONFIG,
+        LOGGER,
+        DATABASE_URL,
+        PrismaClient,
+        BLOB_STORE,
+        JOB_QUEUE,
+        JobsService,
+        KeysService,
+        RobotsService,
+        DatasetsService,
+        UploadsService,
+        VersionsService,
+        HealthService,
+      ],
     };
   }
 }

@@ -7,12 +7,18 @@ import { ImportError, type ImportedEpisode } from './importer.js';
  */
 export function renameFeatures(spec: FeatureSpec, featureMap: Record<string, string>): FeatureSpec {
   for (const source of Object.keys(featureMap)) {
-    if (!(source in spec)) throw new ImportError('FEATURE_MAP_UNKNOWN', `featureMap renames "${source}", which the upload does not have (it has: ${Object.keys(spec).join(', ')})`, { field: source });
+    if (!(source in spec))
+      throw new ImportError(
+        'FEATURE_MAP_UNKNOWN',
+        `featureMap renames "${source}", which the upload does not have (it has: ${Object.keys(spec).join(', ')})`,
+        { field: source },
+      );
   }
   const renamed: FeatureSpec = {};
   for (const [name, feature] of Object.entries(spec)) {
     const target = featureMap[name] ?? name;
-    if (target in renamed) throw new ImportError('FEATURE_MAP_CONFLICT', `featureMap makes two features named "${target}"`, { field: target });
+    if (target in renamed)
+      throw new ImportError('FEATURE_MAP_CONFLICT', `featureMap makes two features named "${target}"`, { field: target });
     renamed[target] = feature;
   }
   return renamed;

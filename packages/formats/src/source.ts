@@ -9,7 +9,8 @@ export async function sourceFromDirectory(root: string): Promise<ImportSource> {
     for (const entry of await readdir(folder, { withFileTypes: true })) {
       const absolutePath = join(folder, entry.name);
       if (entry.isDirectory()) await walk(absolutePath);
-      else if (entry.isFile()) files.push({ path: relative(root, absolutePath).split(sep).join('/'), absolutePath, bytes: (await stat(absolutePath)).size });
+      else if (entry.isFile())
+        files.push({ path: relative(root, absolutePath).split(sep).join('/'), absolutePath, bytes: (await stat(absolutePath)).size });
     }
   };
   await walk(root);

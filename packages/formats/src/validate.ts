@@ -1,4 +1,5 @@
 import { valuesPerStep, type FeatureSpec } from '@kura/schema';
+import { imageEncoding } from './image-header.js';
 import { ImportError, type ImportedEpisode, type NumericArray } from './importer.js';
 
 const arrayTypeByDtype: Record<string, string> = {
@@ -31,10 +32,16 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
     ...(field !== undefined ? { field } : {}),
   });
   const { length } = episode;
-  if (!Number.isInteger(length) || length < 1) throw new ImportError('EMPTY_EPISODE', `episode ${episode.sourceId} has no steps`, at(undefined));
+  if (!Number.isInteger(length) || length < 1)
+    throw new ImportError('EMPTY_EPISODE', `episode ${episode.sourceId} has no steps`, at(undefined));
 
   for (const name of Object.keys(episode.features)) {
-    if (!(name in features)) throw new ImportError('FEATURE_UNEXPECTED', `episode ${episode.sourceId} has feature "${name}", which the feature spec does not declare`, at(name));
+    if (!(name in features))
+      throw new ImportError(
+        'FEATURE_UNEXPECTED',
+        `episode ${episode.sourceId} has feature "${name}", which the feature spec does not declare`,
+        at(name),
+      );
   }
   for (const [name, feature] of Object.entries(features)) {
     const values = episode.features[name];
@@ -43,7 +50,11 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
       case 'tensor': {
         const expectedType = arrayTypeByDtype[feature.dtype];
         if (expectedType === undefined || values.values.constructor.name !== expectedType) {
-          throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds ${values.values.constructor.name}`, at(name));
+          throw new ImportError(
+            'DTYPE_MISMATCH',
+            `feature "${name}" is declared ${feature.dtype} but holds ${values.values.constructor.name}`,
+            at(name),
+          );
         }
         const perStep = valuesPerStep(feature);
         if (values.values.length !== length * perStep) {
@@ -56,24 +67,40 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
         const bad = firstNonFinite(values.values);
         if (bad !== undefined) {
           const step = Math.floor(bad / perStep);
-          throw new ImportError('NON_FINITE_VALUE', `feature "${name}" is ${String(values.values[bad])} at step ${step} (component ${bad % perStep})`, at(name, step));
+          throw new ImportError(
+            'NON_FINITE_VALUE',
+            `feature "${name}" is ${String(values.values[bad])} at step ${step} (component ${bad % perStep})`,
+            at(name, step),
+          );
         }
         break;
       }
       case 'image': {
-        if (feature.dtype !== 'image') throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds images`, at(name));
-        if (values.frames.length !== length) throw new ImportError('EPISODE_SHAPE_MISMATCH', `feature "${name}" has ${values.frames.length} images for ${length} steps`, at(name));
+        if (feature.dtype !== 'image')
+          throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds images`, at(name));
+        if (values.frames.length !== length)
+          throw new ImportError(
+            'EPISODE_SHAPE_MISMATCH',
+            `feature "${name}" has ${values.frames.length} images for ${length} steps`,
+            at(name),
+          );
         values.frames.forEach((frame, step) => {
           const encoding = imageEncoding(frame);
-          if (encoding === undefined) throw new ImportError('INVALID_IMAGE', `feature "${name}" at step ${step} is not a JPEG or PNG image`, at(name, step));
+          if (encoding === undefined)
+            throw new ImportError('INVALID_IMAGE', `feature "${name}" at step ${step} is not a JPEG or PNG image`, at(name, step));
           if (feature.encoding !== undefined && feature.encoding !== encoding) {
-            throw new ImportError('INVALID_IMAGE', `feature "${name}" at step ${step} is ${encoding}, but the spec says ${feature.encoding}`, at(name, step));
+            throw new ImportError(
+              'INVALID_IMAGE',
+              `feature "${name}" at step ${step} is ${encoding}, but the spec says ${feature.encoding}`,
+              at(name, step),
+            );
           }
         });
         break;
       }
       case 'video': {
-        if (feature.dtype !== 'video') throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds video frames`, at(name));
+        if (feature.dtype !== 'video')
+          throw new ImportError('DTYPE_MISMATCH', `feature "${name}" is declared ${feature.dtype} but holds video frames`, at(name));
         checkTimes(values.timestamps, length, at, name);
         break;
       }
@@ -85,16 +112,27 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
     ['discount', episode.discount],
     ['is_terminal', episode.isTerminal],
   ] as const) {
-    if (column && column.length !== length) throw new ImportError('EPISODE_SHAPE_MISMATCH', `${field} has ${column.length} values for ${length} steps`, at(field));
+    if (column && column.length !== length)
+      throw new ImportError('EPISODE_SHAPE_MISMATCH', `${field} has ${column.length} values for ${length} steps`, at(field));
   }
   if (episode.stepTasks && episode.stepTasks.length !== length) {
-    throw new ImportError('EPISODE_SHAPE_MISMATCH', `language_instruction has ${episode.stepTasks.length} values for ${length} steps`, at('language_instruction'));
+    throw new ImportError(
+      'EPISODE_SHAPE_MISMATCH',
+      `language_instruction has ${episode.stepTasks.length} values for ${length} steps`,
+      at('language_instruction'),
+    );
   }
   const tasks = episode.stepTasks ?? (episode.task ? [episode.task] : []);
   tasks.forEach((task, index) => {
     const step = episode.stepTasks ? index : undefined;
-    if (loneSurrogate.test(task)) throw new ImportError('INVALID_UTF8', 'the task text is not valid Unicode', at('language_instruction', step));
-    if (task.length > MAX_TASK_LENGTH) throw new ImportError('TASK_TOO_LONG', `the task text has ${task.length} characters (at most ${MAX_TASK_LENGTH})`, at('language_instruction', step));
+    if (loneSurrogate.test(task))
+      throw new ImportError('INVALID_UTF8', 'the task text is not valid Unicode', at('language_instruction', step));
+    if (task.length > MAX_TASK_LENGTH)
+      throw new ImportError(
+        'TASK_TOO_LONG',
+        `the task text has ${task.length} characters (at most ${MAX_TASK_LENGTH})`,
+        at('language_instruction', step),
+      );
   });
 }
 
@@ -105,19 +143,17 @@ function firstNonFinite(values: NumericArray): number | undefined {
 }
 
 function checkTimes(times: Float64Array, length: number, at: (field: string, step?: number) => object, field: string): void {
-  if (times.length !== length) throw new ImportError('EPISODE_SHAPE_MISMATCH', `${field} has ${times.length} values for ${length} steps`, at(field));
+  if (times.length !== length)
+    throw new ImportError('EPISODE_SHAPE_MISMATCH', `${field} has ${times.length} values for ${length} steps`, at(field));
   for (let step = 0; step < length; step++) {
     const time = times[step]!;
     if (!Number.isFinite(time)) throw new ImportError('NON_FINITE_VALUE', `${field} is ${time} at step ${step}`, at(field, step));
     if (step > 0 && time < times[step - 1]!) {
-      throw new ImportError('NON_MONOTONIC_TIMESTAMP', `${field} goes back from ${times[step - 1]} to ${time} at step ${step}`, at(field, step));
+      throw new ImportError(
+        'NON_MONOTONIC_TIMESTAMP',
+        `${field} goes back from ${times[step - 1]} to ${time} at step ${step}`,
+        at(field, step),
+      );
     }
   }
-}
-
-/** 'jpeg' or 'png' by magic bytes, or undefined. */
-export function imageEncoding(bytes: Uint8Array): 'jpeg' | 'png' | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
-  return undefined;
 }

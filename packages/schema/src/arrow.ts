@@ -1,8 +1,37 @@
-import { Binary, Bool, Dictionary, Field, FixedSizeList, Float32, Float64, Int16, Int32, Int64, Int8, Schema, Struct, Uint16, Uint32, Uint8, Utf8, type DataType } from 'apache-arrow';
+import {
+  Binary,
+  Bool,
+  Dictionary,
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  Int16,
+  Int32,
+  Int64,
+  Int8,
+  Schema,
+  Struct,
+  Uint16,
+  Uint32,
+  Uint8,
+  Utf8,
+  type DataType,
+} from 'apache-arrow';
 import type { Feature, FeatureSpec } from './features.js';
 
 /** Columns every Kura shard has, before the feature columns (DESIGN.md, "Unified episode format"). */
-export const stepColumns = ['episode_index', 'step_index', 'timestamp', 'is_first', 'is_last', 'is_terminal', 'reward', 'discount', 'language_instruction'] as const;
+export const stepColumns = [
+  'episode_index',
+  'step_index',
+  'timestamp',
+  'is_first',
+  'is_last',
+  'is_terminal',
+  'reward',
+  'discount',
+  'language_instruction',
+] as const;
 
 /** Number of values per step of a numeric feature (1 for a scalar). */
 export function valuesPerStep(feature: Pick<Feature, 'shape'>): number {
@@ -62,7 +91,12 @@ export function featureField(name: string, feature: Feature): Field {
     case 'uint16':
     case 'uint32':
     case 'bool':
-      return new Field(name, new FixedSizeList(valuesPerStep(feature), new Field('item', arrowNumericType(feature.dtype), false)), false, metadata);
+      return new Field(
+        name,
+        new FixedSizeList(valuesPerStep(feature), new Field('item', arrowNumericType(feature.dtype), false)),
+        false,
+        metadata,
+      );
   }
 }
 

@@ -11,7 +11,10 @@ export const spdxLicenseSchema = z
   .string()
   .min(1)
   .max(200)
-  .regex(/^(?:\(?[A-Za-z0-9.+-]+\)?)(?:\s+(?:AND|OR|WITH)\s+\(?[A-Za-z0-9.+-]+\)?)*$/, 'an SPDX license id or expression, e.g. "CC-BY-4.0"');
+  .regex(
+    /^(?:\(?[A-Za-z0-9.+-]+\)?)(?:\s+(?:AND|OR|WITH)\s+\(?[A-Za-z0-9.+-]+\)?)*$/,
+    'an SPDX license id or expression, e.g. "CC-BY-4.0"',
+  );
 
 export const createDatasetRequestSchema = z.strictObject({
   name: z

@@ -31,7 +31,11 @@ export const featureSchema = z
       context.addIssue({ code: 'custom', path: ['shape'], message: `${feature.dtype} features have shape [height, width, channels]` });
     }
     if (!isMedia && feature.encoding !== undefined) {
-      context.addIssue({ code: 'custom', path: ['encoding'], message: `encoding applies to image and video features only, not ${feature.dtype}` });
+      context.addIssue({
+        code: 'custom',
+        path: ['encoding'],
+        message: `encoding applies to image and video features only, not ${feature.dtype}`,
+      });
     }
     if (feature.names !== undefined) {
       for (const problem of namesShapeMismatches(feature.names, feature.shape)) {
@@ -45,7 +49,10 @@ export type Feature = z.infer<typeof featureSchema>;
 export const featureNamePattern = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/;
 
 export const featureSpecSchema = z
-  .record(z.string().regex(featureNamePattern, 'feature names are dot-separated words, e.g. observation.images.top').max(256), featureSchema)
+  .record(
+    z.string().regex(featureNamePattern, 'feature names are dot-separated words, e.g. observation.images.top').max(256),
+    featureSchema,
+  )
   .refine((spec) => Object.keys(spec).length <= 1024, 'at most 1024 features');
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
 

@@ -35,7 +35,11 @@ export const createRobotRequestSchema = z
   })
   .superRefine((robot, context) => {
     reportDuplicates(robot.jointNames ?? [], ['jointNames'], context);
-    reportDuplicates((robot.cameras ?? []).map((camera) => camera.name), ['cameras'], context);
+    reportDuplicates(
+      (robot.cameras ?? []).map((camera) => camera.name),
+      ['cameras'],
+      context,
+    );
   });
 export type CreateRobotRequest = z.infer<typeof createRobotRequestSchema>;
 

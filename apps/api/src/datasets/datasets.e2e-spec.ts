@@ -17,7 +17,10 @@ describe('datasets (/v1/datasets)', () => {
   beforeAll(async () => {
     kura = await startTestApp();
     operator = await kura.createKey('operator');
-    const robot = await kura.request.post('/v1/robots').set(bearer(operator.key)).send({ name: 'arm', robotType: 'widowx', controlFrequencyHz: 5, actionSpace: 'eef_delta_pose' });
+    const robot = await kura.request
+      .post('/v1/robots')
+      .set(bearer(operator.key))
+      .send({ name: 'arm', robotType: 'widowx', controlFrequencyHz: 5, actionSpace: 'eef_delta_pose' });
     robotId = robot.body.id;
   });
   afterAll(async () => {
@@ -26,7 +29,10 @@ describe('datasets (/v1/datasets)', () => {
 
   it('creates a dataset with a feature spec and license', async () => {
     const name = uniqueName('bridge');
-    const response = await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name, robotId, access: 'public', features, license: 'CC-BY-4.0' });
+    const response = await kura.request
+      .post('/v1/datasets')
+      .set(bearer(operator.key))
+      .send({ name, robotId, access: 'public', features, license: 'CC-BY-4.0' });
     expect(response.status).toBe(201);
     expect(response.body).toEqual({
       id: expect.stringMatching(/^ds_/),
@@ -50,13 +56,20 @@ describe('datasets (/v1/datasets)', () => {
   it.each([
     [{ action: { dtype: 'float32', shape: [7], names: ['a', 'b'] } }, 'features.action.names', '2 names for a last dimension of 7'],
     [{ action: { dtype: 'float16', shape: [7] } }, 'features.action.dtype', ''],
-    [{ 'observation.images.top': { dtype: 'image', shape: [224, 224] } }, 'features.observation.images.top.shape', 'height, width, channels'],
+    [
+      { 'observation.images.top': { dtype: 'image', shape: [224, 224] } },
+      'features.observation.images.top.shape',
+      'height, width, channels',
+    ],
     [{ action: { dtype: 'float32', shape: [0] } }, 'features.action.shape.0', ''],
     [{ action: { dtype: 'float32', shape: [2, 3], names: [['a', 'b'], ['c']] } }, 'features.action.names', 'axis 1'],
     [{ action: { dtype: 'float32', shape: [7], unit: 'rad' } }, 'features.action', ''],
     [{ '9bad name': { dtype: 'float32', shape: [1] } }, 'features.9bad name', ''],
   ])('rejects the feature spec %j at %s', async (badFeatures, path, message) => {
-    const response = await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: uniqueName('bad'), robotId, access: 'public', features: badFeatures });
+    const response = await kura.request
+      .post('/v1/datasets')
+      .set(bearer(operator.key))
+      .send({ name: uniqueName('bad'), robotId, access: 'public', features: badFeatures });
     expect(response.status).toBe(400);
     expect(response.body.error.code).toBe('VALIDATION_FAILED');
     const issue = response.body.error.details.issues.find((candidate: { path: string }) => candidate.path === path);
@@ -65,11 +78,20 @@ describe('datasets (/v1/datasets)', () => {
   });
 
   it('rejects bad licenses, access levels, unknown robots and taken names', async () => {
-    const badLicense = await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: uniqueName('l'), robotId, access: 'public', license: 'free for all!' });
+    const badLicense = await kura.request
+      .post('/v1/datasets')
+      .set(bearer(operator.key))
+      .send({ name: uniqueName('l'), robotId, access: 'public', license: 'free for all!' });
     expect([badLicense.status, badLicense.body.error.details.issues[0].path]).toEqual([400, 'license']);
-    const badAccess = await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: uniqueName('a'), robotId, access: 'secret' });
+    const badAccess = await kura.request
+      .post('/v1/datasets')
+      .set(bearer(operator.key))
+      .send({ name: uniqueName('a'), robotId, access: 'secret' });
     expect([badAccess.status, badAccess.body.error.details.issues[0].path]).toEqual([400, 'access']);
-    const unknownRobot = await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: uniqueName('r'), robotId: 'rbt_missing', access: 'public' });
+    const unknownRobot = await kura.request
+      .post('/v1/datasets')
+      .set(bearer(operator.key))
+      .send({ name: uniqueName('r'), robotId: 'rbt_missing', access: 'public' });
     expect(unknownRobot.status).toBe(422);
     expect(unknownRobot.body.error).toMatchObject({ code: 'ROBOT_NOT_FOUND', details: { location: { field: 'robotId' } } });
     const name = uniqueName('dup');
@@ -80,7 +102,10 @@ describe('datasets (/v1/datasets)', () => {
 
   it('lets only operators and admins create datasets', async () => {
     const developer = await kura.createKey('developer');
-    const forbidden = await kura.request.post('/v1/datasets').set(bearer(developer.key)).send({ name: uniqueName('d'), robotId, access: 'public' });
+    const forbidden = await kura.request
+      .post('/v1/datasets')
+      .set(bearer(developer.key))
+      .send({ name: uniqueName('d'), robotId, access: 'public' });
     expect([forbidden.status, forbidden.body.error.code]).toEqual([403, 'FORBIDDEN']);
     const anonymous = await kura.request.post('/v1/datasets').send({ name: uniqueName('d'), robotId, access: 'public' });
     expect([anonymous.status, anonymous.body.error.code]).toEqual([401, 'AUTH_REQUIRED']);
@@ -88,7 +113,13 @@ describe('datasets (/v1/datasets)', () => {
 
   it('shows public and sample datasets to everyone, private ones to their owner and admins only', async () => {
     const create = async (access: string) =>
-      (await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: uniqueName(access), robotId, access }).expect(201)).body.id as string;
+      (
+        await kura.request
+          .post('/v1/datasets')
+          .set(bearer(operator.key))
+          .send({ name: uniqueName(access), robotId, access })
+          .expect(201)
+      ).body.id as string;
     const [open, sample, closed] = [await create('public'), await create('sample'), await create('private')];
     const otherOperator = await kura.createKey('operator');
     const developer = await kura.createKey('developer');

@@ -19,7 +19,9 @@ describe('operations: health, docs, metrics, request ids, request errors', () =>
   it('serves the OpenAPI document and its UI', async () => {
     const json = await kura.request.get('/docs/json');
     expect(json.status).toBe(200);
-    expect(Object.keys(json.body.paths)).toEqual(expect.arrayContaining(['/v1/robots', '/v1/robots/{id}/body-model', '/v1/datasets', '/v1/keys', '/health']));
+    expect(Object.keys(json.body.paths)).toEqual(
+      expect.arrayContaining(['/v1/robots', '/v1/robots/{id}/body-model', '/v1/datasets', '/v1/keys', '/health']),
+    );
     const robotBody = json.body.paths['/v1/robots'].post.requestBody.content['application/json'].schema;
     expect(robotBody.required).toEqual(expect.arrayContaining(['name', 'robotType', 'controlFrequencyHz', 'actionSpace']));
     const ui = await kura.request.get('/docs');
@@ -46,9 +48,16 @@ describe('operations: health, docs, metrics, request ids, request errors', () =>
   });
 
   it('answers malformed, oversized and non-JSON bodies and unknown routes with coded errors', async () => {
-    const malformed = await kura.request.post('/v1/robots').set(bearer(kura.adminKey)).set('Content-Type', 'application/json').send('{"name": ');
+    const malformed = await kura.request
+      .post('/v1/robots')
+      .set(bearer(kura.adminKey))
+      .set('Content-Type', 'application/json')
+      .send('{"name": ');
     expect([malformed.status, malformed.body.error.code]).toEqual([400, 'INVALID_JSON']);
-    const huge = await kura.request.post('/v1/robots').set(bearer(kura.adminKey)).send({ name: 'x'.repeat(4096) });
+    const huge = await kura.request
+      .post('/v1/robots')
+      .set(bearer(kura.adminKey))
+      .send({ name: 'x'.repeat(4096) });
     expect([huge.status, huge.body.error.code]).toEqual([413, 'PAYLOAD_TOO_LARGE']);
     const text = await kura.request.post('/v1/robots').set(bearer(kura.adminKey)).set('Content-Type', 'text/plain').send('name=x');
     expect([text.status, text.body.error.code]).toEqual([415, 'UNSUPPORTED_MEDIA_TYPE']);
@@ -65,7 +74,12 @@ describe('health when a dependency is down', () => {
   let kura: TestApp;
   beforeAll(async () => {
     // An S3 endpoint where nothing listens.
-    kura = await startTestApp({ S3_ENDPOINT: 'http://127.0.0.1:9', S3_BUCKET: 'nowhere', S3_ACCESS_KEY_ID: 'x', S3_SECRET_ACCESS_KEY: 'y' });
+    kura = await startTestApp({
+      S3_ENDPOINT: 'http://127.0.0.1:9',
+      S3_BUCKET: 'nowhere',
+      S3_ACCESS_KEY_ID: 'x',
+      S3_SECRET_ACCESS_KEY: 'y',
+    });
   });
   afterAll(async () => {
     await kura.close();

@@ -19,7 +19,11 @@ export class AuthGuard implements CanActivate {
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) {
-      throw new AppError({ code: 'INVALID_AUTHORIZATION_HEADER', kind: 'unauthenticated', message: 'the Authorization header must be "Bearer <key>"' });
+      throw new AppError({
+        code: 'INVALID_AUTHORIZATION_HEADER',
+        kind: 'unauthenticated',
+        message: 'the Authorization header must be "Bearer <key>"',
+      });
     }
     request.principal = await this.keys.authenticate(match[1]);
     return true;

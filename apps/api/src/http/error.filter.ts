@@ -15,7 +15,11 @@ export class ErrorFilter implements ExceptionFilter {
     const response = http.getResponse<Response>();
     const request = http.getRequest<Request>();
     if (exception instanceof AppError) {
-      sendError(response, statusByKind[exception.kind], { code: exception.code, message: exception.message, ...(exception.details ? { details: exception.details } : {}) });
+      sendError(response, statusByKind[exception.kind], {
+        code: exception.code,
+        message: exception.message,
+        ...(exception.details ? { details: exception.details } : {}),
+      });
       return;
     }
     if (exception instanceof ZodError) {

@@ -7,7 +7,12 @@ import { AppError } from '@kura/core';
  */
 export async function readRawBody(request: Request, params: { limit: number; what: string }): Promise<Buffer> {
   const tooLarge = () =>
-    new AppError({ code: 'PAYLOAD_TOO_LARGE', kind: 'too_large', message: `the ${params.what} is larger than ${params.limit} bytes`, details: { limit: params.limit } });
+    new AppError({
+      code: 'PAYLOAD_TOO_LARGE',
+      kind: 'too_large',
+      message: `the ${params.what} is larger than ${params.limit} bytes`,
+      details: { limit: params.limit },
+    });
   if (Number(request.headers['content-length'] ?? 0) > params.limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let bytes = 0;

@@ -59,7 +59,9 @@ export const documentBody = (schema: ZodType) => ApiBody({ schema: toOpenApi(sch
 /** Documents query parameters in OpenAPI from a zod object schema. */
 export function documentQuery(schema: ZodType) {
   const json = toOpenApi(schema);
-  const decorators = Object.entries(json.properties ?? {}).map(([name, property]) => ApiQuery({ name, required: false, schema: property as SchemaObject }));
+  const decorators = Object.entries(json.properties ?? {}).map(([name, property]) =>
+    ApiQuery({ name, required: false, schema: property as SchemaObject }),
+  );
   return (target: object, key: string | symbol, descriptor: PropertyDescriptor) => {
     for (const decorator of decorators) decorator(target, key, descriptor);
   };

@@ -18,7 +18,10 @@ describe('API keys (/v1/keys)', () => {
     // 32 random bytes in base64url are 43 characters.
     expect(created.body.key).toMatch(/^kura_[A-Za-z0-9_-]{43}$/);
 
-    const robot = await kura.request.post('/v1/robots').set(bearer(created.body.key)).send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 30, actionSpace: 'joint_position' });
+    const robot = await kura.request
+      .post('/v1/robots')
+      .set(bearer(created.body.key))
+      .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 30, actionSpace: 'joint_position' });
     expect(robot.status).toBe(201);
 
     const listed = await kura.request.get(`/v1/keys/${created.body.id}`).set(bearer(kura.adminKey));

@@ -40,7 +40,11 @@ export class RobotsController {
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   async putBodyModel(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Req() request: Request) {
     if (request.is(['application/json', 'multipart/form-data', 'application/x-www-form-urlencoded'])) {
-      throw new AppError({ code: 'UNSUPPORTED_MEDIA_TYPE', kind: 'unsupported_media_type', message: 'send the URDF file itself as the body (Content-Type: application/xml)' });
+      throw new AppError({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        kind: 'unsupported_media_type',
+        message: 'send the URDF file itself as the body (Content-Type: application/xml)',
+      });
     }
     const file = await readRawBody(request, { limit: this.config.http.bodyModelLimit, what: 'body model' });
     return this.robots.putBodyModel(principal, id, file);

@@ -92,28 +92,52 @@ describe('robots (/v1/robots)', () => {
     expect((await kura.request.get(`/v1/robots/${robot.id}`)).status).toBe(404);
     const anonymousList = await kura.request.get('/v1/robots');
     expect(anonymousList.body.items.map((item: { id: string }) => item.id)).not.toContain(robot.id);
-    await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: `open-${robot.id}`, robotId: robot.id, access: 'public' }).expect(201);
+    await kura.request
+      .post('/v1/datasets')
+      .set(bearer(operator.key))
+      .send({ name: `open-${robot.id}`, robotId: robot.id, access: 'public' })
+      .expect(201);
     expect((await kura.request.get(`/v1/robots/${robot.id}`)).status).toBe(200);
   });
 
   it('parses the SO-101 URDF, keeps the original and reports joints with limits', async () => {
     const robot = await createRobot();
-    const response = await kura.request.put(`/v1/robots/${robot.id}/body-model`).set(bearer(operator.key)).set('Content-Type', 'application/xml').send(so101);
+    const response = await kura.request
+      .put(`/v1/robots/${robot.id}/body-model`)
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/xml')
+      .send(so101);
     expect(response.status).toBe(200);
     expect(response.body.format).toBe('urdf');
     const revolute = response.body.joints.filter((joint: { type: string }) => joint.type === 'revolute');
-    expect(revolute.map((joint: { name: string }) => joint.name).sort()).toEqual(['elbow_flex', 'gripper', 'shoulder_lift', 'shoulder_pan', 'wrist_flex', 'wrist_roll']);
+    expect(revolute.map((joint: { name: string }) => joint.name).sort()).toEqual([
+      'elbow_flex',
+      'gripper',
+      'shoulder_lift',
+      'shoulder_pan',
+      'wrist_flex',
+      'wrist_roll',
+    ]);
     expect(response.body.joints.filter((joint: { type: string }) => joint.type === 'fixed')).toHaveLength(1);
-    expect(revolute[0].limits).toEqual({ lower: expect.any(Number), upper: expect.any(Number), effort: expect.any(Number), velocity: expect.any(Number) });
+    expect(revolute[0].limits).toEqual({
+      lower: expect.any(Number),
+      upper: expect.any(Number),
+      effort: expect.any(Number),
+      velocity: expect.any(Number),
+    });
     expect(response.body.links.length).toBeGreaterThan(6);
 
     const fetched = await kura.request.get(`/v1/robots/${robot.id}`).set(bearer(operator.key));
     expect(fetched.body.bodyModel).toEqual(response.body);
-    const original = await kura.request.get(`/v1/robots/${robot.id}/body-model`).set(bearer(operator.key)).buffer(true).parse((res, done) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => done(null, Buffer.concat(chunks)));
-    });
+    const original = await kura.request
+      .get(`/v1/robots/${robot.id}/body-model`)
+      .set(bearer(operator.key))
+      .buffer(true)
+      .parse((res, done) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => done(null, Buffer.concat(chunks)));
+      });
     expect(original.status).toBe(200);
     expect(Buffer.compare(original.body as Buffer, so101)).toBe(0);
   });
@@ -121,13 +145,22 @@ describe('robots (/v1/robots)', () => {
   it('deletes a replaced body model file in the background', async () => {
     const robot = await createRobot();
     const blobs = kura.app.get<BlobStore>(BLOB_STORE);
-    await kura.request.put(`/v1/robots/${robot.id}/body-model`).set(bearer(operator.key)).set('Content-Type', 'application/xml').send(so101).expect(200);
+    await kura.request
+      .put(`/v1/robots/${robot.id}/body-model`)
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/xml')
+      .send(so101)
+      .expect(200);
     const firstKeys: string[] = [];
     for await (const blob of blobs.list({ prefix: `robots/${robot.id}/` })) firstKeys.push(blob.key);
     expect(firstKeys).toHaveLength(1);
 
     const edited = Buffer.from(so101.toString('utf8').replace('name="so101_new_calib"', 'name="so101_edited"'));
-    const second = await kura.request.put(`/v1/robots/${robot.id}/body-model`).set(bearer(operator.key)).set('Content-Type', 'application/xml').send(edited);
+    const second = await kura.request
+      .put(`/v1/robots/${robot.id}/body-model`)
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/xml')
+      .send(edited);
     expect(second.status).toBe(200);
     expect(second.body.robotName).toBe('so101_edited');
     await eventually(async () => ((await blobs.head({ key: firstKeys[0]! })) === undefined ? true : undefined));
@@ -139,10 +172,18 @@ describe('robots (/v1/robots)', () => {
   it.each([
     ['<robot name="r"><link name="a"></robot>', 'BODY_MODEL_MALFORMED_XML', 1],
     ['<?xml version="1.0"?>\n<model name="m">\n</model>', 'BODY_MODEL_NOT_URDF', 2],
-    ['<robot name="r">\n  <link name="a"/>\n  <joint name="j" type="teleport">\n    <parent link="a"/><child link="a"/>\n  </joint>\n</robot>', 'BODY_MODEL_INVALID', 3],
+    [
+      '<robot name="r">\n  <link name="a"/>\n  <joint name="j" type="teleport">\n    <parent link="a"/><child link="a"/>\n  </joint>\n</robot>',
+      'BODY_MODEL_INVALID',
+      3,
+    ],
   ])('rejects a bad body model with 422 and the line: %s', async (xml, code, line) => {
     const robot = await createRobot();
-    const response = await kura.request.put(`/v1/robots/${robot.id}/body-model`).set(bearer(operator.key)).set('Content-Type', 'application/xml').send(xml);
+    const response = await kura.request
+      .put(`/v1/robots/${robot.id}/body-model`)
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/xml')
+      .send(xml);
     expect(response.status).toBe(422);
     expect(response.body.error.code).toBe(code);
     expect(response.body.error.details.line).toBe(line);
@@ -167,7 +208,11 @@ describe('robots (/v1/robots)', () => {
     const foreign = await kura.request.put(path).set(bearer(other.key)).set('Content-Type', 'application/xml').send(so101);
     expect([foreign.status, foreign.body.error.code]).toEqual([403, 'FORBIDDEN']);
 
-    const unknown = await kura.request.put('/v1/robots/rbt_missing/body-model').set(bearer(operator.key)).set('Content-Type', 'application/xml').send(so101);
+    const unknown = await kura.request
+      .put('/v1/robots/rbt_missing/body-model')
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/xml')
+      .send(so101);
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'ROBOT_NOT_FOUND']);
 
     const noModel = await kura.request.get(`${path}`).set(bearer(operator.key));

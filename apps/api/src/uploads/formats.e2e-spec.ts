@@ -17,15 +17,29 @@ describe('importing each format over HTTP', () => {
   beforeAll(async () => {
     kura = await startTestApp();
     operator = await kura.createKey('operator');
-    robotId = (await kura.request.post('/v1/robots').set(bearer(operator.key)).send({ name: 'arm', robotType: 'widowx', controlFrequencyHz: 5, actionSpace: 'eef_delta_pose' })).body.id;
+    robotId = (
+      await kura.request
+        .post('/v1/robots')
+        .set(bearer(operator.key))
+        .send({ name: 'arm', robotType: 'widowx', controlFrequencyHz: 5, actionSpace: 'eef_delta_pose' })
+    ).body.id;
   });
   afterAll(async () => {
     await kura.close();
   });
 
   const ingest = async (body: Buffer, query = '') => {
-    const datasetId = (await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: `f-${Date.now()}-${counter++}`, robotId, access: 'public' })).body.id as string;
-    const accepted = await kura.request.post(`/v1/datasets/${datasetId}/uploads${query}`).set(bearer(operator.key)).set('Content-Type', 'application/octet-stream').send(body);
+    const datasetId = (
+      await kura.request
+        .post('/v1/datasets')
+        .set(bearer(operator.key))
+        .send({ name: `f-${Date.now()}-${counter++}`, robotId, access: 'public' })
+    ).body.id as string;
+    const accepted = await kura.request
+      .post(`/v1/datasets/${datasetId}/uploads${query}`)
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/octet-stream')
+      .send(body);
     expect(accepted.status).toBe(202);
     const upload = await eventually(async () => {
       const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));

@@ -12,7 +12,12 @@ function bigNdjson(targetBytes: number): Buffer {
   const lines: string[] = [];
   let size = 0;
   for (let step = 0; size < targetBytes; step++) {
-    const line = JSON.stringify({ episode: Math.floor(step / 500), step: step % 500, observation: { state: Array.from({ length: 64 }, (_, index) => step + index / 64) }, action: [step % 7] });
+    const line = JSON.stringify({
+      episode: Math.floor(step / 500),
+      step: step % 500,
+      observation: { state: Array.from({ length: 64 }, (_, index) => step + index / 64) },
+      action: [step % 7],
+    });
     lines.push(line);
     size += line.length + 1;
   }
@@ -31,12 +36,25 @@ describe.each([
   beforeAll(async () => {
     const environment =
       mode === 'S3'
-        ? { S3_ENDPOINT: requireEnv('KURA_TEST_S3_ENDPOINT'), S3_BUCKET: requireEnv('KURA_TEST_S3_BUCKET'), S3_ACCESS_KEY_ID: 'S3RVER', S3_SECRET_ACCESS_KEY: 'S3RVER' }
+        ? {
+            S3_ENDPOINT: requireEnv('KURA_TEST_S3_ENDPOINT'),
+            S3_BUCKET: requireEnv('KURA_TEST_S3_BUCKET'),
+            S3_ACCESS_KEY_ID: 'S3RVER',
+            S3_SECRET_ACCESS_KEY: 'S3RVER',
+          }
         : mode;
     kura = await startTestApp(environment);
     operator = await kura.createKey('operator');
-    const robot = await kura.request.post('/v1/robots').set(bearer(operator.key)).send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'other' });
-    datasetId = (await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: `mp-${Date.now()}-${Math.random()}`, robotId: robot.body.id, access: 'private' })).body.id;
+    const robot = await kura.request
+      .post('/v1/robots')
+      .set(bearer(operator.key))
+      .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'other' });
+    datasetId = (
+      await kura.request
+        .post('/v1/datasets')
+        .set(bearer(operator.key))
+        .send({ name: `mp-${Date.now()}-${Math.random()}`, robotId: robot.body.id, access: 'private' })
+    ).body.id;
     body = bigNdjson(11 * MiB);
   });
   afterAll(async () => {
@@ -44,10 +62,20 @@ describe.each([
   });
 
   const start = (bytes = body.length, sha256 = createHash('sha256').update(body).digest('hex')) =>
-    kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(bearer(operator.key)).send({ multipart: true, bytes, sha256, partSize: 5 * MiB, format: 'kura-ndjson' });
-  const sendPart = async (part: { url: string; viaApi: boolean; offset: number; bytes: number; partNumber: number }, bytes = body.subarray(part.offset, part.offset + part.bytes)) => {
+    kura.request
+      .post(`/v1/datasets/${datasetId}/uploads`)
+      .set(bearer(operator.key))
+      .send({ multipart: true, bytes, sha256, partSize: 5 * MiB, format: 'kura-ndjson' });
+  const sendPart = async (
+    part: { url: string; viaApi: boolean; offset: number; bytes: number; partNumber: number },
+    bytes = body.subarray(part.offset, part.offset + part.bytes),
+  ) => {
     if (part.viaApi) {
-      const response = await kura.request.put(part.url).set(bearer(operator.key)).set('Content-Type', 'application/octet-stream').send(bytes);
+      const response = await kura.request
+        .put(part.url)
+        .set(bearer(operator.key))
+        .set('Content-Type', 'application/octet-stream')
+        .send(bytes);
       return { status: response.status, etag: response.headers.etag as string, body: response.body };
     }
     const response = await fetch(part.url, { method: 'PUT', body: bytes });
@@ -76,7 +104,11 @@ describe.each([
       .set(bearer(operator.key))
       .send({ parts: [...etags].map(([partNumber, etag]) => ({ partNumber, etag })) });
     expect(completed.status).toBe(202);
-    expect(completed.body).toMatchObject({ status: expect.stringMatching(/received|processing|published/), bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+    expect(completed.body).toMatchObject({
+      status: expect.stringMatching(/received|processing|published/),
+      bytes: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+    });
     const done = await eventually(async () => {
       const response = await kura.request.get(`/v1/uploads/${started.body.upload.id}`).set(bearer(operator.key));
       return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
@@ -100,18 +132,36 @@ describe.each([
 
   it('refuses missing parts at completion, and bad part numbers and sizes through the API', async () => {
     const started = await start();
-    const incomplete = await kura.request.post(started.body.completeUrl).set(bearer(operator.key)).send({ parts: [{ partNumber: 1, etag: 'x' }] });
+    const incomplete = await kura.request
+      .post(started.body.completeUrl)
+      .set(bearer(operator.key))
+      .send({ parts: [{ partNumber: 1, etag: 'x' }] });
     expect([incomplete.status, incomplete.body.error.code]).toEqual([400, 'UPLOAD_PARTS_INCOMPLETE']);
-    const badStart = await kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(bearer(operator.key)).send({ multipart: true, bytes: -1, sha256: 'zz' });
+    const badStart = await kura.request
+      .post(`/v1/datasets/${datasetId}/uploads`)
+      .set(bearer(operator.key))
+      .send({ multipart: true, bytes: -1, sha256: 'zz' });
     expect([badStart.status, badStart.body.error.code]).toEqual([400, 'VALIDATION_FAILED']);
     if (mode !== 'S3') {
       const id = started.body.upload.id as string;
-      const wrongNumber = await kura.request.put(`/v1/uploads/${id}/parts/9`).set(bearer(operator.key)).set('Content-Type', 'application/octet-stream').send(Buffer.from('x'));
+      const wrongNumber = await kura.request
+        .put(`/v1/uploads/${id}/parts/9`)
+        .set(bearer(operator.key))
+        .set('Content-Type', 'application/octet-stream')
+        .send(Buffer.from('x'));
       expect([wrongNumber.status, wrongNumber.body.error.code]).toEqual([400, 'UPLOAD_PART_INVALID']);
-      const short = await kura.request.put(`/v1/uploads/${id}/parts/1`).set(bearer(operator.key)).set('Content-Type', 'application/octet-stream').send(Buffer.alloc(10));
+      const short = await kura.request
+        .put(`/v1/uploads/${id}/parts/1`)
+        .set(bearer(operator.key))
+        .set('Content-Type', 'application/octet-stream')
+        .send(Buffer.alloc(10));
       expect([short.status, short.body.error.code]).toEqual([400, 'UPLOAD_PART_SIZE']);
       const stranger = await kura.createKey('operator');
-      const foreign = await kura.request.put(`/v1/uploads/${id}/parts/1`).set(bearer(stranger.key)).set('Content-Type', 'application/octet-stream').send(Buffer.alloc(10));
+      const foreign = await kura.request
+        .put(`/v1/uploads/${id}/parts/1`)
+        .set(bearer(stranger.key))
+        .set('Content-Type', 'application/octet-stream')
+        .send(Buffer.alloc(10));
       expect([foreign.status, foreign.body.error.code]).toEqual([404, 'UPLOAD_NOT_FOUND']);
     }
   });

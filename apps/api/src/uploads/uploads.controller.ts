@@ -14,7 +14,10 @@ const featureMapSchema = z
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      context.addIssue({ code: 'custom', message: 'featureMap must be a JSON object, e.g. {"observation.images.top":"observation.images.high"}' });
+      context.addIssue({
+        code: 'custom',
+        message: 'featureMap must be a JSON object, e.g. {"observation.images.top":"observation.images.high"}',
+      });
       return z.NEVER;
     }
   })
@@ -25,7 +28,9 @@ const uploadQuerySchema = z.strictObject({
   fileName: z.string().min(1).max(255).optional(),
   featureMap: featureMapSchema.optional(),
 });
-const uploadListQuerySchema = listQuerySchema.extend({ status: z.enum(['uploading', 'received', 'processing', 'published', 'failed']).optional() });
+const uploadListQuerySchema = listQuerySchema.extend({
+  status: z.enum(['uploading', 'received', 'processing', 'published', 'failed']).optional(),
+});
 const startMultipartSchema = z.strictObject({
   multipart: z.literal(true),
   bytes: z.number().int().positive(),
@@ -36,7 +41,10 @@ const startMultipartSchema = z.strictObject({
   featureMap: z.record(z.string().min(1), z.string().min(1)).optional(),
 });
 const completeSchema = z.strictObject({
-  parts: z.array(z.strictObject({ partNumber: z.number().int().positive(), etag: z.string().min(1).max(200) })).min(1).max(10_000),
+  parts: z
+    .array(z.strictObject({ partNumber: z.number().int().positive(), etag: z.string().min(1).max(200) }))
+    .min(1)
+    .max(10_000),
 });
 const versionQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
 const episodesQuerySchema = listQuerySchema.extend({ version: z.coerce.number().int().positive().optional() });
@@ -78,7 +86,8 @@ export class UploadsController {
         throw new AppError({
           code: 'VALIDATION_FAILED',
           kind: 'invalid',
-          message: 'a JSON body starts a resumable upload: { "multipart": true, "bytes", "sha256" }; to send a file, use a non-JSON Content-Type (e.g. application/octet-stream)',
+          message:
+            'a JSON body starts a resumable upload: { "multipart": true, "bytes", "sha256" }; to send a file, use a non-JSON Content-Type (e.g. application/octet-stream)',
           details: zodIssuesToDetails(parsed.error),
         });
       }
@@ -96,11 +105,21 @@ export class UploadsController {
     }
     const expectedSha256 = header(request, 'content-sha256');
     if (expectedSha256 !== undefined && !sha256Header.test(expectedSha256)) {
-      throw new AppError({ code: 'VALIDATION_FAILED', kind: 'invalid', message: 'Content-SHA256 must be 64 hex digits', location: { field: 'Content-SHA256' } });
+      throw new AppError({
+        code: 'VALIDATION_FAILED',
+        kind: 'invalid',
+        message: 'Content-SHA256 must be 64 hex digits',
+        location: { field: 'Content-SHA256' },
+      });
     }
     const idempotencyKey = header(request, 'idempotency-key');
     if (idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 255)) {
-      throw new AppError({ code: 'VALIDATION_FAILED', kind: 'invalid', message: 'Idempotency-Key must be 1 to 255 characters', location: { field: 'Idempotency-Key' } });
+      throw new AppError({
+        code: 'VALIDATION_FAILED',
+        kind: 'invalid',
+        message: 'Idempotency-Key must be 1 to 255 characters',
+        location: { field: 'Idempotency-Key' },
+      });
     }
     const { upload } = await this.uploads.create(principal, {
       datasetId,
@@ -126,9 +145,20 @@ export class UploadsController {
     @Req() request: Request,
     @Res({ passthrough: true }) response: Response,
   ) {
-    if (request.body !== undefined) throw new AppError({ code: 'UNSUPPORTED_MEDIA_TYPE', kind: 'unsupported_media_type', message: 'send the part bytes with Content-Type: application/octet-stream' });
+    if (request.body !== undefined)
+      throw new AppError({
+        code: 'UNSUPPORTED_MEDIA_TYPE',
+        kind: 'unsupported_media_type',
+        message: 'send the part bytes with Content-Type: application/octet-stream',
+      });
     const number = Number(partNumber);
-    if (!Number.isInteger(number) || number < 1) throw new AppError({ code: 'UPLOAD_PART_INVALID', kind: 'invalid', message: 'the part number must be a positive integer', location: { field: 'partNumber' } });
+    if (!Number.isInteger(number) || number < 1)
+      throw new AppError({
+        code: 'UPLOAD_PART_INVALID',
+        kind: 'invalid',
+        message: 'the part number must be a positive integer',
+        location: { field: 'partNumber' },
+      });
     const part = await this.uploads.putPart(principal, id, number, request);
     response.setHeader('ETag', part.etag);
     return part;
@@ -138,7 +168,11 @@ export class UploadsController {
   @Post('uploads/:id/complete')
   @HttpCode(202)
   @documentBody(completeSchema)
-  complete(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(completeSchema) body: z.infer<typeof completeSchema>) {
+  complete(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') id: string,
+    @JsonBody(completeSchema) body: z.infer<typeof completeSchema>,
+  ) {
     return this.uploads.completeMultipart(principal, id, body.parts);
   }
 
@@ -149,25 +183,41 @@ export class UploadsController {
 
   @Get('datasets/:id/uploads')
   @documentQuery(uploadListQuerySchema)
-  list(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(uploadListQuerySchema) query: z.infer<typeof uploadListQuerySchema>) {
+  list(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') datasetId: string,
+    @Query(uploadListQuerySchema) query: z.infer<typeof uploadListQuerySchema>,
+  ) {
     return this.uploads.list(principal, datasetId, query);
   }
 
   @Get('datasets/:id/versions')
   @documentQuery(listQuerySchema)
-  listVersions(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(listQuerySchema) query: z.infer<typeof listQuerySchema>) {
+  listVersions(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') datasetId: string,
+    @Query(listQuerySchema) query: z.infer<typeof listQuerySchema>,
+  ) {
     return this.versions.list(principal, datasetId, query);
   }
 
   @Get('datasets/:id/episodes')
   @documentQuery(episodesQuerySchema)
-  listEpisodes(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(episodesQuerySchema) query: z.infer<typeof episodesQuerySchema>) {
+  listEpisodes(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') datasetId: string,
+    @Query(episodesQuerySchema) query: z.infer<typeof episodesQuerySchema>,
+  ) {
     return this.versions.listEpisodes(principal, datasetId, query);
   }
 
   @Get('datasets/:id/stats')
   @documentQuery(versionQuerySchema)
-  stats(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(versionQuerySchema) query: z.infer<typeof versionQuerySchema>) {
+  stats(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') datasetId: string,
+    @Query(versionQuerySchema) query: z.infer<typeof versionQuerySchema>,
+  ) {
     return this.versions.stats(principal, datasetId, query.version);
   }
 }

@@ -28,7 +28,10 @@ function ndjson(params: { episodes: number; length: number; firstEpisode?: numbe
         episode: id,
         step,
         timestamp: step * 0.1,
-        observation: { state: Array.from({ length: params.dims ?? 3 }, (_, dim) => id * 100 + step + dim / 10), 'images.front': { jpeg: tinyJpeg(step * 10) } },
+        observation: {
+          state: Array.from({ length: params.dims ?? 3 }, (_, dim) => id * 100 + step + dim / 10),
+          'images.front': { jpeg: tinyJpeg(step * 10) },
+        },
         action: [step, -step],
         reward: step === params.length - 1 ? 1 : 0,
         language: params.task ?? `pick cube ${id}`,
@@ -48,14 +51,25 @@ describe('uploads and ingest (Kura NDJSON)', () => {
   beforeAll(async () => {
     kura = await startTestApp();
     operator = await kura.createKey('operator');
-    robotId = (await kura.request.post('/v1/robots').set(bearer(operator.key)).send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' })).body.id;
+    robotId = (
+      await kura.request
+        .post('/v1/robots')
+        .set(bearer(operator.key))
+        .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' })
+    ).body.id;
   });
   afterAll(async () => {
     await kura.close();
   });
 
   const createDataset = async (access = 'public') =>
-    (await kura.request.post('/v1/datasets').set(bearer(operator.key)).send({ name: `ds-${Date.now()}-${counter++}`, robotId, access }).expect(201)).body.id as string;
+    (
+      await kura.request
+        .post('/v1/datasets')
+        .set(bearer(operator.key))
+        .send({ name: `ds-${Date.now()}-${counter++}`, robotId, access })
+        .expect(201)
+    ).body.id as string;
   const upload = (datasetId: string, body: string | Buffer, query = '', headers: Record<string, string> = {}) =>
     kura.request
       .post(`/v1/datasets/${datasetId}/uploads${query}`)
@@ -72,12 +86,28 @@ describe('uploads and ingest (Kura NDJSON)', () => {
   it('publishes an upload as version 1 with its episodes, shards and statistics', async () => {
     const datasetId = await createDataset();
     const body = ndjson({ episodes: 3, length: 5 });
-    const accepted = await upload(datasetId, body, '?fileName=robot.ndjson', { 'Content-SHA256': createHash('sha256').update(body).digest('hex') });
+    const accepted = await upload(datasetId, body, '?fileName=robot.ndjson', {
+      'Content-SHA256': createHash('sha256').update(body).digest('hex'),
+    });
     expect(accepted.status).toBe(202);
-    expect(accepted.body).toMatchObject({ id: expect.stringMatching(/^upl_/), datasetId, status: 'received', bytes: Buffer.byteLength(body), sha256: createHash('sha256').update(body).digest('hex') });
+    expect(accepted.body).toMatchObject({
+      id: expect.stringMatching(/^upl_/),
+      datasetId,
+      status: 'received',
+      bytes: Buffer.byteLength(body),
+      sha256: createHash('sha256').update(body).digest('hex'),
+    });
 
     const done = await settled(accepted.body.id);
-    expect(done).toMatchObject({ status: 'published', progress: 1, format: 'kura-ndjson', episodeCount: 3, stepCount: 15, version: 1, errors: [] });
+    expect(done).toMatchObject({
+      status: 'published',
+      progress: 1,
+      format: 'kura-ndjson',
+      episodeCount: 3,
+      stepCount: 15,
+      version: 1,
+      errors: [],
+    });
 
     const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
     expect(dataset).toMatchObject({ latestVersion: 1, episodeCount: 3, stepCount: 15 });
@@ -89,7 +119,13 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     const versions = (await kura.request.get(`/v1/datasets/${datasetId}/versions`)).body.items;
     expect(versions).toEqual([{ version: 1, episodeCount: 3, stepCount: 15, uploadId: accepted.body.id, createdAt: expect.any(String) }]);
     const episodes = (await kura.request.get(`/v1/datasets/${datasetId}/episodes`)).body.items;
-    expect(episodes.map((episode: { episodeIndex: number; length: number; task: string }) => [episode.episodeIndex, episode.length, episode.task])).toEqual([
+    expect(
+      episodes.map((episode: { episodeIndex: number; length: number; task: string }) => [
+        episode.episodeIndex,
+        episode.length,
+        episode.task,
+      ]),
+    ).toEqual([
       [0, 5, 'pick cube 0'],
       [1, 5, 'pick cube 1'],
       [2, 5, 'pick cube 2'],
@@ -184,37 +220,97 @@ describe('uploads and ingest (Kura NDJSON)', () => {
 
   const lines = (body: string) => body.trimEnd().split('\n');
   const badInputs: Array<[string, () => string | Buffer, string, Record<string, unknown>, string?]> = [
-    ['a line that is not JSON', () => `${lines(ndjson({ episodes: 1, length: 2 }))[0]}\n{"episode": 0, "step": 1,\n`, 'NDJSON_INVALID_JSON', { line: 2 }],
-    ['a gap in the steps', () => { const l = lines(ndjson({ episodes: 1, length: 4 })); return `${[l[0], l[1], l[3]].join('\n')}\n`; }, 'NDJSON_STEP_ORDER', { episode: '0', step: 3, line: 3 }],
-    ['an infinite action', () => ndjson({ episodes: 1, length: 3 }).replace('"action":[1,-1]', '"action":[1e999,-1]'), 'NON_FINITE_VALUE', { episode: '0', step: 1, field: 'action' }],
-    ['time going backwards', () => ndjson({ episodes: 1, length: 3 }).replace('"timestamp":0.2', '"timestamp":0.05'), 'NON_MONOTONIC_TIMESTAMP', { episode: '0', step: 2, field: 'timestamp' }],
-    ['a vector changing length', () => ndjson({ episodes: 1, length: 3 }).replace('"action":[2,-2]', '"action":[2,-2,0]'), 'EPISODE_SHAPE_MISMATCH', { episode: '0', step: 2, field: 'action' }],
-    ['an episode split in two', () => { const l = lines(ndjson({ episodes: 2, length: 2 })); return `${[l[0], l[2], l[1]].join('\n')}\n`; }, 'NDJSON_EPISODE_NOT_CONTIGUOUS', { episode: '0', line: 3 }],
-    ['invalid UTF-8 in the task', () => Buffer.concat([Buffer.from(ndjson({ episodes: 1, length: 1 })), Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a])]), 'INVALID_UTF8', { line: 2 }],
-    ['an unknown field', () => ndjson({ episodes: 1, length: 1 }).replace('"step":0', '"step":0,"torque":[1]'), 'NDJSON_INVALID_STEP', { field: 'torque', line: 1 }],
-    ['an image that is not JPEG', () => ndjson({ episodes: 1, length: 2 }).replace(/"jpeg":"[^"]+"/, `"jpeg":"${Buffer.from('not an image').toString('base64')}"`), 'INVALID_IMAGE', { field: 'observation.images.front' }],
+    [
+      'a line that is not JSON',
+      () => `${lines(ndjson({ episodes: 1, length: 2 }))[0]}\n{"episode": 0, "step": 1,\n`,
+      'NDJSON_INVALID_JSON',
+      { line: 2 },
+    ],
+    [
+      'a gap in the steps',
+      () => {
+        const l = lines(ndjson({ episodes: 1, length: 4 }));
+        return `${[l[0], l[1], l[3]].join('\n')}\n`;
+      },
+      'NDJSON_STEP_ORDER',
+      { episode: '0', step: 3, line: 3 },
+    ],
+    [
+      'an infinite action',
+      () => ndjson({ episodes: 1, length: 3 }).replace('"action":[1,-1]', '"action":[1e999,-1]'),
+      'NON_FINITE_VALUE',
+      { episode: '0', step: 1, field: 'action' },
+    ],
+    [
+      'time going backwards',
+      () => ndjson({ episodes: 1, length: 3 }).replace('"timestamp":0.2', '"timestamp":0.05'),
+      'NON_MONOTONIC_TIMESTAMP',
+      { episode: '0', step: 2, field: 'timestamp' },
+    ],
+    [
+      'a vector changing length',
+      () => ndjson({ episodes: 1, length: 3 }).replace('"action":[2,-2]', '"action":[2,-2,0]'),
+      'EPISODE_SHAPE_MISMATCH',
+      { episode: '0', step: 2, field: 'action' },
+    ],
+    [
+      'an episode split in two',
+      () => {
+        const l = lines(ndjson({ episodes: 2, length: 2 }));
+        return `${[l[0], l[2], l[1]].join('\n')}\n`;
+      },
+      'NDJSON_EPISODE_NOT_CONTIGUOUS',
+      { episode: '0', line: 3 },
+    ],
+    [
+      'invalid UTF-8 in the task',
+      () => Buffer.concat([Buffer.from(ndjson({ episodes: 1, length: 1 })), Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a])]),
+      'INVALID_UTF8',
+      { line: 2 },
+    ],
+    [
+      'an unknown field',
+      () => ndjson({ episodes: 1, length: 1 }).replace('"step":0', '"step":0,"torque":[1]'),
+      'NDJSON_INVALID_STEP',
+      { field: 'torque', line: 1 },
+    ],
+    [
+      'an image that is not JPEG',
+      () => ndjson({ episodes: 1, length: 2 }).replace(/"jpeg":"[^"]+"/, `"jpeg":"${Buffer.from('not an image').toString('base64')}"`),
+      'INVALID_IMAGE',
+      { field: 'observation.images.front' },
+    ],
     ['a wrong format flag', () => ndjson({ episodes: 1, length: 1 }), 'FORMAT_MISMATCH', {}, '?format=rlds'],
     ['bytes of no known format', () => Buffer.from('just some text, not robot data\n'), 'FORMAT_UNKNOWN', {}],
-    ['a featureMap naming a missing feature', () => ndjson({ episodes: 1, length: 1 }), 'FEATURE_MAP_UNKNOWN', { field: 'observation.nope' }, `?featureMap=${encodeURIComponent('{"observation.nope":"observation.x"}')}`],
+    [
+      'a featureMap naming a missing feature',
+      () => ndjson({ episodes: 1, length: 1 }),
+      'FEATURE_MAP_UNKNOWN',
+      { field: 'observation.nope' },
+      `?featureMap=${encodeURIComponent('{"observation.nope":"observation.x"}')}`,
+    ],
   ];
 
-  it.each(badInputs)('fails an upload with %s, with a code and location, publishing nothing', async (_name, makeBody, code, location, query = '') => {
-    const datasetId = await createDataset();
-    const accepted = await upload(datasetId, makeBody(), query);
-    expect(accepted.status).toBe(202);
-    const done = await settled(accepted.body.id);
-    expect(done.status).toBe('failed');
-    expect(done.errors).toHaveLength(1);
-    expect(done.errors[0].code).toBe(code);
-    expect(done.errors[0].location).toMatchObject(location);
-    const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
-    expect([dataset.latestVersion, dataset.episodeCount]).toEqual([0, 0]);
-    const failed = (await kura.request.get(`/v1/datasets/${datasetId}/uploads?status=failed`).set(bearer(operator.key))).body.items;
-    expect(failed.map((item: { id: string }) => item.id)).toEqual([accepted.body.id]);
-    const blobs = kura.app.get<BlobStore>(BLOB_STORE);
-    for await (const blob of blobs.list({ prefix: `datasets/${datasetId}/shards/` })) throw new Error(`left behind: ${blob.key}`);
-    expect((await kura.request.get('/health')).status).toBe(200);
-  });
+  it.each(badInputs)(
+    'fails an upload with %s, with a code and location, publishing nothing',
+    async (_name, makeBody, code, location, query = '') => {
+      const datasetId = await createDataset();
+      const accepted = await upload(datasetId, makeBody(), query);
+      expect(accepted.status).toBe(202);
+      const done = await settled(accepted.body.id);
+      expect(done.status).toBe('failed');
+      expect(done.errors).toHaveLength(1);
+      expect(done.errors[0].code).toBe(code);
+      expect(done.errors[0].location).toMatchObject(location);
+      const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
+      expect([dataset.latestVersion, dataset.episodeCount]).toEqual([0, 0]);
+      const failed = (await kura.request.get(`/v1/datasets/${datasetId}/uploads?status=failed`).set(bearer(operator.key))).body.items;
+      expect(failed.map((item: { id: string }) => item.id)).toEqual([accepted.body.id]);
+      const blobs = kura.app.get<BlobStore>(BLOB_STORE);
+      for await (const blob of blobs.list({ prefix: `datasets/${datasetId}/shards/` })) throw new Error(`left behind: ${blob.key}`);
+      expect((await kura.request.get('/health')).status).toBe(200);
+    },
+  );
 
   it('fails an upload whose features differ from the dataset, naming each feature, and keeps earlier versions', async () => {
     const datasetId = await createDataset();
@@ -232,12 +328,17 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     const developer = await kura.createKey('developer');
     const other = await kura.createKey('operator');
     const body = Buffer.from(ndjson({ episodes: 1, length: 1 }));
-    const send = (headers: Record<string, string>) => kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(headers).set('Content-Type', 'application/octet-stream').send(body);
+    const send = (headers: Record<string, string>) =>
+      kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(headers).set('Content-Type', 'application/octet-stream').send(body);
     expect((await send(bearer(developer.key))).body.error.code).toBe('FORBIDDEN');
     expect((await send(bearer(other.key))).body.error.code).toBe('FORBIDDEN');
     expect((await send({})).status).toBe(401);
     expect((await send(bearer(kura.adminKey))).status).toBe(202);
-    const unknown = await kura.request.post('/v1/datasets/ds_missing/uploads').set(bearer(operator.key)).set('Content-Type', 'application/octet-stream').send(body);
+    const unknown = await kura.request
+      .post('/v1/datasets/ds_missing/uploads')
+      .set(bearer(operator.key))
+      .set('Content-Type', 'application/octet-stream')
+      .send(body);
     expect([unknown.status, unknown.body.error.code]).toEqual([404, 'DATASET_NOT_FOUND']);
     const missingUpload = await kura.request.get('/v1/uploads/upl_missing').set(bearer(operator.key));
     expect([missingUpload.status, missingUpload.body.error.code]).toEqual([404, 'UPLOAD_NOT_FOUND']);

@@ -3,7 +3,8 @@ import { AppError } from '../errors/app-error.js';
 export const invalidApiKey = () =>
   new AppError({ code: 'INVALID_API_KEY', kind: 'unauthenticated', message: 'the API key is unknown or revoked' });
 
-export const keyNotFound = (id: string) => new AppError({ code: 'KEY_NOT_FOUND', kind: 'not_found', message: `API key "${id}" was not found`, details: { id } });
+export const keyNotFound = (id: string) =>
+  new AppError({ code: 'KEY_NOT_FOUND', kind: 'not_found', message: `API key "${id}" was not found`, details: { id } });
 
 export const lastAdminKey = (id: string) =>
   new AppError({

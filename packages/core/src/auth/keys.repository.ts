@@ -2,7 +2,16 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Role } from '@kura/schema';
 import { PrismaClient } from '../database/prisma.js';
 
-const keySelect = { id: true, name: true, role: true, keyPrefix: true, createdBy: true, createdAt: true, revokedAt: true, lastUsedAt: true } as const;
+const keySelect = {
+  id: true,
+  name: true,
+  role: true,
+  keyPrefix: true,
+  createdBy: true,
+  createdAt: true,
+  revokedAt: true,
+  lastUsedAt: true,
+} as const;
 
 export interface ApiKeyRecord {
   id: string;
@@ -19,7 +28,14 @@ export interface ApiKeyRecord {
 export class KeysRepository {
   constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
 
-  create(data: { id: string; name: string; role: Role; keyHash: string; keyPrefix: string; createdBy: string | null }): Promise<ApiKeyRecord> {
+  create(data: {
+    id: string;
+    name: string;
+    role: Role;
+    keyHash: string;
+    keyPrefix: string;
+    createdBy: string | null;
+  }): Promise<ApiKeyRecord> {
     return this.prisma.apiKey.create({ data, select: keySelect });
   }
 

@@ -50,7 +50,9 @@ export class KeysService {
     const now = Date.now();
     if (now - (this.lastTouched.get(key.id) ?? 0) > TOUCH_INTERVAL_MS) {
       this.lastTouched.set(key.id, now);
-      this.keys.touch(key.id, new Date(now)).catch((error: unknown) => this.logger.warn({ err: error, keyId: key.id }, 'could not record key use'));
+      this.keys
+        .touch(key.id, new Date(now))
+        .catch((error: unknown) => this.logger.warn({ err: error, keyId: key.id }, 'could not record key use'));
     }
     return { kind: 'key', keyId: key.id, role: key.role, name: key.name };
   }
@@ -106,7 +108,12 @@ export class KeysService {
     });
   }
 
-  private async insertKey(params: { name: string; role: Role; createdBy: string | null; key: string }): Promise<ApiKeyView & { key: string }> {
+  private async insertKey(params: {
+    name: string;
+    role: Role;
+    createdBy: string | null;
+    key: string;
+  }): Promise<ApiKeyView & { key: string }> {
     const record = await this.keys.create({
       id: newId('key'),
       name: params.name,

@@ -10,9 +10,17 @@ export const anonymous: Principal = { kind: 'anonymous' };
  * Throws 401 for anonymous callers and 403 for keys whose role is not listed. Admins may do
  * everything.
  */
-export function requireRole(principal: Principal, roles: readonly Role[], action: string): asserts principal is Extract<Principal, { kind: 'key' }> {
+export function requireRole(
+  principal: Principal,
+  roles: readonly Role[],
+  action: string,
+): asserts principal is Extract<Principal, { kind: 'key' }> {
   if (principal.kind === 'anonymous') {
-    throw new AppError({ code: 'AUTH_REQUIRED', kind: 'unauthenticated', message: `an API key is needed to ${action} (Authorization: Bearer <key>)` });
+    throw new AppError({
+      code: 'AUTH_REQUIRED',
+      kind: 'unauthenticated',
+      message: `an API key is needed to ${action} (Authorization: Bearer <key>)`,
+    });
   }
   if (principal.role !== 'admin' && !roles.includes(principal.role)) {
     throw new AppError({

@@ -43,7 +43,13 @@ export interface BlobStore {
   /** Starts a multipart write (parts of ≥ 5 MiB except the last, as S3 requires). */
   createMultipartUpload(params: { key: string; contentType?: string }): Promise<{ uploadId: string }>;
   /** Writes one part (1-based number, up to 10,000); writing the same number again replaces it. */
-  uploadPart(params: { key: string; uploadId: string; partNumber: number; body: Readable | Buffer; bytes?: number }): Promise<CompletedPart>;
+  uploadPart(params: {
+    key: string;
+    uploadId: string;
+    partNumber: number;
+    body: Readable | Buffer;
+    bytes?: number;
+  }): Promise<CompletedPart>;
   /** Joins the parts, in partNumber order, into the blob. */
   completeMultipartUpload(params: { key: string; uploadId: string; parts: CompletedPart[] }): Promise<{ bytes: number }>;
   abortMultipartUpload(params: { key: string; uploadId: string }): Promise<void>;
@@ -80,7 +86,9 @@ export class BlobRangeError extends Error {
     readonly range: ByteRange,
     readonly size: number,
   ) {
-    super(`range offset ${range.offset}${range.length !== undefined ? ` length ${range.length}` : ''} is outside blob "${key}" of ${size} bytes`);
+    super(
+      `range offset ${range.offset}${range.length !== undefined ? ` length ${range.length}` : ''} is outside blob "${key}" of ${size} bytes`,
+    );
   }
 }
 

@@ -180,9 +180,13 @@ export class S3BlobStore implements BlobStore {
   /** A presigned URL for one part, so large uploads go straight from the client to the object store. */
   async presignUploadPart(params: { key: string; uploadId: string; partNumber: number; expiresInSeconds: number }): Promise<string> {
     assertValidBlobKey(params.key);
-    return getSignedUrl(this.client, new UploadPartCommand({ Bucket: this.bucket, Key: params.key, UploadId: params.uploadId, PartNumber: params.partNumber }), {
-      expiresIn: params.expiresInSeconds,
-    });
+    return getSignedUrl(
+      this.client,
+      new UploadPartCommand({ Bucket: this.bucket, Key: params.key, UploadId: params.uploadId, PartNumber: params.partNumber }),
+      {
+        expiresIn: params.expiresInSeconds,
+      },
+    );
   }
 
   async uploadPart(params: {

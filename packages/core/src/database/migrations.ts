@@ -43,14 +43,17 @@ export async function applyMigrations(params: { databaseUrl: string; logger: Log
     );
     const unfinished = rows.find((row) => row.finished_at === null);
     if (unfinished) {
-      throw new MigrationError(`Migration ${unfinished.migration_name} failed earlier and was not rolled back; repair the database, then mark it rolled back.`);
+      throw new MigrationError(
+        `Migration ${unfinished.migration_name} failed earlier and was not rolled back; repair the database, then mark it rolled back.`,
+      );
     }
     const applied = new Map(rows.map((row) => [row.migration_name, row.checksum]));
     const newlyApplied: string[] = [];
     for (const migration of migrations) {
       const appliedChecksum = applied.get(migration.name);
       if (appliedChecksum !== undefined) {
-        if (appliedChecksum !== migration.checksum) params.logger.warn({ migration: migration.name }, 'an applied migration was edited after it ran');
+        if (appliedChecksum !== migration.checksum)
+          params.logger.warn({ migration: migration.name }, 'an applied migration was edited after it ran');
         continue;
       }
       await applyOne(client, migration);
@@ -72,7 +75,10 @@ interface Migration {
 
 async function readMigrations(directory: string): Promise<Migration[]> {
   const entries = await readdir(directory, { withFileTypes: true });
-  const names = entries.filter((entry) => entry.isDirectory()).map((entry) => entry.name).sort();
+  const names = entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
   return Promise.all(
     names.map(async (name) => {
       const sql = await readFile(join(directory, name, 'migration.sql'), 'utf8');
@@ -83,7 +89,11 @@ async function readMigrations(directory: string): Promise<Migration[]> {
 
 async function applyOne(client: pg.Client, migration: Migration): Promise<void> {
   const id = randomUUID();
-  await client.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())', [id, migration.checksum, migration.name]);
+  await client.query('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at) VALUES ($1, $2, $3, now())', [
+    id,
+    migration.checksum,
+    migration.name,
+  ]);
   try {
     await client.query('BEGIN');
     await client.query(migration.sql);

@@ -44,7 +44,9 @@ export class DatasetsRepository {
   constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
 
   /** Inserts a dataset; returns 'name-taken' instead of throwing on a duplicate name. */
-  async create(data: Omit<DatasetRecord, 'createdAt' | 'latestVersion' | 'episodeCount' | 'stepCount'>): Promise<DatasetRecord | 'name-taken'> {
+  async create(
+    data: Omit<DatasetRecord, 'createdAt' | 'latestVersion' | 'episodeCount' | 'stepCount'>,
+  ): Promise<DatasetRecord | 'name-taken'> {
     try {
       const row = await this.prisma.dataset.create({
         data: { ...data, features: data.features === null ? Prisma.DbNull : (data.features as Prisma.InputJsonValue) },
@@ -62,10 +64,19 @@ export class DatasetsRepository {
     return row ? toRecord(row) : null;
   }
 
-  async list(params: { afterId: string | undefined; take: number; visibility: DatasetVisibility; robotId?: string }): Promise<DatasetRecord[]> {
+  async list(params: {
+    afterId: string | undefined;
+    take: number;
+    visibility: DatasetVisibility;
+    robotId?: string;
+  }): Promise<DatasetRecord[]> {
     const open: Prisma.DatasetWhereInput = { access: { in: ['public', 'sample'] } };
     const visible: Prisma.DatasetWhereInput =
-      params.visibility.kind === 'all' ? {} : params.visibility.kind === 'open' ? open : { OR: [open, { ownerKeyId: params.visibility.ownerKeyId }] };
+      params.visibility.kind === 'all'
+        ? {}
+        : params.visibility.kind === 'open'
+          ? open
+          : { OR: [open, { ownerKeyId: params.visibility.ownerKeyId }] };
     const rows = await this.prisma.dataset.findMany({
       where: { AND: [visible, params.afterId ? { id: { gt: params.afterId } } : {}, params.robotId ? { robotId: params.robotId } : {}] },
       orderBy: { id: 'asc' },

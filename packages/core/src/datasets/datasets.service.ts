@@ -56,7 +56,11 @@ export class DatasetsService {
   /** Datasets the caller may see: public and sample ones for everybody, private ones for their owner and admins. */
   async list(principal: Principal, query: ListQuery & { robotId?: string | undefined }): Promise<Page<DatasetView>> {
     const visibility: DatasetVisibility =
-      principal.kind === 'anonymous' ? { kind: 'open' } : isAdmin(principal) ? { kind: 'all' } : { kind: 'open-or-owned', ownerKeyId: principal.keyId };
+      principal.kind === 'anonymous'
+        ? { kind: 'open' }
+        : isAdmin(principal)
+          ? { kind: 'all' }
+          : { kind: 'open-or-owned', ownerKeyId: principal.keyId };
     const rows = await this.datasets.list({
       afterId: decodeCursor(query.cursor),
       take: query.limit + 1,

@@ -11,7 +11,15 @@ export interface DatasetVersionRecord {
   createdAt: Date;
 }
 
-const versionSelect = { version: true, episodeCount: true, stepCount: true, uploadId: true, manifestKey: true, statsKey: true, createdAt: true } as const;
+const versionSelect = {
+  version: true,
+  episodeCount: true,
+  stepCount: true,
+  uploadId: true,
+  manifestKey: true,
+  statsKey: true,
+  createdAt: true,
+} as const;
 
 @Injectable()
 export class VersionsRepository {

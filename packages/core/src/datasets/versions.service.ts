@@ -28,7 +28,8 @@ const versionNotFound = (datasetId: string, version: number | undefined) =>
   new AppError({
     code: 'VERSION_NOT_FOUND',
     kind: 'not_found',
-    message: version === undefined ? `dataset "${datasetId}" has no published version yet` : `dataset "${datasetId}" has no version ${version}`,
+    message:
+      version === undefined ? `dataset "${datasetId}" has no published version yet` : `dataset "${datasetId}" has no version ${version}`,
     details: { datasetId, ...(version !== undefined ? { version } : {}) },
     location: { field: 'version' },
   });
@@ -51,18 +52,27 @@ export class VersionsService {
   }
 
   /** A version's episodes by index; the latest version when none is named. */
-  async listEpisodes(principal: Principal, datasetId: string, query: { version?: number | undefined; limit: number; cursor?: string | undefined }): Promise<Page<EpisodeView>> {
+  async listEpisodes(
+    principal: Principal,
+    datasetId: string,
+    query: { version?: number | undefined; limit: number; cursor?: string | undefined },
+  ): Promise<Page<EpisodeView>> {
     const version = await this.resolve(principal, datasetId, query.version);
     const after = query.cursor === undefined ? undefined : decodeNumberCursor(query.cursor);
     const rows = await this.episodes.list({ datasetId, version: version.version, afterIndex: after, take: query.limit + 1 });
-    return numberPage(rows, query.limit, (row) => row.episodeIndex, (row) => ({
-      episodeIndex: row.episodeIndex,
-      length: row.length,
-      task: row.task,
-      success: row.success,
-      uploadId: row.uploadId,
-      version: row.version,
-    }));
+    return numberPage(
+      rows,
+      query.limit,
+      (row) => row.episodeIndex,
+      (row) => ({
+        episodeIndex: row.episodeIndex,
+        length: row.length,
+        task: row.task,
+        success: row.success,
+        uploadId: row.uploadId,
+        version: row.version,
+      }),
+    );
   }
 
   /** The per-feature statistics of a version (the latest when none is named). */
@@ -83,17 +93,32 @@ export class VersionsService {
 }
 
 function toVersionView(row: DatasetVersionRecord): VersionView {
-  return { version: row.version, episodeCount: row.episodeCount, stepCount: Number(row.stepCount), uploadId: row.uploadId, createdAt: row.createdAt.toISOString() };
+  return {
+    version: row.version,
+    episodeCount: row.episodeCount,
+    stepCount: Number(row.stepCount),
+    uploadId: row.uploadId,
+    createdAt: row.createdAt.toISOString(),
+  };
 }
 
 function decodeNumberCursor(cursor: string): number {
   const value = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!Number.isInteger(value) || value < 0) throw new AppError({ code: 'INVALID_CURSOR', kind: 'invalid', message: 'cursor is not one this server issued', location: { field: 'cursor' } });
+  if (!Number.isInteger(value) || value < 0)
+    throw new AppError({
+      code: 'INVALID_CURSOR',
+      kind: 'invalid',
+      message: 'cursor is not one this server issued',
+      location: { field: 'cursor' },
+    });
   return value;
 }
 
 function numberPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) => number, toItem: (row: Row) => Item): Page<Item> {
   const pageRows = rows.slice(0, limit);
   const last = pageRows[pageRows.length - 1];
-  return { items: pageRows.map(toItem), nextCursor: rows.length > limit && last !== undefined ? Buffer.from(String(keyOf(last))).toString('base64url') : null };
+  return {
+    items: pageRows.map(toItem),
+    nextCursor: rows.length > limit && last !== undefined ? Buffer.from(String(keyOf(last))).toString('base64url') : null,
+  };
 }

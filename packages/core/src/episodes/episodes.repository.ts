@@ -40,7 +40,11 @@ export class EpisodesRepository {
   /** Episodes of a dataset version (every episode added by that version or an earlier one), by index. */
   list(params: { datasetId: string; version: number; afterIndex: number | undefined; take: number }): Promise<EpisodeRecord[]> {
     return this.prisma.episode.findMany({
-      where: { datasetId: params.datasetId, version: { lte: params.version }, ...(params.afterIndex !== undefined ? { episodeIndex: { gt: params.afterIndex } } : {}) },
+      where: {
+        datasetId: params.datasetId,
+        version: { lte: params.version },
+        ...(params.afterIndex !== undefined ? { episodeIndex: { gt: params.afterIndex } } : {}),
+      },
       orderBy: { episodeIndex: 'asc' },
       take: params.take,
       select: episodeSelect,

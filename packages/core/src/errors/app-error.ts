@@ -23,7 +23,14 @@ export class AppError extends Error {
   readonly kind: ErrorKind;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(params: { code: string; kind: ErrorKind; message: string; details?: Record<string, unknown>; location?: ErrorLocation; cause?: unknown }) {
+  constructor(params: {
+    code: string;
+    kind: ErrorKind;
+    message: string;
+    details?: Record<string, unknown>;
+    location?: ErrorLocation;
+    cause?: unknown;
+  }) {
     super(params.message, { cause: params.cause });
     this.name = 'AppError';
     this.code = params.code;

@@ -86,7 +86,14 @@ export class IngestService {
       await withDatasetLock(this.databaseUrl, upload.datasetId, async () => {
         const dataset = await this.prisma.dataset.findUniqueOrThrow({
           where: { id: upload.datasetId },
-          select: { id: true, features: true, latestVersion: true, episodeCount: true, stepCount: true, robot: { select: { controlFrequencyHz: true, robotType: true, actionSpace: true, id: true } } },
+          select: {
+            id: true,
+            features: true,
+            latestVersion: true,
+            episodeCount: true,
+            stepCount: true,
+            robot: { select: { controlFrequencyHz: true, robotType: true, actionSpace: true, id: true } },
+          },
         });
         const datasetFeatures = dataset.features as FeatureSpec | null;
         if (datasetFeatures) {
@@ -101,9 +108,29 @@ export class IngestService {
         }
         const version = dataset.latestVersion + 1;
         const fps = opened.fps ?? dataset.robot.controlFrequencyHz;
-        const result = await this.convert({ upload, work, features, fps, firstIndex: dataset.episodeCount, episodes: opened.episodes, expected: opened.expectedEpisodes, featureMap, source });
-        if (droppedWarnings > 0) warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
-        await this.publish({ upload, dataset: { ...dataset, features: datasetFeatures }, features, version, fps, result, warnings, format });
+        const result = await this.convert({
+          upload,
+          work,
+          features,
+          fps,
+          firstIndex: dataset.episodeCount,
+          episodes: opened.episodes,
+          expected: opened.expectedEpisodes,
+          featureMap,
+          source,
+        });
+        if (droppedWarnings > 0)
+          warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
+        await this.publish({
+          upload,
+          dataset: { ...dataset, features: datasetFeatures },
+          features,
+          version,
+          fps,
+          result,
+          warnings,
+          format,
+        });
       });
       this.logger.info({ uploadId, datasetId: upload.datasetId }, 'upload published');
     } catch (error) {
@@ -112,7 +139,11 @@ export class IngestService {
         throw new UnrecoverableJobError(`${error.code}: ${error.message}`);
       }
       if (attempt.attempt >= attempt.maxAttempts) {
-        await this.fail(upload, [{ code: 'INGEST_FAILED', message: `the upload could not be processed: ${(error as Error).message}`, location: {} }], warnings);
+        await this.fail(
+          upload,
+          [{ code: 'INGEST_FAILED', message: `the upload could not be processed: ${(error as Error).message}`, location: {} }],
+          warnings,
+        );
       }
       throw error;
     } finally {
@@ -147,12 +178,21 @@ export class IngestService {
       // A wrong flag is reported when the upload clearly is another format; otherwise the requested
       // importer gets to say precisely what is wrong with it.
       if (detected && detected !== requested && !(await importerFor(requested).detect(source))) {
-        throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}; it looks like ${detected}`, { file: source.files[0]?.path });
+        throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}; it looks like ${detected}`, {
+          file: source.files[0]?.path,
+        });
       }
       return requested;
     }
     if (!detected) {
-      throw new ImportError('FORMAT_UNKNOWN', `the format of the upload could not be recognised (files: ${source.files.slice(0, 5).map((file) => file.path).join(', ')}); pass ?format=`, {});
+      throw new ImportError(
+        'FORMAT_UNKNOWN',
+        `the format of the upload could not be recognised (files: ${source.files
+          .slice(0, 5)
+          .map((file) => file.path)
+          .join(', ')}); pass ?format=`,
+        {},
+      );
     }
     return detected;
   }
@@ -167,7 +207,12 @@ export class IngestService {
     expected: number | undefined;
     featureMap: Record<string, string>;
     source: { files: Array<{ path: string; absolutePath: string }> };
-  }): Promise<{ shards: ShardRecord[]; episodes: Array<WrittenEpisode & { episode: Omit<ImportedEpisode, 'features'>; shardKey: string }>; steps: number; stats: DatasetStatsAccumulator }> {
+  }): Promise<{
+    shards: ShardRecord[];
+    episodes: Array<WrittenEpisode & { episode: Omit<ImportedEpisode, 'features'>; shardKey: string }>;
+    steps: number;
+    stats: DatasetStatsAccumulator;
+  }> {
     const { upload, features } = params;
     const stats = new DatasetStatsAccumulator();
     const shards: ShardRecord[] = [];
@@ -227,7 +272,12 @@ export class IngestService {
   }
 
   /** Keeps a video file of the upload as a blob, once per file, named by its content. */
-  private async storeVideo(params: { upload: UploadRecord; file: string; source: { files: Array<{ path: string; absolutePath: string }> }; cache: Map<string, string> }): Promise<string> {
+  private async storeVideo(params: {
+    upload: UploadRecord;
+    file: string;
+    source: { files: Array<{ path: string; absolutePath: string }> };
+    cache: Map<string, string>;
+  }): Promise<string> {
     const cached = params.cache.get(params.file);
     if (cached) return cached;
     const file = params.source.files.find((candidate) => candidate.path === params.file);
@@ -236,14 +286,22 @@ export class IngestService {
     for await (const chunk of createReadStream(file.absolutePath)) hash.update(chunk as Buffer);
     const extension = basename(file.path).includes('.') ? basename(file.path).split('.').pop() : 'bin';
     const key = `datasets/${params.upload.datasetId}/blobs/${hash.digest('hex')}.${extension}`;
-    if (!(await this.blobs.head({ key }))) await this.blobs.put({ key, body: createReadStream(file.absolutePath), contentType: 'video/mp4' });
+    if (!(await this.blobs.head({ key })))
+      await this.blobs.put({ key, body: createReadStream(file.absolutePath), contentType: 'video/mp4' });
     params.cache.set(params.file, key);
     return key;
   }
 
   private async publish(params: {
     upload: UploadRecord;
-    dataset: { id: string; features: FeatureSpec | null; latestVersion: number; episodeCount: number; stepCount: bigint; robot: { id: string; robotType: string; actionSpace: string; controlFrequencyHz: number } };
+    dataset: {
+      id: string;
+      features: FeatureSpec | null;
+      latestVersion: number;
+      episodeCount: number;
+      stepCount: bigint;
+      robot: { id: string; robotType: string; actionSpace: string; controlFrequencyHz: number };
+    };
     features: FeatureSpec;
     version: number;
     fps: number;
@@ -253,7 +311,12 @@ export class IngestService {
   }): Promise<void> {
     const { upload, dataset, version, result } = params;
     const prefix = `datasets/${dataset.id}/versions/${version}`;
-    const previous = dataset.latestVersion > 0 ? await this.prisma.datasetVersion.findUnique({ where: { datasetId_version: { datasetId: dataset.id, version: dataset.latestVersion } } }) : null;
+    const previous =
+      dataset.latestVersion > 0
+        ? await this.prisma.datasetVersion.findUnique({
+            where: { datasetId_version: { datasetId: dataset.id, version: dataset.latestVersion } },
+          })
+        : null;
 
     // Statistics of version N+1 = those of N merged with this upload's (never recomputed from scratch).
     const stats = result.stats;
@@ -267,7 +330,12 @@ export class IngestService {
       version,
       createdFromUpload: upload.id,
       features: dataset.features ?? params.features,
-      embodiment: { robotId: dataset.robot.id, robotType: dataset.robot.robotType, actionSpace: dataset.robot.actionSpace, controlFrequencyHz: dataset.robot.controlFrequencyHz },
+      embodiment: {
+        robotId: dataset.robot.id,
+        robotType: dataset.robot.robotType,
+        actionSpace: dataset.robot.actionSpace,
+        controlFrequencyHz: dataset.robot.controlFrequencyHz,
+      },
       fps: params.fps,
       episodeCount,
       stepCount,
@@ -301,11 +369,25 @@ export class IngestService {
         })),
       });
       await transaction.datasetVersion.create({
-        data: { datasetId: dataset.id, version, episodeCount, stepCount: BigInt(stepCount), uploadId: upload.id, manifestKey, statsKey, sketchKey },
+        data: {
+          datasetId: dataset.id,
+          version,
+          episodeCount,
+          stepCount: BigInt(stepCount),
+          uploadId: upload.id,
+          manifestKey,
+          statsKey,
+          sketchKey,
+        },
       });
       await transaction.dataset.update({
         where: { id: dataset.id },
-        data: { latestVersion: version, episodeCount, stepCount: BigInt(stepCount), ...(dataset.features ? {} : { features: params.features }) },
+        data: {
+          latestVersion: version,
+          episodeCount,
+          stepCount: BigInt(stepCount),
+          ...(dataset.features ? {} : { features: params.features }),
+        },
         select: { id: true },
       });
       await transaction.upload.update({
@@ -329,7 +411,8 @@ export class IngestService {
   /** Marks the upload failed and removes what it wrote: nothing of a failed upload stays behind. */
   private async fail(upload: UploadRecord, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.uploads.markFailed(upload.id, errors, warnings);
-    for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` })) await this.blobs.delete({ key: blob.key });
+    for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` }))
+      await this.blobs.delete({ key: blob.key });
   }
 
   private async readJson(key: string): Promise<unknown> {

@@ -25,9 +25,17 @@ export class JobRepository {
    * Records a job as queued. A new row, or a finished one with the same id (the work is asked for
    * again), becomes queued; a row already queued or running is left alone. Returns the row.
    */
-  async upsertQueued(job: { id: string; name: string; payload: unknown; maxAttempts: number }): Promise<{ record: JobRecord; isNew: boolean }> {
+  async upsertQueued(job: {
+    id: string;
+    name: string;
+    payload: unknown;
+    maxAttempts: number;
+  }): Promise<{ record: JobRecord; isNew: boolean }> {
     const payload = job.payload as Prisma.InputJsonValue;
-    const inserted = await this.prisma.job.createMany({ data: [{ id: job.id, name: job.name, payload, maxAttempts: job.maxAttempts }], skipDuplicates: true });
+    const inserted = await this.prisma.job.createMany({
+      data: [{ id: job.id, name: job.name, payload, maxAttempts: job.maxAttempts }],
+      skipDuplicates: true,
+    });
     if (inserted.count === 1) return { record: await this.get(job.id), isNew: true };
     const requeued = await this.prisma.job.updateMany({
       where: { id: job.id, state: { in: ['completed', 'failed'] } },
@@ -45,20 +53,36 @@ export class JobRepository {
   }
 
   async markRunning(id: string, attempt: number): Promise<void> {
-    await this.prisma.job.update({ where: { id }, data: { state: 'running', attempts: attempt, startedAt: new Date() }, select: { id: true } });
+    await this.prisma.job.update({
+      where: { id },
+      data: { state: 'running', attempts: attempt, startedAt: new Date() },
+      select: { id: true },
+    });
   }
 
   async markCompleted(id: string): Promise<void> {
-    await this.prisma.job.update({ where: { id }, data: { state: 'completed', lastError: null, finishedAt: new Date() }, select: { id: true } });
+    await this.prisma.job.update({
+      where: { id },
+      data: { state: 'completed', lastError: null, finishedAt: new Date() },
+      select: { id: true },
+    });
   }
 
   /** The attempt failed and another one will come: back to queued, keeping the error. */
   async markRetrying(id: string, error: string): Promise<void> {
-    await this.prisma.job.update({ where: { id }, data: { state: 'queued', lastError: error.slice(0, MAX_ERROR_LENGTH) }, select: { id: true } });
+    await this.prisma.job.update({
+      where: { id },
+      data: { state: 'queued', lastError: error.slice(0, MAX_ERROR_LENGTH) },
+      select: { id: true },
+    });
   }
 
   async markFailed(id: string, error: string): Promise<void> {
-    await this.prisma.job.update({ where: { id }, data: { state: 'failed', lastError: error.slice(0, MAX_ERROR_LENGTH), finishedAt: new Date() }, select: { id: true } });
+    await this.prisma.job.update({
+      where: { id },
+      data: { state: 'failed', lastError: error.slice(0, MAX_ERROR_LENGTH), finishedAt: new Date() },
+      select: { id: true },
+    });
   }
 
   /** Jobs that should be in a queue: queued, or running (their worker may have died). */

@@ -18,7 +18,15 @@ type Behaviour = (payload: JobPayload<'blobs.delete'>, attempt: number) => Promi
 
 const queueKinds: Array<[string, () => JobQueue & { obliterate?: () => Promise<void> }]> = [
   ['in-process', () => new InProcessJobQueue({ backoffMs: 20 })],
-  ['BullMQ', () => new BullmqJobQueue({ redisUrl: requireEnv('KURA_TEST_REDIS_URL'), queueName: `kura-test-${randomBytes(6).toString('hex')}`, backoffMs: 20 })],
+  [
+    'BullMQ',
+    () =>
+      new BullmqJobQueue({
+        redisUrl: requireEnv('KURA_TEST_REDIS_URL'),
+        queueName: `kura-test-${randomBytes(6).toString('hex')}`,
+        backoffMs: 20,
+      }),
+  ],
 ];
 
 describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) => {
@@ -58,7 +66,13 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
     const config = loadConfig({ KURA_JOB_ATTEMPTS: '3', KURA_JOB_BACKOFF_MS: '20', KURA_SHUTDOWN_TIMEOUT_MS: '2000' });
     // Every known job needs a handler; this suite drives blobs.delete and leaves uploads.ingest idle.
     const idleIngest: JobHandler<'uploads.ingest'> = { jobName: 'uploads.ingest', handle: async () => undefined };
-    const jobs = new JobsService(new JobRepository(prisma), queue, options.handlers ?? [handler, idleIngest], config, createLogger('silent'));
+    const jobs = new JobsService(
+      new JobRepository(prisma),
+      queue,
+      options.handlers ?? [handler, idleIngest],
+      config,
+      createLogger('silent'),
+    );
     running.push({ jobs, queue });
     if (options.consume !== false) await jobs.startConsuming();
     return jobs;

@@ -36,7 +36,8 @@ export class JobsService implements OnModuleDestroy {
     const maxAttempts = options.maxAttempts ?? this.config.jobs.attempts;
     const { record } = await this.jobs.upsertQueued({ id: options.id, name, payload: parsed, maxAttempts });
     // A crash between the row and the queue is repaired by recover() at the next start.
-    if (record.state === 'queued') await this.queue.enqueue({ id: record.id, name: record.name, payload: record.payload, maxAttempts: record.maxAttempts });
+    if (record.state === 'queued')
+      await this.queue.enqueue({ id: record.id, name: record.name, payload: record.payload, maxAttempts: record.maxAttempts });
   }
 
   /** Enqueues again every queued or running job the queue has lost. Returns how many. */

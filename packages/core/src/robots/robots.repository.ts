@@ -37,7 +37,11 @@ const robotSelect = {
 type RobotRow = Prisma.RobotGetPayload<{ select: typeof robotSelect }>;
 
 // JSON columns are written only by this repository, from validated values.
-const toRecord = (row: RobotRow): RobotRecord => ({ ...row, cameras: row.cameras as unknown as Camera[], bodyModel: row.bodyModel as unknown as BodyModelSummary | null });
+const toRecord = (row: RobotRow): RobotRecord => ({
+  ...row,
+  cameras: row.cameras as unknown as Camera[],
+  bodyModel: row.bodyModel as unknown as BodyModelSummary | null,
+});
 
 @Injectable()
 export class RobotsRepository {
@@ -73,8 +77,14 @@ export class RobotsRepository {
   /** Points the robot at a new body model; returns the key of the one it replaced. */
   async setBodyModel(id: string, bodyModelKey: string, bodyModel: BodyModelSummary): Promise<{ previousKey: string | null }> {
     return this.prisma.$transaction(async (transaction) => {
-      const [previous] = await transaction.$queryRaw<Array<{ body_model_key: string | null }>>`SELECT body_model_key FROM robots WHERE id = ${id} FOR UPDATE`;
-      await transaction.robot.update({ where: { id }, data: { bodyModelKey, bodyModel: bodyModel as unknown as Prisma.InputJsonValue }, select: { id: true } });
+      const [previous] = await transaction.$queryRaw<
+        Array<{ body_model_key: string | null }>
+      >`SELECT body_model_key FROM robots WHERE id = ${id} FOR UPDATE`;
+      await transaction.robot.update({
+        where: { id },
+        data: { bodyModelKey, bodyModel: bodyModel as unknown as Prisma.InputJsonValue },
+        select: { id: true },
+      });
       return { previousKey: previous?.body_model_key ?? null };
     });
   }

@@ -58,7 +58,11 @@ export class RobotsService {
    * only robots of public (or sample) datasets are.
    */
   async list(principal: Principal, query: ListQuery): Promise<Page<RobotView>> {
-    const rows = await this.robots.list({ afterId: decodeCursor(query.cursor), take: query.limit + 1, publicOnly: principal.kind === 'anonymous' });
+    const rows = await this.robots.list({
+      afterId: decodeCursor(query.cursor),
+      take: query.limit + 1,
+      publicOnly: principal.kind === 'anonymous',
+    });
     return toPage(rows, query.limit, toView);
   }
 
@@ -80,7 +84,8 @@ export class RobotsService {
     const key = `robots/${id}/body-model/${createHash('sha256').update(file).digest('hex')}.urdf`;
     await this.blobs.put({ key, body: file, contentType: 'application/xml' });
     const { previousKey } = await this.robots.setBodyModel(id, key, summary);
-    if (previousKey && previousKey !== key) await this.jobs.enqueue('blobs.delete', { key: previousKey }, { id: deleteBlobJobId(previousKey) });
+    if (previousKey && previousKey !== key)
+      await this.jobs.enqueue('blobs.delete', { key: previousKey }, { id: deleteBlobJobId(previousKey) });
     return summary;
   }
 
@@ -118,7 +123,10 @@ function parseBodyModel(file: Buffer): BodyModelSummary {
         code: error.code,
         kind: 'unprocessable',
         message: error.message,
-        details: { ...(error.line !== undefined ? { line: error.line } : {}), ...(error.column !== undefined ? { column: error.column } : {}) },
+        details: {
+          ...(error.line !== undefined ? { line: error.line } : {}),
+          ...(error.column !== undefined ? { column: error.column } : {}),
+        },
         location: { file: 'body-model.urdf', ...(error.line !== undefined ? { line: error.line } : {}) },
       });
     }

@@ -59,7 +59,12 @@ describe('parseUrdf on the SO-101 arm', () => {
       limits: { lower: -1.69, upper: 1.69, effort: 10, velocity: 10 },
     });
     expect(byName.get('gripper')?.limits).toEqual({ lower: -0.174533, upper: 1.74533, effort: 10, velocity: 10 });
-    expect(byName.get('gripper_frame_joint')).toEqual({ name: 'gripper_frame_joint', type: 'fixed', parent: 'gripper_link', child: 'gripper_frame_link' });
+    expect(byName.get('gripper_frame_joint')).toEqual({
+      name: 'gripper_frame_joint',
+      type: 'fixed',
+      parent: 'gripper_link',
+      child: 'gripper_frame_link',
+    });
   });
 
   it('lists the links in document order', () => {
@@ -128,15 +133,27 @@ describe('parseUrdf rejects malformed XML', () => {
   });
 
   it('points a document that ends inside an element at that element', () => {
-    expectError(lines('<robot name="r">', '  <link name="a"/>', ''), { code: 'BODY_MODEL_MALFORMED_XML', line: 1, mentions: '<robot> is never closed' });
+    expectError(lines('<robot name="r">', '  <link name="a"/>', ''), {
+      code: 'BODY_MODEL_MALFORMED_XML',
+      line: 1,
+      mentions: '<robot> is never closed',
+    });
   });
 
   it('points a mistyped closing tag at itself', () => {
-    expectError(lines('<robot name="r">', '  <link name="a"/>', '</robto>'), { code: 'BODY_MODEL_MALFORMED_XML', line: 3, mentions: '</robto>' });
+    expectError(lines('<robot name="r">', '  <link name="a"/>', '</robto>'), {
+      code: 'BODY_MODEL_MALFORMED_XML',
+      line: 3,
+      mentions: '</robto>',
+    });
   });
 
   it('rejects an undefined entity', () => {
-    expectError(lines('<robot name="r">', '  <link name="a&nbsp;b"/>', '</robot>'), { code: 'BODY_MODEL_MALFORMED_XML', line: 2, mentions: 'entity' });
+    expectError(lines('<robot name="r">', '  <link name="a&nbsp;b"/>', '</robot>'), {
+      code: 'BODY_MODEL_MALFORMED_XML',
+      line: 2,
+      mentions: 'entity',
+    });
   });
 
   it('rejects garbage', () => {
@@ -148,11 +165,18 @@ describe('parseUrdf rejects malformed XML', () => {
   });
 
   it('rejects text after the root element', () => {
-    expectError(lines('<robot name="r">', '</robot>', 'trailing words'), { code: 'BODY_MODEL_MALFORMED_XML', line: 3, mentions: 'outside of root' });
+    expectError(lines('<robot name="r">', '</robot>', 'trailing words'), {
+      code: 'BODY_MODEL_MALFORMED_XML',
+      line: 3,
+      mentions: 'outside of root',
+    });
   });
 
   it('reports broken XML before URDF mistakes earlier in the file', () => {
-    expectError(lines('<robot name="r">', '  <joint name="j" type="hinge"/>', '</robot>', '<robot/>'), { code: 'BODY_MODEL_MALFORMED_XML', line: 4 });
+    expectError(lines('<robot name="r">', '  <joint name="j" type="hinge"/>', '</robot>', '<robot/>'), {
+      code: 'BODY_MODEL_MALFORMED_XML',
+      line: 4,
+    });
   });
 });
 
@@ -173,7 +197,10 @@ describe('parseUrdf rejects DOCTYPE entity declarations instead of expanding the
   });
 
   it('rejects an external entity (XXE) even when it is never referenced', () => {
-    expectError(lines('<!DOCTYPE robot [<!ENTITY secret SYSTEM "file:///etc/passwd">]>', '<robot name="r"/>'), { code: 'BODY_MODEL_INVALID', line: 1 });
+    expectError(lines('<!DOCTYPE robot [<!ENTITY secret SYSTEM "file:///etc/passwd">]>', '<robot name="r"/>'), {
+      code: 'BODY_MODEL_INVALID',
+      line: 1,
+    });
   });
 });
 
@@ -188,12 +215,23 @@ describe('parseUrdf rejects XML that is not a valid URDF', () => {
   });
 
   it('rejects a <robot> without a name', () => {
-    expectError(lines('<?xml version="1.0"?>', '<robot>', '  <link name="a"/>', '</robot>'), { code: 'BODY_MODEL_INVALID', line: 2, mentions: 'name' });
+    expectError(lines('<?xml version="1.0"?>', '<robot>', '  <link name="a"/>', '</robot>'), {
+      code: 'BODY_MODEL_INVALID',
+      line: 2,
+      mentions: 'name',
+    });
   });
 
   it('rejects an unknown joint type', () => {
     expectError(
-      lines('<robot name="r">', '  <link name="a"/><link name="b"/>', '  <joint name="j" type="hinge">', '    <parent link="a"/><child link="b"/>', '  </joint>', '</robot>'),
+      lines(
+        '<robot name="r">',
+        '  <link name="a"/><link name="b"/>',
+        '  <joint name="j" type="hinge">',
+        '    <parent link="a"/><child link="b"/>',
+        '  </joint>',
+        '</robot>',
+      ),
       { code: 'BODY_MODEL_INVALID', line: 3, mentions: 'unknown type "hinge"' },
     );
   });
@@ -207,19 +245,32 @@ describe('parseUrdf rejects XML that is not a valid URDF', () => {
   });
 
   it('rejects a joint without a parent', () => {
-    expectError(lines('<robot name="r">', '  <link name="b"/>', '  <joint name="j" type="fixed">', '    <child link="b"/>', '  </joint>', '</robot>'), {
-      code: 'BODY_MODEL_INVALID',
-      line: 3,
-      mentions: '<parent',
-    });
+    expectError(
+      lines('<robot name="r">', '  <link name="b"/>', '  <joint name="j" type="fixed">', '    <child link="b"/>', '  </joint>', '</robot>'),
+      {
+        code: 'BODY_MODEL_INVALID',
+        line: 3,
+        mentions: '<parent',
+      },
+    );
   });
 
   it('rejects a joint without a child', () => {
-    expectError(lines('<robot name="r">', '  <link name="a"/>', '  <joint name="j" type="fixed">', '    <parent link="a"/>', '  </joint>', '</robot>'), {
-      code: 'BODY_MODEL_INVALID',
-      line: 3,
-      mentions: '<child',
-    });
+    expectError(
+      lines(
+        '<robot name="r">',
+        '  <link name="a"/>',
+        '  <joint name="j" type="fixed">',
+        '    <parent link="a"/>',
+        '  </joint>',
+        '</robot>',
+      ),
+      {
+        code: 'BODY_MODEL_INVALID',
+        line: 3,
+        mentions: '<child',
+      },
+    );
   });
 
   it('rejects a non-numeric limit, naming the attribute', () => {
@@ -239,11 +290,21 @@ describe('parseUrdf rejects XML that is not a valid URDF', () => {
   });
 
   it('rejects a revolute joint without <limit>, as the URDF spec requires one', () => {
-    expectError(lines('<robot name="r">', '  <link name="a"/><link name="b"/>', '  <joint name="j" type="revolute">', '    <parent link="a"/><child link="b"/>', '  </joint>', '</robot>'), {
-      code: 'BODY_MODEL_INVALID',
-      line: 3,
-      mentions: 'no <limit>',
-    });
+    expectError(
+      lines(
+        '<robot name="r">',
+        '  <link name="a"/><link name="b"/>',
+        '  <joint name="j" type="revolute">',
+        '    <parent link="a"/><child link="b"/>',
+        '  </joint>',
+        '</robot>',
+      ),
+      {
+        code: 'BODY_MODEL_INVALID',
+        line: 3,
+        mentions: 'no <limit>',
+      },
+    );
   });
 
   it('rejects a duplicate link name at the second declaration', () => {
@@ -269,7 +330,15 @@ describe('parseUrdf rejects XML that is not a valid URDF', () => {
 
   it('rejects a joint whose link is not declared, at the reference', () => {
     expectError(
-      lines('<robot name="r">', '  <link name="a"/>', '  <joint name="j" type="fixed">', '    <parent link="a"/>', '    <child link="missing"/>', '  </joint>', '</robot>'),
+      lines(
+        '<robot name="r">',
+        '  <link name="a"/>',
+        '  <joint name="j" type="fixed">',
+        '    <parent link="a"/>',
+        '    <child link="missing"/>',
+        '  </joint>',
+        '</robot>',
+      ),
       { code: 'BODY_MODEL_INVALID', line: 5, mentions: '"missing"' },
     );
   });

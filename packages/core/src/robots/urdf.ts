@@ -161,7 +161,12 @@ function readDocument(text: string): UrdfDocument {
  */
 function malformedXml(
   saxesMessage: string,
-  context: { text: string; parser: SaxesParser<PlainParserOptions>; openElements: readonly OpenElement[]; lastClosed: OpenElement | undefined },
+  context: {
+    text: string;
+    parser: SaxesParser<PlainParserOptions>;
+    openElements: readonly OpenElement[];
+    lastClosed: OpenElement | undefined;
+  },
   locate: (index: number) => SourcePosition,
 ): UrdfError {
   const { text, parser, openElements, lastClosed } = context;
@@ -203,7 +208,11 @@ function summarise(document: UrdfDocument): BodyModelSummary {
   const { root } = document;
   if (root === undefined) {
     // saxes already rejects a document without a root; this keeps the types honest.
-    throw new UrdfError({ code: 'BODY_MODEL_MALFORMED_XML', problem: 'the document has no root element', position: { line: 1, column: 1 } });
+    throw new UrdfError({
+      code: 'BODY_MODEL_MALFORMED_XML',
+      problem: 'the document has no root element',
+      position: { line: 1, column: 1 },
+    });
   }
   if (root.name !== 'robot') {
     throw invalid(root, `the root element is <${root.name}>, not <robot>`, 'BODY_MODEL_NOT_URDF');
@@ -214,7 +223,8 @@ function summarise(document: UrdfDocument): BodyModelSummary {
   for (const link of document.links) {
     const name = requiredAttribute(link, 'name', '<link>');
     const firstLine = linkLines.get(name);
-    if (firstLine !== undefined) throw invalid(link, `duplicate link name "${name}" (first declared at line ${firstLine})`, 'BODY_MODEL_INVALID', 'name');
+    if (firstLine !== undefined)
+      throw invalid(link, `duplicate link name "${name}" (first declared at line ${firstLine})`, 'BODY_MODEL_INVALID', 'name');
     linkLines.set(name, link.position.line);
   }
 
@@ -223,7 +233,12 @@ function summarise(document: UrdfDocument): BodyModelSummary {
     const summary = summariseJoint(joint, linkLines);
     const firstLine = jointLines.get(summary.name);
     if (firstLine !== undefined) {
-      throw invalid(joint.element, `duplicate joint name "${summary.name}" (first declared at line ${firstLine})`, 'BODY_MODEL_INVALID', 'name');
+      throw invalid(
+        joint.element,
+        `duplicate joint name "${summary.name}" (first declared at line ${firstLine})`,
+        'BODY_MODEL_INVALID',
+        'name',
+      );
     }
     jointLines.set(summary.name, joint.element.position.line);
     return summary;
@@ -239,7 +254,12 @@ function summariseJoint(joint: JointElement, declaredLinks: ReadonlyMap<string, 
   const typeName = requiredAttribute(element, 'type', label);
   const type = toJointType(typeName);
   if (type === undefined) {
-    throw invalid(element, `${label} has unknown type "${typeName}" (expected revolute, continuous, prismatic, fixed, floating or planar)`, 'BODY_MODEL_INVALID', 'type');
+    throw invalid(
+      element,
+      `${label} has unknown type "${typeName}" (expected revolute, continuous, prismatic, fixed, floating or planar)`,
+      'BODY_MODEL_INVALID',
+      'type',
+    );
   }
   const parent = linkReference(joint, 'parent', label, declaredLinks);
   const child = linkReference(joint, 'child', label, declaredLinks);
@@ -258,7 +278,8 @@ function linkReference(joint: JointElement, role: 'parent' | 'child', label: str
   if (reference === undefined) throw invalid(joint.element, `${label} has no <${role} link="…"/>`);
   if (extra !== undefined) throw invalid(extra, `${label} has more than one <${role}>`);
   const link = requiredAttribute(reference, 'link', `<${role}> of ${label}`);
-  if (!declaredLinks.has(link)) throw invalid(reference, `${label} names ${role} link "${link}", which is not declared`, 'BODY_MODEL_INVALID', role);
+  if (!declaredLinks.has(link))
+    throw invalid(reference, `${label} names ${role} link "${link}", which is not declared`, 'BODY_MODEL_INVALID', role);
   return link;
 }
 
@@ -269,7 +290,12 @@ function readLimits(limit: XmlElement, label: string): JointLimits {
     if (raw === undefined) continue;
     const trimmed = raw.trim();
     if (!decimalNumber.test(trimmed)) {
-      throw invalid(limit, `<limit> attribute "${attribute}" of ${label} is "${raw}", not a number`, 'BODY_MODEL_INVALID', `limit.${attribute}`);
+      throw invalid(
+        limit,
+        `<limit> attribute "${attribute}" of ${label} is "${raw}", not a number`,
+        'BODY_MODEL_INVALID',
+        `limit.${attribute}`,
+      );
     }
     limits[attribute] = Number(trimmed);
   }
@@ -278,7 +304,8 @@ function readLimits(limit: XmlElement, label: string): JointLimits {
 
 function requiredAttribute(element: XmlElement, attribute: string, label: string): string {
   const value = element.attributes[attribute];
-  if (value === undefined || value.trim() === '') throw invalid(element, `${label} has no ${attribute} attribute`, 'BODY_MODEL_INVALID', attribute);
+  if (value === undefined || value.trim() === '')
+    throw invalid(element, `${label} has no ${attribute} attribute`, 'BODY_MODEL_INVALID', attribute);
   return value;
 }
 

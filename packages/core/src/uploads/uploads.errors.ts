@@ -13,7 +13,17 @@ export const uploadChecksumMismatch = (expected: string, actual: string) =>
 export const uploadEmpty = () => new AppError({ code: 'UPLOAD_EMPTY', kind: 'invalid', message: 'the upload body is empty' });
 
 export const uploadTooLarge = (limit: number) =>
-  new AppError({ code: 'PAYLOAD_TOO_LARGE', kind: 'too_large', message: `the upload is larger than ${limit} bytes; use a multipart upload`, details: { limit } });
+  new AppError({
+    code: 'PAYLOAD_TOO_LARGE',
+    kind: 'too_large',
+    message: `the upload is larger than ${limit} bytes; use a multipart upload`,
+    details: { limit },
+  });
 
 export const uploadNotOwned = (datasetId: string) =>
-  new AppError({ code: 'FORBIDDEN', kind: 'forbidden', message: `only the owner of dataset "${datasetId}" or an admin may upload to it`, details: { datasetId } });
+  new AppError({
+    code: 'FORBIDDEN',
+    kind: 'forbidden',
+    message: `only the owner of dataset "${datasetId}" or an admin may upload to it`,
+    details: { datasetId },
+  });

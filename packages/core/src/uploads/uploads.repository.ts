@@ -112,13 +112,20 @@ export class UploadsRepository {
   }
 
   async findByIdempotencyKey(ownerKeyId: string, idempotencyKey: string): Promise<UploadRecord | null> {
-    const row = await this.prisma.upload.findUnique({ where: { ownerKeyId_idempotencyKey: { ownerKeyId, idempotencyKey } }, select: uploadSelect });
+    const row = await this.prisma.upload.findUnique({
+      where: { ownerKeyId_idempotencyKey: { ownerKeyId, idempotencyKey } },
+      select: uploadSelect,
+    });
     return row ? toRecord(row) : null;
   }
 
   async list(params: { datasetId: string; status?: UploadStatus; afterId: string | undefined; take: number }): Promise<UploadRecord[]> {
     const rows = await this.prisma.upload.findMany({
-      where: { datasetId: params.datasetId, ...(params.status ? { status: params.status } : {}), ...(params.afterId ? { id: { gt: params.afterId } } : {}) },
+      where: {
+        datasetId: params.datasetId,
+        ...(params.status ? { status: params.status } : {}),
+        ...(params.afterId ? { id: { gt: params.afterId } } : {}),
+      },
       orderBy: { id: 'asc' },
       take: params.take,
       select: uploadSelect,
@@ -128,18 +135,29 @@ export class UploadsRepository {
 
   /** Uploads not finished yet, for re-enqueueing their ingest at start. */
   async findUnfinishedIds(): Promise<string[]> {
-    const rows = await this.prisma.upload.findMany({ where: { status: { in: ['received', 'processing'] } }, select: { id: true }, orderBy: { id: 'asc' } });
+    const rows = await this.prisma.upload.findMany({
+      where: { status: { in: ['received', 'processing'] } },
+      select: { id: true },
+      orderBy: { id: 'asc' },
+    });
     return rows.map((row) => row.id);
   }
 
   /** A resumable upload whose parts are all in: its bytes are now durable, like a single-request upload's. */
   async markReceived(id: string, bytes: bigint, sha256: string): Promise<boolean> {
-    const updated = await this.prisma.upload.updateMany({ where: { id, status: 'uploading' }, data: { status: 'received', bytes, sha256 } });
+    const updated = await this.prisma.upload.updateMany({
+      where: { id, status: 'uploading' },
+      data: { status: 'received', bytes, sha256 },
+    });
     return updated.count === 1;
   }
 
   async markProcessing(id: string, format: string): Promise<void> {
-    await this.prisma.upload.update({ where: { id }, data: { status: 'processing', format, progress: 0, errors: [], warnings: [] }, select: { id: true } });
+    await this.prisma.upload.update({
+      where: { id },
+      data: { status: 'processing', format, progress: 0, errors: [], warnings: [] },
+      select: { id: true },
+    });
   }
 
   async setProgress(id: string, progress: number): Promise<void> {
@@ -149,7 +167,12 @@ export class UploadsRepository {
   async markFailed(id: string, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.prisma.upload.update({
       where: { id },
-      data: { status: 'failed', errors: errors as unknown as Prisma.InputJsonValue, warnings: warnings as unknown as Prisma.InputJsonValue, finishedAt: new Date() },
+      data: {
+        status: 'failed',
+        errors: errors as unknown as Prisma.InputJsonValue,
+        warnings: warnings as unknown as Prisma.InputJsonValue,
+        finishedAt: new Date(),
+      },
       select: { id: true },
     });
   }

@@ -107,7 +107,12 @@ export class UploadsService implements OnApplicationBootstrap {
       await this.blobs.put({ key: blobKey, body: params.body.pipe(counter) });
     } catch (error) {
       if (tooLarge) throw uploadTooLarge(params.maxBytes);
-      throw new AppError({ code: 'UPLOAD_INTERRUPTED', kind: 'invalid', message: `the upload body could not be read to the end: ${(error as Error).message}`, cause: error });
+      throw new AppError({
+        code: 'UPLOAD_INTERRUPTED',
+        kind: 'invalid',
+        message: `the upload body could not be read to the end: ${(error as Error).message}`,
+        cause: error,
+      });
     }
     const sha256 = hash.digest('hex');
     if (bytes === 0 || (params.expectedSha256 && params.expectedSha256.toLowerCase() !== sha256)) {
@@ -143,7 +148,12 @@ export class UploadsService implements OnApplicationBootstrap {
    */
   async startMultipart(
     principal: Principal,
-    params: Omit<CreateUploadParams, 'body' | 'maxBytes' | 'expectedSha256'> & { bytes: number; sha256: string; partSize?: number | undefined; maxBytes: number },
+    params: Omit<CreateUploadParams, 'body' | 'maxBytes' | 'expectedSha256'> & {
+      bytes: number;
+      sha256: string;
+      partSize?: number | undefined;
+      maxBytes: number;
+    },
   ): Promise<MultipartPlan> {
     requireRole(principal, ['operator'], 'upload episodes');
     const dataset = await this.datasets.findVisible(principal, params.datasetId);
@@ -180,22 +190,46 @@ export class UploadsService implements OnApplicationBootstrap {
     const part = partsOf(multipart).find((candidate) => candidate.partNumber === partNumber);
     if (!part) {
       body.resume();
-      throw new AppError({ code: 'UPLOAD_PART_INVALID', kind: 'invalid', message: `part ${partNumber} does not exist: this upload has parts 1 to ${partsOf(multipart).length}`, location: { field: 'partNumber' } });
+      throw new AppError({
+        code: 'UPLOAD_PART_INVALID',
+        kind: 'invalid',
+        message: `part ${partNumber} does not exist: this upload has parts 1 to ${partsOf(multipart).length}`,
+        location: { field: 'partNumber' },
+      });
     }
     let bytes = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         bytes += chunk.length;
-        if (bytes > part.bytes) callback(new AppError({ code: 'UPLOAD_PART_SIZE', kind: 'invalid', message: `part ${partNumber} must be ${part.bytes} bytes; more arrived` }));
+        if (bytes > part.bytes)
+          callback(
+            new AppError({
+              code: 'UPLOAD_PART_SIZE',
+              kind: 'invalid',
+              message: `part ${partNumber} must be ${part.bytes} bytes; more arrived`,
+            }),
+          );
         else callback(null, chunk);
       },
     });
     body.on('error', (error) => counter.destroy(error));
-    const stored = await this.blobs.uploadPart({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber, body: body.pipe(counter), bytes: part.bytes }).catch((error: unknown) => {
-      if (error instanceof AppError) throw error;
-      throw new AppError({ code: 'UPLOAD_PART_SIZE', kind: 'invalid', message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived`, cause: error });
-    });
-    if (bytes !== part.bytes) throw new AppError({ code: 'UPLOAD_PART_SIZE', kind: 'invalid', message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived` });
+    const stored = await this.blobs
+      .uploadPart({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber, body: body.pipe(counter), bytes: part.bytes })
+      .catch((error: unknown) => {
+        if (error instanceof AppError) throw error;
+        throw new AppError({
+          code: 'UPLOAD_PART_SIZE',
+          kind: 'invalid',
+          message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived`,
+          cause: error,
+        });
+      });
+    if (bytes !== part.bytes)
+      throw new AppError({
+        code: 'UPLOAD_PART_SIZE',
+        kind: 'invalid',
+        message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived`,
+      });
     return stored;
   }
 
@@ -208,12 +242,23 @@ export class UploadsService implements OnApplicationBootstrap {
     const expected = partsOf(multipart).length;
     const numbers = new Set(parts.map((part) => part.partNumber));
     if (numbers.size !== parts.length || parts.length !== expected || [...numbers].some((number) => number < 1 || number > expected)) {
-      throw new AppError({ code: 'UPLOAD_PARTS_INCOMPLETE', kind: 'invalid', message: `complete needs each of parts 1 to ${expected} exactly once; got ${parts.length}`, location: { field: 'parts' } });
+      throw new AppError({
+        code: 'UPLOAD_PARTS_INCOMPLETE',
+        kind: 'invalid',
+        message: `complete needs each of parts 1 to ${expected} exactly once; got ${parts.length}`,
+        location: { field: 'parts' },
+      });
     }
     try {
       await this.blobs.completeMultipartUpload({ key: upload.blobKey, uploadId: multipart.blobUploadId, parts });
     } catch (error) {
-      throw new AppError({ code: 'UPLOAD_PARTS_INVALID', kind: 'invalid', message: `the parts could not be joined: ${(error as Error).message}`, location: { field: 'parts' }, cause: error });
+      throw new AppError({
+        code: 'UPLOAD_PARTS_INVALID',
+        kind: 'invalid',
+        message: `the parts could not be joined: ${(error as Error).message}`,
+        location: { field: 'parts' },
+        cause: error,
+      });
     }
     // The object store cannot tell the sha256 of a multipart object: read it back once.
     const hash = createHash('sha256');
@@ -226,7 +271,11 @@ export class UploadsService implements OnApplicationBootstrap {
     if (bytes !== multipart.expectedBytes || sha256 !== multipart.expectedSha256) {
       await this.blobs.delete({ key: upload.blobKey });
       const error = uploadChecksumMismatch(multipart.expectedSha256, sha256);
-      await this.uploads.markFailed(upload.id, [{ code: error.code, message: `${error.message} (${bytes} of ${multipart.expectedBytes} bytes)`, location: {} }], []);
+      await this.uploads.markFailed(
+        upload.id,
+        [{ code: error.code, message: `${error.message} (${bytes} of ${multipart.expectedBytes} bytes)`, location: {} }],
+        [],
+      );
       throw error;
     }
     await this.uploads.markReceived(upload.id, BigInt(bytes), sha256);
@@ -239,19 +288,34 @@ export class UploadsService implements OnApplicationBootstrap {
     const upload = await this.uploads.findById(id);
     if (!upload || !ownsOrAdmin(principal, upload.ownerKeyId)) throw uploadNotFound(id);
     if (upload.status !== 'uploading' || !upload.multipart) {
-      throw new AppError({ code: 'UPLOAD_NOT_RESUMABLE', kind: 'conflict', message: `upload "${id}" is ${upload.status}, not waiting for parts`, details: { status: upload.status } });
+      throw new AppError({
+        code: 'UPLOAD_NOT_RESUMABLE',
+        kind: 'conflict',
+        message: `upload "${id}" is ${upload.status}, not waiting for parts`,
+        details: { status: upload.status },
+      });
     }
     return { upload, multipart: upload.multipart };
   }
 
   private async plan(upload: UploadRecord): Promise<MultipartPlan> {
-    if (!upload.multipart) throw new AppError({ code: 'UPLOAD_NOT_RESUMABLE', kind: 'conflict', message: `upload "${upload.id}" was not started as a multipart upload` });
+    if (!upload.multipart)
+      throw new AppError({
+        code: 'UPLOAD_NOT_RESUMABLE',
+        kind: 'conflict',
+        message: `upload "${upload.id}" was not started as a multipart upload`,
+      });
     const multipart = upload.multipart;
     const presign = this.blobs.presignUploadPart?.bind(this.blobs);
     const parts = await Promise.all(
       partsOf(multipart).map(async (part) => {
         const url = presign
-          ? await presign({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber: part.partNumber, expiresInSeconds: PRESIGNED_URL_SECONDS })
+          ? await presign({
+              key: upload.blobKey,
+              uploadId: multipart.blobUploadId,
+              partNumber: part.partNumber,
+              expiresInSeconds: PRESIGNED_URL_SECONDS,
+            })
           : `/v1/uploads/${upload.id}/parts/${part.partNumber}`;
         return { ...part, url, viaApi: !presign };
       }),
@@ -273,13 +337,19 @@ export class UploadsService implements OnApplicationBootstrap {
   async list(principal: Principal, datasetId: string, query: ListQuery & { status?: UploadStatus | undefined }): Promise<Page<UploadView>> {
     requireRole(principal, ['operator'], 'list uploads');
     await this.datasets.findVisible(principal, datasetId);
-    const rows = await this.uploads.list({ datasetId, ...(query.status ? { status: query.status } : {}), afterId: decodeCursor(query.cursor), take: query.limit + 1 });
+    const rows = await this.uploads.list({
+      datasetId,
+      ...(query.status ? { status: query.status } : {}),
+      afterId: decodeCursor(query.cursor),
+      take: query.limit + 1,
+    });
     return toPage(rows, query.limit, toView);
   }
 
   /** An upload recorded just before a crash may lack its ingest job: queue every unfinished one again (idempotent). */
   async onApplicationBootstrap(): Promise<void> {
-    for (const id of await this.uploads.findUnfinishedIds()) await this.jobs.enqueue('uploads.ingest', { uploadId: id }, { id: ingestJobId(id) });
+    for (const id of await this.uploads.findUnfinishedIds())
+      await this.jobs.enqueue('uploads.ingest', { uploadId: id }, { id: ingestJobId(id) });
   }
 }
 

@@ -1,12 +1,12 @@
 import { open as openFile } from 'node:fs/promises';
-import type { ErrorLocation, numericDtypes } from '@kura/schema';
+import type { ErrorLocation } from '@kura/schema';
 import type { Dataset, Entity, File as H5File, Group, OutputData } from 'h5wasm/node';
 import { ImportError, type NumericArray, type SourceFile } from '../importer.js';
+import { allocateTyped, type NumericDtype } from '../typed-arrays.js';
 
 type H5wasm = typeof import('h5wasm/node');
 
-/** A Kura numeric dtype (the dtypes an HDF5 integer, float or h5py-bool dataset maps to). */
-export type NumericDtype = (typeof numericDtypes)[number];
+export type { NumericDtype };
 
 /** What a dataset holds, read from its metadata only (no data). */
 export interface DatasetInfo {
@@ -288,38 +288,13 @@ function integerDtype(name: string): NumericDtype | undefined {
 
 /** An empty typed array of a dtype. */
 export function emptyArray(dtype: NumericDtype): NumericArray {
-  return allocate(dtype, 0);
-}
-
-/** A zeroed typed array of a dtype. */
-export function allocate(dtype: NumericDtype, length: number): NumericArray {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(length);
-    case 'float64':
-      return new Float64Array(length);
-    case 'int8':
-      return new Int8Array(length);
-    case 'int16':
-      return new Int16Array(length);
-    case 'int32':
-      return new Int32Array(length);
-    case 'int64':
-      return new BigInt64Array(length);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(length);
-    case 'uint16':
-      return new Uint16Array(length);
-    case 'uint32':
-      return new Uint32Array(length);
-  }
+  return allocateTyped(dtype, 0);
 }
 
 /** Copies values into the typed array of `dtype` (booleans become 0/1). */
 export function convertArray(values: NumericArray, dtype: NumericDtype): NumericArray {
-  if (dtype !== 'bool' && values.constructor === allocate(dtype, 0).constructor) return values;
-  const target = allocate(dtype, values.length);
+  if (dtype !== 'bool' && values.constructor === allocateTyped(dtype, 0).constructor) return values;
+  const target = allocateTyped(dtype, values.length);
   if (target instanceof BigInt64Array) {
     for (let index = 0; index < values.length; index++) {
       const value = values[index]!;

@@ -1,5 +1,6 @@
 import { encode as encodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
+import { imageEncoding, imageShape } from '../image-header.js';
 
 /** How raw (uncompressed) camera frames are stored in Kura. */
 export type RawImageEncoding = 'png' | 'jpeg';
@@ -35,35 +36,13 @@ export function encodeFrame(pixels: Uint8Array, height: number, width: number, o
 
 /** Whether bytes start with the JPEG start-of-image marker. */
 export function isJpeg(bytes: Uint8Array): boolean {
-  return bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff;
+  return imageEncoding(bytes) === 'jpeg';
 }
 
 /** Height, width and colour components from a JPEG's start-of-frame header, without decoding; undefined if there is none. */
 export function jpegDimensions(bytes: Uint8Array): { height: number; width: number; channels: number } | undefined {
-  if (!isJpeg(bytes)) return undefined;
-  let offset = 2;
-  while (offset + 9 < bytes.length) {
-    if (bytes[offset] !== 0xff) return undefined;
-    const marker = bytes[offset + 1]!;
-    // Fill bytes between markers.
-    if (marker === 0xff) {
-      offset += 1;
-      continue;
-    }
-    const segmentLength = (bytes[offset + 2]! << 8) | bytes[offset + 3]!;
-    // SOF0–SOF15 except DHT (C4), JPG (C8) and DAC (CC).
-    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      return {
-        height: (bytes[offset + 5]! << 8) | bytes[offset + 6]!,
-        width: (bytes[offset + 7]! << 8) | bytes[offset + 8]!,
-        channels: bytes[offset + 9]!,
-      };
-    }
-    // Start of scan before any frame header: not a valid JPEG.
-    if (marker === 0xda) return undefined;
-    offset += 2 + segmentLength;
-  }
-  return undefined;
+  const shape = isJpeg(bytes) ? imageShape(bytes) : undefined;
+  return shape ? { height: shape[0], width: shape[1], channels: shape[2] } : undefined;
 }
 
 /** The length of a zero-padded row: one past its last non-zero byte (a JPEG ends with FF D9, never 00). */

@@ -57,10 +57,15 @@ export interface WrittenEpisode {
  * dictionary holds the tasks of this shard only and is written once, before the batches (pyarrow
  * and Arrow C++ refuse dictionary deltas in the file format).
  */
-export async function writeShard(params: { path: string; features: FeatureSpec; episodes: ShardEpisode[] }): Promise<{ episodes: WrittenEpisode[]; bytes: number; sha256: string }> {
+export async function writeShard(params: {
+  path: string;
+  features: FeatureSpec;
+  episodes: ShardEpisode[];
+}): Promise<{ episodes: WrittenEpisode[]; bytes: number; sha256: string }> {
   const schema = kuraArrowSchema(params.features);
   const tasks = new Map<string, number>();
-  for (const { episode } of params.episodes) for (const task of episode.stepTasks ?? (episode.task ? [episode.task] : [])) if (!tasks.has(task)) tasks.set(task, tasks.size);
+  for (const { episode } of params.episodes)
+    for (const task of episode.stepTasks ?? (episode.task ? [episode.task] : [])) if (!tasks.has(task)) tasks.set(task, tasks.size);
   const dictionary = vectorFromArray([...tasks.keys()], new Utf8());
 
   const writer = new RecordBatchFileWriter();
@@ -127,7 +132,14 @@ export async function writeShard(params: { path: string; features: FeatureSpec; 
     if (!first || !last) throw new Error(`record batch ${batchIndex} missing from the footer of ${params.path}`);
     const byteOffset = Number(first.offset);
     const byteLength = Number(last.offset) + last.metaDataLength + Number(last.bodyLength) - byteOffset;
-    written.push({ episodeIndex: item.episodeIndex, batchStart: batchIndex, batchCount: count, byteOffset, byteLength, checksum: await checksumRange(params.path, byteOffset, byteLength) });
+    written.push({
+      episodeIndex: item.episodeIndex,
+      batchStart: batchIndex,
+      batchCount: count,
+      byteOffset,
+      byteLength,
+      checksum: await checksumRange(params.path, byteOffset, byteLength),
+    });
     batchIndex += count;
   }
   return { episodes: written, bytes, sha256: hash.digest('hex') };
@@ -139,22 +151,43 @@ async function checksumRange(path: string, offset: number, length: number): Prom
   return hash.digest('hex');
 }
 
-function buildBatch(params: { schema: Schema; item: ShardEpisode; start: number; end: number; tasks: Map<string, number>; dictionary: Vector<Utf8> }): RecordBatch {
+function buildBatch(params: {
+  schema: Schema;
+  item: ShardEpisode;
+  start: number;
+  end: number;
+  tasks: Map<string, number>;
+  dictionary: Vector<Utf8>;
+}): RecordBatch {
   const { schema, item, start, end } = params;
   const { episode } = item;
   const rows = end - start;
   const columns = new Map<string, Data>();
 
-  columns.set('episode_index', makeData({ type: new Int64(), length: rows, data: new BigInt64Array(rows).fill(BigInt(item.episodeIndex)) }));
+  columns.set(
+    'episode_index',
+    makeData({ type: new Int64(), length: rows, data: new BigInt64Array(rows).fill(BigInt(item.episodeIndex)) }),
+  );
   const steps = new Int32Array(rows);
   for (let row = 0; row < rows; row++) steps[row] = start + row;
   columns.set('step_index', makeData({ type: new Int32(), length: rows, data: steps }));
   const timestamps = episode.timestamp ? episode.timestamp.slice(start, end) : Float64Array.from(steps, (step) => step / item.fps);
   columns.set('timestamp', makeData({ type: new Float64(), length: rows, data: timestamps }));
   const last = episode.length - 1;
-  columns.set('is_first', boolData(rows, (row) => start + row === 0));
-  columns.set('is_last', boolData(rows, (row) => start + row === last));
-  columns.set('is_terminal', boolData(rows, (row) => (episode.isTerminal ? episode.isTerminal[start + row] === 1 : start + row === last && episode.success === true)));
+  columns.set(
+    'is_first',
+    boolData(rows, (row) => start + row === 0),
+  );
+  columns.set(
+    'is_last',
+    boolData(rows, (row) => start + row === last),
+  );
+  columns.set(
+    'is_terminal',
+    boolData(rows, (row) =>
+      episode.isTerminal ? episode.isTerminal[start + row] === 1 : start + row === last && episode.success === true,
+    ),
+  );
   columns.set('reward', nullableFloat32(rows, episode.reward?.subarray(start, end)));
   columns.set('discount', nullableFloat32(rows, episode.discount?.subarray(start, end)));
 
@@ -172,7 +205,14 @@ function buildBatch(params: { schema: Schema; item: ShardEpisode; start: number;
   }
   columns.set(
     'language_instruction',
-    makeData({ type: new Dictionary(new Utf8(), new Int32()), length: rows, nullCount, nullBitmap: nullCount ? validity : null, data: indices, dictionary: params.dictionary }),
+    makeData({
+      type: new Dictionary(new Utf8(), new Int32()),
+      length: rows,
+      nullCount,
+      nullBitmap: nullCount ? validity : null,
+      data: indices,
+      dictionary: params.dictionary,
+    }),
   );
 
   for (const field of schema.fields.slice(columns.size)) {
@@ -185,7 +225,14 @@ function buildBatch(params: { schema: Schema; item: ShardEpisode; start: number;
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: rows, nullCount: 0, children }));
 }
 
-function featureData(params: { field: Field; feature: Feature; values: FeatureValues; start: number; end: number; videoBlob: string | undefined }): Data {
+function featureData(params: {
+  field: Field;
+  feature: Feature;
+  values: FeatureValues;
+  start: number;
+  end: number;
+  videoBlob: string | undefined;
+}): Data {
   const { field, feature, values, start, end } = params;
   const rows = end - start;
   switch (values.kind) {
@@ -195,7 +242,10 @@ function featureData(params: { field: Field; feature: Feature; values: FeatureVa
       const listType = field.type as FixedSizeList;
       const childType = listType.children[0]!.type as DataType;
       // makeData is typed per concrete type; the validator already matched the array to the dtype.
-      const child = childType instanceof Bool ? boolData(slice.length, (index) => slice[index] !== 0) : makeData({ type: childType as Float32, length: slice.length, data: slice as Float32Array });
+      const child =
+        childType instanceof Bool
+          ? boolData(slice.length, (index) => slice[index] !== 0)
+          : makeData({ type: childType as Float32, length: slice.length, data: slice as Float32Array });
       return makeData({ type: listType, length: rows, nullCount: 0, child });
     }
     case 'image': {
@@ -247,4 +297,3 @@ export function episodeBytes(episode: ImportedEpisode): number {
   }
   return total;
 }
-

@@ -1,9 +1,9 @@
 import type { ParquetRow } from 'hyparquet';
-import { featureNamePattern, featureSchema, stepColumns, type ErrorLocation, type Feature, type numericDtypes } from '@kura/schema';
+import { featureNamePattern, featureSchema, stepColumns, type ErrorLocation, type Feature } from '@kura/schema';
+import { imageEncoding } from '../image-header.js';
+import { allocateTyped, type NumericDtype } from '../typed-arrays.js';
 import { ImportError, type ImportIssue, type NumericArray } from '../importer.js';
 import type { LerobotFeature } from './meta.js';
-
-type NumericDtype = (typeof numericDtypes)[number];
 
 /**
  * LeRobot columns that become Kura step columns or episode fields rather than features
@@ -164,7 +164,7 @@ export interface RowsOrigin {
 /** One feature's values over the rows of an episode, in the typed array of its dtype. */
 export function tensorValues(rows: ParquetRow[], plan: Extract<FeaturePlan, { kind: 'tensor' }>, origin: RowsOrigin): NumericArray {
   const perStep = plan.shape.reduce((product, dimension) => product * dimension, 1);
-  const values = typedArray(plan.dtype, rows.length * perStep);
+  const values = allocateTyped(plan.dtype, rows.length * perStep);
   const store = storer(values, plan.dtype);
   rows.forEach((row, step) => {
     const at: ErrorLocation = { file: origin.file, episode: origin.episode, step, field: plan.column };
@@ -206,7 +206,7 @@ export function imageFrames(
         `${plan.column} of episode ${origin.episode} at step ${step} has no embedded image bytes`,
         at,
       );
-    const found = sniffImage(bytes);
+    const found = imageEncoding(bytes);
     if (!found || (encoding && found !== encoding)) {
       throw new ImportError(
         'LEROBOT_IMAGE_INVALID',
@@ -223,37 +223,6 @@ export function imageBytes(cell: unknown): Uint8Array | undefined {
   if (cell instanceof Uint8Array) return cell;
   if (typeof cell === 'object' && cell !== null && 'bytes' in cell && cell.bytes instanceof Uint8Array) return cell.bytes;
   return undefined;
-}
-
-/** 'jpeg' or 'png' by magic bytes. */
-export function sniffImage(bytes: Uint8Array): 'jpeg' | 'png' | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
-  return undefined;
-}
-
-function typedArray(dtype: NumericDtype, length: number): NumericArray {
-  switch (dtype) {
-    case 'float32':
-      return new Float32Array(length);
-    case 'float64':
-      return new Float64Array(length);
-    case 'int8':
-      return new Int8Array(length);
-    case 'int16':
-      return new Int16Array(length);
-    case 'int32':
-      return new Int32Array(length);
-    case 'int64':
-      return new BigInt64Array(length);
-    case 'uint8':
-    case 'bool':
-      return new Uint8Array(length);
-    case 'uint16':
-      return new Uint16Array(length);
-    case 'uint32':
-      return new Uint32Array(length);
-  }
 }
 
 /** A function that stores one parquet value at an index, or returns false when the value does not fit the dtype. */

@@ -10,7 +10,8 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
-import { imageBytes, imageFrames, kuraFeature, planFeatures, sniffImage, tensorValues, type FeaturePlan } from './columns.js';
+import { imageEncoding } from '../image-header.js';
+import { imageBytes, imageFrames, kuraFeature, planFeatures, tensorValues, type FeaturePlan } from './columns.js';
 import {
   codebaseVersion,
   findLayout,
@@ -246,7 +247,7 @@ async function peekImageEncodings(features: FeaturePlan[], episodes: PlannedEpis
       if (!reader.columns.has(plan.column) || reader.numRows === 0) continue;
       const [row] = await reader.read({ columns: [plan.column], rowStart: 0, rowEnd: 1 });
       const bytes = imageBytes(row?.[plan.column]);
-      encodings.set(plan.column, bytes ? sniffImage(bytes) : undefined);
+      encodings.set(plan.column, bytes ? imageEncoding(bytes) : undefined);
     }
   });
   return encodings;

@@ -74,13 +74,20 @@ async function* parseSteps(file: SourceFile): AsyncGenerator<ParsedStep & { line
 
 function parseStep(json: unknown, file: string, line: number): ParsedStep {
   const fail = (field: string, message: string, episode?: string, step?: number): never => {
-    throw new ImportError('NDJSON_INVALID_STEP', `line ${line}: ${message}`, { file, line, field, ...(episode !== undefined ? { episode } : {}), ...(step !== undefined ? { step } : {}) });
+    throw new ImportError('NDJSON_INVALID_STEP', `line ${line}: ${message}`, {
+      file,
+      line,
+      field,
+      ...(episode !== undefined ? { episode } : {}),
+      ...(step !== undefined ? { step } : {}),
+    });
   };
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return fail('', 'a step must be a JSON object');
   const record = json as Record<string, unknown>;
   for (const key of Object.keys(record)) if (!stepKeys.has(key)) fail(key, `unknown field "${key}" (known: ${[...stepKeys].join(', ')})`);
   const rawEpisode = record.episode;
-  if (!(typeof rawEpisode === 'string' && rawEpisode.length > 0) && !(typeof rawEpisode === 'number' && Number.isInteger(rawEpisode))) fail('episode', '"episode" must be an integer or a non-empty string');
+  if (!(typeof rawEpisode === 'string' && rawEpisode.length > 0) && !(typeof rawEpisode === 'number' && Number.isInteger(rawEpisode)))
+    fail('episode', '"episode" must be an integer or a non-empty string');
   const episode = String(rawEpisode);
   const step = record.step;
   if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) return fail('step', '"step" must be an integer ≥ 0', episode);
@@ -93,20 +100,33 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
   const values = new Map<string, StepValue>();
   const observation = record.observation;
   if (observation !== undefined) {
-    if (typeof observation !== 'object' || observation === null || Array.isArray(observation)) fail('observation', '"observation" must be an object of named values', episode, step);
+    if (typeof observation !== 'object' || observation === null || Array.isArray(observation))
+      fail('observation', '"observation" must be an object of named values', episode, step);
     for (const [name, value] of Object.entries(observation as Record<string, unknown>)) {
-      values.set(`observation.${name}`, parseValue(value, `observation.${name}`, (message) => fail(`observation.${name}`, message, episode, step)));
+      values.set(
+        `observation.${name}`,
+        parseValue(value, `observation.${name}`, (message) => fail(`observation.${name}`, message, episode, step)),
+      );
     }
   }
   const action = record.action;
-  if (Array.isArray(action)) values.set('action', parseValue(action, 'action', (message) => fail('action', message, episode, step)));
+  if (Array.isArray(action))
+    values.set(
+      'action',
+      parseValue(action, 'action', (message) => fail('action', message, episode, step)),
+    );
   else if (typeof action === 'object' && action !== null) {
-    for (const [name, value] of Object.entries(action)) values.set(`action.${name}`, parseValue(value, `action.${name}`, (message) => fail(`action.${name}`, message, episode, step)));
+    for (const [name, value] of Object.entries(action))
+      values.set(
+        `action.${name}`,
+        parseValue(value, `action.${name}`, (message) => fail(`action.${name}`, message, episode, step)),
+      );
   } else if (action !== undefined) fail('action', '"action" must be an array of numbers or an object of named arrays', episode, step);
   const isTerminal = record.isTerminal;
   if (isTerminal !== undefined && typeof isTerminal !== 'boolean') fail('isTerminal', '"isTerminal" must be true or false', episode, step);
   const language = record.language;
-  if (language !== undefined && language !== null && typeof language !== 'string') fail('language', '"language" must be a string', episode, step);
+  if (language !== undefined && language !== null && typeof language !== 'string')
+    fail('language', '"language" must be a string', episode, step);
   return {
     episode,
     step,
@@ -144,7 +164,13 @@ function specOf(step: ParsedStep, file: string): FeatureSpec {
     if (value.kind === 'vector') spec[name] = { dtype: 'float32', shape: [value.values.length] };
     else {
       const shape = imageShape(value.bytes);
-      if (!shape) throw new ImportError('INVALID_IMAGE', `"${name}" is not a readable ${value.encoding} image`, { file, episode: step.episode, step: step.step, field: name });
+      if (!shape)
+        throw new ImportError('INVALID_IMAGE', `"${name}" is not a readable ${value.encoding} image`, {
+          file,
+          episode: step.episode,
+          step: step.step,
+          field: name,
+        });
       spec[name] = { dtype: 'image', shape, encoding: value.encoding } satisfies Feature;
     }
   }
@@ -162,12 +188,16 @@ async function* readEpisodes(file: SourceFile): AsyncGenerator<ImportedEpisode> 
     }
     if (!current) {
       if (finished.has(step.episode)) {
-        throw new ImportError('NDJSON_EPISODE_NOT_CONTIGUOUS', `line ${step.line}: episode ${step.episode} appears again after other episodes; its steps must be contiguous`, {
-          file: file.path,
-          line: step.line,
-          episode: step.episode,
-          step: step.step,
-        });
+        throw new ImportError(
+          'NDJSON_EPISODE_NOT_CONTIGUOUS',
+          `line ${step.line}: episode ${step.episode} appears again after other episodes; its steps must be contiguous`,
+          {
+            file: file.path,
+            line: step.line,
+            episode: step.episode,
+            step: step.step,
+          },
+        );
       }
       current = new EpisodeBuilder(step.episode, file.path);
     }
@@ -195,11 +225,17 @@ class EpisodeBuilder {
   add(step: ParsedStep & { line: number }): void {
     const at = { file: this.file, line: step.line, episode: this.id, step: step.step };
     if (step.step !== this.length) {
-      throw new ImportError('NDJSON_STEP_ORDER', `line ${step.line}: episode ${this.id} expected step ${this.length}, got ${step.step}`, { ...at, field: 'step' });
+      throw new ImportError('NDJSON_STEP_ORDER', `line ${step.line}: episode ${this.id} expected step ${this.length}, got ${step.step}`, {
+        ...at,
+        field: 'step',
+      });
     }
     if (this.hasTimestamps === undefined) this.hasTimestamps = step.timestamp !== undefined;
     if (this.hasTimestamps !== (step.timestamp !== undefined)) {
-      throw new ImportError('NDJSON_INVALID_STEP', `line ${step.line}: either every step of an episode has a timestamp or none does`, { ...at, field: 'timestamp' });
+      throw new ImportError('NDJSON_INVALID_STEP', `line ${step.line}: either every step of an episode has a timestamp or none does`, {
+        ...at,
+        field: 'timestamp',
+      });
     }
     if (step.timestamp !== undefined) this.timestamps.push(step.timestamp);
     this.rewards.push(step.reward ?? Number.NaN);
@@ -208,12 +244,19 @@ class EpisodeBuilder {
     this.tasks.push(step.language ?? '');
     for (const [name, value] of step.values) {
       if (this.length > 0 && !this.vectors.has(name) && !this.images.has(name)) {
-        throw new ImportError('FEATURE_UNEXPECTED', `line ${step.line}: "${name}" appears at step ${step.step} but not at step 0`, { ...at, field: name });
+        throw new ImportError('FEATURE_UNEXPECTED', `line ${step.line}: "${name}" appears at step ${step.step} but not at step 0`, {
+          ...at,
+          field: name,
+        });
       }
       if (value.kind === 'vector') {
         const column = this.vectors.get(name) ?? [];
         if (column.length !== this.length * value.values.length) {
-          throw new ImportError('EPISODE_SHAPE_MISMATCH', `line ${step.line}: "${name}" has ${value.values.length} values, unlike earlier steps`, { ...at, field: name });
+          throw new ImportError(
+            'EPISODE_SHAPE_MISMATCH',
+            `line ${step.line}: "${name}" has ${value.values.length} values, unlike earlier steps`,
+            { ...at, field: name },
+          );
         }
         for (const item of value.values) column.push(item);
         this.vectors.set(name, column);
@@ -224,7 +267,8 @@ class EpisodeBuilder {
       }
     }
     for (const name of [...this.vectors.keys(), ...this.images.keys()]) {
-      if (!step.values.has(name)) throw new ImportError('FEATURE_MISSING', `line ${step.line}: "${name}" is missing at step ${step.step}`, { ...at, field: name });
+      if (!step.values.has(name))
+        throw new ImportError('FEATURE_MISSING', `line ${step.line}: "${name}" is missing at step ${step.step}`, { ...at, field: name });
     }
     this.length++;
   }

@@ -4,7 +4,10 @@ import { createReadStream } from 'node:fs';
  * The lines of a UTF-8 text file, one at a time, with their 1-based numbers. Bytes that are not
  * valid UTF-8 are reported (`text` undefined) instead of being replaced silently.
  */
-export async function* readLines(path: string, maxLineBytes: number): AsyncGenerator<{ line: number; text: string | undefined; tooLong: boolean }> {
+export async function* readLines(
+  path: string,
+  maxLineBytes: number,
+): AsyncGenerator<{ line: number; text: string | undefined; tooLong: boolean }> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let pending: Buffer[] = [];
   let pendingBytes = 0;

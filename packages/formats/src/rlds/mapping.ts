@@ -3,7 +3,7 @@ import type { FeatureValues, ImportContext, ImportedEpisode, ImportIssue, Numeri
 import { ImportError } from '../importer.js';
 import type { DecodedExample, ExampleFeature } from './example.js';
 import { featureValueCount } from './example.js';
-import { imageEncodingOf, imageShapeOf } from './image-header.js';
+import { imageEncoding, imageShape } from '../image-header.js';
 import type { TfdsLeaf } from './tfds-features.js';
 
 /*
@@ -286,7 +286,7 @@ function resolveImage(
   if (image.encoding !== undefined) return { role: 'image', source: image.path, name: image.name, encoding: image.encoding };
   const feature = example.get(image.path);
   const firstFrame = feature?.kind === 'bytes' ? feature.values[0] : undefined;
-  const encoding = firstFrame ? imageEncodingOf(firstFrame) : undefined;
+  const encoding = firstFrame ? imageEncoding(firstFrame) : undefined;
   if (encoding === undefined) {
     throw new ImportError(
       'RLDS_IMAGE_INVALID',
@@ -308,7 +308,7 @@ function imageShapeFor(
   if (leaf?.type === 'image' && leaf.shape.length === 3 && leaf.shape.every((dimension) => dimension > 0)) return leaf.shape;
   const feature = example.get(field.source);
   const firstFrame = feature?.kind === 'bytes' ? feature.values[0] : undefined;
-  const shape = firstFrame ? imageShapeOf(firstFrame) : undefined;
+  const shape = firstFrame ? imageShape(firstFrame) : undefined;
   if (shape === undefined) {
     throw new ImportError(
       'RLDS_IMAGE_INVALID',
@@ -327,7 +327,7 @@ function inferLeaves(example: DecodedExample): Map<string, TfdsLeaf> {
     switch (feature.kind) {
       case 'bytes': {
         const first = feature.values[0];
-        const encoding = first ? imageEncodingOf(first) : undefined;
+        const encoding = first ? imageEncoding(first) : undefined;
         leaves.set(path, encoding ? { type: 'image', path, shape: [-1, -1, -1], encoding } : { type: 'text', path });
         break;
       }
@@ -573,7 +573,7 @@ function imageFrames(feature: ExampleFeature, field: Extract<StepField, { role: 
   if (feature.kind === 'empty') return { kind: 'image', frames: [] };
   if (feature.kind !== 'bytes') throw typeMismatch(field.source, 'encoded images (a bytes list)', feature, location);
   feature.values.forEach((frame, step) => {
-    if (imageEncodingOf(frame) !== field.encoding) {
+    if (imageEncoding(frame) !== field.encoding) {
       throw new ImportError(
         'RLDS_IMAGE_INVALID',
         `${field.source} at step ${step} is not a ${field.encoding.toUpperCase()} image (${frame.length} bytes starting ${Buffer.from(frame.subarray(0, 4)).toString('hex') || '(empty)'})`,
