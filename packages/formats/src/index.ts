@@ -10,3 +10,4 @@ export * from './feature-map.js';
 export * from './image-header.js';
 export * from './kura-arrow/shard-writer.js';
 export * from './stats/index.js';
+export * from './png.js';

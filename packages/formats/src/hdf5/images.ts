@@ -1,6 +1,6 @@
-import { encode as encodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
 import { imageEncoding, imageShape } from '../image-header.js';
+import { encodePng } from '../png.js';
 
 /** How raw (uncompressed) camera frames are stored in Kura. */
 export type RawImageEncoding = 'png' | 'jpeg';
@@ -20,7 +20,7 @@ export interface Hdf5ImportOptions {
 /** Encodes one H×W×3 uint8 RGB frame (row-major, channel-last) as PNG or JPEG. */
 export function encodeFrame(pixels: Uint8Array, height: number, width: number, options: Hdf5ImportOptions): Uint8Array {
   if ((options.imageEncoding ?? 'png') === 'png') {
-    return encodePng({ width, height, data: pixels, channels: 3, depth: 8 });
+    return encodePng({ pixels, width, height, channels: 3 });
   }
   // jpeg-js takes RGBA.
   const rgba = new Uint8Array(width * height * 4);
