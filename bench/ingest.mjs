@@ -18,8 +18,12 @@ function noiseFrames(seed) {
   let state = seed;
   const random = () => (state = (state * 1664525 + 1013904223) >>> 0) / 2 ** 32;
   return Array.from({ length: FRAMES }, () => {
+    // A gradient scene with sensor-like noise: ~3.8 KB per JPEG, so the 1x upload is about 200 MB.
     const data = Buffer.alloc(96 * 96 * 4);
-    for (let index = 0; index < data.length; index++) data[index] = (index % 4 === 3 ? 255 : 96 + random() * 64) | 0;
+    for (let index = 0; index < data.length; index++) {
+      const pixel = index >> 2;
+      data[index] = index % 4 === 3 ? 255 : (60 + (pixel % 96) + Math.floor(pixel / 96) * 0.5 + random() * 20) | 0;
+    }
     return Buffer.from(jpeg.encode({ width: 96, height: 96, data }, 90).data).toString('base64');
   });
 }
