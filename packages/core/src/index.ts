@@ -23,3 +23,4 @@ export * from './episodes/episodes.repository.js';
 export * from './blobs/filesystem-blob-store.js';
 export * from './blobs/s3-blob-store.js';
 export * from './datasets/versions.service.js';
+export * from './ingest/ingest.service.js';

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { RecordBatchReader } from 'apache-arrow';
 import jpeg from 'jpeg-js';
-import { BLOB_STORE, type BlobStore } from '@kura/core';
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BLOB_STORE, IngestService, type BlobStore } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 
 interface Step {
@@ -191,6 +193,19 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     await settled(first.body.id);
     const dataset = (await kura.request.get(`/v1/datasets/${datasetId}`)).body;
     expect([dataset.latestVersion, dataset.episodeCount]).toEqual([1, 1]);
+  });
+
+  it('removes work folders that a killed process left behind for finished uploads, at start', async () => {
+    const datasetId = await createDataset();
+    const published = await settled((await upload(datasetId, ndjson({ episodes: 1, length: 2 }))).body.id);
+    const waiting = await kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(bearer(operator.key)).send({ multipart: true, bytes: 10, sha256: 'a'.repeat(64) });
+    const leftover = join(kura.dataDir, 'work', published.id);
+    const inUse = join(kura.dataDir, 'work', waiting.body.upload.id);
+    await mkdir(join(leftover, 'files'), { recursive: true });
+    await mkdir(inUse, { recursive: true });
+    await kura.app.get(IngestService).onApplicationBootstrap();
+    await expect(stat(leftover)).rejects.toThrow();
+    expect((await stat(inUse)).isDirectory()).toBe(true);
   });
 
   it('refuses a body whose checksum differs, an empty body and a JSON body', async () => {

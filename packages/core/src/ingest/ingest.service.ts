@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import {
   DatasetStatsAccumulator,
   ImportError,
@@ -52,7 +52,7 @@ interface ShardRecord {
  * same work under the same keys, so it completes exactly once.
  */
 @Injectable()
-export class IngestService {
+export class IngestService implements OnApplicationBootstrap {
   constructor(
     @Inject(PrismaClient) private readonly prisma: PrismaClient,
     private readonly uploads: UploadsRepository,
@@ -61,6 +61,17 @@ export class IngestService {
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
+
+  /** Work folders of uploads that are finished (left by a process that died before cleaning up) are removed at start. */
+  async onApplicationBootstrap(): Promise<void> {
+    const root = join(this.config.dataDir, 'work');
+    const names = await readdir(root).catch(() => [] as string[]);
+    if (names.length === 0) return;
+    const unfinished = new Set(
+      (await this.prisma.upload.findMany({ where: { id: { in: names }, status: { in: ['uploading', 'received', 'processing'] } }, select: { id: true } })).map((upload) => upload.id),
+    );
+    for (const name of names) if (!unfinished.has(name)) await rm(join(root, name), { recursive: true, force: true });
+  }
 
   async ingest(uploadId: string, attempt: { attempt: number; maxAttempts: number }): Promise<void> {
     const upload = await this.uploads.findById(uploadId);
