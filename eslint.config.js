@@ -36,7 +36,17 @@ export default tseslint.config(
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
-      globals: { module: 'writable', process: 'readonly', fetch: 'readonly', setTimeout: 'readonly', performance: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', WebAssembly: 'readonly' },
+      globals: {
+        module: 'writable',
+        process: 'readonly',
+        fetch: 'readonly',
+        setTimeout: 'readonly',
+        performance: 'readonly',
+        console: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        WebAssembly: 'readonly',
+      },
     },
   },
 );

@@ -11,7 +11,8 @@ const COLOUR_TYPE: Record<1 | 2 | 3 | 4, number> = { 1: 0, 2: 4, 3: 2, 4: 6 };
 export function encodePng(params: { pixels: Uint8Array; width: number; height: number; channels: 1 | 2 | 3 | 4 }): Uint8Array {
   const { pixels, width, height, channels } = params;
   const stride = width * channels;
-  if (pixels.length !== stride * height) throw new Error(`expected ${stride * height} bytes for ${width}×${height}×${channels}, got ${pixels.length}`);
+  if (pixels.length !== stride * height)
+    throw new Error(`expected ${stride * height} bytes for ${width}×${height}×${channels}, got ${pixels.length}`);
   const filtered = new Uint8Array((stride + 1) * height);
   for (let row = 0; row < height; row++) {
     const source = row * stride;

@@ -198,7 +198,10 @@ describe('uploads and ingest (Kura NDJSON)', () => {
   it('removes work folders that a killed process left behind for finished uploads, at start', async () => {
     const datasetId = await createDataset();
     const published = await settled((await upload(datasetId, ndjson({ episodes: 1, length: 2 }))).body.id);
-    const waiting = await kura.request.post(`/v1/datasets/${datasetId}/uploads`).set(bearer(operator.key)).send({ multipart: true, bytes: 10, sha256: 'a'.repeat(64) });
+    const waiting = await kura.request
+      .post(`/v1/datasets/${datasetId}/uploads`)
+      .set(bearer(operator.key))
+      .send({ multipart: true, bytes: 10, sha256: 'a'.repeat(64) });
     const leftover = join(kura.dataDir, 'work', published.id);
     const inUse = join(kura.dataDir, 'work', waiting.body.upload.id);
     await mkdir(join(leftover, 'files'), { recursive: true });

@@ -68,7 +68,12 @@ export class IngestService implements OnApplicationBootstrap {
     const names = await readdir(root).catch(() => [] as string[]);
     if (names.length === 0) return;
     const unfinished = new Set(
-      (await this.prisma.upload.findMany({ where: { id: { in: names }, status: { in: ['uploading', 'received', 'processing'] } }, select: { id: true } })).map((upload) => upload.id),
+      (
+        await this.prisma.upload.findMany({
+          where: { id: { in: names }, status: { in: ['uploading', 'received', 'processing'] } },
+          select: { id: true },
+        })
+      ).map((upload) => upload.id),
     );
     for (const name of names) if (!unfinished.has(name)) await rm(join(root, name), { recursive: true, force: true });
   }
