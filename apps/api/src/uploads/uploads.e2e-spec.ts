@@ -4,7 +4,7 @@ import { RecordBatchReader } from 'apache-arrow';
 import jpeg from 'jpeg-js';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BLOB_STORE, IngestService, type BlobStore } from '@kura/core';
+import { BLOB_STORE, IngestService, PrismaClient, type BlobStore } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 
 interface Step {
@@ -17,8 +17,15 @@ interface Step {
   language?: string;
 }
 
-const tinyJpeg = (shade: number) =>
-  Buffer.from(jpeg.encode({ width: 8, height: 6, data: Buffer.alloc(8 * 6 * 4, shade) }, 90).data).toString('base64');
+// jpeg-js takes ~60 ms per call, so each shade is encoded once.
+const jpegByShade = new Map<number, string>();
+const tinyJpeg = (shade: number) => {
+  const cached = jpegByShade.get(shade % 256);
+  if (cached) return cached;
+  const encoded = Buffer.from(jpeg.encode({ width: 8, height: 6, data: Buffer.alloc(8 * 6 * 4, shade % 256) }, 90).data).toString('base64');
+  jpegByShade.set(shade % 256, encoded);
+  return encoded;
+};
 
 /** Kura NDJSON for `episodes` episodes of `length` steps; values are a known function of (episode, step). */
 function ndjson(params: { episodes: number; length: number; firstEpisode?: number; dims?: number; task?: string }): string {
@@ -162,6 +169,27 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     expect(Buffer.from(row['observation.images.front'] as Uint8Array).toString('base64')).toBe(tinyJpeg(20));
     expect(Array.from(row.action as Iterable<number>)).toEqual([2, -2]);
     expect(rows[4]).toMatchObject({ is_last: true, reward: 1 });
+  });
+
+  it('splits a long episode into record batches of at most 1,000 steps, each episode a checksummed byte range of its shard', async () => {
+    const datasetId = await createDataset();
+    const done = await settled((await upload(datasetId, ndjson({ episodes: 2, length: 2500 }))).body.id);
+    expect(done).toMatchObject({ status: 'published', episodeCount: 2, stepCount: 5000 });
+    const rows = await kura.app.get(PrismaClient).episode.findMany({ where: { datasetId }, orderBy: { episodeIndex: 'asc' } });
+    expect(rows.map((row) => [row.episodeIndex, row.length, row.batchStart, row.batchCount])).toEqual([
+      [0, 2500, 0, 3],
+      [1, 2500, 3, 3],
+    ]);
+    const blobs = kura.app.get<BlobStore>(BLOB_STORE);
+    for (const row of rows) {
+      const hash = createHash('sha256');
+      for await (const chunk of await blobs.get({ key: row.shardKey, range: { offset: Number(row.byteOffset), length: Number(row.byteLength) } })) hash.update(chunk as Buffer);
+      expect(hash.digest('hex')).toBe(row.checksum);
+    }
+    const reader = await RecordBatchReader.from(await blobs.get({ key: rows[0]!.shardKey }));
+    const batchSizes: number[] = [];
+    for await (const batch of reader) batchSizes.push(batch.numRows);
+    expect(batchSizes).toEqual([1000, 1000, 500, 1000, 1000, 500]);
   });
 
   it('publishes a second upload as version 2 and leaves version 1 as it was', async () => {
