@@ -14,7 +14,8 @@ export async function* readLines(
   let line = 0;
   const emit = (parts: Buffer[]) => {
     line++;
-    const bytes = Buffer.concat(parts);
+    // Most lines sit inside one read chunk: no copy then.
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
     try {
       return { line, text: decoder.decode(bytes.subarray(0, end)), tooLong: false };
@@ -22,7 +23,7 @@ export async function* readLines(
       return { line, text: undefined, tooLong: false };
     }
   };
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
       pending.push(chunk.subarray(start, newline));
