@@ -90,10 +90,18 @@ export class IngestService implements OnApplicationBootstrap {
       if (warnings.length < MAX_WARNINGS) warnings.push(issue);
       else droppedWarnings++;
     };
+    // Where the time goes, in the "upload published" log line.
+    const timings: Record<string, number> = {};
+    let phaseStart = Date.now();
+    const phase = (name: string) => {
+      timings[`${name}Ms`] = Date.now() - phaseStart;
+      phaseStart = Date.now();
+    };
     try {
       await rm(work, { recursive: true, force: true });
       await mkdir(join(work, 'files'), { recursive: true });
       const source = await this.materialise(upload, work);
+      phase('materialise');
       const format = await this.chooseFormat(upload, source);
       await this.uploads.markProcessing(upload.id, format);
       const opened = await importerFor(format).open(source, { warn });
@@ -122,6 +130,7 @@ export class IngestService implements OnApplicationBootstrap {
             );
           }
         }
+        phase('open');
         const version = dataset.latestVersion + 1;
         const fps = opened.fps ?? dataset.robot.controlFrequencyHz;
         const result = await this.convert({
@@ -135,6 +144,7 @@ export class IngestService implements OnApplicationBootstrap {
           featureMap,
           source,
         });
+        phase('convert');
         if (droppedWarnings > 0)
           warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
         await this.publish({
@@ -147,8 +157,12 @@ export class IngestService implements OnApplicationBootstrap {
           warnings,
           format,
         });
+        phase('publish');
+        this.logger.info(
+          { uploadId, datasetId: upload.datasetId, version, episodes: result.episodes.length, steps: result.steps, ...timings },
+          'upload published',
+        );
       });
-      this.logger.info({ uploadId, datasetId: upload.datasetId }, 'upload published');
     } catch (error) {
       if (error instanceof ImportError) {
         await this.fail(upload, [error.toIssue()], warnings);
