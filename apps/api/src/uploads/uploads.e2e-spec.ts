@@ -183,7 +183,11 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     const blobs = kura.app.get<BlobStore>(BLOB_STORE);
     for (const row of rows) {
       const hash = createHash('sha256');
-      for await (const chunk of await blobs.get({ key: row.shardKey, range: { offset: Number(row.byteOffset), length: Number(row.byteLength) } })) hash.update(chunk as Buffer);
+      for await (const chunk of await blobs.get({
+        key: row.shardKey,
+        range: { offset: Number(row.byteOffset), length: Number(row.byteLength) },
+      }))
+        hash.update(chunk as Buffer);
       expect(hash.digest('hex')).toBe(row.checksum);
     }
     const reader = await RecordBatchReader.from(await blobs.get({ key: rows[0]!.shardKey }));
