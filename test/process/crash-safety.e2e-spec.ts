@@ -6,7 +6,9 @@ import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import { freePort } from '@kura/core';
+import { createTestDatabase, requireEnv } from '../support/database.js';
 import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
 
 const EPISODES = 120;
@@ -144,5 +146,117 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
       const bytes = await readFile(join(dataDir, 'blobs', shard.key));
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(shard.sha256);
     }
+  });
+});
+
+describe('crash safety of ingest in services mode (SIGKILL of a worker)', () => {
+  let scratch: string;
+  let dataDir: string;
+  let baseUrl: string;
+  let apiProcess: KuraProcess;
+  let database: { url: string; drop: () => Promise<void> };
+  const workers: KuraProcess[] = [];
+  const adminKey = `kura_${'w'.repeat(43)}`;
+  let environment: Record<string, string>;
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), 'kura-crash-services-'));
+    dataDir = join(scratch, 'data');
+    database = await createTestDatabase();
+    const port = await freePort();
+    baseUrl = `http://127.0.0.1:${port}`;
+    // Filesystem blobs shared by the processes of this machine; a short job lock so that the job of
+    // a killed worker comes back quickly.
+    environment = {
+      DATABASE_URL: database.url,
+      REDIS_URL: requireEnv('KURA_TEST_REDIS_URL'),
+      KURA_QUEUE_NAME: `kura-test-${randomBytes(4).toString('hex')}`,
+      KURA_DATA_DIR: dataDir,
+      KURA_ADMIN_KEY: adminKey,
+      KURA_SHARD_BYTES: String(256 * 1024),
+      KURA_JOB_LOCK_MS: '1000',
+    };
+    apiProcess = startKuraProcess('api', { ...environment, PORT: String(port), HOST: '127.0.0.1' });
+    await waitForHealthy(baseUrl, apiProcess);
+  });
+  afterAll(async () => {
+    for (const kura of [...workers, apiProcess])
+      if (kura.child.exitCode === null && kura.child.signalCode === null) kura.child.kill('SIGKILL');
+    await database.drop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  const startWorker = async () => {
+    const worker = startKuraProcess('worker', environment);
+    workers.push(worker);
+    const deadline = Date.now() + 20_000;
+    while (!worker.output().includes('worker ready')) {
+      if (Date.now() > deadline || worker.child.exitCode !== null) throw new Error(`worker did not start:\n${worker.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return worker;
+  };
+  const api = async (path: string, init: RequestInit = {}) => {
+    const response = await fetch(`${baseUrl}${path}`, {
+      ...init,
+      headers: { Authorization: `Bearer ${adminKey}`, ...(init.headers ?? {}) },
+    });
+    return (await response.json()) as Record<string, unknown> & { items?: Array<Record<string, unknown>> };
+  };
+
+  it('finishes the upload exactly once on another worker after the first is killed mid-conversion', async () => {
+    const robot = await api('/v1/robots', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'r', robotType: 'r', controlFrequencyHz: 10, actionSpace: 'other' }),
+    });
+    const dataset = await api('/v1/datasets', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'crash-services', robotId: robot.id, access: 'private' }),
+    });
+    const datasetId = String(dataset.id);
+    const first = await startWorker();
+    const accepted = await api(`/v1/datasets/${datasetId}/uploads`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: ndjson(),
+    });
+    const uploadId = String(accepted.id);
+
+    const deadline = Date.now() + 20_000;
+    while (String((await api(`/v1/uploads/${uploadId}`)).status) !== 'processing') {
+      if (Date.now() > deadline) throw new Error('the upload never started processing');
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(String((await api(`/v1/uploads/${uploadId}`)).status)).toBe('processing');
+    first.child.kill('SIGKILL');
+    await first.exited;
+
+    await startWorker();
+    let upload: Record<string, unknown> = {};
+    const finish = Date.now() + 60_000;
+    while (Date.now() < finish) {
+      upload = await api(`/v1/uploads/${uploadId}`);
+      if (upload.status === 'published' || upload.status === 'failed') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(upload).toMatchObject({ status: 'published', episodeCount: EPISODES, stepCount: EPISODES * STEPS, version: 1 });
+    const episodes = (await api(`/v1/datasets/${datasetId}/episodes?limit=500`)).items!;
+    expect(episodes.map((episode) => episode.episodeIndex)).toEqual(Array.from({ length: EPISODES }, (_, index) => index));
+    const manifest = JSON.parse(
+      await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', '1', 'manifest.json'), 'utf8'),
+    ) as { shards: Array<{ key: string; sha256: string }> };
+    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards')))
+      .map((name) => `datasets/${datasetId}/shards/${name}`)
+      .sort();
+    expect(onDisk).toEqual(manifest.shards.map((shard) => shard.key).sort());
+    for (const shard of manifest.shards)
+      expect(
+        createHash('sha256')
+          .update(await readFile(join(dataDir, 'blobs', shard.key)))
+          .digest('hex'),
+      ).toBe(shard.sha256);
   });
 });

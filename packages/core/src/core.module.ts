@@ -41,6 +41,7 @@ export function createJobQueue(config: KuraConfig, logger: Logger): JobQueue {
         redisUrl: config.queue.redisUrl,
         queueName: config.queue.name,
         backoffMs: config.jobs.backoffMs,
+        lockMs: config.jobs.lockMs,
         onError: (error) => logger.warn({ err: error }, 'job queue connection error'),
       })
     : new InProcessJobQueue({ backoffMs: config.jobs.backoffMs });

@@ -42,6 +42,7 @@ const environmentSchema = z.object({
   KURA_JOB_CONCURRENCY: z.preprocess(emptyAsUndefined, positiveInt.max(256).default(2)),
   KURA_JOB_ATTEMPTS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(5)),
   KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
+  KURA_JOB_LOCK_MS: z.preprocess(emptyAsUndefined, positiveInt.min(500).default(30_000)),
   KURA_JSON_BODY_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(1024 * 1024)),
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
   KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(32 * 1024 * 1024)),
@@ -67,7 +68,7 @@ export interface KuraConfig {
         forcePathStyle: boolean;
       }
     | { kind: 'filesystem'; directory: string };
-  jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number };
+  jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number; lockMs: number };
   uploads: { maxBytes: number; shardBytes: number };
   adminKey: string | undefined;
   shutdownTimeoutMs: number;
@@ -130,6 +131,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       concurrency: env.KURA_JOB_CONCURRENCY,
       attempts: env.KURA_JOB_ATTEMPTS,
       backoffMs: env.KURA_JOB_BACKOFF_MS,
+      lockMs: env.KURA_JOB_LOCK_MS,
     },
     uploads: { maxBytes: env.KURA_MAX_UPLOAD_BYTES, shardBytes: env.KURA_SHARD_BYTES },
     adminKey: env.KURA_ADMIN_KEY,

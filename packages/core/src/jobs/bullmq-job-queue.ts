@@ -24,6 +24,7 @@ export class BullmqJobQueue implements JobQueue {
 
   private readonly queueName: string;
   private readonly backoffMs: number;
+  private readonly lockMs: number;
   private readonly redisUrl: string;
   private readonly onError: (error: Error) => void;
   /** Producer connection (also answers ping): ioredis defaults, so commands fail when Redis stays away. */
@@ -37,8 +38,9 @@ export class BullmqJobQueue implements JobQueue {
    * @param params.onError - Told about connection errors (Redis restarting or gone); they are
    *   otherwise ignored, as BullMQ reconnects by itself and ping() reports the outage.
    */
-  constructor(params: { redisUrl: string; queueName: string; backoffMs: number; onError?: (error: Error) => void }) {
+  constructor(params: { redisUrl: string; queueName: string; backoffMs: number; lockMs?: number; onError?: (error: Error) => void }) {
     this.redisUrl = params.redisUrl;
+    this.lockMs = params.lockMs ?? 30_000;
     this.queueName = params.queueName;
     this.backoffMs = params.backoffMs;
     this.onError = params.onError ?? (() => undefined);
@@ -83,6 +85,12 @@ export class BullmqJobQueue implements JobQueue {
     this.worker = new Worker<BullmqJobData>(this.queueName, (job) => runProcessor(processor, job), {
       connection: this.workerConnection,
       concurrency: params.concurrency,
+      // A worker that dies (SIGKILL, lost machine) stops renewing its job's lock; another worker's
+      // stalled check puts the job back to waiting within about one lock period. Stalls are not
+      // failures of the work, so several are allowed.
+      lockDuration: this.lockMs,
+      stalledInterval: this.lockMs,
+      maxStalledCount: 10,
     });
     this.worker.on('error', this.onError);
     await this.worker.waitUntilReady();
