@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Page } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { readJsonBlob } from '../blobs/json-blobs.js';
 import { AppError } from '../errors/app-error.js';
 import { EpisodesRepository } from '../episodes/episodes.repository.js';
 import { DatasetsService } from './datasets.service.js';
@@ -78,9 +79,7 @@ export class VersionsService {
   /** The per-feature statistics of a version (the latest when none is named). */
   async stats(principal: Principal, datasetId: string, requested: number | undefined): Promise<{ version: number; features: unknown }> {
     const version = await this.resolve(principal, datasetId, requested);
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.blobs.get({ key: version.statsKey })) chunks.push(chunk as Buffer);
-    return { version: version.version, features: JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown };
+    return { version: version.version, features: await readJsonBlob(this.blobs, version.statsKey) };
   }
 
   private async resolve(principal: Principal, datasetId: string, requested: number | undefined): Promise<DatasetVersionRecord> {

@@ -26,6 +26,7 @@ import {
 } from '@kura/formats';
 import { valuesPerStep, type FeatureSpec } from '@kura/schema';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { readJsonBlob, writeJsonBlob } from '../blobs/json-blobs.js';
 import type { KuraConfig } from '../config/config.js';
 import { DATABASE_URL, KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { Prisma, PrismaClient } from '../database/prisma.js';
@@ -350,8 +351,10 @@ export class IngestService implements OnApplicationBootstrap {
 
     // Statistics of version N+1 = those of N merged with this upload's (never recomputed from scratch).
     const stats = result.stats;
-    if (previous) stats.merge(DatasetStatsAccumulator.fromJSON(await this.readJson(previous.sketchKey)));
-    const previousManifest = previous ? ((await this.readJson(previous.manifestKey)) as { shards: ShardRecord[] }) : { shards: [] };
+    if (previous) stats.merge(DatasetStatsAccumulator.fromJSON(await readJsonBlob(this.blobs, previous.sketchKey)));
+    const previousManifest = previous
+      ? ((await readJsonBlob(this.blobs, previous.manifestKey)) as { shards: ShardRecord[] })
+      : { shards: [] };
     const episodeCount = dataset.episodeCount + result.episodes.length;
     const stepCount = Number(dataset.stepCount) + result.steps;
     const manifest = {
@@ -374,9 +377,9 @@ export class IngestService implements OnApplicationBootstrap {
     const manifestKey = `${prefix}/manifest.json`;
     const statsKey = `${prefix}/stats.json`;
     const sketchKey = `${prefix}/stats.sketch.json`;
-    await this.blobs.put({ key: manifestKey, body: Buffer.from(JSON.stringify(manifest, null, 2)), contentType: 'application/json' });
-    await this.blobs.put({ key: statsKey, body: Buffer.from(JSON.stringify(stats.summary())), contentType: 'application/json' });
-    await this.blobs.put({ key: sketchKey, body: Buffer.from(JSON.stringify(stats.toJSON())), contentType: 'application/json' });
+    await writeJsonBlob(this.blobs, manifestKey, manifest);
+    await writeJsonBlob(this.blobs, statsKey, stats.summary());
+    await writeJsonBlob(this.blobs, sketchKey, stats.toJSON());
 
     await this.prisma.$transaction(async (transaction) => {
       await transaction.episode.createMany({
@@ -443,12 +446,6 @@ export class IngestService implements OnApplicationBootstrap {
     await this.uploads.markFailed(upload.id, errors, warnings);
     for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` }))
       await this.blobs.delete({ key: blob.key });
-  }
-
-  private async readJson(key: string): Promise<unknown> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.blobs.get({ key })) chunks.push(chunk as Buffer);
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   }
 }
 
