@@ -229,7 +229,8 @@ describe('crash safety of ingest in services mode (SIGKILL of a worker)', () => 
       if (Date.now() > deadline) throw new Error('the upload never started processing');
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    // Kill while the conversion runs (it takes over a second for this upload).
+    await new Promise((resolve) => setTimeout(resolve, 100));
     expect(String((await api(`/v1/uploads/${uploadId}`)).status)).toBe('processing');
     first.child.kill('SIGKILL');
     await first.exited;
