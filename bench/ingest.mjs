@@ -84,6 +84,53 @@ function upload(port, key, datasetId, path, bytes) {
   });
 }
 
+/**
+ * A second baseline: a bare Node HTTP server that only hashes the body and writes it durably (what
+ * any upload must do at least), fed by the same client code. It shows how much of the gap to `cp`
+ * is Node's HTTP on loopback rather than Kura.
+ */
+async function timeBareHttpReceive(path, bytes, scratch) {
+  const { createServer } = await import('node:http');
+  const { createHash } = await import('node:crypto');
+  const { open } = await import('node:fs/promises');
+  const target = join(scratch, 'received');
+  const server = createServer(async (req, res) => {
+    const hash = createHash('sha256');
+    const handle = await open(target, 'w');
+    let pending = [];
+    let pendingBytes = 0;
+    for await (const chunk of req) {
+      hash.update(chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= 1 << 20) {
+        await handle.write(Buffer.concat(pending));
+        pending = [];
+        pendingBytes = 0;
+      }
+    }
+    if (pendingBytes > 0) await handle.write(Buffer.concat(pending));
+    await handle.sync();
+    await handle.close();
+    res.end(hash.digest('hex'));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  const started = process.hrtime.bigint();
+  await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/', headers: { 'Content-Length': bytes } }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', reject);
+    createReadStream(path).pipe(req);
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  await new Promise((resolve) => server.close(resolve));
+  await rm(target, { force: true });
+  return seconds;
+}
+
 async function peakRss(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
@@ -101,6 +148,7 @@ export async function benchIngest() {
       await writeReference(file, episodes);
       const { size } = await stat(file);
       const cpSeconds = Math.min(timeCp(file, scratch), timeCp(file, scratch));
+      const bareHttpSeconds = Math.min(await timeBareHttpReceive(file, size, scratch), await timeBareHttpReceive(file, size, scratch));
 
       const port = await freePort();
       const key = `kura_${'b'.repeat(43)}`;
@@ -150,6 +198,8 @@ export async function benchIngest() {
           'steps/s': Math.round((episodes * STEPS) / seconds),
           'cp MB/s': +(size / 1e6 / cpSeconds).toFixed(1),
           'ratio to cp': +(cpSeconds / seconds).toFixed(3),
+          'bare HTTP MB/s': +(size / 1e6 / bareHttpSeconds).toFixed(1),
+          'ratio to bare HTTP': +(bareHttpSeconds / seconds).toFixed(3),
           'peak RSS MB': +(rss / 1e6).toFixed(0),
         });
       } finally {
@@ -161,5 +211,6 @@ export async function benchIngest() {
   }
   console.table(rows);
   console.log('targets: ratio to cp ≥ 0.5; peak RSS < 512 MB at both sizes');
+  console.log('bare HTTP: a Node server that only hashes and fsyncs the same bytes, same client: the floor of any HTTP ingest here');
   return rows;
 }
