@@ -51,6 +51,8 @@ function ndjson(params: { episodes: number; length: number; firstEpisode?: numbe
   return `${lines.join('\n')}\n`;
 }
 
+const lines = (body: string) => body.trimEnd().split('\n');
+
 describe('uploads and ingest (Kura NDJSON)', () => {
   let kura: TestApp;
   let operator: { id: string; key: string };
@@ -259,6 +261,29 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     expect(uploads).toEqual([]);
   });
 
+  it('takes whole episodes on one line each (episode documents), mixed with step lines', async () => {
+    const datasetId = await createDataset();
+    const document = (episode: number, length: number) =>
+      JSON.stringify({
+        episode,
+        language: `stack block ${episode}`,
+        steps: Array.from({ length }, (_, step) => ({
+          timestamp: step * 0.1,
+          observation: { state: [episode, step, 0], 'images.front': { jpeg: tinyJpeg(step) } },
+          action: [step, -step],
+        })),
+      });
+    const body = `${document(0, 4)}\n${document(1, 3)}\n${lines(ndjson({ episodes: 1, length: 2, firstEpisode: 2 })).join('\n')}\n`;
+    const done = await settled((await upload(datasetId, body)).body.id);
+    expect(done).toMatchObject({ status: 'published', format: 'kura-ndjson', episodeCount: 3, stepCount: 9 });
+    const episodes = (await kura.request.get(`/v1/datasets/${datasetId}/episodes`)).body.items;
+    expect(episodes.map((episode: { length: number; task: string }) => [episode.length, episode.task])).toEqual([
+      [4, 'stack block 0'],
+      [3, 'stack block 1'],
+      [2, 'pick cube 2'],
+    ]);
+  });
+
   it('renames features with featureMap', async () => {
     const datasetId = await createDataset();
     const map = encodeURIComponent(JSON.stringify({ 'observation.images.front': 'observation.images.top' }));
@@ -268,7 +293,6 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     expect(Object.keys(dataset.features).sort()).toEqual(['action', 'observation.images.top', 'observation.state']);
   });
 
-  const lines = (body: string) => body.trimEnd().split('\n');
   const badInputs: Array<[string, () => string | Buffer, string, Record<string, unknown>, string?]> = [
     [
       'a line that is not JSON',
@@ -317,6 +341,12 @@ describe('uploads and ingest (Kura NDJSON)', () => {
       () => Buffer.concat([Buffer.from(ndjson({ episodes: 1, length: 1 })), Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d, 0x0a])]),
       'INVALID_UTF8',
       { line: 2 },
+    ],
+    [
+      'an episode document whose steps are not a list',
+      () => '{"episode": 0, "steps": {"action": [1]}}\n',
+      'NDJSON_INVALID_STEP',
+      { field: 'steps', line: 1 },
     ],
     [
       'an unknown field',

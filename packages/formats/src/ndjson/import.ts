@@ -33,7 +33,9 @@ export const kuraNdjsonImporter: Importer = {
     try {
       const { buffer, bytesRead } = await handle.read(Buffer.alloc(4096), 0, 4096, 0);
       const head = buffer.subarray(0, bytesRead).toString('utf8').trimStart();
-      return head.startsWith('{') && /"episode"\s*:/.test(head.split('\n')[0] ?? '') && /"step"\s*:/.test(head.split('\n')[0] ?? '');
+      const firstLine = head.split('\n')[0] ?? '';
+      // A step line has "step"; an episode document has "steps".
+      return head.startsWith('{') && /"episode"\s*:/.test(firstLine) && /"steps?"\s*:/.test(firstLine);
     } finally {
       await handle.close();
     }
@@ -68,8 +70,45 @@ async function* parseSteps(file: SourceFile): AsyncGenerator<ParsedStep & { line
     } catch (error) {
       throw new ImportError('NDJSON_INVALID_JSON', `line ${line} is not valid JSON: ${(error as Error).message}`, at);
     }
-    yield { ...parseStep(json, file.path, line), line };
+    if (isEpisodeDocument(json)) {
+      for (const step of expandEpisodeDocument(json, file.path, line)) yield { ...parseStep(step, file.path, line), line };
+    } else {
+      yield { ...parseStep(json, file.path, line), line };
+    }
   }
+}
+
+const episodeDocumentKeys = new Set(['episode', 'language', 'steps']);
+
+function isEpisodeDocument(json: unknown): json is Record<string, unknown> & { steps: unknown } {
+  return typeof json === 'object' && json !== null && !Array.isArray(json) && 'steps' in json;
+}
+
+/**
+ * A whole episode on one line: `{ "episode": 7, "language": "…", "steps": [{ "observation": …, "action": … }, …] }`.
+ * Its steps take the episode id, their position as step number, and the episode's language unless they carry their own.
+ */
+function expandEpisodeDocument(
+  document: Record<string, unknown> & { steps: unknown },
+  file: string,
+  line: number,
+): Array<Record<string, unknown>> {
+  const fail = (field: string, message: string): never => {
+    throw new ImportError('NDJSON_INVALID_STEP', `line ${line}: ${message}`, { file, line, field });
+  };
+  for (const key of Object.keys(document))
+    if (!episodeDocumentKeys.has(key)) fail(key, `unknown field "${key}" in an episode document (known: episode, language, steps)`);
+  if (!Array.isArray(document.steps) || document.steps.length === 0) return fail('steps', '"steps" must be a non-empty array of steps');
+  return document.steps.map((step: unknown, index) => {
+    if (typeof step !== 'object' || step === null || Array.isArray(step)) return fail(`steps.${index}`, 'each step must be a JSON object');
+    const { episode: _episode, ...fields } = step as Record<string, unknown>;
+    return {
+      step: index,
+      ...(document.language !== undefined ? { language: document.language } : {}),
+      ...fields,
+      episode: document.episode,
+    };
+  });
 }
 
 function parseStep(json: unknown, file: string, line: number): ParsedStep {
