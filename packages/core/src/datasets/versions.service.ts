@@ -7,6 +7,7 @@ import { AppError } from '../errors/app-error.js';
 import { EpisodesRepository } from '../episodes/episodes.repository.js';
 import { DatasetsService } from './datasets.service.js';
 import { VersionsRepository, type DatasetVersionRecord } from './versions.repository.js';
+import { decodeNumberCursor, toPage } from '../common/pagination.js';
 
 export interface VersionView {
   version: number;
@@ -47,9 +48,9 @@ export class VersionsService {
 
   async list(principal: Principal, datasetId: string, query: { limit: number; cursor?: string | undefined }): Promise<Page<VersionView>> {
     await this.datasets.findVisible(principal, datasetId);
-    const after = query.cursor === undefined ? undefined : decodeNumberCursor(query.cursor);
+    const after = decodeNumberCursor(query.cursor);
     const rows = await this.versions.list({ datasetId, afterVersion: after, take: query.limit + 1 });
-    return numberPage(rows, query.limit, (row) => row.version, toVersionView);
+    return toPage(rows, query.limit, toVersionView, (row) => row.version);
   }
 
   /** A version's episodes by index; the latest version when none is named. */
@@ -59,12 +60,11 @@ export class VersionsService {
     query: { version?: number | undefined; limit: number; cursor?: string | undefined },
   ): Promise<Page<EpisodeView>> {
     const version = await this.resolve(principal, datasetId, query.version);
-    const after = query.cursor === undefined ? undefined : decodeNumberCursor(query.cursor);
+    const after = decodeNumberCursor(query.cursor);
     const rows = await this.episodes.list({ datasetId, version: version.version, afterIndex: after, take: query.limit + 1 });
-    return numberPage(
+    return toPage(
       rows,
       query.limit,
-      (row) => row.episodeIndex,
       (row) => ({
         episodeIndex: row.episodeIndex,
         length: row.length,
@@ -73,6 +73,7 @@ export class VersionsService {
         uploadId: row.uploadId,
         version: row.version,
       }),
+      (row) => row.episodeIndex,
     );
   }
 
@@ -98,26 +99,5 @@ function toVersionView(row: DatasetVersionRecord): VersionView {
     stepCount: Number(row.stepCount),
     uploadId: row.uploadId,
     createdAt: row.createdAt.toISOString(),
-  };
-}
-
-function decodeNumberCursor(cursor: string): number {
-  const value = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!Number.isInteger(value) || value < 0)
-    throw new AppError({
-      code: 'INVALID_CURSOR',
-      kind: 'invalid',
-      message: 'cursor is not one this server issued',
-      location: { field: 'cursor' },
-    });
-  return value;
-}
-
-function numberPage<Row, Item>(rows: Row[], limit: number, keyOf: (row: Row) => number, toItem: (row: Row) => Item): Page<Item> {
-  const pageRows = rows.slice(0, limit);
-  const last = pageRows[pageRows.length - 1];
-  return {
-    items: pageRows.map(toItem),
-    nextCursor: rows.length > limit && last !== undefined ? Buffer.from(String(keyOf(last))).toString('base64url') : null,
   };
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { Transform, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import { formatNames, type FormatName, type ImportIssue } from '@kura/formats';
+import type { FormatName, ImportIssue } from '@kura/formats';
 import type { ListQuery, Page } from '@kura/schema';
 import { ownsOrAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
@@ -13,6 +13,7 @@ import { JobsService } from '../jobs/jobs.service.js';
 import { ingestJobId } from '../ingest/ingest-upload.job.js';
 import { uploadChecksumMismatch, uploadEmpty, uploadNotFound, uploadNotOwned, uploadTooLarge } from './uploads.errors.js';
 import { UploadsRepository, type MultipartState, type UploadRecord, type UploadStatus } from './uploads.repository.js';
+import { meterBytes } from './byte-meter.js';
 
 /** An upload as the API shows it (API.md). */
 export interface UploadView {
@@ -88,25 +89,16 @@ export class UploadsService implements OnApplicationBootstrap {
     const id = newId('upl');
     const blobKey = `datasets/${dataset.id}/uploads/${id}/raw`;
     const hash = createHash('sha256');
-    let bytes = 0;
-    let tooLarge = false;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        bytes += chunk.length;
-        if (bytes > params.maxBytes) {
-          tooLarge = true;
-          callback(uploadTooLarge(params.maxBytes));
-          return;
-        }
-        hash.update(chunk);
-        callback(null, chunk);
-      },
+    const metered = meterBytes({
+      body: params.body,
+      limit: params.maxBytes,
+      tooLarge: () => uploadTooLarge(params.maxBytes),
+      onChunk: (chunk) => hash.update(chunk),
     });
-    params.body.on('error', (error) => counter.destroy(error));
     try {
-      await this.blobs.put({ key: blobKey, body: params.body.pipe(counter) });
+      await this.blobs.put({ key: blobKey, body: metered.stream });
     } catch (error) {
-      if (tooLarge) throw uploadTooLarge(params.maxBytes);
+      if (metered.exceeded()) throw uploadTooLarge(params.maxBytes);
       throw new AppError({
         code: 'UPLOAD_INTERRUPTED',
         kind: 'invalid',
@@ -115,6 +107,7 @@ export class UploadsService implements OnApplicationBootstrap {
       });
     }
     const sha256 = hash.digest('hex');
+    const bytes = metered.bytes();
     if (bytes === 0 || (params.expectedSha256 && params.expectedSha256.toLowerCase() !== sha256)) {
       await this.blobs.delete({ key: blobKey });
       throw bytes === 0 ? uploadEmpty() : uploadChecksumMismatch(params.expectedSha256!.toLowerCase(), sha256);
@@ -197,38 +190,32 @@ export class UploadsService implements OnApplicationBootstrap {
         location: { field: 'partNumber' },
       });
     }
-    let bytes = 0;
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        bytes += chunk.length;
-        if (bytes > part.bytes)
-          callback(
-            new AppError({
-              code: 'UPLOAD_PART_SIZE',
-              kind: 'invalid',
-              message: `part ${partNumber} must be ${part.bytes} bytes; more arrived`,
-            }),
-          );
-        else callback(null, chunk);
-      },
+    const metered = meterBytes({
+      body,
+      limit: part.bytes,
+      tooLarge: () =>
+        new AppError({
+          code: 'UPLOAD_PART_SIZE',
+          kind: 'invalid',
+          message: `part ${partNumber} must be ${part.bytes} bytes; more arrived`,
+        }),
     });
-    body.on('error', (error) => counter.destroy(error));
     const stored = await this.blobs
-      .uploadPart({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber, body: body.pipe(counter), bytes: part.bytes })
+      .uploadPart({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber, body: metered.stream, bytes: part.bytes })
       .catch((error: unknown) => {
         if (error instanceof AppError) throw error;
         throw new AppError({
           code: 'UPLOAD_PART_SIZE',
           kind: 'invalid',
-          message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived`,
+          message: `part ${partNumber} must be ${part.bytes} bytes; ${metered.bytes()} arrived`,
           cause: error,
         });
       });
-    if (bytes !== part.bytes)
+    if (metered.bytes() !== part.bytes)
       throw new AppError({
         code: 'UPLOAD_PART_SIZE',
         kind: 'invalid',
-        message: `part ${partNumber} must be ${part.bytes} bytes; ${bytes} arrived`,
+        message: `part ${partNumber} must be ${part.bytes} bytes; ${metered.bytes()} arrived`,
       });
     return stored;
   }
@@ -361,8 +348,6 @@ function partsOf(multipart: MultipartState): Array<{ partNumber: number; offset:
     bytes: Math.min(multipart.partSize, multipart.expectedBytes - index * multipart.partSize),
   }));
 }
-
-export const isFormatName = (value: string): value is FormatName => (formatNames as readonly string[]).includes(value);
 
 export function toView(upload: UploadRecord): UploadView {
   return {

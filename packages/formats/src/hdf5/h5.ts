@@ -175,7 +175,7 @@ export class Hdf5File {
   readNumeric(info: DatasetInfo, at: ErrorLocation): NumericArray {
     const dtype = requireNumeric(info, at);
     const dataset = this.requireDataset(info.path, at);
-    if (info.shape.some((dimension) => dimension === 0)) return emptyArray(dtype);
+    if (info.shape.some((dimension) => dimension === 0)) return allocateTyped(dtype, 0);
     const value = guard(() => dataset.value, { ...at, field: info.path }, `cannot read ${info.path}`);
     return toNumericArray(value, dtype, info, at);
   }
@@ -284,11 +284,6 @@ function integerDtype(name: string): NumericDtype | undefined {
     default:
       return undefined;
   }
-}
-
-/** An empty typed array of a dtype. */
-export function emptyArray(dtype: NumericDtype): NumericArray {
-  return allocateTyped(dtype, 0);
 }
 
 /** Copies values into the typed array of `dtype` (booleans become 0/1). */

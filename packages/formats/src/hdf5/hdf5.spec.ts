@@ -7,10 +7,9 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { decode as decodePng } from 'fast-png';
 import jpeg from 'jpeg-js';
-import type { FeatureSpec } from '@kura/schema';
-import { ImportError, type FeatureValues, type Importer, type ImportedEpisode, type ImportIssue, type ImportSource } from '../importer.js';
+import { ImportError, type FeatureValues, type Importer, type ImportSource } from '../importer.js';
 import { sourceFromDirectory, sourceFromFiles } from '../source.js';
-import { validateEpisode } from '../validate.js';
+import { importAll } from '../testing/import-all.js';
 import { createHdf5AlohaImporter, hdf5AlohaImporter } from './aloha.js';
 import { loadH5wasm } from './h5.js';
 import { hdf5RobomimicImporter } from './robomimic.js';
@@ -25,26 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
-
-interface Imported {
-  features: FeatureSpec;
-  fps: number | undefined;
-  expectedEpisodes: number | undefined;
-  episodes: ImportedEpisode[];
-  warnings: ImportIssue[];
-}
-
-/** Opens and reads every episode, checking each against the shared validator as the ingest job does. */
-async function importAll(importer: Importer, source: ImportSource): Promise<Imported> {
-  const warnings: ImportIssue[] = [];
-  const result = await importer.open(source, { warn: (issue) => warnings.push(issue) });
-  const episodes: ImportedEpisode[] = [];
-  for await (const episode of result.episodes) {
-    validateEpisode(episode, result.features);
-    episodes.push(episode);
-  }
-  return { features: result.features, fps: result.fps, expectedEpisodes: result.expectedEpisodes, episodes, warnings };
-}
 
 /** The ImportError an import fails with (and the episodes read before it). */
 async function importError(importer: Importer, source: ImportSource): Promise<{ error: ImportError; episodesBefore: number }> {
@@ -147,7 +126,7 @@ describe('hdf5-aloha', () => {
   });
 
   it('imports raw episodes: every value, and PNG frames that decode to the recorded pixels', async () => {
-    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(join(fixtures, 'aloha_raw')));
+    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(join(fixtures, 'aloha_raw')), { validate: true });
 
     expect(Object.keys(imported.features).sort()).toEqual([
       'action',
@@ -216,7 +195,7 @@ describe('hdf5-aloha', () => {
     for (const name of ['episode_10.hdf5', 'episode_9.hdf5', 'episode_2.hdf5'])
       await copyFile(join(fixtures, 'aloha_raw', 'episode_1.hdf5'), join(folder, name));
     await writeFile(join(folder, 'notes.txt'), 'not an episode');
-    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(folder));
+    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(folder), { validate: true });
     expect(imported.episodes.map((episode) => [episode.sourceId, episode.sourceIndex])).toEqual([
       ['episode_2', 2],
       ['episode_9', 9],
@@ -236,7 +215,7 @@ describe('hdf5-aloha', () => {
       '/observations/qpos': vectors(4),
       '/observations/qvel': vectors(4),
     });
-    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(folder));
+    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(folder), { validate: true });
     expect(Object.keys(imported.features).sort()).toEqual(['action', 'observation.state']);
     expect(imported.episodes.map((episode) => episode.length)).toEqual([3, 4]);
     expect(imported.warnings.map((warning) => [warning.code, warning.location])).toEqual([
@@ -246,7 +225,7 @@ describe('hdf5-aloha', () => {
 
   it('encodes raw frames as JPEG when asked', async () => {
     const importer = createHdf5AlohaImporter({ imageEncoding: 'jpeg', jpegQuality: 95 });
-    const imported = await importAll(importer, await fileSource(join(fixtures, 'aloha_raw', 'episode_0.hdf5')));
+    const imported = await importAll(importer, await fileSource(join(fixtures, 'aloha_raw', 'episode_0.hdf5')), { validate: true });
     expect(imported.features['observation.images.top']).toEqual({ dtype: 'image', shape: [24, 32, 3], encoding: 'jpeg' });
     const frame = frames(imported.episodes[0]?.features['observation.images.top'])[5]!;
     const decoded = jpeg.decode(frame, { useTArray: true, formatAsRGBA: false });
@@ -261,7 +240,7 @@ describe('hdf5-aloha', () => {
   });
 
   it('keeps compressed frames as the exact JPEG bytes, cut at compress_len', async () => {
-    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(join(fixtures, 'aloha_compressed')));
+    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(join(fixtures, 'aloha_compressed')), { validate: true });
     const manifest = JSON.parse(await readFile(join(fixtures, 'aloha_compressed', 'episode_0.frames.json'), 'utf8')) as Record<
       string,
       Array<{ bytes: number; sha256: string }>
@@ -284,7 +263,7 @@ describe('hdf5-aloha', () => {
     const copy = await readFixture(original, ['/action', '/observations/qpos', '/observations/images/top']);
     const path = join(scratch, 'no-compress-len', 'episode_0.hdf5');
     await writeHdf5(path, copy, { '/': { compress: 1 } });
-    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(dirname(path)));
+    const imported = await importAll(hdf5AlohaImporter, await sourceFromDirectory(dirname(path)), { validate: true });
     const manifest = JSON.parse(await readFile(original.replace('.hdf5', '.frames.json'), 'utf8')) as Record<
       string,
       Array<{ bytes: number; sha256: string }>
@@ -302,7 +281,7 @@ describe('hdf5-robomimic', () => {
   });
 
   it('imports demos in numeric order with actions, rewards, dones, states, observations and masks', async () => {
-    const imported = await importAll(hdf5RobomimicImporter, await sourceFromDirectory(join(fixtures, 'robomimic')));
+    const imported = await importAll(hdf5RobomimicImporter, await sourceFromDirectory(join(fixtures, 'robomimic')), { validate: true });
 
     expect(imported.features).toEqual({
       action: { dtype: 'float64', shape: [7] },
@@ -365,7 +344,7 @@ describe('hdf5-robomimic', () => {
         '/data/demo_1': { num_samples: 5 },
       },
     );
-    const imported = await importAll(hdf5RobomimicImporter, await fileSource(path));
+    const imported = await importAll(hdf5RobomimicImporter, await fileSource(path), { validate: true });
     expect(imported.features['observation.images.agentview_rgb']).toEqual({ dtype: 'image', shape: [4, 6, 3], encoding: 'png' });
     expect(imported.features['observation.joint_states']).toEqual({ dtype: 'float64', shape: [7] });
     const [episode] = imported.episodes;

@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { featureSpecSchema } from '@kura/schema';
-import { ImportError, type ImportedEpisode, type ImportIssue, type ImportResult } from '../importer.js';
+import { ImportError, type ImportedEpisode, type ImportIssue } from '../importer.js';
 import { sourceFromDirectory } from '../source.js';
+import { importAll, type ImportedAll } from '../testing/import-all.js';
 import { validateEpisode } from '../validate.js';
 import { lerobotImporter } from './import.js';
 
@@ -44,20 +45,6 @@ async function copyOf(fixture: string): Promise<string> {
   return folder;
 }
 
-interface Imported {
-  result: ImportResult;
-  episodes: ImportedEpisode[];
-  warnings: ImportIssue[];
-}
-
-async function importFolder(folder: string): Promise<Imported> {
-  const warnings: ImportIssue[] = [];
-  const result = await lerobotImporter.open(await sourceFromDirectory(folder), { warn: (issue) => warnings.push(issue) });
-  const episodes: ImportedEpisode[] = [];
-  for await (const episode of result.episodes) episodes.push(episode);
-  return { result, episodes, warnings };
-}
-
 /** The ImportError a piece of work ends with. */
 async function failure(work: () => Promise<unknown>): Promise<ImportError> {
   try {
@@ -91,7 +78,7 @@ function tensor(episode: ImportedEpisode, name: string): ArrayLike<number | bigi
 }
 
 describe('lerobot importer: LeRobot v2.1 (unitree_g1, YifanTian07/G1-policy-train, MIT)', () => {
-  let imported: Imported;
+  let imported: ImportedAll;
   beforeAll(async () => {
     imported = await importFolder(unitreeG1);
   });
@@ -210,7 +197,7 @@ describe('lerobot importer: LeRobot v2.1 (unitree_g1, YifanTian07/G1-policy-trai
 });
 
 describe('lerobot importer: LeRobot v3.0 (fixtures/v3_small)', () => {
-  let imported: Imported;
+  let imported: ImportedAll;
   beforeAll(async () => {
     imported = await importFolder(v3Small);
   });
@@ -310,7 +297,7 @@ describe('lerobot importer: LeRobot v3.0 (fixtures/v3_small)', () => {
 });
 
 describe('lerobot importer: LeRobot v2.0 (fixtures/v2_0_small)', () => {
-  let imported: Imported;
+  let imported: ImportedAll;
   beforeAll(async () => {
     imported = await importFolder(v20Small);
   });
@@ -574,3 +561,5 @@ describe('lerobot importer: bad inputs', () => {
     expect(error.location).toEqual({ file: 'meta/info.json' });
   });
 });
+
+const importFolder = async (folder: string) => importAll(lerobotImporter, await sourceFromDirectory(folder));

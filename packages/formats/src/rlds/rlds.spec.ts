@@ -5,9 +5,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { featureSpecSchema } from '@kura/schema';
-import type { ImportedEpisode, ImportIssue, ImportResult } from '../importer.js';
+import type { ImportedEpisode, ImportResult } from '../importer.js';
 import { ImportError } from '../importer.js';
 import { sourceFromDirectory, sourceFromFiles } from '../source.js';
+import { importAll, type ImportedAll } from '../testing/import-all.js';
 import { rldsImporter } from './import.js';
 import { bridgeLikeEpisode, encodeExample, frameTfRecord, jpegHeaderOnly, writeTfRecordFile } from './testing.js';
 import type { TestFeature } from './testing.js';
@@ -34,20 +35,6 @@ async function newFolder(): Promise<string> {
   const folder = join(scratch, `upload-${folderCount++}-${Math.random().toString(36).slice(2, 8)}`);
   await mkdir(folder);
   return folder;
-}
-
-interface Imported {
-  result: ImportResult;
-  episodes: ImportedEpisode[];
-  warnings: ImportIssue[];
-}
-
-async function importFolder(folder: string): Promise<Imported> {
-  const warnings: ImportIssue[] = [];
-  const result = await rldsImporter.open(await sourceFromDirectory(folder), { warn: (issue) => warnings.push(issue) });
-  const episodes: ImportedEpisode[] = [];
-  for await (const episode of result.episodes) episodes.push(episode);
-  return { result, episodes, warnings };
 }
 
 /** The ImportError that opening or reading the folder throws (failing the test when there is none). */
@@ -110,7 +97,7 @@ describe('TFRecord framing', () => {
 });
 
 describe('rlds importer on the bridge_debug fixture (octo-models/octo, MIT)', () => {
-  let imported: Imported;
+  let imported: ImportedAll;
   beforeAll(async () => {
     imported = await importFolder(fixtureDirectory);
   });
@@ -466,3 +453,7 @@ describe('rlds importer on broken inputs', () => {
     expect(error.location).toEqual({ file: 'features.json' });
   });
 });
+
+async function importFolder(folder: string) {
+  return importAll(rldsImporter, await sourceFromDirectory(folder));
+}
