@@ -86,7 +86,8 @@ describe('services mode (api + 2 workers on Postgres, Redis, S3)', () => {
     } finally {
       await client.end();
     }
-    expect(workers.some((worker) => worker.output().includes('job completed'))).toBe(true);
+    // The row is written before the worker's log line reaches its stdout pipe.
+    await eventually(async () => (workers.some((worker) => worker.output().includes('job completed')) ? true : undefined), 5_000);
     // The api leaves jobs to the workers in services mode.
     expect(api.output()).not.toContain('job completed');
   });

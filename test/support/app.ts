@@ -73,3 +73,22 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
+
+/** A GET whose body is kept as bytes, whatever its type. */
+export async function getBytes(
+  kura: TestApp,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+  const response = await kura.request
+    .get(path)
+    .set(headers)
+    .buffer(true)
+    .parse((res, done) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => done(null, Buffer.concat(chunks)));
+      res.on('error', (error) => done(error, Buffer.alloc(0)));
+    });
+  return { status: response.status, headers: response.headers, body: response.body as Buffer };
+}

@@ -8,6 +8,7 @@ import { AuthGuard } from './http/auth.guard.js';
 import { KeysController } from './keys/keys.controller.js';
 import { RobotsController } from './robots/robots.controller.js';
 import { UploadsController } from './uploads/uploads.controller.js';
+import { SlicesController } from './slices/slices.controller.js';
 
 @Module({})
 export class AppModule {
@@ -15,7 +16,7 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(params)],
-      controllers: [HealthController, KeysController, RobotsController, DatasetsController, UploadsController],
+      controllers: [HealthController, KeysController, RobotsController, DatasetsController, UploadsController, SlicesController],
       providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
     };
   }

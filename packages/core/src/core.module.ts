@@ -27,6 +27,12 @@ import { JobsService } from './jobs/jobs.service.js';
 import type { Logger } from './logging/logger.js';
 import { RobotsRepository } from './robots/robots.repository.js';
 import { RobotsService } from './robots/robots.service.js';
+import { GrantsRepository } from './datasets/grants.repository.js';
+import { ShardReader } from './slices/shard-reader.js';
+import { SliceReader } from './slices/slice-reader.js';
+import { SlicesRepository } from './slices/slices.repository.js';
+import { SlicesService } from './slices/slices.service.js';
+import { SliceDownloadService } from './slices/slice-download.service.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
 const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob];
@@ -78,6 +84,12 @@ export class CoreModule {
       RobotsRepository,
       RobotsService,
       DatasetsRepository,
+      GrantsRepository,
+      ShardReader,
+      SliceReader,
+      SlicesRepository,
+      SlicesService,
+      SliceDownloadService,
       DatasetsService,
       UploadsRepository,
       UploadsService,
@@ -104,6 +116,8 @@ export class CoreModule {
         DatasetsService,
         UploadsService,
         VersionsService,
+        SlicesService,
+        SliceDownloadService,
         HealthService,
       ],
     };

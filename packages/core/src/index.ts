@@ -24,3 +24,6 @@ export * from './blobs/filesystem-blob-store.js';
 export * from './blobs/s3-blob-store.js';
 export * from './datasets/versions.service.js';
 export * from './ingest/ingest.service.js';
+export * from './slices/slices.service.js';
+export * from './slices/slice-download.service.js';
+export { episodeBucket, SAMPLE_BUCKET_LIMIT, HELD_OUT_BUCKET_START } from './datasets/episode-buckets.js';

@@ -117,7 +117,9 @@ export function kuraArrowSchema(features: FeatureSpec): Schema {
       new Field('is_terminal', new Bool(), false),
       new Field('reward', new Float32(), true),
       new Field('discount', new Float32(), true),
-      new Field('language_instruction', new Dictionary(new Utf8(), new Int32()), true),
+      // A fixed dictionary id: every shard of a dataset then has the same schema bytes, so a slice can
+      // forward record batches from several shards under one stream schema.
+      new Field('language_instruction', new Dictionary(new Utf8(), new Int32(), 0), true),
       ...names.map((name) => featureField(name, features[name]!)),
     ],
     new Map([['kura.features', JSON.stringify(Object.fromEntries(names.map((name) => [name, features[name]])))]]),

@@ -10,3 +10,4 @@ export * from './features.js';
 export * from './datasets.js';
 export * from './jobs.js';
 export * from './arrow.js';
+export * from './slices.js';

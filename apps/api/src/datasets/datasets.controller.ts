@@ -1,10 +1,12 @@
-import { Controller, Get, Param, Post } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { z } from 'zod';
 import { DatasetsService, type Principal } from '@kura/core';
-import { createDatasetRequestSchema, listQuerySchema, type CreateDatasetRequest } from '@kura/schema';
+import { createDatasetRequestSchema, listQuerySchema, type CreateDatasetRequest, type ListQuery } from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
+
+const grantRequestSchema = z.strictObject({ keyId: z.string().min(1).max(100) });
 
 const datasetListQuerySchema = listQuerySchema.extend({ robotId: z.string().min(1).max(100).optional() });
 type DatasetListQuery = z.infer<typeof datasetListQuerySchema>;
@@ -31,5 +33,24 @@ export class DatasetsController {
   @Get(':id')
   get(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
     return this.datasets.get(principal, id);
+  }
+
+  /** Gives a key full access to a `sample` or `private` dataset (owner or admin). */
+  @Post(':id/grants')
+  @documentBody(grantRequestSchema)
+  grant(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(grantRequestSchema) request: { keyId: string }) {
+    return this.datasets.grant(principal, id, request.keyId);
+  }
+
+  @Get(':id/grants')
+  @documentQuery(listQuerySchema)
+  listGrants(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Query(listQuerySchema) query: ListQuery) {
+    return this.datasets.listGrants(principal, id, query);
+  }
+
+  @Delete(':id/grants/:keyId')
+  @HttpCode(204)
+  async revokeGrant(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Param('keyId') keyId: string): Promise<void> {
+    await this.datasets.revokeGrant(principal, id, keyId);
   }
 }

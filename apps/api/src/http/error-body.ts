@@ -11,6 +11,7 @@ export const statusByKind: Record<ErrorKind, number> = {
   too_large: 413,
   unsupported_media_type: 415,
   unprocessable: 422,
+  range_not_satisfiable: 416,
   rate_limited: 429,
   unavailable: 503,
   internal: 500,

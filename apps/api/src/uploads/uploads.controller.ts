@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
-import { listQuerySchema } from '@kura/schema';
+import { episodeQuerySchema, listQuerySchema, type EpisodeQuery } from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
 
@@ -47,7 +47,6 @@ const completeSchema = z.strictObject({
     .max(10_000),
 });
 const versionQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
-const episodesQuerySchema = listQuerySchema.extend({ version: z.coerce.number().int().positive().optional() });
 
 const sha256Header = /^[0-9a-fA-F]{64}$/;
 
@@ -202,12 +201,8 @@ export class UploadsController {
   }
 
   @Get('datasets/:id/episodes')
-  @documentQuery(episodesQuerySchema)
-  listEpisodes(
-    @CurrentPrincipal() principal: Principal,
-    @Param('id') datasetId: string,
-    @Query(episodesQuerySchema) query: z.infer<typeof episodesQuerySchema>,
-  ) {
+  @documentQuery(episodeQuerySchema)
+  listEpisodes(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(episodeQuerySchema) query: EpisodeQuery) {
     return this.versions.listEpisodes(principal, datasetId, query);
   }
 

@@ -36,8 +36,8 @@ type DatasetRow = Prisma.DatasetGetPayload<{ select: typeof datasetSelect }>;
 // The features column is written only from a validated FeatureSpec.
 const toRecord = (row: DatasetRow): DatasetRecord => ({ ...row, features: row.features as FeatureSpec | null });
 
-/** Which datasets a caller may list: everything, the open ones, or the open ones plus its own. */
-export type DatasetVisibility = { kind: 'all' } | { kind: 'open' } | { kind: 'open-or-owned'; ownerKeyId: string };
+/** Which datasets a caller may list: everything, the open ones, or the open ones plus its own and those granted to it. */
+export type DatasetVisibility = { kind: 'all' } | { kind: 'open' } | { kind: 'open-owned-or-granted'; keyId: string };
 
 @Injectable()
 export class DatasetsRepository {
@@ -76,7 +76,7 @@ export class DatasetsRepository {
         ? {}
         : params.visibility.kind === 'open'
           ? open
-          : { OR: [open, { ownerKeyId: params.visibility.ownerKeyId }] };
+          : { OR: [open, { ownerKeyId: params.visibility.keyId }, { grants: { some: { keyId: params.visibility.keyId } } }] };
     const rows = await this.prisma.dataset.findMany({
       where: { AND: [visible, params.afterId ? { id: { gt: params.afterId } } : {}, params.robotId ? { robotId: params.robotId } : {}] },
       orderBy: { id: 'asc' },

@@ -1,10 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import type { CreateDatasetRequest, DatasetAccess, FeatureSpec, ListQuery, Page } from '@kura/schema';
-import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
+import { isAdmin, ownsOrAdmin, requireRole, type Principal } from '../auth/principal.js';
+import { KeysRepository } from '../auth/keys.repository.js';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import { RobotsService } from '../robots/robots.service.js';
-import { AppError } from '../errors/app-error.js';
+import { AppError, notFound } from '../errors/app-error.js';
+import { GrantsRepository, type GrantRecord } from './grants.repository.js';
 import { datasetNameTaken, datasetNotFound, datasetRobotUnknown } from './datasets.errors.js';
 import { DatasetsRepository, type DatasetRecord, type DatasetVisibility } from './datasets.repository.js';
 
@@ -29,6 +31,8 @@ export class DatasetsService {
   constructor(
     private readonly datasets: DatasetsRepository,
     private readonly robots: RobotsService,
+    private readonly grants: GrantsRepository,
+    private readonly keys: KeysRepository,
   ) {}
 
   async create(principal: Principal, request: CreateDatasetRequest): Promise<DatasetView> {
@@ -60,7 +64,7 @@ export class DatasetsService {
         ? { kind: 'open' }
         : isAdmin(principal)
           ? { kind: 'all' }
-          : { kind: 'open-or-owned', ownerKeyId: principal.keyId };
+          : { kind: 'open-owned-or-granted', keyId: principal.keyId };
     const rows = await this.datasets.list({
       afterId: decodeCursor(query.cursor),
       take: query.limit + 1,
@@ -76,16 +80,90 @@ export class DatasetsService {
   }
 
   async findVisible(principal: Principal, id: string): Promise<DatasetRecord> {
+    return (await this.reach(principal, id)).dataset;
+  }
+
+  /**
+   * What of a dataset's episodes the caller may read (DESIGN, access levels): `full` for public
+   * datasets, owners, grantees and admins; `sample` (the public 10 %) for anyone else on a `sample`
+   * dataset. Private datasets are DATASET_NOT_FOUND to everyone else. Held-out episodes are readable
+   * by admins only, whatever the level.
+   */
+  async reach(principal: Principal, id: string): Promise<DatasetReach> {
     const dataset = await this.datasets.findById(id);
-    if (!dataset || !canSee(principal, dataset)) throw datasetNotFound(id);
+    if (!dataset) throw datasetNotFound(id);
+    const heldOut = isAdmin(principal);
+    if (dataset.access === 'public' || (principal.kind === 'key' && ownsOrAdmin(principal, dataset.ownerKeyId))) {
+      return { dataset, episodes: 'full', heldOut };
+    }
+    const granted = principal.kind === 'key' && (await this.grants.exists(id, principal.keyId));
+    if (granted) return { dataset, episodes: 'full', heldOut };
+    if (dataset.access === 'sample') return { dataset, episodes: 'sample', heldOut };
+    throw datasetNotFound(id);
+  }
+
+  /** Gives a key full access to a `sample` or `private` dataset; owner or admin only. */
+  async grant(principal: Principal, datasetId: string, keyId: string): Promise<GrantView> {
+    const dataset = await this.findOwned(principal, datasetId, 'grant access to it');
+    const key = await this.keys.findById(keyId);
+    if (!key || key.revokedAt) throw grantKeyUnknown(keyId);
+    return toGrantView(
+      await this.grants.upsert({ datasetId: dataset.id, keyId, grantedBy: principal.kind === 'key' ? principal.keyId : '' }),
+    );
+  }
+
+  async revokeGrant(principal: Principal, datasetId: string, keyId: string): Promise<void> {
+    await this.findOwned(principal, datasetId, 'revoke access to it');
+    if (!(await this.grants.delete(datasetId, keyId))) throw notFound('GRANT_NOT_FOUND', 'grant for key', keyId);
+  }
+
+  async listGrants(principal: Principal, datasetId: string, query: ListQuery): Promise<Page<GrantView>> {
+    await this.findOwned(principal, datasetId, 'list its grants');
+    const rows = await this.grants.list({ datasetId, afterKeyId: decodeCursor(query.cursor), take: query.limit + 1 });
+    return toPage(rows, query.limit, toGrantView, (row) => row.keyId);
+  }
+
+  /** The dataset when the caller owns it (or is an admin); 404 when it may not see it, 403 when it only may not change it. */
+  private async findOwned(principal: Principal, datasetId: string, action: string): Promise<DatasetRecord> {
+    requireRole(principal, ['operator', 'developer', 'user'], action);
+    const { dataset } = await this.reach(principal, datasetId);
+    if (!ownsOrAdmin(principal, dataset.ownerKeyId)) {
+      throw new AppError({
+        code: 'FORBIDDEN',
+        kind: 'forbidden',
+        message: `only the owner of dataset "${datasetId}" or an admin may ${action}`,
+        details: { datasetId },
+      });
+    }
     return dataset;
   }
 }
 
-function canSee(principal: Principal, dataset: DatasetRecord): boolean {
-  if (dataset.access !== 'private') return true;
-  return principal.kind === 'key' && (principal.role === 'admin' || principal.keyId === dataset.ownerKeyId);
+/** A caller's access to one dataset; see DatasetsService.reach. */
+export interface DatasetReach {
+  dataset: DatasetRecord;
+  episodes: 'full' | 'sample';
+  /** Whether held-out episodes may be read (admins). */
+  heldOut: boolean;
 }
+
+export interface GrantView {
+  datasetId: string;
+  keyId: string;
+  grantedBy: string;
+  createdAt: string;
+}
+
+const toGrantView = (grant: GrantRecord): GrantView => ({ ...grant, createdAt: grant.createdAt.toISOString() });
+
+const grantKeyUnknown = (keyId: string) =>
+  new AppError({
+    code: 'KEY_NOT_FOUND',
+    kind: 'unprocessable',
+    message: `API key "${keyId}" was not found or is revoked`,
+    details: { keyId },
+    location: { field: 'keyId' },
+  });
 
 function toView(dataset: DatasetRecord): DatasetView {
   return {

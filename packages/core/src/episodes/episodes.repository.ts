@@ -1,5 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { PrismaClient } from '../database/prisma.js';
+import type { EpisodeRanges } from '@kura/schema';
+import { Prisma, PrismaClient } from '../database/prisma.js';
+import { HELD_OUT_BUCKET_START, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
 
 export interface EpisodeRecord {
   episodeIndex: number;
@@ -15,6 +17,7 @@ export interface EpisodeRecord {
   byteOffset: bigint;
   byteLength: bigint;
   checksum: string;
+  bucket: number;
 }
 
 const episodeSelect = {
@@ -31,23 +34,89 @@ const episodeSelect = {
   byteOffset: true,
   byteLength: true,
   checksum: true,
+  bucket: true,
 } as const;
+
+/** Which episodes of a dataset version a query selects. */
+export interface EpisodeFilter {
+  datasetId: string;
+  version: number;
+  episodes?: EpisodeRanges | undefined;
+  /** Case-insensitive substring of the episode's task. */
+  task?: string | undefined;
+  success?: boolean | undefined;
+  minLength?: number | undefined;
+  maxLength?: number | undefined;
+  uploadId?: string | undefined;
+  /** Only the public sample (plus its guaranteed first episode, see `sampleFallbackIndex`). */
+  sampleOnly?: { fallbackIndex: number | undefined } | undefined;
+  excludeHeldOut?: boolean | undefined;
+}
 
 @Injectable()
 export class EpisodesRepository {
   constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
 
-  /** Episodes of a dataset version (every episode added by that version or an earlier one), by index. */
-  list(params: { datasetId: string; version: number; afterIndex: number | undefined; take: number }): Promise<EpisodeRecord[]> {
+  /** Episodes a filter selects (every episode added by that version or an earlier one), by index. */
+  list(filter: EpisodeFilter & { afterIndex: number | undefined; take: number }): Promise<EpisodeRecord[]> {
     return this.prisma.episode.findMany({
       where: {
-        datasetId: params.datasetId,
-        version: { lte: params.version },
-        ...(params.afterIndex !== undefined ? { episodeIndex: { gt: params.afterIndex } } : {}),
+        AND: [toWhere(filter), filter.afterIndex !== undefined ? { episodeIndex: { gt: filter.afterIndex } } : {}],
       },
       orderBy: { episodeIndex: 'asc' },
-      take: params.take,
+      take: filter.take,
       select: episodeSelect,
     });
   }
+
+  /** How many episodes a filter selects. */
+  async count(filter: EpisodeFilter): Promise<number> {
+    return this.prisma.episode.count({ where: toWhere(filter) });
+  }
+
+  /** The episodes with these indices (ascending), up to a few thousand at a time. */
+  findByIndices(datasetId: string, indices: number[]): Promise<EpisodeRecord[]> {
+    return this.prisma.episode.findMany({
+      where: { datasetId, episodeIndex: { in: indices } },
+      orderBy: { episodeIndex: 'asc' },
+      select: episodeSelect,
+    });
+  }
+
+  /**
+   * The episode that is public in a `sample` dataset even when no bucket falls in the sample: the
+   * lowest index that is not held out. Indices only grow, so it does not move as versions are added.
+   */
+  async sampleFallbackIndex(datasetId: string): Promise<number | undefined> {
+    const first = await this.prisma.episode.findFirst({
+      where: { datasetId, bucket: { lt: HELD_OUT_BUCKET_START } },
+      orderBy: { episodeIndex: 'asc' },
+      select: { episodeIndex: true },
+    });
+    return first?.episodeIndex;
+  }
+
+  /** Where the first record batch of a shard starts (its schema and dictionaries come before it). */
+  async firstBatchOffset(shardKey: string): Promise<bigint | undefined> {
+    const result = await this.prisma.episode.aggregate({ where: { shardKey }, _min: { byteOffset: true } });
+    return result._min.byteOffset ?? undefined;
+  }
+}
+
+function toWhere(filter: EpisodeFilter): Prisma.EpisodeWhereInput {
+  const conditions: Prisma.EpisodeWhereInput[] = [{ datasetId: filter.datasetId, version: { lte: filter.version } }];
+  if (filter.episodes) conditions.push({ OR: filter.episodes.map(([start, end]) => ({ episodeIndex: { gte: start, lte: end } })) });
+  if (filter.task !== undefined) conditions.push({ task: { contains: filter.task, mode: 'insensitive' } });
+  if (filter.success !== undefined) conditions.push({ success: filter.success });
+  if (filter.minLength !== undefined) conditions.push({ length: { gte: filter.minLength } });
+  if (filter.maxLength !== undefined) conditions.push({ length: { lte: filter.maxLength } });
+  if (filter.uploadId !== undefined) conditions.push({ uploadId: filter.uploadId });
+  if (filter.excludeHeldOut) conditions.push({ bucket: { lt: HELD_OUT_BUCKET_START } });
+  if (filter.sampleOnly) {
+    const fallback = filter.sampleOnly.fallbackIndex;
+    conditions.push({
+      OR: [{ bucket: { lt: SAMPLE_BUCKET_LIMIT } }, ...(fallback !== undefined ? [{ episodeIndex: fallback }] : [])],
+    });
+  }
+  return { AND: conditions };
 }

@@ -13,6 +13,7 @@ export type ErrorKind =
   | 'too_large' // 413
   | 'unsupported_media_type' // 415
   | 'unprocessable' // 422: well-formed but semantically wrong
+  | 'range_not_satisfiable' // 416
   | 'rate_limited' // 429
   | 'unavailable' // 503
   | 'internal'; // 500

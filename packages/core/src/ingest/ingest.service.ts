@@ -34,6 +34,7 @@ import { UnrecoverableJobError } from '../jobs/job-queue.js';
 import type { Logger } from '../logging/logger.js';
 import { detectArchiveKind, extractArchive } from '../uploads/archive.js';
 import { UploadsRepository, type UploadRecord } from '../uploads/uploads.repository.js';
+import { episodeBucket } from '../datasets/episode-buckets.js';
 import { withDatasetLock } from './dataset-lock.js';
 
 const MAX_WARNINGS = 1000;
@@ -399,6 +400,7 @@ export class IngestService implements OnApplicationBootstrap {
           byteLength: BigInt(written.byteLength),
           checksum: written.checksum,
           metadata: (written.episode.metadata ?? Prisma.DbNull) as Prisma.InputJsonValue,
+          bucket: episodeBucket(dataset.id, written.episodeIndex),
         })),
       });
       await transaction.datasetVersion.create({

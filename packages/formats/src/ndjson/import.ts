@@ -5,7 +5,18 @@ import { ImportError, type ImportedEpisode, type Importer, type ImportSource, ty
 import { readLines } from './lines.js';
 
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
-const stepKeys = new Set(['episode', 'step', 'timestamp', 'observation', 'action', 'reward', 'discount', 'isTerminal', 'language']);
+const stepKeys = new Set([
+  'episode',
+  'step',
+  'timestamp',
+  'observation',
+  'action',
+  'reward',
+  'discount',
+  'isTerminal',
+  'language',
+  'success',
+]);
 
 type StepValue = { kind: 'vector'; values: number[] } | { kind: 'image'; encoding: 'jpeg' | 'png'; bytes: Uint8Array };
 interface ParsedStep {
@@ -15,6 +26,7 @@ interface ParsedStep {
   reward: number | undefined;
   discount: number | undefined;
   isTerminal: boolean | undefined;
+  success: boolean | undefined;
   language: string | undefined;
   values: Map<string, StepValue>;
 }
@@ -78,7 +90,7 @@ async function* parseSteps(file: SourceFile): AsyncGenerator<ParsedStep & { line
   }
 }
 
-const episodeDocumentKeys = new Set(['episode', 'language', 'steps']);
+const episodeDocumentKeys = new Set(['episode', 'language', 'success', 'steps']);
 
 function isEpisodeDocument(json: unknown): json is Record<string, unknown> & { steps: unknown } {
   return typeof json === 'object' && json !== null && !Array.isArray(json) && 'steps' in json;
@@ -97,7 +109,8 @@ function expandEpisodeDocument(
     throw new ImportError('NDJSON_INVALID_STEP', `line ${line}: ${message}`, { file, line, field });
   };
   for (const key of Object.keys(document))
-    if (!episodeDocumentKeys.has(key)) fail(key, `unknown field "${key}" in an episode document (known: episode, language, steps)`);
+    if (!episodeDocumentKeys.has(key))
+      fail(key, `unknown field "${key}" in an episode document (known: episode, language, success, steps)`);
   if (!Array.isArray(document.steps) || document.steps.length === 0) return fail('steps', '"steps" must be a non-empty array of steps');
   return document.steps.map((step: unknown, index) => {
     if (typeof step !== 'object' || step === null || Array.isArray(step)) return fail(`steps.${index}`, 'each step must be a JSON object');
@@ -105,6 +118,7 @@ function expandEpisodeDocument(
     return {
       step: index,
       ...(document.language !== undefined ? { language: document.language } : {}),
+      ...(document.success !== undefined ? { success: document.success } : {}),
       ...fields,
       episode: document.episode,
     };
@@ -163,6 +177,8 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
   } else if (action !== undefined) fail('action', '"action" must be an array of numbers or an object of named arrays', episode, step);
   const isTerminal = record.isTerminal;
   if (isTerminal !== undefined && typeof isTerminal !== 'boolean') fail('isTerminal', '"isTerminal" must be true or false', episode, step);
+  const success = record.success;
+  if (success !== undefined && typeof success !== 'boolean') fail('success', '"success" must be true or false', episode, step);
   const language = record.language;
   if (language !== undefined && language !== null && typeof language !== 'string')
     fail('language', '"language" must be a string', episode, step);
@@ -173,6 +189,7 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
     reward: optionalNumber('reward'),
     discount: optionalNumber('discount'),
     isTerminal: isTerminal as boolean | undefined,
+    success: success as boolean | undefined,
     language: (language as string | null | undefined) ?? undefined,
     values,
   };
@@ -252,6 +269,8 @@ class EpisodeBuilder {
   private readonly rewards: number[] = [];
   private readonly discounts: number[] = [];
   private readonly terminal: number[] = [];
+  /** True once any step says the episode succeeded; false when steps say so and none says true. */
+  private success: boolean | undefined;
   private readonly tasks: string[] = [];
   private hasTimestamps: boolean | undefined;
   private length = 0;
@@ -280,6 +299,7 @@ class EpisodeBuilder {
     this.rewards.push(step.reward ?? Number.NaN);
     this.discounts.push(step.discount ?? Number.NaN);
     this.terminal.push(step.isTerminal ? 1 : 0);
+    if (step.success !== undefined) this.success = this.success === true || step.success;
     this.tasks.push(step.language ?? '');
     for (const [name, value] of step.values) {
       if (this.length > 0 && !this.vectors.has(name) && !this.images.has(name)) {
@@ -327,6 +347,7 @@ class EpisodeBuilder {
       ...(hasRewards ? { reward: Float32Array.from(this.rewards) } : {}),
       ...(hasDiscounts ? { discount: Float32Array.from(this.discounts) } : {}),
       isTerminal: Uint8Array.from(this.terminal),
+      ...(this.success !== undefined ? { success: this.success } : {}),
       ...(distinctTasks.size === 1 ? { task: this.tasks[0] || null } : { stepTasks: this.tasks }),
       features,
     };

@@ -1,0 +1,122 @@
+import { createHash } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { AsyncByteQueue, DataType, RecordBatchReader, RecordBatchStreamWriter, type RecordBatch, type Schema } from 'apache-arrow';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { EpisodesRepository, type EpisodeRecord } from '../episodes/episodes.repository.js';
+import { AppError } from '../errors/app-error.js';
+
+/** The end-of-stream marker of the Arrow IPC stream format: continuation, then a zero length. */
+export const ARROW_STREAM_END = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+
+/** What precedes a shard's record batches: its schema and its task dictionary. */
+export interface ShardPrelude {
+  /** The shard's schema as an IPC stream schema message. */
+  schemaMessage: Buffer;
+  /** The dictionary batch messages at the start of the file, as they are there. */
+  dictionaryMessages: Buffer;
+  schema: Schema;
+  /** The shard's task texts, by dictionary index. */
+  tasks: string[];
+}
+
+const PRELUDE_CACHE_SIZE = 512;
+
+/**
+ * Reads episodes out of Arrow shards with ranged reads: the shard's prelude (schema + dictionary,
+ * a few KB, cached) and the byte range of each episode's record batches recorded at ingest. An
+ * episode's bytes are checked against the checksum recorded then.
+ */
+@Injectable()
+export class ShardReader {
+  private readonly preludes = new Map<string, Promise<ShardPrelude>>();
+
+  constructor(
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    private readonly episodes: EpisodesRepository,
+  ) {}
+
+  prelude(shardKey: string): Promise<ShardPrelude> {
+    let prelude = this.preludes.get(shardKey);
+    if (prelude) {
+      // Refresh its place: the map's order is the eviction order.
+      this.preludes.delete(shardKey);
+      this.preludes.set(shardKey, prelude);
+      return prelude;
+    }
+    prelude = this.loadPrelude(shardKey);
+    prelude.catch(() => this.preludes.delete(shardKey));
+    this.preludes.set(shardKey, prelude);
+    if (this.preludes.size > PRELUDE_CACHE_SIZE) this.preludes.delete(this.preludes.keys().next().value!);
+    return prelude;
+  }
+
+  /** An episode's record batch messages, checked against their recorded checksum. */
+  async episodeBytes(episode: EpisodeRecord): Promise<Buffer> {
+    const bytes = await this.readRange(episode.shardKey, Number(episode.byteOffset), Number(episode.byteLength));
+    const checksum = createHash('sha256').update(bytes).digest('hex');
+    if (checksum !== episode.checksum) throw shardCorrupt(episode, checksum);
+    return bytes;
+  }
+
+  /** An episode's record batches, decoded (its task column refers to the shard's dictionary). */
+  async decode(episode: EpisodeRecord): Promise<RecordBatch[]> {
+    const [prelude, bytes] = await Promise.all([this.prelude(episode.shardKey), this.episodeBytes(episode)]);
+    return RecordBatchReader.from(Buffer.concat([prelude.schemaMessage, prelude.dictionaryMessages, bytes, ARROW_STREAM_END])).readAll();
+  }
+
+  private async loadPrelude(shardKey: string): Promise<ShardPrelude> {
+    const firstBatch = await this.episodes.firstBatchOffset(shardKey);
+    if (firstBatch === undefined) throw new Error(`no episode refers to shard ${shardKey}`);
+    const info = await this.blobs.head({ key: shardKey });
+    if (!info) throw new Error(`shard ${shardKey} is missing from the blob store`);
+    // File layout: magic (8 bytes), dictionary batches, record batches, footer, footer length, magic.
+    // Arrow JS writes no schema message at the start of a file; the schema is in the footer.
+    const head = await this.readRange(shardKey, 0, Number(firstBatch));
+    const tail = await this.readRange(shardKey, info.bytes - 10, 10);
+    const footerLength = tail.readInt32LE(0);
+    if (head.subarray(0, 6).toString('latin1') !== 'ARROW1' || tail.subarray(4).toString('latin1') !== 'ARROW1') {
+      throw new Error(`shard ${shardKey} is not an Arrow file`);
+    }
+    const footer = await this.readRange(shardKey, info.bytes - 10 - footerLength, footerLength);
+    // The head and the footer alone make a readable file: the footer's dictionary blocks point into the head.
+    const reader = RecordBatchReader.from(Buffer.concat([head, footer, tail]));
+    reader.open();
+    const dictionaryField = reader.schema.fields.find((field) => field.name === 'language_instruction');
+    const dictionaryId = dictionaryField && DataType.isDictionary(dictionaryField.type) ? dictionaryField.type.id : undefined;
+    const dictionary = dictionaryId === undefined ? undefined : reader.dictionaries.get(dictionaryId);
+    return {
+      schemaMessage: encodeSchemaMessage(reader.schema),
+      dictionaryMessages: Buffer.from(head.subarray(8)),
+      schema: reader.schema,
+      tasks: dictionary ? (dictionary.toArray() as string[]) : [],
+    };
+  }
+
+  private async readRange(key: string, offset: number, length: number): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.blobs.get({ key, range: { offset, length } })) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    if (bytes.length !== length) throw new Error(`shard ${key}: read ${bytes.length} bytes at ${offset}, expected ${length}`);
+    return bytes;
+  }
+}
+
+/** The IPC stream schema message of a schema (what a stream writer writes first). */
+function encodeSchemaMessage(schema: Schema): Buffer {
+  const chunks: Uint8Array[] = [];
+  const sink = new (class extends AsyncByteQueue {
+    override write(value: Uint8Array): void {
+      chunks.push(value);
+    }
+  })();
+  new RecordBatchStreamWriter().reset(sink, schema);
+  return Buffer.concat(chunks);
+}
+
+const shardCorrupt = (episode: EpisodeRecord, actual: string) =>
+  new AppError({
+    code: 'SHARD_CORRUPT',
+    kind: 'internal',
+    message: `episode ${episode.episodeIndex} in ${episode.shardKey} does not match the checksum recorded at ingest`,
+    details: { shardKey: episode.shardKey, episode: episode.episodeIndex, expected: episode.checksum, actual },
+  });

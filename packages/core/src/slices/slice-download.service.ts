@@ -1,0 +1,248 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { Inject, Injectable } from '@nestjs/common';
+import type { RecordBatch } from 'apache-arrow';
+import { arrowToParquet, batchesToNdjson, encodeArrowIpc, exportLerobotTar } from '@kura/formats';
+import type { FeatureSpec, SliceFormat } from '@kura/schema';
+import type { Principal } from '../auth/principal.js';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { readJsonBlob } from '../blobs/json-blobs.js';
+import { newId } from '../common/ids.js';
+import type { KuraConfig } from '../config/config.js';
+import { KURA_CONFIG } from '../database/database.tokens.js';
+import { VersionsRepository } from '../datasets/versions.repository.js';
+import { SliceReader, type DecodePlan } from './slice-reader.js';
+import { SlicesService } from './slices.service.js';
+import type { SliceRecord } from './slices.repository.js';
+import { invalidRange, rangeNotSatisfiable } from './slices.errors.js';
+
+/**
+ * Bumped whenever an encoder's output changes, so that ETags and cached downloads of the old bytes
+ * are never served as the new ones.
+ */
+export const DOWNLOAD_REVISION = 1;
+
+const formats: Record<SliceFormat, { contentType: string; extension: string; ranges: boolean }> = {
+  arrow: { contentType: 'application/vnd.apache.arrow.stream', extension: 'arrows', ranges: false },
+  'arrow-file': { contentType: 'application/vnd.apache.arrow.file', extension: 'arrow', ranges: true },
+  parquet: { contentType: 'application/vnd.apache.parquet', extension: 'parquet', ranges: true },
+  ndjson: { contentType: 'application/x-ndjson', extension: 'ndjson', ranges: false },
+  lerobot: { contentType: 'application/x-tar', extension: 'tar', ranges: true },
+};
+
+/** What the HTTP layer sends. */
+export type SliceDownload =
+  | { kind: 'not-modified'; etag: string }
+  | {
+      kind: 'bytes';
+      etag: string;
+      contentType: string;
+      fileName: string;
+      acceptsRanges: boolean;
+      /** Size of the whole download when known before it is made. */
+      totalBytes: number | undefined;
+      /** Set for a 206 reply: the inclusive span sent. */
+      range: { start: number; end: number } | undefined;
+      body: Readable;
+    };
+
+export interface DownloadConditions {
+  range?: string | undefined;
+  ifRange?: string | undefined;
+  ifNoneMatch?: string | undefined;
+}
+
+/**
+ * Slice downloads in every format. Output is a pure function of the slice (and DOWNLOAD_REVISION),
+ * so the ETag is known before a byte is made. `arrow` and `ndjson` stream straight from the shards;
+ * `arrow-file`, `parquet` and `lerobot` — the formats whose readers seek — are also kept in the blob
+ * store as they are first made, and served from there with `Range` afterwards, so an interrupted
+ * download resumes without re-encoding.
+ */
+@Injectable()
+export class SliceDownloadService {
+  constructor(
+    private readonly slices: SlicesService,
+    private readonly reader: SliceReader,
+    private readonly versions: VersionsRepository,
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    @Inject(KURA_CONFIG) private readonly config: KuraConfig,
+  ) {}
+
+  async download(principal: Principal, sliceId: string, format: SliceFormat, conditions: DownloadConditions): Promise<SliceDownload> {
+    const slice = await this.slices.findReadable(principal, sliceId);
+    const spec = formats[format];
+    const etag = `"${slice.id}.${format}.r${DOWNLOAD_REVISION}"`;
+    if (
+      conditions.ifNoneMatch !== undefined &&
+      conditions.ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')
+    ) {
+      return { kind: 'not-modified', etag };
+    }
+    const base = {
+      kind: 'bytes' as const,
+      etag,
+      contentType: spec.contentType,
+      fileName: `${slice.id}.${spec.extension}`,
+      acceptsRanges: spec.ranges,
+    };
+    // A Range with a stale If-Range gets the whole download (RFC 9110 §13.1.5).
+    const rangeHeader =
+      spec.ranges && conditions.range !== undefined && (conditions.ifRange === undefined || conditions.ifRange === etag)
+        ? conditions.range
+        : undefined;
+    const requested = rangeHeader !== undefined ? parseRange(rangeHeader) : undefined;
+
+    if (!spec.ranges) {
+      const made = await this.make(slice, format);
+      return { ...base, totalBytes: made.bytes, range: undefined, body: Readable.from(made.chunks) };
+    }
+    const cacheKey = `slices/${slice.id}/download.r${DOWNLOAD_REVISION}.${spec.extension}`;
+    let cached = await this.blobs.head({ key: cacheKey });
+    if (!cached && requested) {
+      await this.makeIntoCache(slice, format, cacheKey);
+      cached = await this.blobs.head({ key: cacheKey });
+    }
+    if (cached) {
+      const span = requested ? resolveRange(requested, cached.bytes, rangeHeader!) : undefined;
+      const body = await this.blobs.get({
+        key: cacheKey,
+        ...(span ? { range: { offset: span.start, length: span.end - span.start + 1 } } : {}),
+      });
+      return { ...base, totalBytes: cached.bytes, range: span, body };
+    }
+    // First download: stream it while keeping a copy for the next (ranged) request.
+    return { ...base, totalBytes: undefined, range: undefined, body: Readable.from(this.teeIntoCache(slice, format, cacheKey)) };
+  }
+
+  private async *teeIntoCache(slice: SliceRecord, format: SliceFormat, cacheKey: string): AsyncGenerator<Uint8Array> {
+    const { path, directory } = await this.workFile(slice);
+    const file = createWriteStream(path);
+    let complete = false;
+    try {
+      for await (const chunk of (await this.make(slice, format)).chunks) {
+        if (!file.write(chunk)) await new Promise<void>((resolve) => file.once('drain', () => resolve()));
+        yield chunk;
+      }
+      await new Promise<void>((resolve, reject) => file.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      complete = true;
+      await this.store(cacheKey, path);
+    } finally {
+      if (!complete) file.destroy();
+      await rm(directory, { recursive: true, force: true });
+    }
+  }
+
+  private async makeIntoCache(slice: SliceRecord, format: SliceFormat, cacheKey: string): Promise<void> {
+    const { path, directory } = await this.workFile(slice);
+    try {
+      await pipeline(Readable.from((await this.make(slice, format)).chunks), createWriteStream(path));
+      await this.store(cacheKey, path);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  }
+
+  private async store(key: string, path: string): Promise<void> {
+    if (this.blobs.adoptFile) await this.blobs.adoptFile({ key, path });
+    else await this.blobs.put({ key, body: createReadStream(path) });
+  }
+
+  private async workFile(slice: SliceRecord): Promise<{ path: string; directory: string }> {
+    const directory = join(this.config.dataDir, 'work', 'downloads', newId('dl'));
+    await mkdir(directory, { recursive: true });
+    return { directory, path: join(directory, slice.id) };
+  }
+
+  /** The download's bytes, made from the shards. */
+  async make(slice: SliceRecord, format: SliceFormat): Promise<{ bytes: number | undefined; chunks: AsyncIterable<Uint8Array> }> {
+    const plan = await this.reader.plan(slice, { forward: format === 'arrow' });
+    if (plan.kind === 'forward') return { bytes: plan.bytes, chunks: plan.chunks() };
+    const decoded = plan;
+    const batches = () => flattenBatches(decoded);
+    switch (format) {
+      case 'arrow':
+      case 'arrow-file':
+        return {
+          bytes: undefined,
+          chunks: encodeArrowIpc({ schema: decoded.schema, batches: batches(), kind: format === 'arrow' ? 'stream' : 'file' }),
+        };
+      case 'parquet':
+        return { bytes: undefined, chunks: arrowToParquet({ schema: decoded.schema, batches: batches() }) };
+      case 'ndjson':
+        return { bytes: undefined, chunks: batchesToNdjson({ schema: decoded.schema, batches: batches() }) };
+      case 'lerobot': {
+        const manifest = await this.firstManifest(slice);
+        const features: FeatureSpec = Object.fromEntries(
+          slice.columns.flatMap((column) => (column.feature ? [[column.name, column.feature]] : [])),
+        );
+        return {
+          bytes: undefined,
+          chunks: exportLerobotTar({
+            features,
+            // Every stride-th step is kept, so the exported frames come that much less often.
+            fps: manifest.fps / (slice.steps?.stride ?? 1),
+            robotType: manifest.robotType,
+            mtime: slice.createdAt,
+            episodes: episodesOf(decoded),
+            openVideo: async (blobKey: string) => {
+              const info = await this.blobs.head({ key: blobKey });
+              if (!info) throw new Error(`video blob ${blobKey} is missing`);
+              return { bytes: info.bytes, stream: await this.blobs.get({ key: blobKey }) };
+            },
+          }),
+        };
+      }
+    }
+  }
+
+  private async firstManifest(slice: SliceRecord): Promise<{ fps: number; robotType: string }> {
+    const source = slice.sources[0]!;
+    const version = await this.versions.find(source.datasetId, source.version);
+    if (!version) throw new Error(`version ${source.version} of ${source.datasetId} is gone`);
+    const manifest = (await readJsonBlob(this.blobs, version.manifestKey)) as {
+      fps?: number;
+      embodiment?: { robotType?: string; controlFrequencyHz?: number };
+    };
+    return {
+      fps: manifest.fps ?? manifest.embodiment?.controlFrequencyHz ?? 30,
+      robotType: manifest.embodiment?.robotType ?? 'unknown',
+    };
+  }
+}
+
+async function* flattenBatches(plan: DecodePlan): AsyncGenerator<RecordBatch> {
+  for await (const { batches } of plan.episodes()) yield* batches;
+}
+
+async function* episodesOf(plan: DecodePlan): AsyncGenerator<{ batches: RecordBatch[] }> {
+  for await (const { batches } of plan.episodes()) yield { batches };
+}
+
+/** One `bytes=` range: first-last, first-, or -suffixLength. */
+type RequestedRange = { first: number; last: number | undefined } | { suffix: number };
+
+export function parseRange(header: string): RequestedRange {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) {
+    throw invalidRange(header, header.includes(',') ? 'several ranges are not supported' : 'expected "bytes=<first>-<last>"');
+  }
+  const [, first, last] = match;
+  if (first === '' && last === '') throw invalidRange(header, 'no position given');
+  if (first === '') return { suffix: Number(last) };
+  const range = { first: Number(first), last: last === '' ? undefined : Number(last) };
+  if (range.last !== undefined && range.last < range.first) throw invalidRange(header, 'the last byte is before the first');
+  return range;
+}
+
+function resolveRange(range: RequestedRange, size: number, header: string): { start: number; end: number } {
+  if ('suffix' in range) {
+    if (range.suffix === 0 || size === 0) throw rangeNotSatisfiable(header, size);
+    return { start: Math.max(0, size - range.suffix), end: size - 1 };
+  }
+  if (range.first >= size) throw rangeNotSatisfiable(header, size);
+  return { start: range.first, end: Math.min(size - 1, range.last ?? size - 1) };
+}

@@ -1,0 +1,249 @@
+import { Injectable } from '@nestjs/common';
+import {
+  RecordBatch,
+  Struct,
+  Utf8,
+  makeData,
+  vectorFromArray,
+  type Data,
+  type DataType,
+  type Dictionary,
+  type Field,
+  type Int32,
+  type Schema,
+  type Vector,
+} from 'apache-arrow';
+import { episodeIndicesOf, formatEpisodeRanges, parseEpisodeRanges, type FeatureSpec } from '@kura/schema';
+import { takeRows } from '@kura/formats';
+import { EpisodesRepository, type EpisodeRecord } from '../episodes/episodes.repository.js';
+import { ARROW_STREAM_END, ShardReader, type ShardPrelude } from './shard-reader.js';
+import { DATASET_ID_COLUMN, resolveSliceColumns, sliceArrowSchema, type SliceSteps } from './slice-columns.js';
+import type { SliceRecord, SliceSourceRecord } from './slices.repository.js';
+
+/** One episode of a slice, with the source it comes from. */
+export interface SliceEpisode {
+  source: SliceSourceRecord;
+  episode: EpisodeRecord;
+}
+
+/** A slice whose stored record batches can be sent as they are: their bytes, in order. */
+export interface ForwardPlan {
+  kind: 'forward';
+  /** Exact size of the IPC stream. */
+  bytes: number;
+  chunks: () => AsyncGenerator<Buffer>;
+}
+
+/** A slice whose batches are decoded, cut to its columns and steps, and encoded again. */
+export interface DecodePlan {
+  kind: 'decode';
+  schema: Schema;
+  /** Each episode's output batches, in slice order; episodes left without rows are skipped. */
+  episodes: () => AsyncGenerator<{ item: SliceEpisode; batches: RecordBatch[] }>;
+}
+
+const INDEX_CHUNK = 1000;
+
+/**
+ * Reads a slice's rows from the shards: only the chosen episodes' byte ranges. When the slice takes
+ * every column and step of one dataset, the stored batches are forwarded into an IPC stream without
+ * decoding (each shard's task dictionary goes in as a replacement before its batches); otherwise
+ * they are decoded and rebuilt with one task dictionary for the whole slice.
+ */
+@Injectable()
+export class SliceReader {
+  constructor(
+    private readonly episodes: EpisodesRepository,
+    private readonly shards: ShardReader,
+  ) {}
+
+  /** The slice's episodes in order: sources in order, episodes ascending within each. */
+  async *sliceEpisodes(slice: SliceRecord): AsyncGenerator<SliceEpisode> {
+    for (const source of slice.sources) {
+      if (source.episodes === '') continue;
+      const ranges = parseEpisodeRanges(source.episodes);
+      if ('error' in ranges) throw new Error(`slice ${slice.id} stores invalid episode ranges: ${ranges.error}`);
+      let chunk: number[] = [];
+      const fetch = async function* (reader: SliceReader, indices: number[]) {
+        const rows = await reader.episodes.findByIndices(source.datasetId, indices);
+        if (rows.length !== indices.length) throw new Error(`slice ${slice.id}: episodes of ${source.datasetId} are missing`);
+        for (const episode of rows) yield { source, episode };
+      };
+      for (const index of episodeIndicesOf(ranges)) {
+        chunk.push(index);
+        if (chunk.length === INDEX_CHUNK) {
+          yield* fetch(this, chunk);
+          chunk = [];
+        }
+      }
+      if (chunk.length > 0) yield* fetch(this, chunk);
+    }
+  }
+
+  /** How to read the slice; `forward: false` always decodes (for formats other than the IPC stream). */
+  async plan(slice: SliceRecord, options: { forward: boolean }): Promise<ForwardPlan | DecodePlan> {
+    const shardKeys = new Set<string>();
+    let episodeBytes = 0;
+    for await (const { episode } of this.sliceEpisodes(slice)) {
+      shardKeys.add(episode.shardKey);
+      episodeBytes += Number(episode.byteLength);
+    }
+    const preludes = new Map<string, ShardPrelude>();
+    for (const key of shardKeys) preludes.set(key, await this.shards.prelude(key));
+    const multiSource = slice.sources.length > 1;
+    const schema = sliceArrowSchema(slice.columns, multiSource);
+
+    if (options.forward && this.canForward(slice, schema, [...preludes.values()])) {
+      const [first] = [...preludes.values()];
+      let bytes = first!.schemaMessage.length + episodeBytes + ARROW_STREAM_END.length;
+      // Each run of episodes from one shard starts with that shard's dictionary.
+      let previousShard: string | undefined;
+      for await (const { episode } of this.sliceEpisodes(slice)) {
+        if (episode.shardKey !== previousShard) bytes += preludes.get(episode.shardKey)!.dictionaryMessages.length;
+        previousShard = episode.shardKey;
+      }
+      return { kind: 'forward', bytes, chunks: () => this.forward(slice, preludes) };
+    }
+
+    // One dictionary for the slice: the sorted union of the shards' tasks.
+    const tasks = [...new Set([...preludes.values()].flatMap((prelude) => prelude.tasks))].sort();
+    const taskIndex = new Map(tasks.map((task, index) => [task, index]));
+    const taskDictionary = vectorFromArray(tasks, new Utf8());
+    const remaps = new Map([...preludes].map(([key, prelude]) => [key, Int32Array.from(prelude.tasks, (task) => taskIndex.get(task)!)]));
+    const datasetDictionary = vectorFromArray(
+      slice.sources.map((source) => source.datasetId),
+      new Utf8(),
+    );
+    const sourceNames = new Map(slice.columns.map((column) => [column.name, column.from]));
+    const sliceEpisodes = () => this.sliceEpisodes(slice);
+    const decode = (episode: EpisodeRecord) => this.shards.decode(episode);
+    return {
+      kind: 'decode',
+      schema,
+      async *episodes() {
+        for await (const item of sliceEpisodes()) {
+          const batches: RecordBatch[] = [];
+          for (const batch of await decode(item.episode)) {
+            const output = cutBatch({
+              batch,
+              schema,
+              item,
+              steps: slice.steps,
+              multiSource,
+              sourceNames,
+              tasks: { indices: remaps.get(item.episode.shardKey)!, dictionary: taskDictionary },
+              datasetDictionary,
+            });
+            if (output) batches.push(output);
+          }
+          if (batches.length > 0) yield { item, batches };
+        }
+      },
+    };
+  }
+
+  private canForward(slice: SliceRecord, schema: Schema, preludes: ShardPrelude[]): boolean {
+    if (slice.sources.length !== 1 || slice.steps !== null || preludes.length === 0) return false;
+    const [first] = preludes;
+    const stored = first!.schema.fields.map((field) => field.name);
+    const wanted = schema.fields.map((field) => field.name);
+    const renamed = slice.columns.some((column) => Object.values(column.from).some((name) => name !== column.name));
+    return (
+      !renamed &&
+      stored.length === wanted.length &&
+      stored.every((name, index) => name === wanted[index]) &&
+      preludes.every((prelude) => prelude.schemaMessage.equals(first!.schemaMessage))
+    );
+  }
+
+  private async *forward(slice: SliceRecord, preludes: Map<string, ShardPrelude>): AsyncGenerator<Buffer> {
+    let previousShard: string | undefined;
+    for await (const { episode } of this.sliceEpisodes(slice)) {
+      const prelude = preludes.get(episode.shardKey)!;
+      if (previousShard === undefined) yield prelude.schemaMessage;
+      if (episode.shardKey !== previousShard) yield prelude.dictionaryMessages;
+      previousShard = episode.shardKey;
+      yield await this.shards.episodeBytes(episode);
+    }
+    yield ARROW_STREAM_END;
+  }
+}
+
+/** Rows of a batch kept by `steps`: step ≥ start, < stop, and (step − start) a multiple of stride. */
+function selectedRows(stepIndex: Int32Array, rowCount: number, steps: SliceSteps | null): Int32Array {
+  // Value buffers may be padded past the last row, so the batch's row count bounds the loop.
+  if (!steps) return Int32Array.from({ length: rowCount }, (_, row) => row);
+  const rows: number[] = [];
+  for (let row = 0; row < rowCount; row++) {
+    const step = stepIndex[row]!;
+    if (step >= steps.start && (steps.stop === null || step < steps.stop) && (step - steps.start) % steps.stride === 0) rows.push(row);
+  }
+  return Int32Array.from(rows);
+}
+
+function cutBatch(params: {
+  batch: RecordBatch;
+  schema: Schema;
+  item: SliceEpisode;
+  steps: SliceSteps | null;
+  multiSource: boolean;
+  /** Output column → (datasetId → source column). */
+  sourceNames: Map<string, Record<string, string>>;
+  // The same dictionary vectors for every batch, so that the IPC writer writes each once.
+  tasks: { indices: Int32Array; dictionary: Vector<Utf8> };
+  datasetDictionary: Vector<Utf8>;
+}): RecordBatch | undefined {
+  const { batch, schema, item } = params;
+  const stepIndex = (batch.getChild('step_index')!.data[0] as Data).values as Int32Array;
+  const rows = selectedRows(stepIndex, batch.numRows, params.steps);
+  if (rows.length === 0) return undefined;
+  const children: Data[] = [];
+  for (const field of schema.fields as Array<Field<DataType>>) {
+    if (field.name === DATASET_ID_COLUMN) {
+      const indices = new Int32Array(rows.length).fill(item.source.position);
+      children.push(
+        makeData({ type: field.type as Dictionary<Utf8, Int32>, length: rows.length, data: indices, dictionary: params.datasetDictionary }),
+      );
+      continue;
+    }
+    const sourceName = params.sourceNames.get(field.name)?.[item.source.datasetId] ?? field.name;
+    const data = batch.getChild(sourceName)?.data[0] as Data | undefined;
+    if (!data) throw new Error(`episode ${item.episode.episodeIndex} of ${item.source.datasetId} has no column "${sourceName}"`);
+    const remap =
+      field.name === 'language_instruction' ? { indices: params.tasks.indices, dictionary: params.tasks.dictionary } : undefined;
+    // Output fields carry the slice's dictionary ids and names; the data is the source's rows.
+    const taken = takeRows(data, rows, remap);
+    children.push(taken.clone(field.type));
+  }
+  const struct = makeData({ type: new Struct(schema.fields), length: rows.length, children });
+  return new RecordBatch(schema, struct);
+}
+
+/** An unsaved slice of whole episodes of one dataset version, every column (for reading them, e.g. for statistics). */
+export function wholeEpisodesOf(params: { datasetId: string; version: number; features: FeatureSpec; episodes: number[] }): SliceRecord {
+  return {
+    id: `${params.datasetId}@${params.version}`,
+    ownerKeyId: null,
+    columns: resolveSliceColumns([{ datasetId: params.datasetId, features: params.features }], undefined),
+    steps: null,
+    request: null,
+    episodeCount: params.episodes.length,
+    stepCount: 0n,
+    withheldHeldOut: 0,
+    withheldGrant: 0,
+    createdAt: new Date(0),
+    sources: [
+      {
+        position: 0,
+        datasetId: params.datasetId,
+        version: params.version,
+        weight: 1,
+        episodes: formatEpisodeRanges(params.episodes),
+        episodeCount: params.episodes.length,
+        stepCount: 0n,
+        sampleOnly: false,
+        includesHeldOut: false,
+      },
+    ],
+  };
+}
