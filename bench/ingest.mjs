@@ -28,7 +28,8 @@ function noiseFrames(seed) {
   });
 }
 
-async function writeReference(path, episodes) {
+/** A reference upload of `episodes` episodes (also the dataset of the slices bench). */
+export async function writeReference(path, episodes) {
   const front = noiseFrames(1);
   const wrist = noiseFrames(2);
   const out = createWriteStream(path);
@@ -63,7 +64,7 @@ function timeCp(source, scratch) {
   return seconds;
 }
 
-function upload(port, key, datasetId, path, bytes) {
+export function upload(port, key, datasetId, path, bytes) {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -131,7 +132,7 @@ async function timeBareHttpReceive(path, bytes, scratch) {
   return seconds;
 }
 
-async function peakRss(pid) {
+export async function peakRss(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }

@@ -1,7 +1,8 @@
 // `npm run bench -- <name…>`: speed and memory figures, each against a baseline measured in the same run.
 import { benchIngest } from './ingest.mjs';
+import { benchSlices } from './slices.mjs';
 
-const benches = { ingest: benchIngest };
+const benches = { ingest: benchIngest, slices: benchSlices };
 const names = process.argv.slice(2);
 const selected = names.length > 0 ? names : Object.keys(benches);
 for (const name of selected) {

@@ -9,6 +9,7 @@ import { extract } from 'tar-stream';
 import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder } from '../../../../test/support/archives.js';
 import { createDataset } from '../../../../test/support/datasets.js';
+import { requireEnv } from '../../../../test/support/database.js';
 import { eventually } from '../../../../test/support/app.js';
 
 // Source: ../shared/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
@@ -58,7 +59,10 @@ async function untar(bytes: Buffer): Promise<Map<string, Buffer>> {
   return files;
 }
 
-describe('slice downloads: formats, Range, ETag (LeRobot unitree_g1 fixture)', () => {
+describe.each([
+  ['filesystem blobs', {}],
+  ['S3 blobs', 'S3'],
+] as const)('slice downloads on %s: formats, Range, ETag (LeRobot unitree_g1 fixture)', (_name, mode) => {
   let kura: TestApp;
   let operator: { id: string; key: string };
   let datasetId: string;
@@ -83,7 +87,16 @@ describe('slice downloads: formats, Range, ETag (LeRobot unitree_g1 fixture)', (
     getBytes(kura, `/v1/slices/${sliceId}/data?format=${format}`, { ...bearer(kura.adminKey), ...headers });
 
   beforeAll(async () => {
-    kura = await startTestApp();
+    kura = await startTestApp(
+      mode === 'S3'
+        ? {
+            S3_ENDPOINT: requireEnv('KURA_TEST_S3_ENDPOINT'),
+            S3_BUCKET: requireEnv('KURA_TEST_S3_BUCKET'),
+            S3_ACCESS_KEY_ID: 'S3RVER',
+            S3_SECRET_ACCESS_KEY: 'S3RVER',
+          }
+        : mode,
+    );
     operator = await kura.createKey('operator');
     scratch = await mkdtemp(join(tmpdir(), 'kura-downloads-'));
     datasetId = await createDataset(kura, operator.key, 'private');
@@ -158,6 +171,13 @@ describe('slice downloads: formats, Range, ETag (LeRobot unitree_g1 fixture)', (
     const response = await kura.request.get(`/v1/slices/${sliceId}/data?format=arrow-file`).set(bearer(kura.adminKey)).set('Range', range);
     expect(response.status).toBe(status);
     expect(response.body.error.code).toBe(code);
+  });
+
+  it('arrow: the stored batches forwarded with an exact Content-Length', async () => {
+    const { status, headers, body } = await download('arrow');
+    expect(status).toBe(200);
+    expect(Number(headers['content-length'])).toBe(body.length);
+    expect(tableFromIPC(body).numRows).toBe(FIXTURE_STEPS);
   });
 
   it('arrow-file: a complete Arrow file with every step, ranged like parquet', async () => {

@@ -202,6 +202,37 @@ describe('slices', () => {
     });
   });
 
+  describe('ndjson download', () => {
+    it('writes the upload format, so a downloaded slice uploads again to the same episodes', async () => {
+      const slice = (await createSlice({ sources: [{ datasetId }], episodes: '0-5' }, kura.adminKey)).body;
+      const { status, body } = await getBytes(kura, `/v1/slices/${slice.id}/data?format=ndjson`, bearer(kura.adminKey));
+      expect(status).toBe(200);
+      const lines = body.toString('utf8').trimEnd().split('\n');
+      expect(lines).toHaveLength(slice.stepCount);
+      expect(Object.keys(JSON.parse(lines[0]!) as object)).toEqual([
+        'episode',
+        'step',
+        'timestamp',
+        'observation',
+        'action',
+        'reward',
+        'isTerminal',
+        'language',
+      ]);
+      const copy = await createDataset(kura, operator.key, 'public');
+      const upload = await publish(kura, operator.key, copy, body.toString('utf8'));
+      expect(upload.version).toBe(1);
+      const episodes = (await kura.request.get(`/v1/datasets/${copy}/episodes`)).body.items as Array<{
+        length: number;
+        task: string;
+        success: boolean;
+      }>;
+      expect(episodes.map((episode) => [episode.length, episode.task])).toEqual(
+        [0, 1, 2, 3, 4, 5].map((episode) => [5 + (episode % 4), episode % 2 === 0 ? 'Pick the red cube' : `stack blocks ${episode}`]),
+      );
+    });
+  });
+
   describe('several sources', () => {
     it('aligns renamed features with "from" and tags rows with dataset_id; weights spread a sample', async () => {
       const other = await seedDataset(kura, operator.key, { episodes: 30, length: 4, stateKey: 'joints', firstEpisode: 0 });

@@ -58,10 +58,45 @@ export class ShardReader {
     return bytes;
   }
 
+  /**
+   * The bytes of episodes that lie back to back in one shard, read as one range and streamed; each
+   * episode is checked against its checksum as its last byte passes (a mismatch ends the stream).
+   */
+  async *streamEpisodes(episodes: readonly EpisodeRecord[]): AsyncGenerator<Buffer> {
+    const first = episodes[0]!;
+    const last = episodes[episodes.length - 1]!;
+    const start = Number(first.byteOffset);
+    const length = Number(last.byteOffset + last.byteLength) - start;
+    let index = 0;
+    let remaining = Number(first.byteLength);
+    let hash = createHash('sha256');
+    for await (const data of await this.blobs.get({ key: first.shardKey, range: { offset: start, length } })) {
+      let chunk = data as Buffer;
+      while (chunk.length > 0) {
+        const episode = episodes[index];
+        if (!episode) throw new Error(`shard ${first.shardKey}: more bytes than the episodes' ranges`);
+        const part = chunk.length <= remaining ? chunk : chunk.subarray(0, remaining);
+        hash.update(part);
+        remaining -= part.length;
+        chunk = chunk.subarray(part.length);
+        if (remaining === 0) {
+          const checksum = hash.digest('hex');
+          if (checksum !== episode.checksum) throw shardCorrupt(episode, checksum);
+          index++;
+          hash = createHash('sha256');
+          remaining = Number(episodes[index]?.byteLength ?? 0);
+        }
+      }
+      yield data as Buffer;
+    }
+    if (index !== episodes.length) throw new Error(`shard ${first.shardKey}: fewer bytes than the episodes' ranges`);
+  }
+
   /** An episode's record batches, decoded (its task column refers to the shard's dictionary). */
   async decode(episode: EpisodeRecord): Promise<RecordBatch[]> {
     const [prelude, bytes] = await Promise.all([this.prelude(episode.shardKey), this.episodeBytes(episode)]);
-    return RecordBatchReader.from(Buffer.concat([prelude.schemaMessage, prelude.dictionaryMessages, bytes, ARROW_STREAM_END])).readAll();
+    // Handed over as separate chunks: the reader slices the batch bodies out of `bytes` without a copy.
+    return RecordBatchReader.from([prelude.schemaMessage, prelude.dictionaryMessages, bytes, ARROW_STREAM_END]).readAll();
   }
 
   private async loadPrelude(shardKey: string): Promise<ShardPrelude> {
@@ -95,7 +130,7 @@ export class ShardReader {
   private async readRange(key: string, offset: number, length: number): Promise<Buffer> {
     const chunks: Buffer[] = [];
     for await (const chunk of await this.blobs.get({ key, range: { offset, length } })) chunks.push(chunk as Buffer);
-    const bytes = Buffer.concat(chunks);
+    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
     if (bytes.length !== length) throw new Error(`shard ${key}: read ${bytes.length} bytes at ${offset}, expected ${length}`);
     return bytes;
   }

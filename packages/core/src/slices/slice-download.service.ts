@@ -98,7 +98,7 @@ export class SliceDownloadService {
 
     if (!spec.ranges) {
       const made = await this.make(slice, format);
-      return { ...base, totalBytes: made.bytes, range: undefined, body: Readable.from(made.chunks) };
+      return { ...base, totalBytes: made.bytes, range: undefined, body: streamOf(made.chunks) };
     }
     const cacheKey = `slices/${slice.id}/download.r${DOWNLOAD_REVISION}.${spec.extension}`;
     let cached = await this.blobs.head({ key: cacheKey });
@@ -115,7 +115,7 @@ export class SliceDownloadService {
       return { ...base, totalBytes: cached.bytes, range: span, body };
     }
     // First download: stream it while keeping a copy for the next (ranged) request.
-    return { ...base, totalBytes: undefined, range: undefined, body: Readable.from(this.teeIntoCache(slice, format, cacheKey)) };
+    return { ...base, totalBytes: undefined, range: undefined, body: streamOf(this.teeIntoCache(slice, format, cacheKey)) };
   }
 
   private async *teeIntoCache(slice: SliceRecord, format: SliceFormat, cacheKey: string): AsyncGenerator<Uint8Array> {
@@ -213,6 +213,12 @@ export class SliceDownloadService {
     };
   }
 }
+
+/**
+ * A readable over generated chunks that pulls at most two ahead of the client: chunks can be a MiB
+ * each, and Readable.from's default of 16 would hold 16 MiB per slow download.
+ */
+const streamOf = (chunks: AsyncIterable<Uint8Array>) => Readable.from(chunks, { objectMode: true, highWaterMark: 2 });
 
 async function* flattenBatches(plan: DecodePlan): AsyncGenerator<RecordBatch> {
   for await (const { batches } of plan.episodes()) yield* batches;

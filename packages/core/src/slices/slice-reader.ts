@@ -43,6 +43,10 @@ export interface DecodePlan {
 }
 
 const INDEX_CHUNK = 1000;
+/** Slices of up to this many episodes keep their episode rows in memory while they are read. */
+const KEPT_EPISODE_LIST = 4096;
+/** Largest run of adjacent episodes read with one ranged read. */
+const RUN_BYTES = 16 * 1024 * 1024;
 
 /**
  * Reads a slice's rows from the shards: only the chosen episodes' byte ranges. When the slice takes
@@ -82,9 +86,10 @@ export class SliceReader {
 
   /** How to read the slice; `forward: false` always decodes (for formats other than the IPC stream). */
   async plan(slice: SliceRecord, options: { forward: boolean }): Promise<ForwardPlan | DecodePlan> {
+    const episodes = await this.episodeSource(slice);
     const shardKeys = new Set<string>();
     let episodeBytes = 0;
-    for await (const { episode } of this.sliceEpisodes(slice)) {
+    for await (const { episode } of episodes()) {
       shardKeys.add(episode.shardKey);
       episodeBytes += Number(episode.byteLength);
     }
@@ -98,11 +103,11 @@ export class SliceReader {
       let bytes = first!.schemaMessage.length + episodeBytes + ARROW_STREAM_END.length;
       // Each run of episodes from one shard starts with that shard's dictionary.
       let previousShard: string | undefined;
-      for await (const { episode } of this.sliceEpisodes(slice)) {
+      for await (const { episode } of episodes()) {
         if (episode.shardKey !== previousShard) bytes += preludes.get(episode.shardKey)!.dictionaryMessages.length;
         previousShard = episode.shardKey;
       }
-      return { kind: 'forward', bytes, chunks: () => this.forward(slice, preludes) };
+      return { kind: 'forward', bytes, chunks: () => this.forward(episodes, preludes) };
     }
 
     // One dictionary for the slice: the sorted union of the shards' tasks.
@@ -115,7 +120,7 @@ export class SliceReader {
       new Utf8(),
     );
     const sourceNames = new Map(slice.columns.map((column) => [column.name, column.from]));
-    const sliceEpisodes = () => this.sliceEpisodes(slice);
+    const sliceEpisodes = episodes;
     const decode = (episode: EpisodeRecord) => this.shards.decode(episode);
     return {
       kind: 'decode',
@@ -156,17 +161,48 @@ export class SliceReader {
     );
   }
 
-  private async *forward(slice: SliceRecord, preludes: Map<string, ShardPrelude>): AsyncGenerator<Buffer> {
+  /**
+   * The slice's episodes, replayable: small slices are listed once and kept (planning walks them
+   * twice and reading once more), large ones are queried again on each walk so memory stays flat.
+   */
+  private async episodeSource(slice: SliceRecord): Promise<() => AsyncIterable<SliceEpisode>> {
+    if (slice.episodeCount > KEPT_EPISODE_LIST) return () => this.sliceEpisodes(slice);
+    const list: SliceEpisode[] = [];
+    for await (const item of this.sliceEpisodes(slice)) list.push(item);
+    return () => toAsync(list);
+  }
+
+  /**
+   * The stored bytes, in IPC stream order. Episodes next to each other in a shard are read as one
+   * range (up to RUN_BYTES), streamed through and checked episode by episode on the way.
+   */
+  private async *forward(episodes: () => AsyncIterable<SliceEpisode>, preludes: Map<string, ShardPrelude>): AsyncGenerator<Buffer> {
     let previousShard: string | undefined;
-    for await (const { episode } of this.sliceEpisodes(slice)) {
+    let run: EpisodeRecord[] = [];
+    let runBytes = 0;
+    for await (const { episode } of episodes()) {
+      const last = run[run.length - 1];
+      const adjacent = last !== undefined && last.shardKey === episode.shardKey && last.byteOffset + last.byteLength === episode.byteOffset;
+      if (run.length > 0 && (!adjacent || runBytes + Number(episode.byteLength) > RUN_BYTES)) {
+        yield* this.shards.streamEpisodes(run);
+        run = [];
+        runBytes = 0;
+      }
       const prelude = preludes.get(episode.shardKey)!;
       if (previousShard === undefined) yield prelude.schemaMessage;
       if (episode.shardKey !== previousShard) yield prelude.dictionaryMessages;
       previousShard = episode.shardKey;
-      yield await this.shards.episodeBytes(episode);
+      run.push(episode);
+      runBytes += Number(episode.byteLength);
     }
+    if (run.length > 0) yield* this.shards.streamEpisodes(run);
     yield ARROW_STREAM_END;
   }
+}
+
+// eslint-disable-next-line @typescript-eslint/require-await
+async function* toAsync<T>(items: readonly T[]): AsyncGenerator<T> {
+  yield* items;
 }
 
 /** Rows of a batch kept by `steps`: step ≥ start, < stop, and (step − start) a multiple of stride. */

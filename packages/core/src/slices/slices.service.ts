@@ -31,6 +31,7 @@ export interface SliceView {
 }
 
 const CANDIDATE_PAGE = 20_000;
+const RECENT_SLICES = 1000;
 
 /** Steps of an episode of `length` that `steps` keeps. */
 export function keptSteps(length: number, steps: SliceSteps | null): number {
@@ -46,6 +47,8 @@ export function keptSteps(length: number, steps: SliceSteps | null): number {
  */
 @Injectable()
 export class SlicesService {
+  private readonly recent = new Map<string, SliceRecord>();
+
   constructor(
     private readonly slices: SlicesRepository,
     private readonly datasets: DatasetsService,
@@ -217,8 +220,7 @@ export class SlicesService {
    * be cited.
    */
   async findReadable(principal: Principal, id: string): Promise<SliceRecord> {
-    const slice = await this.slices.findById(id);
-    if (!slice) throw sliceNotFound(id);
+    const slice = await this.findSlice(id);
     for (const source of slice.sources) {
       let reach: DatasetReach;
       try {
@@ -231,6 +233,18 @@ export class SlicesService {
         throw readDenied(principal, id, `it holds episodes of ${source.datasetId} past its public sample; a grant is needed`);
       if (source.includesHeldOut && !isAdmin(principal)) throw readDenied(principal, id, 'it holds held-out evaluation episodes');
     }
+    return slice;
+  }
+
+  /** Slices never change, so a recently read one is kept in memory (who may read it is checked every time). */
+  private async findSlice(id: string): Promise<SliceRecord> {
+    const cached = this.recent.get(id);
+    if (cached) return cached;
+    const slice = await this.slices.findById(id);
+    if (!slice) throw sliceNotFound(id);
+    // Only slices with a short episode list, so the cache stays small whatever the slices hold.
+    if (slice.sources.reduce((sum, source) => sum + source.episodes.length, 0) <= 4096) this.recent.set(id, slice);
+    if (this.recent.size > RECENT_SLICES) this.recent.delete(this.recent.keys().next().value!);
     return slice;
   }
 

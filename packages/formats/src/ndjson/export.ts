@@ -1,5 +1,6 @@
 import { DataType, Precision, type Field, type RecordBatch, type Schema, type Vector } from 'apache-arrow';
 import type { Feature } from '@kura/schema';
+import { stepLineKeys } from './step-line.js';
 
 /**
  * Kura NDJSON out (README "Export"): one step per line in the upload format's shape — `episode`,
@@ -32,28 +33,13 @@ interface StepLine {
   action?: unknown;
   reward?: number;
   discount?: number;
-  isFirst?: boolean;
-  isLast?: boolean;
   isTerminal?: boolean;
   language?: string;
   features?: Record<string, unknown>;
 }
 
-const keyOrder: Array<keyof StepLine> = [
-  'dataset',
-  'episode',
-  'step',
-  'timestamp',
-  'observation',
-  'action',
-  'reward',
-  'discount',
-  'isFirst',
-  'isLast',
-  'isTerminal',
-  'language',
-  'features',
-];
+// `dataset` (slices of several datasets) and `features` (other feature columns) are the export's own.
+const keyOrder: Array<keyof StepLine> = ['dataset', ...stepLineKeys.filter((key) => key !== 'success'), 'features'];
 
 function orderKeys(line: StepLine): StepLine {
   const ordered: Record<string, unknown> = {};
@@ -79,9 +65,9 @@ function columnWriter(field: Field): ColumnWriter {
     case 'timestamp':
       return scalar('timestamp');
     case 'is_first':
-      return (line, column, row) => void (line.isFirst = column.get(row) as boolean);
     case 'is_last':
-      return (line, column, row) => void (line.isLast = column.get(row) as boolean);
+      // Implied by the step numbers; left out so that the lines read back as an upload.
+      return () => undefined;
     case 'is_terminal':
       return (line, column, row) => void (line.isTerminal = column.get(row) as boolean);
     case 'reward':

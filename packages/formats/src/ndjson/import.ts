@@ -3,20 +3,10 @@ import type { Feature, FeatureSpec } from '@kura/schema';
 import { imageShape } from '../image-header.js';
 import { ImportError, type ImportedEpisode, type Importer, type ImportSource, type SourceFile } from '../importer.js';
 import { readLines } from './lines.js';
+import { stepLineKeys } from './step-line.js';
 
 const MAX_LINE_BYTES = 64 * 1024 * 1024;
-const stepKeys = new Set([
-  'episode',
-  'step',
-  'timestamp',
-  'observation',
-  'action',
-  'reward',
-  'discount',
-  'isTerminal',
-  'language',
-  'success',
-]);
+const stepKeys = new Set<string>(stepLineKeys);
 
 type StepValue = { kind: 'vector'; values: number[] } | { kind: 'image'; encoding: 'jpeg' | 'png'; bytes: Uint8Array };
 interface ParsedStep {
