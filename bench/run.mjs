@@ -1,8 +1,9 @@
 // `npm run bench -- <name…>`: speed and memory figures, each against a baseline measured in the same run.
 import { benchIngest } from './ingest.mjs';
 import { benchSlices } from './slices.mjs';
+import { benchPolicies } from './policies.mjs';
 
-const benches = { ingest: benchIngest, slices: benchSlices };
+const benches = { ingest: benchIngest, slices: benchSlices, policies: benchPolicies };
 const names = process.argv.slice(2);
 const selected = names.length > 0 ? names : Object.keys(benches);
 for (const name of selected) {

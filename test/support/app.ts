@@ -5,7 +5,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import supertest from 'supertest';
 import { createLogger, generateKey, JobsService, KeysService, loadConfig, type KuraConfig } from '@kura/core';
 import { createApp } from '../../apps/api/src/app.js';
-import { createTestDatabase } from './database.js';
+import { createTestDatabase, requireEnv } from './database.js';
 
 export interface TestApp {
   app: NestExpressApplication;
@@ -62,6 +62,14 @@ export async function startTestApp(environment: Record<string, string> = {}): Pr
 }
 
 export const bearer = (key: string) => ({ Authorization: `Bearer ${key}` });
+
+/** The environment that puts a test app's blobs in the test S3 store (s3rver, started by the global setup). */
+export const s3Environment = () => ({
+  S3_ENDPOINT: requireEnv('KURA_TEST_S3_ENDPOINT'),
+  S3_BUCKET: requireEnv('KURA_TEST_S3_BUCKET'),
+  S3_ACCESS_KEY_ID: 'S3RVER',
+  S3_SECRET_ACCESS_KEY: 'S3RVER',
+});
 
 /** Polls until `check` returns a value (not undefined) or the timeout passes. */
 export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {

@@ -46,3 +46,18 @@ export async function tarGzWithEntry(
   await done;
   return gzipSync(Buffer.concat(chunks));
 }
+
+/** A .tar.gz of the given entries (file contents by path; `{ link }` makes a symbolic link). */
+export async function tarGzOf(entries: Record<string, string | Buffer | { link: string }>): Promise<Buffer> {
+  const archive = pack();
+  const chunks: Buffer[] = [];
+  archive.on('data', (chunk: Buffer) => chunks.push(chunk));
+  const done = new Promise<void>((resolve) => archive.on('end', resolve));
+  for (const [name, content] of Object.entries(entries)) {
+    if (typeof content === 'object' && !Buffer.isBuffer(content)) archive.entry({ name, type: 'symlink', linkname: content.link });
+    else archive.entry({ name }, content);
+  }
+  archive.finalize();
+  await done;
+  return gzipSync(Buffer.concat(chunks));
+}

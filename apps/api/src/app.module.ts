@@ -9,6 +9,7 @@ import { KeysController } from './keys/keys.controller.js';
 import { RobotsController } from './robots/robots.controller.js';
 import { UploadsController } from './uploads/uploads.controller.js';
 import { SlicesController } from './slices/slices.controller.js';
+import { PoliciesController } from './policies/policies.controller.js';
 
 @Module({})
 export class AppModule {
@@ -16,7 +17,15 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(params)],
-      controllers: [HealthController, KeysController, RobotsController, DatasetsController, UploadsController, SlicesController],
+      controllers: [
+        HealthController,
+        KeysController,
+        RobotsController,
+        DatasetsController,
+        UploadsController,
+        SlicesController,
+        PoliciesController,
+      ],
       providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
     };
   }

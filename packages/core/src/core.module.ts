@@ -33,9 +33,17 @@ import { SliceReader } from './slices/slice-reader.js';
 import { SlicesRepository } from './slices/slices.repository.js';
 import { SlicesService } from './slices/slices.service.js';
 import { SliceDownloadService } from './slices/slice-download.service.js';
+import { PoliciesRepository } from './policies/policies.repository.js';
+import { PoliciesService } from './policies/policies.service.js';
+import { PolicyValidationService } from './policies/policy-validation.service.js';
+import { ValidatePolicyJob } from './policies/validate-policy.job.js';
+import { EvaluationsRepository } from './policies/evaluations.repository.js';
+import { EvaluationsService } from './policies/evaluations.service.js';
+import { PolicyEvaluationService } from './policies/policy-evaluation.service.js';
+import { EvaluatePolicyJob } from './policies/evaluate-policy.job.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
-const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob];
+const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob, ValidatePolicyJob, EvaluatePolicyJob];
 
 export function createBlobStore(config: KuraConfig['blobs']): BlobStore {
   return config.kind === 's3' ? new S3BlobStore(config) : new FilesystemBlobStore({ directory: config.directory });
@@ -90,6 +98,12 @@ export class CoreModule {
       SlicesRepository,
       SlicesService,
       SliceDownloadService,
+      PoliciesRepository,
+      PoliciesService,
+      PolicyValidationService,
+      EvaluationsRepository,
+      EvaluationsService,
+      PolicyEvaluationService,
       DatasetsService,
       UploadsRepository,
       UploadsService,
@@ -118,6 +132,8 @@ export class CoreModule {
         VersionsService,
         SlicesService,
         SliceDownloadService,
+        PoliciesService,
+        EvaluationsService,
         HealthService,
       ],
     };

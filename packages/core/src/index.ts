@@ -27,3 +27,5 @@ export * from './ingest/ingest.service.js';
 export * from './slices/slices.service.js';
 export * from './slices/slice-download.service.js';
 export { episodeBucket, SAMPLE_BUCKET_LIMIT, HELD_OUT_BUCKET_START } from './datasets/episode-buckets.js';
+export * from './policies/policies.service.js';
+export * from './policies/evaluations.service.js';

@@ -11,3 +11,4 @@ export * from './datasets.js';
 export * from './jobs.js';
 export * from './arrow.js';
 export * from './slices.js';
+export * from './policies.js';

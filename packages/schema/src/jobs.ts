@@ -9,6 +9,10 @@ export const jobPayloadSchemas = {
   'blobs.delete': z.strictObject({ key: z.string().min(1) }),
   /** Turns an upload into Arrow shards and publishes the next dataset version. */
   'uploads.ingest': z.strictObject({ uploadId: z.string().min(1) }),
+  /** Checks a policy bundle in the sandbox: ready or rejected. */
+  'policies.validate': z.strictObject({ policyId: z.string().min(1) }),
+  /** Runs a policy over a dataset version's held-out episodes and records its metrics. */
+  'policies.evaluate': z.strictObject({ evaluationId: z.string().min(1) }),
 } as const;
 
 export type JobName = keyof typeof jobPayloadSchemas;

@@ -6,11 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC, type Vector } from 'apache-arrow';
 import { extract } from 'tar-stream';
-import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, eventually, getBytes, s3Environment, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder } from '../../../../test/support/archives.js';
 import { createDataset } from '../../../../test/support/datasets.js';
-import { requireEnv } from '../../../../test/support/database.js';
-import { eventually } from '../../../../test/support/app.js';
 
 // Source: ../shared/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
 const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
@@ -87,16 +85,7 @@ describe.each([
     getBytes(kura, `/v1/slices/${sliceId}/data?format=${format}`, { ...bearer(kura.adminKey), ...headers });
 
   beforeAll(async () => {
-    kura = await startTestApp(
-      mode === 'S3'
-        ? {
-            S3_ENDPOINT: requireEnv('KURA_TEST_S3_ENDPOINT'),
-            S3_BUCKET: requireEnv('KURA_TEST_S3_BUCKET'),
-            S3_ACCESS_KEY_ID: 'S3RVER',
-            S3_SECRET_ACCESS_KEY: 'S3RVER',
-          }
-        : mode,
-    );
+    kura = await startTestApp(mode === 'S3' ? s3Environment() : mode);
     operator = await kura.createKey('operator');
     scratch = await mkdtemp(join(tmpdir(), 'kura-downloads-'));
     datasetId = await createDataset(kura, operator.key, 'private');

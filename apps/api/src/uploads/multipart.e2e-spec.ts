@@ -2,8 +2,7 @@
 // object store with presigned URLs (S3 mode, against s3rver).
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { requireEnv } from '../../../../test/support/database.js';
+import { bearer, eventually, s3Environment, startTestApp, type TestApp } from '../../../../test/support/app.js';
 
 const MiB = 1024 * 1024;
 
@@ -34,15 +33,7 @@ describe.each([
   let body: Buffer;
 
   beforeAll(async () => {
-    const environment =
-      mode === 'S3'
-        ? {
-            S3_ENDPOINT: requireEnv('KURA_TEST_S3_ENDPOINT'),
-            S3_BUCKET: requireEnv('KURA_TEST_S3_BUCKET'),
-            S3_ACCESS_KEY_ID: 'S3RVER',
-            S3_SECRET_ACCESS_KEY: 'S3RVER',
-          }
-        : mode;
+    const environment = mode === 'S3' ? s3Environment() : mode;
     kura = await startTestApp(environment);
     operator = await kura.createKey('operator');
     const robot = await kura.request

@@ -47,6 +47,10 @@ const environmentSchema = z.object({
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
   KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(32 * 1024 * 1024)),
   KURA_MAX_UPLOAD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(100 * 1024 ** 3)),
+  KURA_POLICY_MAX_BUNDLE_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(256 * 1024 * 1024)),
+  KURA_POLICY_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(8).max(4096).default(128)),
+  KURA_POLICY_CALL_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.max(60_000).default(50)),
+  KURA_POLICY_MAX_MODEL_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
 });
@@ -55,6 +59,8 @@ const environmentSchema = z.object({
 export interface KuraConfig {
   http: { port: number; host: string; jsonBodyLimit: number; bodyModelLimit: number };
   dataDir: string;
+  /** Limits of uploaded policies and of their sandbox. */
+  policies: { maxBundleBytes: number; memoryMb: number; callTimeoutMs: number; maxModelBytes: number };
   database: { kind: 'external'; url: string } | { kind: 'embedded'; directory: string; port: number | undefined };
   queue: { kind: 'bullmq'; redisUrl: string; name: string } | { kind: 'in-process'; name: string };
   blobs:
@@ -134,6 +140,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       lockMs: env.KURA_JOB_LOCK_MS,
     },
     uploads: { maxBytes: env.KURA_MAX_UPLOAD_BYTES, shardBytes: env.KURA_SHARD_BYTES },
+    policies: {
+      maxBundleBytes: env.KURA_POLICY_MAX_BUNDLE_BYTES,
+      memoryMb: env.KURA_POLICY_MEMORY_MB,
+      callTimeoutMs: env.KURA_POLICY_CALL_TIMEOUT_MS,
+      maxModelBytes: env.KURA_POLICY_MAX_MODEL_BYTES,
+    },
     adminKey: env.KURA_ADMIN_KEY,
     shutdownTimeoutMs: env.KURA_SHUTDOWN_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

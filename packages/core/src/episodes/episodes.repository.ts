@@ -51,6 +51,8 @@ export interface EpisodeFilter {
   /** Only the public sample (plus its guaranteed first episode, see `sampleFallbackIndex`). */
   sampleOnly?: { fallbackIndex: number | undefined } | undefined;
   excludeHeldOut?: boolean | undefined;
+  /** Only the held-out episodes (for evaluations). */
+  heldOutOnly?: boolean | undefined;
 }
 
 @Injectable()
@@ -112,6 +114,7 @@ function toWhere(filter: EpisodeFilter): Prisma.EpisodeWhereInput {
   if (filter.maxLength !== undefined) conditions.push({ length: { lte: filter.maxLength } });
   if (filter.uploadId !== undefined) conditions.push({ uploadId: filter.uploadId });
   if (filter.excludeHeldOut) conditions.push({ bucket: { lt: HELD_OUT_BUCKET_START } });
+  if (filter.heldOutOnly) conditions.push({ bucket: { gte: HELD_OUT_BUCKET_START } });
   if (filter.sampleOnly) {
     const fallback = filter.sampleOnly.fallbackIndex;
     conditions.push({

@@ -2,7 +2,7 @@
 // queue lost (a crash between the row and the queue, or a dead worker) is enqueued again at start.
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import type { JobPayload } from '@kura/schema';
+import { jobNames, type JobPayload } from '@kura/schema';
 import { createTestDatabase, requireEnv } from '../../../../test/support/database.js';
 import { loadConfig } from '../config/config.js';
 import { createPrismaClient, type PrismaClient } from '../database/prisma.js';
@@ -64,15 +64,11 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
   const startService = async (options: { consume?: boolean; handlers?: JobHandler[] } = {}) => {
     const queue = makeQueue();
     const config = loadConfig({ KURA_JOB_ATTEMPTS: '3', KURA_JOB_BACKOFF_MS: '20', KURA_SHUTDOWN_TIMEOUT_MS: '2000' });
-    // Every known job needs a handler; this suite drives blobs.delete and leaves uploads.ingest idle.
-    const idleIngest: JobHandler<'uploads.ingest'> = { jobName: 'uploads.ingest', handle: async () => undefined };
-    const jobs = new JobsService(
-      new JobRepository(prisma),
-      queue,
-      options.handlers ?? [handler, idleIngest],
-      config,
-      createLogger('silent'),
-    );
+    // Every known job needs a handler; this suite drives blobs.delete and leaves the others idle.
+    const idle: JobHandler[] = jobNames
+      .filter((name) => name !== 'blobs.delete')
+      .map((name) => ({ jobName: name, handle: async () => undefined }));
+    const jobs = new JobsService(new JobRepository(prisma), queue, options.handlers ?? [handler, ...idle], config, createLogger('silent'));
     running.push({ jobs, queue });
     if (options.consume !== false) await jobs.startConsuming();
     return jobs;

@@ -200,7 +200,6 @@ export class SliceReader {
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/require-await
 async function* toAsync<T>(items: readonly T[]): AsyncGenerator<T> {
   yield* items;
 }
@@ -255,12 +254,21 @@ function cutBatch(params: {
   return new RecordBatch(schema, struct);
 }
 
-/** An unsaved slice of whole episodes of one dataset version, every column (for reading them, e.g. for statistics). */
-export function wholeEpisodesOf(params: { datasetId: string; version: number; features: FeatureSpec; episodes: number[] }): SliceRecord {
+/**
+ * An unsaved slice of whole episodes of one dataset version (for reading them inside Kura: statistics,
+ * evaluations), with every column or the ones named.
+ */
+export function wholeEpisodesOf(params: {
+  datasetId: string;
+  version: number;
+  features: FeatureSpec;
+  episodes: number[];
+  columns?: string[];
+}): SliceRecord {
   return {
     id: `${params.datasetId}@${params.version}`,
     ownerKeyId: null,
-    columns: resolveSliceColumns([{ datasetId: params.datasetId, features: params.features }], undefined),
+    columns: resolveSliceColumns([{ datasetId: params.datasetId, features: params.features }], params.columns),
     steps: null,
     request: null,
     episodeCount: params.episodes.length,

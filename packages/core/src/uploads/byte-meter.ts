@@ -25,5 +25,8 @@ export function meterBytes(params: { body: Readable; limit: number; tooLarge: ()
     },
   });
   params.body.on('error', (error) => meter.destroy(error));
+  // The limit can be passed before the consumer has started reading (a small limit, a fast client);
+  // the stream keeps the error for the consumer, so it must not also crash the process unheard.
+  meter.on('error', () => undefined);
   return { stream: params.body.pipe(meter), bytes: () => bytes, exceeded: () => exceeded };
 }

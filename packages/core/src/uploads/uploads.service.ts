@@ -1,3 +1,4 @@
+import { bodyInterrupted, storeBody } from '../blobs/store-body.js';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
@@ -88,26 +89,14 @@ export class UploadsService implements OnApplicationBootstrap {
 
     const id = newId('upl');
     const blobKey = `datasets/${dataset.id}/uploads/${id}/raw`;
-    const hash = createHash('sha256');
-    const metered = meterBytes({
+    const { bytes, sha256 } = await storeBody({
+      blobs: this.blobs,
+      key: blobKey,
       body: params.body,
-      limit: params.maxBytes,
+      maxBytes: params.maxBytes,
       tooLarge: () => uploadTooLarge(params.maxBytes),
-      onChunk: (chunk) => hash.update(chunk),
+      interrupted: (error) => bodyInterrupted('UPLOAD_INTERRUPTED', error),
     });
-    try {
-      await this.blobs.put({ key: blobKey, body: metered.stream });
-    } catch (error) {
-      if (metered.exceeded()) throw uploadTooLarge(params.maxBytes);
-      throw new AppError({
-        code: 'UPLOAD_INTERRUPTED',
-        kind: 'invalid',
-        message: `the upload body could not be read to the end: ${(error as Error).message}`,
-        cause: error,
-      });
-    }
-    const sha256 = hash.digest('hex');
-    const bytes = metered.bytes();
     if (bytes === 0 || (params.expectedSha256 && params.expectedSha256.toLowerCase() !== sha256)) {
       await this.blobs.delete({ key: blobKey });
       throw bytes === 0 ? uploadEmpty() : uploadChecksumMismatch(params.expectedSha256!.toLowerCase(), sha256);

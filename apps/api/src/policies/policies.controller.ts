@@ -1,0 +1,70 @@
+import { Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { z } from 'zod';
+import { EvaluationsService, PoliciesService, type Principal } from '@kura/core';
+import { listQuerySchema } from '@kura/schema';
+import { CurrentPrincipal } from '../http/principal.decorator.js';
+import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
+
+const policyUploadQuerySchema = z.strictObject({ access: z.enum(['public', 'private']).default('private') });
+const policyListQuerySchema = listQuerySchema.extend({ name: z.string().min(1).max(100).optional() });
+const evaluationRequestSchema = z.strictObject({ datasetId: z.string().min(1).max(100), version: z.number().int().positive().optional() });
+
+@ApiTags('policies')
+@ApiBearerAuth()
+@Controller('v1')
+export class PoliciesController {
+  constructor(
+    private readonly policies: PoliciesService,
+    private readonly evaluations: EvaluationsService,
+  ) {}
+
+  /** Stores a policy bundle (.tar.gz or .zip with policy.json); 202 `validating`, then `ready` or `rejected`. */
+  @Post('policies')
+  @HttpCode(202)
+  @ApiConsumes('application/octet-stream')
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  @documentQuery(policyUploadQuerySchema)
+  upload(
+    @CurrentPrincipal() principal: Principal,
+    @Query(policyUploadQuerySchema) query: z.infer<typeof policyUploadQuerySchema>,
+    @Req() request: Request,
+  ) {
+    return this.policies.upload(principal, { body: request, access: query.access });
+  }
+
+  @Get('policies')
+  @documentQuery(policyListQuerySchema)
+  list(@CurrentPrincipal() principal: Principal, @Query(policyListQuerySchema) query: z.infer<typeof policyListQuerySchema>) {
+    return this.policies.list(principal, query);
+  }
+
+  @Get('policies/:id')
+  get(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
+    return this.policies.get(principal, id);
+  }
+
+  /** Runs the policy over the held-out episodes of a dataset version (the latest when none is named). */
+  @Post('policies/:id/evaluations')
+  @HttpCode(202)
+  @documentBody(evaluationRequestSchema)
+  evaluate(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') id: string,
+    @JsonBody(evaluationRequestSchema) request: z.infer<typeof evaluationRequestSchema>,
+  ) {
+    return this.evaluations.create(principal, id, request);
+  }
+
+  @Get('evaluations/:id')
+  evaluation(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
+    return this.evaluations.get(principal, id);
+  }
+
+  /** Ready policies by their latest evaluation's actionMse on the dataset, best first. */
+  @Get('datasets/:id/leaderboard')
+  leaderboard(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
+    return this.evaluations.leaderboard(principal, id);
+  }
+}

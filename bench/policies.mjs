@@ -1,0 +1,156 @@
+// `npm run bench -- policies`: evaluation steps/s in embedded mode for a trivial JS policy and a small
+// ONNX MLP (2×256 hidden), and the per-call cost of the JS sandbox against calling the same function
+// directly in this process, same run.
+import { readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
+import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
+import { freePort, startApi, waitForHealthy } from './support.mjs';
+
+const STATE_DIMS = 14;
+const trivialScript = `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`;
+
+async function tarGz(entries) {
+  const archive = pack();
+  const chunks = [];
+  archive.on('data', (chunk) => chunks.push(chunk));
+  const done = new Promise((resolve) => archive.on('end', resolve));
+  for (const [name, content] of Object.entries(entries)) archive.entry({ name }, content);
+  archive.finalize();
+  await done;
+  return gzipSync(Buffer.concat(chunks));
+}
+
+/** Per-call time of the sandboxed policy and of the same function called directly. */
+async function callOverhead() {
+  const manifest = {
+    name: 'bench',
+    runtime: 'js',
+    entry: 'policy.js',
+    observation: ['observation.state'],
+    action: { shape: [STATE_DIMS] },
+  };
+  const runtime = await loadPolicyRuntime({ manifest, entry: Buffer.from(trivialScript) });
+  const observation = { 'observation.state': Array.from({ length: STATE_DIMS }, (_, index) => index / 10) };
+  const calls = 5000;
+  for (let index = 0; index < 500; index++) await runtime.act(observation, { step: index });
+  let started = performance.now();
+  for (let index = 0; index < calls; index++) await runtime.act(observation, { step: index });
+  const sandboxUs = ((performance.now() - started) / calls) * 1000;
+  runtime.dispose();
+  const direct = new Function(`${trivialScript}; return act;`)();
+  started = performance.now();
+  let sink = 0;
+  for (let index = 0; index < calls * 20; index++) sink += (await direct(observation, { step: index }))[0];
+  const directUs = ((performance.now() - started) / (calls * 20)) * 1000;
+  return { sandboxUs, directUs, sink };
+}
+
+export async function benchPolicies() {
+  const overhead = await callOverhead();
+  const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-policies-'));
+  await chmod(scratch, 0o755);
+  const key = `kura_${'p'.repeat(43)}`;
+  const port = await freePort();
+  const api = startApi({
+    KURA_DATA_DIR: join(scratch, 'data'),
+    HOST: '127.0.0.1',
+    KURA_ADMIN_KEY: key,
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const rows = [];
+  try {
+    await waitForHealthy(base);
+    const call = async (path, body, contentType = 'application/json') => {
+      const response = await fetch(`${base}${path}`, {
+        method: body ? 'POST' : 'GET',
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': contentType },
+        ...(body ? { body: contentType === 'application/json' ? JSON.stringify(body) : body } : {}),
+      });
+      const json = await response.json();
+      if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
+      return json;
+    };
+    const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
+    const datasetId = (await call('/v1/datasets', { name: 'policies-bench', robotId: robot.id, access: 'public' })).id;
+    // 400 episodes × 100 steps of 14-dim state and action: ~40 held-out episodes, ~4,000 evaluated steps.
+    const lines = [];
+    for (let episode = 0; episode < 400; episode++)
+      for (let step = 0; step < 100; step++) {
+        const vector = (offset) => Array.from({ length: STATE_DIMS }, (_, index) => Math.sin(episode + step / 10 + index + offset));
+        lines.push(JSON.stringify({ episode, step, observation: { state: vector(0) }, action: vector(1) }));
+      }
+    let upload = await call(`/v1/datasets/${datasetId}/uploads?format=kura-ndjson`, `${lines.join('\n')}\n`, 'application/x-ndjson');
+    while (upload.status !== 'published') {
+      if (upload.status === 'failed') throw new Error(JSON.stringify(upload.errors));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      upload = await call(`/v1/uploads/${upload.id}`);
+    }
+
+    const mlp = await readFile(new URL('../packages/core/src/policies/runtimes/fixtures/mlp-14x256x256x14.onnx', import.meta.url));
+    const bundles = {
+      'trivial JS': await tarGz({
+        'policy.json': JSON.stringify({
+          name: 'trivial',
+          runtime: 'js',
+          entry: 'policy.js',
+          observation: ['observation.state'],
+          observationShapes: { 'observation.state': [STATE_DIMS] },
+          action: { shape: [STATE_DIMS] },
+        }),
+        'policy.js': trivialScript,
+      }),
+      'ONNX MLP 2×256': await tarGz({
+        'policy.json': JSON.stringify({
+          name: 'mlp',
+          runtime: 'onnx',
+          entry: 'model.onnx',
+          observation: ['observation.state'],
+          observationShapes: { 'observation.state': [STATE_DIMS] },
+          action: { shape: [STATE_DIMS] },
+        }),
+        'model.onnx': mlp,
+      }),
+    };
+    for (const [name, bundle] of Object.entries(bundles)) {
+      let policy = await call('/v1/policies?access=public', bundle, 'application/octet-stream');
+      while (policy.status === 'validating') {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        policy = await call(`/v1/policies/${policy.id}`);
+      }
+      if (policy.status !== 'ready') throw new Error(`${name}: ${JSON.stringify(policy.errors)}`);
+      let evaluation = await call(`/v1/policies/${policy.id}/evaluations`, { datasetId });
+      while (evaluation.status === 'queued' || evaluation.status === 'running') {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        evaluation = await call(`/v1/evaluations/${evaluation.id}`);
+      }
+      if (evaluation.status !== 'completed') throw new Error(`${name}: ${JSON.stringify(evaluation.error)}`);
+      const seconds = (Date.parse(evaluation.finishedAt) - Date.parse(evaluation.startedAt)) / 1000;
+      rows.push({
+        policy: name,
+        steps: evaluation.metrics.stepsEvaluated,
+        'evaluation s': +seconds.toFixed(2),
+        'steps/s': Math.round(evaluation.metrics.stepsEvaluated / seconds),
+        'call p50 ms': evaluation.timing.latencyMsP50,
+        'call p99 ms': evaluation.timing.latencyMsP99,
+      });
+    }
+  } finally {
+    await api.stop();
+    await rm(scratch, { recursive: true, force: true });
+  }
+  console.table(rows);
+  console.table([
+    {
+      'sandboxed act() µs': +overhead.sandboxUs.toFixed(1),
+      'direct call µs': +overhead.directUs.toFixed(2),
+      'overhead per call µs': +(overhead.sandboxUs - overhead.directUs).toFixed(1),
+    },
+  ]);
+  console.log('sandbox: a fresh isolated-vm isolate per policy, arguments and result copied, checked inside the isolate');
+  return rows;
+}

@@ -1,0 +1,42 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { AppError } from '../errors/app-error.js';
+import { meterBytes } from '../uploads/byte-meter.js';
+import type { BlobStore } from './blob-store.js';
+
+/**
+ * Streams a request body into a blob while hashing it (sha256) and counting it: more than
+ * `maxBytes` fails with `tooLarge()` before the excess is stored, a body that breaks off fails with
+ * `interrupted(error)`. Nothing is held in memory.
+ */
+export async function storeBody(params: {
+  blobs: BlobStore;
+  key: string;
+  body: Readable;
+  maxBytes: number;
+  tooLarge: () => Error;
+  interrupted: (error: unknown) => Error;
+}): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  const metered = meterBytes({
+    body: params.body,
+    limit: params.maxBytes,
+    tooLarge: params.tooLarge,
+    onChunk: (chunk) => hash.update(chunk),
+  });
+  try {
+    await params.blobs.put({ key: params.key, body: metered.stream });
+  } catch (error) {
+    throw metered.exceeded() ? params.tooLarge() : params.interrupted(error);
+  }
+  return { bytes: metered.bytes(), sha256: hash.digest('hex') };
+}
+
+/** A request body that broke off before its end (the client went away, or the connection failed). */
+export const bodyInterrupted = (code: string, error: unknown) =>
+  new AppError({
+    code,
+    kind: 'invalid',
+    message: `the request body could not be read to the end: ${error instanceof Error ? error.message : String(error)}`,
+    cause: error,
+  });

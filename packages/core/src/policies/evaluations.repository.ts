@@ -1,0 +1,103 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { Prisma, PrismaClient } from '../database/prisma.js';
+
+export type EvaluationStatus = 'queued' | 'running' | 'completed' | 'failed';
+
+export interface EvaluationMetrics {
+  actionMse: number;
+  actionMae: number;
+  /** Mean squared error of each action dimension. */
+  perDimension: number[];
+  stepsEvaluated: number;
+  episodesEvaluated: number;
+}
+
+export interface EvaluationRecord {
+  id: string;
+  policyId: string;
+  datasetId: string;
+  version: number;
+  ownerKeyId: string;
+  status: EvaluationStatus;
+  metrics: EvaluationMetrics | null;
+  timing: { latencyMsP50: number; latencyMsP99: number } | null;
+  error: { code: string; message: string; location?: Record<string, unknown> } | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+const evaluationSelect = {
+  id: true,
+  policyId: true,
+  datasetId: true,
+  version: true,
+  ownerKeyId: true,
+  status: true,
+  metrics: true,
+  timing: true,
+  error: true,
+  createdAt: true,
+  startedAt: true,
+  finishedAt: true,
+} as const;
+
+type EvaluationRow = Prisma.EvaluationGetPayload<{ select: typeof evaluationSelect }>;
+// metrics, timing and error are written only by PolicyEvaluationService from computed values.
+const toRecord = (row: EvaluationRow): EvaluationRecord => ({
+  ...row,
+  metrics: row.metrics as unknown as EvaluationMetrics | null,
+  timing: row.timing as EvaluationRecord['timing'],
+  error: row.error as EvaluationRecord['error'],
+});
+
+@Injectable()
+export class EvaluationsRepository {
+  constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
+
+  async create(data: Pick<EvaluationRecord, 'id' | 'policyId' | 'datasetId' | 'version' | 'ownerKeyId'>): Promise<EvaluationRecord> {
+    return toRecord(await this.prisma.evaluation.create({ data, select: evaluationSelect }));
+  }
+
+  async findById(id: string): Promise<EvaluationRecord | null> {
+    const row = await this.prisma.evaluation.findUnique({ where: { id }, select: evaluationSelect });
+    return row ? toRecord(row) : null;
+  }
+
+  async markRunning(id: string): Promise<void> {
+    await this.prisma.evaluation.update({ where: { id }, data: { status: 'running', startedAt: new Date() } });
+  }
+
+  async complete(id: string, result: { metrics: EvaluationMetrics; timing: NonNullable<EvaluationRecord['timing']> }): Promise<void> {
+    await this.prisma.evaluation.update({
+      where: { id },
+      data: {
+        status: 'completed',
+        metrics: result.metrics as unknown as Prisma.InputJsonValue,
+        timing: result.timing,
+        finishedAt: new Date(),
+      },
+    });
+  }
+
+  async fail(id: string, error: NonNullable<EvaluationRecord['error']>): Promise<void> {
+    await this.prisma.evaluation.update({
+      where: { id },
+      data: { status: 'failed', error: error as unknown as Prisma.InputJsonValue, finishedAt: new Date() },
+    });
+  }
+
+  /** Each policy's latest completed evaluation on a dataset, for the policies given by `policyWhere`. */
+  async latestCompletedPerPolicy(
+    datasetId: string,
+    policyWhere: Prisma.PolicyWhereInput,
+  ): Promise<Array<EvaluationRecord & { policy: { name: string | null; version: number | null } }>> {
+    const rows = await this.prisma.evaluation.findMany({
+      where: { datasetId, status: 'completed', policy: { AND: [policyWhere, { status: 'ready' }] } },
+      orderBy: [{ policyId: 'asc' }, { finishedAt: 'desc' }],
+      distinct: ['policyId'],
+      select: { ...evaluationSelect, policy: { select: { name: true, version: true } } },
+    });
+    return rows.map((row) => ({ ...toRecord(row), policy: row.policy }));
+  }
+}

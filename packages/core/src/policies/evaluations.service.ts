@@ -1,0 +1,145 @@
+import { Injectable } from '@nestjs/common';
+import { requireRole, type Principal } from '../auth/principal.js';
+import { newId } from '../common/ids.js';
+import { AppError } from '../errors/app-error.js';
+import { DatasetsService } from '../datasets/datasets.service.js';
+import { VersionsRepository } from '../datasets/versions.repository.js';
+import { JobsService } from '../jobs/jobs.service.js';
+import { EvaluationsRepository, type EvaluationRecord } from './evaluations.repository.js';
+import { evaluationNotFound, policyNotReady } from './policies.errors.js';
+import { visibilityWhere } from './policies.repository.js';
+import { PoliciesService, policyVisibility } from './policies.service.js';
+
+export interface EvaluationView {
+  id: string;
+  policyId: string;
+  datasetId: string;
+  version: number;
+  status: EvaluationRecord['status'];
+  metrics: EvaluationRecord['metrics'];
+  timing: EvaluationRecord['timing'];
+  error: EvaluationRecord['error'];
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface LeaderboardEntry {
+  rank: number;
+  policyId: string;
+  name: string | null;
+  version: number | null;
+  evaluationId: string;
+  datasetVersion: number;
+  metrics: NonNullable<EvaluationRecord['metrics']>;
+  evaluatedAt: string;
+}
+
+export const evaluatePolicyJobId = (evaluationId: string) => `policies.evaluate:${evaluationId}`;
+
+const unprocessable = (code: string, message: string, field: string, details: Record<string, unknown>) =>
+  new AppError({ code, kind: 'unprocessable', message, details, location: { field } });
+
+/** Evaluations of policies on held-out episodes, and the leaderboards they make. */
+@Injectable()
+export class EvaluationsService {
+  constructor(
+    private readonly evaluations: EvaluationsRepository,
+    private readonly policies: PoliciesService,
+    private readonly datasets: DatasetsService,
+    private readonly versions: VersionsRepository,
+    private readonly jobs: JobsService,
+  ) {}
+
+  async create(
+    principal: Principal,
+    policyId: string,
+    request: { datasetId: string; version?: number | undefined },
+  ): Promise<EvaluationView> {
+    requireRole(principal, ['developer'], 'evaluate policies');
+    const policy = await this.policies.findVisible(principal, policyId);
+    if (policy.status !== 'ready') throw policyNotReady(policy.id, policy.status);
+    let dataset;
+    try {
+      ({ dataset } = await this.datasets.reach(principal, request.datasetId));
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
+        throw unprocessable('DATASET_NOT_FOUND', `dataset "${request.datasetId}" was not found`, 'datasetId', {
+          datasetId: request.datasetId,
+        });
+      }
+      throw error;
+    }
+    const version = request.version ?? dataset.latestVersion;
+    if (version < 1 || !(await this.versions.find(dataset.id, version))) {
+      throw unprocessable('VERSION_NOT_FOUND', `dataset ${dataset.id} has no version ${version}`, 'version', {
+        datasetId: dataset.id,
+        version,
+      });
+    }
+    const evaluation = await this.evaluations.create({
+      id: newId('evl'),
+      policyId: policy.id,
+      datasetId: dataset.id,
+      version,
+      ownerKeyId: principal.keyId,
+    });
+    await this.jobs.enqueue('policies.evaluate', { evaluationId: evaluation.id }, { id: evaluatePolicyJobId(evaluation.id) });
+    return toEvaluationView(evaluation);
+  }
+
+  /** An evaluation, visible to whoever may see its policy. */
+  async get(principal: Principal, id: string): Promise<EvaluationView> {
+    const evaluation = await this.evaluations.findById(id);
+    if (!evaluation) throw evaluationNotFound(id);
+    try {
+      await this.policies.findVisible(principal, evaluation.policyId);
+    } catch {
+      throw evaluationNotFound(id);
+    }
+    return toEvaluationView(evaluation);
+  }
+
+  /**
+   * Ready policies ranked by their latest completed evaluation's actionMse on the dataset, best
+   * first (ties: earlier evaluation first). Private policies only for their owner and admins.
+   */
+  async leaderboard(principal: Principal, datasetId: string): Promise<{ items: LeaderboardEntry[] }> {
+    await this.datasets.reach(principal, datasetId);
+    const rows = await this.evaluations.latestCompletedPerPolicy(datasetId, visibilityWhere(policyVisibility(principal)));
+    const sorted = rows
+      .filter((row) => row.metrics !== null)
+      .sort(
+        (first, second) =>
+          first.metrics!.actionMse - second.metrics!.actionMse || first.finishedAt!.getTime() - second.finishedAt!.getTime(),
+      );
+    return {
+      items: sorted.map((row, index) => ({
+        rank: index + 1,
+        policyId: row.policyId,
+        name: row.policy.name,
+        version: row.policy.version,
+        evaluationId: row.id,
+        datasetVersion: row.version,
+        metrics: row.metrics!,
+        evaluatedAt: row.finishedAt!.toISOString(),
+      })),
+    };
+  }
+}
+
+export function toEvaluationView(evaluation: EvaluationRecord): EvaluationView {
+  return {
+    id: evaluation.id,
+    policyId: evaluation.policyId,
+    datasetId: evaluation.datasetId,
+    version: evaluation.version,
+    status: evaluation.status,
+    metrics: evaluation.metrics,
+    timing: evaluation.timing,
+    error: evaluation.error,
+    createdAt: evaluation.createdAt.toISOString(),
+    startedAt: evaluation.startedAt?.toISOString() ?? null,
+    finishedAt: evaluation.finishedAt?.toISOString() ?? null,
+  };
+}

@@ -1,0 +1,282 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { DataType, type RecordBatch, type Vector } from 'apache-arrow';
+import { valuesPerStep, type FeatureSpec, type PolicyManifest, type PolicyObservation } from '@kura/schema';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { readJsonBlob } from '../blobs/json-blobs.js';
+import { DatasetsRepository } from '../datasets/datasets.repository.js';
+import { VersionsRepository } from '../datasets/versions.repository.js';
+import { LOGGER } from '../database/database.tokens.js';
+import { EpisodesRepository } from '../episodes/episodes.repository.js';
+import type { Logger } from '../logging/logger.js';
+import { SliceReader, wholeEpisodesOf } from '../slices/slice-reader.js';
+import { EvaluationsRepository, type EvaluationMetrics } from './evaluations.repository.js';
+import { PoliciesRepository } from './policies.repository.js';
+import { PolicyValidationService } from './policy-validation.service.js';
+import { isPolicyError, loadPolicyRuntime, type PolicyRuntime } from './runtimes/policy-runtime.js';
+
+/** Per-component statistics used to normalize one feature. */
+interface FeatureNormalization {
+  mean?: number[] | undefined;
+  std?: number[] | undefined;
+  min?: number[] | undefined;
+  max?: number[] | undefined;
+}
+
+/** LeRobot's guard against a zero spread. */
+const EPSILON = 1e-8;
+
+class EvaluationFailure extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly location: Record<string, unknown> = {},
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Runs an evaluation (the `policies.evaluate` job): the policy, in the sandbox, over every held-out
+ * episode of the dataset version, step by step in order, `reset()` between episodes, observations
+ * normalized and actions unnormalized as the manifest says. Records MSE / MAE over every step and
+ * action dimension (for an action chunk, its first action is compared with the step's action), and
+ * the policy's call latency. Deterministic: the same policy and dataset version give the same
+ * metrics (the latency, kept apart in `timing`, is measured).
+ */
+@Injectable()
+export class PolicyEvaluationService {
+  constructor(
+    private readonly evaluations: EvaluationsRepository,
+    private readonly policies: PoliciesRepository,
+    private readonly datasets: DatasetsRepository,
+    private readonly versions: VersionsRepository,
+    private readonly episodes: EpisodesRepository,
+    private readonly reader: SliceReader,
+    private readonly validation: PolicyValidationService,
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  async run(evaluationId: string): Promise<void> {
+    const evaluation = await this.evaluations.findById(evaluationId);
+    if (!evaluation || evaluation.status === 'completed' || evaluation.status === 'failed') return;
+    await this.evaluations.markRunning(evaluationId);
+    let runtime: PolicyRuntime | undefined;
+    try {
+      const policy = await this.policies.findById(evaluation.policyId);
+      if (!policy?.manifest || !policy.entryKey)
+        throw new EvaluationFailure('POLICY_NOT_READY', `policy ${evaluation.policyId} is not ready`);
+      const manifest = policy.manifest;
+      const dataset = await this.datasets.findById(evaluation.datasetId);
+      const features = dataset?.features ?? {};
+      checkFeatures(manifest, features);
+      const heldOut = await this.heldOutEpisodes(evaluation.datasetId, evaluation.version);
+      if (heldOut.length === 0) {
+        throw new EvaluationFailure(
+          'NO_HELD_OUT_EPISODES',
+          `version ${evaluation.version} of dataset ${evaluation.datasetId} has no held-out episode yet`,
+        );
+      }
+      const normalization = await this.normalization(manifest);
+      const entry = await readAll(await this.blobs.get({ key: policy.entryKey }));
+      runtime = await loadPolicyRuntime({ manifest, entry, limits: this.validation.runtimeLimits(), features });
+      const result = await evaluateEpisodes({
+        runtime,
+        manifest,
+        normalization,
+        plan: await this.reader.plan(
+          wholeEpisodesOf({
+            datasetId: evaluation.datasetId,
+            version: evaluation.version,
+            features,
+            episodes: heldOut,
+            columns: [...new Set([...manifest.observation, 'action', 'language_instruction'])],
+          }),
+          { forward: false },
+        ),
+      });
+      await this.evaluations.complete(evaluationId, result);
+      this.logger.info({ evaluationId, metrics: result.metrics }, 'evaluation completed');
+    } catch (error) {
+      // The policy's own failures (PolicyError, from the sandbox) and the evaluation's end it; anything
+      // else is the infrastructure's and the job retries.
+      if (!(error instanceof EvaluationFailure) && !isPolicyError(error)) throw error;
+      const { code, message } = error;
+      const location =
+        error instanceof EvaluationFailure ? error.location : ((error as { location?: Record<string, unknown> }).location ?? {});
+      await this.evaluations.fail(evaluationId, { code, message, location });
+      this.logger.info({ evaluationId, code }, 'evaluation failed');
+    } finally {
+      runtime?.dispose();
+    }
+  }
+
+  private async heldOutEpisodes(datasetId: string, version: number): Promise<number[]> {
+    const indices: number[] = [];
+    let afterIndex: number | undefined;
+    for (;;) {
+      const page = await this.episodes.list({ datasetId, version, heldOutOnly: true, afterIndex, take: 10_000 });
+      indices.push(...page.map((episode) => episode.episodeIndex));
+      if (page.length < 10_000) return indices;
+      afterIndex = page[page.length - 1]!.episodeIndex;
+    }
+  }
+
+  /** Per-feature statistics: the manifest's own, or those of the latest version of the dataset it names. */
+  private async normalization(manifest: PolicyManifest): Promise<Map<string, FeatureNormalization> | undefined> {
+    const spec = manifest.normalization;
+    if (!spec) return undefined;
+    if (spec.stats) return new Map(Object.entries(spec.stats));
+    const dataset = await this.datasets.findById(spec.datasetId!);
+    const version = dataset && dataset.latestVersion > 0 ? await this.versions.find(dataset.id, dataset.latestVersion) : null;
+    if (!version)
+      throw new EvaluationFailure(
+        'NORMALIZATION_DATASET_NOT_FOUND',
+        `normalization.datasetId "${spec.datasetId}" has no published version`,
+      );
+    const stats = (await readJsonBlob(this.blobs, version.statsKey)) as Record<string, FeatureNormalization>;
+    return new Map(Object.entries(stats));
+  }
+}
+
+function checkFeatures(manifest: PolicyManifest, features: FeatureSpec): void {
+  const missing = manifest.observation.filter((name) => !features[name]);
+  if (missing.length > 0) {
+    throw new EvaluationFailure(
+      'EVALUATION_FEATURES_MISSING',
+      `the dataset has no ${missing.map((name) => `"${name}"`).join(', ')}, which the policy observes`,
+      {
+        field: missing.join(','),
+      },
+    );
+  }
+  const action = features.action;
+  const dimensions = manifest.action.shape[manifest.action.shape.length - 1]!;
+  if (!action || action.dtype === 'image' || action.dtype === 'video' || action.dtype === 'string') {
+    throw new EvaluationFailure('EVALUATION_ACTION_MISMATCH', 'the dataset has no numeric "action" feature to compare the policy with', {
+      field: 'action',
+    });
+  }
+  if (valuesPerStep(action) !== dimensions) {
+    throw new EvaluationFailure(
+      'EVALUATION_ACTION_MISMATCH',
+      `the policy acts in ${dimensions} dimensions, the dataset's action has ${valuesPerStep(action)}`,
+      { field: 'action' },
+    );
+  }
+}
+
+async function evaluateEpisodes(params: {
+  runtime: PolicyRuntime;
+  manifest: PolicyManifest;
+  normalization: Map<string, FeatureNormalization> | undefined;
+  plan: Awaited<ReturnType<SliceReader['plan']>>;
+}): Promise<{ metrics: EvaluationMetrics; timing: { latencyMsP50: number; latencyMsP99: number } }> {
+  const { runtime, manifest, normalization, plan } = params;
+  if (plan.kind !== 'decode') throw new Error('evaluation needs decoded batches');
+  const mode = manifest.normalization?.mode;
+  const dimensions = manifest.action.shape[manifest.action.shape.length - 1]!;
+  const squared = new Float64Array(dimensions);
+  let absolute = 0;
+  let steps = 0;
+  let episodes = 0;
+  const latencies: number[] = [];
+  for await (const { item, batches } of plan.episodes()) {
+    await runtime.reset();
+    episodes++;
+    for (const batch of batches) {
+      const columns = readColumns(batch, manifest.observation);
+      const actions = numericColumn(batch, 'action');
+      const tasks = batch.getChild('language_instruction');
+      const stepIndex = batch.getChild('step_index')!;
+      for (let row = 0; row < batch.numRows; row++) {
+        const observation: PolicyObservation = {};
+        for (const [name, column] of columns) {
+          observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization?.get(name), mode);
+        }
+        const step = Number(stepIndex.get(row));
+        const started = performance.now();
+        let output: Float32Array;
+        try {
+          output = await runtime.act(observation, {
+            step,
+            episode: item.episode.episodeIndex,
+            task: (tasks?.get(row) as string | null) ?? '',
+          });
+        } catch (error) {
+          Object.assign(error as object, { location: { episode: item.episode.episodeIndex, step } });
+          throw error;
+        }
+        latencies.push(performance.now() - started);
+        const predicted = unnormalize(Array.from(output.subarray(0, dimensions)), normalization?.get('action'), mode);
+        const truth = actions.row(row);
+        for (let dimension = 0; dimension < dimensions; dimension++) {
+          const difference = predicted[dimension]! - truth[dimension]!;
+          squared[dimension]! += difference * difference;
+          absolute += Math.abs(difference);
+        }
+        steps++;
+      }
+    }
+  }
+  const perDimension = Array.from(squared, (sum) => sum / steps);
+  latencies.sort((first, second) => first - second);
+  const percentile = (fraction: number) => latencies[Math.min(latencies.length - 1, Math.floor(fraction * latencies.length))] ?? 0;
+  return {
+    metrics: {
+      actionMse: perDimension.reduce((sum, value) => sum + value, 0) / dimensions,
+      actionMae: absolute / (steps * dimensions),
+      perDimension,
+      stepsEvaluated: steps,
+      episodesEvaluated: episodes,
+    },
+    timing: { latencyMsP50: round(percentile(0.5)), latencyMsP99: round(percentile(0.99)) },
+  };
+}
+
+const round = (value: number) => Math.round(value * 1000) / 1000;
+
+type ColumnReader = { kind: 'numeric'; row: (row: number) => number[] } | { kind: 'image'; row: (row: number) => Uint8Array };
+
+function readColumns(batch: RecordBatch, names: string[]): Map<string, ColumnReader> {
+  const columns = new Map<string, ColumnReader>();
+  for (const name of names) {
+    const vector = batch.getChild(name)!;
+    if (DataType.isBinary(vector.type)) columns.set(name, { kind: 'image', row: (row) => vector.get(row) as Uint8Array });
+    else columns.set(name, numericColumn(batch, name));
+  }
+  return columns;
+}
+
+function numericColumn(batch: RecordBatch, name: string): { kind: 'numeric'; row: (row: number) => number[] } {
+  const vector: Vector = batch.getChild(name)!;
+  return {
+    kind: 'numeric',
+    row: (row) => Array.from(vector.get(row) as Iterable<number | bigint | boolean>, (value) => Number(value)),
+  };
+}
+
+function normalize(values: number[], stats: FeatureNormalization | undefined, mode: 'zscore' | 'bounds' | undefined): number[] {
+  if (!stats || !mode) return values;
+  return values.map((value, index) => {
+    if (mode === 'zscore' && stats.mean && stats.std) return (value - stats.mean[index]!) / (stats.std[index]! + EPSILON);
+    if (mode === 'bounds' && stats.min && stats.max)
+      return ((value - stats.min[index]!) / (stats.max[index]! - stats.min[index]! + EPSILON)) * 2 - 1;
+    return value;
+  });
+}
+
+function unnormalize(values: number[], stats: FeatureNormalization | undefined, mode: 'zscore' | 'bounds' | undefined): number[] {
+  if (!stats || !mode) return values;
+  return values.map((value, index) => {
+    if (mode === 'zscore' && stats.mean && stats.std) return value * stats.std[index]! + stats.mean[index]!;
+    if (mode === 'bounds' && stats.min && stats.max) return ((value + 1) / 2) * (stats.max[index]! - stats.min[index]!) + stats.min[index]!;
+    return value;
+  });
+}
+
+async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

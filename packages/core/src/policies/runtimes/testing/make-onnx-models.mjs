@@ -1,0 +1,278 @@
+// Writes the small ONNX models the policy runtime tests and the policies bench use into ../fixtures/.
+// Run with `node packages/core/src/policies/runtimes/testing/make-onnx-models.mjs`; the output is
+// deterministic, so re-running it leaves the committed files unchanged. No Python needed: the models
+// are encoded with protobufjs from the small subset of ONNX's protobuf schema written out below.
+import { mkdir, writeFile } from 'node:fs/promises';
+import protobuf from 'protobufjs';
+
+/**
+ * The parts of ONNX's ModelProto these models use, with ONNX's field numbers. Written as proto3, so
+ * repeated numbers are packed; ONNX's parser accepts packed and unpacked encodings alike.
+ */
+const onnxSubset = `
+syntax = "proto3";
+package onnx;
+
+message OperatorSetIdProto {
+  string domain = 1;
+  int64 version = 2;
+}
+
+message StringStringEntryProto {
+  string key = 1;
+  string value = 2;
+}
+
+message TensorProto {
+  repeated int64 dims = 1;
+  int32 data_type = 2;
+  repeated float float_data = 4;
+  repeated int64 int64_data = 7;
+  string name = 8;
+  bytes raw_data = 9;
+  repeated StringStringEntryProto external_data = 13;
+  int32 data_location = 14;
+}
+
+message TensorShapeProto {
+  message Dimension {
+    oneof value {
+      int64 dim_value = 1;
+      string dim_param = 2;
+    }
+  }
+  repeated Dimension dim = 1;
+}
+
+message TypeProto {
+  message Tensor {
+    int32 elem_type = 1;
+    TensorShapeProto shape = 2;
+  }
+  oneof value {
+    Tensor tensor_type = 1;
+  }
+}
+
+message ValueInfoProto {
+  string name = 1;
+  TypeProto type = 2;
+}
+
+message AttributeProto {
+  string name = 1;
+  int64 i = 3;
+  int32 type = 20;
+}
+
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  string name = 3;
+  string op_type = 4;
+  repeated AttributeProto attribute = 5;
+}
+
+message GraphProto {
+  repeated NodeProto node = 1;
+  string name = 2;
+  repeated TensorProto initializer = 5;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+}
+
+message ModelProto {
+  int64 ir_version = 1;
+  string producer_name = 2;
+  string producer_version = 3;
+  GraphProto graph = 7;
+  repeated OperatorSetIdProto opset_import = 8;
+}
+`;
+
+const FLOAT = 1; // TensorProto.DataType.FLOAT
+const INT64 = 7; // TensorProto.DataType.INT64
+const EXTERNAL = 1; // TensorProto.DataLocation.EXTERNAL
+const IR_VERSION = 8; // ONNX 1.10+
+const OPSET = 13; // MatMul, Add, Relu, Cast and Reshape all exist in this opset
+
+const ModelProto = protobuf.parse(onnxSubset).root.lookupType('onnx.ModelProto');
+const fixtures = new URL('../fixtures/', import.meta.url);
+
+/** A float tensor type; a dimension is a size or, as a string, a symbolic name. */
+function floatTensorType(dims) {
+  return {
+    tensorType: {
+      elemType: FLOAT,
+      shape: { dim: dims.map((dim) => (typeof dim === 'string' ? { dimParam: dim } : { dimValue: dim })) },
+    },
+  };
+}
+
+/** An initializer, stored as `float_data` or as little-endian `raw_data`. */
+function initializer(name, dims, values, storage) {
+  const tensor = { name, dims, dataType: FLOAT };
+  if (storage === 'float_data') return { ...tensor, floatData: Array.from(values) };
+  const raw = Buffer.alloc(values.length * 4);
+  values.forEach((value, index) => raw.writeFloatLE(value, index * 4));
+  return { ...tensor, rawData: raw };
+}
+
+function encodeModel({ name, inputs, outputs, nodes, initializers }) {
+  const model = {
+    irVersion: IR_VERSION,
+    producerName: 'kura make-onnx-models.mjs',
+    producerVersion: '1',
+    opsetImport: [{ domain: '', version: OPSET }],
+    graph: {
+      name,
+      node: nodes.map(([opType, input, output, attribute = []], index) => ({
+        name: `${opType.toLowerCase()}_${index}`,
+        opType,
+        input,
+        output: [output],
+        attribute,
+      })),
+      initializer: initializers,
+      input: inputs.map(([inputName, dims]) => ({ name: inputName, type: floatTensorType(dims) })),
+      output: outputs.map(([outputName, dims]) => ({ name: outputName, type: floatTensorType(dims) })),
+    },
+  };
+  const problem = ModelProto.verify(model);
+  if (problem) throw new Error(`${name}: ${problem}`);
+  return Buffer.from(ModelProto.encode(ModelProto.create(model)).finish());
+}
+
+/** Row-major [rows, columns] → its transpose, so `x · Wᵀ` can be one MatMul of a [1, columns] row. */
+function transpose(matrix) {
+  return matrix[0].map((_, column) => matrix.map((row) => row[column]));
+}
+
+/** Deterministic uniform numbers in [-scale, scale] (a 32-bit LCG), so the MLP file never changes. */
+function uniformWeights(count, scale, seed) {
+  let state = seed >>> 0;
+  return Array.from({ length: count }, () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return Math.fround((state / 2 ** 32) * 2 * scale - scale);
+  });
+}
+
+// (a) action = W · state + b, W 3×4. The tests repeat these numbers to compute the expected action.
+const linearWeights = [
+  [1, 2, 3, 4],
+  [-1, 0.5, 0, 2],
+  [0.25, -0.5, 1, -1],
+];
+const linearBias = [0.5, -1, 2];
+const linear = encodeModel({
+  name: 'linear_4x3',
+  inputs: [['observation.state', [1, 4]]],
+  outputs: [['action', [1, 3]]],
+  nodes: [
+    ['MatMul', ['observation.state', 'weights'], 'state_times_weights'],
+    ['Add', ['state_times_weights', 'bias'], 'action'],
+  ],
+  initializers: [
+    initializer('weights', [4, 3], transpose(linearWeights).flat(), 'float_data'),
+    initializer('bias', [3], linearBias, 'float_data'),
+  ],
+});
+
+// (b) 14 → 256 → 256 → 14 with ReLU, for the bench: ~73k weights as raw_data (~290 KB).
+const layers = [
+  [14, 256],
+  [256, 256],
+  [256, 14],
+];
+const mlpNodes = [];
+const mlpInitializers = [];
+let previous = 'observation.state';
+layers.forEach(([fanIn, fanOut], layer) => {
+  const scale = 1 / Math.sqrt(fanIn);
+  mlpInitializers.push(initializer(`w${layer}`, [fanIn, fanOut], uniformWeights(fanIn * fanOut, scale, 17 + layer), 'raw_data'));
+  mlpInitializers.push(initializer(`b${layer}`, [fanOut], uniformWeights(fanOut, scale, 101 + layer), 'raw_data'));
+  const last = layer === layers.length - 1;
+  mlpNodes.push(['MatMul', [previous, `w${layer}`], `matmul${layer}`]);
+  mlpNodes.push(['Add', [`matmul${layer}`, `b${layer}`], last ? 'action' : `linear${layer}`]);
+  if (!last) mlpNodes.push(['Relu', [`linear${layer}`], `hidden${layer}`]);
+  previous = `hidden${layer}`;
+});
+const mlp = encodeModel({
+  name: 'mlp_14x256x256x14',
+  inputs: [['observation.state', ['batch', 14]]],
+  outputs: [['action', ['batch', 14]]],
+  nodes: mlpNodes,
+  initializers: mlpInitializers,
+});
+
+// (c) 5 outputs where a policy of action shape [3] is expected; the declared shape gives it away at load.
+const wrongOutput = encodeModel({
+  name: 'wrong_output_4x5',
+  inputs: [['observation.state', [1, 4]]],
+  outputs: [['action', [1, 5]]],
+  nodes: [
+    ['MatMul', ['observation.state', 'weights'], 'state_times_weights'],
+    ['Add', ['state_times_weights', 'bias'], 'action'],
+  ],
+  initializers: [
+    initializer('weights', [4, 5], uniformWeights(20, 1, 7), 'float_data'),
+    initializer('bias', [5], [0, 0, 0, 0, 0], 'float_data'),
+  ],
+});
+
+// (e) the output's shape comes from a second input (cast to int64, flattened, then the shape of a
+// Reshape), so only a call reveals how many numbers it holds:
+// action = reshape(observation.state [1, 4], observation.layout).
+const CAST_TO_INT64 = { name: 'to', type: 2 /* AttributeProto.INT */, i: INT64 };
+const reshapeByInput = encodeModel({
+  name: 'reshape_by_input',
+  inputs: [
+    ['observation.state', [1, 4]],
+    ['observation.layout', [1, 2]],
+  ],
+  outputs: [['action', ['rows', 'columns']]],
+  nodes: [
+    ['Cast', ['observation.layout'], 'layout_int64', [CAST_TO_INT64]],
+    ['Reshape', ['layout_int64', 'one_axis'], 'layout_vector'],
+    ['Reshape', ['observation.state', 'layout_vector'], 'action'],
+  ],
+  initializers: [{ name: 'one_axis', dims: [1], dataType: INT64, int64Data: [-1] }],
+});
+
+// (f) a model whose bias is "stored" in a file next to it (a path that must never be read).
+const externalData = encodeModel({
+  name: 'external_data',
+  inputs: [['observation.state', [1, 4]]],
+  outputs: [['action', [1, 4]]],
+  nodes: [['Add', ['observation.state', 'bias'], 'action']],
+  initializers: [
+    {
+      name: 'bias',
+      dims: [4],
+      dataType: FLOAT,
+      dataLocation: EXTERNAL,
+      externalData: [
+        { key: 'location', value: 'data/admin.key' },
+        { key: 'offset', value: '0' },
+        { key: 'length', value: '16' },
+      ],
+    },
+  ],
+});
+
+// (d) the linear model cut off in the middle of its weights.
+const broken = linear.subarray(0, Math.floor(linear.length / 2));
+
+await mkdir(fixtures, { recursive: true });
+const files = {
+  'linear-4x3.onnx': linear,
+  'mlp-14x256x256x14.onnx': mlp,
+  'wrong-output-4x5.onnx': wrongOutput,
+  'broken.onnx': broken,
+  'reshape-by-input.onnx': reshapeByInput,
+  'external-data.onnx': externalData,
+};
+for (const [name, bytes] of Object.entries(files)) {
+  await writeFile(new URL(name, fixtures), bytes);
+  console.log(`${name}: ${bytes.length} bytes`);
+}
