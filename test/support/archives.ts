@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { pack } from 'tar-stream';
+import yazl from 'yazl';
 
 /** A .tar.gz of a folder's files (paths relative to it, under an optional top folder), in memory: test fixtures are small. */
 export async function tarGzOfFolder(folder: string, topFolder?: string): Promise<Buffer> {
@@ -60,4 +61,14 @@ export async function tarGzOf(entries: Record<string, string | Buffer | { link: 
   archive.finalize();
   await done;
   return gzipSync(Buffer.concat(chunks));
+}
+
+/** A .zip of the given files (contents by path). */
+export async function zipOf(entries: Record<string, string | Buffer>): Promise<Buffer> {
+  const zip = new yazl.ZipFile();
+  for (const [name, content] of Object.entries(entries)) zip.addBuffer(Buffer.from(content), name);
+  zip.end();
+  const chunks: Buffer[] = [];
+  for await (const chunk of zip.outputStream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { episodeBucket } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOf } from '../../../../test/support/archives.js';
+import { tarGzOf, zipOf } from '../../../../test/support/archives.js';
 import { seedDataset } from '../../../../test/support/datasets.js';
 
 /** A JS policy bundle: policy.json plus the script. */
@@ -109,6 +109,20 @@ describe('policies: upload, validation, evaluation on held-out episodes, leaderb
     expect((await kura.request.get(`/v1/policies/${hidden.id}`).set(bearer(developer.key))).status).toBe(404);
   });
 
+  it('takes a .zip bundle with the policy in a top-level folder', async () => {
+    const bundle = await zipOf({
+      'reach/policy.json': JSON.stringify({
+        name: 'zipped',
+        runtime: 'js',
+        entry: 'policy.js',
+        observation: ['observation.state'],
+        action: { shape: [2] },
+      }),
+      'reach/policy.js': perfect,
+    });
+    expect(await uploadSettled(bundle)).toMatchObject({ status: 'ready', name: 'zipped', version: 1 });
+  });
+
   it('fails an evaluation whose features the dataset lacks, naming them', async () => {
     const policy = await uploadSettled(
       await jsBundle(perfect, { name: 'needs-camera', observation: ['observation.state', 'observation.images.wrist'] }),
@@ -182,6 +196,12 @@ describe('policies: upload, validation, evaluation on held-out episodes, leaderb
       expect(policy.errors.map((error: { code: string }) => error.code)).toContain(code);
       // The server stays healthy and other policies unaffected.
       expect((await kura.request.get('/health')).status).toBe(200);
+    });
+
+    it('a compression bomb → BUNDLE_TOO_LARGE', async () => {
+      const policy = await uploadSettled(await jsBundle(perfect, {}, { 'zeros.bin': Buffer.alloc(64 * 1024 * 1024) }));
+      expect(policy.status).toBe('rejected');
+      expect(policy.errors[0].code).toBe('BUNDLE_TOO_LARGE');
     });
 
     it('an escape attempt finds no process', async () => {
