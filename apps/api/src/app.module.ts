@@ -10,6 +10,7 @@ import { RobotsController } from './robots/robots.controller.js';
 import { UploadsController } from './uploads/uploads.controller.js';
 import { SlicesController } from './slices/slices.controller.js';
 import { PoliciesController } from './policies/policies.controller.js';
+import { InferenceController } from './inference/inference.controller.js';
 
 @Module({})
 export class AppModule {
@@ -25,6 +26,7 @@ export class AppModule {
         UploadsController,
         SlicesController,
         PoliciesController,
+        InferenceController,
       ],
       providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
     };

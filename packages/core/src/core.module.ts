@@ -41,6 +41,9 @@ import { EvaluationsRepository } from './policies/evaluations.repository.js';
 import { EvaluationsService } from './policies/evaluations.service.js';
 import { PolicyEvaluationService } from './policies/policy-evaluation.service.js';
 import { EvaluatePolicyJob } from './policies/evaluate-policy.job.js';
+import { PolicyLoader } from './policies/policy-loader.service.js';
+import { PolicyPool } from './inference/policy-pool.js';
+import { InferenceService } from './inference/inference.service.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
 const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob, ValidatePolicyJob, EvaluatePolicyJob];
@@ -104,6 +107,9 @@ export class CoreModule {
       EvaluationsRepository,
       EvaluationsService,
       PolicyEvaluationService,
+      PolicyLoader,
+      PolicyPool,
+      InferenceService,
       DatasetsService,
       UploadsRepository,
       UploadsService,
@@ -134,6 +140,7 @@ export class CoreModule {
         SliceDownloadService,
         PoliciesService,
         EvaluationsService,
+        InferenceService,
         HealthService,
       ],
     };

@@ -29,3 +29,4 @@ export * from './slices/slice-download.service.js';
 export { episodeBucket, SAMPLE_BUCKET_LIMIT, HELD_OUT_BUCKET_START } from './datasets/episode-buckets.js';
 export * from './policies/policies.service.js';
 export * from './policies/evaluations.service.js';
+export * from './inference/inference.service.js';

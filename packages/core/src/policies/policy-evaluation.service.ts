@@ -1,29 +1,15 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataType, type RecordBatch, type Vector } from 'apache-arrow';
 import { valuesPerStep, type FeatureSpec, type PolicyManifest, type PolicyObservation } from '@kura/schema';
-import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { readJsonBlob } from '../blobs/json-blobs.js';
 import { DatasetsRepository } from '../datasets/datasets.repository.js';
-import { VersionsRepository } from '../datasets/versions.repository.js';
 import { LOGGER } from '../database/database.tokens.js';
 import { EpisodesRepository } from '../episodes/episodes.repository.js';
 import type { Logger } from '../logging/logger.js';
 import { SliceReader, wholeEpisodesOf } from '../slices/slice-reader.js';
 import { EvaluationsRepository, type EvaluationMetrics } from './evaluations.repository.js';
 import { PoliciesRepository } from './policies.repository.js';
-import { PolicyValidationService } from './policy-validation.service.js';
-import { isPolicyError, loadPolicyRuntime, type PolicyRuntime } from './runtimes/policy-runtime.js';
-
-/** Per-component statistics used to normalize one feature. */
-interface FeatureNormalization {
-  mean?: number[] | undefined;
-  std?: number[] | undefined;
-  min?: number[] | undefined;
-  max?: number[] | undefined;
-}
-
-/** LeRobot's guard against a zero spread. */
-const EPSILON = 1e-8;
+import { NormalizationUnavailable, normalize, PolicyLoader, unnormalize, type PolicyNormalization } from './policy-loader.service.js';
+import { isPolicyError, type PolicyRuntime } from './runtimes/policy-runtime.js';
 
 class EvaluationFailure extends Error {
   constructor(
@@ -49,11 +35,9 @@ export class PolicyEvaluationService {
     private readonly evaluations: EvaluationsRepository,
     private readonly policies: PoliciesRepository,
     private readonly datasets: DatasetsRepository,
-    private readonly versions: VersionsRepository,
     private readonly episodes: EpisodesRepository,
     private readonly reader: SliceReader,
-    private readonly validation: PolicyValidationService,
-    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    private readonly loader: PolicyLoader,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -77,9 +61,8 @@ export class PolicyEvaluationService {
           `version ${evaluation.version} of dataset ${evaluation.datasetId} has no held-out episode yet`,
         );
       }
-      const normalization = await this.normalization(manifest);
-      const entry = await readAll(await this.blobs.get({ key: policy.entryKey }));
-      runtime = await loadPolicyRuntime({ manifest, entry, limits: this.validation.runtimeLimits(), features });
+      const normalization = await this.loader.normalization(manifest);
+      runtime = await this.loader.load({ ...policy, manifest, entryKey: policy.entryKey }, features);
       const result = await evaluateEpisodes({
         runtime,
         manifest,
@@ -100,7 +83,7 @@ export class PolicyEvaluationService {
     } catch (error) {
       // The policy's own failures (PolicyError, from the sandbox) and the evaluation's end it; anything
       // else is the infrastructure's and the job retries.
-      if (!(error instanceof EvaluationFailure) && !isPolicyError(error)) throw error;
+      if (!(error instanceof EvaluationFailure) && !(error instanceof NormalizationUnavailable) && !isPolicyError(error)) throw error;
       const { code, message } = error;
       const location =
         error instanceof EvaluationFailure ? error.location : ((error as { location?: Record<string, unknown> }).location ?? {});
@@ -120,22 +103,6 @@ export class PolicyEvaluationService {
       if (page.length < 10_000) return indices;
       afterIndex = page[page.length - 1]!.episodeIndex;
     }
-  }
-
-  /** Per-feature statistics: the manifest's own, or those of the latest version of the dataset it names. */
-  private async normalization(manifest: PolicyManifest): Promise<Map<string, FeatureNormalization> | undefined> {
-    const spec = manifest.normalization;
-    if (!spec) return undefined;
-    if (spec.stats) return new Map(Object.entries(spec.stats));
-    const dataset = await this.datasets.findById(spec.datasetId!);
-    const version = dataset && dataset.latestVersion > 0 ? await this.versions.find(dataset.id, dataset.latestVersion) : null;
-    if (!version)
-      throw new EvaluationFailure(
-        'NORMALIZATION_DATASET_NOT_FOUND',
-        `normalization.datasetId "${spec.datasetId}" has no published version`,
-      );
-    const stats = (await readJsonBlob(this.blobs, version.statsKey)) as Record<string, FeatureNormalization>;
-    return new Map(Object.entries(stats));
   }
 }
 
@@ -169,12 +136,11 @@ function checkFeatures(manifest: PolicyManifest, features: FeatureSpec): void {
 async function evaluateEpisodes(params: {
   runtime: PolicyRuntime;
   manifest: PolicyManifest;
-  normalization: Map<string, FeatureNormalization> | undefined;
+  normalization: PolicyNormalization | undefined;
   plan: Awaited<ReturnType<SliceReader['plan']>>;
 }): Promise<{ metrics: EvaluationMetrics; timing: { latencyMsP50: number; latencyMsP99: number } }> {
   const { runtime, manifest, normalization, plan } = params;
   if (plan.kind !== 'decode') throw new Error('evaluation needs decoded batches');
-  const mode = manifest.normalization?.mode;
   const dimensions = manifest.action.shape[manifest.action.shape.length - 1]!;
   const squared = new Float64Array(dimensions);
   let absolute = 0;
@@ -192,7 +158,7 @@ async function evaluateEpisodes(params: {
       for (let row = 0; row < batch.numRows; row++) {
         const observation: PolicyObservation = {};
         for (const [name, column] of columns) {
-          observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization?.get(name), mode);
+          observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization, name);
         }
         const step = Number(stepIndex.get(row));
         const started = performance.now();
@@ -208,7 +174,7 @@ async function evaluateEpisodes(params: {
           throw error;
         }
         latencies.push(performance.now() - started);
-        const predicted = unnormalize(Array.from(output.subarray(0, dimensions)), normalization?.get('action'), mode);
+        const predicted = unnormalize(Array.from(output.subarray(0, dimensions)), normalization);
         const truth = actions.row(row);
         for (let dimension = 0; dimension < dimensions; dimension++) {
           const difference = predicted[dimension]! - truth[dimension]!;
@@ -254,29 +220,4 @@ function numericColumn(batch: RecordBatch, name: string): { kind: 'numeric'; row
     kind: 'numeric',
     row: (row) => Array.from(vector.get(row) as Iterable<number | bigint | boolean>, (value) => Number(value)),
   };
-}
-
-function normalize(values: number[], stats: FeatureNormalization | undefined, mode: 'zscore' | 'bounds' | undefined): number[] {
-  if (!stats || !mode) return values;
-  return values.map((value, index) => {
-    if (mode === 'zscore' && stats.mean && stats.std) return (value - stats.mean[index]!) / (stats.std[index]! + EPSILON);
-    if (mode === 'bounds' && stats.min && stats.max)
-      return ((value - stats.min[index]!) / (stats.max[index]! - stats.min[index]! + EPSILON)) * 2 - 1;
-    return value;
-  });
-}
-
-function unnormalize(values: number[], stats: FeatureNormalization | undefined, mode: 'zscore' | 'bounds' | undefined): number[] {
-  if (!stats || !mode) return values;
-  return values.map((value, index) => {
-    if (mode === 'zscore' && stats.mean && stats.std) return value * stats.std[index]! + stats.mean[index]!;
-    if (mode === 'bounds' && stats.min && stats.max) return ((value + 1) / 2) * (stats.max[index]! - stats.min[index]!) + stats.min[index]!;
-    return value;
-  });
-}
-
-async function readAll(stream: AsyncIterable<unknown>): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

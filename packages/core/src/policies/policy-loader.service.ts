@@ -1,0 +1,91 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { FeatureSpec, PolicyManifest } from '@kura/schema';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { readJsonBlob } from '../blobs/json-blobs.js';
+import { DatasetsRepository } from '../datasets/datasets.repository.js';
+import { VersionsRepository } from '../datasets/versions.repository.js';
+import type { PolicyRecord } from './policies.repository.js';
+import { PolicyValidationService } from './policy-validation.service.js';
+import { loadPolicyRuntime, type PolicyRuntime } from './runtimes/policy-runtime.js';
+
+/** Per-component statistics used to normalize one feature. */
+export interface FeatureNormalization {
+  mean?: number[] | undefined;
+  std?: number[] | undefined;
+  min?: number[] | undefined;
+  max?: number[] | undefined;
+}
+
+/** How a policy's inputs and outputs are scaled: the manifest's mode and the statistics per feature. */
+export interface PolicyNormalization {
+  mode: 'zscore' | 'bounds';
+  stats: Map<string, FeatureNormalization>;
+}
+
+/** The dataset a manifest's `normalization.datasetId` names has no published version (any more). */
+export class NormalizationUnavailable extends Error {
+  readonly code = 'NORMALIZATION_DATASET_NOT_FOUND';
+}
+
+/** LeRobot's guard against a zero spread. */
+const EPSILON = 1e-8;
+
+/** Scales an observation feature's values for the policy (LeRobot's normalize). */
+export function normalize(values: number[], normalization: PolicyNormalization | undefined, feature: string): number[] {
+  const stats = normalization?.stats.get(feature);
+  if (!normalization || !stats) return values;
+  return values.map((value, index) => {
+    if (normalization.mode === 'zscore' && stats.mean && stats.std) return (value - stats.mean[index]!) / (stats.std[index]! + EPSILON);
+    if (normalization.mode === 'bounds' && stats.min && stats.max)
+      return ((value - stats.min[index]!) / (stats.max[index]! - stats.min[index]! + EPSILON)) * 2 - 1;
+    return value;
+  });
+}
+
+/** Maps a policy's action back to the dataset's units (LeRobot's unnormalize); `index` offsets into the per-component stats. */
+export function unnormalize(values: number[], normalization: PolicyNormalization | undefined, feature = 'action'): number[] {
+  const stats = normalization?.stats.get(feature);
+  if (!normalization || !stats) return values;
+  const components = (stats.mean ?? stats.min ?? []).length || values.length;
+  return values.map((value, index) => {
+    const component = index % components;
+    if (normalization.mode === 'zscore' && stats.mean && stats.std) return value * stats.std[component]! + stats.mean[component]!;
+    if (normalization.mode === 'bounds' && stats.min && stats.max)
+      return ((value + 1) / 2) * (stats.max[component]! - stats.min[component]!) + stats.min[component]!;
+    return value;
+  });
+}
+
+/** Turns a ready policy into something to call: its entry in the sandbox, with this deployment's limits, and its normalization. */
+@Injectable()
+export class PolicyLoader {
+  constructor(
+    private readonly validation: PolicyValidationService,
+    private readonly datasets: DatasetsRepository,
+    private readonly versions: VersionsRepository,
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+  ) {}
+
+  async load(policy: PolicyRecord & { manifest: PolicyManifest; entryKey: string }, features?: FeatureSpec): Promise<PolicyRuntime> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.blobs.get({ key: policy.entryKey })) chunks.push(chunk as Buffer);
+    return loadPolicyRuntime({
+      manifest: policy.manifest,
+      entry: Buffer.concat(chunks),
+      limits: this.validation.runtimeLimits(),
+      ...(features ? { features } : {}),
+    });
+  }
+
+  /** The manifest's own statistics, or those of the latest version of the dataset it names. */
+  async normalization(manifest: PolicyManifest): Promise<PolicyNormalization | undefined> {
+    const spec = manifest.normalization;
+    if (!spec) return undefined;
+    if (spec.stats) return { mode: spec.mode, stats: new Map(Object.entries(spec.stats)) };
+    const dataset = await this.datasets.findById(spec.datasetId!);
+    const version = dataset && dataset.latestVersion > 0 ? await this.versions.find(dataset.id, dataset.latestVersion) : null;
+    if (!version) throw new NormalizationUnavailable(`normalization.datasetId "${spec.datasetId}" has no published version`);
+    const stats = (await readJsonBlob(this.blobs, version.statsKey)) as Record<string, FeatureNormalization>;
+    return { mode: spec.mode, stats: new Map(Object.entries(stats)) };
+  }
+}
