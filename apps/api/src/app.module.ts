@@ -11,6 +11,7 @@ import { UploadsController } from './uploads/uploads.controller.js';
 import { SlicesController } from './slices/slices.controller.js';
 import { PoliciesController } from './policies/policies.controller.js';
 import { InferenceController } from './inference/inference.controller.js';
+import { SessionsController } from './inference/sessions.controller.js';
 
 @Module({})
 export class AppModule {
@@ -27,6 +28,7 @@ export class AppModule {
         SlicesController,
         PoliciesController,
         InferenceController,
+        SessionsController,
       ],
       providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
     };

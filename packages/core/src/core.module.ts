@@ -44,6 +44,8 @@ import { EvaluatePolicyJob } from './policies/evaluate-policy.job.js';
 import { PolicyLoader } from './policies/policy-loader.service.js';
 import { PolicyPool } from './inference/policy-pool.js';
 import { InferenceService } from './inference/inference.service.js';
+import { SessionsRepository } from './inference/sessions.repository.js';
+import { SessionsService } from './inference/sessions.service.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
 const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob, ValidatePolicyJob, EvaluatePolicyJob];
@@ -110,6 +112,8 @@ export class CoreModule {
       PolicyLoader,
       PolicyPool,
       InferenceService,
+      SessionsRepository,
+      SessionsService,
       DatasetsService,
       UploadsRepository,
       UploadsService,
@@ -141,6 +145,7 @@ export class CoreModule {
         PoliciesService,
         EvaluationsService,
         InferenceService,
+        SessionsService,
         HealthService,
       ],
     };

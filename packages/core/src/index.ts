@@ -30,3 +30,4 @@ export { episodeBucket, SAMPLE_BUCKET_LIMIT, HELD_OUT_BUCKET_START } from './dat
 export * from './policies/policies.service.js';
 export * from './policies/evaluations.service.js';
 export * from './inference/inference.service.js';
+export * from './inference/sessions.service.js';

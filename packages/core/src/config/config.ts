@@ -51,6 +51,7 @@ const environmentSchema = z.object({
   KURA_POLICY_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(8).max(4096).default(128)),
   KURA_POLICY_CALL_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.max(60_000).default(50)),
   KURA_POLICY_MAX_MODEL_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
+  KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
 });
@@ -61,6 +62,8 @@ export interface KuraConfig {
   dataDir: string;
   /** Limits of uploaded policies and of their sandbox. */
   policies: { maxBundleBytes: number; memoryMb: number; callTimeoutMs: number; maxModelBytes: number };
+  /** Sessions without a step for this long end as truncated. */
+  sessions: { idleSeconds: number };
   database: { kind: 'external'; url: string } | { kind: 'embedded'; directory: string; port: number | undefined };
   queue: { kind: 'bullmq'; redisUrl: string; name: string } | { kind: 'in-process'; name: string };
   blobs:
@@ -146,6 +149,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       callTimeoutMs: env.KURA_POLICY_CALL_TIMEOUT_MS,
       maxModelBytes: env.KURA_POLICY_MAX_MODEL_BYTES,
     },
+    sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
     adminKey: env.KURA_ADMIN_KEY,
     shutdownTimeoutMs: env.KURA_SHUTDOWN_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

@@ -132,7 +132,7 @@ function flatten(value: unknown, field: string): number[] {
 }
 
 /** [D] → D numbers; [H, D] → H arrays of D. */
-function shapeAction(values: number[], manifest: PolicyManifest): number[] | number[][] {
+export function shapeAction(values: number[], manifest: PolicyManifest): number[] | number[][] {
   const shape = manifest.action.shape;
   if (shape.length === 1) return values;
   const [rows, columns] = shape;

@@ -8,6 +8,8 @@ import { isPolicyError, type PolicyRuntime } from '../policies/runtimes/policy-r
 const INSTANCES_PER_POLICY = 4;
 /** Most policies kept warm; the least recently used one is unloaded past this. */
 const WARM_POLICIES = 32;
+/** Most sessions with an instance of their own. */
+const SESSION_INSTANCES = 256;
 
 /** A ready policy as the pool sees it. */
 export type ReadyPolicy = PolicyRecord & { manifest: PolicyManifest; entryKey: string };
@@ -30,6 +32,10 @@ interface Warm {
 @Injectable()
 export class PolicyPool implements OnApplicationShutdown {
   private readonly warm = new Map<string, Warm>();
+  private readonly sessions = new Map<
+    string,
+    { runtime: Promise<PolicyRuntime>; normalization: Promise<PolicyNormalization | undefined> }
+  >();
 
   constructor(private readonly loader: PolicyLoader) {}
 
@@ -53,6 +59,51 @@ export class PolicyPool implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * Runs `use` with the session's own instance (loaded and reset on its first step), so a policy
+   * keeps its state across a session's steps. At most SESSION_INSTANCES are kept; past that the
+   * least recently used session's instance is unloaded and its next step starts a fresh one.
+   */
+  async withSession<T>(
+    sessionId: string,
+    policy: ReadyPolicy,
+    features: FeatureSpec | undefined,
+    use: (runtime: PolicyRuntime, normalization: PolicyNormalization | undefined) => Promise<T>,
+  ): Promise<T> {
+    let pinned = this.sessions.get(sessionId);
+    if (pinned) this.sessions.delete(sessionId);
+    else {
+      const loading = this.loader.load(policy, features).then(async (runtime) => {
+        await runtime.reset();
+        return runtime;
+      });
+      pinned = { runtime: loading, normalization: this.loader.normalization(policy.manifest) };
+    }
+    this.sessions.set(sessionId, pinned);
+    if (this.sessions.size > SESSION_INSTANCES) {
+      const [oldest] = this.sessions.keys();
+      this.releaseSession(oldest!);
+    }
+    try {
+      return await use(await pinned.runtime, await pinned.normalization);
+    } catch (error) {
+      // A lost instance (memory limit) is replaced at the session's next step.
+      if (!isPolicyError(error) || error.code === 'POLICY_MEMORY_LIMIT' || error.code === 'POLICY_DISPOSED') this.releaseSession(sessionId);
+      throw error;
+    }
+  }
+
+  /** Unloads a session's instance (when it ends, or to make room). */
+  releaseSession(sessionId: string): void {
+    const pinned = this.sessions.get(sessionId);
+    if (!pinned) return;
+    this.sessions.delete(sessionId);
+    pinned.runtime.then(
+      (runtime) => runtime.dispose(),
+      () => undefined,
+    );
+  }
+
   /** How many instances of a policy are loaded (for tests and metrics). */
   instances(policyId: string): number {
     return this.warm.get(policyId)?.instances ?? 0;
@@ -61,6 +112,7 @@ export class PolicyPool implements OnApplicationShutdown {
   onApplicationShutdown(): void {
     for (const warm of this.warm.values()) for (const runtime of warm.idle) runtime.dispose();
     this.warm.clear();
+    for (const sessionId of [...this.sessions.keys()]) this.releaseSession(sessionId);
   }
 
   private warmOf(policy: ReadyPolicy, features: FeatureSpec | undefined): Warm {

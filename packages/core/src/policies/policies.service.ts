@@ -94,6 +94,11 @@ export class PoliciesService {
     return toPage(rows, query.limit, toPolicyView);
   }
 
+  /** The policy whatever its visibility (for Kura's own bookkeeping), or null. */
+  findById(id: string): Promise<PolicyRecord | null> {
+    return this.policies.findById(id);
+  }
+
   /** The policy, or POLICY_NOT_FOUND when it does not exist or is another key's private policy. */
   async findVisible(principal: Principal, id: string): Promise<PolicyRecord> {
     const policy = await this.policies.findById(id);

@@ -79,8 +79,16 @@ export class UploadsService implements OnApplicationBootstrap {
     requireRole(principal, ['operator'], 'upload episodes');
     const dataset = await this.datasets.findVisible(principal, params.datasetId);
     if (!ownsOrAdmin(principal, dataset.ownerKeyId)) throw uploadNotOwned(dataset.id);
+    return this.store({ ...params, datasetId: dataset.id, ownerKeyId: principal.keyId });
+  }
+
+  /**
+   * The upload path past authorisation, for uploads Kura makes itself (a session becoming an
+   * episode goes through the same ingest as any upload).
+   */
+  async store(params: CreateUploadParams & { ownerKeyId: string }): Promise<{ upload: UploadView; created: boolean }> {
     if (params.idempotencyKey) {
-      const existing = await this.uploads.findByIdempotencyKey(principal.keyId, params.idempotencyKey);
+      const existing = await this.uploads.findByIdempotencyKey(params.ownerKeyId, params.idempotencyKey);
       if (existing) {
         params.body.resume();
         return { upload: toView(existing), created: false };
@@ -88,7 +96,7 @@ export class UploadsService implements OnApplicationBootstrap {
     }
 
     const id = newId('upl');
-    const blobKey = `datasets/${dataset.id}/uploads/${id}/raw`;
+    const blobKey = `datasets/${params.datasetId}/uploads/${id}/raw`;
     const { bytes, sha256 } = await storeBody({
       blobs: this.blobs,
       key: blobKey,
@@ -104,8 +112,8 @@ export class UploadsService implements OnApplicationBootstrap {
 
     const { record, created } = await this.uploads.create({
       id,
-      datasetId: dataset.id,
-      ownerKeyId: principal.keyId,
+      datasetId: params.datasetId,
+      ownerKeyId: params.ownerKeyId,
       requestedFormat: params.format ?? null,
       fileName: params.fileName ?? null,
       blobKey,

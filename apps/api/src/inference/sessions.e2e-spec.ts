@@ -1,0 +1,209 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { tableFromIPC } from 'apache-arrow';
+import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { tarGzOf } from '../../../../test/support/archives.js';
+import { createDataset, seedDataset } from '../../../../test/support/datasets.js';
+
+describe('sessions: steps recorded durably, the session becomes an episode', () => {
+  let kura: TestApp;
+  let operator: { id: string; key: string };
+  let user: { id: string; key: string };
+  let developer: { id: string; key: string };
+  let policyId: string;
+
+  const deploy = async (manifest: Record<string, unknown>, script: string) => {
+    const accepted = await kura.request
+      .post('/v1/policies?access=public')
+      .set(bearer(developer.key))
+      .set('Content-Type', 'application/octet-stream')
+      .send(await tarGzOf({ 'policy.json': JSON.stringify({ runtime: 'js', entry: 'policy.js', ...manifest }), 'policy.js': script }));
+    return eventually(async () => {
+      const response = await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key));
+      return response.body.status === 'ready' ? (response.body.id as string) : undefined;
+    }, 30_000);
+  };
+  /** A dataset of the operator's that the user may write sessions into. */
+  const writableDataset = async (app: TestApp = kura) => {
+    const datasetId = await createDataset(app, operator.key, 'private');
+    expect((await app.request.post(`/v1/datasets/${datasetId}/grants`).set(bearer(operator.key)).send({ keyId: user.id })).status).toBe(
+      201,
+    );
+    return datasetId;
+  };
+  const start = (datasetId: string, body: Record<string, unknown> = {}) =>
+    kura.request
+      .post('/v1/sessions')
+      .set(bearer(user.key))
+      .send({ policyId, datasetId, task: 'stack the cups', ...body });
+  const step = (sessionId: string, state: number[], reward?: number) =>
+    kura.request
+      .post(`/v1/sessions/${sessionId}/steps`)
+      .set(bearer(user.key))
+      .send({ observation: { 'observation.state': state }, ...(reward !== undefined ? { reward } : {}) });
+
+  beforeAll(async () => {
+    kura = await startTestApp();
+    operator = await kura.createKey('operator');
+    user = await kura.createKey('user');
+    developer = await kura.createKey('developer');
+    // Remembers its steps: the action says how many steps this session's instance has seen.
+    policyId = await deploy(
+      { name: 'stateful', observation: ['observation.state'], observationShapes: { 'observation.state': [2] }, action: { shape: [2] } },
+      'let seen = 0; function reset() { seen = 0; } function act(o) { seen++; return [o["observation.state"][0] * 2, seen]; }',
+    );
+  }, 60_000);
+  afterAll(async () => {
+    await kura.close();
+  });
+
+  it('runs steps, ends, and ingests the session as an episode with its task, rewards and success', async () => {
+    const datasetId = await writableDataset();
+    const session = await start(datasetId);
+    expect(session.status).toBe(201);
+    expect(session.body).toMatchObject({ status: 'open', stepCount: 0, policyId, datasetId });
+    const actions = [];
+    for (const [index, state] of [
+      [0.5, 1],
+      [1.5, 2],
+      [2.5, 3],
+    ].entries()) {
+      const response = await step(session.body.id, state, index === 2 ? 1 : 0);
+      expect(response.status).toBe(200);
+      expect(response.body.stepIndex).toBe(index);
+      actions.push(response.body.action);
+    }
+    expect(actions).toEqual([
+      [1, 1],
+      [3, 2],
+      [5, 3],
+    ]);
+    const ended = await kura.request.post(`/v1/sessions/${session.body.id}/end`).set(bearer(user.key)).send({ success: true });
+    expect(ended.status).toBe(200);
+    expect(ended.body.uploadId).toMatch(/^upl_/);
+    const again = await kura.request.post(`/v1/sessions/${session.body.id}/end`).set(bearer(user.key)).send({});
+    expect(again.body.uploadId).toBe(ended.body.uploadId);
+
+    const upload = await eventually(async () => {
+      const response = await kura.request.get(`/v1/uploads/${ended.body.uploadId}`).set(bearer(operator.key));
+      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
+    }, 30_000);
+    expect(upload).toMatchObject({ status: 'published', episodeCount: 1, stepCount: 3, errors: [] });
+    const episodes = (await kura.request.get(`/v1/datasets/${datasetId}/episodes`).set(bearer(operator.key))).body.items;
+    expect(episodes).toEqual([expect.objectContaining({ length: 3, task: 'stack the cups', success: true })]);
+    const slice = await kura.request
+      .post('/v1/slices')
+      .set(bearer(kura.adminKey))
+      .send({ sources: [{ datasetId }], columns: ['observation.state', 'action', 'reward'] });
+    const table = tableFromIPC((await getBytes(kura, `/v1/slices/${slice.body.id}/data`, bearer(kura.adminKey))).body);
+    expect(
+      table
+        .getChild('action')!
+        .toArray()
+        .map((row: Float32Array) => Array.from(row)),
+    ).toEqual(actions);
+    expect(Array.from(table.getChild('reward')!.toArray() as Float32Array)).toEqual([0, 0, 1]);
+
+    const late = await step(session.body.id, [1, 1]);
+    expect(late.status).toBe(409);
+    expect(late.body.error.code).toBe('SESSION_ENDED');
+  });
+
+  it('gives each session its own policy instance, reset at its start', async () => {
+    const datasetId = await writableDataset();
+    const first = (await start(datasetId)).body.id;
+    const second = (await start(datasetId)).body.id;
+    expect((await step(first, [1, 1])).body.action).toEqual([2, 1]);
+    expect((await step(first, [1, 1])).body.action).toEqual([2, 2]);
+    expect((await step(second, [1, 1])).body.action).toEqual([2, 1]);
+  });
+
+  it('refuses datasets it cannot write or that do not fit, unknown sessions, and bad observations', async () => {
+    const foreign = await createDataset(kura, operator.key, 'public');
+    const notWritable = await start(foreign);
+    expect(notWritable.status).toBe(403);
+    expect(notWritable.body.error.code).toBe('SESSION_DATASET_NOT_WRITABLE');
+
+    // The seeded dataset's action has 2 numbers: a policy acting in 3 does not fit it.
+    const seeded = await seedDataset(kura, operator.key, { episodes: 1, length: 2, access: 'private' });
+    await kura.request.post(`/v1/datasets/${seeded.datasetId}/grants`).set(bearer(operator.key)).send({ keyId: user.id });
+    const wide = await deploy(
+      { name: 'wide', observation: ['observation.state'], action: { shape: [3] } },
+      'function act() { return [0, 0, 0]; }',
+    );
+    const mismatch = await kura.request.post('/v1/sessions').set(bearer(user.key)).send({ policyId: wide, datasetId: seeded.datasetId });
+    expect(mismatch.status).toBe(422);
+    expect(mismatch.body.error.code).toBe('SESSION_DATASET_MISMATCH');
+
+    expect(
+      (
+        await kura.request
+          .post('/v1/sessions')
+          .set(bearer(user.key))
+          .send({ policyId: 'pol_000000000000aaaaaaaaaaaa', datasetId: seeded.datasetId })
+      ).body.error.code,
+    ).toBe('POLICY_NOT_FOUND');
+    expect((await step('ses_000000000000aaaaaaaaaaaa', [1, 1])).status).toBe(404);
+    const session = (await start(await writableDataset())).body.id;
+    const bad = await step(session, [1, 2, 3]);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('OBSERVATION_INVALID');
+    expect((await kura.request.get(`/v1/sessions/${session}`).set(bearer(user.key))).body.stepCount).toBe(0);
+    const stranger = await kura.createKey('user');
+    expect((await kura.request.get(`/v1/sessions/${session}`).set(bearer(stranger.key))).status).toBe(404);
+  });
+
+  it('ends idle sessions as truncated and ingests them', async () => {
+    const quick = await startTestApp({ KURA_SESSION_IDLE_S: '1' });
+    try {
+      const quickOperator = await quick.createKey('operator');
+      const quickUser = await quick.createKey('user');
+      const quickDeveloper = await quick.createKey('developer');
+      const bundle = await tarGzOf({
+        'policy.json': JSON.stringify({
+          name: 'idle',
+          runtime: 'js',
+          entry: 'policy.js',
+          observation: ['observation.state'],
+          action: { shape: [1] },
+        }),
+        'policy.js': 'function act() { return [1]; }',
+      });
+      const accepted = await quick.request
+        .post('/v1/policies?access=public')
+        .set(bearer(quickDeveloper.key))
+        .set('Content-Type', 'application/octet-stream')
+        .send(bundle);
+      await eventually(async () =>
+        (await quick.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(quickDeveloper.key))).body.status === 'ready'
+          ? true
+          : undefined,
+      );
+      const datasetId = await createDataset(quick, quickOperator.key, 'private');
+      await quick.request.post(`/v1/datasets/${datasetId}/grants`).set(bearer(quickOperator.key)).send({ keyId: quickUser.id });
+      const session = (await quick.request.post('/v1/sessions').set(bearer(quickUser.key)).send({ policyId: accepted.body.id, datasetId }))
+        .body.id;
+      for (let index = 0; index < 2; index++) {
+        expect(
+          (
+            await quick.request
+              .post(`/v1/sessions/${session}/steps`)
+              .set(bearer(quickUser.key))
+              .send({ observation: { 'observation.state': [index] } })
+          ).status,
+        ).toBe(200);
+      }
+      const truncated = await eventually(async () => {
+        const response = await quick.request.get(`/v1/sessions/${session}`).set(bearer(quickUser.key));
+        return response.body.uploadId ? response.body : undefined;
+      }, 15_000);
+      expect(truncated.status).toBe('truncated');
+      const upload = await eventually(async () => {
+        const response = await quick.request.get(`/v1/uploads/${truncated.uploadId}`).set(bearer(quickOperator.key));
+        return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
+      }, 30_000);
+      expect(upload).toMatchObject({ status: 'published', stepCount: 2 });
+    } finally {
+      await quick.close();
+    }
+  });
+});

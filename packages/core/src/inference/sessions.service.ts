@@ -1,0 +1,325 @@
+import { Readable } from 'node:stream';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { shortFloat32 } from '@kura/formats';
+import { valuesPerStep, type FeatureSpec, type PolicyManifest } from '@kura/schema';
+import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
+import { newId } from '../common/ids.js';
+import type { KuraConfig } from '../config/config.js';
+import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
+import { DatasetsService } from '../datasets/datasets.service.js';
+import { GrantsRepository } from '../datasets/grants.repository.js';
+import { AppError, notFound } from '../errors/app-error.js';
+import type { Logger } from '../logging/logger.js';
+import { policyNotReady } from '../policies/policies.errors.js';
+import { PoliciesService } from '../policies/policies.service.js';
+import { normalize, unnormalize } from '../policies/policy-loader.service.js';
+import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
+import { UploadsService } from '../uploads/uploads.service.js';
+import { parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
+import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
+import { SessionsRepository, type SessionRecord } from './sessions.repository.js';
+
+export interface SessionView {
+  id: string;
+  policyId: string;
+  datasetId: string;
+  task: string | null;
+  status: SessionRecord['status'];
+  stepCount: number;
+  success: boolean | null;
+  uploadId: string | null;
+  createdAt: string;
+  endedAt: string | null;
+}
+
+const sessionNotFound = (id: string) => notFound('SESSION_NOT_FOUND', 'session', id);
+const unprocessable = (code: string, message: string, field: string, details: Record<string, unknown> = {}) =>
+  new AppError({ code, kind: 'unprocessable', message, details, location: { field } });
+
+/**
+ * Control sessions: a policy drives a robot step by step, each step recorded in Postgres before the
+ * reply (an acknowledged step survives a crash), and the session becomes an episode of its dataset
+ * through the normal ingest path when it ends — or when it has been idle for KURA_SESSION_IDLE_S, as
+ * truncated. Each open session has its own warm policy instance, so a policy may keep state across
+ * the steps of a session.
+ */
+@Injectable()
+export class SessionsService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private sweeper: NodeJS.Timeout | undefined;
+  /** Steps of one session run one after another (in this process). */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly sessions: SessionsRepository,
+    private readonly policies: PoliciesService,
+    private readonly datasets: DatasetsService,
+    private readonly grants: GrantsRepository,
+    private readonly uploads: UploadsService,
+    private readonly pool: PolicyPool,
+    @Inject(KURA_CONFIG) private readonly config: KuraConfig,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const everyMs = Math.min(30_000, Math.max(200, (this.config.sessions.idleSeconds * 1000) / 4));
+    this.sweeper = setInterval(() => {
+      this.sweep().catch((error: unknown) => this.logger.warn({ err: error }, 'session sweep failed'));
+    }, everyMs);
+    this.sweeper.unref();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+  }
+
+  async create(principal: Principal, request: { policyId: string; datasetId: string; task?: string | undefined }): Promise<SessionView> {
+    requireRole(principal, ['user', 'developer'], 'run sessions');
+    const policy = await this.readyPolicy(principal, request.policyId, 'policyId');
+    let reach;
+    try {
+      reach = await this.datasets.reach(principal, request.datasetId);
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
+        throw unprocessable('DATASET_NOT_FOUND', `dataset "${request.datasetId}" was not found`, 'datasetId', {
+          datasetId: request.datasetId,
+        });
+      }
+      throw error;
+    }
+    const dataset = reach.dataset;
+    // The session's episode goes into the dataset: its owner, an admin or a grantee may write there.
+    const writable =
+      isAdmin(principal) || dataset.ownerKeyId === principal.keyId || (await this.grants.exists(dataset.id, principal.keyId));
+    if (!writable) {
+      throw new AppError({
+        code: 'SESSION_DATASET_NOT_WRITABLE',
+        kind: 'forbidden',
+        message: `dataset ${dataset.id} belongs to another key: its owner or an admin can grant this key access`,
+        details: { datasetId: dataset.id },
+      });
+    }
+    checkFit(policy.manifest, dataset.features);
+    const session = await this.sessions.create({
+      id: newId('ses'),
+      policyId: policy.id,
+      datasetId: dataset.id,
+      ownerKeyId: principal.keyId,
+      task: request.task ?? null,
+    });
+    return toView(session);
+  }
+
+  async get(principal: Principal, id: string): Promise<SessionView> {
+    return toView(await this.ownSession(principal, id));
+  }
+
+  /** Runs the policy on the observation and records the step before replying. */
+  async step(
+    principal: Principal,
+    id: string,
+    request: { observation: JsonObservation; reward?: number | undefined },
+  ): Promise<{ action: number[] | number[][]; stepIndex: number }> {
+    const session = await this.ownSession(principal, id);
+    return this.serialize(id, async () => {
+      const current = (await this.sessions.findById(id))!;
+      if (current.status !== 'open') throw sessionEnded(session.id, current.status);
+      const policy = await this.readyPolicy(principal, current.policyId, 'policyId');
+      const parsed = parseObservation(policy.manifest, undefined, request.observation);
+      let output: Float32Array;
+      let action: number[];
+      try {
+        ({ output, action } = await this.pool.withSession(current.id, policy, undefined, async (runtime, normalization) => {
+          const observation = Object.fromEntries(
+            Object.entries(parsed).map(([name, value]) => [
+              name,
+              value instanceof Uint8Array ? value : normalize(value, normalization, name),
+            ]),
+          );
+          const raw = await runtime.act(observation, { step: current.stepCount, task: current.task ?? undefined });
+          return { output: raw, action: unnormalize(Array.from(raw, shortFloat32), normalization) };
+        }));
+      } catch (error) {
+        if (isPolicyError(error))
+          throw new AppError({
+            code: error.code,
+            kind: 'unprocessable',
+            message: `the policy could not act: ${error.message}`,
+            details: { sessionId: id, step: current.stepCount },
+          });
+        throw error;
+      }
+      void output;
+      const last = await this.sessions.lastStep(id);
+      // Seconds since the session began (0 at its first step), never going back: ingest refuses that.
+      const timestamp = current.stepCount === 0 ? 0 : Math.max(last?.timestamp ?? 0, (Date.now() - current.createdAt.getTime()) / 1000);
+      const stepIndex = current.stepCount;
+      const result = await this.sessions.appendStep(id, {
+        stepIndex,
+        observation: request.observation,
+        action,
+        reward: request.reward ?? null,
+        timestamp,
+      });
+      if (result === 'conflict') {
+        throw new AppError({
+          code: 'SESSION_STEP_CONFLICT',
+          kind: 'conflict',
+          message: `step ${stepIndex} of session ${id} was recorded by another request`,
+          details: { sessionId: id, step: stepIndex },
+        });
+      }
+      return { action: shapeAction(action, policy.manifest), stepIndex };
+    });
+  }
+
+  /** Ends the session and turns it into an episode upload (the same upload on a repeat). */
+  async end(principal: Principal, id: string, request: { success?: boolean | undefined }): Promise<{ uploadId: string | null }> {
+    const session = await this.ownSession(principal, id);
+    if (session.status === 'open') await this.sessions.end(id, 'ended', request.success ?? null);
+    return { uploadId: await this.upload(id) };
+  }
+
+  /** Ends idle sessions as truncated, and uploads ended ones a crash left without their upload. */
+  async sweep(): Promise<void> {
+    const before = new Date(Date.now() - this.config.sessions.idleSeconds * 1000);
+    for (const { id } of await this.sessions.idleSince(before)) {
+      if (await this.sessions.end(id, 'truncated', null)) this.logger.info({ sessionId: id }, 'idle session truncated');
+      await this.upload(id);
+    }
+    for (const { id } of await this.sessions.endedWithoutUpload()) await this.upload(id);
+  }
+
+  /** Makes (once) the Kura NDJSON episode of an ended session and uploads it into its dataset. */
+  private async upload(id: string): Promise<string | null> {
+    this.pool.releaseSession(id);
+    const session = (await this.sessions.findById(id))!;
+    if (session.uploadId) return session.uploadId;
+    if (session.stepCount === 0) return null;
+    const { upload } = await this.uploads.store({
+      datasetId: session.datasetId,
+      ownerKeyId: session.ownerKeyId,
+      body: Readable.from(this.episodeLines(session)),
+      format: 'kura-ndjson',
+      fileName: `${session.id}.ndjson`,
+      // A repeat (a crash between upload and bookkeeping) finds the first upload.
+      idempotencyKey: `session:${session.id}`,
+      maxBytes: this.config.uploads.maxBytes,
+    });
+    await this.sessions.setUpload(id, upload.id);
+    return upload.id;
+  }
+
+  private async *episodeLines(session: SessionRecord): AsyncGenerator<string> {
+    const policy = await this.policies.findById(session.policyId);
+    const shape = policy?.manifest?.action.shape ?? [Infinity];
+    const dimensions = shape[shape.length - 1]!;
+    let after = -1;
+    for (;;) {
+      const steps = await this.sessions.steps(session.id, after, 500);
+      for (const step of steps) {
+        const observation: Record<string, unknown> = {};
+        for (const [name, value] of Object.entries(step.observation)) {
+          const key = name.replace(/^observation\./, '');
+          if (typeof value === 'string') {
+            const bytes = Buffer.from(value, 'base64');
+            observation[key] = { [bytes[0] === 0xff ? 'jpeg' : 'png']: value };
+          } else observation[key] = (value as unknown[]).flat(Infinity);
+        }
+        const isLast = step.stepIndex === session.stepCount - 1;
+        yield `${JSON.stringify({
+          episode: session.id,
+          step: step.stepIndex,
+          timestamp: step.timestamp,
+          observation,
+          // Of an action chunk, the first action is the one the robot took at this step.
+          action: step.action.slice(0, dimensions),
+          ...(step.reward !== null ? { reward: step.reward } : {}),
+          ...(session.task ? { language: session.task } : {}),
+          ...(isLast && session.success !== null ? { success: session.success, isTerminal: session.status === 'ended' } : {}),
+        })}\n`;
+      }
+      if (steps.length < 500) return;
+      after = steps[steps.length - 1]!.stepIndex;
+    }
+  }
+
+  private async ownSession(principal: Principal, id: string): Promise<SessionRecord> {
+    requireRole(principal, ['user', 'developer'], 'run sessions');
+    const session = await this.sessions.findById(id);
+    if (!session || !(isAdmin(principal) || session.ownerKeyId === principal.keyId)) throw sessionNotFound(id);
+    return session;
+  }
+
+  private async readyPolicy(principal: Principal, policyId: string, field: string): Promise<ReadyPolicy> {
+    let policy;
+    try {
+      policy = await this.policies.findVisible(principal, policyId);
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'POLICY_NOT_FOUND')
+        throw unprocessable('POLICY_NOT_FOUND', `policy "${policyId}" was not found`, field, { policyId });
+      throw error;
+    }
+    if (policy.status !== 'ready' || !policy.manifest || !policy.entryKey) throw policyNotReady(policy.id, policy.status);
+    return { ...policy, manifest: policy.manifest, entryKey: policy.entryKey };
+  }
+
+  private serialize<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(id) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(id, settled);
+    void settled.then(() => {
+      if (this.queues.get(id) === settled) this.queues.delete(id);
+    });
+    return next;
+  }
+}
+
+const sessionEnded = (id: string, status: string) =>
+  new AppError({
+    code: 'SESSION_ENDED',
+    kind: 'conflict',
+    message: `session ${id} is ${status}; start a new session`,
+    details: { sessionId: id, status },
+  });
+
+/**
+ * A session's steps become Kura NDJSON: observation features must be `observation.<name>`, numeric
+ * ones float32 vectors (or images) as the dataset has them, and the action must have the dataset's
+ * `action` size. A dataset without features yet takes the session's.
+ */
+function checkFit(manifest: PolicyManifest, features: FeatureSpec | null): void {
+  const problems: string[] = [];
+  for (const name of manifest.observation) {
+    if (!name.startsWith('observation.')) problems.push(`"${name}" is not an observation.<name> feature`);
+    const feature = features?.[name];
+    if (features && !feature) problems.push(`the dataset has no "${name}"`);
+    else if (feature && feature.dtype !== 'image' && feature.dtype !== 'float32')
+      problems.push(`"${name}" is ${feature.dtype} in the dataset; sessions record float32`);
+  }
+  const dimensions = manifest.action.shape[manifest.action.shape.length - 1]!;
+  const action = features?.action;
+  if (features && (!action || action.dtype !== 'float32' || valuesPerStep(action) !== dimensions)) {
+    problems.push(`the dataset's action is not float32 [${dimensions}], as the policy's`);
+  }
+  if (problems.length > 0) {
+    throw unprocessable('SESSION_DATASET_MISMATCH', `the policy does not fit the dataset: ${problems.join('; ')}`, 'datasetId', {
+      problems,
+    });
+  }
+}
+
+function toView(session: SessionRecord): SessionView {
+  return {
+    id: session.id,
+    policyId: session.policyId,
+    datasetId: session.datasetId,
+    task: session.task,
+    status: session.status,
+    stepCount: session.stepCount,
+    success: session.success,
+    uploadId: session.uploadId,
+    createdAt: session.createdAt.toISOString(),
+    endedAt: session.endedAt?.toISOString() ?? null,
+  };
+}
