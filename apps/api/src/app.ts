@@ -1,9 +1,10 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
+import { attachSessionSockets } from './inference/session-socket.js';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { KuraConfig, Logger } from '@kura/core';
+import { KeysService, SessionsService, type KuraConfig, type Logger } from '@kura/core';
 import { AppModule } from './app.module.js';
 import { MetricsService } from './health/metrics.service.js';
 import { sendError } from './http/error-body.js';
@@ -38,6 +39,20 @@ export async function createApp(params: { config: KuraConfig; logger: Logger; da
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json', yamlDocumentUrl: 'docs/yaml' });
+
+  const sockets = attachSessionSockets({
+    server: app.getHttpServer(),
+    keys: app.get(KeysService),
+    sessions: app.get(SessionsService),
+    logger: logger.child({ component: 'ws' }),
+  });
+  // Upgraded sockets are no longer the HTTP server's: close them, or closing the app would wait on them.
+  const closeApp = app.close.bind(app);
+  app.close = async () => {
+    for (const client of sockets.clients) client.terminate();
+    sockets.close();
+    await closeApp();
+  };
   return app;
 }
 

@@ -108,6 +108,10 @@ export class SessionsRepository {
     return count > 0;
   }
 
+  async setTask(id: string, task: string): Promise<void> {
+    await this.prisma.session.updateMany({ where: { id, task: null }, data: { task } });
+  }
+
   async setUpload(id: string, uploadId: string): Promise<void> {
     await this.prisma.session.update({ where: { id }, data: { uploadId } });
   }

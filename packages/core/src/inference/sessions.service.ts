@@ -117,10 +117,12 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
   async step(
     principal: Principal,
     id: string,
-    request: { observation: JsonObservation; reward?: number | undefined },
+    request: { observation: JsonObservation; reward?: number | undefined; task?: string | undefined },
   ): Promise<{ action: number[] | number[][]; stepIndex: number }> {
     const session = await this.ownSession(principal, id);
     return this.serialize(id, async () => {
+      // A task arriving with a step (openpi's `prompt`) becomes the session's when it has none.
+      if (request.task && !session.task) await this.sessions.setTask(id, request.task);
       const current = (await this.sessions.findById(id))!;
       if (current.status !== 'open') throw sessionEnded(session.id, current.status);
       const policy = await this.readyPolicy(principal, current.policyId, 'policyId');
@@ -170,6 +172,14 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
       }
       return { action: shapeAction(action, policy.manifest), stepIndex };
     });
+  }
+
+  /** The session's policy manifest (the WebSocket's metadata frame). */
+  async manifestOf(principal: Principal, id: string): Promise<{ session: SessionView; manifest: PolicyManifest }> {
+    const session = await this.ownSession(principal, id);
+    if (session.status !== 'open') throw sessionEnded(id, session.status);
+    const policy = await this.readyPolicy(principal, session.policyId, 'policyId');
+    return { session: toView(session), manifest: policy.manifest };
   }
 
   /** Ends the session and turns it into an episode upload (the same upload on a repeat). */

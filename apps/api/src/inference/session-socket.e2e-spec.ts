@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { AddressInfo } from 'node:net';
+import { Packr, Unpackr } from 'msgpackr';
+import WebSocket from 'ws';
+import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { tarGzOf } from '../../../../test/support/archives.js';
+import { createDataset } from '../../../../test/support/datasets.js';
+
+const bin = (text: string) => Buffer.from(text, 'utf8');
+// What a Python client's msgpack does: maps stay maps, whatever their keys.
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+
+/** A numpy array exactly as openpi's msgpack_numpy packs it: a map with bin keys. */
+function ndarray(values: Float32Array | Uint8Array, dtype: '<f4' | '|u1', shape: number[]): Map<Buffer, unknown> {
+  return new Map<Buffer, unknown>([
+    [bin('__ndarray__'), true],
+    [bin('data'), Buffer.from(values.buffer, values.byteOffset, values.byteLength)],
+    [bin('dtype'), dtype],
+    [bin('shape'), shape],
+  ]);
+}
+
+/** A reply with its maps as objects, bin keys marked `bin:` (a Python client sees them as bytes). */
+const unpack = (data: Buffer) => marked(unpackr.unpack(data)) as Record<string, unknown>;
+function marked(value: unknown): unknown {
+  if (!(value instanceof Map)) return value;
+  return Object.fromEntries(
+    [...(value as Map<unknown, unknown>)].map(([key, item]) => [
+      Buffer.isBuffer(key) ? `bin:${key.toString('utf8')}` : String(key),
+      marked(item),
+    ]),
+  );
+}
+
+describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
+  let kura: TestApp;
+  let user: { id: string; key: string };
+  let url: string;
+  let policyId: string;
+  let datasetId: string;
+
+  beforeAll(async () => {
+    kura = await startTestApp();
+    await kura.app.listen(0, '127.0.0.1');
+    url = `ws://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`;
+    const operator = await kura.createKey('operator');
+    const developer = await kura.createKey('developer');
+    user = await kura.createKey('user');
+    const accepted = await kura.request
+      .post('/v1/policies?access=public')
+      .set(bearer(developer.key))
+      .set('Content-Type', 'application/octet-stream')
+      .send(
+        await tarGzOf({
+          'policy.json': JSON.stringify({
+            name: 'ws',
+            runtime: 'js',
+            entry: 'policy.js',
+            observation: ['observation.state', 'observation.image'],
+            observationShapes: { 'observation.state': [2] },
+            action: { shape: [2, 2] },
+          }),
+          // Answers with the state and the image's byte count, so the test sees both arrived.
+          'policy.js':
+            'function act(o, c) { const s = o["observation.state"]; return [[s[0], s[1]], [o["observation.image"].length > 8 ? 1 : 0, c.task === "fold" ? 1 : 0]]; }',
+        }),
+      );
+    policyId = await eventually(async () => {
+      const response = await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key));
+      if (response.body.status === 'rejected') throw new Error(JSON.stringify(response.body.errors));
+      return response.body.status === 'ready' ? (response.body.id as string) : undefined;
+    }, 30_000);
+    datasetId = await createDataset(kura, operator.key, 'private');
+    await kura.request.post(`/v1/datasets/${datasetId}/grants`).set(bearer(operator.key)).send({ keyId: user.id });
+  }, 60_000);
+  afterAll(async () => {
+    await kura.close();
+  });
+
+  const openSession = async () =>
+    (await kura.request.post('/v1/sessions').set(bearer(user.key)).send({ policyId, datasetId })).body.id as string;
+  const connect = (sessionId: string, authorization = `Api-Key ${user.key}`) =>
+    new Promise<{ socket: WebSocket; metadata: Record<string, unknown> }>((resolve, reject) => {
+      const socket = new WebSocket(`${url}/v1/sessions/${sessionId}/ws`, { headers: { Authorization: authorization } });
+      socket.once('message', (data) => resolve({ socket, metadata: unpack(data as Buffer) }));
+      socket.once('unexpected-response', (_request, response) => reject(new Error(`HTTP ${response.statusCode}`)));
+      socket.once('error', reject);
+    });
+  const next = (socket: WebSocket) =>
+    new Promise<{ data: Buffer; isBinary: boolean }>((resolve) =>
+      socket.once('message', (data, isBinary) => resolve({ data: data as Buffer, isBinary })),
+    );
+
+  it('sends metadata, answers openpi frames (bin keys, raw images, prompt) with actions, and records the steps', async () => {
+    const sessionId = await openSession();
+    const { socket, metadata } = await connect(sessionId);
+    expect(metadata).toMatchObject({ session_id: sessionId, policy_id: policyId, action_shape: [2, 2] });
+    const pixels = new Uint8Array(4 * 4 * 3).fill(128);
+    for (let step = 0; step < 3; step++) {
+      const frame = new Map<Buffer | string, unknown>([
+        [bin('observation/state'), ndarray(Float32Array.of(step, 0.5), '<f4', [2])],
+        [bin('observation/image'), ndarray(pixels, '|u1', [4, 4, 3])],
+        [bin('observation/unused'), ndarray(Float32Array.of(1), '<f4', [1])],
+        ['prompt', 'fold'],
+      ]);
+      const reply = next(socket);
+      socket.send(packr.pack(frame));
+      const { data, isBinary } = await reply;
+      expect(isBinary ? 'binary' : data.toString()).toBe('binary');
+      const message = unpack(data);
+      const actions = message.actions as Record<string, unknown>;
+      // msgpack_numpy's own layout: the keys are bin, the dtype a str, the data float32 bytes.
+      expect(actions['bin:__ndarray__']).toBe(true);
+      expect(actions['bin:dtype']).toBe('<f4');
+      expect(actions['bin:shape']).toEqual([2, 2]);
+      const data32 = new Float32Array(new Uint8Array(actions['bin:data'] as Uint8Array).buffer);
+      expect(Array.from(data32)).toEqual([step, 0.5, 1, 1]);
+      expect((message.server_timing as { infer_ms: number }).infer_ms).toBeGreaterThan(0);
+    }
+    socket.close();
+    const session = (await kura.request.get(`/v1/sessions/${sessionId}`).set(bearer(user.key))).body;
+    expect(session).toMatchObject({ status: 'open', stepCount: 3, task: 'fold' });
+  });
+
+  it('answers a bad frame with a text frame and close code 1011', async () => {
+    const { socket } = await connect(await openSession(), `Bearer ${user.key}`);
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    const reply = next(socket);
+    socket.send(Buffer.from('not msgpack at all \xc1'));
+    const { data, isBinary } = await reply;
+    expect(isBinary).toBe(false);
+    expect(data.toString()).toMatch(/^FRAME_INVALID/);
+    expect(await closed).toBe(1011);
+  });
+
+  it('refuses connections without a key, to unknown sessions, and to other keys’ sessions', async () => {
+    const sessionId = await openSession();
+    await expect(connect(sessionId, '')).rejects.toThrow('HTTP 401');
+    await expect(connect('ses_000000000000aaaaaaaaaaaa')).rejects.toThrow('HTTP 404');
+    const stranger = await kura.createKey('user');
+    await expect(connect(sessionId, `Bearer ${stranger.key}`)).rejects.toThrow('HTTP 404');
+  });
+});

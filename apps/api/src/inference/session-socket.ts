@@ -1,0 +1,205 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Packr, Unpackr } from 'msgpackr';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AppError, type KeysService, type SessionsService, type Logger, type Principal } from '@kura/core';
+import { encodePng } from '@kura/formats';
+
+const socketPath = /^\/v1\/sessions\/([A-Za-z0-9_]+)\/ws$/;
+/** Largest frame accepted: an observation with a few camera images. */
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+// Plain msgpack maps both ways (no msgpackr records); maps are decoded as Maps because openpi's keys
+// may be bin, which an object cannot hold.
+const packr = new Packr({ useRecords: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+const bytes = (text: string) => Buffer.from(text, 'utf8');
+
+/**
+ * `GET /v1/sessions/:id/ws`, openpi's policy-server protocol, so robot clients connect unchanged:
+ * the server sends a msgpack map of metadata first; each binary client frame is a msgpack map of the
+ * observation (numpy arrays as `{__ndarray__, data, dtype, shape}` maps, keys as bin or str); each
+ * reply is `{ actions, server_timing: { infer_ms } }` with `actions` encoded the same way (bin keys,
+ * as msgpack_numpy writes them). An error goes out as a text frame, then close code 1011. Auth:
+ * `Authorization: Bearer <key>` or openpi's `Api-Key <key>`. Each frame is a session step: recorded
+ * before the reply. Closing the socket leaves the session open.
+ */
+export function attachSessionSockets(params: {
+  server: Server;
+  keys: KeysService;
+  sessions: SessionsService;
+  logger: Logger;
+}): WebSocketServer {
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
+  params.server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const match = socketPath.exec(new URL(request.url ?? '/', 'http://kura').pathname);
+    if (!match) return refuse(socket, 404, 'ROUTE_NOT_FOUND', 'no WebSocket at this path');
+    void (async () => {
+      let principal: Principal;
+      let metadata: Record<string, unknown>;
+      try {
+        const header = request.headers.authorization ?? '';
+        const key = /^(?:Bearer|Api-Key)\s+(\S+)$/i.exec(header)?.[1];
+        if (!key) return refuse(socket, 401, 'AUTH_REQUIRED', 'send Authorization: Bearer <key> (or Api-Key <key>)');
+        principal = await params.keys.authenticate(key);
+        const { session, manifest } = await params.sessions.manifestOf(principal, match[1]!);
+        metadata = {
+          session_id: session.id,
+          policy_id: session.policyId,
+          observation: manifest.observation,
+          action_shape: manifest.action.shape,
+        };
+      } catch (error) {
+        const status =
+          error instanceof AppError
+            ? { unauthenticated: 401, forbidden: 403, not_found: 404, conflict: 409 }[error.kind as string]
+            : undefined;
+        return refuse(
+          socket,
+          status ?? 500,
+          error instanceof AppError ? error.code : 'INTERNAL',
+          error instanceof Error ? error.message : 'error',
+        );
+      }
+      sockets.handleUpgrade(request, socket, head, (client) =>
+        serve({ client, principal, sessionId: match[1]!, metadata, sessions: params.sessions, logger: params.logger }),
+      );
+    })();
+  });
+  return sockets;
+}
+
+function serve(params: {
+  client: WebSocket;
+  principal: Principal;
+  sessionId: string;
+  metadata: Record<string, unknown>;
+  sessions: SessionsService;
+  logger: Logger;
+}): void {
+  const { client } = params;
+  client.send(packr.pack(params.metadata));
+  let busy = Promise.resolve();
+  client.on('message', (data, isBinary) => {
+    busy = busy.then(async () => {
+      if (client.readyState !== client.OPEN) return;
+      try {
+        if (!isBinary)
+          throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: 'send observations as binary msgpack frames' });
+        const frame = decodeFrame(Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data as ArrayBuffer)]));
+        // openpi clients send what their own policy config names; the policy reads its features only.
+        const wanted = params.metadata.observation as string[];
+        frame.observation = Object.fromEntries(Object.entries(frame.observation).filter(([name]) => wanted.includes(name)));
+        const started = performance.now();
+        const result = await params.sessions.step(params.principal, params.sessionId, frame);
+        const action = result.action.flat();
+        const shape = Array.isArray(result.action[0]) ? [result.action.length, result.action[0].length] : [result.action.length];
+        client.send(
+          packr.pack({ actions: ndarray(Float32Array.from(action), shape), server_timing: { infer_ms: performance.now() - started } }),
+        );
+      } catch (error) {
+        const code = error instanceof AppError ? error.code : 'INTERNAL';
+        if (!(error instanceof AppError)) params.logger.error({ err: error, sessionId: params.sessionId }, 'WebSocket step failed');
+        client.send(`${code}: ${error instanceof Error ? error.message : String(error)}`);
+        client.close(1011, code.slice(0, 100));
+      }
+    });
+  });
+}
+
+/** An openpi observation frame → a session step: `a/b` keys as `a.b` features, arrays as numbers, uint8 H×W×C arrays as PNG images, `prompt` as the task. */
+export function decodeFrame(buffer: Buffer): { observation: Record<string, unknown>; task?: string } {
+  let value: unknown;
+  try {
+    value = withStringKeys(unpackr.unpack(buffer));
+  } catch (error) {
+    throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: `the frame is not msgpack: ${(error as Error).message}` });
+  }
+  if (!isRecord(value))
+    throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: 'a frame is a msgpack map of the observation' });
+  const observation: Record<string, unknown> = {};
+  let task: string | undefined;
+  for (const [key, item] of Object.entries(value)) {
+    if (key === 'prompt') {
+      if (typeof item === 'string') task = item;
+      continue;
+    }
+    observation[key.replaceAll('/', '.')] = toObservationValue(item, key);
+  }
+  return { observation, ...(task ? { task } : {}) };
+}
+
+function toObservationValue(item: unknown, key: string): unknown {
+  if (!isRecord(item) || !('__ndarray__' in item)) return item;
+  const dtype = String(item.dtype);
+  const shape = (item.shape as number[]) ?? [];
+  const data = item.data as Uint8Array;
+  const values = typedArrayOf(dtype, data, key);
+  // An image: uint8 H×W×C (openpi sends raw pixels); Kura's policies take encoded images.
+  if ((dtype === '|u1' || dtype === '<u1') && shape.length === 3 && [1, 3, 4].includes(shape[2]!)) {
+    const png = encodePng({ pixels: values as Uint8Array, height: shape[0]!, width: shape[1]!, channels: shape[2] as 1 | 3 | 4 });
+    return Buffer.from(png).toString('base64');
+  }
+  return Array.from(values, (number) => Number(number));
+}
+
+function typedArrayOf(dtype: string, data: Uint8Array, key: string): ArrayLike<number | bigint> {
+  const copy = new Uint8Array(data).buffer;
+  switch (dtype.replace(/^[<|=]/, '')) {
+    case 'f4':
+      return new Float32Array(copy);
+    case 'f8':
+      return new Float64Array(copy);
+    case 'i4':
+      return new Int32Array(copy);
+    case 'i8':
+      return new BigInt64Array(copy);
+    case 'i2':
+      return new Int16Array(copy);
+    case 'i1':
+      return new Int8Array(copy);
+    case 'u1':
+      return new Uint8Array(copy);
+    case 'b1':
+      return new Uint8Array(copy);
+    default:
+      throw new AppError({
+        code: 'FRAME_INVALID',
+        kind: 'invalid',
+        message: `${key}: dtype "${dtype}" is not supported (use float32/64, int8-64, uint8, bool, little-endian)`,
+      });
+  }
+}
+
+/** A numpy array as msgpack_numpy writes it: bin keys. */
+function ndarray(values: Float32Array, shape: number[]): Map<Buffer, unknown> {
+  return new Map<Buffer, unknown>([
+    [bytes('__ndarray__'), true],
+    [bytes('data'), Buffer.from(values.buffer, values.byteOffset, values.byteLength)],
+    [bytes('dtype'), '<f4'],
+    [bytes('shape'), shape],
+  ]);
+}
+
+/** Decoded msgpack with every map as an object keyed by text (bin keys read as UTF-8). */
+function withStringKeys(value: unknown): unknown {
+  if (value instanceof Map) {
+    const object: Record<string, unknown> = {};
+    for (const [key, item] of value as Map<unknown, unknown>) {
+      const name = key instanceof Uint8Array ? textDecoder.decode(key) : String(key);
+      object[name] = withStringKeys(item);
+    }
+    return object;
+  }
+  return Array.isArray(value) ? value.map(withStringKeys) : value;
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : 'Error'}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
