@@ -12,6 +12,7 @@ import { SlicesController } from './slices/slices.controller.js';
 import { PoliciesController } from './policies/policies.controller.js';
 import { InferenceController } from './inference/inference.controller.js';
 import { SessionsController } from './inference/sessions.controller.js';
+import { UsageController } from './usage/usage.controller.js';
 
 @Module({})
 export class AppModule {
@@ -29,6 +30,7 @@ export class AppModule {
         PoliciesController,
         InferenceController,
         SessionsController,
+        UsageController,
       ],
       providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
     };

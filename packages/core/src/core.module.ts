@@ -46,6 +46,8 @@ import { PolicyPool } from './inference/policy-pool.js';
 import { InferenceService } from './inference/inference.service.js';
 import { SessionsRepository } from './inference/sessions.repository.js';
 import { SessionsService } from './inference/sessions.service.js';
+import { UsageMeter } from './usage/usage.meter.js';
+import { UsageService } from './usage/usage.service.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
 const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob, ValidatePolicyJob, EvaluatePolicyJob];
@@ -114,6 +116,8 @@ export class CoreModule {
       InferenceService,
       SessionsRepository,
       SessionsService,
+      UsageMeter,
+      UsageService,
       DatasetsService,
       UploadsRepository,
       UploadsService,
@@ -146,6 +150,7 @@ export class CoreModule {
         EvaluationsService,
         InferenceService,
         SessionsService,
+        UsageService,
         HealthService,
       ],
     };

@@ -31,3 +31,4 @@ export * from './policies/policies.service.js';
 export * from './policies/evaluations.service.js';
 export * from './inference/inference.service.js';
 export * from './inference/sessions.service.js';
+export * from './usage/usage.service.js';

@@ -8,6 +8,7 @@ import { policyNotReady } from '../policies/policies.errors.js';
 import { PoliciesService } from '../policies/policies.service.js';
 import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
+import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 
 /** An observation as JSON carries it: numbers (nested arrays allowed), or an image as base64 of its encoded bytes. */
@@ -33,6 +34,7 @@ export class InferenceService {
     private readonly policies: PoliciesService,
     private readonly datasets: DatasetsRepository,
     private readonly pool: PolicyPool,
+    private readonly meter: UsageMeter,
   ) {}
 
   async act(
@@ -54,6 +56,7 @@ export class InferenceService {
         const started = performance.now();
         const output = await runtime.act(observation, { step: 0, task: request.task });
         const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
+        this.meter.record(principal.keyId, { actCalls: 1, inferenceMs: latencyMs });
         // float32 out of the sandbox: written with the fewest digits that read back the same.
         const action = unnormalize(Array.from(output, shortFloat32), normalization);
         return { action: shapeAction(action, ready.manifest), policyId: policy.id, latencyMs };

@@ -16,6 +16,7 @@ import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
 import { UploadsService } from '../uploads/uploads.service.js';
 import { parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
+import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 import { SessionsRepository, type SessionRecord } from './sessions.repository.js';
 
@@ -56,6 +57,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     private readonly grants: GrantsRepository,
     private readonly uploads: UploadsService,
     private readonly pool: PolicyPool,
+    private readonly meter: UsageMeter,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -137,7 +139,9 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
               value instanceof Uint8Array ? value : normalize(value, normalization, name),
             ]),
           );
+          const started = performance.now();
           const raw = await runtime.act(observation, { step: current.stepCount, task: current.task ?? undefined });
+          this.meter.record(session.ownerKeyId, { sessionSteps: 1, inferenceMs: performance.now() - started });
           return { output: raw, action: unnormalize(Array.from(raw, shortFloat32), normalization) };
         }));
       } catch (error) {

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import type { RecordBatch } from 'apache-arrow';
@@ -18,6 +18,7 @@ import { SliceReader, type DecodePlan } from './slice-reader.js';
 import { SlicesService } from './slices.service.js';
 import type { SliceRecord } from './slices.repository.js';
 import { invalidRange, rangeNotSatisfiable } from './slices.errors.js';
+import { UsageMeter } from '../usage/usage.meter.js';
 
 /**
  * Bumped whenever an encoder's output changes, so that ETags and cached downloads of the old bytes
@@ -70,9 +71,33 @@ export class SliceDownloadService {
     private readonly versions: VersionsRepository,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
+    private readonly meter: UsageMeter,
   ) {}
 
+  /** The download, its bytes metered to the caller's key as they are served. */
   async download(principal: Principal, sliceId: string, format: SliceFormat, conditions: DownloadConditions): Promise<SliceDownload> {
+    const download = await this.prepare(principal, sliceId, format, conditions);
+    if (download.kind === 'not-modified') return download;
+    const keyId = principal.kind === 'key' ? principal.keyId : 'anonymous';
+    let served = 0;
+    // Counted as the bytes pass (a listener on the source would start it flowing before it is piped).
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        served += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    download.body.once('error', (error) => counted.destroy(error));
+    counted.once('close', () => this.meter.record(keyId, { bytesServed: served }));
+    return { ...download, body: download.body.pipe(counted) };
+  }
+
+  private async prepare(
+    principal: Principal,
+    sliceId: string,
+    format: SliceFormat,
+    conditions: DownloadConditions,
+  ): Promise<SliceDownload> {
     const slice = await this.slices.findReadable(principal, sliceId);
     const spec = formats[format];
     const etag = `"${slice.id}.${format}.r${DOWNLOAD_REVISION}"`;

@@ -1,0 +1,81 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { PrismaClient } from '../database/prisma.js';
+import { LOGGER } from '../database/database.tokens.js';
+import type { Logger } from '../logging/logger.js';
+
+export interface UsageAmounts {
+  actCalls?: number;
+  sessionSteps?: number;
+  inferenceMs?: number;
+  bytesServed?: number;
+}
+
+/** How often counted use goes to Postgres: at most this much is lost if the process dies. */
+export const USAGE_FLUSH_MS = 5000;
+
+/**
+ * Counts use per key and minute in memory and adds it to Postgres in one batch every
+ * USAGE_FLUSH_MS (and at shutdown): no database write on the hot path of a call.
+ */
+@Injectable()
+export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown {
+  private pending = new Map<string, { keyId: string; bucket: Date; amounts: Required<UsageAmounts> }>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    @Inject(LOGGER) private readonly logger: Logger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => {
+      this.flush().catch((error: unknown) => this.logger.warn({ err: error }, 'usage flush failed'));
+    }, USAGE_FLUSH_MS);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.flush().catch((error: unknown) => this.logger.warn({ err: error }, 'usage flush at shutdown failed'));
+  }
+
+  record(keyId: string, amounts: UsageAmounts): void {
+    this.add(keyId, new Date(Math.floor(Date.now() / 60_000) * 60_000), amounts);
+  }
+
+  private add(keyId: string, bucket: Date, amounts: UsageAmounts): void {
+    const id = `${keyId}|${bucket.getTime()}`;
+    let entry = this.pending.get(id);
+    if (!entry) {
+      entry = { keyId, bucket, amounts: { actCalls: 0, sessionSteps: 0, inferenceMs: 0, bytesServed: 0 } };
+      this.pending.set(id, entry);
+    }
+    entry.amounts.actCalls += amounts.actCalls ?? 0;
+    entry.amounts.sessionSteps += amounts.sessionSteps ?? 0;
+    entry.amounts.inferenceMs += amounts.inferenceMs ?? 0;
+    entry.amounts.bytesServed += amounts.bytesServed ?? 0;
+  }
+
+  /** Adds what was counted since the last flush; on failure the counts are kept for the next one. */
+  async flush(): Promise<void> {
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    let written = 0;
+    try {
+      for (const { keyId, bucket, amounts } of batch) {
+        await this.prisma.$executeRaw`
+          INSERT INTO usage_counters (key_id, bucket, act_calls, session_steps, inference_ms, bytes_served)
+          VALUES (${keyId}, ${bucket}, ${amounts.actCalls}, ${amounts.sessionSteps}, ${amounts.inferenceMs}, ${BigInt(Math.round(amounts.bytesServed))})
+          ON CONFLICT (key_id, bucket) DO UPDATE SET
+            act_calls = usage_counters.act_calls + EXCLUDED.act_calls,
+            session_steps = usage_counters.session_steps + EXCLUDED.session_steps,
+            inference_ms = usage_counters.inference_ms + EXCLUDED.inference_ms,
+            bytes_served = usage_counters.bytes_served + EXCLUDED.bytes_served`;
+        written++;
+      }
+    } finally {
+      // What was not written goes back, under its own minute, for the next flush.
+      for (const { keyId, bucket, amounts } of batch.slice(written)) this.add(keyId, bucket, amounts);
+    }
+  }
+}
