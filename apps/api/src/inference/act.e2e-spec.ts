@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOf } from '../../../../test/support/archives.js';
+import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { deployPolicy } from '../../../../test/support/policies.js';
 import { tinyJpeg } from '../../../../test/support/datasets.js';
 
 // The linear ONNX fixture (policies/runtimes/testing/make-onnx-models.mjs): action = W·state + b, state [4] → action [3].
@@ -16,20 +16,8 @@ describe('POST /v1/policies/:id/act', () => {
   let developer: { key: string };
   let user: { key: string };
 
-  const deploy = async (files: Record<string, string | Buffer>, access = 'public') => {
-    const accepted = await kura.request
-      .post(`/v1/policies?access=${access}`)
-      .set(bearer(developer.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(await tarGzOf(files));
-    expect(accepted.status).toBe(202);
-    const policy = await eventually(async () => {
-      const response = await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key));
-      return response.body.status === 'validating' ? undefined : response.body;
-    }, 30_000);
-    expect(policy.errors).toEqual([]);
-    return policy.id as string;
-  };
+  const deploy = (files: Record<string, string | Buffer>, access: 'public' | 'private' = 'public') =>
+    deployPolicy(kura, developer.key, files, access);
   const act = (policyId: string, body: unknown, key = user.key) =>
     kura.request
       .post(`/v1/policies/${policyId}/act`)

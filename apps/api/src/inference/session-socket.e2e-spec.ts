@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOf } from '../../../../test/support/archives.js';
+import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { deployPolicy } from '../../../../test/support/policies.js';
 import { createDataset } from '../../../../test/support/datasets.js';
 
 const bin = (text: string) => Buffer.from(text, 'utf8');
@@ -47,30 +47,19 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
     const operator = await kura.createKey('operator');
     const developer = await kura.createKey('developer');
     user = await kura.createKey('user');
-    const accepted = await kura.request
-      .post('/v1/policies?access=public')
-      .set(bearer(developer.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(
-        await tarGzOf({
-          'policy.json': JSON.stringify({
-            name: 'ws',
-            runtime: 'js',
-            entry: 'policy.js',
-            observation: ['observation.state', 'observation.image'],
-            observationShapes: { 'observation.state': [2] },
-            action: { shape: [2, 2] },
-          }),
-          // Answers with the state and the image's byte count, so the test sees both arrived.
-          'policy.js':
-            'function act(o, c) { const s = o["observation.state"]; return [[s[0], s[1]], [o["observation.image"].length > 8 ? 1 : 0, c.task === "fold" ? 1 : 0]]; }',
-        }),
-      );
-    policyId = await eventually(async () => {
-      const response = await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key));
-      if (response.body.status === 'rejected') throw new Error(JSON.stringify(response.body.errors));
-      return response.body.status === 'ready' ? (response.body.id as string) : undefined;
-    }, 30_000);
+    policyId = await deployPolicy(kura, developer.key, {
+      'policy.json': JSON.stringify({
+        name: 'ws',
+        runtime: 'js',
+        entry: 'policy.js',
+        observation: ['observation.state', 'observation.image'],
+        observationShapes: { 'observation.state': [2] },
+        action: { shape: [2, 2] },
+      }),
+      // Answers with the state and the image's byte count, so the test sees both arrived.
+      'policy.js':
+        'function act(o, c) { const s = o["observation.state"]; return [[s[0], s[1]], [o["observation.image"].length > 8 ? 1 : 0, c.task === "fold" ? 1 : 0]]; }',
+    });
     datasetId = await createDataset(kura, operator.key, 'private');
     await kura.request.post(`/v1/datasets/${datasetId}/grants`).set(bearer(operator.key)).send({ keyId: user.id });
   }, 60_000);

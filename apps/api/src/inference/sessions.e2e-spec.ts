@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { tableFromIPC } from 'apache-arrow';
 import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOf } from '../../../../test/support/archives.js';
+import { deployPolicy } from '../../../../test/support/policies.js';
 import { createDataset, seedDataset } from '../../../../test/support/datasets.js';
 
 describe('sessions: steps recorded durably, the session becomes an episode', () => {
@@ -11,17 +11,11 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
   let developer: { id: string; key: string };
   let policyId: string;
 
-  const deploy = async (manifest: Record<string, unknown>, script: string) => {
-    const accepted = await kura.request
-      .post('/v1/policies?access=public')
-      .set(bearer(developer.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(await tarGzOf({ 'policy.json': JSON.stringify({ runtime: 'js', entry: 'policy.js', ...manifest }), 'policy.js': script }));
-    return eventually(async () => {
-      const response = await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key));
-      return response.body.status === 'ready' ? (response.body.id as string) : undefined;
-    }, 30_000);
-  };
+  const deploy = (manifest: Record<string, unknown>, script: string) =>
+    deployPolicy(kura, developer.key, {
+      'policy.json': JSON.stringify({ runtime: 'js', entry: 'policy.js', ...manifest }),
+      'policy.js': script,
+    });
   /** A dataset of the operator's that the user may write sessions into. */
   const writableDataset = async (app: TestApp = kura) => {
     const datasetId = await createDataset(app, operator.key, 'private');
@@ -158,7 +152,7 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
       const quickOperator = await quick.createKey('operator');
       const quickUser = await quick.createKey('user');
       const quickDeveloper = await quick.createKey('developer');
-      const bundle = await tarGzOf({
+      const idlePolicy = await deployPolicy(quick, quickDeveloper.key, {
         'policy.json': JSON.stringify({
           name: 'idle',
           runtime: 'js',
@@ -168,20 +162,10 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
         }),
         'policy.js': 'function act() { return [1]; }',
       });
-      const accepted = await quick.request
-        .post('/v1/policies?access=public')
-        .set(bearer(quickDeveloper.key))
-        .set('Content-Type', 'application/octet-stream')
-        .send(bundle);
-      await eventually(async () =>
-        (await quick.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(quickDeveloper.key))).body.status === 'ready'
-          ? true
-          : undefined,
-      );
       const datasetId = await createDataset(quick, quickOperator.key, 'private');
       await quick.request.post(`/v1/datasets/${datasetId}/grants`).set(bearer(quickOperator.key)).send({ keyId: quickUser.id });
-      const session = (await quick.request.post('/v1/sessions').set(bearer(quickUser.key)).send({ policyId: accepted.body.id, datasetId }))
-        .body.id;
+      const session = (await quick.request.post('/v1/sessions').set(bearer(quickUser.key)).send({ policyId: idlePolicy, datasetId })).body
+        .id;
       for (let index = 0; index < 2; index++) {
         expect(
           (

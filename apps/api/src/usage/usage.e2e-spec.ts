@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOf } from '../../../../test/support/archives.js';
+import { deployPolicy } from '../../../../test/support/policies.js';
 import { seedDataset } from '../../../../test/support/datasets.js';
 
 describe('GET /v1/usage: metered act calls, inference time and slice bytes per key', () => {
@@ -18,30 +18,21 @@ describe('GET /v1/usage: metered act calls, inference time and slice bytes per k
   });
 
   it('counts each key’s use, shows a key its own and admins anyone’s', async () => {
-    const accepted = await kura.request
-      .post('/v1/policies?access=public')
-      .set(bearer(developer.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(
-        await tarGzOf({
-          'policy.json': JSON.stringify({
-            name: 'one',
-            runtime: 'js',
-            entry: 'policy.js',
-            observation: ['observation.state'],
-            action: { shape: [1] },
-          }),
-          'policy.js': 'function act() { return [1]; }',
-        }),
-      );
-    await eventually(async () =>
-      (await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key))).body.status === 'ready' ? true : undefined,
-    );
+    const policyId = await deployPolicy(kura, developer.key, {
+      'policy.json': JSON.stringify({
+        name: 'one',
+        runtime: 'js',
+        entry: 'policy.js',
+        observation: ['observation.state'],
+        action: { shape: [1] },
+      }),
+      'policy.js': 'function act() { return [1]; }',
+    });
     for (let call = 0; call < 3; call++) {
       expect(
         (
           await kura.request
-            .post(`/v1/policies/${accepted.body.id}/act`)
+            .post(`/v1/policies/${policyId}/act`)
             .set(bearer(user.key))
             .send({ observation: { 'observation.state': [0] } })
         ).status,

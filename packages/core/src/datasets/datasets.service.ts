@@ -102,6 +102,27 @@ export class DatasetsService {
     throw datasetNotFound(id);
   }
 
+  /**
+   * `reach` for a dataset named in a request body (a slice source, an evaluation, a session): unknown
+   * or invisible is 422 DATASET_NOT_FOUND at `field`, like any unknown id in a body.
+   */
+  async reachReferenced(principal: Principal, id: string, field: string): Promise<DatasetReach> {
+    try {
+      return await this.reach(principal, id);
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
+        throw new AppError({
+          code: 'DATASET_NOT_FOUND',
+          kind: 'unprocessable',
+          message: `dataset "${id}" was not found`,
+          details: { datasetId: id },
+          location: { field },
+        });
+      }
+      throw error;
+    }
+  }
+
   /** Gives a key full access to a `sample` or `private` dataset; owner or admin only. */
   async grant(principal: Principal, datasetId: string, keyId: string): Promise<GrantView> {
     const dataset = await this.findOwned(principal, datasetId, 'grant access to it');

@@ -30,6 +30,8 @@ const invalidObservation = (field: string, message: string) =>
  */
 @Injectable()
 export class InferenceService {
+  private readonly features = new Map<string, FeatureSpec>();
+
   constructor(
     private readonly policies: PoliciesService,
     private readonly datasets: DatasetsRepository,
@@ -74,9 +76,18 @@ export class InferenceService {
     }
   }
 
+  /**
+   * The normalization dataset's features. A dataset's feature spec never changes once set, so it is
+   * kept after the first call instead of read on every one.
+   */
   private async featuresOf(manifest: PolicyManifest): Promise<FeatureSpec | undefined> {
     const datasetId = manifest.normalization?.datasetId;
-    return datasetId ? ((await this.datasets.findById(datasetId))?.features ?? undefined) : undefined;
+    if (!datasetId) return undefined;
+    const known = this.features.get(datasetId);
+    if (known) return known;
+    const features = (await this.datasets.findById(datasetId))?.features ?? undefined;
+    if (features) this.features.set(datasetId, features);
+    return features;
   }
 }
 

@@ -77,18 +77,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
   async create(principal: Principal, request: { policyId: string; datasetId: string; task?: string | undefined }): Promise<SessionView> {
     requireRole(principal, ['user', 'developer'], 'run sessions');
     const policy = await this.readyPolicy(principal, request.policyId, 'policyId');
-    let reach;
-    try {
-      reach = await this.datasets.reach(principal, request.datasetId);
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
-        throw unprocessable('DATASET_NOT_FOUND', `dataset "${request.datasetId}" was not found`, 'datasetId', {
-          datasetId: request.datasetId,
-        });
-      }
-      throw error;
-    }
-    const dataset = reach.dataset;
+    const { dataset } = await this.datasets.reachReferenced(principal, request.datasetId, 'datasetId');
     // The session's episode goes into the dataset: its owner, an admin or a grantee may write there.
     const writable =
       isAdmin(principal) || dataset.ownerKeyId === principal.keyId || (await this.grants.exists(dataset.id, principal.keyId));

@@ -59,17 +59,7 @@ export class EvaluationsService {
     requireRole(principal, ['developer'], 'evaluate policies');
     const policy = await this.policies.findVisible(principal, policyId);
     if (policy.status !== 'ready') throw policyNotReady(policy.id, policy.status);
-    let dataset;
-    try {
-      ({ dataset } = await this.datasets.reach(principal, request.datasetId));
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
-        throw unprocessable('DATASET_NOT_FOUND', `dataset "${request.datasetId}" was not found`, 'datasetId', {
-          datasetId: request.datasetId,
-        });
-      }
-      throw error;
-    }
+    const { dataset } = await this.datasets.reachReferenced(principal, request.datasetId, 'datasetId');
     const version = request.version ?? dataset.latestVersion;
     if (version < 1 || !(await this.versions.find(dataset.id, version))) {
       throw unprocessable('VERSION_NOT_FOUND', `dataset ${dataset.id} has no version ${version}`, 'version', {

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { FeatureSpec, PolicyManifest } from '@kura/schema';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { readJsonBlob } from '../blobs/json-blobs.js';
+import { readBlobBytes, readJsonBlob } from '../blobs/json-blobs.js';
 import { DatasetsRepository } from '../datasets/datasets.repository.js';
 import { VersionsRepository } from '../datasets/versions.repository.js';
 import type { PolicyRecord } from './policies.repository.js';
@@ -67,11 +67,9 @@ export class PolicyLoader {
   ) {}
 
   async load(policy: PolicyRecord & { manifest: PolicyManifest; entryKey: string }, features?: FeatureSpec): Promise<PolicyRuntime> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.blobs.get({ key: policy.entryKey })) chunks.push(chunk as Buffer);
     return loadPolicyRuntime({
       manifest: policy.manifest,
-      entry: Buffer.concat(chunks),
+      entry: await readBlobBytes(this.blobs, policy.entryKey),
       limits: this.validation.runtimeLimits(),
       ...(features ? { features } : {}),
     });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AsyncByteQueue, DataType, RecordBatchReader, RecordBatchStreamWriter, type RecordBatch, type Schema } from 'apache-arrow';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { readBlobBytes } from '../blobs/json-blobs.js';
 import { EpisodesRepository, type EpisodeRecord } from '../episodes/episodes.repository.js';
 import { AppError } from '../errors/app-error.js';
 
@@ -128,9 +129,7 @@ export class ShardReader {
   }
 
   private async readRange(key: string, offset: number, length: number): Promise<Buffer> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.blobs.get({ key, range: { offset, length } })) chunks.push(chunk as Buffer);
-    const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const bytes = await readBlobBytes(this.blobs, key, { offset, length });
     if (bytes.length !== length) throw new Error(`shard ${key}: read ${bytes.length} bytes at ${offset}, expected ${length}`);
     return bytes;
   }

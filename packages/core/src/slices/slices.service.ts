@@ -69,7 +69,7 @@ export class SlicesService {
         });
       }
       seen.add(source.datasetId);
-      const reach = await this.reachAsSource(principal, source.datasetId, `${field}.datasetId`);
+      const reach = await this.datasets.reachReferenced(principal, source.datasetId, `${field}.datasetId`);
       const version = source.version ?? reach.dataset.latestVersion;
       if (version < 1 || !(await this.versions.find(source.datasetId, version))) {
         throw sliceUnprocessable(
@@ -248,17 +248,6 @@ export class SlicesService {
     return slice;
   }
 
-  /** The dataset's reach, with an invisible dataset reported at the request field (422, like any unknown id in a body). */
-  private async reachAsSource(principal: Principal, datasetId: string, field: string): Promise<DatasetReach> {
-    try {
-      return await this.datasets.reach(principal, datasetId);
-    } catch (error) {
-      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
-        throw sliceUnprocessable('DATASET_NOT_FOUND', `dataset "${datasetId}" was not found`, field, { datasetId });
-      }
-      throw error;
-    }
-  }
 }
 
 const readDenied = (principal: Principal, id: string, why: string) =>
