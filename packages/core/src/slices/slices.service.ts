@@ -247,7 +247,6 @@ export class SlicesService {
     if (this.recent.size > RECENT_SLICES) this.recent.delete(this.recent.keys().next().value!);
     return slice;
   }
-
 }
 
 const readDenied = (principal: Principal, id: string, why: string) =>
