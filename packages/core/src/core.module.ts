@@ -13,7 +13,7 @@ import { VersionsService } from './datasets/versions.service.js';
 import { FilesystemBlobStore } from './blobs/filesystem-blob-store.js';
 import { S3BlobStore } from './blobs/s3-blob-store.js';
 import type { KuraConfig } from './config/config.js';
-import { DATABASE_URL, KURA_CONFIG, LOGGER } from './database/database.tokens.js';
+import { DATABASE_URL, KURA_CONFIG, LOGGER, QUOTA_COUNTERS } from './database/database.tokens.js';
 import { createPrismaClient, PrismaClient } from './database/prisma.js';
 import { DatasetsRepository } from './datasets/datasets.repository.js';
 import { DatasetsService } from './datasets/datasets.service.js';
@@ -48,6 +48,8 @@ import { SessionsRepository } from './inference/sessions.repository.js';
 import { SessionsService } from './inference/sessions.service.js';
 import { UsageMeter } from './usage/usage.meter.js';
 import { UsageService } from './usage/usage.service.js';
+import { QuotaService } from './usage/quota.service.js';
+import { MemoryQuotaCounters, RedisQuotaCounters, type QuotaCounters } from './usage/quota-counters.js';
 
 /** Every job handler; adding a job is one line here plus its payload schema in @kura/schema. */
 const jobHandlerClasses = [DeleteBlobJob, IngestUploadJob, ValidatePolicyJob, EvaluatePolicyJob];
@@ -66,6 +68,13 @@ export function createJobQueue(config: KuraConfig, logger: Logger): JobQueue {
         onError: (error) => logger.warn({ err: error }, 'job queue connection error'),
       })
     : new InProcessJobQueue({ backoffMs: config.jobs.backoffMs });
+}
+
+/** Quota counters must be shared when api processes are several, which is when Redis is configured. */
+export function createQuotaCounters(config: KuraConfig): QuotaCounters {
+  return config.queue.kind === 'bullmq'
+    ? new RedisQuotaCounters({ redisUrl: config.queue.redisUrl, prefix: config.queue.name })
+    : new MemoryQuotaCounters();
 }
 
 class PrismaLifecycle implements OnApplicationShutdown {
@@ -90,6 +99,7 @@ export class CoreModule {
       PrismaLifecycle,
       { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },
       { provide: JOB_QUEUE, useFactory: () => createJobQueue(params.config, params.logger) },
+      { provide: QUOTA_COUNTERS, useFactory: () => createQuotaCounters(params.config) },
       ...jobHandlerClasses,
       { provide: JOB_HANDLERS, useFactory: (...handlers: unknown[]) => handlers, inject: jobHandlerClasses },
       JobRepository,
@@ -118,6 +128,7 @@ export class CoreModule {
       SessionsService,
       UsageMeter,
       UsageService,
+      QuotaService,
       DatasetsService,
       UploadsRepository,
       UploadsService,
@@ -151,6 +162,7 @@ export class CoreModule {
         InferenceService,
         SessionsService,
         UsageService,
+        QuotaService,
         HealthService,
       ],
     };

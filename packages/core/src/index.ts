@@ -32,3 +32,6 @@ export * from './policies/evaluations.service.js';
 export * from './inference/inference.service.js';
 export * from './inference/sessions.service.js';
 export * from './usage/usage.service.js';
+export * from './usage/usage.meter.js';
+export * from './usage/quota.service.js';
+export * from './usage/quota-counters.js';

@@ -25,5 +25,8 @@ export function sendError(response: Response, status: number, error: ErrorBody['
   }
   const body: ErrorBody = { error: error.details ? error : { code: error.code, message: error.message } };
   if (status === 401) response.setHeader('WWW-Authenticate', 'Bearer realm="kura"');
+  // Quota and rate refusals say when to come back (RFC 9110 Retry-After, in seconds).
+  if (status === 429 && typeof error.details?.retryAfterS === 'number')
+    response.setHeader('Retry-After', String(error.details.retryAfterS));
   response.status(status).json(body);
 }

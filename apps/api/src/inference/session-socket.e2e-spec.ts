@@ -39,12 +39,14 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
   let url: string;
   let policyId: string;
   let datasetId: string;
+  let operatorKey: string;
 
   beforeAll(async () => {
     kura = await startTestApp();
     await kura.app.listen(0, '127.0.0.1');
     url = `ws://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`;
     const operator = await kura.createKey('operator');
+    operatorKey = operator.key;
     const developer = await kura.createKey('developer');
     user = await kura.createKey('user');
     policyId = await deployPolicy(kura, developer.key, {
@@ -121,6 +123,68 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
     expect(isBinary).toBe(false);
     expect(data.toString()).toMatch(/^FRAME_INVALID/);
     expect(await closed).toBe(1011);
+  });
+
+  it('closes with 1009 on a frame over 16 MiB, and keeps serving others', async () => {
+    const sessionId = await openSession();
+    const { socket } = await connect(sessionId);
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    socket.on('error', () => undefined);
+    socket.send(Buffer.alloc(16 * 1024 * 1024 + 1));
+    expect(await closed).toBe(1009);
+    // The process is alive and the session usable: a new connection steps normally.
+    const again = await connect(sessionId);
+    const reply = next(again.socket);
+    again.socket.send(
+      packr.pack(
+        new Map<Buffer, unknown>([
+          [bin('observation/state'), ndarray(Float32Array.of(1, 2), '<f4', [2])],
+          [bin('observation/image'), ndarray(new Uint8Array(12), '|u1', [2, 2, 3])],
+        ]),
+      ),
+    );
+    expect((await reply).isBinary).toBe(true);
+    again.socket.close();
+    expect((await kura.request.get(`/v1/sessions/${sessionId}`).set(bearer(user.key))).body.stepCount).toBe(1);
+  });
+
+  it('answers a frame past the key’s quota with QUOTA_EXCEEDED and close 1011, and a text frame with FRAME_INVALID', async () => {
+    const limited = await kura.request
+      .post('/v1/keys')
+      .set(bearer(kura.adminKey))
+      .send({ name: 'ws quota', role: 'user', quota: { stepsPerDay: 1 } });
+    await kura.request.post(`/v1/datasets/${datasetId}/grants`).set(bearer(operatorKey)).send({ keyId: limited.body.id });
+    const sessionId = (await kura.request.post('/v1/sessions').set(bearer(limited.body.key)).send({ policyId, datasetId })).body.id;
+    const { socket } = await connect(sessionId, `Api-Key ${limited.body.key}`);
+    const frame = packr.pack(
+      new Map<Buffer, unknown>([
+        [bin('observation/state'), ndarray(Float32Array.of(1, 2), '<f4', [2])],
+        [bin('observation/image'), ndarray(new Uint8Array(12), '|u1', [2, 2, 3])],
+      ]),
+    );
+    const first = next(socket);
+    socket.send(frame);
+    expect((await first).isBinary).toBe(true);
+    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
+    const second = next(socket);
+    socket.send(frame);
+    const { data, isBinary } = await second;
+    expect(isBinary).toBe(false);
+    expect(data.toString()).toMatch(/^QUOTA_EXCEEDED: .*stepsPerDay/);
+    expect(await closed).toBe(1011);
+
+    const text = await connect(await openSession());
+    const textClosed = new Promise<number>((resolve) => text.socket.once('close', (code) => resolve(code)));
+    const textReply = next(text.socket);
+    text.socket.send('{"observation": {}}');
+    expect((await textReply).data.toString()).toMatch(/^FRAME_INVALID/);
+    expect(await textClosed).toBe(1011);
+  });
+
+  it('refuses connections to ended sessions (409)', async () => {
+    const sessionId = await openSession();
+    expect((await kura.request.post(`/v1/sessions/${sessionId}/end`).set(bearer(user.key)).send({})).status).toBe(200);
+    await expect(connect(sessionId)).rejects.toThrow('HTTP 409');
   });
 
   it('refuses connections without a key, to unknown sessions, and to other keys’ sessions', async () => {

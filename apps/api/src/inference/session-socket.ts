@@ -4,6 +4,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError, type KeysService, type SessionsService, type Logger, type Principal } from '@kura/core';
 import { encodePng } from '@kura/formats';
+import { statusByKind } from '../http/error-body.js';
 
 const socketPath = /^\/v1\/sessions\/([A-Za-z0-9_]+)\/ws$/;
 /** Largest frame accepted: an observation with a few camera images. */
@@ -20,7 +21,8 @@ const bytes = (text: string) => Buffer.from(text, 'utf8');
  * the server sends a msgpack map of metadata first; each binary client frame is a msgpack map of the
  * observation (numpy arrays as `{__ndarray__, data, dtype, shape}` maps, keys as bin or str); each
  * reply is `{ actions, server_timing: { infer_ms } }` with `actions` encoded the same way (bin keys,
- * as msgpack_numpy writes them). An error goes out as a text frame, then close code 1011. Auth:
+ * as msgpack_numpy writes them). An error goes out as a text frame, then close code 1011; a frame over
+ * MAX_FRAME_BYTES closes the socket with 1009 (message too big). Auth:
  * `Authorization: Bearer <key>` or openpi's `Api-Key <key>`. Each frame is a session step: recorded
  * before the reply. Closing the socket leaves the session open.
  */
@@ -50,13 +52,9 @@ export function attachSessionSockets(params: {
           action_shape: manifest.action.shape,
         };
       } catch (error) {
-        const status =
-          error instanceof AppError
-            ? { unauthenticated: 401, forbidden: 403, not_found: 404, conflict: 409 }[error.kind as string]
-            : undefined;
         return refuse(
           socket,
-          status ?? 500,
+          error instanceof AppError ? statusByKind[error.kind] : 500,
           error instanceof AppError ? error.code : 'INTERNAL',
           error instanceof Error ? error.message : 'error',
         );
@@ -78,6 +76,8 @@ function serve(params: {
   logger: Logger;
 }): void {
   const { client } = params;
+  // ws reports a frame over maxPayload (after closing with 1009) and protocol errors here; unheard, they would end the process.
+  client.on('error', (error) => params.logger.warn({ err: error, sessionId: params.sessionId }, 'WebSocket closed on a protocol error'));
   client.send(packr.pack(params.metadata));
   let busy = Promise.resolve();
   client.on('message', (data, isBinary) => {

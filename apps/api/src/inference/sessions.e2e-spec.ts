@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { tableFromIPC } from 'apache-arrow';
 import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { deployPolicy } from '../../../../test/support/policies.js';
+import { tarGzOf } from '../../../../test/support/archives.js';
 import { createDataset, seedDataset } from '../../../../test/support/datasets.js';
 
 describe('sessions: steps recorded durably, the session becomes an episode', () => {
@@ -137,6 +138,38 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
       ).body.error.code,
     ).toBe('POLICY_NOT_FOUND');
     expect((await step('ses_000000000000aaaaaaaaaaaa', [1, 1])).status).toBe(404);
+    // A policy that failed validation runs nowhere: not in a session, not through act.
+    const accepted = await kura.request
+      .post('/v1/policies?access=public')
+      .set(bearer(developer.key))
+      .set('Content-Type', 'application/octet-stream')
+      .send(
+        await tarGzOf({
+          'policy.json': JSON.stringify({
+            name: 'broken',
+            runtime: 'js',
+            entry: 'policy.js',
+            observation: ['observation.state'],
+            action: { shape: [2] },
+          }),
+          'policy.js': 'var nothing;',
+        }),
+      );
+    await eventually(async () => {
+      const policy = await kura.request.get(`/v1/policies/${accepted.body.id}`).set(bearer(developer.key));
+      return policy.body.status === 'rejected' ? true : undefined;
+    }, 30_000);
+    const notReady = await kura.request
+      .post('/v1/sessions')
+      .set(bearer(user.key))
+      .send({ policyId: accepted.body.id, datasetId: await writableDataset() });
+    expect(notReady.status).toBe(409);
+    expect(notReady.body.error).toMatchObject({ code: 'POLICY_NOT_READY', details: { status: 'rejected' } });
+    const actNotReady = await kura.request
+      .post(`/v1/policies/${accepted.body.id}/act`)
+      .set(bearer(user.key))
+      .send({ observation: { 'observation.state': [1, 2] } });
+    expect(actNotReady.body.error.code).toBe('POLICY_NOT_READY');
     const session = (await start(await writableDataset())).body.id;
     const bad = await step(session, [1, 2, 3]);
     expect(bad.status).toBe(400);

@@ -1,7 +1,14 @@
-import { Controller, Delete, Get, Param, Post } from '@nestjs/common';
+import { Controller, Delete, Get, Param, Patch, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { KeysService, type Principal } from '@kura/core';
-import { createKeyRequestSchema, listQuerySchema, type CreateKeyRequest, type ListQuery } from '@kura/schema';
+import {
+  createKeyRequestSchema,
+  listQuerySchema,
+  updateKeyRequestSchema,
+  type CreateKeyRequest,
+  type ListQuery,
+  type UpdateKeyRequest,
+} from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
 
@@ -27,6 +34,13 @@ export class KeysController {
   @Get(':id')
   get(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
     return this.keys.get(principal, id);
+  }
+
+  /** Renames a key or sets its quota `{ actPerMinute, stepsPerDay }` (null removes it). */
+  @Patch(':id')
+  @documentBody(updateKeyRequestSchema)
+  update(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(updateKeyRequestSchema) request: UpdateKeyRequest) {
+    return this.keys.update(principal, id, request);
   }
 
   /** Revokes a key; requests with it fail from now on. */

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { Role } from '@kura/schema';
-import { PrismaClient } from '../database/prisma.js';
+import { keyQuotaSchema, type KeyQuota, type Role } from '@kura/schema';
+import { Prisma, PrismaClient } from '../database/prisma.js';
 
 const keySelect = {
   id: true,
@@ -11,6 +11,7 @@ const keySelect = {
   createdAt: true,
   revokedAt: true,
   lastUsedAt: true,
+  quota: true,
 } as const;
 
 export interface ApiKeyRecord {
@@ -22,6 +23,17 @@ export interface ApiKeyRecord {
   createdAt: Date;
   revokedAt: Date | null;
   lastUsedAt: Date | null;
+  quota: KeyQuota | null;
+}
+
+type KeyRow = Omit<ApiKeyRecord, 'quota'> & { quota: unknown };
+
+/** Quotas are JSON in the row; only what the schema accepted was ever written. */
+function toRecord(row: KeyRow): ApiKeyRecord;
+function toRecord(row: KeyRow | null): ApiKeyRecord | null;
+function toRecord(row: KeyRow | null): ApiKeyRecord | null {
+  if (!row) return null;
+  return { ...row, quota: row.quota == null ? null : keyQuotaSchema.parse(row.quota) };
 }
 
 @Injectable()
@@ -35,29 +47,42 @@ export class KeysRepository {
     keyHash: string;
     keyPrefix: string;
     createdBy: string | null;
+    quota: KeyQuota | null;
   }): Promise<ApiKeyRecord> {
-    return this.prisma.apiKey.create({ data, select: keySelect });
+    const { quota, ...rest } = data;
+    return this.prisma.apiKey.create({ data: { ...rest, quota: quota ?? Prisma.DbNull }, select: keySelect }).then((row) => toRecord(row));
   }
 
-  findActiveByHash(keyHash: string): Promise<ApiKeyRecord | null> {
-    return this.prisma.apiKey.findFirst({ where: { keyHash, revokedAt: null }, select: keySelect });
+  async findActiveByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return toRecord(await this.prisma.apiKey.findFirst({ where: { keyHash, revokedAt: null }, select: keySelect }));
   }
 
-  findByHash(keyHash: string): Promise<ApiKeyRecord | null> {
-    return this.prisma.apiKey.findUnique({ where: { keyHash }, select: keySelect });
+  async findByHash(keyHash: string): Promise<ApiKeyRecord | null> {
+    return toRecord(await this.prisma.apiKey.findUnique({ where: { keyHash }, select: keySelect }));
   }
 
-  findById(id: string): Promise<ApiKeyRecord | null> {
-    return this.prisma.apiKey.findUnique({ where: { id }, select: keySelect });
+  async findById(id: string): Promise<ApiKeyRecord | null> {
+    return toRecord(await this.prisma.apiKey.findUnique({ where: { id }, select: keySelect }));
   }
 
-  list(params: { afterId: string | undefined; take: number }): Promise<ApiKeyRecord[]> {
-    return this.prisma.apiKey.findMany({
+  async list(params: { afterId: string | undefined; take: number }): Promise<ApiKeyRecord[]> {
+    const rows = await this.prisma.apiKey.findMany({
       where: params.afterId ? { id: { gt: params.afterId } } : {},
       orderBy: { id: 'asc' },
       take: params.take,
       select: keySelect,
     });
+    return rows.map((row) => toRecord(row));
+  }
+
+  /** Changes a key's name and/or quota (`null` removes the quota); null when there is no such key. */
+  async update(id: string, changes: { name?: string | undefined; quota?: KeyQuota | null | undefined }): Promise<ApiKeyRecord | null> {
+    const data = {
+      ...(changes.name !== undefined ? { name: changes.name } : {}),
+      ...(changes.quota !== undefined ? { quota: changes.quota ?? Prisma.DbNull } : {}),
+    };
+    const updated = await this.prisma.apiKey.updateMany({ where: { id }, data });
+    return updated.count === 0 ? null : this.findById(id);
   }
 
   /** Revokes unless it is the last active admin key; both checked in one transaction. */

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import type { CreateKeyRequest, ListQuery, Page, Role } from '@kura/schema';
+import type { CreateKeyRequest, KeyQuota, ListQuery, Page, Role, UpdateKeyRequest } from '@kura/schema';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import type { KuraConfig } from '../config/config.js';
@@ -22,6 +22,8 @@ export interface ApiKeyView {
   createdAt: string;
   revokedAt: string | null;
   lastUsedAt: string | null;
+  /** Inference limits; null when the key has none. */
+  quota: KeyQuota | null;
 }
 
 // lastUsedAt is informative; writing it on every request would double the load of reads.
@@ -40,7 +42,13 @@ export class KeysService {
   /** Creates a key (admin only). The reply is the only time the key is shown. */
   async create(principal: Principal, request: CreateKeyRequest): Promise<ApiKeyView & { key: string }> {
     requireRole(principal, [], 'create API keys');
-    return this.insertKey({ ...request, createdBy: principal.keyId, key: generateKey() });
+    return this.insertKey({
+      name: request.name,
+      role: request.role,
+      quota: normalizeQuota(request.quota),
+      createdBy: principal.keyId,
+      key: generateKey(),
+    });
   }
 
   /** Resolves a presented key to its principal. Revoked keys fail at once: nothing is cached. */
@@ -54,7 +62,7 @@ export class KeysService {
         .touch(key.id, new Date(now))
         .catch((error: unknown) => this.logger.warn({ err: error, keyId: key.id }, 'could not record key use'));
     }
-    return { kind: 'key', keyId: key.id, role: key.role, name: key.name };
+    return { kind: 'key', keyId: key.id, role: key.role, name: key.name, quota: key.quota };
   }
 
   async list(principal: Principal, query: ListQuery): Promise<Page<ApiKeyView>> {
@@ -66,6 +74,17 @@ export class KeysService {
   async get(principal: Principal, id: string): Promise<ApiKeyView> {
     requireRole(principal, [], 'read API keys');
     const key = await this.keys.findById(id);
+    if (!key) throw keyNotFound(id);
+    return toView(key);
+  }
+
+  /** Renames a key or sets its quota (admin); a new quota holds from the key's next request. */
+  async update(principal: Principal, id: string, request: UpdateKeyRequest): Promise<ApiKeyView> {
+    requireRole(principal, [], 'change API keys');
+    const key = await this.keys.update(id, {
+      name: request.name,
+      quota: request.quota === undefined ? undefined : normalizeQuota(request.quota),
+    });
     if (!key) throw keyNotFound(id);
     return toView(key);
   }
@@ -91,13 +110,13 @@ export class KeysService {
       if (this.config.adminKey) {
         const existing = await this.keys.findByHash(hashKey(this.config.adminKey));
         if (existing) return { created: false };
-        await this.insertKey({ name: 'admin (KURA_ADMIN_KEY)', role: 'admin', createdBy: null, key: this.config.adminKey });
+        await this.insertKey({ name: 'admin (KURA_ADMIN_KEY)', role: 'admin', quota: null, createdBy: null, key: this.config.adminKey });
         this.logger.info('admin key from KURA_ADMIN_KEY registered');
         return { created: true };
       }
       if ((await this.keys.countActiveAdmins()) > 0) return { created: false };
       const key = generateKey();
-      await this.insertKey({ name: 'admin (first start)', role: 'admin', createdBy: null, key });
+      await this.insertKey({ name: 'admin (first start)', role: 'admin', quota: null, createdBy: null, key });
       await mkdir(this.config.dataDir, { recursive: true });
       const keyFile = join(this.config.dataDir, 'admin.key');
       await writeFile(keyFile, `${key}\n`, { mode: 0o600 });
@@ -111,6 +130,7 @@ export class KeysService {
   private async insertKey(params: {
     name: string;
     role: Role;
+    quota: KeyQuota | null;
     createdBy: string | null;
     key: string;
   }): Promise<ApiKeyView & { key: string }> {
@@ -118,6 +138,7 @@ export class KeysService {
       id: newId('key'),
       name: params.name,
       role: params.role,
+      quota: params.quota,
       keyHash: hashKey(params.key),
       keyPrefix: params.key.slice(0, 12),
       createdBy: params.createdBy,
@@ -136,6 +157,12 @@ export function hashKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');
 }
 
+/** Only the limits that are set are kept; a quota without any is no quota. */
+function normalizeQuota(quota: KeyQuota | null | undefined): KeyQuota | null {
+  const set = Object.fromEntries(Object.entries(quota ?? {}).filter(([, limit]) => limit != null));
+  return Object.keys(set).length > 0 ? set : null;
+}
+
 function toView(key: ApiKeyRecord): ApiKeyView {
   return {
     id: key.id,
@@ -146,5 +173,6 @@ function toView(key: ApiKeyRecord): ApiKeyView {
     createdAt: key.createdAt.toISOString(),
     revokedAt: key.revokedAt?.toISOString() ?? null,
     lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+    quota: key.quota,
   };
 }

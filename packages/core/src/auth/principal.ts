@@ -1,8 +1,8 @@
-import type { Role } from '@kura/schema';
+import type { KeyQuota, Role } from '@kura/schema';
 import { AppError } from '../errors/app-error.js';
 
-/** Who is asking: a valid API key, or nobody (anonymous reads of public data). */
-export type Principal = { kind: 'key'; keyId: string; role: Role; name: string } | { kind: 'anonymous' };
+/** Who is asking: a valid API key (with its quota, read with the key on each request), or nobody (anonymous reads of public data). */
+export type Principal = { kind: 'key'; keyId: string; role: Role; name: string; quota?: KeyQuota | null } | { kind: 'anonymous' };
 
 export const anonymous: Principal = { kind: 'anonymous' };
 

@@ -3,3 +3,5 @@ export const KURA_CONFIG = Symbol('KURA_CONFIG');
 export const LOGGER = Symbol('LOGGER');
 /** The Postgres URL this process uses (embedded or external), for work outside Prisma (advisory locks). */
 export const DATABASE_URL = Symbol('DATABASE_URL');
+/** Where quota counters live: this process's memory, or Redis shared by all api processes. */
+export const QUOTA_COUNTERS = Symbol('QUOTA_COUNTERS');

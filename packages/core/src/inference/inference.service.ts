@@ -8,6 +8,7 @@ import { policyNotReady } from '../policies/policies.errors.js';
 import { PoliciesService } from '../policies/policies.service.js';
 import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
+import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 
@@ -37,6 +38,7 @@ export class InferenceService {
     private readonly datasets: DatasetsRepository,
     private readonly pool: PolicyPool,
     private readonly meter: UsageMeter,
+    private readonly quotas: QuotaService,
   ) {}
 
   async act(
@@ -50,6 +52,7 @@ export class InferenceService {
     const ready: ReadyPolicy = { ...policy, manifest: policy.manifest, entryKey: policy.entryKey };
     const features = await this.featuresOf(ready.manifest);
     const parsed = parseObservation(ready.manifest, features, request.observation);
+    await this.quotas.charge(principal, 'act');
     try {
       return await this.pool.with(ready, features, async (runtime, normalization) => {
         const observation: PolicyObservation = {};

@@ -16,6 +16,7 @@ import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
 import { UploadsService } from '../uploads/uploads.service.js';
 import { parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
+import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 import { SessionsRepository, type SessionRecord } from './sessions.repository.js';
@@ -58,6 +59,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     private readonly uploads: UploadsService,
     private readonly pool: PolicyPool,
     private readonly meter: UsageMeter,
+    private readonly quotas: QuotaService,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -118,6 +120,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
       if (current.status !== 'open') throw sessionEnded(session.id, current.status);
       const policy = await this.readyPolicy(principal, current.policyId, 'policyId');
       const parsed = parseObservation(policy.manifest, undefined, request.observation);
+      await this.quotas.charge(principal, 'step');
       let output: Float32Array;
       let action: number[];
       try {

@@ -43,6 +43,19 @@ export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown
     this.add(keyId, new Date(Math.floor(Date.now() / 60_000) * 60_000), amounts);
   }
 
+  /** What this process counted for a key since a time and has not flushed yet. */
+  pendingSince(keyId: string, since: Date): Required<UsageAmounts> {
+    const total = { actCalls: 0, sessionSteps: 0, inferenceMs: 0, bytesServed: 0 };
+    for (const entry of this.pending.values()) {
+      if (entry.keyId !== keyId || entry.bucket < since) continue;
+      total.actCalls += entry.amounts.actCalls;
+      total.sessionSteps += entry.amounts.sessionSteps;
+      total.inferenceMs += entry.amounts.inferenceMs;
+      total.bytesServed += entry.amounts.bytesServed;
+    }
+    return total;
+  }
+
   private add(keyId: string, bucket: Date, amounts: UsageAmounts): void {
     const id = `${keyId}|${bucket.getTime()}`;
     let entry = this.pending.get(id);
