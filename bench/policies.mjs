@@ -4,24 +4,11 @@
 import { readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
-import { pack } from 'tar-stream';
 import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
-import { freePort, startApi, waitForHealthy } from './support.mjs';
+import { apiClient, freePort, startApi, tarGz, waitForHealthy } from './support.mjs';
 
 const STATE_DIMS = 14;
 const trivialScript = `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`;
-
-async function tarGz(entries) {
-  const archive = pack();
-  const chunks = [];
-  archive.on('data', (chunk) => chunks.push(chunk));
-  const done = new Promise((resolve) => archive.on('end', resolve));
-  for (const [name, content] of Object.entries(entries)) archive.entry({ name }, content);
-  archive.finalize();
-  await done;
-  return gzipSync(Buffer.concat(chunks));
-}
 
 /** Per-call time of the sandboxed policy and of the same function called directly. */
 async function callOverhead() {
@@ -65,16 +52,7 @@ export async function benchPolicies() {
   const rows = [];
   try {
     await waitForHealthy(base);
-    const call = async (path, body, contentType = 'application/json') => {
-      const response = await fetch(`${base}${path}`, {
-        method: body ? 'POST' : 'GET',
-        headers: { Authorization: `Bearer ${key}`, 'Content-Type': contentType },
-        ...(body ? { body: contentType === 'application/json' ? JSON.stringify(body) : body } : {}),
-      });
-      const json = await response.json();
-      if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
-      return json;
-    };
+    const call = apiClient(base, key);
     const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
     const datasetId = (await call('/v1/datasets', { name: 'policies-bench', robotId: robot.id, access: 'public' })).id;
     // 400 episodes × 100 steps of 14-dim state and action: ~40 held-out episodes, ~4,000 evaluated steps.

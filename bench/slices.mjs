@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordBatchReader } from 'apache-arrow';
 import { peakRss, upload, writeReference } from './ingest.mjs';
-import { freePort, startApi, waitForHealthy } from './support.mjs';
+import { freePort, percentile, startApi, waitForHealthy } from './support.mjs';
 
 const EPISODES_1X = 640;
 const UPLOAD_EPISODES = 320;
@@ -70,11 +70,6 @@ async function staticRangeServer(ranges) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: server.address().port, close: () => new Promise((resolve) => server.close(resolve)) };
 }
-
-const percentile = (values, fraction) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))];
-};
 
 export async function benchSlices() {
   const rows = [];

@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
+import { pack } from 'tar-stream';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
 
@@ -45,4 +48,60 @@ export async function waitForHealthy(baseUrl, timeoutMs = 30_000) {
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
   throw new Error('the api did not become healthy');
+}
+
+/** A .tar.gz of `{ path: content }` (policy bundles). */
+export async function tarGz(entries) {
+  const archive = pack();
+  const chunks = [];
+  archive.on('data', (chunk) => chunks.push(chunk));
+  const done = new Promise((resolve) => archive.on('end', resolve));
+  for (const [name, content] of Object.entries(entries)) archive.entry({ name }, content);
+  archive.finalize();
+  await done;
+  return gzipSync(Buffer.concat(chunks));
+}
+
+/** `call(path, body?, contentType?)`: GET without a body, POST with one; the JSON reply, or a thrown error naming the status. */
+export function apiClient(base, key) {
+  return async (path, body, contentType = 'application/json') => {
+    const response = await fetch(`${base}${path}`, {
+      method: body ? 'POST' : 'GET',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': contentType },
+      ...(body ? { body: contentType === 'application/json' ? JSON.stringify(body) : body } : {}),
+    });
+    const json = await response.json();
+    if (!response.ok) throw new Error(`${path}: ${response.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+}
+
+/** A percentile of the values (`fraction` 0.5 → p50). */
+export function percentile(values, fraction) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(fraction * sorted.length))];
+}
+
+const TICKS_PER_S = 100;
+
+/** CPU seconds (user + system) used so far by a process and, apart, by all its descendants (Linux /proc). */
+export function cpuSeconds(pid) {
+  const processes = new Map();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Fields after the command name (which may hold spaces) start at ") ".
+      const fields = readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ');
+      processes.set(Number(entry), { ppid: Number(fields[1]), seconds: (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let descendants = 0;
+  const isDescendant = (candidate) => {
+    for (let parent = processes.get(candidate)?.ppid; parent; parent = processes.get(parent)?.ppid) if (parent === pid) return true;
+    return false;
+  };
+  for (const [candidate, { seconds }] of processes) if (isDescendant(candidate)) descendants += seconds;
+  return { own: processes.get(pid)?.seconds ?? 0, descendants };
 }

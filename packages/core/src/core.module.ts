@@ -48,6 +48,7 @@ import { SessionsRepository } from './inference/sessions.repository.js';
 import { SessionsService } from './inference/sessions.service.js';
 import { UsageMeter } from './usage/usage.meter.js';
 import { UsageService } from './usage/usage.service.js';
+import { KeyCache } from './auth/key-cache.js';
 import { QuotaService } from './usage/quota.service.js';
 import { MemoryQuotaCounters, RedisQuotaCounters, type QuotaCounters } from './usage/quota-counters.js';
 
@@ -105,6 +106,7 @@ export class CoreModule {
       JobRepository,
       JobsService,
       KeysRepository,
+      KeyCache,
       KeysService,
       RobotsRepository,
       RobotsService,

@@ -2,6 +2,9 @@ import { Inject, Injectable } from '@nestjs/common';
 import { keyQuotaSchema, type KeyQuota, type Role } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
 
+/** The channel on which a key change (revoked, new quota) is announced to every process; the payload is the key id. */
+export const KEY_CHANGES_CHANNEL = 'kura_key_changes';
+
 const keySelect = {
   id: true,
   name: true,
@@ -81,7 +84,12 @@ export class KeysRepository {
       ...(changes.name !== undefined ? { name: changes.name } : {}),
       ...(changes.quota !== undefined ? { quota: changes.quota ?? Prisma.DbNull } : {}),
     };
-    const updated = await this.prisma.apiKey.updateMany({ where: { id }, data });
+    const updated = await this.prisma.$transaction(async (transaction) => {
+      const result = await transaction.apiKey.updateMany({ where: { id }, data });
+      // Delivered at commit to every process caching keys.
+      await transaction.$executeRaw`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${id})`;
+      return result;
+    });
     return updated.count === 0 ? null : this.findById(id);
   }
 
@@ -98,6 +106,7 @@ export class KeysRepository {
         if (activeAdmins <= 1) return 'last-admin';
       }
       await transaction.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+      await transaction.$executeRaw`SELECT pg_notify(${KEY_CHANGES_CHANNEL}, ${id})`;
       return 'revoked';
     });
   }

@@ -9,6 +9,7 @@ import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import type { Logger } from '../logging/logger.js';
 import { invalidApiKey, keyNotFound, lastAdminKey } from './auth.errors.js';
+import { KeyCache } from './key-cache.js';
 import { KeysRepository, type ApiKeyRecord } from './keys.repository.js';
 import { requireRole, type Principal } from './principal.js';
 
@@ -35,6 +36,7 @@ export class KeysService {
 
   constructor(
     private readonly keys: KeysRepository,
+    private readonly cache: KeyCache,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -51,10 +53,19 @@ export class KeysService {
     });
   }
 
-  /** Resolves a presented key to its principal. Revoked keys fail at once: nothing is cached. */
+  /**
+   * Resolves a presented key to its principal. Active keys are cached only while every change to a
+   * key is heard (KeyCache), so a revoked key fails with the next request, in every process.
+   */
   async authenticate(presentedKey: string): Promise<Principal> {
-    const key = await this.keys.findActiveByHash(hashKey(presentedKey));
-    if (!key) throw invalidApiKey();
+    const keyHash = hashKey(presentedKey);
+    let key = this.cache.get(keyHash);
+    if (!key) {
+      const readStarted = this.cache.readStarted();
+      key = (await this.keys.findActiveByHash(keyHash)) ?? undefined;
+      if (!key) throw invalidApiKey();
+      this.cache.set(keyHash, key, readStarted);
+    }
     const now = Date.now();
     if (now - (this.lastTouched.get(key.id) ?? 0) > TOUCH_INTERVAL_MS) {
       this.lastTouched.set(key.id, now);
@@ -85,6 +96,7 @@ export class KeysService {
       name: request.name,
       quota: request.quota === undefined ? undefined : normalizeQuota(request.quota),
     });
+    this.cache.forget(id);
     if (!key) throw keyNotFound(id);
     return toView(key);
   }
@@ -93,6 +105,7 @@ export class KeysService {
   async revoke(principal: Principal, id: string): Promise<ApiKeyView> {
     requireRole(principal, [], 'revoke API keys');
     const outcome = await this.keys.revoke(id);
+    this.cache.forget(id);
     if (outcome === 'not-found') throw keyNotFound(id);
     if (outcome === 'last-admin') throw lastAdminKey(id);
     const key = await this.keys.findById(id);

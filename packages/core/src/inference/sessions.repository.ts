@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { Prisma, PrismaClient } from '../database/prisma.js';
+import { PrismaClient } from '../database/prisma.js';
 
 export type SessionStatus = 'open' | 'ended' | 'truncated';
 
@@ -54,29 +54,22 @@ export class SessionsRepository {
   }
 
   /**
-   * Records a step as the session's next one, in one transaction: the step row and the count. Returns
-   * 'conflict' when another step took the index first (two writers on one session).
+   * Records a step as the session's next one in a single statement (one round trip, one commit): the
+   * count moves on only while the session is open and still at `stepIndex`, and the step row is
+   * written only when it did. 'stale' means the session ended or another writer took the index.
    */
-  async appendStep(sessionId: string, step: SessionStepRecord): Promise<'ok' | 'conflict'> {
-    try {
-      await this.prisma.$transaction([
-        this.prisma.sessionStep.create({
-          data: {
-            sessionId,
-            stepIndex: step.stepIndex,
-            observation: step.observation as Prisma.InputJsonValue,
-            action: step.action,
-            reward: step.reward,
-            timestamp: step.timestamp,
-          },
-        }),
-        this.prisma.session.update({ where: { id: sessionId }, data: { stepCount: step.stepIndex + 1, lastStepAt: new Date() } }),
-      ]);
-      return 'ok';
-    } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2002') return 'conflict';
-      throw error;
-    }
+  async appendStep(sessionId: string, step: SessionStepRecord): Promise<'ok' | 'stale'> {
+    const written = await this.prisma.$executeRaw`
+      WITH advanced AS (
+        UPDATE sessions SET step_count = step_count + 1, last_step_at = now()
+        WHERE id = ${sessionId} AND status = 'open' AND step_count = ${step.stepIndex}::int
+        RETURNING id
+      )
+      INSERT INTO session_steps (session_id, step_index, observation, action, reward, timestamp)
+      SELECT id, ${step.stepIndex}::int, ${JSON.stringify(step.observation)}::jsonb, ${JSON.stringify(step.action)}::jsonb,
+             ${step.reward}::float8, ${step.timestamp}::float8
+      FROM advanced`;
+    return written === 1 ? 'ok' : 'stale';
   }
 
   async lastStep(sessionId: string): Promise<{ stepIndex: number; timestamp: number } | null> {

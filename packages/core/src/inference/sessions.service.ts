@@ -34,6 +34,18 @@ export interface SessionView {
   endedAt: string | null;
 }
 
+/** How many stepping sessions a process keeps in memory (least recently stepped dropped first). */
+const LIVE_SESSIONS = 10_000;
+
+interface LiveSession {
+  ownerKeyId: string;
+  policy: ReadyPolicy;
+  task: string | null;
+  stepCount: number;
+  lastTimestamp: number;
+  createdAtMs: number;
+}
+
 const sessionNotFound = (id: string) => notFound('SESSION_NOT_FOUND', 'session', id);
 const unprocessable = (code: string, message: string, field: string, details: Record<string, unknown> = {}) =>
   new AppError({ code, kind: 'unprocessable', message, details, location: { field } });
@@ -50,6 +62,8 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
   private sweeper: NodeJS.Timeout | undefined;
   /** Steps of one session run one after another (in this process). */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** Sessions stepping in this process (see step()). */
+  private readonly live = new Map<string, LiveSession>();
 
   constructor(
     private readonly sessions: SessionsRepository,
@@ -106,25 +120,31 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     return toView(await this.ownSession(principal, id));
   }
 
-  /** Runs the policy on the observation and records the step before replying. */
+  /**
+   * Runs the policy on the observation and records the step before replying. A session stepping in
+   * this process is kept in memory (owner, policy, count, last timestamp), so a step costs one SQL
+   * statement: the append, which only lands while the session is open and at the expected count.
+   * When it does not land (ended elsewhere, or another process stepped it), the session is read again.
+   */
   async step(
     principal: Principal,
     id: string,
     request: { observation: JsonObservation; reward?: number | undefined; task?: string | undefined },
   ): Promise<{ action: number[] | number[][]; stepIndex: number }> {
-    const session = await this.ownSession(principal, id);
+    requireRole(principal, ['user', 'developer'], 'run sessions');
     return this.serialize(id, async () => {
+      const live = await this.liveSession(principal, id);
       // A task arriving with a step (openpi's `prompt`) becomes the session's when it has none.
-      if (request.task && !session.task) await this.sessions.setTask(id, request.task);
-      const current = (await this.sessions.findById(id))!;
-      if (current.status !== 'open') throw sessionEnded(session.id, current.status);
-      const policy = await this.readyPolicy(principal, current.policyId, 'policyId');
-      const parsed = parseObservation(policy.manifest, undefined, request.observation);
+      if (request.task && !live.task) {
+        await this.sessions.setTask(id, request.task);
+        live.task = request.task;
+      }
+      const parsed = parseObservation(live.policy.manifest, undefined, request.observation);
       await this.quotas.charge(principal, 'step');
-      let output: Float32Array;
+      const stepIndex = live.stepCount;
       let action: number[];
       try {
-        ({ output, action } = await this.pool.withSession(current.id, policy, undefined, async (runtime, normalization) => {
+        action = await this.pool.withSession(id, live.policy, undefined, async (runtime, normalization) => {
           const observation = Object.fromEntries(
             Object.entries(parsed).map(([name, value]) => [
               name,
@@ -132,42 +152,65 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
             ]),
           );
           const started = performance.now();
-          const raw = await runtime.act(observation, { step: current.stepCount, task: current.task ?? undefined });
-          this.meter.record(session.ownerKeyId, { sessionSteps: 1, inferenceMs: performance.now() - started });
-          return { output: raw, action: unnormalize(Array.from(raw, shortFloat32), normalization) };
-        }));
+          const raw = await runtime.act(observation, { step: stepIndex, task: live.task ?? undefined });
+          this.meter.record(live.ownerKeyId, { sessionSteps: 1, inferenceMs: performance.now() - started });
+          return unnormalize(Array.from(raw, shortFloat32), normalization);
+        });
       } catch (error) {
         if (isPolicyError(error))
           throw new AppError({
             code: error.code,
             kind: 'unprocessable',
             message: `the policy could not act: ${error.message}`,
-            details: { sessionId: id, step: current.stepCount },
+            details: { sessionId: id, step: stepIndex },
           });
         throw error;
       }
-      void output;
-      const last = await this.sessions.lastStep(id);
       // Seconds since the session began (0 at its first step), never going back: ingest refuses that.
-      const timestamp = current.stepCount === 0 ? 0 : Math.max(last?.timestamp ?? 0, (Date.now() - current.createdAt.getTime()) / 1000);
-      const stepIndex = current.stepCount;
-      const result = await this.sessions.appendStep(id, {
-        stepIndex,
-        observation: request.observation,
-        action,
-        reward: request.reward ?? null,
-        timestamp,
-      });
-      if (result === 'conflict') {
+      const timestamp = stepIndex === 0 ? 0 : Math.max(live.lastTimestamp, (Date.now() - live.createdAtMs) / 1000);
+      const appended = await this.sessions.appendStep(id, { stepIndex, observation: request.observation, action, reward: request.reward ?? null, timestamp });
+      if (appended === 'stale') {
+        this.live.delete(id);
+        const current = await this.sessions.findById(id);
+        if (current && current.status !== 'open') throw sessionEnded(id, current.status);
         throw new AppError({
           code: 'SESSION_STEP_CONFLICT',
           kind: 'conflict',
-          message: `step ${stepIndex} of session ${id} was recorded by another request`,
+          message: `step ${stepIndex} of session ${id} was recorded by another request; send the observation again`,
           details: { sessionId: id, step: stepIndex },
         });
       }
-      return { action: shapeAction(action, policy.manifest), stepIndex };
+      live.stepCount = stepIndex + 1;
+      live.lastTimestamp = timestamp;
+      return { action: shapeAction(action, live.policy.manifest), stepIndex };
     });
+  }
+
+  /** The session as this process last saw it step, or read from Postgres (then kept) when it has not. */
+  private async liveSession(principal: Extract<Principal, { kind: 'key' }>, id: string): Promise<LiveSession> {
+    let live = this.live.get(id);
+    if (!live) {
+      const session = await this.sessions.findById(id);
+      if (!session) throw sessionNotFound(id);
+      if (session.status !== 'open') throw sessionEnded(id, session.status);
+      const last = await this.sessions.lastStep(id);
+      live = {
+        ownerKeyId: session.ownerKeyId,
+        policy: await this.readyPolicy(principal, session.policyId, 'policyId'),
+        task: session.task,
+        stepCount: session.stepCount,
+        lastTimestamp: last?.timestamp ?? 0,
+        createdAtMs: session.createdAt.getTime(),
+      };
+      if (this.live.size >= LIVE_SESSIONS) this.live.delete(this.live.keys().next().value!);
+      this.live.set(id, live);
+    } else {
+      // Most recently used last, so the first entry is the one to drop.
+      this.live.delete(id);
+      this.live.set(id, live);
+    }
+    if (!(isAdmin(principal) || live.ownerKeyId === principal.keyId)) throw sessionNotFound(id);
+    return live;
   }
 
   /** The session's policy manifest (the WebSocket's metadata frame). */
@@ -198,6 +241,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
   /** Makes (once) the Kura NDJSON episode of an ended session and uploads it into its dataset. */
   private async upload(id: string): Promise<string | null> {
     this.pool.releaseSession(id);
+    this.live.delete(id);
     const session = (await this.sessions.findById(id))!;
     if (session.uploadId) return session.uploadId;
     if (session.stepCount === 0) return null;

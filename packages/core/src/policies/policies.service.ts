@@ -36,9 +36,14 @@ export interface PolicyView {
 
 export const validatePolicyJobId = (policyId: string) => `policies.validate:${policyId}`;
 
+/** How many ready policy records a process keeps (findVisible). */
+const READY_POLICIES_KEPT = 1000;
+
 /** Policy bundles: upload (stored, then validated by a job), listing, lookup. */
 @Injectable()
 export class PoliciesService {
+  private readonly ready = new Map<string, PolicyRecord>();
+
   constructor(
     private readonly policies: PoliciesRepository,
     private readonly jobs: JobsService,
@@ -99,9 +104,17 @@ export class PoliciesService {
     return this.policies.findById(id);
   }
 
-  /** The policy, or POLICY_NOT_FOUND when it does not exist or is another key's private policy. */
+  /**
+   * The policy, or POLICY_NOT_FOUND when it does not exist or is another key's private policy. Ready
+   * is a final state (nothing about a ready policy changes after), so ready ones are kept in memory:
+   * the act path then reads no policy row per call.
+   */
   async findVisible(principal: Principal, id: string): Promise<PolicyRecord> {
-    const policy = await this.policies.findById(id);
+    const policy = this.ready.get(id) ?? (await this.policies.findById(id));
+    if (policy?.status === 'ready' && !this.ready.has(id)) {
+      if (this.ready.size >= READY_POLICIES_KEPT) this.ready.delete(this.ready.keys().next().value!);
+      this.ready.set(id, policy);
+    }
     if (!policy || !canSeePolicy(principal, policy)) throw policyNotFound(id);
     return policy;
   }

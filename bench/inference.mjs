@@ -1,0 +1,236 @@
+// `npm run bench -- inference`: the cost of serving a trivial JS policy over HTTP and WebSocket,
+// against calling the same sandboxed policy in this process, same run.
+// - in-process: loadPolicyRuntime + act(), per-call times (the floor: the sandbox itself).
+// - bare HTTP: a plain Node server in another process answering the same JSON POST (the HTTP floor).
+// - HTTP act: POST /v1/policies/:id/act at a steady 200 requests/s (open loop), per-request times.
+// - WebSocket: openpi-style clients (send a frame, wait for the reply) on sessions; steps/s with 1
+//   and 8 clients. Every step is recorded in Postgres before its reply.
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Packr, Unpackr } from 'msgpackr';
+import WebSocket from 'ws';
+import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
+import { apiClient, cpuSeconds, freePort, percentile, startApi, tarGz, waitForHealthy } from './support.mjs';
+
+const STATE_DIMS = 14;
+const RATE_PER_S = 200;
+const HTTP_REQUESTS = 3000;
+const WS_SECONDS = 5;
+const script = `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`;
+const manifest = {
+  name: 'trivial',
+  runtime: 'js',
+  entry: 'policy.js',
+  observation: ['observation.state'],
+  observationShapes: { 'observation.state': [STATE_DIMS] },
+  action: { shape: [STATE_DIMS] },
+};
+const state = Array.from({ length: STATE_DIMS }, (_, index) => index / 10);
+const body = JSON.stringify({ observation: { 'observation.state': state } });
+
+async function inProcessCalls(count) {
+  const runtime = await loadPolicyRuntime({ manifest, entry: Buffer.from(script) });
+  const observation = { 'observation.state': state };
+  for (let index = 0; index < 500; index++) await runtime.act(observation, { step: index });
+  const times = [];
+  for (let index = 0; index < count; index++) {
+    const started = performance.now();
+    await runtime.act(observation, { step: index });
+    times.push(performance.now() - started);
+  }
+  runtime.dispose();
+  return times;
+}
+
+/** POSTs `body` at a steady rate (not waiting for replies to send the next) and times each request. */
+async function steadyPosts({ port, path, headers, count, ratePerS }) {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const post = () =>
+    new Promise((resolve, reject) => {
+      const started = performance.now();
+      const outgoing = request(
+        { host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'Content-Type': 'application/json', ...headers } },
+        (response) => {
+          const chunks = [];
+          response.on('data', (chunk) => chunks.push(chunk));
+          response.on('end', () => {
+            if (response.statusCode !== 200) reject(new Error(`${path}: ${response.statusCode} ${Buffer.concat(chunks)}`));
+            else resolve(performance.now() - started);
+          });
+        },
+      );
+      outgoing.on('error', reject);
+      outgoing.end(body);
+    });
+  for (let index = 0; index < 200; index++) await post(); // warm-up: connections, JIT, the policy pool
+  const intervalMs = 1000 / ratePerS;
+  const begun = performance.now();
+  const pending = [];
+  for (let index = 0; index < count; index++) {
+    const due = begun + index * intervalMs;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    pending.push(post());
+  }
+  const times = await Promise.all(pending);
+  agent.destroy();
+  return { times, seconds: (performance.now() - begun) / 1000 };
+}
+
+/** A plain Node HTTP server in its own process: parses the JSON body and answers a small JSON. */
+async function bareServer() {
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      '-e',
+      `require('node:http').createServer((q, s) => { const c = []; q.on('data', (d) => c.push(d)); q.on('end', () => { const o = JSON.parse(Buffer.concat(c)); s.setHeader('Content-Type', 'application/json'); s.end(JSON.stringify({ action: o.observation['observation.state'], latencyMs: 0 })); }); }).listen(${port}, '127.0.0.1', () => process.send('up'));`,
+    ],
+    { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },
+  );
+  await new Promise((resolve) => child.once('message', resolve));
+  return { port, stop: () => child.kill() };
+}
+
+/** `clients` openpi-style WebSocket clients, each on its own session, stepping for `seconds`. */
+async function webSocketSteps({ port, key, sessionIds, seconds }) {
+  const packr = new Packr({ useRecords: false });
+  const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false });
+  const bin = (text) => Buffer.from(text, 'utf8');
+  const data = Buffer.from(Float32Array.from(state).buffer);
+  const frame = packr.pack(
+    new Map([
+      [
+        bin('observation/state'),
+        new Map([
+          [bin('__ndarray__'), true],
+          [bin('data'), data],
+          [bin('dtype'), '<f4'],
+          [bin('shape'), [STATE_DIMS]],
+        ]),
+      ],
+    ]),
+  );
+  const times = [];
+  let steps = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const began = performance.now();
+  await Promise.all(
+    sessionIds.map(async (sessionId) => {
+      const socket = new WebSocket(`ws://127.0.0.1:${port}/v1/sessions/${sessionId}/ws`, { headers: { Authorization: `Api-Key ${key}` } });
+      const messages = [];
+      let waiting;
+      socket.on('message', (message, isBinary) => {
+        if (!isBinary) throw new Error(`server error: ${message}`);
+        if (waiting) {
+          const resolve = waiting;
+          waiting = undefined;
+          resolve(message);
+        } else messages.push(message);
+      });
+      const receive = () => (messages.length > 0 ? Promise.resolve(messages.shift()) : new Promise((resolve) => (waiting = resolve)));
+      await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
+      unpackr.unpack(await receive()); // metadata
+      while (performance.now() < deadline) {
+        const started = performance.now();
+        socket.send(frame);
+        unpackr.unpack(await receive());
+        times.push(performance.now() - started);
+        steps++;
+      }
+      socket.close();
+    }),
+  );
+  return { stepsPerS: steps / ((performance.now() - began) / 1000), times };
+}
+
+export async function benchInference() {
+  const inProcess = await inProcessCalls(HTTP_REQUESTS);
+  const bare = await bareServer();
+  const bareHttp = await steadyPosts({ port: bare.port, path: '/', headers: {}, count: HTTP_REQUESTS, ratePerS: RATE_PER_S });
+  bare.stop();
+
+  const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-inference-'));
+  await chmod(scratch, 0o755);
+  const key = `kura_${'i'.repeat(43)}`;
+  const port = await freePort();
+  const api = startApi({ KURA_DATA_DIR: join(scratch, 'data'), HOST: '127.0.0.1', KURA_ADMIN_KEY: key, LOG_LEVEL: 'warn', PORT: String(port) });
+  const base = `http://127.0.0.1:${port}`;
+  let act;
+  const sockets = [];
+  try {
+    await waitForHealthy(base);
+    const call = apiClient(base, key);
+    let policy = await call(
+      '/v1/policies?access=public',
+      await tarGz({ 'policy.json': JSON.stringify(manifest), 'policy.js': script }),
+      'application/octet-stream',
+    );
+    while (policy.status === 'validating') {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      policy = await call(`/v1/policies/${policy.id}`);
+    }
+    if (policy.status !== 'ready') throw new Error(JSON.stringify(policy.errors));
+    act = await steadyPosts({
+      port,
+      path: `/v1/policies/${policy.id}/act`,
+      headers: { Authorization: `Bearer ${key}` },
+      count: HTTP_REQUESTS,
+      ratePerS: RATE_PER_S,
+    });
+
+    const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
+    const datasetId = (await call('/v1/datasets', { name: 'sessions-bench', robotId: robot.id, access: 'private' })).id;
+    for (const clients of [1, 8]) {
+      const sessionIds = [];
+      for (let index = 0; index < clients; index++) sessionIds.push((await call('/v1/sessions', { policyId: policy.id, datasetId })).id);
+      const before = cpuSeconds(api.child.pid);
+      const result = await webSocketSteps({ port, key, sessionIds, seconds: WS_SECONDS });
+      const after = cpuSeconds(api.child.pid);
+      sockets.push({ clients, ...result, apiCpu: after.own - before.own, postgresCpu: after.descendants - before.descendants });
+    }
+  } finally {
+    await api.stop();
+    await rm(scratch, { recursive: true, force: true });
+  }
+
+  const ms = (value) => +value.toFixed(3);
+  const row = (name, times, extra = {}) => ({
+    path: name,
+    calls: times.length,
+    'p50 ms': ms(percentile(times, 0.5)),
+    'p99 ms': ms(percentile(times, 0.99)),
+    ...extra,
+  });
+  console.table([
+    row('in-process act() (sandboxed)', inProcess),
+    row(`bare Node HTTP, ${RATE_PER_S} req/s`, bareHttp.times),
+    row(`Kura POST /act, ${RATE_PER_S} req/s`, act.times),
+  ]);
+  const overhead = (fraction) => percentile(act.times, fraction) - percentile(inProcess, fraction);
+  const overHttp = (fraction) => percentile(act.times, fraction) - percentile(bareHttp.times, fraction);
+  console.table([
+    {
+      'HTTP act overhead p50 ms': ms(overhead(0.5)),
+      'p99 ms': ms(overhead(0.99)),
+      'of which bare HTTP p50/p99 ms': `${ms(percentile(bareHttp.times, 0.5))}/${ms(percentile(bareHttp.times, 0.99))}`,
+      'Kura beyond bare HTTP p50/p99 ms': `${ms(overHttp(0.5))}/${ms(overHttp(0.99))}`,
+    },
+  ]);
+  console.table(
+    sockets.map((result) => ({
+      'WebSocket clients': result.clients,
+      'steps/s': Math.round(result.stepsPerS),
+      'step p50 ms': ms(percentile(result.times, 0.5)),
+      'step p99 ms': ms(percentile(result.times, 0.99)),
+      'api CPU %': Math.round((result.apiCpu / WS_SECONDS) * 100),
+      'Postgres CPU %': Math.round((result.postgresCpu / WS_SECONDS) * 100),
+      'steps per api CPU-second': Math.round((result.stepsPerS * WS_SECONDS) / result.apiCpu),
+    })),
+  );
+  console.log('targets: HTTP act overhead p50 ≤ 1 ms, p99 ≤ 5 ms at 200 req/s; WebSocket ≥ 2,000 steps/s on one core (each step recorded in Postgres)');
+  console.log('steps per api CPU-second: what one core running the api sustains; the clients and Postgres share the same 2 cores here');
+}
