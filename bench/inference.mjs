@@ -3,8 +3,8 @@
 // - in-process: loadPolicyRuntime + act(), per-call times (the floor: the sandbox itself).
 // - bare HTTP: a plain Node server in another process answering the same JSON POST (the HTTP floor).
 // - HTTP act: POST /v1/policies/:id/act at a steady 200 requests/s (open loop), per-request times.
-// - WebSocket: openpi-style clients (send a frame, wait for the reply) on sessions; steps/s with 1
-//   and 8 clients. Every step is recorded in Postgres before its reply.
+// - WebSocket: openpi-style clients (send a frame, wait for the reply) on sessions; steps/s with 1,
+//   8 and 32 clients. Every step is recorded in Postgres before its reply.
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
@@ -157,7 +157,13 @@ export async function benchInference() {
   await chmod(scratch, 0o755);
   const key = `kura_${'i'.repeat(43)}`;
   const port = await freePort();
-  const api = startApi({ KURA_DATA_DIR: join(scratch, 'data'), HOST: '127.0.0.1', KURA_ADMIN_KEY: key, LOG_LEVEL: 'warn', PORT: String(port) });
+  const api = startApi({
+    KURA_DATA_DIR: join(scratch, 'data'),
+    HOST: '127.0.0.1',
+    KURA_ADMIN_KEY: key,
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+  });
   const base = `http://127.0.0.1:${port}`;
   let act;
   const sockets = [];
@@ -184,7 +190,7 @@ export async function benchInference() {
 
     const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
     const datasetId = (await call('/v1/datasets', { name: 'sessions-bench', robotId: robot.id, access: 'private' })).id;
-    for (const clients of [1, 8]) {
+    for (const clients of [1, 8, 32]) {
       const sessionIds = [];
       for (let index = 0; index < clients; index++) sessionIds.push((await call('/v1/sessions', { policyId: policy.id, datasetId })).id);
       const before = cpuSeconds(api.child.pid);
@@ -231,6 +237,8 @@ export async function benchInference() {
       'steps per api CPU-second': Math.round((result.stepsPerS * WS_SECONDS) / result.apiCpu),
     })),
   );
-  console.log('targets: HTTP act overhead p50 ≤ 1 ms, p99 ≤ 5 ms at 200 req/s; WebSocket ≥ 2,000 steps/s on one core (each step recorded in Postgres)');
+  console.log(
+    'targets: HTTP act overhead p50 ≤ 1 ms, p99 ≤ 5 ms at 200 req/s; WebSocket ≥ 2,000 steps/s on one core (each step recorded in Postgres)',
+  );
   console.log('steps per api CPU-second: what one core running the api sustains; the clients and Postgres share the same 2 cores here');
 }

@@ -46,6 +46,7 @@ import { PolicyPool } from './inference/policy-pool.js';
 import { InferenceService } from './inference/inference.service.js';
 import { SessionsRepository } from './inference/sessions.repository.js';
 import { SessionsService } from './inference/sessions.service.js';
+import { SessionStepWriter } from './inference/session-step-writer.js';
 import { UsageMeter } from './usage/usage.meter.js';
 import { UsageService } from './usage/usage.service.js';
 import { KeyCache } from './auth/key-cache.js';
@@ -127,6 +128,7 @@ export class CoreModule {
       PolicyPool,
       InferenceService,
       SessionsRepository,
+      SessionStepWriter,
       SessionsService,
       UsageMeter,
       UsageService,

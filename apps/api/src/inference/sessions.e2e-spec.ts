@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { tableFromIPC } from 'apache-arrow';
+import pg from 'pg';
 import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { deployPolicy } from '../../../../test/support/policies.js';
 import { tarGzOf } from '../../../../test/support/archives.js';
@@ -177,6 +178,61 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
     expect((await kura.request.get(`/v1/sessions/${session}`).set(bearer(user.key))).body.stepCount).toBe(0);
     const stranger = await kura.createKey('user');
     expect((await kura.request.get(`/v1/sessions/${session}`).set(bearer(stranger.key))).status).toBe(404);
+  });
+
+  it('records concurrent steps of many sessions (grouped commits), each in its own order', async () => {
+    const datasetId = await writableDataset();
+    const sessions = await Promise.all(Array.from({ length: 12 }, async () => (await start(datasetId)).body.id as string));
+    await Promise.all(
+      sessions.map(async (sessionId, index) => {
+        for (let stepIndex = 0; stepIndex < 5; stepIndex++) {
+          const response = await step(sessionId, [index, stepIndex]);
+          expect(response.status).toBe(200);
+          expect(response.body).toEqual({ action: [index * 2, stepIndex + 1], stepIndex });
+        }
+      }),
+    );
+    const client = new pg.Client({ connectionString: kura.databaseUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query(
+        'SELECT session_id, array_agg(step_index ORDER BY step_index) AS steps, max(s.step_count) AS count FROM session_steps JOIN sessions s ON s.id = session_id WHERE session_id = ANY($1) GROUP BY session_id',
+        [sessions],
+      );
+      expect(rows).toHaveLength(12);
+      for (const row of rows) expect(row).toMatchObject({ steps: [0, 1, 2, 3, 4], count: 5 });
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('notices a session ended or stepped by another process (409), and then carries on from Postgres', async () => {
+    const sessionId = (await start(await writableDataset())).body.id as string;
+    expect((await step(sessionId, [1, 1])).status).toBe(200);
+    const client = new pg.Client({ connectionString: kura.databaseUrl });
+    await client.connect();
+    try {
+      // Another process recorded step 1 meanwhile: this process's idea of the count is stale.
+      await client.query(
+        `BEGIN; INSERT INTO session_steps (session_id, step_index, observation, action, timestamp) VALUES ($1, 1, '{"observation.state": [9, 9]}', '[0, 0]', 0.5);
+         UPDATE sessions SET step_count = 2 WHERE id = $1; COMMIT;`.replace(/\$1/g, `'${sessionId}'`),
+      );
+      const conflict = await step(sessionId, [2, 2]);
+      expect(conflict.status).toBe(409);
+      expect(conflict.body.error).toMatchObject({ code: 'SESSION_STEP_CONFLICT', details: { step: 1 } });
+      const next = await step(sessionId, [3, 3]);
+      expect(next.status).toBe(200);
+      expect(next.body.stepIndex).toBe(2);
+      // Another process ended it.
+      await client.query("UPDATE sessions SET status = 'ended', ended_at = now() WHERE id = $1", [sessionId]);
+      const ended = await step(sessionId, [4, 4]);
+      expect(ended.status).toBe(409);
+      expect(ended.body.error.code).toBe('SESSION_ENDED');
+      const { rows } = await client.query('SELECT count(*)::int AS n FROM session_steps WHERE session_id = $1', [sessionId]);
+      expect(rows[0].n).toBe(3);
+    } finally {
+      await client.end();
+    }
   });
 
   it('ends idle sessions as truncated and ingests them', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
-import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 
 describe('API keys (/v1/keys)', () => {
   let kura: TestApp;
@@ -125,5 +125,50 @@ describe('API keys (/v1/keys)', () => {
     const badLimit = await kura.request.get('/v1/keys?limit=0').set(bearer(kura.adminKey));
     expect(badLimit.status).toBe(400);
     expect(badLimit.body.error.details.issues[0].path).toBe('limit');
+  });
+
+  describe('active keys cached while every change is heard', () => {
+    const sql = async (text: string, values: unknown[] = []) => {
+      const client = new pg.Client({ connectionString: kura.databaseUrl });
+      await client.connect();
+      try {
+        return (await client.query(text, values)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    const status = async (key: string) => (await kura.request.get('/v1/datasets').set(bearer(key))).status;
+
+    it('a revocation announced by another process takes effect here at once', async () => {
+      const { id, key } = await kura.createKey('developer');
+      expect(await status(key)).toBe(200);
+      // What another api process does when it revokes: the update and the notification in one transaction.
+      await sql(`BEGIN; UPDATE api_keys SET revoked_at = now() WHERE id = '${id}'; SELECT pg_notify('kura_key_changes', '${id}'); COMMIT;`);
+      await eventually(async () => ((await status(key)) === 401 ? true : undefined), 2000);
+    });
+
+    it('serves a cached key while the row changes unannounced, and stops caching when the listener is lost', async () => {
+      const { id, key } = await kura.createKey('developer');
+      expect(await status(key)).toBe(200);
+      // Unannounced (not how Kura changes keys): the cache still answers, which shows it is in use.
+      await sql('UPDATE api_keys SET revoked_at = now() WHERE id = $1', [id]);
+      expect(await status(key)).toBe(200);
+      // Without its LISTEN connection a process cannot know what changed: it drops the cache and reads Postgres.
+      await sql(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN kura_key_changes' AND datname = current_database()",
+      );
+      await eventually(async () => ((await status(key)) === 401 ? true : undefined), 5000);
+      // Once the listener is back, keys are cached again and revocations still land.
+      const second = await kura.createKey('developer');
+      await eventually(async () => {
+        const [listener] = await sql(
+          "SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN kura_key_changes' AND datname = current_database()",
+        );
+        return listener ? true : undefined;
+      }, 5000);
+      expect(await status(second.key)).toBe(200);
+      expect((await kura.request.delete(`/v1/keys/${second.id}`).set(bearer(kura.adminKey))).status).toBe(200);
+      expect(await status(second.key)).toBe(401);
+    });
   });
 });

@@ -79,7 +79,7 @@ describe('quotas on keys: actPerMinute and stepsPerDay → 429 with Retry-After'
     expect(negative.status).toBe(400);
     expect(negative.body.error.code).toBe('VALIDATION_FAILED');
     expect(JSON.stringify(negative.body.error.details)).toContain('actPerMinute');
-    expect((await setQuota(user.id, { callsPerHour: 3 } as never)).status).toBe(400);
+    expect((await setQuota(user.id, { callsPerHour: 3 })).status).toBe(400);
     expect((await kura.request.patch(`/v1/keys/${user.id}`).set(bearer(user.key)).send({ quota: null })).status).toBe(403);
     const unknown = await setQuota('key_000000000000aaaaaaaaaaaa', null);
     expect(unknown.status).toBe(404);

@@ -54,22 +54,37 @@ export class SessionsRepository {
   }
 
   /**
-   * Records a step as the session's next one in a single statement (one round trip, one commit): the
-   * count moves on only while the session is open and still at `stepIndex`, and the step row is
-   * written only when it did. 'stale' means the session ended or another writer took the index.
+   * Records steps of several sessions in one statement (one round trip, one commit). A session's
+   * count moves on only while it is open and still at the step's index, and the step row is written
+   * only when it did. Returns the sessions whose step landed; the others were ended, or another
+   * writer took the index. At most one step per session.
    */
-  async appendStep(sessionId: string, step: SessionStepRecord): Promise<'ok' | 'stale'> {
-    const written = await this.prisma.$executeRaw`
-      WITH advanced AS (
-        UPDATE sessions SET step_count = step_count + 1, last_step_at = now()
-        WHERE id = ${sessionId} AND status = 'open' AND step_count = ${step.stepIndex}::int
-        RETURNING id
+  async appendSteps(steps: ReadonlyArray<{ sessionId: string; step: SessionStepRecord }>): Promise<Set<string>> {
+    const input = JSON.stringify(
+      steps.map(({ sessionId, step }) => ({
+        session_id: sessionId,
+        step_index: step.stepIndex,
+        observation: step.observation,
+        action: step.action,
+        reward: step.reward,
+        timestamp: step.timestamp,
+      })),
+    );
+    const landed = await this.prisma.$queryRaw<Array<{ session_id: string }>>`
+      WITH input AS (
+        SELECT * FROM jsonb_to_recordset(${input}::jsonb)
+          AS x(session_id text, step_index int, observation jsonb, action jsonb, reward float8, "timestamp" float8)
+      ), advanced AS (
+        UPDATE sessions s SET step_count = s.step_count + 1, last_step_at = now()
+        FROM input i
+        WHERE s.id = i.session_id AND s.status = 'open' AND s.step_count = i.step_index
+        RETURNING s.id
       )
-      INSERT INTO session_steps (session_id, step_index, observation, action, reward, timestamp)
-      SELECT id, ${step.stepIndex}::int, ${JSON.stringify(step.observation)}::jsonb, ${JSON.stringify(step.action)}::jsonb,
-             ${step.reward}::float8, ${step.timestamp}::float8
-      FROM advanced`;
-    return written === 1 ? 'ok' : 'stale';
+      INSERT INTO session_steps (session_id, step_index, observation, action, reward, "timestamp")
+      SELECT i.session_id, i.step_index, i.observation, i.action, i.reward, i."timestamp"
+      FROM input i JOIN advanced a ON a.id = i.session_id
+      RETURNING session_id`;
+    return new Set(landed.map((row) => row.session_id));
   }
 
   async lastStep(sessionId: string): Promise<{ stepIndex: number; timestamp: number } | null> {

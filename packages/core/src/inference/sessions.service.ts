@@ -19,6 +19,7 @@ import { parseObservation, shapeAction, type JsonObservation } from './inference
 import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
+import { SessionStepWriter } from './session-step-writer.js';
 import { SessionsRepository, type SessionRecord } from './sessions.repository.js';
 
 export interface SessionView {
@@ -67,6 +68,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
 
   constructor(
     private readonly sessions: SessionsRepository,
+    private readonly stepWriter: SessionStepWriter,
     private readonly policies: PoliciesService,
     private readonly datasets: DatasetsService,
     private readonly grants: GrantsRepository,
@@ -122,8 +124,9 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
 
   /**
    * Runs the policy on the observation and records the step before replying. A session stepping in
-   * this process is kept in memory (owner, policy, count, last timestamp), so a step costs one SQL
-   * statement: the append, which only lands while the session is open and at the expected count.
+   * this process is kept in memory (owner, policy, count, last timestamp), so a step costs a share of
+   * one SQL statement: the append (grouped with other sessions' steps by SessionStepWriter), which
+   * only lands while the session is open and at the expected count.
    * When it does not land (ended elsewhere, or another process stepped it), the session is read again.
    */
   async step(
@@ -168,7 +171,13 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
       }
       // Seconds since the session began (0 at its first step), never going back: ingest refuses that.
       const timestamp = stepIndex === 0 ? 0 : Math.max(live.lastTimestamp, (Date.now() - live.createdAtMs) / 1000);
-      const appended = await this.sessions.appendStep(id, { stepIndex, observation: request.observation, action, reward: request.reward ?? null, timestamp });
+      const appended = await this.stepWriter.append(id, {
+        stepIndex,
+        observation: request.observation,
+        action,
+        reward: request.reward ?? null,
+        timestamp,
+      });
       if (appended === 'stale') {
         this.live.delete(id);
         const current = await this.sessions.findById(id);
