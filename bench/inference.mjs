@@ -180,6 +180,7 @@ export async function benchInference() {
       policy = await call(`/v1/policies/${policy.id}`);
     }
     if (policy.status !== 'ready') throw new Error(JSON.stringify(policy.errors));
+    const actCpuBefore = cpuSeconds(api.child.pid).own;
     act = await steadyPosts({
       port,
       path: `/v1/policies/${policy.id}/act`,
@@ -187,6 +188,7 @@ export async function benchInference() {
       count: HTTP_REQUESTS,
       ratePerS: RATE_PER_S,
     });
+    act.cpuMsPerRequest = ((cpuSeconds(api.child.pid).own - actCpuBefore) * 1000) / (HTTP_REQUESTS + 200);
 
     const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
     const datasetId = (await call('/v1/datasets', { name: 'sessions-bench', robotId: robot.id, access: 'private' })).id;
@@ -214,7 +216,7 @@ export async function benchInference() {
   console.table([
     row('in-process act() (sandboxed)', inProcess),
     row(`bare Node HTTP, ${RATE_PER_S} req/s`, bareHttp.times),
-    row(`Kura POST /act, ${RATE_PER_S} req/s`, act.times),
+    row(`Kura POST /act, ${RATE_PER_S} req/s`, act.times, { 'api CPU ms per request': ms(act.cpuMsPerRequest) }),
   ]);
   const overhead = (fraction) => percentile(act.times, fraction) - percentile(inProcess, fraction);
   const overHttp = (fraction) => percentile(act.times, fraction) - percentile(bareHttp.times, fraction);
