@@ -6,14 +6,11 @@
 // - WebSocket: openpi-style clients (send a frame, wait for the reply) on sessions; steps/s with 1,
 //   8 and 32 clients. Every step is recorded in Postgres before its reply.
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
-import { apiClient, cpuSeconds, freePort, percentile, startApi, tarGz, waitForHealthy } from './support.mjs';
+import { cpuSeconds, deployPolicy, freePort, percentile, startScratchApi } from './support.mjs';
 
 const STATE_DIMS = 14;
 const RATE_PER_S = 200;
@@ -153,33 +150,11 @@ export async function benchInference() {
   const bareHttp = await steadyPosts({ port: bare.port, path: '/', headers: {}, count: HTTP_REQUESTS, ratePerS: RATE_PER_S });
   bare.stop();
 
-  const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-inference-'));
-  await chmod(scratch, 0o755);
-  const key = `kura_${'i'.repeat(43)}`;
-  const port = await freePort();
-  const api = startApi({
-    KURA_DATA_DIR: join(scratch, 'data'),
-    HOST: '127.0.0.1',
-    KURA_ADMIN_KEY: key,
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const { api, port, key, call, stop } = await startScratchApi('inference');
   let act;
   const sockets = [];
   try {
-    await waitForHealthy(base);
-    const call = apiClient(base, key);
-    let policy = await call(
-      '/v1/policies?access=public',
-      await tarGz({ 'policy.json': JSON.stringify(manifest), 'policy.js': script }),
-      'application/octet-stream',
-    );
-    while (policy.status === 'validating') {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      policy = await call(`/v1/policies/${policy.id}`);
-    }
-    if (policy.status !== 'ready') throw new Error(JSON.stringify(policy.errors));
+    const policy = await deployPolicy(call, { 'policy.json': JSON.stringify(manifest), 'policy.js': script });
     const actCpuBefore = cpuSeconds(api.child.pid).own;
     act = await steadyPosts({
       port,
@@ -201,8 +176,7 @@ export async function benchInference() {
       sockets.push({ clients, ...result, apiCpu: after.own - before.own, postgresCpu: after.descendants - before.descendants });
     }
   } finally {
-    await api.stop();
-    await rm(scratch, { recursive: true, force: true });
+    await stop();
   }
 
   const ms = (value) => +value.toFixed(3);

@@ -1,11 +1,9 @@
 // `npm run bench -- policies`: evaluation steps/s in embedded mode for a trivial JS policy and a small
 // ONNX MLP (2×256 hidden), and the per-call cost of the JS sandbox against calling the same function
 // directly in this process, same run.
-import { readFile, chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
-import { apiClient, freePort, startApi, tarGz, waitForHealthy } from './support.mjs';
+import { deployPolicy, startScratchApi } from './support.mjs';
 
 const STATE_DIMS = 14;
 const trivialScript = `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`;
@@ -37,22 +35,9 @@ async function callOverhead() {
 
 export async function benchPolicies() {
   const overhead = await callOverhead();
-  const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-policies-'));
-  await chmod(scratch, 0o755);
-  const key = `kura_${'p'.repeat(43)}`;
-  const port = await freePort();
-  const api = startApi({
-    KURA_DATA_DIR: join(scratch, 'data'),
-    HOST: '127.0.0.1',
-    KURA_ADMIN_KEY: key,
-    LOG_LEVEL: 'warn',
-    PORT: String(port),
-  });
-  const base = `http://127.0.0.1:${port}`;
+  const { call, stop } = await startScratchApi('policies');
   const rows = [];
   try {
-    await waitForHealthy(base);
-    const call = apiClient(base, key);
     const robot = await call('/v1/robots', { name: 'bench', robotType: 'bench', controlFrequencyHz: 30, actionSpace: 'joint_position' });
     const datasetId = (await call('/v1/datasets', { name: 'policies-bench', robotId: robot.id, access: 'public' })).id;
     // 400 episodes × 100 steps of 14-dim state and action: ~40 held-out episodes, ~4,000 evaluated steps.
@@ -71,7 +56,7 @@ export async function benchPolicies() {
 
     const mlp = await readFile(new URL('../packages/core/src/policies/runtimes/fixtures/mlp-14x256x256x14.onnx', import.meta.url));
     const bundles = {
-      'trivial JS': await tarGz({
+      'trivial JS': {
         'policy.json': JSON.stringify({
           name: 'trivial',
           runtime: 'js',
@@ -81,8 +66,8 @@ export async function benchPolicies() {
           action: { shape: [STATE_DIMS] },
         }),
         'policy.js': trivialScript,
-      }),
-      'ONNX MLP 2×256': await tarGz({
+      },
+      'ONNX MLP 2×256': {
         'policy.json': JSON.stringify({
           name: 'mlp',
           runtime: 'onnx',
@@ -92,15 +77,10 @@ export async function benchPolicies() {
           action: { shape: [STATE_DIMS] },
         }),
         'model.onnx': mlp,
-      }),
+      },
     };
-    for (const [name, bundle] of Object.entries(bundles)) {
-      let policy = await call('/v1/policies?access=public', bundle, 'application/octet-stream');
-      while (policy.status === 'validating') {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        policy = await call(`/v1/policies/${policy.id}`);
-      }
-      if (policy.status !== 'ready') throw new Error(`${name}: ${JSON.stringify(policy.errors)}`);
+    for (const [name, files] of Object.entries(bundles)) {
+      const policy = await deployPolicy(call, files);
       let evaluation = await call(`/v1/policies/${policy.id}/evaluations`, { datasetId });
       while (evaluation.status === 'queued' || evaluation.status === 'running') {
         await new Promise((resolve) => setTimeout(resolve, 50));
@@ -118,8 +98,7 @@ export async function benchPolicies() {
       });
     }
   } finally {
-    await api.stop();
-    await rm(scratch, { recursive: true, force: true });
+    await stop();
   }
   console.table(rows);
   console.table([

@@ -1,5 +1,8 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -104,4 +107,45 @@ export function cpuSeconds(pid) {
   };
   for (const [candidate, { seconds }] of processes) if (isDescendant(candidate)) descendants += seconds;
   return { own: processes.get(pid)?.seconds ?? 0, descendants };
+}
+
+/**
+ * The built api in embedded mode on a scratch data folder, with an admin key: `call` speaks JSON to
+ * it; `stop()` ends it and removes the folder.
+ */
+export async function startScratchApi(name) {
+  const scratch = await mkdtemp(join(tmpdir(), `kura-bench-${name}-`));
+  await chmod(scratch, 0o755);
+  const key = `kura_${'b'.repeat(43)}`;
+  const port = await freePort();
+  const api = startApi({
+    KURA_DATA_DIR: join(scratch, 'data'),
+    HOST: '127.0.0.1',
+    KURA_ADMIN_KEY: key,
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await api.stop();
+    await rm(scratch, { recursive: true, force: true });
+  };
+  try {
+    await waitForHealthy(base);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { api, port, base, key, call: apiClient(base, key), stop };
+}
+
+/** Uploads a public policy bundle (`{ path: content }`) and waits until it is ready. */
+export async function deployPolicy(call, files) {
+  let policy = await call('/v1/policies?access=public', await tarGz(files), 'application/octet-stream');
+  while (policy.status === 'validating') {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    policy = await call(`/v1/policies/${policy.id}`);
+  }
+  if (policy.status !== 'ready') throw new Error(`policy ${policy.id}: ${JSON.stringify(policy.errors)}`);
+  return policy;
 }

@@ -239,7 +239,8 @@ describe('JS policy runtime', () => {
       const runtime = await loadAct(
         `const buffers = []; for (let i = 0; i < 100; i++) buffers.push(new Float64Array(1e6)); return [1, 2, 3];`,
         {
-          limits: { memoryMb: 32 },
+          // Zeroing 8 MB buffers can pass the 50 ms call limit on a loaded machine before the memory limit is reached.
+          limits: { memoryMb: 32, callTimeoutMs: 10_000 },
         },
       );
       await expect(runtime.act(observation, { step: 0 })).rejects.toMatchObject({ code: 'POLICY_MEMORY_LIMIT' });
