@@ -21,9 +21,10 @@ export interface TestApp {
 
 /**
  * The API as `npm start` builds it, on a database of its own, a temporary data folder and the
- * in-process queue (jobs run in this process), driven over HTTP with supertest.
+ * in-process queue (jobs run in this process), driven over HTTP with supertest. `webDirectory`
+ * replaces the built web viewer (apps/web/dist) that it serves at `/`.
  */
-export async function startTestApp(environment: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(environment: Record<string, string> = {}, options: { webDirectory?: string } = {}): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = await mkdtemp(join(tmpdir(), 'kura-e2e-'));
   await chmod(dataDir, 0o755);
@@ -36,7 +37,7 @@ export async function startTestApp(environment: Record<string, string> = {}): Pr
     ...environment,
   });
   const logger = createLogger(process.env.KURA_TEST_LOG_LEVEL ?? 'silent');
-  const app = await createApp({ config, logger, databaseUrl: database.url });
+  const app = await createApp({ config, logger, databaseUrl: database.url, ...options });
   await app.init();
   await app.get(KeysService).bootstrapAdminKey();
   await app.get(JobsService).startConsuming();

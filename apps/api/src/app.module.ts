@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { CoreModule, type KuraConfig, type Logger } from '@kura/core';
 import { DatasetsController } from './datasets/datasets.controller.js';
+import { EpisodesController } from './episodes/episodes.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsService } from './health/metrics.service.js';
 import { AuthGuard } from './http/auth.guard.js';
@@ -26,6 +27,7 @@ export class AppModule {
         RobotsController,
         DatasetsController,
         UploadsController,
+        EpisodesController,
         SlicesController,
         PoliciesController,
         InferenceController,

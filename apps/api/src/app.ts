@@ -11,9 +11,18 @@ import { sendError } from './http/error-body.js';
 import { ErrorFilter } from './http/error.filter.js';
 import { NestPinoLogger } from './http/nest-logger.js';
 import { requestLogging } from './http/request-logging.js';
+import { defaultWebDirectory, webViewer } from './web/web-viewer.js';
 
-/** Builds the HTTP application (not yet listening). Infrastructure (Postgres) must be up. */
-export async function createApp(params: { config: KuraConfig; logger: Logger; databaseUrl: string }): Promise<NestExpressApplication> {
+/**
+ * Builds the HTTP application (not yet listening). Infrastructure (Postgres) must be up.
+ * `webDirectory` is the built web viewer (default: apps/web/dist).
+ */
+export async function createApp(params: {
+  config: KuraConfig;
+  logger: Logger;
+  databaseUrl: string;
+  webDirectory?: string;
+}): Promise<NestExpressApplication> {
   const { config, logger } = params;
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(params), new ExpressAdapter(), {
     bodyParser: false,
@@ -23,6 +32,8 @@ export async function createApp(params: { config: KuraConfig; logger: Logger; da
   app.set('query parser', 'simple');
   app.use(requestLogging(logger.child({ component: 'http' })));
   app.use(app.get(MetricsService).middleware);
+  // The viewer's files and routes; /v1, /health, /docs and /metrics pass through to Nest.
+  app.use(webViewer({ directory: params.webDirectory ?? defaultWebDirectory }));
   // JSON only for JSON media types; other bodies (URDF, uploads) stay streams for their handlers.
   app.use(express.json({ limit: config.http.jsonBodyLimit, strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(bodyParserErrors);

@@ -8,6 +8,7 @@ import { IngestService } from './ingest/ingest.service.js';
 import { UploadsRepository } from './uploads/uploads.repository.js';
 import { UploadsService } from './uploads/uploads.service.js';
 import { EpisodesRepository } from './episodes/episodes.repository.js';
+import { EpisodesService } from './episodes/episodes.service.js';
 import { VersionsRepository } from './datasets/versions.repository.js';
 import { VersionsService } from './datasets/versions.service.js';
 import { FilesystemBlobStore } from './blobs/filesystem-blob-store.js';
@@ -138,6 +139,7 @@ export class CoreModule {
       UploadsService,
       IngestService,
       EpisodesRepository,
+      EpisodesService,
       VersionsRepository,
       VersionsService,
       HealthService,
@@ -159,6 +161,7 @@ export class CoreModule {
         DatasetsService,
         UploadsService,
         VersionsService,
+        EpisodesService,
         SlicesService,
         SliceDownloadService,
         PoliciesService,

@@ -20,6 +20,7 @@ export * from './health/health.service.js';
 export * from './core.module.js';
 export * from './uploads/uploads.service.js';
 export * from './episodes/episodes.repository.js';
+export * from './episodes/episodes.service.js';
 export * from './blobs/filesystem-blob-store.js';
 export * from './blobs/s3-blob-store.js';
 export * from './datasets/versions.service.js';

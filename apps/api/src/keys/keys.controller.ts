@@ -31,6 +31,12 @@ export class KeysController {
     return this.keys.list(principal, query);
   }
 
+  /** The calling key (any role): how a client checks its key and learns its role and quota. */
+  @Get('me')
+  me(@CurrentPrincipal() principal: Principal) {
+    return this.keys.me(principal);
+  }
+
   @Get(':id')
   get(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
     return this.keys.get(principal, id);

@@ -51,6 +51,17 @@ describe('API keys (/v1/keys)', () => {
     expect(after.body.error.code).toBe('INVALID_API_KEY');
   });
 
+  it('GET /v1/keys/me shows any key itself (never the key), and is 401 without one', async () => {
+    const { id } = await kura.createKey('user', 'robot cell');
+    const created = await kura.request.post('/v1/keys').set(bearer(kura.adminKey)).send({ name: 'mine', role: 'user' });
+    const me = await kura.request.get('/v1/keys/me').set(bearer(created.body.key));
+    expect(me.status).toBe(200);
+    expect(me.body).toMatchObject({ id: created.body.id, name: 'mine', role: 'user', quota: null });
+    expect(me.body.id).not.toBe(id);
+    expect(me.body.key).toBeUndefined();
+    expect((await kura.request.get('/v1/keys/me')).status).toBe(401);
+  });
+
   it('refuses to revoke the last admin key, and unknown keys are 404', async () => {
     const keys = await kura.request.get('/v1/keys?limit=500').set(bearer(kura.adminKey));
     const admins = keys.body.items.filter((key: { role: string; revokedAt: string | null }) => key.role === 'admin' && !key.revokedAt);

@@ -3,7 +3,7 @@ import { ApiBearerAuth, ApiBody, ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { EvaluationsService, PoliciesService, type Principal } from '@kura/core';
-import { listQuerySchema } from '@kura/schema';
+import { listQuerySchema, type ListQuery } from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
 
@@ -55,6 +55,13 @@ export class PoliciesController {
     @JsonBody(evaluationRequestSchema) request: z.infer<typeof evaluationRequestSchema>,
   ) {
     return this.evaluations.create(principal, id, request);
+  }
+
+  /** The policy's evaluations, oldest first (those on datasets the caller may not see are left out). */
+  @Get('policies/:id/evaluations')
+  @documentQuery(listQuerySchema)
+  listEvaluations(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Query(listQuerySchema) query: ListQuery) {
+    return this.evaluations.listForPolicy(principal, id, query);
   }
 
   @Get('evaluations/:id')

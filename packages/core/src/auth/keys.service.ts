@@ -82,6 +82,13 @@ export class KeysService {
     return toPage(rows, query.limit, toView);
   }
 
+  async me(principal: Principal): Promise<ApiKeyView> {
+    requireRole(principal, ['operator', 'developer', 'user'], 'read its own key');
+    const key = await this.keys.findById(principal.keyId);
+    if (!key) throw keyNotFound(principal.keyId);
+    return toView(key);
+  }
+
   async get(principal: Principal, id: string): Promise<ApiKeyView> {
     requireRole(principal, [], 'read API keys');
     const key = await this.keys.findById(id);

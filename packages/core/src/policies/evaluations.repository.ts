@@ -87,6 +87,37 @@ export class EvaluationsRepository {
     });
   }
 
+  /** The datasets a policy has been evaluated on. */
+  async datasetIdsOfPolicy(policyId: string): Promise<string[]> {
+    const rows = await this.prisma.evaluation.findMany({
+      where: { policyId },
+      distinct: ['datasetId'],
+      orderBy: { datasetId: 'asc' },
+      select: { datasetId: true },
+    });
+    return rows.map((row) => row.datasetId);
+  }
+
+  /** A policy's evaluations on the given datasets, in creation (id) order. */
+  async listByPolicy(params: {
+    policyId: string;
+    datasetIds: string[];
+    afterId: string | undefined;
+    take: number;
+  }): Promise<EvaluationRecord[]> {
+    const rows = await this.prisma.evaluation.findMany({
+      where: {
+        policyId: params.policyId,
+        datasetId: { in: params.datasetIds },
+        ...(params.afterId ? { id: { gt: params.afterId } } : {}),
+      },
+      orderBy: { id: 'asc' },
+      take: params.take,
+      select: evaluationSelect,
+    });
+    return rows.map(toRecord);
+  }
+
   /** Each policy's latest completed evaluation on a dataset, for the policies given by `policyWhere`. */
   async latestCompletedPerPolicy(
     datasetId: string,

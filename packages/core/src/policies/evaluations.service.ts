@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
+import type { ListQuery, Page } from '@kura/schema';
 import { requireRole, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
+import { decodeCursor, toPage } from '../common/pagination.js';
 import { AppError } from '../errors/app-error.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { VersionsRepository } from '../datasets/versions.repository.js';
@@ -88,6 +90,33 @@ export class EvaluationsService {
       throw evaluationNotFound(id);
     }
     return toEvaluationView(evaluation);
+  }
+
+  /**
+   * A policy's evaluations (whoever may see the policy), oldest first. Evaluations on datasets the
+   * caller may not see are left out, so private dataset ids do not leak through a public policy.
+   */
+  async listForPolicy(principal: Principal, policyId: string, query: ListQuery): Promise<Page<EvaluationView>> {
+    const policy = await this.policies.findVisible(principal, policyId);
+    const datasetIds: string[] = [];
+    for (const datasetId of await this.evaluations.datasetIdsOfPolicy(policy.id)) {
+      try {
+        await this.datasets.reach(principal, datasetId);
+        datasetIds.push(datasetId);
+      } catch (error) {
+        if (!(error instanceof AppError && error.code === 'DATASET_NOT_FOUND')) throw error;
+      }
+    }
+    const rows =
+      datasetIds.length === 0
+        ? []
+        : await this.evaluations.listByPolicy({
+            policyId: policy.id,
+            datasetIds,
+            afterId: decodeCursor(query.cursor),
+            take: query.limit + 1,
+          });
+    return toPage(rows, query.limit, toEvaluationView);
   }
 
   /**

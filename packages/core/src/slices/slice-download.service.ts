@@ -10,6 +10,7 @@ import type { FeatureSpec, SliceFormat } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { readJsonBlob } from '../blobs/json-blobs.js';
+import { parseRange, resolveRange } from '../common/byte-range.js';
 import { newId } from '../common/ids.js';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG } from '../database/database.tokens.js';
@@ -17,7 +18,6 @@ import { VersionsRepository } from '../datasets/versions.repository.js';
 import { SliceReader, type DecodePlan } from './slice-reader.js';
 import { SlicesService } from './slices.service.js';
 import type { SliceRecord } from './slices.repository.js';
-import { invalidRange, rangeNotSatisfiable } from './slices.errors.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 
 /**
@@ -251,29 +251,4 @@ async function* flattenBatches(plan: DecodePlan): AsyncGenerator<RecordBatch> {
 
 async function* episodesOf(plan: DecodePlan): AsyncGenerator<{ batches: RecordBatch[] }> {
   for await (const { batches } of plan.episodes()) yield { batches };
-}
-
-/** One `bytes=` range: first-last, first-, or -suffixLength. */
-type RequestedRange = { first: number; last: number | undefined } | { suffix: number };
-
-export function parseRange(header: string): RequestedRange {
-  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!match) {
-    throw invalidRange(header, header.includes(',') ? 'several ranges are not supported' : 'expected "bytes=<first>-<last>"');
-  }
-  const [, first, last] = match;
-  if (first === '' && last === '') throw invalidRange(header, 'no position given');
-  if (first === '') return { suffix: Number(last) };
-  const range = { first: Number(first), last: last === '' ? undefined : Number(last) };
-  if (range.last !== undefined && range.last < range.first) throw invalidRange(header, 'the last byte is before the first');
-  return range;
-}
-
-function resolveRange(range: RequestedRange, size: number, header: string): { start: number; end: number } {
-  if ('suffix' in range) {
-    if (range.suffix === 0 || size === 0) throw rangeNotSatisfiable(header, size);
-    return { start: Math.max(0, size - range.suffix), end: size - 1 };
-  }
-  if (range.first >= size) throw rangeNotSatisfiable(header, size);
-  return { start: range.first, end: Math.min(size - 1, range.last ?? size - 1) };
 }

@@ -1,0 +1,102 @@
+import { useEffect, useState } from 'preact/hooks';
+import { ApiError, storedKey, storeKey } from './api';
+import { onNavigate, parseRoute, type Route } from './router';
+import { ErrorPage } from './ui';
+import { DatasetsPage } from './pages/datasets';
+import { DatasetPage } from './pages/dataset';
+import { EpisodePage } from './pages/episode';
+import { LeaderboardPage } from './pages/leaderboard';
+import { PoliciesPage, PolicyPage } from './pages/policies';
+
+export function App() {
+  const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname));
+  // Changing the key reloads the page's data: what a caller may see depends on it.
+  const [key, setKey] = useState<string | null>(() => storedKey());
+  useEffect(() => onNavigate(() => setRoute(parseRoute(location.pathname))), []);
+  const page = renderRoute(route);
+  return (
+    <>
+      <header class="top">
+        <a class="brand" href="/datasets">
+          Kura <span class="brand-kanji">蔵</span>
+        </a>
+        <nav>
+          <a href="/datasets">Datasets</a>
+          <a href="/policies">Policies</a>
+          <a href="/docs" target="_blank" rel="noreferrer">
+            API docs
+          </a>
+        </nav>
+        <KeyField
+          value={key}
+          onChange={(next) => {
+            storeKey(next);
+            setKey(next);
+          }}
+        />
+      </header>
+      <main key={`${key ?? ''}|${JSON.stringify(route)}`}>{page}</main>
+    </>
+  );
+}
+
+function renderRoute(route: Route) {
+  switch (route.page) {
+    case 'datasets':
+      return <DatasetsPage />;
+    case 'dataset':
+      return <DatasetPage datasetId={route.datasetId} />;
+    case 'episode':
+      return <EpisodePage datasetId={route.datasetId} episodeIndex={route.episodeIndex} />;
+    case 'leaderboard':
+      return <LeaderboardPage datasetId={route.datasetId} />;
+    case 'policies':
+      return <PoliciesPage />;
+    case 'policy':
+      return <PolicyPage policyId={route.policyId} />;
+    case 'unknown':
+      return <ErrorPage error={new ApiError(404, 'PAGE_NOT_FOUND', `the viewer has no page at ${route.path}`)} />;
+  }
+}
+
+/** The API key, typed once and kept in this browser (localStorage); public data needs none. */
+function KeyField(props: { value: string | null; onChange: (key: string | null) => void }) {
+  const [draft, setDraft] = useState('');
+  if (props.value) {
+    const masked = props.value.length > 12 ? `${props.value.slice(0, 8)}…${props.value.slice(-4)}` : '••••';
+    return (
+      <div class="key-field">
+        <span class="key-set" title="sent as Authorization: Bearer">
+          key <code>{masked}</code>
+        </span>
+        <button type="button" data-testid="key-forget" onClick={() => props.onChange(null)}>
+          Forget key
+        </button>
+      </div>
+    );
+  }
+  return (
+    <form
+      class="key-field"
+      onSubmit={(event) => {
+        event.preventDefault();
+        const key = draft.trim();
+        if (key) props.onChange(key);
+        setDraft('');
+      }}
+    >
+      <input
+        type="password"
+        name="apiKey"
+        data-testid="key-input"
+        placeholder="API key (optional)"
+        autocomplete="off"
+        value={draft}
+        onInput={(event) => setDraft(event.currentTarget.value)}
+      />
+      <button type="submit" data-testid="key-save">
+        Use key
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,46 @@
+import { AppError } from '../errors/app-error.js';
+
+/** One `bytes=` range of a `Range` header (RFC 9110 §14.1.2): first-last, first-, or -suffixLength. */
+export type RequestedRange = { first: number; last: number | undefined } | { suffix: number };
+
+/** Parses a `Range` header; one range only (several are INVALID_RANGE, as is anything malformed). */
+export function parseRange(header: string): RequestedRange {
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match) {
+    throw invalidRange(header, header.includes(',') ? 'several ranges are not supported' : 'expected "bytes=<first>-<last>"');
+  }
+  const [, first, last] = match;
+  if (first === '' && last === '') throw invalidRange(header, 'no position given');
+  if (first === '') return { suffix: Number(last) };
+  const range = { first: Number(first), last: last === '' ? undefined : Number(last) };
+  if (range.last !== undefined && range.last < range.first) throw invalidRange(header, 'the last byte is before the first');
+  return range;
+}
+
+/** The inclusive span a range selects in `size` bytes; RANGE_NOT_SATISFIABLE when it starts past the end. */
+export function resolveRange(range: RequestedRange, size: number, header: string): { start: number; end: number } {
+  if ('suffix' in range) {
+    if (range.suffix === 0 || size === 0) throw rangeNotSatisfiable(header, size);
+    return { start: Math.max(0, size - range.suffix), end: size - 1 };
+  }
+  if (range.first >= size) throw rangeNotSatisfiable(header, size);
+  return { start: range.first, end: Math.min(size - 1, range.last ?? size - 1) };
+}
+
+export const invalidRange = (header: string, why: string) =>
+  new AppError({
+    code: 'INVALID_RANGE',
+    kind: 'invalid',
+    message: `Range header "${header}" is not understood: ${why}; use one range such as "bytes=0-1023", "bytes=1024-" or "bytes=-512"`,
+    details: { range: header },
+    location: { field: 'Range' },
+  });
+
+export const rangeNotSatisfiable = (header: string, size: number) =>
+  new AppError({
+    code: 'RANGE_NOT_SATISFIABLE',
+    kind: 'range_not_satisfiable',
+    message: `Range "${header}" starts past the end of the ${size}-byte download`,
+    details: { range: header, size },
+    location: { field: 'Range' },
+  });

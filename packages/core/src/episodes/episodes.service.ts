@@ -1,0 +1,143 @@
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import { Inject, Injectable } from '@nestjs/common';
+import type { Principal } from '../auth/principal.js';
+import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
+import { parseRange, resolveRange } from '../common/byte-range.js';
+import { DatasetsService } from '../datasets/datasets.service.js';
+import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
+import { ShardReader } from '../slices/shard-reader.js';
+import { UsageMeter } from '../usage/usage.meter.js';
+import { EpisodesRepository, type EpisodeRecord } from './episodes.repository.js';
+import { episodeHeldOut, episodeNotFound, episodeVideoSplit, videoFeatureNotFound } from './episodes.errors.js';
+
+/** What the HTTP layer sends for an episode's video. */
+export type EpisodeVideo =
+  | { kind: 'not-modified'; etag: string }
+  | {
+      kind: 'bytes';
+      etag: string;
+      contentType: string;
+      /** Size of the whole file. */
+      totalBytes: number;
+      /** Set for a 206 reply: the inclusive span sent. */
+      range: { start: number; end: number } | undefined;
+      body: Readable;
+    };
+
+export interface EpisodeVideoRequest {
+  datasetId: string;
+  episodeIndex: number;
+  feature: string;
+  range?: string | undefined;
+  ifRange?: string | undefined;
+  ifNoneMatch?: string | undefined;
+}
+
+/** Blob keys of (dataset, episode, feature): immutable once published, and read on every seek of a player. */
+const BLOB_KEY_CACHE_SIZE = 2048;
+
+/**
+ * Episode-level reads that a slice does not cover: the video file a video feature's frames point
+ * to (LeRobot mp4s are kept whole, never decoded; DESIGN "LeRobot videos"), served with `Range` so
+ * a player can seek. Access follows the slice rules: the dataset's reach, the public part of a
+ * `sample` dataset, and held-out episodes for admins only.
+ */
+@Injectable()
+export class EpisodesService {
+  private readonly blobKeys = new Map<string, string>();
+
+  constructor(
+    private readonly datasets: DatasetsService,
+    private readonly episodes: EpisodesRepository,
+    private readonly shards: ShardReader,
+    @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    private readonly meter: UsageMeter,
+  ) {}
+
+  /** The mp4 of one episode's video feature (the file its frames' timestamps refer to), whole or a range of it. */
+  async video(principal: Principal, request: EpisodeVideoRequest): Promise<EpisodeVideo> {
+    const blobKey = await this.videoBlobKey(principal, request);
+    // Video blobs are named by their sha256, so the name is a strong validator of the bytes.
+    const etag = `"${blobKey.slice(blobKey.lastIndexOf('/') + 1)}"`;
+    if (request.ifNoneMatch !== undefined && request.ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')) {
+      return { kind: 'not-modified', etag };
+    }
+    const info = await this.blobs.head({ key: blobKey });
+    if (!info) throw new Error(`video blob ${blobKey} of dataset ${request.datasetId} is missing from the blob store`);
+    // A Range with a stale If-Range gets the whole file (RFC 9110 §13.1.5).
+    const rangeHeader =
+      request.range !== undefined && (request.ifRange === undefined || request.ifRange === etag) ? request.range : undefined;
+    const span = rangeHeader !== undefined ? resolveRange(parseRange(rangeHeader), info.bytes, rangeHeader) : undefined;
+    const body = await this.blobs.get({
+      key: blobKey,
+      ...(span ? { range: { offset: span.start, length: span.end - span.start + 1 } } : {}),
+    });
+    return {
+      kind: 'bytes',
+      etag,
+      contentType: blobKey.endsWith('.mp4') ? 'video/mp4' : 'application/octet-stream',
+      totalBytes: info.bytes,
+      range: span,
+      body: this.metered(principal, body),
+    };
+  }
+
+  private async videoBlobKey(principal: Principal, request: EpisodeVideoRequest): Promise<string> {
+    const { datasetId, episodeIndex, feature } = request;
+    const reach = await this.datasets.reach(principal, datasetId);
+    const features = reach.dataset.features ?? {};
+    if (features[feature]?.dtype !== 'video') {
+      const videoFeatures = Object.keys(features).filter((name) => features[name]!.dtype === 'video');
+      throw videoFeatureNotFound(datasetId, feature, videoFeatures);
+    }
+    const [episode] = await this.episodes.findByIndices(datasetId, [episodeIndex]);
+    if (!episode) throw episodeNotFound(datasetId, episodeIndex);
+    // The same rules as slices: past a `sample` dataset's public part it is not there for this caller
+    // (the episode list does not show it either); held-out episodes are there but for admins only.
+    if (reach.episodes === 'sample' && episode.bucket >= SAMPLE_BUCKET_LIMIT) {
+      if (episode.episodeIndex !== (await this.episodes.sampleFallbackIndex(datasetId))) throw episodeNotFound(datasetId, episodeIndex);
+    }
+    if (isHeldOut(episode.bucket) && !reach.heldOut) throw episodeHeldOut(datasetId, episodeIndex);
+
+    const cacheKey = `${datasetId}:${episodeIndex}:${feature}`;
+    const cached = this.blobKeys.get(cacheKey);
+    if (cached) return cached;
+    const blobKey = await this.readBlobKey(datasetId, episode, feature);
+    this.blobKeys.set(cacheKey, blobKey);
+    if (this.blobKeys.size > BLOB_KEY_CACHE_SIZE) this.blobKeys.delete(this.blobKeys.keys().next().value!);
+    return blobKey;
+  }
+
+  /** The one blob the episode's frames of `feature` point to, read from its shard. */
+  private async readBlobKey(datasetId: string, episode: EpisodeRecord, feature: string): Promise<string> {
+    const keys = new Set<string>();
+    for (const batch of await this.shards.decode(episode)) {
+      const column = batch.getChild(feature);
+      if (!column) throw new Error(`episode ${episode.episodeIndex} of ${datasetId} has no column "${feature}" in ${episode.shardKey}`);
+      for (let row = 0; row < batch.numRows; row++) keys.add((column.get(row) as { blob: string }).blob);
+    }
+    const [blobKey] = keys;
+    if (keys.size !== 1 || blobKey === undefined) throw episodeVideoSplit(datasetId, episode.episodeIndex, feature, keys.size);
+    return blobKey;
+  }
+
+  /** Counts the bytes as they are sent, under the caller's key (`anonymous` without one), like slice downloads. */
+  private metered(principal: Principal, body: Readable): Readable {
+    const keyId = principal.kind === 'key' ? principal.keyId : 'anonymous';
+    let served = 0;
+    const counted = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        served += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    body.once('error', (error) => counted.destroy(error));
+    counted.once('close', () => {
+      // A HEAD, or a player that seeks elsewhere, ends the reply early: the file must be closed too.
+      body.destroy();
+      this.meter.record(keyId, { bytesServed: served });
+    });
+    return body.pipe(counted);
+  }
+}

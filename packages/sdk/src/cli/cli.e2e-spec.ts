@@ -1,0 +1,323 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { createDataset, seedDataset, seedNdjson } from '../../../../test/support/datasets.js';
+
+const bin = fileURLToPath(new URL('../../bin/kura.js', import.meta.url));
+const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  json: () => Record<string, unknown>;
+}
+
+/** A TCP proxy that forwards until `limit` bytes went one way, then cuts every connection and refuses new ones. */
+async function breakingProxy(targetPort: number, limit: { upstream?: number; downstream?: number } = {}) {
+  let upstreamBytes = 0;
+  let downstreamBytes = 0;
+  let dead = false;
+  const sockets = new Set<Socket>();
+  const kill = () => {
+    dead = true;
+    for (const socket of sockets) socket.destroy();
+  };
+  const server = createServer((client) => {
+    if (dead) return client.destroy();
+    const upstream = connect(targetPort, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('data', (chunk: Buffer) => {
+      upstreamBytes += chunk.length;
+      if (limit.upstream !== undefined && upstreamBytes > limit.upstream) return kill();
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk: Buffer) => {
+      downstreamBytes += chunk.length;
+      if (limit.downstream !== undefined && downstreamBytes > limit.downstream) return kill();
+      client.write(chunk);
+    });
+    for (const socket of [client, upstream]) {
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        sockets.delete(socket);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    upstreamBytes: () => upstreamBytes,
+    close: async () => {
+      kill();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+describe('the kura CLI against a running instance', () => {
+  let kura: TestApp;
+  let url: string;
+  let home: string;
+  let operator: { id: string; key: string };
+  let developer: { id: string; key: string };
+  let user: { id: string; key: string };
+
+  /** Runs `kura <args>` with its own config folder; KURA_URL and the key come from `env`. */
+  const run = (args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [bin, ...args], {
+        env: { PATH: process.env.PATH, XDG_CONFIG_HOME: home, KURA_URL: url, ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) as Record<string, unknown> }));
+      child.stdin.end(input ?? '');
+    });
+  const as = (key: string) => ({ KURA_API_KEY: key });
+
+  beforeAll(async () => {
+    kura = await startTestApp();
+    await kura.app.listen(0, '127.0.0.1');
+    url = `http://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`;
+    home = await mkdtemp(join(tmpdir(), 'kura-cli-'));
+    operator = await kura.createKey('operator', 'cli operator');
+    developer = await kura.createKey('developer');
+    user = await kura.createKey('user');
+  }, 60_000);
+  afterAll(async () => {
+    await kura.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('login checks the key and keeps it (0600) for later commands; a bad key is one line and exit 1', async () => {
+    const login = await run(['login', '--url', url, '--json'], { KURA_URL: undefined }, `${operator.key}\n`);
+    expect(login.code).toBe(0);
+    expect(login.json()).toMatchObject({ url, key: { id: operator.id, role: 'operator', name: 'cli operator' } });
+    const configFile = join(home, 'kura', 'config.json');
+    expect((await stat(configFile)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(configFile, 'utf8'))).toEqual({ url, apiKey: operator.key });
+    // Later commands use the stored login.
+    const robots = await run(['robots', 'list', '--json'], { KURA_URL: undefined });
+    expect(robots.code).toBe(0);
+
+    const bad = await run(['login', '--url', url, '--key', 'kura_not-a-key']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/^kura: INVALID_API_KEY: .*kura login/);
+    await rm(configFile);
+  });
+
+  it('is on the repo root path as `npx kura` (the workspace bin)', async () => {
+    const version = await new Promise<string>((resolve, reject) => {
+      const child = spawn(fileURLToPath(new URL('../../../../node_modules/.bin/kura', import.meta.url)), ['--version']);
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.on('error', reject);
+      child.on('close', () => resolve(stdout));
+    });
+    expect(version.trim()).toBe('0.1.0');
+  });
+
+  it('without a key, says so and how to fix it', async () => {
+    const result = await run(['robots', 'create', '--name', 'a', '--type', 'so101', '--hz', '30', '--action-space', 'joint_position']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^kura: AUTH_REQUIRED: .*run `kura login` or set KURA_API_KEY\n$/);
+  });
+
+  it('an unreachable server is one line naming the cause, exit 3', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await run(['datasets', 'list'], { KURA_URL: `http://127.0.0.1:${port}` });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe(`kura: NETWORK_ERROR: cannot reach http://127.0.0.1:${port}: connection refused to 127.0.0.1:${port}\n`);
+  }, 30_000);
+
+  it('creates and lists robots and datasets, and shows one', async () => {
+    const robot = await run(
+      ['robots', 'create', '--name', 'so101 left', '--type', 'so101', '--hz', '30', '--action-space', 'joint_position', '--json'],
+      as(operator.key),
+    );
+    expect(robot.stderr).toBe('');
+    expect(robot.code).toBe(0);
+    const robotId = robot.json().id as string;
+    const dataset = await run(
+      ['datasets', 'create', '--name', 'cli-pick', '--robot', robotId, '--access', 'public', '--license', 'CC-BY-4.0', '--json'],
+      as(operator.key),
+    );
+    expect(dataset.stderr).toBe('');
+    expect(dataset.code).toBe(0);
+    expect(dataset.json()).toMatchObject({ name: 'cli-pick', robotId, access: 'public', license: 'CC-BY-4.0' });
+    const listed = await run(['datasets', 'list'], as(operator.key));
+    expect(listed.stdout).toMatch(/^id\s+name\s+access\s+episodeCount/);
+    expect(listed.stdout).toContain('cli-pick');
+    const shown = await run(['datasets', 'show', dataset.json().id as string], as(operator.key));
+    expect(shown.stdout).toContain('cli-pick');
+    expect(shown.stdout).toContain('license CC-BY-4.0');
+    const missing = await run(['datasets', 'show', 'ds_000000000000aaaaaaaaaaaa'], as(operator.key));
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^kura: DATASET_NOT_FOUND: /);
+  });
+
+  it('uploads a file and a folder (archived on the fly) and follows them to published', async () => {
+    const datasetId = await createDataset(kura, operator.key);
+    const scratch = await mkdtemp(join(tmpdir(), 'kura-cli-upload-'));
+    try {
+      const file = join(scratch, 'episodes.ndjson');
+      await writeFile(file, seedNdjson({ episodes: 3, length: 4 }));
+      const upload = await run(['upload', '--dataset', datasetId, '--wait', '--json', file], as(operator.key));
+      expect(upload.code).toBe(0);
+      expect(upload.json()).toMatchObject({ status: 'published', episodeCount: 3, stepCount: 12, fileName: 'episodes.ndjson' });
+      // Not a terminal: no progress bar on stderr.
+      expect(upload.stderr).not.toContain('█');
+      const status = await run(['uploads', 'status', upload.json().id as string], as(operator.key));
+      expect(status.code).toBe(0);
+      expect(status.stdout).toMatch(/^upload upl_\w+: published\n\s+version 1: 3 episodes, 12 steps, format kura-ndjson\n$/);
+      const unknown = await run(['uploads', 'status', 'upl_000000000000aaaaaaaaaaaa', '--watch', '--json'], as(operator.key));
+      expect(unknown.code).toBe(1);
+      expect(unknown.json()).toMatchObject({ error: { code: 'UPLOAD_NOT_FOUND' } });
+
+      const lerobot = await createDataset(kura, operator.key);
+      const folder = await run(['upload', '--dataset', lerobot, '--wait', fixture('lerobot_v2.1/unitree_g1')], as(operator.key));
+      expect(folder.code).toBe(0);
+      expect(folder.stdout).toMatch(/: published\n\s+version 1: \d+ episodes, \d+ steps, format lerobot/);
+      expect(folder.stderr).toMatch(/stored; processing/);
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('a failed upload prints its errors with their locations and exits 1; a wrong path is exit 2', async () => {
+    const datasetId = await createDataset(kura, operator.key);
+    const scratch = await mkdtemp(join(tmpdir(), 'kura-cli-bad-'));
+    try {
+      const file = join(scratch, 'bad.ndjson');
+      const lines = seedNdjson({ episodes: 1, length: 3 }).trim().split('\n');
+      // Step 2 before step 1: ingest refuses it and says where.
+      await writeFile(file, `${[lines[0], lines[2], lines[1]].join('\n')}\n`);
+      const failed = await run(['upload', '--dataset', datasetId, '--format', 'kura-ndjson', '--wait', file], as(operator.key));
+      expect(failed.code).toBe(1);
+      expect(failed.stdout).toMatch(/: failed\n\s+error [A-Z_]+ at file bad\.ndjson, episode 0, step \d/);
+      expect(failed.stderr).toMatch(/\nkura: UPLOAD_FAILED: upload upl_\w+ failed: [A-Z_]+ at file bad\.ndjson, episode 0/);
+
+      const missing = await run(['upload', '--dataset', datasetId, join(scratch, 'nope.ndjson')], as(operator.key));
+      expect(missing.code).toBe(2);
+      expect(missing.stderr).toBe(`kura: PATH_NOT_FOUND: ${join(scratch, 'nope.ndjson')}: no such file or folder\n`);
+      const usage = await run(['upload', file], as(operator.key));
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toContain("required option '--dataset <id>' not specified");
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
+  describe('resuming', () => {
+    let scratch: string;
+    let datasetId: string;
+    beforeAll(async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'kura-cli-resume-'));
+      datasetId = await createDataset(kura, operator.key, 'public');
+    });
+    afterAll(async () => {
+      await rm(scratch, { recursive: true, force: true });
+    });
+
+    it('a large upload goes in parts; after a dropped connection the same command sends only the missing parts', async () => {
+      const file = join(scratch, 'big.ndjson');
+      await writeFile(file, seedNdjson({ episodes: 100, length: 550, stateDims: 14 }));
+      const size = (await stat(file)).size;
+      expect(size).toBeGreaterThan(11 * 1024 * 1024);
+      const args = ['upload', '--dataset', datasetId, '--part-size', '5MiB', '--multipart-threshold', '1MiB', '--wait', '--json', file];
+
+      const proxy = await breakingProxy(Number(new URL(url).port), { upstream: 8 * 1024 * 1024 });
+      const broken = await run(args, { ...as(operator.key), KURA_URL: proxy.url });
+      await proxy.close();
+      expect(broken.code).toBe(3);
+      expect(broken.stderr).toMatch(/^kura: NETWORK_ERROR: cannot reach http:\/\/127\.0\.0\.1:\d+: connection/);
+      // The first part is remembered.
+      const [stateFile] = await readdir(join(home, 'kura', 'uploads'));
+      const state = JSON.parse(await readFile(join(home, 'kura', 'uploads', stateFile!), 'utf8')) as { etags: Record<string, string> };
+      expect(Object.keys(state.etags)).toEqual(['1']);
+
+      const counting = await breakingProxy(Number(new URL(url).port));
+      const resumed = await run(args, { ...as(operator.key), KURA_URL: counting.url });
+      const sent = counting.upstreamBytes();
+      await counting.close();
+      expect(resumed.code).toBe(0);
+      expect(resumed.json()).toMatchObject({ status: 'published', episodeCount: 100, stepCount: 55_000, bytes: size });
+      // Only parts 2 and 3 crossed the wire the second time.
+      expect(sent).toBeLessThan(size - 5 * 1024 * 1024 + 64 * 1024);
+      expect(sent).toBeGreaterThan(size - 5 * 1024 * 1024);
+      expect(await readdir(join(home, 'kura', 'uploads'))).toEqual([]);
+    }, 120_000);
+
+    it('a broken slice download continues where it stopped when the same command runs again', async () => {
+      const out = join(scratch, 'slice.parquet');
+      const args = ['slice', '--dataset', datasetId, '--episodes', '0-59', '--format', 'parquet', '--out', out, '--json'];
+      const proxy = await breakingProxy(Number(new URL(url).port), { downstream: 400 * 1024 });
+      const broken = await run(args, { ...as(developer.key), KURA_URL: proxy.url });
+      await proxy.close();
+      expect(broken.code).toBe(3);
+      expect(broken.stderr).toMatch(
+        /^kura: DOWNLOAD_INTERRUPTED: download interrupted after \d+ bytes: .*run the same command again to continue/,
+      );
+      const partial = (await stat(`${out}.part`)).size;
+      expect(partial).toBeGreaterThan(0);
+
+      const resumed = await run(args, as(developer.key));
+      expect(resumed.code).toBe(0);
+      const result = resumed.json() as { slice: { id: string }; bytes: number; resumedFrom: number };
+      expect(result.resumedFrom).toBe(partial);
+      const direct = await getBytes(kura, `/v1/slices/${result.slice.id}/data?format=parquet`, bearer(developer.key));
+      expect((await readFile(out)).equals(direct.body)).toBe(true);
+      expect(result.bytes).toBe(direct.body.length);
+      await expect(stat(`${out}.part`)).rejects.toThrow();
+    }, 60_000);
+  });
+
+  it('pushes a policy folder, evaluates it, and acts with it; a rejected policy lists its errors', async () => {
+    const { datasetId } = await seedDataset(kura, operator.key, { episodes: 100, length: 3, access: 'public' });
+    const folder = join(home, 'policy');
+    await mkdir(folder, { recursive: true });
+    await writeFile(
+      join(folder, 'policy.json'),
+      JSON.stringify({ name: 'cli-policy', runtime: 'js', entry: 'policy.js', observation: ['observation.state'], action: { shape: [2] } }),
+    );
+    await writeFile(join(folder, 'policy.js'), 'function act(o) { return [o["observation.state"][0], 0]; }');
+    const pushed = await run(['policies', 'push', folder, '--access', 'public', '--json'], as(developer.key));
+    expect(pushed.code).toBe(0);
+    expect(pushed.json()).toMatchObject({ status: 'ready', name: 'cli-policy', version: 1 });
+    const policyId = pushed.json().id as string;
+
+    const evaluation = await run(['eval', policyId, '--dataset', datasetId, '--wait'], as(developer.key));
+    expect(evaluation.code).toBe(0);
+    expect(evaluation.stdout).toMatch(/: completed\n\s+actionMse [\d.e-]+, actionMae [\d.e-]+ over \d+ episodes \/ \d+ steps/);
+
+    const act = await run(['act', policyId, '--obs', '{"observation.state": [0.5, 1, 2]}', '--json'], as(user.key));
+    expect(act.code).toBe(0);
+    expect(act.json()).toMatchObject({ action: [0.5, 0], policyId });
+    const badObservation = await run(['act', policyId, '--obs', '{"observation.other": [1]}'], as(user.key));
+    expect(badObservation.code).toBe(1);
+    expect(badObservation.stderr).toMatch(/^kura: OBSERVATION_INVALID: .*\(at field observation\.observation\.other\)\n$/);
+    expect((await run(['act', policyId, '--obs', '{not json'], as(user.key))).stderr).toMatch(/^kura: BAD_ARGUMENT: --obs is not JSON/);
+
+    await writeFile(join(folder, 'policy.js'), 'var nothing = 1;');
+    const rejected = await run(['policies', 'push', folder], as(developer.key));
+    expect(rejected.code).toBe(1);
+    expect(rejected.stdout).toMatch(/: rejected\n\s+error [A-Z_]+/);
+    expect(rejected.stderr).toMatch(/^kura: POLICY_REJECTED: /);
+  }, 90_000);
+});

@@ -1,0 +1,89 @@
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { UploadView } from '../../client.js';
+import { KuraError } from '../../errors.js';
+import { configDirectory } from '../config.js';
+import { bytesOption, contextOf, type CommandContext } from '../context.js';
+import { formatBytes, issueLine } from '../output.js';
+
+export function uploadCommands(program: Command): void {
+  program
+    .command('upload <path>')
+    .description('upload a file, or a folder (archived on the fly), into a dataset; large ones go in resumable parts')
+    .requiredOption('--dataset <id>', 'the dataset')
+    .option('--format <format>', 'kura-ndjson, lerobot, rlds, hdf5-aloha, hdf5-robomimic (detected when absent)')
+    .option('--wait', 'follow processing until published or failed')
+    .option('--part-size <size>', 'part size of resumable uploads (e.g. 64MiB; at least 5MiB)')
+    .option('--multipart-threshold <size>', 'size from which uploads go in parts (default 64MiB)')
+    .option('--json', 'print JSON')
+    .action(async (path: string, options: Record<string, string | boolean | undefined>) => {
+      const context = await contextOf(options);
+      const { client, output } = context;
+      const reading = output.progress('reading', 'bytes');
+      const sending = output.progress('sending', 'bytes');
+      let upload: UploadView;
+      try {
+        upload = await client.uploads.uploadPath(String(options.dataset), path, {
+          format: options.format as string | undefined,
+          partSize: bytesOption(options.partSize as string | undefined, '--part-size'),
+          multipartThreshold: bytesOption(options.multipartThreshold as string | undefined, '--multipart-threshold'),
+          stateDirectory: join(configDirectory(), 'uploads'),
+          onProgress: ({ phase, bytes, total }) => (phase === 'reading' ? reading : sending).update(bytes, total),
+        });
+      } finally {
+        reading.stop();
+        sending.stop();
+      }
+      if (!options.wait) {
+        output.result(upload, () => `upload ${upload.id}: ${upload.status} (${formatBytes(upload.bytes)})`);
+        return;
+      }
+      output.note(`upload ${upload.id}: ${formatBytes(upload.bytes)} stored; processing…`);
+      await follow(context, upload.id);
+    });
+
+  program
+    .command('uploads')
+    .description('uploads')
+    .command('status <id>')
+    .description("an upload's status, errors and warnings")
+    .option('--watch', 'follow it until published or failed')
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: { watch?: boolean; json?: boolean }) => {
+      const context = await contextOf(options);
+      if (options.watch) await follow(context, id);
+      else {
+        const upload = await context.client.uploads.get(id);
+        report(context, upload);
+      }
+    });
+}
+
+/** Follows processing with a bar; a failed upload prints its errors with their locations and fails the command. */
+async function follow(context: CommandContext, id: string): Promise<void> {
+  const bar = context.output.progress('processing', 'percent');
+  let upload: UploadView;
+  try {
+    upload = await context.client.uploads.wait(id, { onValue: (value) => bar.update(Math.round(value.progress * 100), 100) });
+  } finally {
+    bar.stop();
+  }
+  report(context, upload);
+}
+
+function report(context: CommandContext, upload: UploadView): void {
+  context.output.result(upload, () => {
+    const lines = [
+      `upload ${upload.id}: ${upload.status}${upload.status === 'processing' ? ` (${Math.round(upload.progress * 100)}%)` : ''}`,
+    ];
+    if (upload.status === 'published')
+      lines.push(`  version ${upload.version}: ${upload.episodeCount} episodes, ${upload.stepCount} steps, format ${upload.format}`);
+    for (const warning of upload.warnings) lines.push(`  warning ${issueLine(warning)}`);
+    for (const error of upload.errors) lines.push(`  error ${issueLine(error)}`);
+    return lines;
+  });
+  if (upload.status === 'failed') {
+    const first = upload.errors[0];
+    throw new KuraError('UPLOAD_FAILED', `upload ${upload.id} failed${first ? `: ${issueLine(first)}` : ''}`);
+  }
+}

@@ -1,0 +1,195 @@
+import type {
+  ApiKeyView,
+  DatasetView,
+  EpisodeView,
+  EvaluationView,
+  GrantView,
+  LeaderboardEntry,
+  PolicyView,
+  RobotView,
+  SessionView,
+  SliceView,
+  UploadView,
+  UsageView,
+  VersionView,
+} from '@kura/core';
+import type {
+  createDatasetRequestSchema,
+  createKeyRequestSchema,
+  createRobotRequestSchema,
+  createSliceRequestSchema,
+  EpisodeQuery,
+  Page,
+  SliceFormat,
+  updateKeyRequestSchema,
+} from '@kura/schema';
+import type { z } from 'zod';
+import { KuraError } from './errors.js';
+import { defaultRetryPolicy, HttpClient, sleep, type RetryPolicy } from './http.js';
+import { Uploads } from './uploads.js';
+import { Downloads } from './downloads.js';
+
+// Request types are the API's own zod schemas (as callers write them: defaults optional); reply types
+// are the views the API's services return. One source of truth for both.
+export type CreateRobot = z.input<typeof createRobotRequestSchema>;
+export type CreateDataset = z.input<typeof createDatasetRequestSchema>;
+export type CreateKey = z.input<typeof createKeyRequestSchema>;
+export type UpdateKey = z.input<typeof updateKeyRequestSchema>;
+export type CreateSlice = z.input<typeof createSliceRequestSchema>;
+export type {
+  ApiKeyView,
+  DatasetView,
+  EpisodeView,
+  EvaluationView,
+  GrantView,
+  LeaderboardEntry,
+  PolicyView,
+  RobotView,
+  SessionView,
+  SliceView,
+  UploadView,
+  UsageView,
+  VersionView,
+  Page,
+  SliceFormat,
+};
+
+export interface KuraClientOptions {
+  /** The server, e.g. http://localhost:8080. */
+  url: string;
+  /** An API key (`kura_…`); reads of public data work without one. */
+  apiKey?: string | undefined;
+  retry?: Partial<RetryPolicy>;
+}
+
+type ListQuery = { limit?: number; cursor?: string };
+
+/** A typed client for the whole Kura API (API.md and the README's additions). */
+export class KuraClient {
+  readonly http: HttpClient;
+  readonly uploads: Uploads;
+  readonly downloads: Downloads;
+
+  constructor(options: KuraClientOptions) {
+    this.http = new HttpClient(options.url, options.apiKey, { ...defaultRetryPolicy, ...options.retry });
+    this.uploads = new Uploads(this.http);
+    this.downloads = new Downloads(this.http);
+  }
+
+  health(): Promise<{ status: string; checks: Record<string, string> }> {
+    return this.http.json('GET', '/health');
+  }
+
+  readonly keys = {
+    me: (): Promise<ApiKeyView> => this.http.json('GET', '/v1/keys/me'),
+    create: (request: CreateKey): Promise<ApiKeyView & { key: string }> => this.http.json('POST', '/v1/keys', { body: { json: request } }),
+    list: (query: ListQuery = {}): Promise<Page<ApiKeyView>> => this.http.json('GET', '/v1/keys', { query }),
+    get: (id: string): Promise<ApiKeyView> => this.http.json('GET', `/v1/keys/${enc(id)}`),
+    update: (id: string, request: UpdateKey): Promise<ApiKeyView> =>
+      this.http.json('PATCH', `/v1/keys/${enc(id)}`, { body: { json: request }, idempotent: true }),
+    revoke: (id: string): Promise<ApiKeyView> => this.http.json('DELETE', `/v1/keys/${enc(id)}`),
+  };
+
+  readonly robots = {
+    create: (request: CreateRobot): Promise<RobotView> => this.http.json('POST', '/v1/robots', { body: { json: request } }),
+    list: (query: ListQuery = {}): Promise<Page<RobotView>> => this.http.json('GET', '/v1/robots', { query }),
+    get: (id: string): Promise<RobotView> => this.http.json('GET', `/v1/robots/${enc(id)}`),
+    putBodyModel: (id: string, urdf: Uint8Array): Promise<unknown> =>
+      this.http.json('PUT', `/v1/robots/${enc(id)}/body-model`, { body: { bytes: urdf, contentType: 'application/xml' } }),
+    bodyModel: (id: string): Promise<unknown> => this.http.json('GET', `/v1/robots/${enc(id)}/body-model`),
+  };
+
+  readonly datasets = {
+    create: (request: CreateDataset): Promise<DatasetView> => this.http.json('POST', '/v1/datasets', { body: { json: request } }),
+    list: (query: ListQuery & { robotId?: string } = {}): Promise<Page<DatasetView>> => this.http.json('GET', '/v1/datasets', { query }),
+    get: (id: string): Promise<DatasetView> => this.http.json('GET', `/v1/datasets/${enc(id)}`),
+    versions: (id: string, query: ListQuery = {}): Promise<Page<VersionView>> =>
+      this.http.json('GET', `/v1/datasets/${enc(id)}/versions`, { query }),
+    episodes: (id: string, query: Partial<EpisodeQuery> = {}): Promise<Page<EpisodeView>> =>
+      this.http.json('GET', `/v1/datasets/${enc(id)}/episodes`, { query: query as Record<string, string> }),
+    stats: (id: string, query: { version?: number; scope?: 'all' | 'sample' } = {}): Promise<Record<string, unknown>> =>
+      this.http.json('GET', `/v1/datasets/${enc(id)}/stats`, { query }),
+    uploads: (id: string, query: ListQuery & { status?: string } = {}): Promise<Page<UploadView>> =>
+      this.http.json('GET', `/v1/datasets/${enc(id)}/uploads`, { query }),
+    leaderboard: (id: string): Promise<{ items: LeaderboardEntry[] }> => this.http.json('GET', `/v1/datasets/${enc(id)}/leaderboard`),
+    grant: (id: string, keyId: string): Promise<GrantView> =>
+      this.http.json('POST', `/v1/datasets/${enc(id)}/grants`, { body: { json: { keyId } }, idempotent: true }),
+    grants: (id: string): Promise<Page<GrantView>> => this.http.json('GET', `/v1/datasets/${enc(id)}/grants`),
+    revokeGrant: (id: string, keyId: string): Promise<unknown> => this.http.json('DELETE', `/v1/datasets/${enc(id)}/grants/${enc(keyId)}`),
+  };
+
+  readonly slices = {
+    create: (request: CreateSlice): Promise<SliceView> => this.http.json('POST', '/v1/slices', { body: { json: request } }),
+    get: (id: string): Promise<SliceView> => this.http.json('GET', `/v1/slices/${enc(id)}`),
+    stats: (id: string): Promise<Record<string, unknown>> => this.http.json('GET', `/v1/slices/${enc(id)}/stats`),
+  };
+
+  readonly policies = {
+    get: (id: string): Promise<PolicyView> => this.http.json('GET', `/v1/policies/${enc(id)}`),
+    list: (query: ListQuery & { name?: string } = {}): Promise<Page<PolicyView>> => this.http.json('GET', '/v1/policies', { query }),
+    /** Uploads a bundle (.tar.gz/.tar/.zip bytes); the policy is then `validating` (see waitReady). */
+    upload: (bundle: Uint8Array, access: 'public' | 'private' = 'private'): Promise<PolicyView> =>
+      this.http.json('POST', '/v1/policies', { query: { access }, body: { bytes: bundle, contentType: 'application/gzip' } }),
+    /** Polls until validation ends (ready or rejected). */
+    waitReady: (id: string, options: { intervalMs?: number; timeoutMs?: number } = {}): Promise<PolicyView> =>
+      poll(
+        () => this.policies.get(id),
+        (policy) => policy.status !== 'validating',
+        options,
+      ),
+    evaluate: (id: string, request: { datasetId: string; version?: number }): Promise<EvaluationView> =>
+      this.http.json('POST', `/v1/policies/${enc(id)}/evaluations`, { body: { json: request } }),
+    act: (
+      id: string,
+      request: { observation: Record<string, unknown>; task?: string },
+    ): Promise<{ action: number[] | number[][]; policyId: string; latencyMs: number }> =>
+      this.http.json('POST', `/v1/policies/${enc(id)}/act`, { body: { json: request } }),
+  };
+
+  readonly evaluations = {
+    get: (id: string): Promise<EvaluationView> => this.http.json('GET', `/v1/evaluations/${enc(id)}`),
+    /** Polls until the evaluation completes or fails. */
+    wait: (id: string, options: { intervalMs?: number; timeoutMs?: number } = {}): Promise<EvaluationView> =>
+      poll(
+        () => this.evaluations.get(id),
+        (evaluation) => evaluation.status === 'completed' || evaluation.status === 'failed',
+        options,
+      ),
+  };
+
+  readonly sessions = {
+    create: (request: { policyId: string; datasetId: string; task?: string }): Promise<SessionView> =>
+      this.http.json('POST', '/v1/sessions', { body: { json: request } }),
+    get: (id: string): Promise<SessionView> => this.http.json('GET', `/v1/sessions/${enc(id)}`),
+    step: (
+      id: string,
+      request: { observation: Record<string, unknown>; reward?: number },
+    ): Promise<{ action: number[] | number[][]; stepIndex: number }> =>
+      this.http.json('POST', `/v1/sessions/${enc(id)}/steps`, { body: { json: request } }),
+    end: (id: string, request: { success?: boolean } = {}): Promise<{ uploadId: string | null }> =>
+      this.http.json('POST', `/v1/sessions/${enc(id)}/end`, { body: { json: request }, idempotent: true }),
+  };
+
+  usage(query: { from?: string; to?: string; keyId?: string } = {}): Promise<{ from: string; to: string; items: UsageView[] }> {
+    return this.http.json('GET', '/v1/usage', { query });
+  }
+}
+
+const enc = encodeURIComponent;
+
+/** Calls `read` until `done` says so, every `intervalMs` (default 500 ms), for at most `timeoutMs` (default 1 h). */
+export async function poll<T>(
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  options: { intervalMs?: number; timeoutMs?: number; onValue?: (value: T) => void } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 3600_000);
+  for (;;) {
+    const value = await read();
+    options.onValue?.(value);
+    if (done(value)) return value;
+    if (Date.now() > deadline)
+      throw new KuraError('WAIT_TIMEOUT', `still not done after ${Math.round((options.timeoutMs ?? 3600_000) / 1000)} s`);
+    await sleep(options.intervalMs ?? 500);
+  }
+}
