@@ -88,7 +88,11 @@ export class SliceDownloadService {
       },
     });
     download.body.once('error', (error) => counted.destroy(error));
-    counted.once('close', () => this.meter.record(keyId, { bytesServed: served }));
+    counted.once('close', () => {
+      this.meter.record(keyId, { bytesServed: served });
+      // pipe() does not pass a destroy upstream: a HEAD, or a client gone mid-way, must still close the source (a file handle).
+      download.body.destroy();
+    });
     return { ...download, body: download.body.pipe(counted) };
   }
 

@@ -7,16 +7,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { createDataset, seedDataset, seedNdjson } from '../../../../test/support/datasets.js';
+import { runKura } from '../../../../test/support/cli.js';
 
-const bin = fileURLToPath(new URL('../../bin/kura.js', import.meta.url));
 const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  json: () => Record<string, unknown>;
-}
 
 /** A TCP proxy that forwards until `limit` bytes went one way, then cuts every connection and refuses new ones. */
 async function breakingProxy(targetPort: number, limit: { upstream?: number; downstream?: number } = {}) {
@@ -71,20 +64,8 @@ describe('the kura CLI against a running instance', () => {
   let user: { id: string; key: string };
 
   /** Runs `kura <args>` with its own config folder; KURA_URL and the key come from `env`. */
-  const run = (args: string[], env: Record<string, string | undefined> = {}, input?: string): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [bin, ...args], {
-        env: { PATH: process.env.PATH, XDG_CONFIG_HOME: home, KURA_URL: url, ...env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ code, stdout, stderr, json: () => JSON.parse(stdout) as Record<string, unknown> }));
-      child.stdin.end(input ?? '');
-    });
+  const run = (args: string[], env: Record<string, string | undefined> = {}, input?: string) =>
+    runKura(args, { XDG_CONFIG_HOME: home, KURA_URL: url, ...env }, { input });
   const as = (key: string) => ({ KURA_API_KEY: key });
 
   beforeAll(async () => {
