@@ -1,6 +1,18 @@
 // The viewer's client for Kura's HTTP API (../../shared/API.md): JSON in and out, the key from the
 // header field sent as `Authorization: Bearer`, and errors kept with the API's code and message.
 
+import type {
+  DatasetView,
+  EpisodeView,
+  EvaluationView,
+  LeaderboardEntry as LeaderboardView,
+  PolicyView,
+  RobotView,
+  SliceView,
+  UploadView,
+} from '@kura/sdk';
+import type { ErrorLocation, FeatureSpec as Spec, Page as ListPage } from '@kura/schema';
+
 const KEY_STORAGE = 'kura.apiKey';
 
 export function storedKey(): string | null {
@@ -87,66 +99,23 @@ export async function allPages<T>(path: string, max = 2000): Promise<T[]> {
 
 export const enc = encodeURIComponent;
 
-// Reply shapes (API.md and the README's changelog), as far as the viewer reads them.
-
-export interface Page<T> {
-  items: T[];
-  nextCursor: string | null;
-}
-
-export type Names = string[] | string[][] | Record<string, string[]>;
-
-export interface Feature {
-  dtype: string;
-  shape: number[];
-  names?: Names;
-  encoding?: string;
-  description?: string;
-}
-
-export type FeatureSpec = Record<string, Feature>;
-
-export interface Dataset {
-  id: string;
-  name: string;
-  robotId: string;
-  access: 'public' | 'sample' | 'private';
-  license: string | null;
-  description: string | null;
-  features: FeatureSpec | null;
-  latestVersion: number;
-  episodeCount: number;
-  stepCount: number;
-  createdAt: string;
-}
-
-export interface Robot {
-  id: string;
-  name: string;
-  robotType: string;
-  controlFrequencyHz: number;
-  actionSpace: string;
-  stateSpace: string | null;
-  jointNames: string[];
-  cameras: unknown[];
-  bodyModel: {
-    format: string;
-    robotName: string;
-    joints: Array<{ name: string; type: string; parent?: string; child?: string; limits?: Record<string, number> | null }>;
-    links: string[];
-  } | null;
-}
-
-export interface Episode {
-  episodeIndex: number;
-  length: number;
-  task: string | null;
-  success: boolean | null;
-  uploadId: string;
-  version: number;
-  heldOut: boolean;
-  publicSample: boolean;
-}
+// Reply shapes: the SDK's, which are the API's own request schemas and reply views (types only:
+// nothing of the SDK is bundled).
+export type Page<T> = ListPage<T>;
+export type FeatureSpec = Spec;
+export type Feature = Spec[string];
+export type Names = NonNullable<Feature['names']>;
+export type Dataset = DatasetView;
+export type Robot = RobotView;
+export type Episode = EpisodeView;
+export type Location = ErrorLocation;
+export type Upload = UploadView;
+export type Issue = UploadView['errors'][number];
+export type Slice = SliceView;
+export type LeaderboardEntry = LeaderboardView;
+export type Metrics = LeaderboardView['metrics'];
+export type Policy = PolicyView;
+export type Evaluation = EvaluationView;
 
 export interface FeatureStats {
   count: number;
@@ -165,86 +134,4 @@ export interface Stats {
   version: number;
   scope: 'all' | 'sample';
   features: Record<string, FeatureStats>;
-}
-
-export interface Location {
-  file?: string;
-  episode?: number;
-  step?: number;
-  field?: string;
-  line?: number;
-}
-
-export interface Issue {
-  code: string;
-  message: string;
-  location?: Location;
-}
-
-export interface Upload {
-  id: string;
-  status: string;
-  progress: number;
-  format: string | null;
-  fileName: string | null;
-  bytes: number;
-  episodeCount: number | null;
-  stepCount: number | null;
-  version: number | null;
-  errors: Issue[];
-  warnings: Issue[];
-  createdAt: string;
-  finishedAt: string | null;
-}
-
-export interface Slice {
-  id: string;
-  episodeCount: number;
-  stepCount: number;
-}
-
-export interface Metrics {
-  actionMse: number;
-  actionMae: number;
-  perDimension: number[];
-  stepsEvaluated: number;
-  episodesEvaluated: number;
-}
-
-export interface LeaderboardEntry {
-  rank: number;
-  policyId: string;
-  name: string | null;
-  version: number | null;
-  evaluationId: string;
-  datasetVersion: number;
-  metrics: Metrics;
-  evaluatedAt: string;
-}
-
-export interface Policy {
-  id: string;
-  name: string | null;
-  version: number | null;
-  status: 'validating' | 'ready' | 'rejected';
-  runtime: string | null;
-  access: 'public' | 'private';
-  manifest: unknown;
-  errors: Issue[];
-  bytes: number;
-  sha256: string;
-  createdAt: string;
-}
-
-export interface Evaluation {
-  id: string;
-  policyId: string;
-  datasetId: string;
-  version: number;
-  status: 'queued' | 'running' | 'completed' | 'failed';
-  metrics: Metrics | null;
-  timing: { latencyMsP50: number; latencyMsP99: number } | null;
-  error: Issue | null;
-  createdAt: string;
-  finishedAt: string | null;
 }

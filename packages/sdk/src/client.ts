@@ -94,7 +94,7 @@ export class KuraClient {
     create: (request: CreateRobot): Promise<RobotView> => this.http.json('POST', '/v1/robots', { body: { json: request } }),
     list: (query: ListQuery = {}): Promise<Page<RobotView>> => this.http.json('GET', '/v1/robots', { query }),
     get: (id: string): Promise<RobotView> => this.http.json('GET', `/v1/robots/${enc(id)}`),
-    putBodyModel: (id: string, urdf: Uint8Array): Promise<unknown> =>
+    putBodyModel: (id: string, urdf: Uint8Array<ArrayBuffer>): Promise<unknown> =>
       this.http.json('PUT', `/v1/robots/${enc(id)}/body-model`, { body: { bytes: urdf, contentType: 'application/xml' } }),
     bodyModel: (id: string): Promise<unknown> => this.http.json('GET', `/v1/robots/${enc(id)}/body-model`),
   };
@@ -128,7 +128,7 @@ export class KuraClient {
     get: (id: string): Promise<PolicyView> => this.http.json('GET', `/v1/policies/${enc(id)}`),
     list: (query: ListQuery & { name?: string } = {}): Promise<Page<PolicyView>> => this.http.json('GET', '/v1/policies', { query }),
     /** Uploads a bundle (.tar.gz/.tar/.zip bytes); the policy is then `validating` (see waitReady). */
-    upload: (bundle: Uint8Array, access: 'public' | 'private' = 'private'): Promise<PolicyView> =>
+    upload: (bundle: Uint8Array<ArrayBuffer>, access: 'public' | 'private' = 'private'): Promise<PolicyView> =>
       this.http.json('POST', '/v1/policies', { query: { access }, body: { bytes: bundle, contentType: 'application/gzip' } }),
     /** Polls until validation ends (ready or rejected). */
     waitReady: (id: string, options: { intervalMs?: number; timeoutMs?: number } = {}): Promise<PolicyView> =>

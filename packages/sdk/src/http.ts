@@ -3,7 +3,9 @@ import { describeNetworkError, KuraApiError, type KuraError, KuraNetworkError } 
 
 /** A body the client can send again on a retry: bytes, JSON, or a factory of fresh streams. */
 export type RequestBody =
-  { json: unknown } | { bytes: Uint8Array; contentType?: string } | { stream: () => Readable; contentType?: string; length?: number };
+  | { json: unknown }
+  | { bytes: Uint8Array<ArrayBuffer>; contentType?: string }
+  | { stream: () => Readable; contentType?: string; length?: number };
 
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;

@@ -28,7 +28,9 @@ function loadJs(
   return loadPolicyRuntime({
     manifest: manifest({ action: { shape: options.shape ?? [3] } }),
     entry: Buffer.from(script),
-    limits: options.limits,
+    // Generous time limits unless a test is about time: a loaded CI machine must not turn a memory or
+    // output check into a timeout.
+    limits: { callTimeoutMs: 5_000, loadTimeoutMs: 10_000, ...options.limits },
   });
 }
 
@@ -232,7 +234,10 @@ describe('JS policy runtime', () => {
 
     it('POLICY_MEMORY_LIMIT for a memory bomb at the top level and for typed arrays beyond the limit', async () => {
       await expect(
-        loadJs(`const hoard = []; while (true) hoard.push('x'.repeat(1000) + hoard.length);`, { limits: { memoryMb: 32 } }),
+        // A time limit a loaded machine cannot reach first: this is about memory.
+        loadJs(`const hoard = []; while (true) hoard.push('x'.repeat(1000) + hoard.length);`, {
+          limits: { memoryMb: 32, loadTimeoutMs: 10_000 },
+        }),
       ).rejects.toMatchObject({
         code: 'POLICY_MEMORY_LIMIT',
       });
@@ -378,7 +383,8 @@ describe('JS policy runtime', () => {
         [`return act(observation, context);`, /Maximum call stack size exceeded/],
       ];
       for (const [body, message] of cases) {
-        const runtime = await loadAct(body);
+        // Deep recursion and large strings are slow under load: a call limit that is not what is tested here.
+        const runtime = await loadAct(body, { limits: { callTimeoutMs: 10_000 } });
         await expect(runtime.act(observation, { step: 0 })).rejects.toMatchObject({
           code: 'POLICY_THREW',
           message: expect.stringMatching(message),
