@@ -1,5 +1,4 @@
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
@@ -7,6 +6,7 @@ import { parseRange, resolveRange } from '../common/byte-range.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
 import { ShardReader } from '../slices/shard-reader.js';
+import { meteredBody } from '../usage/metered-body.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 import { EpisodesRepository, type EpisodeRecord } from './episodes.repository.js';
 import { episodeHeldOut, episodeNotFound, episodeVideoSplit, videoFeatureNotFound } from './episodes.errors.js';
@@ -79,7 +79,10 @@ export class EpisodesService {
       contentType: blobKey.endsWith('.mp4') ? 'video/mp4' : 'application/octet-stream',
       totalBytes: info.bytes,
       range: span,
-      body: this.metered(principal, body),
+      // Counted as sent, under the caller's key (`anonymous` without one), like slice downloads.
+      body: meteredBody(body, (bytes) =>
+        this.meter.record(principal.kind === 'key' ? principal.keyId : 'anonymous', { bytesServed: bytes }),
+      ),
     };
   }
 
@@ -120,24 +123,5 @@ export class EpisodesService {
     const [blobKey] = keys;
     if (keys.size !== 1 || blobKey === undefined) throw episodeVideoSplit(datasetId, episode.episodeIndex, feature, keys.size);
     return blobKey;
-  }
-
-  /** Counts the bytes as they are sent, under the caller's key (`anonymous` without one), like slice downloads. */
-  private metered(principal: Principal, body: Readable): Readable {
-    const keyId = principal.kind === 'key' ? principal.keyId : 'anonymous';
-    let served = 0;
-    const counted = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        served += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    body.once('error', (error) => counted.destroy(error));
-    counted.once('close', () => {
-      // A HEAD, or a player that seeks elsewhere, ends the reply early: the file must be closed too.
-      body.destroy();
-      this.meter.record(keyId, { bytesServed: served });
-    });
-    return body.pipe(counted);
   }
 }

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import type { RecordBatch } from 'apache-arrow';
@@ -18,6 +18,7 @@ import { VersionsRepository } from '../datasets/versions.repository.js';
 import { SliceReader, type DecodePlan } from './slice-reader.js';
 import { SlicesService } from './slices.service.js';
 import type { SliceRecord } from './slices.repository.js';
+import { meteredBody } from '../usage/metered-body.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 
 /**
@@ -79,21 +80,7 @@ export class SliceDownloadService {
     const download = await this.prepare(principal, sliceId, format, conditions);
     if (download.kind === 'not-modified') return download;
     const keyId = principal.kind === 'key' ? principal.keyId : 'anonymous';
-    let served = 0;
-    // Counted as the bytes pass (a listener on the source would start it flowing before it is piped).
-    const counted = new Transform({
-      transform(chunk: Buffer, _encoding, callback) {
-        served += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    download.body.once('error', (error) => counted.destroy(error));
-    counted.once('close', () => {
-      this.meter.record(keyId, { bytesServed: served });
-      // pipe() does not pass a destroy upstream: a HEAD, or a client gone mid-way, must still close the source (a file handle).
-      download.body.destroy();
-    });
-    return { ...download, body: download.body.pipe(counted) };
+    return { ...download, body: meteredBody(download.body, (bytes) => this.meter.record(keyId, { bytesServed: bytes })) };
   }
 
   private async prepare(
