@@ -10,21 +10,12 @@ import { Agent, request } from 'node:http';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
 import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
-import { cpuSeconds, deployPolicy, freePort, percentile, startScratchApi } from './support.mjs';
+import { cpuSeconds, deployPolicy, freePort, percentile, startScratchApi, STATE_DIMS, trivialPolicy } from './support.mjs';
 
-const STATE_DIMS = 14;
 const RATE_PER_S = 200;
 const HTTP_REQUESTS = 3000;
 const WS_SECONDS = 5;
-const script = `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`;
-const manifest = {
-  name: 'trivial',
-  runtime: 'js',
-  entry: 'policy.js',
-  observation: ['observation.state'],
-  observationShapes: { 'observation.state': [STATE_DIMS] },
-  action: { shape: [STATE_DIMS] },
-};
+const { script, manifest } = trivialPolicy;
 const state = Array.from({ length: STATE_DIMS }, (_, index) => index / 10);
 const body = JSON.stringify({ observation: { 'observation.state': state } });
 

@@ -3,21 +3,11 @@
 // directly in this process, same run.
 import { readFile } from 'node:fs/promises';
 import { loadPolicyRuntime } from '../packages/core/dist/policies/runtimes/policy-runtime.js';
-import { deployPolicy, startScratchApi } from './support.mjs';
-
-const STATE_DIMS = 14;
-const trivialScript = `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`;
+import { deployPolicy, STATE_DIMS, startScratchApi, trivialPolicy } from './support.mjs';
 
 /** Per-call time of the sandboxed policy and of the same function called directly. */
 async function callOverhead() {
-  const manifest = {
-    name: 'bench',
-    runtime: 'js',
-    entry: 'policy.js',
-    observation: ['observation.state'],
-    action: { shape: [STATE_DIMS] },
-  };
-  const runtime = await loadPolicyRuntime({ manifest, entry: Buffer.from(trivialScript) });
+  const runtime = await loadPolicyRuntime({ manifest: trivialPolicy.manifest, entry: Buffer.from(trivialPolicy.script) });
   const observation = { 'observation.state': Array.from({ length: STATE_DIMS }, (_, index) => index / 10) };
   const calls = 5000;
   for (let index = 0; index < 500; index++) await runtime.act(observation, { step: index });
@@ -25,7 +15,7 @@ async function callOverhead() {
   for (let index = 0; index < calls; index++) await runtime.act(observation, { step: index });
   const sandboxUs = ((performance.now() - started) / calls) * 1000;
   runtime.dispose();
-  const direct = new Function(`${trivialScript}; return act;`)();
+  const direct = new Function(`${trivialPolicy.script}; return act;`)();
   started = performance.now();
   let sink = 0;
   for (let index = 0; index < calls * 20; index++) sink += (await direct(observation, { step: index }))[0];
@@ -56,17 +46,7 @@ export async function benchPolicies() {
 
     const mlp = await readFile(new URL('../packages/core/src/policies/runtimes/fixtures/mlp-14x256x256x14.onnx', import.meta.url));
     const bundles = {
-      'trivial JS': {
-        'policy.json': JSON.stringify({
-          name: 'trivial',
-          runtime: 'js',
-          entry: 'policy.js',
-          observation: ['observation.state'],
-          observationShapes: { 'observation.state': [STATE_DIMS] },
-          action: { shape: [STATE_DIMS] },
-        }),
-        'policy.js': trivialScript,
-      },
+      'trivial JS': { 'policy.json': JSON.stringify(trivialPolicy.manifest), 'policy.js': trivialPolicy.script },
       'ONNX MLP 2×256': {
         'policy.json': JSON.stringify({
           name: 'mlp',

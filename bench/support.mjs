@@ -149,3 +149,19 @@ export async function deployPolicy(call, files) {
   if (policy.status !== 'ready') throw new Error(`policy ${policy.id}: ${JSON.stringify(policy.errors)}`);
   return policy;
 }
+
+/** The state size of the benches' policies (a bimanual arm's 14 joints). */
+export const STATE_DIMS = 14;
+
+/** The benches' trivial JS policy: halves the state; its manifest and script. */
+export const trivialPolicy = {
+  script: `function act(observation) { const s = observation['observation.state']; const out = new Array(${STATE_DIMS}); for (let i = 0; i < ${STATE_DIMS}; i++) out[i] = s[i] * 0.5; return out; }`,
+  manifest: {
+    name: 'trivial',
+    runtime: 'js',
+    entry: 'policy.js',
+    observation: ['observation.state'],
+    observationShapes: { 'observation.state': [STATE_DIMS] },
+    action: { shape: [STATE_DIMS] },
+  },
+};

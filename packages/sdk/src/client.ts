@@ -23,9 +23,10 @@ import type {
   SliceFormat,
   updateKeyRequestSchema,
 } from '@kura/schema';
+import type { StepLine } from '@kura/formats';
 import type { z } from 'zod';
-import { KuraError } from './errors.js';
-import { defaultRetryPolicy, HttpClient, sleep, type RetryPolicy } from './http.js';
+import { defaultRetryPolicy, HttpClient, type RetryPolicy } from './http.js';
+import { poll } from './poll.js';
 import { Uploads } from './uploads.js';
 import { Downloads } from './downloads.js';
 
@@ -36,6 +37,8 @@ export type CreateDataset = z.input<typeof createDatasetRequestSchema>;
 export type CreateKey = z.input<typeof createKeyRequestSchema>;
 export type UpdateKey = z.input<typeof updateKeyRequestSchema>;
 export type CreateSlice = z.input<typeof createSliceRequestSchema>;
+/** One line of a slice downloaded as `ndjson`. */
+export type SliceNdjsonLine = StepLine;
 export type {
   ApiKeyView,
   DatasetView,
@@ -176,20 +179,3 @@ export class KuraClient {
 }
 
 const enc = encodeURIComponent;
-
-/** Calls `read` until `done` says so, every `intervalMs` (default 500 ms), for at most `timeoutMs` (default 1 h). */
-export async function poll<T>(
-  read: () => Promise<T>,
-  done: (value: T) => boolean,
-  options: { intervalMs?: number; timeoutMs?: number; onValue?: (value: T) => void } = {},
-): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 3600_000);
-  for (;;) {
-    const value = await read();
-    options.onValue?.(value);
-    if (done(value)) return value;
-    if (Date.now() > deadline)
-      throw new KuraError('WAIT_TIMEOUT', `still not done after ${Math.round((options.timeoutMs ?? 3600_000) / 1000)} s`);
-    await sleep(options.intervalMs ?? 500);
-  }
-}

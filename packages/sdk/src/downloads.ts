@@ -1,10 +1,11 @@
 import { createWriteStream } from 'node:fs';
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { SliceFormat } from '@kura/schema';
 import { describeNetworkError, KuraApiError, KuraError, KuraNetworkError } from './errors.js';
 import { retryDelayMs, sleep, type HttpClient } from './http.js';
+import { counted } from './streams.js';
 
 /** Formats the server serves with Range (they are files with a known length): a download of them resumes. */
 const RESUMABLE_FORMATS: ReadonlySet<string> = new Set(['arrow-file', 'parquet', 'lerobot']);
@@ -67,14 +68,11 @@ export class Downloads {
       options.onProgress?.({ bytes, total });
       try {
         await pipeline(
-          Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-          new Transform({
-            transform(chunk: Buffer, _encoding, callback) {
-              bytes += chunk.length;
-              options.onProgress?.({ bytes, total });
-              callback(null, chunk);
-            },
-          }),
+          counted(
+            Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
+            (sent) => options.onProgress?.({ bytes: (bytes = sent), total }),
+            start,
+          ),
           createWriteStream(partPath, { flags: continuing ? 'a' : 'w' }),
         );
         if (total !== undefined && bytes < total) throw new Error(`the connection ended after ${bytes} of ${total} bytes`);

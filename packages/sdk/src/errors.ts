@@ -1,10 +1,7 @@
-/** Where the API says a problem is (file, episode, step, field), when it says. */
-export interface ErrorLocation {
-  file?: string;
-  episode?: number | string;
-  step?: number;
-  field?: string;
-}
+import type { ErrorLocation } from '@kura/schema';
+
+/** Where the API says a problem is (file, episode, step, field): the API's own type. */
+export type { ErrorLocation };
 
 /** Any failure the client reports: `code` is the API's error code or one of the client's own. */
 export class KuraError extends Error {

@@ -5,6 +5,7 @@
  */
 export * from './client.js';
 export * from './errors.js';
+export { poll } from './poll.js';
 export { retryDelayMs, defaultRetryPolicy, type RetryPolicy, type RequestOptions } from './http.js';
 export type { UploadOptions, UploadPhase } from './uploads.js';
 export type { DownloadProgress } from './downloads.js';

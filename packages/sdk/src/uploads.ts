@@ -2,11 +2,12 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
 import type { UploadView } from '@kura/core';
 import { KuraError } from './errors.js';
 import type { HttpClient } from './http.js';
+import { poll } from './poll.js';
 import { describeSource, sourceOf, type UploadSource } from './sources.js';
+import { counted } from './streams.js';
 
 export type UploadPhase = 'reading' | 'sending';
 
@@ -46,13 +47,12 @@ export class Uploads {
   }
 
   /** Polls until the upload is published or failed; `onValue` sees each status on the way. */
-  async wait(id: string, options: { intervalMs?: number; onValue?: (upload: UploadView) => void } = {}): Promise<UploadView> {
-    for (;;) {
-      const upload = await this.get(id);
-      options.onValue?.(upload);
-      if (upload.status === 'published' || upload.status === 'failed') return upload;
-      await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 500));
-    }
+  wait(id: string, options: { intervalMs?: number; onValue?: (upload: UploadView) => void } = {}): Promise<UploadView> {
+    return poll(
+      () => this.get(id),
+      (upload) => upload.status === 'published' || upload.status === 'failed',
+      { ...options, timeoutMs: Number.POSITIVE_INFINITY },
+    );
   }
 
   /**
@@ -162,19 +162,6 @@ export class Uploads {
 /** The same bytes into the same dataset (and format) are the same upload. */
 const idempotencyKey = (datasetId: string, sha256: string, format: string | undefined) =>
   `sdk:${datasetId}:${format ?? 'detect'}:${sha256}`;
-
-/** Passes the stream through, telling how many bytes went by. */
-export function counted(stream: Readable, onBytes: (bytes: number) => void): Readable {
-  let bytes = 0;
-  const counter = new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      onBytes((bytes += chunk.length));
-      callback(null, chunk);
-    },
-  });
-  stream.on('error', (error) => counter.destroy(error));
-  return stream.pipe(counter);
-}
 
 async function readState(path: string, uploadId: string, sha256: string): Promise<PartState | undefined> {
   try {

@@ -1,8 +1,8 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { AppError, EpisodesService, type Principal } from '@kura/core';
+import { header, sendByteReply } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 
 @ApiTags('episodes')
@@ -42,39 +42,12 @@ export class EpisodesController {
       ifRange: header(request, 'if-range'),
       ifNoneMatch: header(request, 'if-none-match'),
     });
-    response.setHeader('ETag', video.etag);
-    // Immutable bytes, but behind access rules that may change: private caches only, revalidated hourly.
-    response.setHeader('Cache-Control', 'private, max-age=3600');
-    if (video.kind === 'not-modified') {
-      response.status(304).end();
-      return;
-    }
-    response.setHeader('Content-Type', video.contentType);
-    response.setHeader('Accept-Ranges', 'bytes');
-    if (video.range) {
-      response.status(206);
-      response.setHeader('Content-Range', `bytes ${video.range.start}-${video.range.end}/${video.totalBytes}`);
-      response.setHeader('Content-Length', String(video.range.end - video.range.start + 1));
-    } else {
-      response.status(200);
-      response.setHeader('Content-Length', String(video.totalBytes));
-    }
-    if (request.method === 'HEAD') {
-      video.body.destroy();
-      response.end();
-      return;
-    }
-    try {
-      await pipeline(video.body, response);
-    } catch (error) {
+    await sendByteReply(request, response, video, {
+      acceptsRanges: true,
+      // Immutable bytes, but behind access rules that may change: private caches only, revalidated hourly.
+      headers: { 'Cache-Control': 'private, max-age=3600' },
       // A player that seeks elsewhere drops the connection mid-file: that is normal, not a failure.
-      request.log?.debug({ err: error, datasetId, episodeIndex }, 'video response ended early');
-      response.destroy();
-    }
+      onEarlyEnd: (error) => request.log?.debug({ err: error, datasetId, episodeIndex }, 'video response ended early'),
+    });
   }
-}
-
-function header(request: Request, name: string): string | undefined {
-  const value = request.headers[name];
-  return typeof value === 'string' ? value.trim() : undefined;
 }

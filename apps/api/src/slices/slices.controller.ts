@@ -1,10 +1,10 @@
 import { Controller, Get, Param, Post, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { pipeline } from 'node:stream/promises';
 import { SliceDownloadService, SlicesService, type Principal } from '@kura/core';
 import { createSliceRequestSchema, sliceCreateQuerySchema, sliceDataQuerySchema, type CreateSliceRequest } from '@kura/schema';
 import { z } from 'zod';
+import { header, sendByteReply } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
 
@@ -67,38 +67,10 @@ export class SlicesController {
       ifRange: header(request, 'if-range'),
       ifNoneMatch: header(request, 'if-none-match'),
     });
-    response.setHeader('ETag', download.etag);
-    if (download.kind === 'not-modified') {
-      response.status(304).end();
-      return;
-    }
-    response.setHeader('Content-Type', download.contentType);
-    response.setHeader('Content-Disposition', `attachment; filename="${download.fileName}"`);
-    response.setHeader('Accept-Ranges', download.acceptsRanges ? 'bytes' : 'none');
-    if (download.range && download.totalBytes !== undefined) {
-      response.status(206);
-      response.setHeader('Content-Range', `bytes ${download.range.start}-${download.range.end}/${download.totalBytes}`);
-      response.setHeader('Content-Length', String(download.range.end - download.range.start + 1));
-    } else {
-      response.status(200);
-      if (download.totalBytes !== undefined) response.setHeader('Content-Length', String(download.totalBytes));
-    }
-    if (request.method === 'HEAD') {
-      download.body.destroy();
-      response.end();
-      return;
-    }
-    try {
-      await pipeline(download.body, response);
-    } catch (error) {
-      // Headers are gone: all that is left is to cut the connection so the client sees a short read.
-      request.log?.warn({ err: error, sliceId: id }, 'slice download interrupted');
-      response.destroy();
-    }
+    await sendByteReply(request, response, download, {
+      acceptsRanges: download.kind === 'bytes' && download.acceptsRanges,
+      bodyHeaders: download.kind === 'bytes' ? { 'Content-Disposition': `attachment; filename="${download.fileName}"` } : {},
+      onEarlyEnd: (error) => request.log?.warn({ err: error, sliceId: id }, 'slice download interrupted'),
+    });
   }
-}
-
-function header(request: Request, name: string): string | undefined {
-  const value = request.headers[name];
-  return typeof value === 'string' ? value.trim() : undefined;
 }

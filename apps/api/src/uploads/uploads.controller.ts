@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
 import { episodeQuerySchema, listQuerySchema, type EpisodeQuery } from '@kura/schema';
+import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
 
@@ -215,9 +216,4 @@ export class UploadsController {
   ) {
     return this.versions.stats(principal, datasetId, query.version);
   }
-}
-
-function header(request: Request, name: string): string | undefined {
-  const value = request.headers[name];
-  return typeof value === 'string' ? value.trim() : undefined;
 }

@@ -2,6 +2,7 @@
 // once into columns — numbers per component, camera frames as Blobs (drawn later from object URLs /
 // ImageBitmaps), video frames as their time in the episode's mp4.
 import { api, ApiError, enc, request, type Dataset, type Episode, type Page, type Slice } from '../api';
+import type { SliceNdjsonLine } from '@kura/sdk';
 import { componentNames, isNumeric } from '../features';
 
 export interface VectorTrack {
@@ -38,17 +39,7 @@ export interface EpisodeData {
   sliceId: string;
 }
 
-/** One line of a Kura NDJSON export (packages/formats/src/ndjson/export.ts). */
-interface StepLine {
-  episode?: number;
-  step?: number;
-  timestamp?: number;
-  observation?: Record<string, unknown>;
-  action?: unknown;
-  reward?: number;
-  language?: string;
-  features?: Record<string, unknown>;
-}
+type StepLine = SliceNdjsonLine;
 
 export interface LoadProgress {
   steps: number;

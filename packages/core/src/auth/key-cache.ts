@@ -1,4 +1,4 @@
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import pg from 'pg';
 import { DATABASE_URL, LOGGER } from '../database/database.tokens.js';
 import type { Logger } from '../logging/logger.js';
@@ -15,10 +15,12 @@ const RECONNECT_MS = 1000;
  * A revocation thus takes effect everywhere as soon as Postgres delivers the notification.
  */
 @Injectable()
-export class KeyCache implements OnApplicationBootstrap, OnApplicationShutdown {
+export class KeyCache implements OnApplicationShutdown {
   private readonly entries = new Map<string, { key: ApiKeyRecord; expiresAt: number }>();
   private listener: pg.Client | undefined;
   private listening = false;
+  /** The listener starts with the first key looked up: processes that never authenticate (workers) hold no connection. */
+  private started = false;
   private closing = false;
   /** Moves on at every forget: a read that began before one must not be cached after it. */
   private generation = 0;
@@ -27,10 +29,6 @@ export class KeyCache implements OnApplicationBootstrap, OnApplicationShutdown {
     @Inject(DATABASE_URL) private readonly databaseUrl: string,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
-
-  async onApplicationBootstrap(): Promise<void> {
-    await this.listen().catch((error: unknown) => this.lost(error));
-  }
 
   async onApplicationShutdown(): Promise<void> {
     this.closing = true;
@@ -44,6 +42,10 @@ export class KeyCache implements OnApplicationBootstrap, OnApplicationShutdown {
   }
 
   get(keyHash: string): ApiKeyRecord | undefined {
+    if (!this.started && !this.closing) {
+      this.started = true;
+      void this.listen().catch((error: unknown) => this.lost(error));
+    }
     if (!this.listening) return undefined;
     const entry = this.entries.get(keyHash);
     if (!entry) return undefined;

@@ -44,3 +44,8 @@ export const rangeNotSatisfiable = (header: string, size: number) =>
     details: { range: header, size },
     location: { field: 'Range' },
   });
+
+/** Whether an If-None-Match header names this ETag (or `*`): the client's copy is current (304). */
+export function ifNoneMatchHits(ifNoneMatch: string | undefined, etag: string): boolean {
+  return ifNoneMatch !== undefined && ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*');
+}

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { parseRange, resolveRange } from '../common/byte-range.js';
+import { ifNoneMatchHits, parseRange, resolveRange } from '../common/byte-range.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
 import { ShardReader } from '../slices/shard-reader.js';
@@ -60,7 +60,7 @@ export class EpisodesService {
     const blobKey = await this.videoBlobKey(principal, request);
     // Video blobs are named by their sha256, so the name is a strong validator of the bytes.
     const etag = `"${blobKey.slice(blobKey.lastIndexOf('/') + 1)}"`;
-    if (request.ifNoneMatch !== undefined && request.ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')) {
+    if (ifNoneMatchHits(request.ifNoneMatch, etag)) {
       return { kind: 'not-modified', etag };
     }
     const info = await this.blobs.head({ key: blobKey });

@@ -10,7 +10,7 @@ import type { FeatureSpec, SliceFormat } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { readJsonBlob } from '../blobs/json-blobs.js';
-import { parseRange, resolveRange } from '../common/byte-range.js';
+import { ifNoneMatchHits, parseRange, resolveRange } from '../common/byte-range.js';
 import { newId } from '../common/ids.js';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG } from '../database/database.tokens.js';
@@ -92,10 +92,7 @@ export class SliceDownloadService {
     const slice = await this.slices.findReadable(principal, sliceId);
     const spec = formats[format];
     const etag = `"${slice.id}.${format}.r${DOWNLOAD_REVISION}"`;
-    if (
-      conditions.ifNoneMatch !== undefined &&
-      conditions.ifNoneMatch.split(',').some((tag) => tag.trim() === etag || tag.trim() === '*')
-    ) {
+    if (ifNoneMatchHits(conditions.ifNoneMatch, etag)) {
       return { kind: 'not-modified', etag };
     }
     const base = {

@@ -24,7 +24,8 @@ export async function* batchesToNdjson(params: { schema: Schema; batches: AsyncI
   }
 }
 
-interface StepLine {
+/** One step line of a Kura NDJSON export (what `GET /v1/slices/:id/data?format=ndjson` sends). */
+export interface StepLine {
   dataset?: string;
   episode?: number;
   step?: number;
