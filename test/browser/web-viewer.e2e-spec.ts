@@ -17,8 +17,8 @@ const CHROMIUM = process.env.KURA_TEST_CHROMIUM ?? '/usr/bin/chromium';
 const webDist = fileURLToPath(new URL('../../apps/web/dist/index.html', import.meta.url));
 const outputDir = fileURLToPath(new URL('../../test-output/', import.meta.url));
 
-// Source: ../shared/fixtures/urdf/so101 (TheRobotStudio/SO-ARM100 @ fda892cba810, Apache-2.0; see SOURCES.md).
-const so101Urdf = fileURLToPath(new URL('../../../shared/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url));
+// Source: test/fixtures/urdf/so101 (TheRobotStudio/SO-ARM100 @ fda892cba810, Apache-2.0; see SOURCES.md).
+const so101Urdf = fileURLToPath(new URL('../../test/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url));
 
 const LONG_EPISODE = 1200;
 const STATE_NAMES = ['shoulder', 'elbow', 'wrist'];

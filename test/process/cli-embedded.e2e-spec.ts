@@ -10,7 +10,7 @@ import { runKura } from '../support/cli.js';
 import { seedNdjson } from '../support/datasets.js';
 import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
 
-const fixture = (path: string) => fileURLToPath(new URL(`../../../shared/fixtures/${path}`, import.meta.url));
+const fixture = (path: string) => fileURLToPath(new URL(`../../test/fixtures/${path}`, import.meta.url));
 
 describe('kura CLI against an embedded-mode api (npm start)', () => {
   let scratch: string;

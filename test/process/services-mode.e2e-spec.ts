@@ -10,7 +10,7 @@ import { createTestDatabase, requireEnv } from '../support/database.js';
 import { eventually } from '../support/app.js';
 import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
 
-const so101 = new URL('../../../shared/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url);
+const so101 = new URL('../../test/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url);
 
 describe('services mode (api + 2 workers on Postgres, Redis, S3)', () => {
   let database: { url: string; drop: () => Promise<void> };

@@ -3,10 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { bearer, eventually, type TestApp } from './app.js';
 import { tarGzOf } from './archives.js';
 
-// Source: ../shared/fixtures/lerobot_v2.1/unitree_g1 (YifanTian07/G1-policy-train @ d1d3bb45f16a, MIT; see
+// Source: test/fixtures/lerobot_v2.1/unitree_g1 (YifanTian07/G1-policy-train @ d1d3bb45f16a, MIT; see
 // SOURCES.md). Of its episodes only 29 has its camera's mp4 (AV1, 640×480, 221 frames at 30 fps), so an
 // upload of episode 29 alone keeps the video feature.
-const unitree = (path: string) => fileURLToPath(new URL(`../../../shared/fixtures/lerobot_v2.1/unitree_g1/${path}`, import.meta.url));
+const unitree = (path: string) => fileURLToPath(new URL(`../../test/fixtures/lerobot_v2.1/unitree_g1/${path}`, import.meta.url));
 
 export const CAM_HIGH = 'observation.images.cam_high';
 export const EPISODE_29_MP4 = `videos/chunk-000/${CAM_HIGH}/episode_000029.mp4`;

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { BLOB_STORE, JobsService, type BlobStore } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 
-// SO-101 arm URDF from TheRobotStudio/SO-ARM100 (Apache-2.0), kept in ../shared/fixtures.
-const so101Url = new URL('../../../../../shared/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url);
+// SO-101 arm URDF from TheRobotStudio/SO-ARM100 (Apache-2.0), kept in test/fixtures (see SOURCES.md there).
+const so101Url = new URL('../../../../test/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url);
 
 const robotBody = { name: 'so101 left', robotType: 'so101', controlFrequencyHz: 30, actionSpace: 'joint_position' };
 

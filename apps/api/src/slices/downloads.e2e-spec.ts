@@ -10,8 +10,8 @@ import { bearer, eventually, getBytes, s3Environment, startTestApp, type TestApp
 import { tarGzOfFolder } from '../../../../test/support/archives.js';
 import { createDataset } from '../../../../test/support/datasets.js';
 
-// Source: ../shared/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
-const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
+// Source: test/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
+const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
 const FIXTURE_EPISODES = [0, 1, 2, 29];
 const FIXTURE_STEPS = 479 + 393 + 343 + 221;
 

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder, tarGzWithEntry } from '../../../../test/support/archives.js';
 
-const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
+const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
 
 describe('importing each format over HTTP', () => {
   let kura: TestApp;

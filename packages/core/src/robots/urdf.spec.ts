@@ -3,8 +3,8 @@ import { describe, expect, it } from '@jest/globals';
 import { AppError } from '../errors/app-error.js';
 import { parseUrdf, UrdfError } from './urdf.js';
 
-// SO-101 arm from TheRobotStudio/SO-ARM100 (Apache-2.0, licence beside the file in shared/fixtures).
-const so101Url = new URL('../../../../../shared/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url);
+// SO-101 arm from TheRobotStudio/SO-ARM100 (Apache-2.0, licence beside the file in test/fixtures).
+const so101Url = new URL('../../../../test/fixtures/urdf/so101/so101_new_calib.urdf', import.meta.url);
 
 /** Joins lines with "\n" so each test can state the line its mistake is on. */
 function lines(...content: string[]): string {

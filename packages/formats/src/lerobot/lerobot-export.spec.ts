@@ -23,8 +23,8 @@ import { lerobotImporter } from './import.js';
 // [2], a float64 [2, 2] and a float32 [2] {motors} feature, a PNG image, next.reward and next.done.
 const v20Small = fileURLToPath(new URL('./fixtures/v2_0_small/', import.meta.url));
 // Real LeRobot v2.1 data: YifanTian07/G1-policy-train @ d1d3bb45f16a (MIT), read-only in
-// /work/shared/fixtures/lerobot_v2.1/unitree_g1; episode 29 is the one with its mp4.
-const unitreeG1 = fileURLToPath(new URL('../../../../../shared/fixtures/lerobot_v2.1/unitree_g1/', import.meta.url));
+// test/fixtures/lerobot_v2.1/unitree_g1; episode 29 is the one with its mp4.
+const unitreeG1 = fileURLToPath(new URL('../../../../test/fixtures/lerobot_v2.1/unitree_g1/', import.meta.url));
 const CAM_HIGH = 'observation.images.cam_high';
 const MTIME = new Date('2026-01-02T03:04:05Z');
 

@@ -11,9 +11,9 @@ import { validateEpisode } from '../validate.js';
 import { lerobotImporter } from './import.js';
 
 // The real dataset is YifanTian07/G1-policy-train @ d1d3bb45f16a (MIT), kept byte-for-byte in
-// /work/shared/fixtures/lerobot_v2.1/unitree_g1: a LeRobot v2.1 Unitree G1 dataset whose metadata lists
+// test/fixtures/lerobot_v2.1/unitree_g1: a LeRobot v2.1 Unitree G1 dataset whose metadata lists
 // 100 episodes, of which episodes 0, 1, 2 and 29 have parquet files and only 29 has its mp4.
-const unitreeG1 = fileURLToPath(new URL('../../../../../shared/fixtures/lerobot_v2.1/unitree_g1/', import.meta.url));
+const unitreeG1 = fileURLToPath(new URL('../../../../test/fixtures/lerobot_v2.1/unitree_g1/', import.meta.url));
 // Our own small fixtures, written by fixtures/make_fixtures.py.
 const v3Small = fileURLToPath(new URL('./fixtures/v3_small/', import.meta.url));
 const v20Small = fileURLToPath(new URL('./fixtures/v2_0_small/', import.meta.url));
@@ -30,7 +30,7 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-/** A writable copy of a fixture folder (the shared fixtures are read-only). */
+/** A writable copy of a fixture folder (fixtures are never written by tests). */
 async function copyOf(fixture: string): Promise<string> {
   const folder = join(scratch, `upload-${Math.random().toString(36).slice(2, 10)}`);
   await cp(fixture, folder, { recursive: true });

@@ -15,8 +15,8 @@ import type { TestFeature } from './testing.js';
 import { crc32c, maskCrc32c, readTfRecords } from './tfrecord.js';
 
 // The fixture is octo-models/octo's tests/debug_dataset/bridge_dataset/1.0.0 (MIT), kept byte-for-byte in
-// /work/shared/fixtures/rlds/bridge_debug: 25 BridgeData V2 episodes of 10 steps each.
-const fixtureDirectory = fileURLToPath(new URL('../../../../../shared/fixtures/rlds/bridge_debug/', import.meta.url));
+// test/fixtures/rlds/bridge_debug: 25 BridgeData V2 episodes of 10 steps each.
+const fixtureDirectory = fileURLToPath(new URL('../../../../test/fixtures/rlds/bridge_debug/', import.meta.url));
 const fixtureRecordsName = 'bridge_dataset-train.tfrecord-00000-of-00001';
 const fixtureRecords = join(fixtureDirectory, fixtureRecordsName);
 const fixtureFeaturesJson = join(fixtureDirectory, 'features.json');

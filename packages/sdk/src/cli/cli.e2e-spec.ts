@@ -9,7 +9,7 @@ import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/s
 import { createDataset, seedDataset, seedNdjson } from '../../../../test/support/datasets.js';
 import { runKura } from '../../../../test/support/cli.js';
 
-const fixture = (path: string) => fileURLToPath(new URL(`../../../../../shared/fixtures/${path}`, import.meta.url));
+const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
 
 /** A TCP proxy that forwards until `limit` bytes went one way, then cuts every connection and refuses new ones. */
 async function breakingProxy(targetPort: number, limit: { upstream?: number; downstream?: number } = {}) {
