@@ -8,6 +8,13 @@ module.exports = {
       from: { path: '^packages/schema/' },
       to: { path: '^(packages/(core|formats|sdk)|apps)/' },
     },
+    {
+      name: 'jail-depends-on-nothing',
+      severity: 'error',
+      comment: 'The jail is the security boundary: small, and importing none of what it confines.',
+      from: { path: '^packages/jail/' },
+      to: { path: '^(packages/(core|formats|sdk|schema)|apps)/' },
+    },
     { name: 'packages-never-import-apps', severity: 'error', from: { path: '^packages/' }, to: { path: '^apps/' } },
     { name: 'api-and-worker-are-separate', severity: 'error', from: { path: '^apps/worker/' }, to: { path: '^apps/api/' } },
     { name: 'worker-is-separate-from-api', severity: 'error', from: { path: '^apps/api/' }, to: { path: '^apps/worker/' } },

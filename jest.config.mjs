@@ -16,7 +16,7 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   moduleNameMapper: {
-    '^@kura/(schema|core|formats)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@kura/(schema|core|formats|jail)$': '<rootDir>/packages/$1/src/index.ts',
     '^@kura/(schema|core|formats)/testing$': '<rootDir>/packages/$1/src/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

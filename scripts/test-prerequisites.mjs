@@ -18,6 +18,12 @@ const prerequisites = [
     why: 'the web viewer tests (test/browser) drive /usr/bin/chromium',
     present: async () => existsSync('/usr/bin/chromium'),
   },
+  {
+    name: 'bubblewrap',
+    aptPackage: 'bubblewrap',
+    why: 'the jail tests run parsers and developers\' code under bwrap (packages/jail)',
+    present: async () => onPath('bwrap'),
+  },
 ];
 
 const missing = [];

@@ -1,0 +1,18 @@
+import { createInterface } from 'node:readline';
+import { writeSync } from 'node:fs';
+import { JAIL_MESSAGE_FD } from './jail.js';
+
+/**
+ * The child's side of the channel: `send` writes one JSON line to the parent (synchronously, so a
+ * message sent right before exiting is not lost), `messages` reads the parent's lines from stdin.
+ */
+export const jailChannel = {
+  send(message: unknown): void {
+    const line = Buffer.from(`${JSON.stringify(message)}\n`);
+    for (let written = 0; written < line.length;) written += writeSync(JAIL_MESSAGE_FD, line, written);
+  },
+
+  async *messages(): AsyncGenerator<unknown> {
+    for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) if (line !== '') yield JSON.parse(line);
+  },
+};
