@@ -21,7 +21,7 @@ const prerequisites = [
   {
     name: 'bubblewrap',
     aptPackage: 'bubblewrap',
-    why: 'the jail tests run parsers and developers\' code under bwrap (packages/jail)',
+    why: "the jail tests run parsers and developers' code under bwrap (packages/jail)",
     present: async () => onPath('bwrap'),
   },
 ];
