@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { access, mkdir, readFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import jpeg from 'jpeg-js';
@@ -113,6 +113,78 @@ function pixelsOf(page: Page, selector: string): Promise<PixelStats> {
   }, selector);
 }
 
+/** Whether a number printed in fixed or exponent notation is `value` to the digits it shows. */
+function printedAs(text: string, value: number): boolean {
+  const match = /^-?\d+(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(text.trim());
+  if (!match) return false;
+  const decimals = match[1]?.length ?? 0;
+  const exponent = Number(match[2] ?? 0);
+  return Math.abs(Number(text) - value) <= 0.5 * 10 ** (exponent - decimals) * (1 + 1e-9);
+}
+
+/** A row of a slice's NDJSON (the rows the viewer plots), parsed at the boundary. */
+interface SliceRow {
+  step?: number;
+  timestamp: number;
+  action?: unknown;
+  observation?: Record<string, unknown>;
+  features?: Record<string, unknown>;
+  reward?: number;
+}
+
+/** A plotted feature's numbers in a row, named as the viewer names its plots. */
+function featureNumbers(row: SliceRow, name: string): number[] {
+  const member = (value: unknown, key: string): unknown =>
+    value !== null && typeof value === 'object' ? Object.entries(value).find(([entry]) => entry === key)?.[1] : undefined;
+  const value =
+    name === 'action'
+      ? row.action
+      : name.startsWith('action.')
+        ? member(row.action, name.slice('action.'.length))
+        : name.startsWith('observation.')
+          ? row.observation?.[name.slice('observation.'.length)]
+          : name === 'reward'
+            ? row.reward
+            : row.features?.[name];
+  return (Array.isArray(value) ? value : [value]).map(Number);
+}
+
+/** Ink pixels (dark against the light header) of an RGBA image, and how many separate 4-connected shapes they form. */
+function inkShapes(image: { width: number; height: number; data: Uint8Array }): { ink: number; shapes: number[] } {
+  const { width, height, data } = image;
+  const isInk = new Uint8Array(width * height);
+  let ink = 0;
+  for (let pixel = 0; pixel < width * height; pixel++) {
+    const luma = (data[pixel * 4]! + data[pixel * 4 + 1]! + data[pixel * 4 + 2]!) / 3;
+    if (luma < 170) {
+      isInk[pixel] = 1;
+      ink++;
+    }
+  }
+  const shapes: number[] = [];
+  const seen = new Uint8Array(width * height);
+  for (let start = 0; start < width * height; start++) {
+    if (!isInk[start] || seen[start]) continue;
+    let size = 0;
+    const stack = [start];
+    seen[start] = 1;
+    while (stack.length > 0) {
+      const pixel = stack.pop()!;
+      size++;
+      const x = pixel % width;
+      const neighbours = [x > 0 ? pixel - 1 : -1, x < width - 1 ? pixel + 1 : -1, pixel - width, pixel + width];
+      for (const next of neighbours) {
+        if (next >= 0 && next < width * height && isInk[next] && !seen[next]) {
+          seen[next] = 1;
+          stack.push(next);
+        }
+      }
+    }
+    shapes.push(size);
+  }
+  return { ink, shapes };
+}
+
 /** Moves the scrubber as a user would (an input event). */
 async function scrubTo(page: Page, step: number): Promise<void> {
   await page.locator('[data-testid="scrubber"]').evaluate((input, value) => {
@@ -180,6 +252,40 @@ describe('web viewer in Chromium', () => {
 
   async function open(path: string): Promise<void> {
     await page.goto(`${base}${path}`);
+  }
+
+  /**
+   * Right after an episode page is ready, before any interaction: the scrubber is at step 0, and
+   * every plot's cursor is on step 0 with its legend showing step 0's values as the API serves them.
+   */
+  async function expectFirstPaintAtStepZero(): Promise<void> {
+    const sliceHref = await page.locator('a[href^="/v1/slices/"]').getAttribute('href');
+    const rows = await kura.request.get(sliceHref!);
+    expect(rows.status).toBe(200);
+    const first = JSON.parse(rows.text.slice(0, rows.text.indexOf('\n'))) as SliceRow;
+    expect(await page.locator('[data-testid="scrubber"]').inputValue()).toBe('0');
+    expect(await page.locator('[data-testid="step-label"]').innerText()).toMatch(new RegExp(`^step ${first.step ?? 0} · 1 of `));
+    const plots = await page.locator('[data-testid="plot"]').evaluateAll((elements) =>
+      elements.map((plot) => ({
+        name: plot.getAttribute('data-name') ?? '',
+        legend: [...plot.querySelectorAll('.u-legend .u-series .u-value')].map((cell) => cell.textContent ?? ''),
+        cursorOffset:
+          plot.querySelector('.u-cursor-x')!.getBoundingClientRect().left - plot.querySelector('.u-over')!.getBoundingClientRect().left,
+      })),
+    );
+    expect(plots.length).toBeGreaterThan(0);
+    const disagreements: string[] = [];
+    for (const plot of plots) {
+      const expected = [first.timestamp, ...featureNumbers(first, plot.name)];
+      expect(plot.legend).toHaveLength(expected.length);
+      plot.legend.forEach((shown, index) => {
+        if (!printedAs(shown, expected[index]!))
+          disagreements.push(`${plot.name} series ${index}: shows ${shown}, step 0 is ${expected[index]}`);
+      });
+      // The first step is the x scale's minimum: its cursor sits on the plot's left edge.
+      if (Math.abs(plot.cursorOffset) > 1) disagreements.push(`${plot.name}: cursor ${plot.cursorOffset.toFixed(1)} px from step 0`);
+    }
+    expect(disagreements).toEqual([]);
   }
 
   async function typeKey(key: string): Promise<void> {
@@ -256,6 +362,31 @@ describe('web viewer in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await kura?.close();
+  });
+
+  it('draws the brand 蔵 without any CJK font installed: several strokes of ink, not a missing-glyph box', async () => {
+    // Four device pixels per CSS pixel, as on a HiDPI screen, so that separate strokes stay apart.
+    const sharp = await browser.newPage({ viewport: { width: 800, height: 300 }, deviceScaleFactor: 4 });
+    try {
+      await sharp.goto(`${base}/datasets`);
+      expect(await sharp.getByRole('link', { name: 'Kura 蔵' }).count()).toBe(1);
+      const kanji = sharp.locator('header .brand-kanji');
+      const box = (await kanji.boundingBox())!;
+      expect(box.height).toBeGreaterThanOrEqual(14); // about the height of the brand's letters
+      const shot = await kanji.screenshot({ type: 'png' });
+      await mkdir(outputDir, { recursive: true });
+      await writeFile(`${outputDir}brand.png`, shot);
+      const image = jpeg.decode(await kanji.screenshot({ type: 'jpeg', quality: 100 }), { useTArray: true });
+      const { ink, shapes } = inkShapes(image);
+      const area = image.width * image.height;
+      expect(ink / area).toBeGreaterThan(0.15);
+      expect(ink / area).toBeLessThan(0.6);
+      // 蔵 drawn with strokes falls apart into several shapes (艹's pieces, the dot, 臣, the frame); a
+      // missing-glyph box is one outline.
+      expect(shapes.filter((size) => size >= 20).length).toBeGreaterThanOrEqual(4);
+    } finally {
+      await sharp.close();
+    }
   });
 
   it('lists datasets with robot, episodes, steps, access and license; private ones only with a key', async () => {
@@ -354,6 +485,7 @@ describe('web viewer in Chromium', () => {
     const viewer = page.locator('[data-testid="episode-viewer"][data-ready="true"]');
     await viewer.waitFor({ timeout: 30_000 });
     const loadMs = Date.now() - started;
+    await expectFirstPaintAtStepZero();
     expect(await page.locator('[data-testid="task"]').innerText()).toContain('stack the blocks 0');
     expect(await page.locator('[data-testid="plot"]').count()).toBe(2);
     // Series are named by the features' `names`.
@@ -409,6 +541,7 @@ describe('web viewer in Chromium', () => {
   it('plays a LeRobot video feature: the mp4 seeked to each step’s frame, 26-dimension plots named by the fixture', async () => {
     await open(`/datasets/${videoDataset}/episodes/0`);
     await page.locator('[data-testid="episode-viewer"][data-ready="true"]').waitFor({ timeout: 30_000 });
+    await expectFirstPaintAtStepZero();
     expect(await page.locator('[data-testid="task"]').innerText()).toContain(G1_TASK);
     expect(await page.locator('[data-testid="plot"]').count()).toBe(2);
     expect(await page.locator('[data-testid="plot"][data-name="action"] .u-legend').innerText()).toContain('kLeftShoulderPitch');

@@ -18,7 +18,7 @@ export function App() {
     <>
       <header class="top">
         <a class="brand" href="/datasets">
-          Kura <span class="brand-kanji">蔵</span>
+          Kura <BrandKanji />
         </a>
         <nav>
           <a href="/datasets">Datasets</a>
@@ -57,6 +57,37 @@ function renderRoute(route: Route) {
     case 'unknown':
       return <ErrorPage error={new ApiError(404, 'PAGE_NOT_FOUND', `the viewer has no page at ${route.path}`)} />;
   }
+}
+
+/**
+ * 蔵 ("storehouse") drawn as strokes, so that it shows on machines without a CJK font (where the
+ * character itself would be an empty box). Screen readers get the character.
+ */
+function BrandKanji() {
+  return (
+    <svg
+      class="brand-kanji"
+      viewBox="0 0 100 100"
+      role="img"
+      aria-label="蔵"
+      fill="none"
+      stroke="currentColor"
+      stroke-width="6"
+      stroke-linecap="round"
+      stroke-linejoin="round"
+    >
+      <title>蔵</title>
+      {/* 艹, 戈's dot, the long bar and left sweep of 戊, a short bar, 臣, then 戈's hook and slash. */}
+      <path d="M10 12H90M32 3V23M68 3V23" />
+      <path d="M77 22L82 27" />
+      <path d="M14 37H88" />
+      <path d="M24 37V62Q23 82 10 95" />
+      <path d="M35 47H53" />
+      <path d="M35 57H54M35 57V91H57M35 74H54M44 57V91" />
+      <path d="M58 29Q62 68 90 92V80" />
+      <path d="M86 56L66 84" />
+    </svg>
+  );
 }
 
 /** The API key, typed once and kept in this browser (localStorage); public data needs none. */

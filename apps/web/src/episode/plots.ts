@@ -1,6 +1,10 @@
 // One uPlot line plot per vector feature (one series per component), made once per episode. The
 // player's step moves each plot's cursor (setCursor), which also updates the legend's values; the
 // plots are never redrawn for a step. Clicking a plot seeks the player there.
+//
+// uPlot lays a plot out in a microtask after construction (and again after each resize): a cursor set
+// before that lands on a position computed from no scale, and the legend shows another step than the
+// scrubber. So the cursor is (re)placed from the setSize hook, once the layout is real.
 import uPlot from 'uplot';
 import type { VectorTrack } from './load';
 import type { Player } from './player';
@@ -14,6 +18,10 @@ export class FeaturePlot {
   readonly plot: uPlot;
   private readonly resize: ResizeObserver;
   private hovering = false;
+  /** Until uPlot's first layout, a pixel position for the cursor would be meaningless. */
+  private laidOut = false;
+  /** The step the player last showed: the legend shows exactly its values, even where timestamps repeat. */
+  private shownStep: number | null = null;
 
   constructor(
     container: HTMLElement,
@@ -35,8 +43,22 @@ export class FeaturePlot {
         })),
       ],
       axes: [{ label: 'time (s)', size: 40 }, { size: 60 }],
-      cursor: { y: false, drag: { x: false, y: false, setScale: false }, points: { size: 6 } },
+      cursor: {
+        y: false,
+        drag: { x: false, y: false, setScale: false },
+        points: { size: 6 },
+        // The mouse picks the nearest step; the player's step is taken as is.
+        dataIdx: (_plot, _series, closest) => (this.hovering || this.shownStep === null ? closest : this.shownStep),
+      },
       legend: { live: true },
+      hooks: {
+        setSize: [
+          () => {
+            this.laidOut = true;
+            this.show(this.player.step);
+          },
+        ],
+      },
     };
     this.plot = new uPlot(options, [times, ...track.values], container);
     // The mouse shows values where it is; when it leaves, the cursor goes back to the player's step.
@@ -51,18 +73,17 @@ export class FeaturePlot {
     });
     this.resize = new ResizeObserver(() => {
       const width = Math.max(320, container.clientWidth);
-      if (width !== this.plot.width) {
-        this.plot.setSize({ width, height: PLOT_HEIGHT });
-        this.show(this.player.step);
-      }
+      // The setSize hook puts the cursor back once the new layout is done.
+      if (width !== this.plot.width) this.plot.setSize({ width, height: PLOT_HEIGHT });
     });
     this.resize.observe(container);
   }
 
   show(step: number): void {
-    if (this.hovering) return;
+    if (this.hovering || !this.laidOut) return;
     const time = this.times[step];
     if (time === undefined) return;
+    this.shownStep = step;
     this.plot.setCursor({ left: this.plot.valToPos(time, 'x'), top: 0 });
   }
 
