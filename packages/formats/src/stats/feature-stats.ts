@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DistinctValueCounts, distinctValuesJsonSchema, type DistinctValuesJson } from './distinct-values.js';
 import { StatsError } from './errors.js';
 import {
   QuantileSketch,
@@ -41,8 +42,9 @@ export const SUMMARY_QUANTILES: Readonly<Record<'q01' | 'q10' | 'q50' | 'q90' | 
 /**
  * Statistics of a numeric feature with at least one step; every array has one entry per component
  * (row-major over the feature's shape). `std` is the population standard deviation (divides by n,
- * as numpy's default and LeRobot do). Quantiles are within relative error α of the element at
- * 0-based index floor(q·(n−1)) of the sorted values, and never outside [min, max].
+ * as numpy's default and LeRobot do). Quantiles are the element at 0-based index floor(q·(n−1)) of
+ * the sorted values — exactly for a component with at most `MAX_DISTINCT_VALUES` (1,024) distinct
+ * values, else within relative error α — and never outside [min, max].
  */
 export interface FeatureStatsSummary {
   /** Number of steps (each step contributes one value per component). */
@@ -86,8 +88,14 @@ export interface FeatureStatsJson {
   /** Per component; null when count is 0. */
   min: number[] | null;
   max: number[] | null;
-  /** One quantile sketch per component. */
+  /** One quantile sketch per component (of every value, also where `exact` is kept). */
   sketches: QuantileSketchJson[];
+  /**
+   * Per component: the exact count of each distinct value, or null once there were more than
+   * `MAX_DISTINCT_VALUES` (1,024). Absent in statistics stored before exact counts existed: read as
+   * all null (unknown), so those components keep sketch quantiles.
+   */
+  exact?: Array<DistinctValuesJson | null>;
 }
 
 /** zod schema of {@link FeatureStatsJson} (structure only; `FeatureStatsAccumulator.fromJSON` checks the rest). */
@@ -99,6 +107,7 @@ export const featureStatsJsonSchema = z.object({
   min: z.array(z.number()).nullable(),
   max: z.array(z.number()).nullable(),
   sketches: z.array(quantileSketchJsonSchema),
+  exact: z.array(distinctValuesJsonSchema.nullable()).optional(),
 });
 
 /**
@@ -116,7 +125,8 @@ const scratch = new Float64Array(CHUNK_STEPS);
 /**
  * Mergeable statistics of one numeric feature, per component: count, min, max, mean, population
  * std (exact, Chan et al.'s parallel combination of count/mean/M2) and quantiles (a
- * {@link QuantileSketch} per component). Memory does not depend on the number of steps.
+ * {@link QuantileSketch} per component, plus exact counts of each distinct value while there are at
+ * most `MAX_DISTINCT_VALUES` (1,024)). Memory does not depend on the number of steps.
  *
  * Accumulate an upload episode by episode with {@link addColumn}; then merge it into the previous
  * version's statistics (re-loaded with {@link fromJSON}) to get the new version's.
@@ -134,6 +144,8 @@ export class FeatureStatsAccumulator {
   private readonly mins: Float64Array;
   private readonly maxs: Float64Array;
   private readonly sketches: QuantileSketch[];
+  /** Per component; null once it saw more than MAX_DISTINCT_VALUES distinct values (or came from stats stored without them). */
+  private readonly distinctValues: Array<DistinctValueCounts | null>;
 
   constructor(components: number, options: QuantileSketchOptions & { label?: string } = {}) {
     if (!Number.isSafeInteger(components) || components < 1) {
@@ -147,6 +159,7 @@ export class FeatureStatsAccumulator {
     this.mins = new Float64Array(components).fill(Infinity);
     this.maxs = new Float64Array(components).fill(-Infinity);
     this.sketches = Array.from({ length: components }, () => new QuantileSketch(this.options));
+    this.distinctValues = Array.from({ length: components }, () => new DistinctValueCounts());
   }
 
   /** Number of steps added (merged ones included). */
@@ -208,6 +221,10 @@ export class FeatureStatsAccumulator {
       this.mins[component] = Math.min(this.mins[component]!, other.mins[component]!);
       this.maxs[component] = Math.max(this.maxs[component]!, other.maxs[component]!);
       this.sketches[component]!.merge(other.sketches[component]!);
+      const mine = this.distinctValues[component]!;
+      const theirs = other.distinctValues[component]!;
+      // Either side past the limit (or unknown) makes the union so too; the sketch already holds every value.
+      if (mine !== null && (theirs === null || !mine.merge(theirs))) this.distinctValues[component] = null;
     }
     this.steps = countBefore + otherSteps;
   }
@@ -221,9 +238,17 @@ export class FeatureStatsAccumulator {
     if (sketch === undefined) {
       throw new StatsError('STATS_INVALID_ARGUMENT', `Component ${component} is out of range [0, ${this.components})${this.where()}`);
     }
+    // Checked first (also when exact counts answer) so that a bad q fails the same way whatever the data.
     const value = sketch.quantile(q);
+    const distinct = this.distinctValues[component];
+    if (distinct !== null && distinct !== undefined && value !== null) return distinct.quantile(q);
     // Clamping to the exact range only moves the estimate towards the true value, which lies in it.
     return value === null ? null : Math.min(Math.max(value, this.mins[component]!), this.maxs[component]!);
+  }
+
+  /** Whether each component's quantiles are exact (at most `MAX_DISTINCT_VALUES` (1,024) distinct values, all known). */
+  exactQuantiles(): boolean[] {
+    return this.distinctValues.map((distinct) => distinct !== null);
   }
 
   /** Non-empty sketch buckets of each component (each store stays within `maxBucketsPerStore`). */
@@ -263,6 +288,7 @@ export class FeatureStatsAccumulator {
       min: empty ? null : Array.from(this.mins),
       max: empty ? null : Array.from(this.maxs),
       sketches: this.sketches.map((sketch) => sketch.toJSON()),
+      exact: this.distinctValues.map((distinct) => distinct?.toJSON() ?? null),
     };
   }
 
@@ -277,7 +303,9 @@ export class FeatureStatsAccumulator {
     const data = parsed.data;
     const invalid = (problem: string): StatsError => new StatsError('STATS_INVALID_JSON', `${prefix}: ${problem}`);
     const { components, count } = data;
-    const perComponent = { mean: data.mean, m2: data.m2, sketches: data.sketches, min: data.min ?? [], max: data.max ?? [] };
+    // Stored before exact counts existed: nothing is known about distinct values.
+    const exact = data.exact ?? Array.from({ length: components }, () => null);
+    const perComponent = { mean: data.mean, m2: data.m2, sketches: data.sketches, exact, min: data.min ?? [], max: data.max ?? [] };
     for (const [name, array] of Object.entries(perComponent)) {
       const nullable = name === 'min' || name === 'max';
       if (nullable && count === 0) continue;
@@ -303,6 +331,27 @@ export class FeatureStatsAccumulator {
       accumulator.means[component] = data.mean[component]!;
       accumulator.m2s[component] = data.m2[component]!;
       accumulator.sketches[component] = sketch;
+      const distinctJson = exact[component]!;
+      if (distinctJson === null) {
+        // No steps: nothing unknown, so later values can still be counted exactly.
+        if (count > 0) accumulator.distinctValues[component] = null;
+        continue;
+      }
+      let distinct: DistinctValueCounts;
+      try {
+        distinct = DistinctValueCounts.fromJSON(distinctJson);
+      } catch (error) {
+        throw invalid(`exact counts of component ${component}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      if (distinct.count !== count)
+        throw invalid(`exact counts of component ${component} hold ${distinct.count} values, count is ${count}`);
+      if (count > 0) {
+        const { values } = distinctJson;
+        if (values[0] !== perComponent.min[component] || values[values.length - 1] !== perComponent.max[component]) {
+          throw invalid(`exact values of component ${component} do not span its min and max`);
+        }
+      }
+      accumulator.distinctValues[component] = distinct;
     }
     accumulator.steps = count;
     return accumulator;
@@ -354,6 +403,9 @@ export class FeatureStatsAccumulator {
     if (min < this.mins[component]!) this.mins[component] = min;
     if (max > this.maxs[component]!) this.maxs[component] = max;
     this.sketches[component]!.addFiniteValues(scratch, length);
+    const distinct = this.distinctValues[component];
+    // Past the limit the counts are dropped: memory stays at most MAX_DISTINCT_VALUES entries per component.
+    if (distinct !== null && distinct !== undefined && !distinct.addFiniteValues(scratch, length)) this.distinctValues[component] = null;
   }
 
   /** Chan et al.'s pairwise update of (count, mean, M2) with another part's (count, mean, M2). */

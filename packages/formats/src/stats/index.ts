@@ -1,8 +1,9 @@
 /**
  * Mergeable per-feature statistics of dataset versions (count, min, max, mean, population std,
- * DDSketch quantiles). See README.md for the error bound and conventions.
+ * quantiles exact for few distinct values, else from a DDSketch). See README.md for the error bound and conventions.
  */
 export { StatsError, type StatsErrorCode } from './errors.js';
+export { DistinctValueCounts, distinctValuesJsonSchema, MAX_DISTINCT_VALUES, type DistinctValuesJson } from './distinct-values.js';
 export {
   DEFAULT_MAX_BUCKETS_PER_STORE,
   DEFAULT_MIN_INDEXABLE_VALUE,

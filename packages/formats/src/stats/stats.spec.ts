@@ -4,6 +4,7 @@ import {
   DatasetStatsAccumulator,
   FeatureStatsAccumulator,
   MAX_ABS_VALUE,
+  MAX_DISTINCT_VALUES,
   QuantileSketch,
   SUMMARY_QUANTILES,
   StatsError,
@@ -165,7 +166,7 @@ function expectSummariesEqual(actual: NumericFeatureStatsSummary, expected: Nume
 
 /** The parts of the JSON that must not depend on merge order at all (mean and M2 agree to rounding). */
 function withoutMoments(json: FeatureStatsJson): Omit<FeatureStatsJson, 'mean' | 'm2'> {
-  return { components: json.components, count: json.count, min: json.min, max: json.max, sketches: json.sketches };
+  return { components: json.components, count: json.count, min: json.min, max: json.max, sketches: json.sketches, exact: json.exact };
 }
 
 function expectStatsError(action: () => unknown, code: string, message?: RegExp): void {
@@ -473,6 +474,207 @@ describe('JSON', () => {
     for (const json of broken) expectStatsError(() => FeatureStatsAccumulator.fromJSON(json), 'STATS_INVALID_JSON');
     expectStatsError(() => QuantileSketch.fromJSON({ ...sketch, zeroCount: -1 }), 'STATS_INVALID_JSON');
     expectStatsError(() => DatasetStatsAccumulator.fromJSON({ version: 2, features: [] }), 'STATS_INVALID_JSON');
+  });
+});
+
+describe('exact quantiles for few distinct values', () => {
+  /** A gripper action (exactly 0 or 1, mostly closed) beside a continuous joint, in episodes of 1..400 steps. */
+  function gripperColumns(seed: number, steps: number): Float64Array {
+    const random = mulberry32(seed);
+    const values = new Float64Array(steps * 2);
+    let closed = 1;
+    for (let step = 0; step < steps; step++) {
+      if (random() < 0.02) closed = random() < 0.7 ? 1 : 0;
+      values[2 * step] = closed;
+      values[2 * step + 1] = distributions.normal!(random);
+    }
+    return values;
+  }
+
+  it('reports a binary gripper action exactly: every quantile 0 or 1, never 0.995', () => {
+    const steps = 20_000;
+    const values = gripperColumns(71, steps);
+    const accumulator = new FeatureStatsAccumulator(2);
+    addEpisodes(accumulator, values, episodeLengths(mulberry32(72), steps, 400));
+    expect(accumulator.exactQuantiles()).toEqual([true, false]);
+    const gripper = exact(column(values, 2, 0)).sorted;
+    const zeros = gripper.indexOf(1);
+    // The data have both values, and enough of each for q01 to be 0 and q50 to be 1.
+    expect(zeros).toBeGreaterThan(0.01 * steps);
+    expect(zeros).toBeLessThan(0.5 * steps);
+    const summary = nonEmpty(accumulator.summary());
+    expect([summary.q01[0], summary.q10[0], summary.q50[0], summary.q90[0], summary.q99[0]]).toEqual(
+      QUANTILE_NAMES.map((name) => exactQuantile(gripper, SUMMARY_QUANTILES[name])),
+    );
+    expect(summary.q50[0]).toBe(1);
+    expect(summary.q99[0]).toBe(1);
+    for (let q = 0; q <= 1; q += 1 / 128) expect(accumulator.quantile(0, q)).toBe(exactQuantile(gripper, q));
+    // The continuous joint keeps the sketch's bound.
+    expectWithinAlpha(summary.q50[1]!, exactQuantile(exact(column(values, 2, 1)).sorted, 0.5), 'joint q50');
+  });
+
+  it('follows the numpy "lower" convention: the element at floor(q·(n−1)), no interpolation', () => {
+    const accumulator = new FeatureStatsAccumulator(1);
+    // Sorted: 0, 0, 1, 1 — numpy's default "linear" would say 0.5 for the median; "lower" says 0.
+    accumulator.addColumn(Float64Array.of(1, 0, 1, 0), 4);
+    expect(accumulator.quantile(0, 0.5)).toBe(0);
+    expect(accumulator.quantile(0, 0.99)).toBe(1);
+    expect(accumulator.quantile(0, 2 / 3)).toBe(1);
+    expect(accumulator.quantile(0, 0.6)).toBe(0);
+  });
+
+  it('merges exact counts exactly: any split, through JSON, equals one pass over all values', () => {
+    const steps = 30_000;
+    const values = gripperColumns(81, steps).map((value, index) => (index % 2 === 1 ? Math.round(value * 50) / 10 : value));
+    const onePass = new FeatureStatsAccumulator(2);
+    onePass.addColumn(values, steps);
+    expect(onePass.exactQuantiles()).toEqual([true, true]);
+    const random = mulberry32(82);
+    let version = new FeatureStatsAccumulator(2);
+    let step = 0;
+    for (const uploadSteps of episodeLengths(random, steps, 8000)) {
+      const upload = new FeatureStatsAccumulator(2);
+      addEpisodes(upload, values.subarray(step * 2, (step + uploadSteps) * 2), episodeLengths(random, uploadSteps, 500));
+      // Version N+1 = stats(version N) re-loaded from its stored JSON, merged with the upload's.
+      version = FeatureStatsAccumulator.fromJSON(JSON.parse(JSON.stringify(version)));
+      version.merge(upload);
+      step += uploadSteps;
+    }
+    expect(withoutMoments(version.toJSON())).toEqual(withoutMoments(onePass.toJSON()));
+    expectSummariesEqual(version.summary(), onePass.summary(), 1e-12);
+    const sorted = exact(column(values, 2, 1)).sorted;
+    for (const name of QUANTILE_NAMES) expect(nonEmpty(version.summary())[name][1]).toBe(exactQuantile(sorted, SUMMARY_QUANTILES[name]));
+  });
+
+  it(`falls back to the sketch past ${MAX_DISTINCT_VALUES} distinct values (also when only the merge passes it), within [min, max]`, () => {
+    // Distinct integers 1..n, each twice, shuffled: quantiles fall on values the sketch cannot hit exactly.
+    const shuffled = (n: number): Float64Array => {
+      const values = Float64Array.from({ length: 2 * n }, (_, index) => 1 + (index % n));
+      const random = mulberry32(n);
+      for (let i = values.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [values[i], values[j]] = [values[j]!, values[i]!];
+      }
+      return values;
+    };
+    const atLimit = new FeatureStatsAccumulator(1);
+    const atLimitValues = shuffled(MAX_DISTINCT_VALUES);
+    addEpisodes(atLimit, atLimitValues, episodeLengths(mulberry32(91), atLimitValues.length, 300));
+    expect(atLimit.exactQuantiles()).toEqual([true]);
+    const atLimitSorted = exact(atLimitValues).sorted;
+    for (let q = 0; q <= 1; q += 1 / 64) expect(atLimit.quantile(0, q)).toBe(exactQuantile(atLimitSorted, q));
+    expect(atLimit.toJSON().exact![0]!.values).toHaveLength(MAX_DISTINCT_VALUES);
+
+    const overValues = shuffled(MAX_DISTINCT_VALUES + 1);
+    const over = new FeatureStatsAccumulator(1);
+    addEpisodes(over, overValues, episodeLengths(mulberry32(92), overValues.length, 300));
+    // Two halves, each under the limit, whose union is over it.
+    const low = new FeatureStatsAccumulator(1);
+    const high = new FeatureStatsAccumulator(1);
+    const sortedOver = exact(overValues).sorted;
+    low.addColumn(sortedOver.subarray(0, MAX_DISTINCT_VALUES), MAX_DISTINCT_VALUES);
+    high.addColumn(sortedOver.subarray(MAX_DISTINCT_VALUES), sortedOver.length - MAX_DISTINCT_VALUES);
+    expect([low.exactQuantiles(), high.exactQuantiles()]).toEqual([[true], [true]]);
+    low.merge(high);
+    for (const accumulator of [over, low]) {
+      expect(accumulator.exactQuantiles()).toEqual([false]);
+      // Bounded memory: the counts are gone, only the sketch is stored.
+      expect(accumulator.toJSON().exact).toEqual([null]);
+      let inexact = 0;
+      for (let q = 0; q <= 1; q += 1 / 256) {
+        const estimate = accumulator.quantile(0, q)!;
+        expectWithinAlpha(estimate, exactQuantile(sortedOver, q), `q = ${q}`);
+        expect(estimate).toBeGreaterThanOrEqual(1);
+        expect(estimate).toBeLessThanOrEqual(MAX_DISTINCT_VALUES + 1);
+        if (estimate !== exactQuantile(sortedOver, q)) inexact++;
+      }
+      expect(inexact).toBeGreaterThan(100);
+      // The sketch's bucket for the maximum is reported above it; clamped to max.
+      expect(accumulator.quantile(0, 1)).toBe(MAX_DISTINCT_VALUES + 1);
+    }
+    expect(withoutMoments(low.toJSON())).toEqual(withoutMoments(over.toJSON()));
+  });
+
+  it('reads statistics stored before exact counts existed: sketch quantiles, and merges keep working', () => {
+    // A version's stats.sketch.json as written before: action = 0, 1, 1 (no `exact`).
+    const stored = {
+      version: 1,
+      features: [
+        {
+          name: 'action',
+          kind: 'numeric',
+          components: 1,
+          count: 3,
+          mean: [2 / 3],
+          m2: [2 / 3],
+          min: [0],
+          max: [1],
+          sketches: [
+            {
+              relativeAccuracy: 0.005,
+              maxBucketsPerStore: 2048,
+              minIndexableValue: 2.2250738585072014e-308,
+              zeroCount: 1,
+              positive: { indexes: [0], counts: [2] },
+              negative: { indexes: [], counts: [] },
+            },
+          ],
+        },
+        { name: 'observation.images.top', kind: 'media', count: 3 },
+      ],
+    };
+    const previous = DatasetStatsAccumulator.fromJSON(stored);
+    const action = previous.numeric('action', 1);
+    expect(action.exactQuantiles()).toEqual([false]);
+    // What is unknown stays unknown: the old sketch's answer (within α, clamped).
+    expectWithinAlpha(action.quantile(0, 0.5), 1, 'old q50');
+    const upload = new DatasetStatsAccumulator();
+    upload.numeric('action', 1).addColumn(Float64Array.of(0, 1, 1, 1), 4);
+    previous.merge(upload);
+    expect(previous.summary().action).toMatchObject({ count: 7, min: [0], max: [1] });
+    expect(previous.toJSON().features[0]).toMatchObject({ name: 'action', exact: [null] });
+    // A stored feature without steps knows its (no) values: counting exactly can start.
+    const empty = DatasetStatsAccumulator.fromJSON({
+      version: 1,
+      features: [
+        {
+          ...stored.features[0],
+          count: 0,
+          mean: [0],
+          m2: [0],
+          min: null,
+          max: null,
+          sketches: [{ ...stored.features[0]!.sketches![0], zeroCount: 0, positive: { indexes: [], counts: [] } }],
+        },
+      ],
+    });
+    empty.merge(upload);
+    expect(empty.numeric('action', 1).exactQuantiles()).toEqual([true]);
+    expect(empty.summary().action).toMatchObject({ q50: [1], q99: [1], q01: [0] });
+  });
+
+  it('rejects exact counts toJSON cannot have written, with STATS_INVALID_JSON', () => {
+    const accumulator = new FeatureStatsAccumulator(1);
+    accumulator.addColumn(Float64Array.of(0, 1, 1, 0.5), 4);
+    const good = accumulator.toJSON();
+    expect(good.exact).toEqual([{ values: [0, 0.5, 1], counts: [1, 1, 2] }]);
+    const broken: unknown[] = [
+      { ...good, exact: [{ values: [0, 1, 0.5], counts: [1, 2, 1] }] },
+      { ...good, exact: [{ values: [0, 0, 1], counts: [1, 1, 2] }] },
+      { ...good, exact: [{ values: [0, 0.5, 1], counts: [1, 1, 1] }] },
+      { ...good, exact: [{ values: [0, 0.5, 1], counts: [1, 3] }] },
+      { ...good, exact: [{ values: [0.25, 0.5, 1], counts: [1, 1, 2] }] },
+      { ...good, exact: [{ values: [0, 0.5, 0.75], counts: [1, 1, 2] }] },
+      { ...good, exact: [] },
+      {
+        ...good,
+        exact: [
+          { values: Array.from({ length: MAX_DISTINCT_VALUES + 1 }, (_, i) => i), counts: new Array(MAX_DISTINCT_VALUES + 1).fill(1) },
+        ],
+      },
+    ];
+    expect(FeatureStatsAccumulator.fromJSON(JSON.parse(JSON.stringify(good))).toJSON()).toEqual(good);
+    for (const json of broken) expectStatsError(() => FeatureStatsAccumulator.fromJSON(json), 'STATS_INVALID_JSON');
   });
 });
 

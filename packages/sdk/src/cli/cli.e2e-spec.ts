@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { RecordBatchFileReader, RecordBatchReader } from 'apache-arrow';
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
@@ -267,6 +268,107 @@ describe('the kura CLI against a running instance', () => {
       expect(result.bytes).toBe(direct.body.length);
       await expect(stat(`${out}.part`)).rejects.toThrow();
     }, 60_000);
+  });
+
+  describe('slice output files', () => {
+    let scratch: string;
+    let datasetId: string;
+    beforeAll(async () => {
+      scratch = await mkdtemp(join(tmpdir(), 'kura-cli-out-'));
+      ({ datasetId } = await seedDataset(kura, operator.key, { episodes: 3, length: 4, access: 'public' }));
+    });
+    afterAll(async () => {
+      await rm(scratch, { recursive: true, force: true });
+    });
+    const slice = (out: string, extra: string[] = []) =>
+      run(
+        ['slice', '--dataset', datasetId, '--columns', 'observation.state,action', '--out', join(scratch, out), '--json', ...extra],
+        as(user.key),
+      );
+    const ARROW_MAGIC = Buffer.from('ARROW1');
+
+    it('.arrow and .feather get the Arrow IPC file format (magic ARROW1 at both ends), .arrows the stream format', async () => {
+      for (const name of ['s.arrow', 'S.FEATHER']) {
+        const result = await slice(name);
+        expect([result.code, result.stderr]).toEqual([0, '']);
+        expect(result.json()).toMatchObject({ format: 'arrow-file' });
+        const bytes = await readFile(join(scratch, name));
+        expect(bytes.subarray(0, 6).equals(ARROW_MAGIC)).toBe(true);
+        expect(bytes.subarray(bytes.length - 6).equals(ARROW_MAGIC)).toBe(true);
+        // What pyarrow.ipc.open_file does: the footer lists the record batches.
+        const reader = RecordBatchReader.from(bytes);
+        expect(reader).toBeInstanceOf(RecordBatchFileReader);
+        let rows = 0;
+        if (reader instanceof RecordBatchFileReader) {
+          reader.open();
+          expect(reader.numRecordBatches).toBeGreaterThan(0);
+          for (let index = 0; index < reader.numRecordBatches; index++) rows += reader.readRecordBatch(index)?.numRows ?? 0;
+        }
+        expect(rows).toBe(12);
+      }
+
+      const stream = await slice('s.arrows');
+      expect([stream.code, stream.stderr]).toEqual([0, '']);
+      expect(stream.json()).toMatchObject({ format: 'arrow' });
+      const bytes = await readFile(join(scratch, 's.arrows'));
+      // A stream starts with a message (continuation marker 0xFFFFFFFF), has no magic and no footer.
+      expect(bytes.readUInt32LE(0)).toBe(0xffffffff);
+      expect(bytes.includes(ARROW_MAGIC)).toBe(false);
+      const reader = RecordBatchReader.from(bytes);
+      // (A file reader is a stream reader too in apache-arrow, so the check is that it is not a file.)
+      expect([reader.isStream(), reader.isFile()]).toEqual([true, false]);
+      let rows = 0;
+      for (const batch of reader) rows += batch.numRows;
+      expect(rows).toBe(12);
+    });
+
+    it('.parquet, .ndjson/.jsonl and .tar pick parquet, ndjson and lerobot', async () => {
+      const expected: Array<[string, string, (bytes: Buffer) => boolean]> = [
+        ['s.parquet', 'parquet', (bytes) => bytes.subarray(0, 4).toString() === 'PAR1'],
+        ['s.ndjson', 'ndjson', (bytes) => typeof JSON.parse(bytes.toString().split('\n')[0]!) === 'object'],
+        ['s.jsonl', 'ndjson', (bytes) => typeof JSON.parse(bytes.toString().split('\n')[0]!) === 'object'],
+        ['s.tar', 'lerobot', (bytes) => bytes.subarray(257, 262).toString() === 'ustar'],
+      ];
+      for (const [name, format, looksRight] of expected) {
+        const result = await slice(name);
+        expect([name, result.code, result.stderr]).toEqual([name, 0, '']);
+        expect(result.json()).toMatchObject({ format });
+        expect([name, looksRight(await readFile(join(scratch, name)))]).toEqual([name, true]);
+      }
+    });
+
+    it('an unknown extension writes parquet and says so in one stderr line; a contradicting --format is exit 2 naming both', async () => {
+      const unknown = await slice('s.dat');
+      expect(unknown.code).toBe(0);
+      expect(unknown.json()).toMatchObject({ format: 'parquet' });
+      expect(unknown.stderr).toBe(
+        `kura: writing parquet to ${join(scratch, 's.dat')} (it has extension .dat, which names no format); choose another with --format or an extension (.arrow, .feather, .arrows, .parquet, .ndjson, .jsonl, .tar)\n`,
+      );
+      expect((await readFile(join(scratch, 's.dat'))).subarray(0, 4).toString()).toBe('PAR1');
+      // An explicit --format needs no extension.
+      const chosen = await slice('s.bin', ['--format', 'arrow-file']);
+      expect([chosen.code, chosen.stderr]).toEqual([0, '']);
+      expect((await readFile(join(scratch, 's.bin'))).subarray(0, 6).equals(ARROW_MAGIC)).toBe(true);
+
+      const contradicting = await slice('t.arrow', ['--format', 'parquet']);
+      expect(contradicting.code).toBe(2);
+      expect(contradicting.stderr).toMatch(
+        /^kura: BAD_ARGUMENT: --format parquet contradicts --out .*t\.arrow, whose extension \.arrow means arrow-file; drop --format or change the extension\n$/,
+      );
+      const stream = await slice('t.arrow', ['--format', 'arrow']);
+      expect(stream.code).toBe(2);
+      expect(stream.stderr).toContain('--format arrow contradicts');
+      await expect(stat(join(scratch, 't.arrow'))).rejects.toThrow();
+      expect((await readdir(scratch)).filter((file) => file.startsWith('t.'))).toEqual([]);
+    });
+
+    it('--help says which extension gives which format, Arrow file or stream', async () => {
+      const help = await run(['slice', '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/\.arrow, \.feather\s+arrow-file\s+Arrow IPC file format/);
+      expect(help.stdout).toMatch(/\.arrows\s+arrow\s+Arrow IPC stream format/);
+      expect(help.stdout).toMatch(/\.tar\s+lerobot/);
+    });
   });
 
   it('pushes a policy folder, evaluates it, and acts with it; a rejected policy lists its errors', async () => {

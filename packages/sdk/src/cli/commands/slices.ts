@@ -1,26 +1,80 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import { extname } from 'node:path';
 import type { Command } from 'commander';
 import { sliceFormats, type SliceFormat } from '@kura/schema';
 import { KuraError } from '../../errors.js';
 import { contextOf } from '../context.js';
 import { formatBytes } from '../output.js';
 
+/** What an `--out` extension means (the server names its downloads the same way). */
+const FORMAT_OF_EXTENSION: Readonly<Record<string, SliceFormat>> = {
+  '.arrow': 'arrow-file',
+  '.feather': 'arrow-file',
+  '.arrows': 'arrow',
+  '.parquet': 'parquet',
+  '.ndjson': 'ndjson',
+  '.jsonl': 'ndjson',
+  '.tar': 'lerobot',
+};
+/** Written when neither `--format` nor the extension says. */
+const DEFAULT_FORMAT: SliceFormat = 'parquet';
+
+const EXTENSIONS_HELP = `
+Without --format, the extension of --out picks the format:
+  .arrow, .feather  arrow-file  Arrow IPC file format (pyarrow.ipc.open_file, pyarrow.feather.read_table)
+  .arrows           arrow       Arrow IPC stream format (pyarrow.ipc.open_stream)
+  .parquet          parquet
+  .ndjson, .jsonl   ndjson      Kura NDJSON, one step per line
+  .tar              lerobot     a LeRobot v2.1 dataset as a tar archive
+Any other extension writes ${DEFAULT_FORMAT} and says so on stderr. A --format that contradicts a
+known extension is refused (exit 2).`;
+
+/**
+ * The format to download: `--format` when given, else the one `out`'s extension names, else the
+ * default with a warning. Throws BAD_ARGUMENT (exit 2) for an unknown format or one that
+ * contradicts the extension, since a file named `.arrow` holding Parquet fails every reader.
+ */
+export function sliceFormatFor(out: string, requested: string | undefined): { format: SliceFormat; warning?: string } {
+  const extension = extname(out).toLowerCase();
+  const implied = Object.hasOwn(FORMAT_OF_EXTENSION, extension) ? FORMAT_OF_EXTENSION[extension] : undefined;
+  if (requested === undefined) {
+    if (implied !== undefined) return { format: implied };
+    const named = extension === '' ? 'has no extension' : `has extension ${extension}, which names no format`;
+    return {
+      format: DEFAULT_FORMAT,
+      warning: `kura: writing ${DEFAULT_FORMAT} to ${out} (it ${named}); choose another with --format or an extension (.arrow, .feather, .arrows, .parquet, .ndjson, .jsonl, .tar)`,
+    };
+  }
+  const format = sliceFormats.find((known) => known === requested);
+  if (format === undefined) throw new KuraError('BAD_ARGUMENT', `--format must be one of ${sliceFormats.join(', ')}, got ${requested}`);
+  if (implied !== undefined && implied !== format) {
+    throw new KuraError(
+      'BAD_ARGUMENT',
+      `--format ${format} contradicts --out ${out}, whose extension ${extension} means ${implied}; drop --format or change the extension`,
+    );
+  }
+  return { format };
+}
+
 export function sliceCommand(program: Command): void {
   program
     .command('slice')
     .description('cut a slice of a dataset and download it (resumes a broken download for arrow-file, parquet, lerobot)')
     .requiredOption('--dataset <id>', 'the dataset')
-    .requiredOption('--out <file>', 'where to write the data')
+    .requiredOption('--out <file>', 'where to write the data; its extension picks the format (below)')
     .option('--episodes <ranges>', 'episode ranges, e.g. 0-9,12')
     .option('--columns <names>', 'columns to keep, comma-separated (episode_index, step_index, timestamp always)')
     .option('--task <text>', 'only episodes whose task contains this text')
     .option('--version <n>', 'dataset version (default: latest)')
-    .option('--format <format>', sliceFormats.join(', '), 'parquet')
+    .option('--format <format>', `${sliceFormats.join(', ')} (default: from the extension of --out, else ${DEFAULT_FORMAT})`)
     .option('--json', 'print JSON')
+    .addHelpText('after', EXTENSIONS_HELP)
     .action(async (options: Record<string, string | boolean | undefined>) => {
+      // Checked before anything is created on the server.
+      const { format, warning } = sliceFormatFor(String(options.out), options.format === undefined ? undefined : String(options.format));
       const { client, output } = await contextOf(options);
-      const format = String(options.format) as SliceFormat;
-      if (!sliceFormats.includes(format)) throw new KuraError('BAD_ARGUMENT', `--format must be one of ${sliceFormats.join(', ')}`);
+      // Also with --json: stdout stays JSON, and a script should see that the format was guessed.
+      if (warning !== undefined) process.stderr.write(`${warning}\n`);
       const request = {
         sources: [{ datasetId: String(options.dataset), ...(options.version ? { version: Number(options.version) } : {}) }],
         ...(options.episodes ? { episodes: String(options.episodes) } : {}),
