@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { attachSessionSockets } from './inference/session-socket.js';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { SwaggerModule } from '@nestjs/swagger';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { KeysService, SessionsService, type KuraConfig, type Logger } from '@kura/core';
 import { AppModule } from './app.module.js';
@@ -10,6 +10,7 @@ import { MetricsService } from './health/metrics.service.js';
 import { sendError } from './http/error-body.js';
 import { ErrorFilter } from './http/error.filter.js';
 import { NestPinoLogger } from './http/nest-logger.js';
+import { buildOpenApiDocument } from './http/openapi.js';
 import { requestLogging } from './http/request-logging.js';
 import { defaultWebDirectory, webViewer } from './web/web-viewer.js';
 
@@ -40,16 +41,7 @@ export async function createApp(params: {
   app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' })));
   app.enableShutdownHooks([]);
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Kura')
-      .setDescription('Robot interaction data: robots, datasets, uploads, slices, policies and inference.')
-      .setVersion('1')
-      .addBearerAuth()
-      .build(),
-  );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs/json', yamlDocumentUrl: 'docs/yaml' });
+  SwaggerModule.setup('docs', app, buildOpenApiDocument(app), { jsonDocumentUrl: 'docs/json', yamlDocumentUrl: 'docs/yaml' });
 
   const sockets = attachSessionSockets({
     server: app.getHttpServer(),

@@ -1,4 +1,4 @@
-// The viewer's client for Kura's HTTP API (../../shared/API.md): JSON in and out, the key from the
+// The viewer's client for Kura's HTTP API (docs/api.md): JSON in and out, the key from the
 // header field sent as `Authorization: Bearer`, and errors kept with the API's code and message.
 
 import type {

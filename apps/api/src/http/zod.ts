@@ -69,5 +69,12 @@ export function documentQuery(schema: ZodType) {
 
 // JSON Schema (draft 2020-12) from zod is what OpenAPI 3.1 schema objects are; the types differ only in name.
 function toOpenApi(schema: ZodType): SchemaObject {
-  return z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as SchemaObject;
+  return z.toJSONSchema(schema, {
+    io: 'input',
+    unrepresentable: 'any',
+    // JSON Schema has no dates; on the wire they are ISO 8601 strings (`?from=2026-12-01T00:00:00Z`).
+    override: (context) => {
+      if (context.zodSchema._zod.def.type === 'date') Object.assign(context.jsonSchema, { type: 'string', format: 'date-time' });
+    },
+  }) as SchemaObject;
 }
