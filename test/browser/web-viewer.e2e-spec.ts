@@ -435,7 +435,8 @@ describe('web viewer in Chromium', () => {
     await page.fill('input[name="maxLength"]', '100');
     await page.click('[data-testid="episode-filters"] button[type="submit"]');
     await page.waitForFunction(() => document.querySelectorAll('[data-testid="episodes-table"] tbody tr').length === 1);
-    expect((await rows())[0]).toMatch(/^1\s+30\s+stack the blocks 1/);
+    // Kura's index, then the source's own episode id (the NDJSON `episode`), then the length.
+    expect((await rows())[0]).toMatch(/^1\s+1\s+30\s+stack the blocks 1/);
 
     // Uploads need an operator (or admin) key: a clear note without one, the history with one.
     const note = await page.locator('[data-testid="inline-error"]').innerText();
@@ -487,6 +488,7 @@ describe('web viewer in Chromium', () => {
     const loadMs = Date.now() - started;
     await expectFirstPaintAtStepZero();
     expect(await page.locator('[data-testid="task"]').innerText()).toContain('stack the blocks 0');
+    expect(await page.locator('[data-testid="source-episode"]').innerText()).toBe('0');
     expect(await page.locator('[data-testid="plot"]').count()).toBe(2);
     // Series are named by the features' `names`.
     const legend = await page.locator('[data-testid="plot"][data-name="observation.state"] .u-legend').innerText();
@@ -543,6 +545,8 @@ describe('web viewer in Chromium', () => {
     await page.locator('[data-testid="episode-viewer"][data-ready="true"]').waitFor({ timeout: 30_000 });
     await expectFirstPaintAtStepZero();
     expect(await page.locator('[data-testid="task"]').innerText()).toContain(G1_TASK);
+    // Kura's episode 0 is the fixture's episode_000029.
+    expect(await page.locator('[data-testid="source-episode"]').innerText()).toBe('29');
     expect(await page.locator('[data-testid="plot"]').count()).toBe(2);
     expect(await page.locator('[data-testid="plot"][data-name="action"] .u-legend').innerText()).toContain('kLeftShoulderPitch');
     const video = `video[data-testid="camera-video"][data-name="${CAM_HIGH}"]`;

@@ -1,4 +1,4 @@
-import type { ErrorLocation, FeatureSpec } from '@kura/schema';
+import { storableText, type ErrorLocation, type FeatureSpec } from '@kura/schema';
 
 /** The formats Kura can import (API.md: `?format=`). */
 export const formatNames = ['kura-ndjson', 'lerobot', 'rlds', 'hdf5-aloha', 'hdf5-robomimic'] as const;
@@ -41,6 +41,12 @@ export type FeatureValues =
 export interface ImportedEpisode {
   /** How the source names this episode, for messages: `episode_000029`, `demo_3`, `record 12`. */
   sourceId: string;
+  /**
+   * The source's own id of the episode, kept with it and shown to users so that a renumbered episode
+   * can be traced back: LeRobot's episode_index (`29`), robomimic's group (`demo_7`), ALOHA's file
+   * (`episode_3.hdf5`), an RLDS record (`<tfrecord file>#12`), an NDJSON `episode` value.
+   */
+  sourceEpisode: string;
   /** The source file the episode came from (for error locations). */
   file: string;
   /** The episode's index in the source, when it has one (LeRobot episode_index, RLDS record number). */
@@ -81,16 +87,25 @@ export interface ImportIssue {
   code: string;
   message: string;
   location: ErrorLocation;
+  /** Facts a program may want beyond the message (e.g. FORMAT_UNKNOWN's container and the layouts tried), JSON-serialisable. */
+  details?: Record<string, unknown>;
 }
 
 export interface ImportContext {
   /** Reports something worth knowing that does not stop the import (e.g. an episode listed in metadata but absent). */
   warn(issue: ImportIssue): void;
+  /**
+   * Features to leave out, named as the importer names them (before any featureMap): they are not
+   * read at all, so their files may be absent. The importer settles them with `settleDroppedFeatures`.
+   */
+  dropFeatures?: readonly string[];
 }
 
 /** Reading one format. Registered in registry.ts (one line per format). */
 export interface Importer {
   readonly format: FormatName;
+  /** What `detect` looks for, in words, for FORMAT_UNKNOWN (`an /action dataset and an /observations group`). */
+  readonly looksFor: string;
   /** Whether the source looks like this format (file names, magic bytes); cheap, reads little. */
   detect(source: ImportSource): Promise<boolean>;
   /** Opens the source. Throws ImportError for data that cannot be imported. */
@@ -107,12 +122,18 @@ export class ImportError extends Error {
     readonly code: string,
     message: string,
     readonly location: ErrorLocation = {},
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
 
+  /** The issue as stored with the upload: text quoted from the upload made storable (a NUL there would fail the record itself). */
   toIssue(): ImportIssue {
-    return { code: this.code, message: this.message, location: this.location };
+    const location: ErrorLocation = { ...this.location };
+    if (location.file !== undefined) location.file = storableText(location.file);
+    if (typeof location.episode === 'string') location.episode = storableText(location.episode);
+    if (location.field !== undefined) location.field = storableText(location.field);
+    return { code: this.code, message: storableText(this.message), location, ...(this.details ? { details: this.details } : {}) };
   }
 }
 

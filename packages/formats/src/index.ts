@@ -5,6 +5,7 @@
 export * from './importer.js';
 export * from './source.js';
 export * from './registry.js';
+export * from './unrecognised.js';
 export * from './validate.js';
 export * from './feature-map.js';
 export * from './image-header.js';

@@ -1,4 +1,4 @@
-import { valuesPerStep, type FeatureSpec } from '@kura/schema';
+import { findUnstorableText, formatTextPath, unstorableTextProblem, valuesPerStep, type ErrorLocation, type FeatureSpec } from '@kura/schema';
 import { imageEncoding } from './image-header.js';
 import { ImportError, type ImportedEpisode, type NumericArray } from './importer.js';
 
@@ -15,14 +15,15 @@ const arrayTypeByDtype: Record<string, string> = {
   bool: 'Uint8Array',
 };
 const MAX_TASK_LENGTH = 10_000;
-// With the u flag, surrogate pairs are single code points, so this finds only unpaired halves: text decoded from bad bytes.
-const loneSurrogate = /\p{Cs}/u;
+/** Feature specs whose text was checked already: a spec is checked once, not once per episode. */
+const checkedSpecs = new WeakSet<FeatureSpec>();
 
 /**
  * Checks one imported episode against the feature spec, whatever format it came from: every feature
  * present with the declared shape and dtype, finite numbers, images that are JPEG/PNG, timestamps
- * that never go back, task text that is valid Unicode. Throws ImportError at the first problem, with
- * the episode, step and field.
+ * that never go back, and text Postgres can store (STRING_INVALID: no U+0000 or unpaired surrogate in
+ * the feature spec, the episode's ids and file, its tasks or metadata). Throws ImportError at the
+ * first problem, with the episode, step and field.
  */
 export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec): void {
   const at = (field: string | undefined, step?: number) => ({
@@ -31,6 +32,7 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
     ...(step !== undefined ? { step } : {}),
     ...(field !== undefined ? { field } : {}),
   });
+  checkStorableText(episode, features, at);
   const { length } = episode;
   if (!Number.isInteger(length) || length < 1)
     throw new ImportError('EMPTY_EPISODE', `episode ${episode.sourceId} has no steps`, at(undefined));
@@ -125,8 +127,8 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
   const tasks = episode.stepTasks ?? (episode.task ? [episode.task] : []);
   tasks.forEach((task, index) => {
     const step = episode.stepTasks ? index : undefined;
-    if (loneSurrogate.test(task))
-      throw new ImportError('INVALID_UTF8', 'the task text is not valid Unicode', at('language_instruction', step));
+    const problem = unstorableTextProblem(task);
+    if (problem) throw new ImportError('STRING_INVALID', `the task text ${problem}`, at('language_instruction', step));
     if (task.length > MAX_TASK_LENGTH)
       throw new ImportError(
         'TASK_TOO_LONG',
@@ -134,6 +136,39 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
         at('language_instruction', step),
       );
   });
+}
+
+/**
+ * The text of an upload that goes into Postgres (the feature spec, the episode's ids and file, its
+ * metadata) must be storable there: a NUL would otherwise fail the publishing statement, and the
+ * upload with it, only after retries. Task texts are checked with the tasks.
+ */
+function checkStorableText(
+  episode: ImportedEpisode,
+  features: FeatureSpec,
+  at: (field: string | undefined, step?: number) => ErrorLocation,
+): void {
+  if (!checkedSpecs.has(features)) {
+    const finding = findUnstorableText(features);
+    if (finding) {
+      const field = formatTextPath(finding.path);
+      throw new ImportError('STRING_INVALID', `the feature spec at ${field} ${finding.problem}`, at(field));
+    }
+    checkedSpecs.add(features);
+  }
+  for (const [field, text] of [
+    ['episode', episode.sourceId],
+    ['episode', episode.sourceEpisode],
+    ['file', episode.file],
+  ] as const) {
+    const problem = unstorableTextProblem(text);
+    if (problem) throw new ImportError('STRING_INVALID', `the episode's ${field === 'file' ? 'file name' : 'id'} ${problem}`, at(field));
+  }
+  const metadata = episode.metadata && findUnstorableText(episode.metadata);
+  if (metadata) {
+    const field = formatTextPath(['metadata', ...metadata.path]);
+    throw new ImportError('STRING_INVALID', `the episode's ${field} ${metadata.problem}`, at(field));
+  }
 }
 
 function firstNonFinite(values: NumericArray): number | undefined {

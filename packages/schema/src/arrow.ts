@@ -125,3 +125,18 @@ export function kuraArrowSchema(features: FeatureSpec): Schema {
     new Map([['kura.features', JSON.stringify(Object.fromEntries(names.map((name) => [name, features[name]])))]]),
   );
 }
+
+/**
+ * Schema metadata key of a slice's source episode ids (Arrow IPC and Parquet downloads): JSON
+ * `{ "<datasetId>": { "<episode_index>": "<source episode id>" } }`, every episode of the slice.
+ */
+export const SOURCE_EPISODES_METADATA = 'kura.source_episodes';
+
+/** Source episode ids by dataset, then by episode index. */
+export type SourceEpisodes = Record<string, Record<string, string>>;
+
+/** The source episode ids a schema's metadata carries (`SOURCE_EPISODES_METADATA`), if any. */
+export function sourceEpisodesOf(metadata: Map<string, string>): SourceEpisodes | undefined {
+  const text = metadata.get(SOURCE_EPISODES_METADATA);
+  return text === undefined ? undefined : (JSON.parse(text) as SourceEpisodes);
+}

@@ -211,6 +211,7 @@ describe('slices', () => {
       expect(lines).toHaveLength(slice.stepCount);
       expect(Object.keys(JSON.parse(lines[0]!) as object)).toEqual([
         'episode',
+        'sourceEpisode',
         'step',
         'timestamp',
         'observation',

@@ -4,7 +4,7 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
-import { episodeQuerySchema, listQuerySchema, type EpisodeQuery } from '@kura/schema';
+import { episodeQuerySchema, featureNamePattern, listQuerySchema, type EpisodeQuery } from '@kura/schema';
 import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
@@ -24,10 +24,18 @@ const featureMapSchema = z
   })
   .pipe(z.record(z.string().min(1), z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/, 'a feature name')));
 
+const featureNameSchema = z.string().regex(featureNamePattern, 'a feature name, e.g. observation.images.front');
+/** `?dropFeatures=observation.images.front,observation.images.wrist`: features the upload leaves out. */
+const dropFeaturesQuerySchema = z
+  .string()
+  .transform((text) => text.split(',').map((name) => name.trim()))
+  .pipe(z.array(featureNameSchema).min(1).max(1000));
+
 const uploadQuerySchema = z.strictObject({
   format: z.enum(formatNames).optional(),
   fileName: z.string().min(1).max(255).optional(),
   featureMap: featureMapSchema.optional(),
+  dropFeatures: dropFeaturesQuerySchema.optional(),
 });
 const uploadListQuerySchema = listQuerySchema.extend({
   status: z.enum(['uploading', 'received', 'processing', 'published', 'failed']).optional(),
@@ -40,6 +48,7 @@ const startMultipartSchema = z.strictObject({
   fileName: z.string().min(1).max(255).optional(),
   format: z.enum(formatNames).optional(),
   featureMap: z.record(z.string().min(1), z.string().min(1)).optional(),
+  dropFeatures: z.array(featureNameSchema).min(1).max(1000).optional(),
 });
 const completeSchema = z.strictObject({
   parts: z
@@ -99,6 +108,7 @@ export class UploadsController {
         format: start.format ?? query.format,
         fileName: start.fileName ?? query.fileName,
         featureMap: start.featureMap ?? query.featureMap,
+        dropFeatures: start.dropFeatures ?? query.dropFeatures,
         idempotencyKey: header(request, 'idempotency-key'),
         maxBytes: this.config.uploads.maxBytes,
       });
@@ -127,6 +137,7 @@ export class UploadsController {
       format: query.format,
       fileName: query.fileName,
       featureMap: query.featureMap,
+      dropFeatures: query.dropFeatures,
       expectedSha256,
       idempotencyKey,
       maxBytes: this.config.uploads.maxBytes,

@@ -213,6 +213,21 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     expect(statsV1.count).toBe(8);
     expect(statsV2.count).toBe(26);
     expect(statsV2.max[0]).toBeCloseTo(1205, 3);
+    // action = [step, −step], few distinct values: quantiles are exact data values (index ⌊q·(n−1)⌋),
+    // and version 2's are those of all 26 steps, merged from version 1's stored statistics.
+    const actionV1 = (await kura.request.get(`/v1/datasets/${datasetId}/stats?version=1`)).body.features.action;
+    const actionV2 = (await kura.request.get(`/v1/datasets/${datasetId}/stats`)).body.features.action;
+    expect([actionV1.q50, actionV1.q99]).toEqual([
+      [1, -2],
+      [3, 0],
+    ]);
+    expect([actionV2.q01, actionV2.q10, actionV2.q50, actionV2.q90, actionV2.q99]).toEqual([
+      [0, -5],
+      [0, -5],
+      [2, -2],
+      [4, 0],
+      [5, 0],
+    ]);
     const missing = await kura.request.get(`/v1/datasets/${datasetId}/stats?version=9`);
     expect([missing.status, missing.body.error.code]).toEqual([404, 'VERSION_NOT_FOUND']);
   });

@@ -334,6 +334,7 @@ function EpisodesTable({ dataset, episodes }: { dataset: Dataset; episodes: Epis
       <thead>
         <tr>
           <th class="num">episode</th>
+          <th title="The episode's id in the data it was uploaded from">source</th>
           <th class="num">length</th>
           <th>task</th>
           <th>success</th>
@@ -347,6 +348,7 @@ function EpisodesTable({ dataset, episodes }: { dataset: Dataset; episodes: Epis
             <td class="num">
               <a href={`/datasets/${enc(dataset.id)}/episodes/${episode.episodeIndex}`}>{episode.episodeIndex}</a>
             </td>
+            <td>{episode.sourceEpisode}</td>
             <td class="num">{formatNumber(episode.length)}</td>
             <td>{episode.task ?? '—'}</td>
             <td>{episode.success === null ? '—' : episode.success ? 'yes' : 'no'}</td>

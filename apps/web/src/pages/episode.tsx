@@ -154,7 +154,8 @@ function EpisodeViewer({ dataset, data }: { dataset: Dataset; data: EpisodeData 
       </p>
       <p class="facts">
         {formatNumber(data.length)} steps · {(data.timestamps[last]! - data.timestamps[0]!).toFixed(2)} s · success{' '}
-        {episode.success === null ? '—' : episode.success ? 'yes' : 'no'} · version {episode.version}
+        {episode.success === null ? '—' : episode.success ? 'yes' : 'no'} · version {episode.version} · source episode{' '}
+        <code data-testid="source-episode">{episode.sourceEpisode}</code>
         {episode.heldOut ? (
           <>
             {' '}

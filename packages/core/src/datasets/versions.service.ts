@@ -22,6 +22,8 @@ export interface VersionView {
 
 export interface EpisodeView {
   episodeIndex: number;
+  /** The source's own id of the episode: `29` (LeRobot), `demo_7`, `episode_3.hdf5`, `<tfrecord file>#12`, an NDJSON `episode`. */
+  sourceEpisode: string;
   length: number;
   task: string | null;
   success: boolean | null;
@@ -86,6 +88,7 @@ export class VersionsService {
       query.limit,
       (row) => ({
         episodeIndex: row.episodeIndex,
+        sourceEpisode: row.sourceEpisode,
         length: row.length,
         task: row.task,
         success: row.success,

@@ -7,7 +7,7 @@ export interface EpisodeRecord {
   episodeIndex: number;
   version: number;
   uploadId: string;
-  sourceId: string;
+  sourceEpisode: string;
   length: number;
   task: string | null;
   success: boolean | null;
@@ -24,7 +24,7 @@ const episodeSelect = {
   episodeIndex: true,
   version: true,
   uploadId: true,
-  sourceId: true,
+  sourceEpisode: true,
   length: true,
   task: true,
   success: true,
@@ -76,7 +76,10 @@ export class EpisodesRepository {
     return this.prisma.episode.count({ where: toWhere(filter) });
   }
 
-  /** The episodes with these indices (ascending), up to a few thousand at a time. */
+  /**
+   * The episodes with these indices (ascending), up to a few thousand at a time. Rows of a version
+   * not yet published are among them: callers ask for indices of a published version, or check.
+   */
   findByIndices(datasetId: string, indices: number[]): Promise<EpisodeRecord[]> {
     return this.prisma.episode.findMany({
       where: { datasetId, episodeIndex: { in: indices } },
@@ -88,6 +91,7 @@ export class EpisodesRepository {
   /**
    * The episode that is public in a `sample` dataset even when no bucket falls in the sample: the
    * lowest index that is not held out. Indices only grow, so it does not move as versions are added.
+   * (An unpublished row may be it for a while; every caller also filters by version, so it shows nowhere.)
    */
   async sampleFallbackIndex(datasetId: string): Promise<number | undefined> {
     const first = await this.prisma.episode.findFirst({

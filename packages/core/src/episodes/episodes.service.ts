@@ -95,7 +95,8 @@ export class EpisodesService {
       throw videoFeatureNotFound(datasetId, feature, videoFeatures);
     }
     const [episode] = await this.episodes.findByIndices(datasetId, [episodeIndex]);
-    if (!episode) throw episodeNotFound(datasetId, episodeIndex);
+    // Rows of a version being ingested are written before it is published.
+    if (!episode || episode.version > reach.dataset.latestVersion) throw episodeNotFound(datasetId, episodeIndex);
     // The same rules as slices: past a `sample` dataset's public part it is not there for this caller
     // (the episode list does not show it either); held-out episodes are there but for admins only.
     if (reach.episodes === 'sample' && episode.bucket >= SAMPLE_BUCKET_LIMIT) {

@@ -15,6 +15,7 @@ import {
   renameFeatures,
   sourceFromDirectory,
   sourceFromFiles,
+  unrecognisedFormatError,
   validateEpisode,
   writeShard,
   type FormatName,
@@ -32,10 +33,11 @@ import { DATABASE_URL, KURA_CONFIG, LOGGER } from '../database/database.tokens.j
 import { Prisma, PrismaClient } from '../database/prisma.js';
 import { UnrecoverableJobError } from '../jobs/job-queue.js';
 import type { Logger } from '../logging/logger.js';
-import { detectArchiveKind, extractArchive } from '../uploads/archive.js';
+import { detectArchiveKind, extractArchive, type ArchiveKind } from '../uploads/archive.js';
 import { UploadsRepository, type UploadRecord } from '../uploads/uploads.repository.js';
 import { episodeBucket } from '../datasets/episode-buckets.js';
 import { withDatasetLock } from './dataset-lock.js';
+import { deleteUnpublishedEpisodes, deleteUnpublishedEpisodesOf, insertEpisodeRows } from './episode-rows.js';
 
 const MAX_WARNINGS = 1000;
 const PROGRESS_INTERVAL_MS = 1000;
@@ -50,8 +52,9 @@ interface ShardRecord {
 /**
  * Turns one upload into a published dataset version: materialise the files, pick the importer,
  * check the feature spec, validate and write episodes into Arrow shards, store them and their
- * statistics, then publish everything in one transaction. Re-running it after a crash redoes the
- * same work under the same keys, so it completes exactly once.
+ * statistics, write the episode rows (invisible until published), then publish in one short
+ * transaction whose size does not depend on the number of episodes. Re-running it after a crash
+ * redoes the same work under the same keys, so it completes exactly once.
  */
 @Injectable()
 export class IngestService implements OnApplicationBootstrap {
@@ -106,7 +109,7 @@ export class IngestService implements OnApplicationBootstrap {
       phase('materialise');
       const format = await this.chooseFormat(upload, source);
       await this.uploads.markProcessing(upload.id, format);
-      const opened = await importerFor(format).open(source, { warn });
+      const opened = await importerFor(format).open(source, { warn, dropFeatures: upload.dropFeatures });
       const featureMap = upload.featureMap ?? {};
       const features = renameFeatures(opened.features, featureMap);
       await withDatasetLock(this.databaseUrl, upload.datasetId, async () => {
@@ -133,6 +136,7 @@ export class IngestService implements OnApplicationBootstrap {
           }
         }
         phase('open');
+        await deleteUnpublishedEpisodes(this.prisma, { datasetId: dataset.id, latestVersion: dataset.latestVersion });
         const version = dataset.latestVersion + 1;
         const fps = opened.fps ?? dataset.robot.controlFrequencyHz;
         const result = await this.convert({
@@ -187,7 +191,7 @@ export class IngestService implements OnApplicationBootstrap {
    * The upload's files on local disk: an archive extracted, or the single file under its name. With
    * the filesystem store the stored bytes are read in place rather than copied out first.
    */
-  private async materialise(upload: UploadRecord, work: string): Promise<ImportSource> {
+  private async materialise(upload: UploadRecord, work: string): Promise<ImportSource & { archive?: ArchiveKind }> {
     let rawPath = await this.blobs.localPath?.({ key: upload.blobKey });
     if (!rawPath) {
       rawPath = join(work, 'raw');
@@ -197,13 +201,13 @@ export class IngestService implements OnApplicationBootstrap {
     const { buffer, bytesRead } = await handle.read(Buffer.alloc(512), 0, 512, 0).finally(() => handle.close());
     const kind = detectArchiveKind(buffer.subarray(0, bytesRead));
     if (kind) {
-      await extractArchive({ file: rawPath, kind, destination: join(work, 'files') });
-      return sourceFromDirectory(join(work, 'files'));
+      await extractArchive({ file: rawPath, kind, destination: join(work, 'files'), limits: this.config.uploads.archive });
+      return { ...(await sourceFromDirectory(join(work, 'files'))), archive: kind };
     }
     return sourceFromFiles([{ path: safeFileName(upload.fileName), absolutePath: rawPath }]);
   }
 
-  private async chooseFormat(upload: UploadRecord, source: ImportSource): Promise<FormatName> {
+  private async chooseFormat(upload: UploadRecord, source: ImportSource & { archive?: ArchiveKind }): Promise<FormatName> {
     const detected = await detectFormat(source);
     const requested = upload.requestedFormat as FormatName | null;
     if (requested) {
@@ -216,16 +220,7 @@ export class IngestService implements OnApplicationBootstrap {
       }
       return requested;
     }
-    if (!detected) {
-      throw new ImportError(
-        'FORMAT_UNKNOWN',
-        `the format of the upload could not be recognised (files: ${source.files
-          .slice(0, 5)
-          .map((file) => file.path)
-          .join(', ')}); pass ?format=`,
-        {},
-      );
-    }
+    if (!detected) throw await unrecognisedFormatError(source, source.archive);
     return detected;
   }
 
@@ -382,28 +377,31 @@ export class IngestService implements OnApplicationBootstrap {
     await writeJsonBlob(this.blobs, statsKey, stats.summary());
     await writeJsonBlob(this.blobs, sketchKey, stats.toJSON());
 
-    await this.prisma.$transaction(async (transaction) => {
-      await transaction.episode.createMany({
-        data: result.episodes.map((written) => ({
-          datasetId: dataset.id,
-          episodeIndex: written.episodeIndex,
-          version,
-          uploadId: upload.id,
-          sourceId: written.episode.sourceId,
-          length: written.episode.length,
-          task: written.episode.task ?? written.episode.stepTasks?.find((task) => task !== '') ?? null,
-          success: written.episode.success ?? null,
-          shardKey: written.shardKey,
-          batchStart: written.batchStart,
-          batchCount: written.batchCount,
-          byteOffset: BigInt(written.byteOffset),
-          byteLength: BigInt(written.byteLength),
-          checksum: written.checksum,
-          metadata: (written.episode.metadata ?? Prisma.DbNull) as Prisma.InputJsonValue,
-          bucket: episodeBucket(dataset.id, written.episodeIndex),
-        })),
-      });
-      await transaction.datasetVersion.create({
+    // The rows first, in bulk and outside the transaction: until the version is published they are
+    // not read, and a crash here leaves rows the next ingest of the dataset removes.
+    await insertEpisodeRows(this.prisma, {
+      datasetId: dataset.id,
+      version,
+      uploadId: upload.id,
+      rows: result.episodes.map((written) => ({
+        episodeIndex: written.episodeIndex,
+        sourceEpisode: written.episode.sourceEpisode,
+        length: written.episode.length,
+        task: written.episode.task ?? written.episode.stepTasks?.find((task) => task !== '') ?? null,
+        success: written.episode.success ?? null,
+        shardKey: written.shardKey,
+        batchStart: written.batchStart,
+        batchCount: written.batchCount,
+        byteOffset: written.byteOffset,
+        byteLength: written.byteLength,
+        checksum: written.checksum,
+        metadata: written.episode.metadata ?? null,
+        bucket: episodeBucket(dataset.id, written.episodeIndex),
+      })),
+    });
+    // Publishing: three rows, whatever the number of episodes.
+    await this.prisma.$transaction([
+      this.prisma.datasetVersion.create({
         data: {
           datasetId: dataset.id,
           version,
@@ -414,9 +412,11 @@ export class IngestService implements OnApplicationBootstrap {
           statsKey,
           sketchKey,
         },
-      });
-      await transaction.dataset.update({
-        where: { id: dataset.id },
+        select: { version: true },
+      }),
+      // Only from the version this ingest started from (the advisory lock makes it so; this checks it).
+      this.prisma.dataset.update({
+        where: { id: dataset.id, latestVersion: dataset.latestVersion },
         data: {
           latestVersion: version,
           episodeCount,
@@ -424,8 +424,8 @@ export class IngestService implements OnApplicationBootstrap {
           ...(dataset.features ? {} : { features: params.features }),
         },
         select: { id: true },
-      });
-      await transaction.upload.update({
+      }),
+      this.prisma.upload.update({
         where: { id: upload.id },
         data: {
           status: 'published',
@@ -439,13 +439,14 @@ export class IngestService implements OnApplicationBootstrap {
           finishedAt: new Date(),
         },
         select: { id: true },
-      });
-    });
+      }),
+    ]);
   }
 
   /** Marks the upload failed and removes what it wrote: nothing of a failed upload stays behind. */
   private async fail(upload: UploadRecord, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.uploads.markFailed(upload.id, errors, warnings);
+    await deleteUnpublishedEpisodesOf(this.prisma, upload.id);
     for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` }))
       await this.blobs.delete({ key: blob.key });
   }

@@ -136,7 +136,7 @@ export class ShardReader {
 }
 
 /** The IPC stream schema message of a schema (what a stream writer writes first). */
-function encodeSchemaMessage(schema: Schema): Buffer {
+export function encodeSchemaMessage(schema: Schema): Buffer {
   const chunks: Uint8Array[] = [];
   const sink = new (class extends AsyncByteQueue {
     override write(value: Uint8Array): void {

@@ -25,7 +25,8 @@ import { UsageMeter } from '../usage/usage.meter.js';
  * Bumped whenever an encoder's output changes, so that ETags and cached downloads of the old bytes
  * are never served as the new ones.
  */
-export const DOWNLOAD_REVISION = 1;
+// 2: source episode ids (schema metadata `kura.source_episodes`, NDJSON `sourceEpisode`, LeRobot `source_episode`).
+export const DOWNLOAD_REVISION = 2;
 
 const formats: Record<SliceFormat, { contentType: string; extension: string; ranges: boolean }> = {
   arrow: { contentType: 'application/vnd.apache.arrow.stream', extension: 'arrows', ranges: false },
@@ -237,6 +238,6 @@ async function* flattenBatches(plan: DecodePlan): AsyncGenerator<RecordBatch> {
   for await (const { batches } of plan.episodes()) yield* batches;
 }
 
-async function* episodesOf(plan: DecodePlan): AsyncGenerator<{ batches: RecordBatch[] }> {
-  for await (const { batches } of plan.episodes()) yield { batches };
+async function* episodesOf(plan: DecodePlan): AsyncGenerator<{ batches: RecordBatch[]; sourceEpisode: string }> {
+  for await (const { item, batches } of plan.episodes()) yield { batches, sourceEpisode: item.episode.sourceEpisode };
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import {
   RecordBatch,
+  Schema,
   Struct,
   Utf8,
   makeData,
@@ -10,13 +11,19 @@ import {
   type Dictionary,
   type Field,
   type Int32,
-  type Schema,
   type Vector,
 } from 'apache-arrow';
-import { episodeIndicesOf, formatEpisodeRanges, parseEpisodeRanges, type FeatureSpec } from '@kura/schema';
+import {
+  SOURCE_EPISODES_METADATA,
+  episodeIndicesOf,
+  formatEpisodeRanges,
+  parseEpisodeRanges,
+  type FeatureSpec,
+  type SourceEpisodes,
+} from '@kura/schema';
 import { takeRows } from '@kura/formats';
 import { EpisodesRepository, type EpisodeRecord } from '../episodes/episodes.repository.js';
-import { ARROW_STREAM_END, ShardReader, type ShardPrelude } from './shard-reader.js';
+import { ARROW_STREAM_END, ShardReader, encodeSchemaMessage, type ShardPrelude } from './shard-reader.js';
 import { DATASET_ID_COLUMN, resolveSliceColumns, sliceArrowSchema, type SliceSteps } from './slice-columns.js';
 import type { SliceRecord, SliceSourceRecord } from './slices.repository.js';
 
@@ -89,25 +96,34 @@ export class SliceReader {
     const episodes = await this.episodeSource(slice);
     const shardKeys = new Set<string>();
     let episodeBytes = 0;
-    for await (const { episode } of episodes()) {
+    // Every output says which source episode each episode_index is (schema metadata: a few bytes per episode).
+    const sourceEpisodes: SourceEpisodes = {};
+    for await (const { source, episode } of episodes()) {
       shardKeys.add(episode.shardKey);
       episodeBytes += Number(episode.byteLength);
+      (sourceEpisodes[source.datasetId] ??= {})[episode.episodeIndex] = episode.sourceEpisode;
     }
     const preludes = new Map<string, ShardPrelude>();
     for (const key of shardKeys) preludes.set(key, await this.shards.prelude(key));
     const multiSource = slice.sources.length > 1;
-    const schema = sliceArrowSchema(slice.columns, multiSource);
+    const sourceEpisodesEntry: [string, string] = [SOURCE_EPISODES_METADATA, JSON.stringify(sourceEpisodes)];
+    const sliceSchema = sliceArrowSchema(slice.columns, multiSource);
+    const schema = new Schema(sliceSchema.fields, new Map([...sliceSchema.metadata, sourceEpisodesEntry]));
 
     if (options.forward && this.canForward(slice, schema, [...preludes.values()])) {
       const [first] = [...preludes.values()];
-      let bytes = first!.schemaMessage.length + episodeBytes + ARROW_STREAM_END.length;
+      // The stored schema, with the slice's source episodes added to its metadata.
+      const schemaMessage = encodeSchemaMessage(
+        new Schema(first!.schema.fields, new Map([...first!.schema.metadata, sourceEpisodesEntry])),
+      );
+      let bytes = schemaMessage.length + episodeBytes + ARROW_STREAM_END.length;
       // Each run of episodes from one shard starts with that shard's dictionary.
       let previousShard: string | undefined;
       for await (const { episode } of episodes()) {
         if (episode.shardKey !== previousShard) bytes += preludes.get(episode.shardKey)!.dictionaryMessages.length;
         previousShard = episode.shardKey;
       }
-      return { kind: 'forward', bytes, chunks: () => this.forward(episodes, preludes) };
+      return { kind: 'forward', bytes, chunks: () => this.forward(episodes, preludes, schemaMessage) };
     }
 
     // One dictionary for the slice: the sorted union of the shards' tasks.
@@ -176,7 +192,11 @@ export class SliceReader {
    * The stored bytes, in IPC stream order. Episodes next to each other in a shard are read as one
    * range (up to RUN_BYTES), streamed through and checked episode by episode on the way.
    */
-  private async *forward(episodes: () => AsyncIterable<SliceEpisode>, preludes: Map<string, ShardPrelude>): AsyncGenerator<Buffer> {
+  private async *forward(
+    episodes: () => AsyncIterable<SliceEpisode>,
+    preludes: Map<string, ShardPrelude>,
+    schemaMessage: Buffer,
+  ): AsyncGenerator<Buffer> {
     let previousShard: string | undefined;
     let run: EpisodeRecord[] = [];
     let runBytes = 0;
@@ -189,7 +209,7 @@ export class SliceReader {
         runBytes = 0;
       }
       const prelude = preludes.get(episode.shardKey)!;
-      if (previousShard === undefined) yield prelude.schemaMessage;
+      if (previousShard === undefined) yield schemaMessage;
       if (episode.shardKey !== previousShard) yield prelude.dictionaryMessages;
       previousShard = episode.shardKey;
       run.push(episode);

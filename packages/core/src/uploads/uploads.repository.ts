@@ -26,6 +26,7 @@ export interface UploadRecord {
   sha256: string | null;
   idempotencyKey: string | null;
   featureMap: Record<string, string> | null;
+  dropFeatures: string[];
   multipart: MultipartState | null;
   errors: ImportIssue[];
   warnings: ImportIssue[];
@@ -51,6 +52,7 @@ const uploadSelect = {
   sha256: true,
   idempotencyKey: true,
   featureMap: true,
+  dropFeatures: true,
   multipart: true,
   errors: true,
   warnings: true,
@@ -88,6 +90,7 @@ export class UploadsRepository {
     sha256: string;
     idempotencyKey: string | null;
     featureMap: Record<string, string> | null;
+    dropFeatures?: string[];
     status?: 'uploading' | 'received';
     multipart?: MultipartState;
   }): Promise<{ record: UploadRecord; created: boolean }> {

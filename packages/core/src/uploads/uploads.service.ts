@@ -59,6 +59,8 @@ export interface CreateUploadParams {
   expectedSha256?: string | undefined;
   idempotencyKey?: string | undefined;
   featureMap?: Record<string, string> | undefined;
+  /** Features to leave out, named as the upload names them (before featureMap); their data is never read. */
+  dropFeatures?: string[] | undefined;
   maxBytes: number;
 }
 
@@ -121,6 +123,7 @@ export class UploadsService implements OnApplicationBootstrap {
       sha256,
       idempotencyKey: params.idempotencyKey ?? null,
       featureMap: params.featureMap ?? null,
+      dropFeatures: params.dropFeatures ?? [],
     });
     if (!created) {
       // Lost a race with the same idempotency key: keep the first upload only.
@@ -168,6 +171,7 @@ export class UploadsService implements OnApplicationBootstrap {
       sha256: params.sha256.toLowerCase(),
       idempotencyKey: params.idempotencyKey ?? null,
       featureMap: params.featureMap ?? null,
+      dropFeatures: params.dropFeatures ?? [],
       status: 'uploading',
       multipart: { blobUploadId, partSize, expectedBytes: params.bytes, expectedSha256: params.sha256.toLowerCase() },
     });

@@ -10,6 +10,7 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
+import { settleDroppedFeatures } from '../drop-features.js';
 import {
   addFeature,
   checkColumn,
@@ -26,6 +27,7 @@ import {
 } from './columns.js';
 import { type Hdf5File, hasHdf5Signature, hdf5Candidates, requireNumeric, withHdf5File, type DatasetInfo } from './h5.js';
 import { isJpeg, jpegDimensions, unpaddedLength, type Hdf5ImportOptions } from './images.js';
+import { UnmappedDatasets } from './unmapped.js';
 
 /** Camera frames stored as zero-padded JPEG bytes, one row per step (ALOHA's `compress` mode). */
 interface PaddedJpegColumn {
@@ -42,6 +44,8 @@ type AlohaColumn = TensorColumn | RawImageColumn | PaddedJpegColumn;
 interface AlohaPlan {
   features: FeatureSpec;
   columns: AlohaColumn[];
+  /** Absolute paths of the features dropFeatures leaves out: not read, not warned about. */
+  droppedPaths: ReadonlySet<string>;
 }
 
 /** ALOHA's 14 joints: 6 arm joints and a gripper per side, left first (as in ACT's constants and LeRobot's ALOHA datasets). */
@@ -68,6 +72,7 @@ const maxAttributeJson = 10_000;
 export function createHdf5AlohaImporter(options: Hdf5ImportOptions = {}): Importer {
   return {
     format: 'hdf5-aloha',
+    looksFor: 'an HDF5 file with an /action dataset and an /observations group (holding qpos)',
 
     async detect(source: ImportSource): Promise<boolean> {
       const first = hdf5Candidates(source.files)[0];
@@ -84,7 +89,7 @@ export function createHdf5AlohaImporter(options: Hdf5ImportOptions = {}): Import
       const files = hdf5Candidates(source.files);
       const first = files[0];
       if (!first) throw new ImportError('HDF5_DATASET_MISSING', 'the upload holds no .hdf5 / .h5 file', {});
-      const plan = await withHdf5File(first, (hdf5) => planAloha(hdf5, at(first), options));
+      const plan = await withHdf5File(first, (hdf5) => planAloha(hdf5, at(first), options, context));
       return {
         features: plan.features,
         expectedEpisodes: files.length,
@@ -114,19 +119,12 @@ function episodeNumber(file: SourceFile): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-/** Decides the features from the first episode file (metadata and the first JPEG header only). */
-function planAloha(hdf5: Hdf5File, location: ErrorLocation, options: Hdf5ImportOptions): AlohaPlan {
-  const features: FeatureSpec = {};
-  const columns: AlohaColumn[] = [];
-  const add = (column: AlohaColumn, sourcePath: string): void => {
-    const feature: Feature =
-      column.kind === 'padded-jpeg'
-        ? { dtype: 'image', shape: [column.height, column.width, column.channels], encoding: 'jpeg' }
-        : columnFeature(column, options.imageEncoding ?? 'png');
-    addFeature(features, column.feature, feature, sourcePath, location);
-    columns.push(column);
-  };
-
+/**
+ * Decides the features from the first episode file (metadata and the first JPEG header only).
+ * Features dropFeatures names are settled before their columns are planned: they are never read.
+ */
+function planAloha(hdf5: Hdf5File, location: ErrorLocation, options: Hdf5ImportOptions, context: ImportContext): AlohaPlan {
+  const candidates: Array<{ feature: string; path: string; plan: () => AlohaColumn }> = [];
   for (const known of knownVectors) {
     const path = `/${known.path}`;
     if (!hdf5.hasDataset(path, location)) {
@@ -134,27 +132,57 @@ function planAloha(hdf5: Hdf5File, location: ErrorLocation, options: Hdf5ImportO
         throw new ImportError('HDF5_DATASET_MISSING', `${hdf5.sourcePath}: ${path} is missing`, { ...location, field: path });
       continue;
     }
-    add(planTensor(hdf5.inspect(path, location), known.feature, known.path, location, known.names), path);
+    candidates.push({
+      feature: known.feature,
+      path,
+      plan: () => planTensor(hdf5.inspect(path, location), known.feature, known.path, location, known.names),
+    });
   }
   for (const name of hdf5.keys('/observations', location)) {
     const path = `/observations/${name}`;
-    // Nested groups other than images have no ALOHA meaning; they are left out (README).
+    // Nested groups other than images have no ALOHA meaning; they are left out with a warning (README).
     if (knownObservations.has(name) || !hdf5.hasDataset(path, location)) continue;
-    add(planTensor(hdf5.inspect(path, location), `observation.${featureSegment(name)}`, `observations/${name}`, location), path);
+    const feature = `observation.${featureSegment(name)}`;
+    candidates.push({ feature, path, plan: () => planTensor(hdf5.inspect(path, location), feature, `observations/${name}`, location) });
   }
   for (const camera of hdf5.keys('/observations/images', location)) {
     const path = `/observations/images/${camera}`;
-    const info = hdf5.inspect(path, location);
     const feature = `observation.images.${featureSegment(camera)}`;
     const relativePath = `observations/images/${camera}`;
-    add(
-      isPaddedJpeg(info)
-        ? planPaddedJpeg(hdf5, info, feature, relativePath, location)
-        : planRawImage(info, feature, relativePath, location),
+    candidates.push({
+      feature,
       path,
-    );
+      plan: () => {
+        const info = hdf5.inspect(path, location);
+        return isPaddedJpeg(info)
+          ? planPaddedJpeg(hdf5, info, feature, relativePath, location)
+          : planRawImage(info, feature, relativePath, location);
+      },
+    });
   }
-  return { features, columns };
+
+  const dropped = settleDroppedFeatures(
+    candidates.map((candidate) => candidate.feature),
+    context,
+    hdf5.sourcePath,
+  );
+  const features: FeatureSpec = {};
+  const columns: AlohaColumn[] = [];
+  const droppedPaths = new Set<string>();
+  for (const candidate of candidates) {
+    if (dropped.has(candidate.feature)) {
+      droppedPaths.add(candidate.path);
+      continue;
+    }
+    const column = candidate.plan();
+    const feature: Feature =
+      column.kind === 'padded-jpeg'
+        ? { dtype: 'image', shape: [column.height, column.width, column.channels], encoding: 'jpeg' }
+        : columnFeature(column, options.imageEncoding ?? 'png');
+    addFeature(features, column.feature, feature, candidate.path, location);
+    columns.push(column);
+  }
+  return { features, columns, droppedPaths };
 }
 
 /** A uint8 steps × bytes dataset: encoded frames padded to a common length. */
@@ -190,10 +218,12 @@ async function* readEpisodes(
   options: Hdf5ImportOptions,
   context: ImportContext,
 ): AsyncGenerator<ImportedEpisode> {
+  const unmapped = new UnmappedDatasets();
   for (const file of files) {
     // The file is closed before the episode is handed on: no handle is held while the caller works.
-    yield await withHdf5File(file, (hdf5) => readEpisode(hdf5, file, plan, options, context));
+    yield await withHdf5File(file, (hdf5) => readEpisode(hdf5, file, plan, options, unmapped));
   }
+  unmapped.flush(context, files.length, 'episodes');
 }
 
 async function readEpisode(
@@ -201,7 +231,7 @@ async function readEpisode(
   file: SourceFile,
   plan: AlohaPlan,
   options: Hdf5ImportOptions,
-  context: ImportContext,
+  unmapped: UnmappedDatasets,
 ): Promise<ImportedEpisode> {
   const location = at(file);
   const action = hdf5.inspect('/action', location);
@@ -209,7 +239,7 @@ async function readEpisode(
   if (action.shape.length === 0 || length === 0)
     throw new ImportError('EMPTY_EPISODE', `${file.path}: /action has no steps`, { ...location, field: '/action' });
 
-  warnAboutExtraDatasets(hdf5, plan, location, context);
+  noteUnmappedDatasets(hdf5, plan, location, unmapped);
   const features: Record<string, FeatureValues> = {};
   let lengths: CompressedLengths | undefined;
   for (const column of plan.columns) {
@@ -229,6 +259,7 @@ async function readEpisode(
   const sourceIndex = episodeNumber(file);
   return {
     sourceId: episodeId(file),
+    sourceEpisode: file.path,
     file: file.path,
     ...(sourceIndex !== undefined ? { sourceIndex } : {}),
     length,
@@ -247,21 +278,23 @@ function rootAttributes(hdf5: Hdf5File, location: ErrorLocation): Record<string,
   return kept;
 }
 
-/** Datasets a later episode has beyond the first one's are not imported; say so. */
-function warnAboutExtraDatasets(hdf5: Hdf5File, plan: AlohaPlan, location: ErrorLocation, context: ImportContext): void {
-  const planned = new Set(plan.columns.map((column) => `/${column.relativePath}`));
-  const candidates = [
-    ...hdf5.keys('/observations', location).map((name) => `/observations/${name}`),
-    ...hdf5.keys('/observations/images', location).map((name) => `/observations/images/${name}`),
-  ];
-  for (const path of candidates) {
-    if (planned.has(path) || !hdf5.hasDataset(path, location)) continue;
-    context.warn({
-      code: 'HDF5_DATASET_IGNORED',
-      message: `${path} is not in the first episode, so it is not imported`,
-      location: { ...location, field: path },
-    });
-  }
+/**
+ * Datasets of the episode that are not imported, for one HDF5_DATASET_IGNORED warning per path at
+ * the end: those a later episode has beyond the first one's, and those outside the ALOHA layout
+ * (a `/joint_torques`, a nested group under `/observations`).
+ */
+function noteUnmappedDatasets(hdf5: Hdf5File, plan: AlohaPlan, location: ErrorLocation, unmapped: UnmappedDatasets): void {
+  const imported = new Set(['action', 'compress_len', ...plan.columns.map((column) => column.relativePath)]);
+  unmapped.note({
+    hdf5,
+    root: '/',
+    at: location,
+    isImported: (path) => imported.has(path) || plan.droppedPaths.has(`/${path}`),
+    why: (path) =>
+      /^observations\/(images\/)?[^/]+$/.test(path)
+        ? 'the first episode has no such dataset, and features are decided from the first episode'
+        : 'Kura maps /action, /base_action, /observations/<name> and /observations/images/<camera> (hdf5/README.md)',
+  });
 }
 
 /** `/compress_len`: per recorded camera, the byte length of each step's JPEG; absent in some recordings. */

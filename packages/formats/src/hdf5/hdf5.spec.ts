@@ -150,6 +150,7 @@ describe('hdf5-aloha', () => {
       ['episode_0', 0, 20, 'episode_0.hdf5'],
       ['episode_1', 1, 15, 'episode_1.hdf5'],
     ]);
+    expect(imported.episodes.map((episode) => episode.sourceEpisode)).toEqual(['episode_0.hdf5', 'episode_1.hdf5']);
     imported.episodes.forEach((episode, episodeNumber) => {
       expect(episode.timestamp).toBeUndefined();
       expect(episode.isTerminal).toBeUndefined();
@@ -296,6 +297,7 @@ describe('hdf5-robomimic', () => {
       ['demo_2', 2, 15, { masks: ['valid'] }],
       ['demo_10', 10, 9, { masks: ['train'] }],
     ]);
+    expect(imported.episodes.map((episode) => episode.sourceEpisode)).toEqual(['demo_0', 'demo_2', 'demo_10']);
 
     for (const episode of imported.episodes) {
       const demo = episode.sourceIndex ?? -1;

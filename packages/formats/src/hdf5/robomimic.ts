@@ -9,6 +9,7 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
+import { settleDroppedFeatures } from '../drop-features.js';
 import {
   addFeature,
   checkColumn,
@@ -26,6 +27,7 @@ import {
 } from './columns.js';
 import { type Hdf5File, hasHdf5Signature, hdf5Candidates, naturalOrder, withHdf5File } from './h5.js';
 import type { Hdf5ImportOptions } from './images.js';
+import { UnmappedDatasets } from './unmapped.js';
 
 type RobomimicColumn = TensorColumn | RawImageColumn;
 
@@ -43,6 +45,8 @@ interface RobomimicFile {
 interface RobomimicPlan {
   features: FeatureSpec;
   columns: RobomimicColumn[];
+  /** Paths below a demo (`obs/agentview_image`) of features dropFeatures leaves out: not read, not warned about. */
+  droppedPaths: ReadonlySet<string>;
 }
 
 const demoPattern = /^demo_(\d+)$/;
@@ -53,6 +57,7 @@ const imageKeyPattern = /_(image|rgb)$/;
 export function createHdf5RobomimicImporter(options: Hdf5ImportOptions = {}): Importer {
   return {
     format: 'hdf5-robomimic',
+    looksFor: 'an HDF5 file with a /data group holding demo_<n> groups (robomimic, robosuite, LIBERO, MimicGen)',
 
     async detect(source: ImportSource): Promise<boolean> {
       const first = hdf5Candidates(source.files)[0];
@@ -77,7 +82,7 @@ export function createHdf5RobomimicImporter(options: Hdf5ImportOptions = {}): Im
       }
       const firstDemo = first.demos[0]!;
       const plan = await withHdf5File(first.file, (hdf5) =>
-        planRobomimic(hdf5, firstDemo, { file: first.file.path, episode: firstDemo }, options),
+        planRobomimic(hdf5, firstDemo, { file: first.file.path, episode: firstDemo }, options, context),
       );
       return {
         features: plan.features,
@@ -106,8 +111,18 @@ function describeFile(hdf5: Hdf5File, file: SourceFile, context: ImportContext):
 
   const envArgs = parseJsonAttribute(hdf5.attribute('/data', 'env_args', at), '/data', 'env_args', at, context);
   const problemInfo = parseJsonAttribute(hdf5.attribute('/data', 'problem_info', at), '/data', 'problem_info', at, context);
-  // LIBERO says what to do in words; plain robomimic only names the environment (e.g. "Lift").
-  const task = stringField(problemInfo, 'language_instruction') ?? stringField(envArgs, 'env_name') ?? null;
+  // robosuite's own demo files (collect_human_demonstrations.py) carry env_info (JSON) and env (the name) instead of env_args.
+  const envInfo = parseJsonAttribute(hdf5.attribute('/data', 'env_info', at), '/data', 'env_info', at, context);
+  const env = hdf5.attribute('/data', 'env', at);
+  // An instruction in words when the file has one (LIBERO); else the environment's name (e.g. "Lift").
+  const task =
+    stringField(problemInfo, 'language_instruction') ??
+    instruction(envArgs) ??
+    instruction(envInfo) ??
+    stringField(envArgs, 'env_name') ??
+    stringField(envInfo, 'env_name') ??
+    (typeof env === 'string' && env.length > 0 ? env : undefined) ??
+    null;
   const envKwargs = envArgs?.env_kwargs;
   const frequency = isRecord(envKwargs) ? envKwargs.control_freq : undefined;
 
@@ -136,28 +151,55 @@ function readMasks(hdf5: Hdf5File, at: ErrorLocation): Map<string, string[]> | u
   return masks;
 }
 
-/** Decides the features from the first demo (metadata only). */
-function planRobomimic(hdf5: Hdf5File, demo: string, at: ErrorLocation, options: Hdf5ImportOptions): RobomimicPlan {
+/**
+ * Decides the features from the first demo (metadata only). Features dropFeatures names are settled
+ * here, before a column is planned, so a dataset Kura could not read is no obstacle to leaving it out.
+ */
+function planRobomimic(hdf5: Hdf5File, demo: string, at: ErrorLocation, options: Hdf5ImportOptions, context: ImportContext): RobomimicPlan {
   const root = `/data/${demo}`;
-  const features: FeatureSpec = {};
-  const columns: RobomimicColumn[] = [];
-  const add = (column: RobomimicColumn): void => {
-    addFeature(features, column.feature, columnFeature(column, options.imageEncoding ?? 'png'), joinPath(root, column.relativePath), at);
-    columns.push(column);
-  };
-
-  add(planTensor(hdf5.inspect(`${root}/actions`, at), 'action', 'actions', at));
-  if (hdf5.hasDataset(`${root}/states`, at)) add(planTensor(hdf5.inspect(`${root}/states`, at), 'observation.sim_state', 'states', at));
+  const candidates: Array<{ feature: string; relativePath: string; plan: () => RobomimicColumn }> = [];
+  const actions = hdf5.inspect(`${root}/actions`, at);
+  candidates.push({ feature: 'action', relativePath: 'actions', plan: () => planTensor(actions, 'action', 'actions', at) });
+  if (hdf5.hasDataset(`${root}/states`, at)) {
+    const states = hdf5.inspect(`${root}/states`, at);
+    candidates.push({
+      feature: 'observation.sim_state',
+      relativePath: 'states',
+      plan: () => planTensor(states, 'observation.sim_state', 'states', at),
+    });
+  }
   for (const key of hdf5.keys(`${root}/obs`, at)) {
     const path = `${root}/obs/${key}`;
     if (!hdf5.hasDataset(path, at)) continue;
     const info = hdf5.inspect(path, at);
     const relativePath = `obs/${key}`;
-    if (isRawImage(info) || imageKeyPattern.test(key))
-      add(planRawImage(info, `observation.images.${featureSegment(key)}`, relativePath, at));
-    else add(planTensor(info, `observation.${featureSegment(key)}`, relativePath, at));
+    if (isRawImage(info) || imageKeyPattern.test(key)) {
+      const feature = `observation.images.${featureSegment(key)}`;
+      candidates.push({ feature, relativePath, plan: () => planRawImage(info, feature, relativePath, at) });
+    } else {
+      const feature = `observation.${featureSegment(key)}`;
+      candidates.push({ feature, relativePath, plan: () => planTensor(info, feature, relativePath, at) });
+    }
   }
-  return { features, columns };
+
+  const dropped = settleDroppedFeatures(
+    candidates.map((candidate) => candidate.feature),
+    context,
+    at.file,
+  );
+  const features: FeatureSpec = {};
+  const columns: RobomimicColumn[] = [];
+  const droppedPaths = new Set<string>();
+  for (const candidate of candidates) {
+    if (dropped.has(candidate.feature)) {
+      droppedPaths.add(candidate.relativePath);
+      continue;
+    }
+    const column = candidate.plan();
+    addFeature(features, column.feature, columnFeature(column, options.imageEncoding ?? 'png'), joinPath(root, column.relativePath), at);
+    columns.push(column);
+  }
+  return { features, columns, droppedPaths };
 }
 
 async function* readEpisodes(
@@ -166,12 +208,16 @@ async function* readEpisodes(
   options: Hdf5ImportOptions,
   context: ImportContext,
 ): AsyncGenerator<ImportedEpisode> {
+  const unmapped = new UnmappedDatasets();
+  let demos = 0;
   for (const described of files) {
     for (const demo of described.demos) {
       // Reopened per demo so that no handle is held while the caller works on an episode.
-      yield await withHdf5File(described.file, (hdf5) => readDemo(hdf5, described, demo, plan, options, context));
+      yield await withHdf5File(described.file, (hdf5) => readDemo(hdf5, described, demo, plan, options, context, unmapped));
+      demos++;
     }
   }
+  unmapped.flush(context, demos, 'demos');
 }
 
 async function readDemo(
@@ -181,6 +227,7 @@ async function readDemo(
   plan: RobomimicPlan,
   options: Hdf5ImportOptions,
   context: ImportContext,
+  unmapped: UnmappedDatasets,
 ): Promise<ImportedEpisode> {
   const at = { file: described.file.path, episode: demo };
   const root = `/data/${demo}`;
@@ -198,7 +245,7 @@ async function readDemo(
       location: { ...at, field: `${root}/actions` },
     });
   }
-  warnAboutExtraObservations(hdf5, root, plan, at, context);
+  noteUnmappedDatasets(hdf5, root, plan, at, unmapped);
 
   const features: Record<string, FeatureValues> = {};
   for (const column of plan.columns) {
@@ -215,30 +262,48 @@ async function readDemo(
       done !== 0 ? 1 : 0,
     );
 
+  // RoboCasa gives each demo its own instruction in ep_meta (JSON); it outranks the file's task.
+  const episodeMeta = parseJsonAttribute(hdf5.attribute(root, 'ep_meta', at), root, 'ep_meta', at, context);
   const number = demoPattern.exec(demo)?.[1];
   return {
     sourceId: demo,
+    sourceEpisode: demo,
     file: described.file.path,
     ...(number !== undefined ? { sourceIndex: Number(number) } : {}),
     length,
     ...(reward ? { reward } : {}),
     ...(isTerminal ? { isTerminal } : {}),
-    task: described.task,
+    task: instruction(episodeMeta) ?? described.task,
     ...(described.masks ? { metadata: { masks: described.masks.get(demo) ?? [] } } : {}),
     features,
   };
 }
 
-function warnAboutExtraObservations(hdf5: Hdf5File, root: string, plan: RobomimicPlan, at: ErrorLocation, context: ImportContext): void {
+/** Fixed datasets of a demo that Kura maps (besides the planned columns). */
+const demoDatasets = new Set(['actions', 'states', 'rewards', 'dones']);
+
+/**
+ * Datasets of the demo that are not imported: obs keys the first demo lacks, and anything outside
+ * what the README maps (robosuite's joint_torques, say). next_obs/<key> repeats obs/<key> one step
+ * later, so it is silent when obs/<key> is imported.
+ */
+function noteUnmappedDatasets(hdf5: Hdf5File, root: string, plan: RobomimicPlan, at: ErrorLocation, unmapped: UnmappedDatasets): void {
   const planned = new Set(plan.columns.map((column) => column.relativePath));
-  for (const key of hdf5.keys(`${root}/obs`, at)) {
-    if (planned.has(`obs/${key}`) || !hdf5.hasDataset(`${root}/obs/${key}`, at)) continue;
-    context.warn({
-      code: 'HDF5_DATASET_IGNORED',
-      message: `${root}/obs/${key} is not in the first demo, so it is not imported`,
-      location: { ...at, field: `${root}/obs/${key}` },
-    });
-  }
+  const isImported = (path: string): boolean => {
+    if (planned.has(path) || plan.droppedPaths.has(path) || demoDatasets.has(path)) return true;
+    const shifted = /^next_obs\/(.+)$/.exec(path)?.[1];
+    return shifted !== undefined && (planned.has(`obs/${shifted}`) || plan.droppedPaths.has(`obs/${shifted}`));
+  };
+  unmapped.note({
+    hdf5,
+    root,
+    at,
+    isImported,
+    why: (path) =>
+      /^obs\/[^/]+$/.test(path)
+        ? 'the first demo has no such observation, and features are decided from the first demo'
+        : 'Kura maps actions, states, rewards, dones and obs/<key> of a demo (hdf5/README.md)',
+  });
 }
 
 /** A JSON-string attribute as an object; a warning (not an error) when it does not parse, since it is metadata only. */
@@ -261,6 +326,11 @@ function parseJsonAttribute(
     });
     return undefined;
   }
+}
+
+/** A language instruction in an env description: `language_instruction`, or `lang` as RoboCasa writes it. */
+function instruction(record: Record<string, unknown> | undefined): string | undefined {
+  return stringField(record, 'language_instruction') ?? stringField(record, 'lang');
 }
 
 function stringField(record: Record<string, unknown> | undefined, name: string): string | undefined {

@@ -35,6 +35,8 @@ export const LEROBOT_CHUNKS_SIZE = 1000;
 /** One episode to export: its record batches in Kura's schema (or a projection of it), steps in order. */
 export interface LerobotExportEpisode {
   batches: readonly RecordBatch[];
+  /** The episode's id in the data it was uploaded from; `source_episode` in `meta/episodes.jsonl`. */
+  sourceEpisode?: string;
 }
 
 /** What `exportLerobotTar` needs. */
@@ -169,6 +171,7 @@ async function writeDataset(pack: Pack, params: LerobotExportParams): Promise<vo
         length: exported.length,
         kura_episode_index: exported.origin.episodeIndex,
         ...(exported.origin.datasetId !== undefined ? { kura_dataset_id: exported.origin.datasetId } : {}),
+        ...(episode.sourceEpisode !== undefined ? { source_episode: episode.sourceEpisode } : {}),
       }),
     );
     state.statsLines.push(JSON.stringify({ episode_index: episodeIndex, stats: exported.stats }));

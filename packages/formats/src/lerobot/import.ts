@@ -10,8 +10,9 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
+import { settleDroppedFeatures } from '../drop-features.js';
 import { imageEncoding } from '../image-header.js';
-import { imageBytes, imageFrames, kuraFeature, planFeatures, tensorValues, type FeaturePlan } from './columns.js';
+import { imageBytes, imageFrames, kuraFeature, planFeatures, SPECIAL_COLUMNS, tensorValues, type FeaturePlan } from './columns.js';
 import {
   codebaseVersion,
   findLayout,
@@ -61,6 +62,7 @@ const MAX_INFO_BYTES = 4 * 1024 * 1024;
  */
 export const lerobotImporter: Importer = {
   format: 'lerobot',
+  looksFor: 'meta/info.json with a codebase_version (at the top or in one top-level folder)',
 
   async detect(source: ImportSource): Promise<boolean> {
     const info = findLayout(source)?.files.get(INFO_PATH);
@@ -83,6 +85,13 @@ export const lerobotImporter: Importer = {
       );
     const info = await readInfo(layout);
     let features = planFeatures(info.features, layout.prefix + INFO_PATH, (issue) => context.warn(issue));
+    // Before anything reads the data: a dropped camera's missing mp4s are then no error.
+    const dropped = settleDroppedFeatures(
+      [...features.map((plan) => plan.name), ...Object.keys(info.features).filter((column) => !isSpecialColumn(column))],
+      context,
+      layout.prefix + INFO_PATH,
+    );
+    features = features.filter((plan) => !dropped.has(plan.name) && !dropped.has(plan.column));
     const videoKeys = features.filter((plan) => plan.kind === 'video').map((plan) => plan.column);
     if (videoKeys.length > 0 && info.videoPath === null) {
       throw new ImportError('LEROBOT_INFO_INVALID', `info.json declares video features (${videoKeys.join(', ')}) but no video_path`, {
@@ -94,7 +103,8 @@ export const lerobotImporter: Importer = {
     const needsTasks =
       'task_index' in info.features || layout.files.has(info.version === 'v3.0' ? 'meta/tasks.parquet' : 'meta/tasks.jsonl');
     const tasks = needsTasks ? await readTasks(layout, info.version) : new Map<number, string>();
-    const { episodes, firstIndexByFile } = await planEpisodes(layout, info, videoKeys, context);
+    const { episodes, firstIndexByFile, listed } = await planEpisodes(layout, info, videoKeys, context);
+    warnAboutTotals(info, listed, layout, context);
 
     const keptVideoKeys = settleVideos(layout, features, episodes, context);
     features = features.filter((plan) => plan.kind !== 'video' || keptVideoKeys.has(plan.column));
@@ -115,7 +125,7 @@ export const lerobotImporter: Importer = {
     }
 
     const plan: ImportPlan = { layout, info, features, imageEncodings, tasks, episodes, firstIndexByFile };
-    return { features: checked.data, fps: info.fps, expectedEpisodes: episodes.length, episodes: readEpisodes(plan) };
+    return { features: checked.data, fps: info.fps, expectedEpisodes: episodes.length, episodes: readEpisodes(plan, context) };
   },
 };
 
@@ -129,9 +139,18 @@ async function planEpisodes(
   info: LerobotInfo,
   videoKeys: string[],
   context: ImportContext,
-): Promise<{ episodes: PlannedEpisode[]; firstIndexByFile: Map<string, number> }> {
+): Promise<{ episodes: PlannedEpisode[]; firstIndexByFile: Map<string, number>; listed: ListedTotals }> {
   const episodes: PlannedEpisode[] = [];
   const firstIndexByFile = new Map<string, number>();
+  const listed: ListedTotals = {
+    episodes: 0,
+    frames: 0,
+    file: layout.prefix + (info.version === 'v3.0' ? 'meta/episodes/' : 'meta/episodes.jsonl'),
+  };
+  const count = (entry: EpisodeEntry): void => {
+    listed.episodes++;
+    listed.frames += entry.length;
+  };
   const fill = (template: string, values: Record<string, string | number>, field: string): string =>
     formatTemplate(template, values, field, layout.prefix + INFO_PATH);
   const missing = (entry: EpisodeEntry, dataPath: string): void =>
@@ -143,6 +162,7 @@ async function planEpisodes(
 
   if (info.version === 'v3.0') {
     for (const entry of await readEpisodesParquet(layout, videoKeys)) {
+      count(entry);
       const dataPath = fill(info.dataPath, { chunk_index: entry.data.chunkIndex, file_index: entry.data.fileIndex }, 'data_path');
       const dataFile = layout.files.get(dataPath);
       if (!dataFile) {
@@ -171,10 +191,11 @@ async function planEpisodes(
       );
       episodes.push({ entry, dataFile, rows: entry.rows, videos });
     }
-    return { episodes, firstIndexByFile };
+    return { episodes, firstIndexByFile, listed };
   }
 
   for (const entry of await readEpisodesJsonl(layout)) {
+    count(entry);
     const chunk = Math.floor(entry.episodeIndex / info.chunksSize);
     const dataPath = fill(info.dataPath, { episode_chunk: chunk, episode_index: entry.episodeIndex }, 'data_path');
     const dataFile = layout.files.get(dataPath);
@@ -193,7 +214,35 @@ async function planEpisodes(
     );
     episodes.push({ entry, dataFile, videos });
   }
-  return { episodes, firstIndexByFile };
+  return { episodes, firstIndexByFile, listed };
+}
+
+/** How many episodes and frames the episodes metadata lists (present in the upload or not). */
+interface ListedTotals {
+  episodes: number;
+  frames: number;
+  /** The episodes metadata, for messages. */
+  file: string;
+}
+
+/**
+ * info.json's total_episodes and total_frames against the episodes metadata: a stale info.json
+ * (a recording that went on, or was cut, after info.json was written) imports, with a warning each.
+ */
+function warnAboutTotals(info: LerobotInfo, listed: ListedTotals, layout: DatasetLayout, context: ImportContext): void {
+  const checks = [
+    { field: 'total_episodes', declared: info.totalEpisodes, found: listed.episodes, what: 'episodes' },
+    { field: 'total_frames', declared: info.totalFrames, found: listed.frames, what: 'frames in all' },
+  ];
+  for (const { field, declared, found, what } of checks) {
+    if (declared === undefined || declared === found) continue;
+    context.warn({
+      code: 'LEROBOT_INFO_MISMATCH',
+      message: `${layout.prefix}${INFO_PATH} says ${field} = ${declared}, but ${listed.file} lists ${found} ${what}; the episodes metadata and the data are what is imported`,
+      location: { file: layout.prefix + INFO_PATH, field },
+      details: { field, declared, found },
+    });
+  }
 }
 
 /**
@@ -254,8 +303,9 @@ async function peekImageEncodings(features: FeaturePlan[], episodes: PlannedEpis
 }
 
 /** The episodes, one at a time; a v3 data file stays open while consecutive episodes read from it. */
-async function* readEpisodes(plan: ImportPlan): AsyncGenerator<ImportedEpisode> {
+async function* readEpisodes(plan: ImportPlan, context: ImportContext): AsyncGenerator<ImportedEpisode> {
   let current: { reader: ParquetReader; firstIndex: number } | undefined;
+  const warnedColumns = new Set<string>();
   try {
     for (const episode of plan.episodes) {
       if (current?.reader.file.path !== episode.dataFile.path) {
@@ -263,12 +313,34 @@ async function* readEpisodes(plan: ImportPlan): AsyncGenerator<ImportedEpisode> 
         current = undefined;
         const reader = await ParquetReader.open(episode.dataFile, { episode: episode.entry.episodeIndex });
         current = { reader, firstIndex: 0 };
+        warnAboutStoredDtypes(plan, reader, warnedColumns, context);
         if (episode.rows) current.firstIndex = await firstRowIndex(reader, plan.firstIndexByFile.get(episode.dataFile.path) ?? 0);
       }
       yield await readEpisode(plan, episode, current.reader, current.firstIndex);
     }
   } finally {
     await current?.reader.close();
+  }
+}
+
+/**
+ * A feature whose parquet column stores another type than info.json declares (float64 declared
+ * float32, say) is read as declared — as LeRobot itself reads it — with one warning per column.
+ */
+function warnAboutStoredDtypes(plan: ImportPlan, reader: ParquetReader, warned: Set<string>, context: ImportContext): void {
+  for (const feature of plan.features) {
+    if (feature.kind !== 'tensor' || warned.has(feature.column)) continue;
+    const declared = plan.info.features[feature.column]?.dtype;
+    const stored = reader.storedDtype(feature.column);
+    if (declared === undefined || stored === undefined || declared === stored) continue;
+    warned.add(feature.column);
+    const rounded = stored === 'float64' && feature.dtype === 'float32' ? ', so they are rounded to float32' : '';
+    context.warn({
+      code: 'LEROBOT_DTYPE_MISMATCH',
+      message: `${feature.column} is declared ${declared} in ${plan.layout.prefix}${INFO_PATH}, but ${reader.file.path} stores ${stored} values; they are imported as ${feature.dtype}, as info.json says${rounded}`,
+      location: { file: reader.file.path, field: feature.column },
+      details: { field: feature.column, declared, found: stored },
+    });
   }
 }
 
@@ -380,6 +452,7 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
 
   return {
     sourceId: `episode_${String(episodeIndex).padStart(6, '0')}`,
+    sourceEpisode: String(episodeIndex),
     file: dataFile.path,
     sourceIndex: episodeIndex,
     length: rows.length,
@@ -464,4 +537,8 @@ function outcomeFields(
 /** Shape-[1] columns are sometimes stored as one-element lists. */
 function asScalar(value: unknown): unknown {
   return Array.isArray(value) && value.length === 1 ? (value[0] as unknown) : value;
+}
+
+function isSpecialColumn(column: string): boolean {
+  return (SPECIAL_COLUMNS as readonly string[]).includes(column);
 }

@@ -97,6 +97,8 @@ describe('lerobot importer: LeRobot v2.1 (unitree_g1, YifanTian07/G1-policy-trai
       'episode_000002',
       'episode_000029',
     ]);
+    // The source's own ids, kept with the renumbered episodes.
+    expect(imported.episodes.map((episode) => episode.sourceEpisode)).toEqual(['0', '1', '2', '29']);
     expect(imported.episodes[3]!.file).toBe('data/chunk-000/episode_000029.parquet');
     expect(imported.result.expectedEpisodes).toBe(4);
     expect(imported.result.fps).toBe(30);

@@ -52,6 +52,9 @@ export interface LerobotInfo {
   dataPath: string;
   videoPath: string | null;
   features: Record<string, LerobotFeature>;
+  /** What info.json says the whole dataset holds, when it says (checked against meta/episodes, only warned about). */
+  totalEpisodes?: number;
+  totalFrames?: number;
 }
 
 const infoSchema = z.object({
@@ -60,6 +63,9 @@ const infoSchema = z.object({
   chunks_size: z.number().int().positive().optional(),
   data_path: z.string().min(1),
   video_path: z.string().min(1).nullish(),
+  // Only compared with meta/episodes, so a value of the wrong type is ignored rather than refused.
+  total_episodes: z.unknown().optional(),
+  total_frames: z.unknown().optional(),
   features: z.record(
     z.string(),
     z.looseObject({
@@ -114,6 +120,8 @@ export async function readInfo(layout: DatasetLayout): Promise<LerobotInfo> {
     dataPath: info.data_path,
     videoPath: info.video_path ?? null,
     features: info.features,
+    ...(integer(info.total_episodes) !== undefined ? { totalEpisodes: integer(info.total_episodes) } : {}),
+    ...(integer(info.total_frames) !== undefined ? { totalFrames: integer(info.total_frames) } : {}),
   };
 }
 

@@ -1,5 +1,13 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { parquetMetadataAsync, parquetReadObjects, parquetSchema, type AsyncBuffer, type FileMetaData, type ParquetRow } from 'hyparquet';
+import {
+  parquetMetadataAsync,
+  parquetReadObjects,
+  parquetSchema,
+  type AsyncBuffer,
+  type FileMetaData,
+  type ParquetRow,
+  type SchemaElement,
+} from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import type { ErrorLocation } from '@kura/schema';
 import { ImportError, type SourceFile } from '../importer.js';
@@ -88,6 +96,16 @@ export class ParquetReader {
     return Number(this.metadata.num_rows);
   }
 
+  /**
+   * The numeric type a column's values are stored as (`float32`, `float64`, `int64`, `bool`…; for a
+   * list column, its items'), in LeRobot's dtype words; undefined for other types or no such column.
+   */
+  storedDtype(column: string): string | undefined {
+    let node = parquetSchema(this.metadata).children.find((child) => child.element.name === column);
+    while (node && node.children.length > 0) node = node.children[0];
+    return node ? dtypeOf(node.element) : undefined;
+  }
+
   /** Key-value metadata of the footer (pandas writes its index columns there). */
   keyValue(key: string): string | undefined {
     return this.metadata.key_value_metadata?.find((entry) => entry.key === key)?.value ?? undefined;
@@ -130,6 +148,34 @@ export async function withParquet<T>(file: SourceFile, location: ErrorLocation, 
     return await use(reader);
   } finally {
     await reader.close();
+  }
+}
+
+/** A leaf's type in LeRobot's dtype words, from its physical type and integer annotations. */
+function dtypeOf(element: SchemaElement): string | undefined {
+  const logical = element.logical_type;
+  switch (element.type) {
+    case 'FLOAT':
+      return 'float32';
+    case 'DOUBLE':
+      return 'float64';
+    case 'BOOLEAN':
+      return 'bool';
+    case 'INT64':
+      return element.converted_type === 'UINT_64' || (logical?.type === 'INTEGER' && !logical.isSigned) ? 'uint64' : 'int64';
+    case 'INT32': {
+      if (logical?.type === 'INTEGER') return `${logical.isSigned ? 'int' : 'uint'}${logical.bitWidth}`;
+      const converted = element.converted_type;
+      if (converted === 'INT_8' || converted === 'INT_16' || converted === 'UINT_8' || converted === 'UINT_16' || converted === 'UINT_32')
+        return converted.toLowerCase().replace('_', '');
+      return converted === undefined || converted === 'INT_32' ? 'int32' : undefined;
+    }
+    case 'FIXED_LEN_BYTE_ARRAY':
+      return logical?.type === 'FLOAT16' ? 'float16' : undefined;
+    case 'BYTE_ARRAY':
+    case 'INT96':
+    case undefined:
+      return undefined;
   }
 }
 

@@ -1,24 +1,30 @@
 import { DataType, Precision, type Field, type RecordBatch, type Schema, type Vector } from 'apache-arrow';
-import type { Feature } from '@kura/schema';
+import { sourceEpisodesOf, type Feature } from '@kura/schema';
 import { stepLineKeys } from './step-line.js';
 
 /**
  * Kura NDJSON out (README "Export"): one step per line in the upload format's shape — `episode`,
  * `step`, `timestamp`, `observation`, `action`, `reward`, `discount`, `isTerminal`, `language` —
- * plus `dataset` in slices of several datasets and `features` for feature columns that are neither
+ * plus `dataset` in slices of several datasets, `sourceEpisode` when the schema carries the source
+ * episode ids (`kura.source_episodes`), and `features` for feature columns that are neither
  * observations nor actions. Images are `{ "jpeg" | "png": "<base64>" }`, video frames
  * `{ "video": { "blob", "timestamp" } }`. Float32 values are written with the fewest digits that
  * read back to the same float32.
  */
 export async function* batchesToNdjson(params: { schema: Schema; batches: AsyncIterable<RecordBatch> }): AsyncGenerator<Buffer> {
   const writers = params.schema.fields.map(columnWriter);
+  const sourceEpisodes = sourceEpisodesOf(params.schema.metadata);
+  // Without a dataset_id column the slice has one dataset: the only one listed.
+  const onlyDataset = sourceEpisodes ? Object.keys(sourceEpisodes)[0] : undefined;
   for await (const batch of params.batches) {
     const columns = params.schema.fields.map((field) => batch.getChild(field.name));
     const lines: string[] = [];
     for (let row = 0; row < batch.numRows; row++) {
       const line: StepLine = {};
       writers.forEach((write, index) => write(line, columns[index]!, row));
-      lines.push(JSON.stringify(orderKeys(line)));
+      if (sourceEpisodes && line.episode !== undefined)
+        line.sourceEpisode = sourceEpisodes[line.dataset ?? onlyDataset ?? '']?.[String(line.episode)];
+      lines.push(jsonKeepingNegativeZero(orderKeys(line)));
     }
     yield Buffer.from(lines.join('\n') + '\n', 'utf8');
   }
@@ -28,6 +34,8 @@ export async function* batchesToNdjson(params: { schema: Schema; batches: AsyncI
 export interface StepLine {
   dataset?: string;
   episode?: number;
+  /** The episode's id in the data it was uploaded from (`29`, `demo_7`…). */
+  sourceEpisode?: string;
   step?: number;
   timestamp?: number;
   observation?: Record<string, unknown>;
@@ -135,6 +143,31 @@ function featureReader(field: Field): (column: Vector, row: number) => unknown {
     const value: unknown = column.get(row);
     return typeof value === 'bigint' ? Number(value) : value;
   };
+}
+
+/**
+ * JSON text of a step line with −0 written `-0.0`: JSON.stringify writes `0`, which loses the sign
+ * that the source recorded (robosuite files hold thousands of −0.0). `-0.0` reads back as −0 in
+ * JavaScript and as a float −0.0 in Python (`-0` would be the integer 0 there). Lines without −0,
+ * nearly all, take the native path.
+ */
+export function jsonKeepingNegativeZero(value: unknown): string {
+  if (!hasNegativeZero(value)) return JSON.stringify(value);
+  if (typeof value === 'number') return '-0.0';
+  if (Array.isArray(value))
+    return `[${value.map((item: unknown) => (item === undefined ? 'null' : jsonKeepingNegativeZero(item))).join(',')}]`;
+  const members: Array<[string, unknown]> = typeof value === 'object' && value !== null ? Object.entries(value) : [];
+  return `{${members
+    .filter(([, member]) => member !== undefined)
+    .map(([key, member]) => `${JSON.stringify(key)}:${jsonKeepingNegativeZero(member)}`)
+    .join(',')}}`;
+}
+
+function hasNegativeZero(value: unknown): boolean {
+  if (typeof value === 'number') return Object.is(value, -0);
+  if (Array.isArray(value)) return value.some(hasNegativeZero);
+  if (typeof value === 'object' && value !== null) return Object.values(value).some(hasNegativeZero);
+  return false;
 }
 
 /** The shortest decimal that reads back as the same float32 (7.1, not 7.099999904632568). */

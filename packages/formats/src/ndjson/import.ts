@@ -1,5 +1,6 @@
 import { open } from 'node:fs/promises';
 import type { Feature, FeatureSpec } from '@kura/schema';
+import { withoutDroppedFeatures } from '../drop-features.js';
 import { imageShape } from '../image-header.js';
 import { ImportError, type ImportedEpisode, type Importer, type ImportSource, type SourceFile } from '../importer.js';
 import { readLines } from './lines.js';
@@ -11,6 +12,8 @@ const stepKeys = new Set<string>(stepLineKeys);
 type StepValue = { kind: 'vector'; values: number[] } | { kind: 'image'; encoding: 'jpeg' | 'png'; bytes: Uint8Array };
 interface ParsedStep {
   episode: string;
+  /** The episode's id in the data it came from, when it differs from `episode` (a Kura export's lines carry it). */
+  sourceEpisode: string | undefined;
   step: number;
   timestamp: number | undefined;
   reward: number | undefined;
@@ -27,6 +30,7 @@ interface ParsedStep {
  */
 export const kuraNdjsonImporter: Importer = {
   format: 'kura-ndjson',
+  looksFor: 'a single file whose first line is a JSON object with "episode" and "step" (or "steps")',
 
   async detect(source) {
     const file = onlyFile(source);
@@ -43,7 +47,7 @@ export const kuraNdjsonImporter: Importer = {
     }
   },
 
-  async open(source) {
+  async open(source, context) {
     const file = onlyFile(source);
     if (!file) throw new ImportError('NDJSON_SINGLE_FILE', `kura-ndjson takes one file; the upload has ${source.files.length}`, {});
     let features: FeatureSpec | undefined;
@@ -52,7 +56,7 @@ export const kuraNdjsonImporter: Importer = {
       break;
     }
     if (!features) throw new ImportError('NO_EPISODES', `${file.path} holds no steps`, { file: file.path });
-    return { features, episodes: readEpisodes(file) };
+    return withoutDroppedFeatures({ features, episodes: readEpisodes(file) }, context, file.path);
   },
 };
 
@@ -80,7 +84,7 @@ async function* parseSteps(file: SourceFile): AsyncGenerator<ParsedStep & { line
   }
 }
 
-const episodeDocumentKeys = new Set(['episode', 'language', 'success', 'steps']);
+const episodeDocumentKeys = new Set(['episode', 'sourceEpisode', 'language', 'success', 'steps']);
 
 function isEpisodeDocument(json: unknown): json is Record<string, unknown> & { steps: unknown } {
   return typeof json === 'object' && json !== null && !Array.isArray(json) && 'steps' in json;
@@ -100,13 +104,14 @@ function expandEpisodeDocument(
   };
   for (const key of Object.keys(document))
     if (!episodeDocumentKeys.has(key))
-      fail(key, `unknown field "${key}" in an episode document (known: episode, language, success, steps)`);
+      fail(key, `unknown field "${key}" in an episode document (known: ${[...episodeDocumentKeys].join(', ')})`);
   if (!Array.isArray(document.steps) || document.steps.length === 0) return fail('steps', '"steps" must be a non-empty array of steps');
   return document.steps.map((step: unknown, index) => {
     if (typeof step !== 'object' || step === null || Array.isArray(step)) return fail(`steps.${index}`, 'each step must be a JSON object');
     const { episode: _episode, ...fields } = step as Record<string, unknown>;
     return {
       step: index,
+      ...(document.sourceEpisode !== undefined ? { sourceEpisode: document.sourceEpisode } : {}),
       ...(document.language !== undefined ? { language: document.language } : {}),
       ...(document.success !== undefined ? { success: document.success } : {}),
       ...fields,
@@ -132,6 +137,9 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
   if (!(typeof rawEpisode === 'string' && rawEpisode.length > 0) && !(typeof rawEpisode === 'number' && Number.isInteger(rawEpisode)))
     fail('episode', '"episode" must be an integer or a non-empty string');
   const episode = String(rawEpisode);
+  const sourceEpisode = record.sourceEpisode;
+  if (sourceEpisode !== undefined && !(typeof sourceEpisode === 'string' && sourceEpisode.length > 0))
+    fail('sourceEpisode', '"sourceEpisode" must be a non-empty string', episode);
   const step = record.step;
   if (typeof step !== 'number' || !Number.isInteger(step) || step < 0) return fail('step', '"step" must be an integer ≥ 0', episode);
   const optionalNumber = (key: string): number | undefined => {
@@ -174,6 +182,7 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
     fail('language', '"language" must be a string', episode, step);
   return {
     episode,
+    sourceEpisode: sourceEpisode as string | undefined,
     step,
     timestamp: optionalNumber('timestamp'),
     reward: optionalNumber('reward'),
@@ -264,6 +273,7 @@ class EpisodeBuilder {
   private readonly tasks: string[] = [];
   private hasTimestamps: boolean | undefined;
   private length = 0;
+  private sourceEpisode: string | undefined;
 
   constructor(
     readonly id: string,
@@ -278,6 +288,7 @@ class EpisodeBuilder {
         field: 'step',
       });
     }
+    if (this.length === 0) this.sourceEpisode = step.sourceEpisode;
     if (this.hasTimestamps === undefined) this.hasTimestamps = step.timestamp !== undefined;
     if (this.hasTimestamps !== (step.timestamp !== undefined)) {
       throw new ImportError('NDJSON_INVALID_STEP', `line ${step.line}: either every step of an episode has a timestamp or none does`, {
@@ -331,6 +342,7 @@ class EpisodeBuilder {
     const hasDiscounts = this.discounts.some((discount) => !Number.isNaN(discount));
     return {
       sourceId: this.id,
+      sourceEpisode: this.sourceEpisode ?? this.id,
       file: this.file,
       length: this.length,
       ...(this.hasTimestamps ? { timestamp: Float64Array.from(this.timestamps) } : {}),

@@ -1,6 +1,7 @@
 /** The fields of a Kura NDJSON step line (API.md), in the order the exporter writes them. */
 export const stepLineKeys = [
   'episode',
+  'sourceEpisode',
   'step',
   'timestamp',
   'observation',

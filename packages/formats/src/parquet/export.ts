@@ -72,11 +72,17 @@ async function* writeRowGroups(params: {
   let pendingBytes = 0;
   const writeGroup = (): void | Promise<void> => {
     if (pendingRows === 0) return;
-    const columnData: ColumnSource[] = schema.fields.map((field, column) => ({
-      name: field.name,
-      data: pending.flatMap((batch) => cellsOf(batch.getChildAt(column)!, field.name)),
-      statistics: wantsStatistics(typeOf(field)),
-    }));
+    const columnData: ColumnSource[] = schema.fields.map((field, column) => {
+      const data = pending.flatMap((batch) => cellsOf(batch.getChildAt(column)!, field.name));
+      return {
+        name: field.name,
+        data,
+        statistics: wantsStatistics(typeOf(field)),
+        // The writer's dictionary keys values by SameValueZero, which makes −0 and 0 one entry: a
+        // chunk holding −0 is written PLAIN so that every value keeps its sign bit.
+        ...(holdsFloats(typeOf(field)) && holdsNegativeZero(data) ? { encoding: 'PLAIN' as const } : {}),
+      };
+    });
     const rows = pendingRows;
     pending = [];
     pendingRows = 0;
@@ -120,6 +126,24 @@ function wantsStatistics(type: DataType): boolean {
     DataType.isBinary(type) ||
     DataType.isLargeBinary(type)
   );
+}
+
+/** Whether a column's values include floats (directly, as list items or struct members). */
+function holdsFloats(type: DataType): boolean {
+  if (DataType.isFloat(type)) return true;
+  if (DataType.isFixedSizeList(type) || DataType.isList(type) || DataType.isStruct(type))
+    return type.children.some((child) => holdsFloats(typeOf(child)));
+  return false;
+}
+
+/** Whether cells (numbers, arrays of them, struct objects) hold a −0 anywhere. */
+function holdsNegativeZero(cells: readonly unknown[]): boolean {
+  return cells.some((cell) => {
+    if (typeof cell === 'number') return Object.is(cell, -0);
+    if (Array.isArray(cell)) return holdsNegativeZero(cell);
+    if (typeof cell === 'object' && cell !== null && !ArrayBuffer.isView(cell)) return holdsNegativeZero(Object.values(cell));
+    return false;
+  });
 }
 
 /** A ByteWriter whose bytes are handed out after each row group instead of growing into the whole file. */

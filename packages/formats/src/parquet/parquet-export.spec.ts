@@ -58,6 +58,7 @@ function episodes(): ShardEpisode[] {
       videoBlobs: { 'observation.images.cam': blob(episode) },
       episode: {
         sourceId: `episode ${episode}`,
+        sourceEpisode: String(episode),
         file: 'test',
         length,
         timestamp: Float64Array.from(steps, (step) => step / 10),

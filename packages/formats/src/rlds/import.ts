@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { ImportContext, ImportedEpisode, Importer, ImportResult, ImportSource, SourceFile } from '../importer.js';
 import { findFile, ImportError } from '../importer.js';
+import { withoutDroppedFeatures } from '../drop-features.js';
 import type { DecodedExample } from './example.js';
 import { decodeExample } from './example.js';
 import type { RldsPlan } from './mapping.js';
@@ -106,6 +107,7 @@ async function* readEpisodes(files: SourceFile[], plan: RldsPlan, context: Impor
  */
 export const rldsImporter: Importer = {
   format: 'rlds',
+  looksFor: 'TFRecord files (named *.tfrecord*, or starting with a TFRecord header) of tf.train.Example episodes',
 
   async detect(source: ImportSource): Promise<boolean> {
     if (source.files.some((file) => isTfRecordName(file.path))) return true;
@@ -139,10 +141,13 @@ export const rldsImporter: Importer = {
           files.map((file) => posix.basename(file.path)),
         )
       : undefined;
-    return {
-      features: plan.features,
-      ...(expectedEpisodes === undefined ? {} : { expectedEpisodes }),
-      episodes: readEpisodes(files, plan, context),
-    };
+    return withoutDroppedFeatures(
+      {
+        features: plan.features,
+        ...(expectedEpisodes === undefined ? {} : { expectedEpisodes }),
+        episodes: readEpisodes(files, plan, context),
+      },
+      context,
+    );
   },
 };

@@ -1,6 +1,7 @@
 import type { ErrorLocation, FeatureSpec } from '@kura/schema';
-import type { FeatureValues, ImportContext, ImportedEpisode, ImportIssue, NumericArray } from '../importer.js';
+import type { FeatureValues, ImportContext, ImportedEpisode, NumericArray } from '../importer.js';
 import { ImportError } from '../importer.js';
+import { IssueTally } from '../issue-tally.js';
 import type { DecodedExample, ExampleFeature } from './example.js';
 import { featureValueCount } from './example.js';
 import { imageEncoding, imageShape } from '../image-header.js';
@@ -397,26 +398,8 @@ export interface RecordPosition {
   episodeIndex: number;
 }
 
-/**
- * Counts warnings that would repeat once per episode (the fixture's is_last, for one) and reports each
- * kind once, with how often it happened and where first.
- */
-export class IssueTally {
-  private readonly issues = new Map<string, { first: ImportIssue; count: number }>();
-
-  note(key: string, issue: () => ImportIssue): void {
-    const known = this.issues.get(key);
-    if (known) known.count++;
-    else this.issues.set(key, { first: issue(), count: 1 });
-  }
-
-  flush(context: ImportContext, episodes: number): void {
-    for (const { first, count } of this.issues.values()) {
-      context.warn({ ...first, message: `${first.message} (in ${count} of ${episodes} episodes; the location is the first)` });
-    }
-    this.issues.clear();
-  }
-}
+// Warnings that would repeat once per episode (the fixture's is_last, for one) are counted, each kind reported once.
+export { IssueTally };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -450,6 +433,7 @@ export function episodeFromExample(example: DecodedExample, plan: RldsPlan, posi
 
   const episode: ImportedEpisode = {
     sourceId: `${position.file}#${position.indexInFile}`,
+    sourceEpisode: `${position.file}#${position.indexInFile}`,
     file: position.file,
     sourceIndex: position.episodeIndex,
     length: steps,

@@ -136,6 +136,7 @@ describe('rlds importer on the bridge_debug fixture (octo-models/octo, MIT)', ()
     expect(episodes.map((episode) => episode.length)).toEqual(Array.from({ length: 25 }, () => 10));
     expect(episodes.map((episode) => episode.sourceIndex)).toEqual(Array.from({ length: 25 }, (_, index) => index));
     expect(episodes[7]?.sourceId).toBe(`${fixtureRecordsName}#7`);
+    expect(episodes[7]?.sourceEpisode).toBe(`${fixtureRecordsName}#7`);
     expect(episodes[7]?.file).toBe(fixtureRecordsName);
   });
 

@@ -14,11 +14,18 @@ export interface ImportedAll {
 
 /**
  * Opens a source and reads all its episodes, collecting warnings; with `validate`, checks each
- * episode against the shared validator as the ingest job does.
+ * episode against the shared validator as the ingest job does; `dropFeatures` as the upload option.
  */
-export async function importAll(importer: Importer, source: ImportSource, options: { validate?: boolean } = {}): Promise<ImportedAll> {
+export async function importAll(
+  importer: Importer,
+  source: ImportSource,
+  options: { validate?: boolean; dropFeatures?: string[] } = {},
+): Promise<ImportedAll> {
   const warnings: ImportIssue[] = [];
-  const result = await importer.open(source, { warn: (issue) => warnings.push(issue) });
+  const result = await importer.open(source, {
+    warn: (issue) => warnings.push(issue),
+    ...(options.dropFeatures ? { dropFeatures: options.dropFeatures } : {}),
+  });
   const episodes: ImportedEpisode[] = [];
   for await (const episode of result.episodes) {
     if (options.validate) validateEpisode(episode, result.features);
