@@ -14,9 +14,11 @@ import { VersionsService } from './datasets/versions.service.js';
 import { FilesystemBlobStore } from './blobs/filesystem-blob-store.js';
 import { S3BlobStore } from './blobs/s3-blob-store.js';
 import type { KuraConfig } from './config/config.js';
-import { DATABASE_URL, KURA_CONFIG, LOGGER, QUOTA_COUNTERS } from './database/database.tokens.js';
+import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER, QUOTA_COUNTERS } from './database/database.tokens.js';
+import { chooseJailLevel } from '@kura/jail';
 import { createPrismaClient, PrismaClient } from './database/prisma.js';
 import { DatasetsRepository } from './datasets/datasets.repository.js';
+import { DatasetReachService } from './datasets/dataset-reach.service.js';
 import { DatasetsService } from './datasets/datasets.service.js';
 import { HealthService } from './health/health.service.js';
 import { BullmqJobQueue } from './jobs/bullmq-job-queue.js';
@@ -103,6 +105,14 @@ export class CoreModule {
       { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },
       { provide: JOB_QUEUE, useFactory: () => createJobQueue(params.config, params.logger) },
       { provide: QUOTA_COUNTERS, useFactory: () => createQuotaCounters(params.config) },
+      {
+        provide: JAIL_LEVEL,
+        useFactory: () => {
+          const choice = chooseJailLevel(params.config.sandbox.setting);
+          params.logger.info({ sandbox: choice.level, reason: choice.reason }, `untrusted work runs at sandbox level ${choice.level}`);
+          return choice;
+        },
+      },
       ...jobHandlerClasses,
       { provide: JOB_HANDLERS, useFactory: (...handlers: unknown[]) => handlers, inject: jobHandlerClasses },
       JobRepository,
@@ -113,6 +123,7 @@ export class CoreModule {
       RobotsRepository,
       RobotsService,
       DatasetsRepository,
+      DatasetReachService,
       GrantsRepository,
       ShardReader,
       SliceReader,

@@ -12,6 +12,18 @@ export const jailChannel = {
     for (let written = 0; written < line.length;) written += writeSync(JAIL_MESSAGE_FD, line, written);
   },
 
+  /**
+   * Exits when the parent is gone. bubblewrap's --die-with-parent does this at the `bwrap` level; at
+   * `process` level nothing else would stop an orphan from working on (and writing into) a folder a
+   * restarted parent is about to reuse.
+   */
+  exitWithParent(intervalMs = 500): void {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) process.exit(1);
+    }, intervalMs).unref();
+  },
+
   async *messages(): AsyncGenerator<unknown> {
     for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) if (line !== '') yield JSON.parse(line);
   },

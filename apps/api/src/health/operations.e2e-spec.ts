@@ -10,10 +10,15 @@ describe('operations: health, docs, metrics, request ids, request errors', () =>
     await kura.close();
   });
 
-  it('reports health of the database, queue and blob store', async () => {
+  it('reports health of the database, queue and blob store, and the sandbox level', async () => {
     const response = await kura.request.get('/health');
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ status: 'ok', checks: { database: 'ok', queue: 'ok', blobs: 'ok' } });
+    expect(response.body).toEqual({
+      status: 'ok',
+      checks: { database: 'ok', queue: 'ok', blobs: 'ok' },
+      // This machine runs as root with user namespaces, so `auto` finds bubblewrap.
+      sandbox: { level: 'bwrap', reason: 'bubblewrap runs here with user namespaces' },
+    });
   });
 
   it('serves the OpenAPI document and its UI', async () => {

@@ -47,6 +47,11 @@ const environmentSchema = z.object({
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
   KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(32 * 1024 * 1024)),
   KURA_MAX_UPLOAD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(100 * 1024 ** 3)),
+  KURA_ARCHIVE_MAX_EXPANSION: z.preprocess(emptyAsUndefined, positiveInt.default(200)),
+  KURA_ARCHIVE_MAX_EXPANDED_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(200 * 1024 ** 3)),
+  KURA_SANDBOX: z.preprocess(emptyAsUndefined, z.enum(['auto', 'bwrap', 'process', 'unsafe-none']).default('auto')),
+  KURA_INGEST_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(256).max(65_536).default(2048)),
+  KURA_INGEST_TIMEOUT_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(3600)),
   KURA_POLICY_MAX_BUNDLE_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(256 * 1024 * 1024)),
   KURA_POLICY_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(8).max(4096).default(128)),
   KURA_POLICY_CALL_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.max(60_000).default(50)),
@@ -64,6 +69,11 @@ export interface KuraConfig {
   policies: { maxBundleBytes: number; memoryMb: number; callTimeoutMs: number; maxModelBytes: number };
   /** Sessions without a step for this long end as truncated. */
   sessions: { idleSeconds: number };
+  /**
+   * The jail for untrusted work (packages/jail): `auto` takes bubblewrap where it runs. `ingest`:
+   * limits of the child that parses one upload.
+   */
+  sandbox: { setting: 'auto' | 'bwrap' | 'process' | 'unsafe-none'; ingest: { memoryBytes: number; timeoutSeconds: number } };
   database: { kind: 'external'; url: string } | { kind: 'embedded'; directory: string; port: number | undefined };
   queue: { kind: 'bullmq'; redisUrl: string; name: string } | { kind: 'in-process'; name: string };
   blobs:
@@ -78,7 +88,11 @@ export interface KuraConfig {
       }
     | { kind: 'filesystem'; directory: string };
   jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number; lockMs: number };
-  uploads: { maxBytes: number; shardBytes: number };
+  /**
+   * `archive`: what an uploaded archive may expand to as a whole, at most `maxTotalExpansionRatio`
+   * times its own size and at most `maxExpandedBytes`.
+   */
+  uploads: { maxBytes: number; shardBytes: number; archive: { maxTotalExpansionRatio: number; maxExpandedBytes: number } };
   adminKey: string | undefined;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -142,7 +156,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       backoffMs: env.KURA_JOB_BACKOFF_MS,
       lockMs: env.KURA_JOB_LOCK_MS,
     },
-    uploads: { maxBytes: env.KURA_MAX_UPLOAD_BYTES, shardBytes: env.KURA_SHARD_BYTES },
+    uploads: {
+      maxBytes: env.KURA_MAX_UPLOAD_BYTES,
+      shardBytes: env.KURA_SHARD_BYTES,
+      archive: { maxTotalExpansionRatio: env.KURA_ARCHIVE_MAX_EXPANSION, maxExpandedBytes: env.KURA_ARCHIVE_MAX_EXPANDED_BYTES },
+    },
     policies: {
       maxBundleBytes: env.KURA_POLICY_MAX_BUNDLE_BYTES,
       memoryMb: env.KURA_POLICY_MEMORY_MB,
@@ -150,6 +168,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       maxModelBytes: env.KURA_POLICY_MAX_MODEL_BYTES,
     },
     sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
+    sandbox: {
+      setting: env.KURA_SANDBOX,
+      ingest: { memoryBytes: env.KURA_INGEST_MEMORY_MB * 1024 * 1024, timeoutSeconds: env.KURA_INGEST_TIMEOUT_S },
+    },
     adminKey: env.KURA_ADMIN_KEY,
     shutdownTimeoutMs: env.KURA_SHUTDOWN_TIMEOUT_MS,
     logLevel: env.LOG_LEVEL,

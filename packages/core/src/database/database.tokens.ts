@@ -5,3 +5,5 @@ export const LOGGER = Symbol('LOGGER');
 export const DATABASE_URL = Symbol('DATABASE_URL');
 /** Where quota counters live: this process's memory, or Redis shared by all api processes. */
 export const QUOTA_COUNTERS = Symbol('QUOTA_COUNTERS');
+/** The jail level chosen at start for untrusted work (packages/jail): `{ level, reason }`. */
+export const JAIL_LEVEL = Symbol('JAIL_LEVEL');

@@ -2,12 +2,16 @@ import { Inject, Injectable } from '@nestjs/common';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { PrismaClient } from '../database/prisma.js';
 import { JOB_QUEUE, type JobQueue } from '../jobs/job-queue.js';
+import type { JailLevelChoice } from '@kura/jail';
+import { JAIL_LEVEL } from '../database/database.tokens.js';
 
 export type CheckName = 'database' | 'queue' | 'blobs';
 export interface HealthReport {
   status: 'ok' | 'error';
   /** "ok", or what went wrong. */
   checks: Record<CheckName, string>;
+  /** How untrusted work (upload parsers, developers' code) is confined here, and why. */
+  sandbox: JailLevelChoice;
 }
 
 const CHECK_TIMEOUT_MS = 2000;
@@ -19,6 +23,7 @@ export class HealthService {
     @Inject(PrismaClient) private readonly prisma: PrismaClient,
     @Inject(JOB_QUEUE) private readonly queue: JobQueue,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    @Inject(JAIL_LEVEL) private readonly sandbox: JailLevelChoice,
   ) {}
 
   async check(): Promise<HealthReport> {
@@ -28,7 +33,7 @@ export class HealthService {
       probe(() => this.blobs.ping()),
     ]);
     const checks = { database, queue, blobs };
-    return { status: Object.values(checks).every((result) => result === 'ok') ? 'ok' : 'error', checks };
+    return { status: Object.values(checks).every((result) => result === 'ok') ? 'ok' : 'error', checks, sandbox: this.sandbox };
   }
 }
 

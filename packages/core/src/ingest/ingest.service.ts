@@ -1,46 +1,26 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rm } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import {
-  DatasetStatsAccumulator,
-  ImportError,
-  detectFormat,
-  diffFeatureSpecs,
-  episodeBytes,
-  importerFor,
-  renameEpisodeFeatures,
-  renameFeatures,
-  sourceFromDirectory,
-  sourceFromFiles,
-  unrecognisedFormatError,
-  validateEpisode,
-  writeShard,
-  type FormatName,
-  type ImportIssue,
-  type ImportSource,
-  type ImportedEpisode,
-  type ShardEpisode,
-  type WrittenEpisode,
-} from '@kura/formats';
-import { valuesPerStep, type FeatureSpec } from '@kura/schema';
+import { DatasetStatsAccumulator, ImportError, type FormatName, type ImportIssue } from '@kura/formats';
+import type { JailLevelChoice } from '@kura/jail';
+import type { FeatureSpec } from '@kura/schema';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { readJsonBlob, writeJsonBlob } from '../blobs/json-blobs.js';
 import type { KuraConfig } from '../config/config.js';
-import { DATABASE_URL, KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
+import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { Prisma, PrismaClient } from '../database/prisma.js';
 import { UnrecoverableJobError } from '../jobs/job-queue.js';
 import type { Logger } from '../logging/logger.js';
-import { detectArchiveKind, extractArchive, type ArchiveKind } from '../uploads/archive.js';
 import { UploadsRepository, type UploadRecord } from '../uploads/uploads.repository.js';
 import { episodeBucket } from '../datasets/episode-buckets.js';
+import { convertInJail } from './jailed-conversion.js';
+import type { ConvertedEpisode } from './upload-conversion.js';
 import { withDatasetLock } from './dataset-lock.js';
 import { deleteUnpublishedEpisodes, deleteUnpublishedEpisodesOf, insertEpisodeRows } from './episode-rows.js';
 
 const MAX_WARNINGS = 1000;
-const PROGRESS_INTERVAL_MS = 1000;
 
 interface ShardRecord {
   key: string;
@@ -65,6 +45,7 @@ export class IngestService implements OnApplicationBootstrap {
     @Inject(DATABASE_URL) private readonly databaseUrl: string,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
+    @Inject(JAIL_LEVEL) private readonly jail: JailLevelChoice,
   ) {}
 
   /** Work folders of uploads that are finished (left by a process that died before cleaning up) are removed at start. */
@@ -104,14 +85,9 @@ export class IngestService implements OnApplicationBootstrap {
     };
     try {
       await rm(work, { recursive: true, force: true });
-      await mkdir(join(work, 'files'), { recursive: true });
-      const source = await this.materialise(upload, work);
+      await mkdir(work, { recursive: true });
+      const rawPath = await this.rawUploadPath(upload, work);
       phase('materialise');
-      const format = await this.chooseFormat(upload, source);
-      await this.uploads.markProcessing(upload.id, format);
-      const opened = await importerFor(format).open(source, { warn, dropFeatures: upload.dropFeatures });
-      const featureMap = upload.featureMap ?? {};
-      const features = renameFeatures(opened.features, featureMap);
       await withDatasetLock(this.databaseUrl, upload.datasetId, async () => {
         const dataset = await this.prisma.dataset.findUniqueOrThrow({
           where: { id: upload.datasetId },
@@ -125,43 +101,21 @@ export class IngestService implements OnApplicationBootstrap {
           },
         });
         const datasetFeatures = dataset.features as FeatureSpec | null;
-        if (datasetFeatures) {
-          const differences = diffFeatureSpecs(datasetFeatures, features);
-          if (differences.length > 0) {
-            throw new ImportError(
-              'SCHEMA_MISMATCH',
-              `the upload's features differ from the dataset's: ${differences.map((entry) => `${entry.feature} (dataset: ${entry.expected}, upload: ${entry.actual})`).join('; ')}`,
-              { field: differences.map((entry) => entry.feature).join(',') },
-            );
-          }
-        }
-        phase('open');
         await deleteUnpublishedEpisodes(this.prisma, { datasetId: dataset.id, latestVersion: dataset.latestVersion });
         const version = dataset.latestVersion + 1;
-        const fps = opened.fps ?? dataset.robot.controlFrequencyHz;
-        const result = await this.convert({
-          upload,
-          work,
-          features,
-          fps,
-          firstIndex: dataset.episodeCount,
-          episodes: opened.episodes,
-          expected: opened.expectedEpisodes,
-          featureMap,
-          source,
-        });
+        const result = await this.convert({ upload, work, rawPath, dataset: { ...dataset, features: datasetFeatures }, warn });
         phase('convert');
         if (droppedWarnings > 0)
           warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
         await this.publish({
           upload,
           dataset: { ...dataset, features: datasetFeatures },
-          features,
+          features: result.features,
           version,
-          fps,
+          fps: result.fps,
           result,
           warnings,
-          format,
+          format: result.format,
         });
         phase('publish');
         this.logger.info(
@@ -188,135 +142,92 @@ export class IngestService implements OnApplicationBootstrap {
   }
 
   /**
-   * The upload's files on local disk: an archive extracted, or the single file under its name. With
-   * the filesystem store the stored bytes are read in place rather than copied out first.
+   * Where the uploaded bytes are on local disk: read in place with the filesystem store, else
+   * downloaded into the work folder first (the jail reads local files only).
    */
-  private async materialise(upload: UploadRecord, work: string): Promise<ImportSource & { archive?: ArchiveKind }> {
-    let rawPath = await this.blobs.localPath?.({ key: upload.blobKey });
-    if (!rawPath) {
-      rawPath = join(work, 'raw');
-      await pipeline(await this.blobs.get({ key: upload.blobKey }), createWriteStream(rawPath));
-    }
-    const handle = await open(rawPath, 'r');
-    const { buffer, bytesRead } = await handle.read(Buffer.alloc(512), 0, 512, 0).finally(() => handle.close());
-    const kind = detectArchiveKind(buffer.subarray(0, bytesRead));
-    if (kind) {
-      await extractArchive({ file: rawPath, kind, destination: join(work, 'files'), limits: this.config.uploads.archive });
-      return { ...(await sourceFromDirectory(join(work, 'files'))), archive: kind };
-    }
-    return sourceFromFiles([{ path: safeFileName(upload.fileName), absolutePath: rawPath }]);
+  private async rawUploadPath(upload: UploadRecord, work: string): Promise<string> {
+    const inPlace = await this.blobs.localPath?.({ key: upload.blobKey });
+    if (inPlace) return inPlace;
+    const rawPath = join(work, 'raw');
+    await pipeline(await this.blobs.get({ key: upload.blobKey }), createWriteStream(rawPath));
+    return rawPath;
   }
 
-  private async chooseFormat(upload: UploadRecord, source: ImportSource & { archive?: ArchiveKind }): Promise<FormatName> {
-    const detected = await detectFormat(source);
-    const requested = upload.requestedFormat as FormatName | null;
-    if (requested) {
-      // A wrong flag is reported when the upload clearly is another format; otherwise the requested
-      // importer gets to say precisely what is wrong with it.
-      if (detected && detected !== requested && !(await importerFor(requested).detect(source))) {
-        throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}; it looks like ${detected}`, {
-          file: source.files[0]?.path,
-        });
-      }
-      return requested;
-    }
-    if (!detected) throw await unrecognisedFormatError(source, source.archive);
-    return detected;
-  }
-
+  /**
+   * Reads the upload into shards in a jailed child (jailed-conversion.ts) and takes each shard, and
+   * each video it uses, into the blob store as it comes.
+   */
   private async convert(params: {
     upload: UploadRecord;
     work: string;
+    rawPath: string;
+    dataset: { id: string; features: FeatureSpec | null; episodeCount: number; robot: { controlFrequencyHz: number } };
+    warn: (issue: ImportIssue) => void;
+  }): Promise<{
+    format: FormatName;
     features: FeatureSpec;
     fps: number;
-    firstIndex: number;
-    episodes: AsyncIterable<ImportedEpisode>;
-    expected: number | undefined;
-    featureMap: Record<string, string>;
-    source: { files: Array<{ path: string; absolutePath: string }> };
-  }): Promise<{
     shards: ShardRecord[];
-    episodes: Array<WrittenEpisode & { episode: Omit<ImportedEpisode, 'features'>; shardKey: string }>;
+    episodes: Array<ConvertedEpisode & { shardKey: string }>;
     steps: number;
     stats: DatasetStatsAccumulator;
   }> {
-    const { upload, features } = params;
-    const stats = new DatasetStatsAccumulator();
+    const { upload } = params;
     const shards: ShardRecord[] = [];
-    const written: Array<WrittenEpisode & { episode: Omit<ImportedEpisode, 'features'>; shardKey: string }> = [];
-    const videoBlobs = new Map<string, string>();
-    let buffered: ShardEpisode[] = [];
-    let bufferedBytes = 0;
-    let steps = 0;
-    let count = 0;
-    let lastProgress = Date.now();
-
-    const flush = async () => {
-      if (buffered.length === 0) return;
-      const shardNumber = shards.length;
-      const path = join(params.work, `shard-${shardNumber}.arrow`);
-      const result = await writeShard({ path, features, episodes: buffered });
-      // Keyed by upload and number: a re-run after a crash overwrites the same objects.
-      const key = `datasets/${upload.datasetId}/shards/${upload.id}-${String(shardNumber).padStart(4, '0')}.arrow`;
-      if (this.blobs.adoptFile) await this.blobs.adoptFile({ key, path });
-      else {
-        await this.blobs.put({ key, body: createReadStream(path), contentType: 'application/vnd.apache.arrow.file' });
-        await rm(path);
-      }
-      shards.push({ key, bytes: result.bytes, sha256: result.sha256, episodes: buffered.length });
-      result.episodes.forEach((episode, position) => {
-        // Keep what publishing needs, not the step data: memory stays bounded by the shard budget.
-        written.push({ ...episode, episode: withoutFeatures(buffered[position]!.episode), shardKey: key });
-      });
-      buffered = [];
-      bufferedBytes = 0;
+    const episodes: Array<ConvertedEpisode & { shardKey: string }> = [];
+    const archive = this.config.uploads.archive;
+    const outcome = await convertInJail({
+      level: this.jail.level,
+      request: {
+        uploadId: upload.id,
+        datasetId: upload.datasetId,
+        rawPath: params.rawPath,
+        fileName: safeFileName(upload.fileName),
+        work: params.work,
+        requestedFormat: upload.requestedFormat as FormatName | null,
+        featureMap: upload.featureMap ?? {},
+        dropFeatures: upload.dropFeatures,
+        datasetFeatures: params.dataset.features,
+        firstIndex: params.dataset.episodeCount,
+        defaultFps: params.dataset.robot.controlFrequencyHz,
+        shardBytes: this.config.uploads.shardBytes,
+        archiveLimits: archive,
+      },
+      limits: {
+        memoryBytes: this.config.sandbox.ingest.memoryBytes,
+        cpuSeconds: this.config.sandbox.ingest.timeoutSeconds,
+        wallClockMs: this.config.sandbox.ingest.timeoutSeconds * 1000,
+        fileSizeBytes: archive.maxExpandedBytes,
+      },
+      handlers: {
+        format: (format) => this.uploads.markProcessing(upload.id, format),
+        warning: params.warn,
+        progress: (count, expected) => this.uploads.setProgress(upload.id, expected ? Math.min(0.95, (count / expected) * 0.95) : 0.5),
+        shard: async (shard) => {
+          for (const video of shard.videos)
+            if (!(await this.blobs.head({ key: video.key })))
+              await this.blobs.put({ key: video.key, body: createReadStream(video.absolutePath), contentType: 'video/mp4' });
+          // Keyed by upload and number: a re-run after a crash overwrites the same objects.
+          const key = `datasets/${upload.datasetId}/shards/${upload.id}-${String(shard.number).padStart(4, '0')}.arrow`;
+          if (this.blobs.adoptFile) await this.blobs.adoptFile({ key, path: shard.path });
+          else {
+            await this.blobs.put({ key, body: createReadStream(shard.path), contentType: 'application/vnd.apache.arrow.file' });
+            await rm(shard.path);
+          }
+          shards.push({ key, bytes: shard.bytes, sha256: shard.sha256, episodes: shard.episodes.length });
+          for (const episode of shard.episodes) episodes.push({ ...episode, shardKey: key });
+        },
+      },
+    });
+    return {
+      format: outcome.format,
+      features: outcome.features,
+      fps: outcome.fps,
+      shards,
+      episodes,
+      steps: outcome.steps,
+      stats: DatasetStatsAccumulator.fromJSON(outcome.stats),
     };
-
-    for await (const raw of params.episodes) {
-      const episode = renameEpisodeFeatures(raw, params.featureMap);
-      validateEpisode(episode, features);
-      addEpisodeStats(stats, episode, features);
-      const blobs: Record<string, string> = {};
-      for (const [name, values] of Object.entries(episode.features)) {
-        if (values.kind !== 'video') continue;
-        blobs[name] = await this.storeVideo({ upload, file: values.file, source: params.source, cache: videoBlobs });
-      }
-      buffered.push({ episodeIndex: params.firstIndex + count, episode, fps: params.fps, videoBlobs: blobs });
-      bufferedBytes += episodeBytes(episode);
-      steps += episode.length;
-      count++;
-      // Episodes are held in memory up to this many bytes, then written as one shard.
-      if (bufferedBytes >= this.config.uploads.shardBytes) await flush();
-      if (Date.now() - lastProgress > PROGRESS_INTERVAL_MS) {
-        lastProgress = Date.now();
-        const progress = params.expected ? Math.min(0.95, (count / params.expected) * 0.95) : 0.5;
-        await this.uploads.setProgress(upload.id, progress);
-      }
-    }
-    await flush();
-    if (count === 0) throw new ImportError('NO_EPISODES', 'the upload holds no episodes', {});
-    return { shards, episodes: written, steps, stats };
-  }
-
-  /** Keeps a video file of the upload as a blob, once per file, named by its content. */
-  private async storeVideo(params: {
-    upload: UploadRecord;
-    file: string;
-    source: { files: Array<{ path: string; absolutePath: string }> };
-    cache: Map<string, string>;
-  }): Promise<string> {
-    const cached = params.cache.get(params.file);
-    if (cached) return cached;
-    const file = params.source.files.find((candidate) => candidate.path === params.file);
-    if (!file) throw new ImportError('VIDEO_MISSING', `the video ${params.file} is not in the upload`, { file: params.file });
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(file.absolutePath)) hash.update(chunk as Buffer);
-    const extension = basename(file.path).includes('.') ? basename(file.path).split('.').pop() : 'bin';
-    const key = `datasets/${params.upload.datasetId}/blobs/${hash.digest('hex')}.${extension}`;
-    if (!(await this.blobs.head({ key })))
-      await this.blobs.put({ key, body: createReadStream(file.absolutePath), contentType: 'video/mp4' });
-    params.cache.set(params.file, key);
-    return key;
   }
 
   private async publish(params: {
@@ -387,15 +298,15 @@ export class IngestService implements OnApplicationBootstrap {
         episodeIndex: written.episodeIndex,
         sourceEpisode: written.episode.sourceEpisode,
         length: written.episode.length,
-        task: written.episode.task ?? written.episode.stepTasks?.find((task) => task !== '') ?? null,
-        success: written.episode.success ?? null,
+        task: written.episode.task,
+        success: written.episode.success,
         shardKey: written.shardKey,
         batchStart: written.batchStart,
         batchCount: written.batchCount,
         byteOffset: written.byteOffset,
         byteLength: written.byteLength,
         checksum: written.checksum,
-        metadata: written.episode.metadata ?? null,
+        metadata: written.episode.metadata,
         bucket: episodeBucket(dataset.id, written.episodeIndex),
       })),
     });
@@ -449,20 +360,6 @@ export class IngestService implements OnApplicationBootstrap {
     await deleteUnpublishedEpisodesOf(this.prisma, upload.id);
     for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` }))
       await this.blobs.delete({ key: blob.key });
-  }
-}
-
-function withoutFeatures(episode: ImportedEpisode): Omit<ImportedEpisode, 'features'> {
-  const copy: Partial<ImportedEpisode> = { ...episode };
-  delete copy.features;
-  return copy as Omit<ImportedEpisode, 'features'>;
-}
-
-function addEpisodeStats(stats: DatasetStatsAccumulator, episode: ImportedEpisode, features: FeatureSpec): void {
-  for (const [name, values] of Object.entries(episode.features)) {
-    const feature = features[name]!;
-    if (values.kind === 'tensor') stats.numeric(name, valuesPerStep(feature)).addColumn(values.values, episode.length);
-    else stats.addMediaFrames(name, episode.length);
   }
 }
 

@@ -1,0 +1,224 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import {
+  DatasetStatsAccumulator,
+  ImportError,
+  detectFormat,
+  diffFeatureSpecs,
+  episodeBytes,
+  importerFor,
+  renameEpisodeFeatures,
+  renameFeatures,
+  sourceFromDirectory,
+  sourceFromFiles,
+  validateEpisode,
+  writeShard,
+  type DatasetStatsJson,
+  type FormatName,
+  type ImportIssue,
+  type ImportSource,
+  type ImportedEpisode,
+  type ShardEpisode,
+  type WrittenEpisode,
+  unrecognisedFormatError,
+} from '@kura/formats';
+import { valuesPerStep, type FeatureSpec } from '@kura/schema';
+import { detectArchiveKind, extractArchive, type ArchiveKind, type ArchiveLimits } from '../uploads/archive.js';
+
+/**
+ * Everything the jailed child needs to turn one upload into shards: plain JSON, since it crosses a
+ * process boundary. Paths are the host's (the jail mounts them at the same place).
+ */
+export interface ConversionRequest {
+  uploadId: string;
+  datasetId: string;
+  /** The uploaded bytes (read-only in the jail). */
+  rawPath: string;
+  /** The upload's file name, already safe for a local path. */
+  fileName: string;
+  /** The upload's work folder (writable in the jail): `files/` for an extracted archive, `out/` for shards. */
+  work: string;
+  requestedFormat: FormatName | null;
+  featureMap: Record<string, string>;
+  dropFeatures: string[];
+  /** The dataset's features, when it has some: the upload must have the same. */
+  datasetFeatures: FeatureSpec | null;
+  /** The dataset's next episode index. */
+  firstIndex: number;
+  /** Frames per second when the source does not say (the robot's control frequency). */
+  defaultFps: number;
+  shardBytes: number;
+  archiveLimits: Partial<ArchiveLimits>;
+}
+
+/** What publishing keeps of an episode: its row's facts, none of its step data (JSON-safe, unlike typed arrays). */
+export interface EpisodeSummary {
+  sourceId: string;
+  sourceEpisode: string;
+  file: string;
+  length: number;
+  /** The episode's task, or the first step task when it has one per step. */
+  task: string | null;
+  success: boolean | null;
+  metadata: Record<string, unknown> | null;
+}
+
+/** An episode as publishing needs it: where it is in its shard and what it is. */
+export type ConvertedEpisode = WrittenEpisode & { episode: EpisodeSummary };
+
+/** What the child tells the parent, in order. */
+export type ConversionMessage =
+  | { type: 'format'; format: FormatName }
+  | { type: 'opened'; features: FeatureSpec; fps: number; expectedEpisodes: number | null }
+  | { type: 'warning'; issue: ImportIssue }
+  /** The episode being read now: the location of a crash. */
+  | { type: 'episode'; count: number; file: string; sourceId: string }
+  /** A shard written into `out/`, with the videos its episodes are the first to use. */
+  | { type: 'shard'; number: number; path: string; bytes: number; sha256: string; episodes: ConvertedEpisode[]; videos: VideoFile[] }
+  | { type: 'done'; steps: number; episodes: number; stats: DatasetStatsJson }
+  | { type: 'failed'; issue: ImportIssue; coded: boolean };
+
+/** A video file of the upload, kept as a blob under a key named by its content. */
+export interface VideoFile {
+  absolutePath: string;
+  key: string;
+}
+
+/**
+ * Runs inside the jail: extract, choose the format, open, check the features against the dataset's,
+ * validate each episode, gather statistics and write Arrow shards into `out/`. Everything it learns
+ * goes to `report`; it touches no database, blob store or network.
+ */
+export async function convertUpload(request: ConversionRequest, report: (message: ConversionMessage) => void): Promise<void> {
+  const source = await materialise(request);
+  const format = await chooseFormat(request.requestedFormat, source);
+  report({ type: 'format', format });
+  const opened = await importerFor(format).open(source, {
+    warn: (issue) => report({ type: 'warning', issue }),
+    dropFeatures: request.dropFeatures,
+  });
+  const features = renameFeatures(opened.features, request.featureMap);
+  if (request.datasetFeatures) {
+    const differences = diffFeatureSpecs(request.datasetFeatures, features);
+    if (differences.length > 0) {
+      throw new ImportError(
+        'SCHEMA_MISMATCH',
+        `the upload's features differ from the dataset's: ${differences.map((entry) => `${entry.feature} (dataset: ${entry.expected}, upload: ${entry.actual})`).join('; ')}`,
+        { field: differences.map((entry) => entry.feature).join(',') },
+      );
+    }
+  }
+  const fps = opened.fps ?? request.defaultFps;
+  report({ type: 'opened', features, fps, expectedEpisodes: opened.expectedEpisodes ?? null });
+
+  const out = join(request.work, 'out');
+  await mkdir(out, { recursive: true });
+  const stats = new DatasetStatsAccumulator();
+  const videoKeys = new Map<string, string>();
+  let newVideos: VideoFile[] = [];
+  let buffered: ShardEpisode[] = [];
+  let bufferedBytes = 0;
+  let shardNumber = 0;
+  let steps = 0;
+  let count = 0;
+
+  const flush = async () => {
+    if (buffered.length === 0) return;
+    const path = join(out, `shard-${shardNumber}.arrow`);
+    const result = await writeShard({ path, features, episodes: buffered });
+    const episodes = result.episodes.map((written, position) => ({ ...written, episode: summarise(buffered[position]!.episode) }));
+    report({ type: 'shard', number: shardNumber, path, bytes: result.bytes, sha256: result.sha256, episodes, videos: newVideos });
+    shardNumber++;
+    buffered = [];
+    bufferedBytes = 0;
+    newVideos = [];
+  };
+
+  for await (const raw of opened.episodes) {
+    report({ type: 'episode', count, file: raw.file, sourceId: raw.sourceId });
+    const episode = renameEpisodeFeatures(raw, request.featureMap);
+    validateEpisode(episode, features);
+    addEpisodeStats(stats, episode, features);
+    const videoBlobs: Record<string, string> = {};
+    for (const [name, values] of Object.entries(episode.features)) {
+      if (values.kind !== 'video') continue;
+      let key = videoKeys.get(values.file);
+      if (!key) {
+        const file = source.files.find((candidate) => candidate.path === values.file);
+        if (!file) throw new ImportError('VIDEO_MISSING', `the video ${values.file} is not in the upload`, { file: values.file });
+        key = await videoKey(request.datasetId, file.path, file.absolutePath);
+        videoKeys.set(values.file, key);
+        newVideos.push({ absolutePath: file.absolutePath, key });
+      }
+      videoBlobs[name] = key;
+    }
+    buffered.push({ episodeIndex: request.firstIndex + count, episode, fps, videoBlobs });
+    bufferedBytes += episodeBytes(episode);
+    steps += episode.length;
+    count++;
+    // Episodes are held in memory up to this many bytes, then written as one shard.
+    if (bufferedBytes >= request.shardBytes) await flush();
+  }
+  await flush();
+  if (count === 0) throw new ImportError('NO_EPISODES', 'the upload holds no episodes', {});
+  report({ type: 'done', steps, episodes: count, stats: stats.toJSON() });
+}
+
+/** The upload's files: an archive extracted into `files/`, or the single file under its name. */
+async function materialise(request: ConversionRequest): Promise<ImportSource & { archive?: ArchiveKind }> {
+  const handle = await open(request.rawPath, 'r');
+  const { buffer, bytesRead } = await handle.read(Buffer.alloc(512), 0, 512, 0).finally(() => handle.close());
+  const kind = detectArchiveKind(buffer.subarray(0, bytesRead));
+  if (kind) {
+    const destination = join(request.work, 'files');
+    await mkdir(destination, { recursive: true });
+    await extractArchive({ file: request.rawPath, kind, destination, limits: request.archiveLimits });
+    return { ...(await sourceFromDirectory(destination)), archive: kind };
+  }
+  return sourceFromFiles([{ path: request.fileName, absolutePath: request.rawPath }]);
+}
+
+async function chooseFormat(requested: FormatName | null, source: ImportSource & { archive?: ArchiveKind }): Promise<FormatName> {
+  const detected = await detectFormat(source);
+  if (requested) {
+    // A wrong flag is reported when the upload clearly is another format; otherwise the requested
+    // importer gets to say precisely what is wrong with it.
+    if (detected && detected !== requested && !(await importerFor(requested).detect(source))) {
+      throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}; it looks like ${detected}`, {
+        file: source.files[0]?.path,
+      });
+    }
+    return requested;
+  }
+  if (!detected) throw await unrecognisedFormatError(source, source.archive);
+  return detected;
+}
+
+async function videoKey(datasetId: string, path: string, absolutePath: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(absolutePath)) hash.update(chunk as Buffer);
+  const extension = basename(path).includes('.') ? basename(path).split('.').pop() : 'bin';
+  return `datasets/${datasetId}/blobs/${hash.digest('hex')}.${extension}`;
+}
+
+function summarise(episode: ImportedEpisode): EpisodeSummary {
+  return {
+    sourceId: episode.sourceId,
+    sourceEpisode: episode.sourceEpisode,
+    file: episode.file,
+    length: episode.length,
+    task: episode.task ?? episode.stepTasks?.find((task) => task !== '') ?? null,
+    success: episode.success ?? null,
+    metadata: episode.metadata ?? null,
+  };
+}
+
+function addEpisodeStats(stats: DatasetStatsAccumulator, episode: ImportedEpisode, features: FeatureSpec): void {
+  for (const [name, values] of Object.entries(episode.features)) {
+    const feature = features[name]!;
+    if (values.kind === 'tensor') stats.numeric(name, valuesPerStep(feature)).addColumn(values.values, episode.length);
+    else stats.addMediaFrames(name, episode.length);
+  }
+}
