@@ -17,7 +17,8 @@ export const policyManifestSchema = z.strictObject({
   observation: z.array(featureNameSchema).min(1).max(64),
   /**
    * Shapes of numeric observation features, for the synthetic observation of validation when no
-   * normalization dataset gives them (default [1]).
+   * normalization dataset gives them (default [1]). An ONNX model's input gives its own (without the
+   * batch axis): these must agree with it, and are needed for a dimension the model leaves open.
    */
   observationShapes: z.record(z.string(), z.array(z.number().int().positive()).min(1).max(4)).optional(),
   action: z.strictObject({

@@ -10,6 +10,8 @@ import { tinyJpeg } from '../../../../test/support/datasets.js';
 
 // The linear ONNX fixture (policies/runtimes/testing/make-onnx-models.mjs): action = W·state + b, state [4] → action [3].
 const linearModel = fileURLToPath(new URL('../../../../packages/core/src/policies/runtimes/fixtures/linear-4x3.onnx', import.meta.url));
+// What torch.onnx.export writes for a 7-joint arm: input [1, 7], action [Σ joint, Σ (i + 1) · joint_i + 0.5].
+const armModel = fileURLToPath(new URL('../../../../packages/core/src/policies/runtimes/fixtures/arm-1x7.onnx', import.meta.url));
 
 describe('POST /v1/policies/:id/act', () => {
   let kura: TestApp;
@@ -109,6 +111,25 @@ describe('POST /v1/policies/:id/act', () => {
     const response = await act(onnx, { observation: { 'observation.state': [1, 0, 0, 0] } });
     expect(response.status).toBe(200);
     expect(response.body.action).toHaveLength(3);
+  });
+
+  it('runs an ONNX model exported with input [1, 7] whose manifest gives no shapes: the model says [7]', async () => {
+    const arm = await deploy({
+      'policy.json': JSON.stringify({
+        name: 'arm',
+        runtime: 'onnx',
+        entry: 'model.onnx',
+        observation: ['observation.state'],
+        action: { shape: [2] },
+      }),
+      'model.onnx': await readFile(armModel),
+    });
+    const response = await act(arm, { observation: { 'observation.state': [1, 2, 3, 4, 5, 6, 7] } });
+    expect(response.status).toBe(200);
+    expect(response.body.action).toEqual([28, 140.5]);
+    const short = await act(arm, { observation: { 'observation.state': [1, 2, 3, 4, 5, 6] } });
+    expect(short.status).toBe(422);
+    expect(short.body.error).toMatchObject({ code: 'POLICY_BAD_OBSERVATION', message: expect.stringContaining('[1, 7]') });
   });
 
   it.each([

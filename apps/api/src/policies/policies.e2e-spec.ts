@@ -1,4 +1,8 @@
+/**
+ * @jest-environment ./packages/core/src/policies/runtimes/testing/node-typed-arrays-environment.mjs
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFile } from 'node:fs/promises';
 import { episodeBucket } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOf, zipOf } from '../../../../test/support/archives.js';
@@ -149,6 +153,59 @@ describe('policies: upload, validation, evaluation on held-out episodes, leaderb
     const evaluation = await evaluated(policy.id);
     expect(evaluation.status).toBe('completed');
     expect(evaluation.metrics.actionMse).toBeCloseTo(0, 6);
+  });
+
+  describe('ONNX models: the feature shape comes from the model', () => {
+    const models = new URL('../../../../packages/core/src/policies/runtimes/fixtures/', import.meta.url);
+    // arm-1x7.onnx takes [1, 7] (a batch of one, as torch.onnx.export writes it); double-any-width.onnx takes [batch, joints].
+    const onnxBundle = async (model: string, manifest: Record<string, unknown> = {}) =>
+      tarGzOf({
+        'policy.json': JSON.stringify({
+          name: 'onnx-shapes',
+          runtime: 'onnx',
+          entry: 'model.onnx',
+          observation: ['observation.state'],
+          action: { shape: [2] },
+          ...manifest,
+        }),
+        'model.onnx': await readFile(new URL(model, models)),
+      });
+
+    it('a model with input [1, 7] and no observationShapes is ready; observationShapes resolve a dimension the model leaves open', async () => {
+      expect(await uploadSettled(await onnxBundle('arm-1x7.onnx'))).toMatchObject({ status: 'ready', errors: [] });
+      const declared = await uploadSettled(
+        await onnxBundle('double-any-width.onnx', { action: { shape: [7] }, observationShapes: { 'observation.state': [7] } }),
+      );
+      expect(declared).toMatchObject({ status: 'ready', errors: [] });
+    });
+
+    it.each([
+      [
+        'observationShapes that disagree with the model',
+        () => onnxBundle('arm-1x7.onnx', { observationShapes: { 'observation.state': [6] } }),
+        'ONNX_INPUT_MISMATCH',
+        'observationShapes.observation.state',
+        ['"observation.state"', '[1, 7]', '[6]'],
+      ],
+      [
+        'a normalization dataset whose feature disagrees with the model',
+        () => onnxBundle('arm-1x7.onnx', { normalization: { mode: 'zscore', datasetId } }),
+        'ONNX_INPUT_MISMATCH',
+        'normalization.datasetId',
+        ['"observation.state"', '[1, 7]', 'has shape [3]'],
+      ],
+      [
+        'a dimension nothing fixes',
+        () => onnxBundle('double-any-width.onnx', { action: { shape: [7] } }),
+        'ONNX_SHAPE_UNKNOWN',
+        'observationShapes.observation.state',
+        ['"observation.state"', '[batch, joints]', 'observationShapes'],
+      ],
+    ])('%s → %s at %s', async (_name, bundle, code, field, mentions) => {
+      const policy = await uploadSettled(await bundle());
+      expect(policy).toMatchObject({ status: 'rejected', errors: [{ code, location: { file: 'model.onnx', field } }] });
+      for (const text of mentions) expect(policy.errors[0].message).toContain(text);
+    });
   });
 
   describe('bad bundles are rejected with a code', () => {

@@ -45,6 +45,8 @@ describe('loadConfig', () => {
     [{ REDIS_URL: 'localhost:6379' }, 'REDIS_URL'],
     [{ KURA_ADMIN_KEY: 'short' }, 'KURA_ADMIN_KEY'],
     [{ KURA_JOB_CONCURRENCY: '0' }, 'KURA_JOB_CONCURRENCY'],
+    [{ KURA_ARCHIVE_MAX_EXPANSION: '0' }, 'KURA_ARCHIVE_MAX_EXPANSION'],
+    [{ KURA_ARCHIVE_MAX_EXPANDED_BYTES: 'lots' }, 'KURA_ARCHIVE_MAX_EXPANDED_BYTES'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ S3_ENDPOINT: 'http://minio:9000' }, 'S3_BUCKET'],
     [{ S3_BUCKET: 'kura', S3_ACCESS_KEY_ID: 'only-one' }, 'S3_SECRET_ACCESS_KEY'],

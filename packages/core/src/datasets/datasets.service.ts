@@ -6,8 +6,9 @@ import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import { RobotsService } from '../robots/robots.service.js';
 import { AppError, notFound } from '../errors/app-error.js';
+import { DatasetReachService, type DatasetReach } from './dataset-reach.service.js';
 import { GrantsRepository, type GrantRecord } from './grants.repository.js';
-import { datasetNameTaken, datasetNotFound, datasetRobotUnknown } from './datasets.errors.js';
+import { datasetNameTaken, datasetRobotUnknown } from './datasets.errors.js';
 import { DatasetsRepository, type DatasetRecord, type DatasetVisibility } from './datasets.repository.js';
 
 /** A dataset as the API shows it. */
@@ -33,6 +34,7 @@ export class DatasetsService {
     private readonly robots: RobotsService,
     private readonly grants: GrantsRepository,
     private readonly keys: KeysRepository,
+    private readonly access: DatasetReachService,
   ) {}
 
   async create(principal: Principal, request: CreateDatasetRequest): Promise<DatasetView> {
@@ -83,23 +85,9 @@ export class DatasetsService {
     return (await this.reach(principal, id)).dataset;
   }
 
-  /**
-   * What of a dataset's episodes the caller may read (DESIGN, access levels): `full` for public
-   * datasets, owners, grantees and admins; `sample` (the public 10 %) for anyone else on a `sample`
-   * dataset. Private datasets are DATASET_NOT_FOUND to everyone else. Held-out episodes are readable
-   * by admins only, whatever the level.
-   */
+  /** What of a dataset's episodes the caller may read: see DatasetReachService.reach, the one rule. */
   async reach(principal: Principal, id: string): Promise<DatasetReach> {
-    const dataset = await this.datasets.findById(id);
-    if (!dataset) throw datasetNotFound(id);
-    const heldOut = isAdmin(principal);
-    if (dataset.access === 'public' || (principal.kind === 'key' && ownsOrAdmin(principal, dataset.ownerKeyId))) {
-      return { dataset, episodes: 'full', heldOut };
-    }
-    const granted = principal.kind === 'key' && (await this.grants.exists(id, principal.keyId));
-    if (granted) return { dataset, episodes: 'full', heldOut };
-    if (dataset.access === 'sample') return { dataset, episodes: 'sample', heldOut };
-    throw datasetNotFound(id);
+    return this.access.reach(principal, id);
   }
 
   /**
@@ -160,13 +148,7 @@ export class DatasetsService {
   }
 }
 
-/** A caller's access to one dataset; see DatasetsService.reach. */
-export interface DatasetReach {
-  dataset: DatasetRecord;
-  episodes: 'full' | 'sample';
-  /** Whether held-out episodes may be read (admins). */
-  heldOut: boolean;
-}
+export type { DatasetReach } from './dataset-reach.service.js';
 
 export interface GrantView {
   datasetId: string;

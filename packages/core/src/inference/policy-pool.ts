@@ -45,6 +45,8 @@ export class PolicyPool implements OnApplicationShutdown {
     features: FeatureSpec | undefined,
     use: (runtime: PolicyRuntime, normalization: PolicyNormalization | undefined) => Promise<T>,
   ): Promise<T> {
+    // Checked at every call: the normalization kept warm must not outlive its owner's access.
+    await this.loader.checkNormalizationAccess(policy);
     const warm = this.warmOf(policy, features);
     const runtime = await this.acquire(warm);
     let healthy = true;
@@ -70,6 +72,7 @@ export class PolicyPool implements OnApplicationShutdown {
     features: FeatureSpec | undefined,
     use: (runtime: PolicyRuntime, normalization: PolicyNormalization | undefined) => Promise<T>,
   ): Promise<T> {
+    await this.loader.checkNormalizationAccess(policy);
     let pinned = this.sessions.get(sessionId);
     if (pinned) this.sessions.delete(sessionId);
     else {
@@ -77,7 +80,7 @@ export class PolicyPool implements OnApplicationShutdown {
         await runtime.reset();
         return runtime;
       });
-      pinned = { runtime: loading, normalization: this.loader.normalization(policy.manifest) };
+      pinned = { runtime: loading, normalization: this.loader.normalization(policy) };
     }
     this.sessions.set(sessionId, pinned);
     if (this.sessions.size > SESSION_INSTANCES) {
@@ -123,7 +126,7 @@ export class PolicyPool implements OnApplicationShutdown {
       this.warm.set(policy.id, warm);
       return warm;
     }
-    warm = { policy, idle: [], instances: 0, waiting: [], normalization: this.loader.normalization(policy.manifest), features };
+    warm = { policy, idle: [], instances: 0, waiting: [], normalization: this.loader.normalization(policy), features };
     warm.normalization.catch(() => this.warm.delete(policy.id));
     this.warm.set(policy.id, warm);
     if (this.warm.size > WARM_POLICIES) {

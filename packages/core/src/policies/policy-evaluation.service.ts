@@ -1,9 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataType, type RecordBatch, type Vector } from 'apache-arrow';
 import { valuesPerStep, type FeatureSpec, type PolicyManifest, type PolicyObservation } from '@kura/schema';
-import { DatasetsRepository } from '../datasets/datasets.repository.js';
 import { LOGGER } from '../database/database.tokens.js';
+import type { DatasetRecord } from '../datasets/datasets.repository.js';
+import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import { EpisodesRepository } from '../episodes/episodes.repository.js';
+import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import { SliceReader, wholeEpisodesOf } from '../slices/slice-reader.js';
 import { EvaluationsRepository, type EvaluationMetrics } from './evaluations.repository.js';
@@ -34,7 +36,7 @@ export class PolicyEvaluationService {
   constructor(
     private readonly evaluations: EvaluationsRepository,
     private readonly policies: PoliciesRepository,
-    private readonly datasets: DatasetsRepository,
+    private readonly datasets: DatasetReachService,
     private readonly episodes: EpisodesRepository,
     private readonly reader: SliceReader,
     private readonly loader: PolicyLoader,
@@ -51,8 +53,8 @@ export class PolicyEvaluationService {
       if (!policy?.manifest || !policy.entryKey)
         throw new EvaluationFailure('POLICY_NOT_READY', `policy ${evaluation.policyId} is not ready`);
       const manifest = policy.manifest;
-      const dataset = await this.datasets.findById(evaluation.datasetId);
-      const features = dataset?.features ?? {};
+      const dataset = await this.readableDataset(evaluation);
+      const features = dataset.features ?? {};
       checkFeatures(manifest, features);
       const heldOut = await this.heldOutEpisodes(evaluation.datasetId, evaluation.version);
       if (heldOut.length === 0) {
@@ -61,7 +63,7 @@ export class PolicyEvaluationService {
           `version ${evaluation.version} of dataset ${evaluation.datasetId} has no held-out episode yet`,
         );
       }
-      const normalization = await this.loader.normalization(manifest);
+      const normalization = await this.loader.normalization({ ownerKeyId: policy.ownerKeyId, manifest });
       runtime = await this.loader.load({ ...policy, manifest, entryKey: policy.entryKey }, features);
       const result = await evaluateEpisodes({
         runtime,
@@ -91,6 +93,22 @@ export class PolicyEvaluationService {
       this.logger.info({ evaluationId, code }, 'evaluation failed');
     } finally {
       runtime?.dispose();
+    }
+  }
+
+  /** The evaluation's dataset, when its owner may still read it (checked at creation, and again here: a grant may be gone). */
+  private async readableDataset(evaluation: { ownerKeyId: string; datasetId: string }): Promise<DatasetRecord> {
+    try {
+      return (await this.datasets.reachOnBehalfOf(evaluation.ownerKeyId, evaluation.datasetId)).dataset;
+    } catch (error) {
+      if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
+        throw new EvaluationFailure(
+          'DATASET_NOT_FOUND',
+          `dataset "${evaluation.datasetId}" is not readable by the evaluation's key any more (its grant was revoked?)`,
+          { field: 'datasetId' },
+        );
+      }
+      throw error;
     }
   }
 

@@ -3,7 +3,9 @@ import type { FeatureSpec, PolicyManifest } from '@kura/schema';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { readBlobBytes, readJsonBlob } from '../blobs/json-blobs.js';
 import { DatasetsRepository } from '../datasets/datasets.repository.js';
+import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import { VersionsRepository } from '../datasets/versions.repository.js';
+import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import type { PolicyRecord } from './policies.repository.js';
 import { PolicyValidationService } from './policy-validation.service.js';
 import { loadPolicyRuntime, type PolicyRuntime } from './runtimes/policy-runtime.js';
@@ -22,10 +24,7 @@ export interface PolicyNormalization {
   stats: Map<string, FeatureNormalization>;
 }
 
-/** The dataset a manifest's `normalization.datasetId` names has no published version (any more). */
-export class NormalizationUnavailable extends Error {
-  readonly code = 'NORMALIZATION_DATASET_NOT_FOUND';
-}
+export { NormalizationUnavailable };
 
 /** LeRobot's guard against a zero spread. */
 const EPSILON = 1e-8;
@@ -64,25 +63,49 @@ export class PolicyLoader {
     private readonly datasets: DatasetsRepository,
     private readonly versions: VersionsRepository,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
+    private readonly datasetAccess: DatasetReachService,
   ) {}
 
+  /**
+   * Throws NormalizationUnavailable unless the policy's owner may (still) read its normalization
+   * dataset; called before every use of a policy, whose normalization a warm instance keeps.
+   */
+  async checkNormalizationAccess(policy: Pick<PolicyRecord, 'ownerKeyId'> & { manifest: PolicyManifest }): Promise<void> {
+    await readableNormalizationDataset(this.datasetAccess, policy);
+  }
+
+  /**
+   * `features` are those of the data the policy will see; without them, the normalization dataset's
+   * (as validation had), so an ONNX input's shape resolves the same way it did there.
+   */
   async load(policy: PolicyRecord & { manifest: PolicyManifest; entryKey: string }, features?: FeatureSpec): Promise<PolicyRuntime> {
+    const known = features ?? (await this.normalizationFeatures(policy.manifest));
     return loadPolicyRuntime({
       manifest: policy.manifest,
       entry: await readBlobBytes(this.blobs, policy.entryKey),
       limits: this.validation.runtimeLimits(),
-      ...(features ? { features } : {}),
+      ...(known ? { features: known } : {}),
     });
   }
 
-  /** The manifest's own statistics, or those of the latest version of the dataset it names. */
-  async normalization(manifest: PolicyManifest): Promise<PolicyNormalization | undefined> {
-    const spec = manifest.normalization;
+  private async normalizationFeatures(manifest: PolicyManifest): Promise<FeatureSpec | undefined> {
+    const datasetId = manifest.normalization?.datasetId;
+    if (!datasetId) return undefined;
+    return (await this.datasets.findById(datasetId))?.features ?? undefined;
+  }
+
+  /**
+   * The manifest's own statistics, or those of the latest version of the dataset it names when the
+   * policy's owner may read it (NormalizationUnavailable otherwise).
+   */
+  async normalization(policy: Pick<PolicyRecord, 'ownerKeyId'> & { manifest: PolicyManifest }): Promise<PolicyNormalization | undefined> {
+    const spec = policy.manifest.normalization;
     if (!spec) return undefined;
     if (spec.stats) return { mode: spec.mode, stats: new Map(Object.entries(spec.stats)) };
-    const dataset = await this.datasets.findById(spec.datasetId!);
-    const version = dataset && dataset.latestVersion > 0 ? await this.versions.find(dataset.id, dataset.latestVersion) : null;
-    if (!version) throw new NormalizationUnavailable(`normalization.datasetId "${spec.datasetId}" has no published version`);
+    const dataset = await readableNormalizationDataset(this.datasetAccess, policy);
+    const version = dataset ? await this.versions.find(dataset.id, dataset.latestVersion) : null;
+    if (!version)
+      throw new NormalizationUnavailable(`normalization.datasetId "${spec.datasetId}" has no published version`, spec.datasetId ?? '');
     const stats = (await readJsonBlob(this.blobs, version.statsKey)) as Record<string, FeatureNormalization>;
     return { mode: spec.mode, stats: new Map(Object.entries(stats)) };
   }

@@ -7,9 +7,10 @@ import { policyManifestSchema, type FeatureSpec, type PolicyManifest, type Polic
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
-import { DatasetsRepository } from '../datasets/datasets.repository.js';
+import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import type { Logger } from '../logging/logger.js';
 import { detectArchiveKind, extractArchive } from '../uploads/archive.js';
+import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import { PoliciesRepository, type PolicyProblem } from './policies.repository.js';
 import { isPolicyError, loadPolicyRuntime, type PolicyRuntimeLimits } from './runtimes/policy-runtime.js';
 
@@ -46,7 +47,7 @@ const reject = (code: string, message: string, location?: PolicyProblem['locatio
 export class PolicyValidationService {
   constructor(
     private readonly policies: PoliciesRepository,
-    private readonly datasets: DatasetsRepository,
+    private readonly datasets: DatasetReachService,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -74,7 +75,7 @@ export class PolicyValidationService {
       // A readable manifest names the policy: from here on the upload is a version of it, even if rejected.
       await this.policies.assignVersion(policyId, manifest.name);
       const entry = await readFile(await this.entryPath(manifest, root));
-      await this.tryInSandbox(manifest, entry);
+      await this.tryInSandbox(manifest, entry, policy.ownerKeyId);
       const entryKey = `policies/${policyId}/entry`;
       await this.blobs.put({ key: entryKey, body: entry });
       await this.policies.finishValidation(policyId, { status: 'ready', manifest, errors: [], entryKey });
@@ -110,7 +111,11 @@ export class PolicyValidationService {
         file: bundle,
         kind: kind!,
         destination,
-        limits: { maxExpandedBytes: Math.min(4 * this.config.policies.maxBundleBytes, 1024 * MiB), maxFiles: 10_000 },
+        limits: {
+          maxExpandedBytes: Math.min(4 * this.config.policies.maxBundleBytes, 1024 * MiB, this.config.uploads.archive.maxExpandedBytes),
+          maxTotalExpansionRatio: this.config.uploads.archive.maxTotalExpansionRatio,
+          maxFiles: 10_000,
+        },
       }));
     } catch (error) {
       const code = (error as { code?: unknown }).code;
@@ -172,45 +177,57 @@ export class PolicyValidationService {
   }
 
   /** Loads the policy in the sandbox and calls it once; a failure rejects it with the sandbox's code. */
-  private async tryInSandbox(manifest: PolicyManifest, entry: Buffer): Promise<void> {
-    const features = await this.normalizationFeatures(manifest);
+  private async tryInSandbox(manifest: PolicyManifest, entry: Buffer, ownerKeyId: string): Promise<void> {
+    const features = await this.normalizationFeatures(manifest, ownerKeyId);
     let runtime: Awaited<ReturnType<typeof loadPolicyRuntime>> | undefined;
     try {
       runtime = await loadPolicyRuntime({ manifest, entry, limits: this.runtimeLimits(), ...(features ? { features } : {}) });
       await runtime.reset();
-      await runtime.act(syntheticObservation(manifest, features), { step: 0, episode: 0, task: '' });
+      await runtime.act(syntheticObservation(manifest, features, runtime.observationShapes), { step: 0, episode: 0, task: '' });
     } catch (error) {
       if (isPolicyError(error))
-        throw new Rejection([{ code: error.code, message: error.message, location: { file: manifest.entry } }], manifest);
+        throw new Rejection([{ code: error.code, message: error.message, location: problemLocation(manifest, error.details) }], manifest);
       throw error;
     } finally {
       runtime?.dispose();
     }
   }
 
-  /** The features of the normalization dataset, when the manifest names one (their shapes shape the synthetic observation). */
-  private async normalizationFeatures(manifest: PolicyManifest): Promise<FeatureSpec | undefined> {
-    const datasetId = manifest.normalization?.datasetId;
-    if (!datasetId) return undefined;
-    const dataset = await this.datasets.findById(datasetId);
-    if (!dataset || dataset.latestVersion === 0) {
-      throw new Rejection(
-        [
-          {
-            code: 'MANIFEST_INVALID',
-            message: `normalization.datasetId "${datasetId}" is not a dataset with a published version`,
-            location: { field: 'normalization.datasetId' },
-          },
-        ],
-        manifest,
-      );
+  /**
+   * The features of the normalization dataset, when the manifest names one (their shapes shape the
+   * synthetic observation); rejected unless the policy's owner may read the dataset in full.
+   */
+  private async normalizationFeatures(manifest: PolicyManifest, ownerKeyId: string): Promise<FeatureSpec | undefined> {
+    try {
+      return (await readableNormalizationDataset(this.datasets, { ownerKeyId, manifest }))?.features ?? undefined;
+    } catch (error) {
+      if (!(error instanceof NormalizationUnavailable)) throw error;
+      throw new Rejection([{ code: error.code, message: error.message, location: error.location }], manifest);
     }
-    return dataset.features ?? undefined;
   }
 }
 
-/** Zeros of each observation feature's shape (from the dataset, the manifest, or [1]); a tiny JPEG for images. */
-export function syntheticObservation(manifest: PolicyManifest, features: FeatureSpec | undefined): PolicyObservation {
+/**
+ * Where a sandbox failure points: the entry file, and the manifest field the runtime names (an ONNX
+ * input's observationShapes entry) or, for a shape the normalization dataset gave, that dataset.
+ */
+function problemLocation(manifest: PolicyManifest, details: Record<string, unknown> | undefined): PolicyProblem['location'] {
+  const field = typeof details?.field === 'string' ? details.field : undefined;
+  if (field !== undefined) return { file: manifest.entry, field };
+  if (details?.featureShape !== undefined && manifest.normalization?.datasetId !== undefined)
+    return { file: manifest.entry, field: 'normalization.datasetId' };
+  return { file: manifest.entry };
+}
+
+/**
+ * Zeros of each observation feature's shape (the one the policy fixes — an ONNX model's input — else
+ * the dataset's, the manifest's, or [1]); a tiny JPEG for images.
+ */
+export function syntheticObservation(
+  manifest: PolicyManifest,
+  features: FeatureSpec | undefined,
+  policyShapes?: Readonly<Record<string, readonly number[]>>,
+): PolicyObservation {
   const observation: PolicyObservation = {};
   for (const name of manifest.observation) {
     const feature = features?.[name];
@@ -218,7 +235,7 @@ export function syntheticObservation(manifest: PolicyManifest, features: Feature
       observation[name] = new Uint8Array(TINY_JPEG);
       continue;
     }
-    const shape = feature?.shape ?? manifest.observationShapes?.[name] ?? [1];
+    const shape = policyShapes?.[name] ?? feature?.shape ?? manifest.observationShapes?.[name] ?? [1];
     observation[name] = new Array<number>(shape.reduce((product, dimension) => product * dimension, 1)).fill(0);
   }
   return observation;

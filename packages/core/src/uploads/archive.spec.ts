@@ -146,6 +146,86 @@ function rawZip(entries: RawZipEntry[]): Buffer {
   return Buffer.concat([...locals, directory, end]);
 }
 
+/**
+ * A zip whose first entry's bytes are also claimed by `extraNames` entries: all at the same local
+ * header (`shared`), or each one's local header and data inside the previous entry's stored data
+ * (`nested`). Overlapping entries are how a small zip expands to many times its size with every entry
+ * inside its own ratio.
+ */
+function overlappingZip(data: Buffer, extraNames: string[], layout: 'shared' | 'nested'): Buffer {
+  const names = ['first.bin', ...extraNames].map((name) => Buffer.from(name, 'utf8'));
+  const local = (name: Buffer, stored: Buffer, method: number, size: number, crc: number): Buffer => {
+    const header = Buffer.alloc(30);
+    header.writeUInt32LE(0x04034b50, 0);
+    header.writeUInt16LE(20, 4);
+    header.writeUInt16LE(0x800, 6);
+    header.writeUInt16LE(method, 8);
+    header.writeUInt16LE(0x21, 12);
+    header.writeUInt32LE(crc, 14);
+    header.writeUInt32LE(stored.length, 18);
+    header.writeUInt32LE(size, 22);
+    header.writeUInt16LE(name.length, 26);
+    return Buffer.concat([header, name, stored]);
+  };
+  // Each record: what the central directory says of one entry.
+  const records: Array<{ name: Buffer; method: number; compressed: number; size: number; crc: number; offset: number }> = [];
+  let body: Buffer;
+  if (layout === 'shared') {
+    const deflated = deflateRawSync(data);
+    body = local(names[0]!, deflated, 8, data.length, crc32(data));
+    for (const name of names)
+      records.push({ name, method: 8, compressed: deflated.length, size: data.length, crc: crc32(data), offset: 0 });
+  } else {
+    // Innermost first: each entry stores the next one's whole local record after its own data.
+    let inner: Buffer = Buffer.alloc(0);
+    const reversed = [...names].reverse();
+    const sizes: number[] = [];
+    for (const name of reversed) {
+      const stored = Buffer.concat([data, inner]);
+      inner = local(name, stored, 0, stored.length, crc32(stored));
+      sizes.unshift(stored.length);
+    }
+    body = inner;
+    let offset = 0;
+    names.forEach((name, index) => {
+      const size = sizes[index]!;
+      records.push({
+        name,
+        method: 0,
+        compressed: size,
+        size,
+        crc: crc32(body.subarray(offset + 30 + name.length, offset + 30 + name.length + size)),
+        offset,
+      });
+      offset += 30 + name.length + data.length;
+    });
+  }
+  const centrals = records.map(({ name, method, compressed, size, crc, offset }) => {
+    const central = Buffer.alloc(46);
+    central.writeUInt32LE(0x02014b50, 0);
+    central.writeUInt16LE(0x031e, 4);
+    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(0x800, 8);
+    central.writeUInt16LE(method, 10);
+    central.writeUInt16LE(0x21, 14);
+    central.writeUInt32LE(crc, 16);
+    central.writeUInt32LE(compressed, 20);
+    central.writeUInt32LE(size, 24);
+    central.writeUInt16LE(name.length, 28);
+    central.writeUInt32LE((0o100644 << 16) >>> 0, 38);
+    central.writeUInt32LE(offset, 42);
+    return Buffer.concat([central, name]);
+  });
+  const directory = Buffer.concat(centrals);
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(records.length, 8);
+  end.writeUInt16LE(records.length, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(body.length, 16);
+  return Buffer.concat([body, directory, end]);
+}
+
 interface Case {
   /** Holds the archive and the destination, and nothing else. */
   work: string;
@@ -538,6 +618,35 @@ describe('extractArchive', () => {
       expect(await bytesOnDisk(testCase.destination)).toBeLessThanOrEqual(1000);
     });
 
+    it('a zip whose header understates the size of an entry in a folder, as a coded refusal (yauzl inflates before the entry is read)', async () => {
+      // Like the 318-byte zip of the hostile-input sweep (#19): the error came before anyone listened and ended the process.
+      const lines = Array.from({ length: 14 }, (_, step) => JSON.stringify({ episode: 0, step, action: [step] })).join('\n');
+      const zip = rawZip([{ name: 'upload/data.ndjson', data: Buffer.from(lines), method: 8, uncompressedSize: 10 }]);
+      for (let attempt = 0; attempt < 20; attempt++) {
+        await refuse('zip', zip, { code: 'ARCHIVE_CORRUPT', file: 'upload/data.ndjson', message: /too many bytes/ });
+      }
+    });
+
+    it('a zip whose entries together expand beyond maxTotalExpansionRatio times its size, though each is within its own ratio', async () => {
+      const zip = await yazlBytes((archive) => {
+        for (let index = 0; index < 30; index++) archive.addBuffer(Buffer.alloc(MiB), `part-${index}.bin`);
+      });
+      const budget = 200 * zip.length;
+      expect(30 * MiB).toBeGreaterThan(budget);
+      const testCase = await newCase('zip', zip);
+      const error = await extract('zip', testCase).catch((caught: unknown) => caught);
+      expect(error).toMatchObject({
+        code: 'ARCHIVE_TOO_LARGE',
+        message: expect.stringMatching(/200 times its own size/),
+        location: { file: expect.stringMatching(/^part-\d+\.bin$/) },
+        details: { limit: 'maxTotalExpansionRatio', value: 200 },
+      });
+      expect(await bytesOnDisk(testCase.destination)).toBeLessThanOrEqual(budget);
+      // The same zip with the budget raised extracts whole.
+      const { result } = await extractBytes('zip', zip, { maxTotalExpansionRatio: 100_000 });
+      expect(result.files).toHaveLength(30);
+    });
+
     it('a zip over maxExpandedBytes, stopping at the entry that crosses it', async () => {
       const limit = 1 * MiB;
       const zip = await yazlBytes((archive) => {
@@ -594,6 +703,27 @@ describe('extractArchive', () => {
       }
       await pipeline(Readable.from(hostileTar()), createGzip(), createWriteStream(testCase.archive));
       await expectRefusal(extract('tar.gz', testCase), testCase, { code: 'ARCHIVE_ENTRY_UNSUPPORTED', message: /pax/ });
+    });
+  });
+
+  describe('refuses zip entries that share bytes, before writing anything', () => {
+    it('250 entries pointing at one 4 MiB entry', async () => {
+      const data = Buffer.alloc(4 * MiB, 'robot ');
+      const names = Array.from({ length: 249 }, (_, index) => `copy-${index}.bin`);
+      const zip = overlappingZip(data, names, 'shared');
+      expect(zip.length).toBeLessThan(116 * 1024);
+      const testCase = await refuse('zip', zip, {
+        code: 'ARCHIVE_OVERLAPPING_ENTRIES',
+        file: 'copy-0.bin',
+        message: /inside the bytes of entry "first\.bin"/,
+      });
+      expect(await bytesOnDisk(testCase.destination)).toBe(0);
+    });
+
+    it("an entry whose local header lies inside the previous entry's data", async () => {
+      const zip = overlappingZip(randomBytes(2000), ['inner.bin', 'innermost.bin'], 'nested');
+      const testCase = await refuse('zip', zip, { code: 'ARCHIVE_OVERLAPPING_ENTRIES', file: 'inner.bin', message: /first\.bin/ });
+      expect(await bytesOnDisk(testCase.destination)).toBe(0);
     });
   });
 

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,12 @@ export type ArchiveKind = 'tar' | 'tar.gz' | 'zip';
 export interface ArchiveLimits {
   /** Most bytes the archive's files may add up to once extracted. Counted on the bytes actually written, never taken from headers. */
   maxExpandedBytes: number;
+  /**
+   * Most the whole archive may expand relative to its own size in bytes, all entries together: the
+   * budget per-entry ratios cannot give (many entries, each within its ratio). Not checked below 1 MiB
+   * expanded. `Infinity` turns the check off.
+   */
+  maxTotalExpansionRatio?: number;
   /** Most entries the archive may hold: files, folders and skipped macOS metadata alike (each costs work). */
   maxFiles: number;
   /**
@@ -32,11 +38,12 @@ const GiB = 1024 * MiB;
 /** Limits used for whatever `extractArchive` is not told. */
 export const defaultArchiveLimits: Readonly<Required<ArchiveLimits>> = Object.freeze({
   maxExpandedBytes: 200 * GiB,
+  maxTotalExpansionRatio: 200,
   maxFiles: 1_000_000,
   maxCompressionRatio: 200,
 });
 
-/** Below this many expanded bytes the compression ratio is not checked. */
+/** Below this many expanded bytes neither the compression ratio nor the total expansion is checked. */
 const ratioFreeBytes = 1 * MiB;
 
 /**
@@ -95,8 +102,10 @@ export function detectArchiveKind(head: Uint8Array): ArchiveKind | undefined {
  * Throws ImportError, with the offending entry's name (as the archive spells it) in `location.file`:
  * ARCHIVE_PATH_TRAVERSAL (absolute path, `..` segment, drive letter, NUL byte), ARCHIVE_LINK_REFUSED
  * (symbolic or hard link), ARCHIVE_ENTRY_UNSUPPORTED (device, FIFO, encrypted or oddly compressed zip
- * entry, oversized tar metadata), ARCHIVE_TOO_LARGE (over `maxExpandedBytes` or the compression ratio),
- * ARCHIVE_TOO_MANY_FILES, ARCHIVE_DUPLICATE_PATH (a path twice, or a file where a folder is needed),
+ * entry, oversized tar metadata), ARCHIVE_TOO_LARGE (over `maxExpandedBytes`, `maxTotalExpansionRatio` or the
+ * compression ratio; `details.limit` names which), ARCHIVE_OVERLAPPING_ENTRIES (zip entries sharing bytes,
+ * checked before anything is written), ARCHIVE_TOO_MANY_FILES, ARCHIVE_DUPLICATE_PATH (a path twice, or a
+ * file where a folder is needed),
  * ARCHIVE_CORRUPT (truncated or damaged tar, gzip or zip), ARCHIVE_EMPTY (no regular file).
  * File-system failures (disk full, archive missing) are rethrown as they are.
  *
@@ -112,7 +121,8 @@ export async function extractArchive(params: ExtractArchiveParams): Promise<{ fi
     throw new Error(`extractArchive needs an empty destination folder, and ${destination} is not empty`);
   }
 
-  const extraction = new Extraction(destination, resolveLimits(params.limits), signal);
+  const { size: archiveBytes } = await stat(file);
+  const extraction = new Extraction(destination, resolveLimits(params.limits), archiveBytes, signal);
   try {
     switch (kind) {
       case 'tar':
@@ -137,6 +147,7 @@ export async function extractArchive(params: ExtractArchiveParams): Promise<{ fi
 function resolveLimits(limits: Partial<ArchiveLimits> | undefined): Required<ArchiveLimits> {
   return {
     maxExpandedBytes: limits?.maxExpandedBytes ?? defaultArchiveLimits.maxExpandedBytes,
+    maxTotalExpansionRatio: limits?.maxTotalExpansionRatio ?? defaultArchiveLimits.maxTotalExpansionRatio,
     maxFiles: limits?.maxFiles ?? defaultArchiveLimits.maxFiles,
     maxCompressionRatio: limits?.maxCompressionRatio ?? defaultArchiveLimits.maxCompressionRatio,
   };
@@ -191,15 +202,43 @@ async function extractTar(extraction: Extraction, file: string, gzipped: boolean
 }
 
 async function extractZip(extraction: Extraction, file: string): Promise<void> {
+  await refuseOverlappingZipEntries(extraction, file);
+  const zip = await openZip(file);
+  try {
+    for await (const entry of zip.eachEntry()) {
+      await extraction.zipEntry(zip, entry);
+    }
+  } finally {
+    zip.close();
+  }
+}
+
+function openZip(file: string): Promise<ZipFile> {
   // Names are decoded and checked here (decodeStrings: false) so refusals carry our codes; yauzl still
   // checks that entries yield exactly their declared sizes (validateEntrySizes).
-  const zip = await yauzl.openPromise(file, {
+  return yauzl.openPromise(file, {
     lazyEntries: true,
     autoClose: false,
     decodeStrings: false,
     validateEntrySizes: true,
     strictFileNames: true,
   });
+}
+
+function zipEntryName(entry: ZipEntry): string {
+  return yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, true);
+}
+
+/**
+ * Reads the whole central directory and every local header before anything is written, and refuses
+ * two entries whose bytes overlap: a zip can point many entries at one compressed stream, so each
+ * passes its own ratio check while the archive expands without bound ("overlapping" zip bombs).
+ */
+async function refuseOverlappingZipEntries(extraction: Extraction, file: string): Promise<void> {
+  const zip = await openZip(file);
+  // Where each entry's local header starts and where its data ends, by central-directory position.
+  const starts: number[] = [];
+  const ends: number[] = [];
   try {
     if (zip.entryCount > extraction.limits.maxFiles) {
       throw new ImportError(
@@ -208,11 +247,51 @@ async function extractZip(extraction: Extraction, file: string): Promise<void> {
       );
     }
     for await (const entry of zip.eachEntry()) {
-      await extraction.zipEntry(zip, entry);
+      extraction.locate(zipEntryName(entry));
+      const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
+      starts.push(entry.relativeOffsetOfLocalHeader);
+      ends.push(fileDataStart + entry.compressedSize);
     }
   } finally {
     zip.close();
   }
+  extraction.locate(undefined);
+
+  const byStart = starts.map((_, index) => index).sort((a, b) => (starts[a] ?? 0) - (starts[b] ?? 0) || a - b);
+  // The entry reaching furthest so far: any later start before its end is an overlap.
+  let furthest = byStart[0];
+  for (const index of byStart.slice(1)) {
+    if (furthest === undefined) break;
+    const start = starts[index] ?? 0;
+    const furthestEnd = ends[furthest] ?? 0;
+    if (start < furthestEnd) {
+      const [name, otherName] = await zipEntryNames(file, [index, furthest]);
+      extraction.locate(name);
+      throw extraction.refuse(
+        'ARCHIVE_OVERLAPPING_ENTRIES',
+        `the zip entry starts at byte ${start}, inside the bytes of entry "${printable(otherName ?? '')}" ` +
+          `(${starts[furthest] ?? 0}–${furthestEnd}); entries sharing data are refused because they let a small zip expand without bound`,
+      );
+    }
+    if ((ends[index] ?? 0) > furthestEnd) furthest = index;
+  }
+}
+
+/** The names of the entries at these central-directory positions (an error path: the zip is read again). */
+async function zipEntryNames(file: string, positions: number[]): Promise<Array<string | undefined>> {
+  const names = new Map<number, string>();
+  const zip = await openZip(file);
+  try {
+    let position = 0;
+    for await (const entry of zip.eachEntry()) {
+      if (positions.includes(position)) names.set(position, zipEntryName(entry));
+      if (names.size === positions.length) break;
+      position += 1;
+    }
+  } finally {
+    zip.close();
+  }
+  return positions.map((position) => names.get(position));
 }
 
 /** Bits of a zip entry's Unix mode (upper half of its external attributes) that give the file type. */
@@ -234,12 +313,27 @@ class Extraction {
   private currentEntry: string | undefined;
   private readonly filePaths = new Set<string>();
   private readonly directoryPaths = new Set<string>();
+  /** The most bytes this archive may expand to, and the limit that sets it. */
+  private readonly budget: { bytes: number; limit: 'maxExpandedBytes' | 'maxTotalExpansionRatio' };
 
   constructor(
     readonly destination: string,
     readonly limits: Required<ArchiveLimits>,
+    private readonly archiveBytes: number,
     readonly signal: AbortSignal | undefined,
-  ) {}
+  ) {
+    const ratio = limits.maxTotalExpansionRatio;
+    const byRatio = ratio === Infinity ? Infinity : Math.max(ratioFreeBytes, ratio * archiveBytes);
+    this.budget =
+      byRatio < limits.maxExpandedBytes
+        ? { bytes: byRatio, limit: 'maxTotalExpansionRatio' }
+        : { bytes: limits.maxExpandedBytes, limit: 'maxExpandedBytes' };
+  }
+
+  /** Names the entry that errors from here on are about (undefined: the archive as a whole). */
+  locate(rawName: string | undefined): void {
+    this.currentEntry = rawName === undefined ? undefined : printable(rawName);
+  }
 
   async tarEntry(entry: TarEntry, onChunk: () => void): Promise<void> {
     const { header } = entry;
@@ -281,7 +375,7 @@ class Extraction {
   }
 
   async zipEntry(zip: ZipFile, entry: ZipEntry): Promise<void> {
-    const name = this.beginEntry(yauzl.getFileNameLowLevel(entry.generalPurposeBitFlag, entry.fileNameRaw, entry.extraFields, true));
+    const name = this.beginEntry(zipEntryName(entry));
     const fileType = (entry.externalFileAttributes >>> 16) & unixFileType.mask;
     if (fileType === unixFileType.symlink) {
       throw this.refuse(
@@ -315,16 +409,24 @@ class Extraction {
     if (entry.uncompressedSize > allowedBytes) {
       throw this.tooCompressed(ratio, entry.compressedSize, entry.uncompressedSize);
     }
-    if (this.expandedBytes + entry.uncompressedSize > this.limits.maxExpandedBytes) throw this.tooLarge();
+    if (this.expandedBytes + entry.uncompressedSize > this.budget.bytes) throw this.tooLarge();
 
+    // Folders are made before the entry is opened: yauzl inflates as soon as it is, and an error then
+    // (more bytes than the header says) must find a listener rather than end the process.
+    const target = await this.reserveFile(name.path);
     const stream = await zip.openReadStreamPromise(entry);
+    stream.on('error', ignoreHere);
     let crc = 0;
     let entryBytes = 0;
-    await this.writeFile(name.path, stream, (chunk) => {
-      entryBytes += chunk.byteLength;
-      if (entryBytes > allowedBytes) throw this.tooCompressed(ratio, entry.compressedSize, entryBytes);
-      crc = crc32(chunk, crc);
-    });
+    try {
+      await this.writeReserved(target, stream, (chunk) => {
+        entryBytes += chunk.byteLength;
+        if (entryBytes > allowedBytes) throw this.tooCompressed(ratio, entry.compressedSize, entryBytes);
+        crc = crc32(chunk, crc);
+      });
+    } finally {
+      stream.destroy();
+    }
     // yauzl does not check CRC-32; a damaged stored entry would otherwise pass unnoticed.
     if (crc !== entry.crc32) {
       throw this.refuse(
@@ -361,11 +463,17 @@ class Extraction {
   }
 
   private tooLarge(): ImportError {
-    const limit = this.limits.maxExpandedBytes;
-    return this.refuse(
-      'ARCHIVE_TOO_LARGE',
-      `the archive expands to more than ${formatBytes(limit)} (${limit} bytes), the limit for one upload`,
-    );
+    const { bytes, limit } = this.budget;
+    const message =
+      limit === 'maxExpandedBytes'
+        ? `the archive expands to more than ${formatBytes(bytes)} (${bytes} bytes), the limit for one upload`
+        : `the archive expands to more than ${this.limits.maxTotalExpansionRatio} times its own size of ${this.archiveBytes} bytes ` +
+          `(${formatBytes(bytes)}), the limit for one archive; refused at this entry`;
+    const value = limit === 'maxExpandedBytes' ? bytes : this.limits.maxTotalExpansionRatio;
+    return new ImportError('ARCHIVE_TOO_LARGE', message, this.currentEntry === undefined ? {} : { file: this.currentEntry }, {
+      limit,
+      value,
+    });
   }
 
   private tooCompressed(ratio: number, compressedBytes: number, expandedBytes: number): ImportError {
@@ -424,6 +532,11 @@ class Extraction {
 
   /** Writes one entry's bytes, counting them; `onChunk` may throw to stop (ratio checks). */
   private async writeFile(path: string, chunks: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => void): Promise<void> {
+    await this.writeReserved(await this.reserveFile(path), chunks, onChunk);
+  }
+
+  /** Checks that a file may be written at `path` and makes its folders. */
+  private async reserveFile(path: string): Promise<{ path: string; segments: string[] }> {
     if (path === '') throw this.refuse('ARCHIVE_PATH_TRAVERSAL', "the archive entry is a file whose name is the upload's folder itself");
     if (this.filePaths.has(path)) throw this.refuse('ARCHIVE_DUPLICATE_PATH', `the archive has "${path}" twice`);
     if (this.directoryPaths.has(path))
@@ -431,7 +544,14 @@ class Extraction {
     const segments = path.split('/');
     if (segments.length > 1) await this.makeDirectory(segments.slice(0, -1).join('/'));
     this.filePaths.add(path);
+    return { path, segments };
+  }
 
+  private async writeReserved(
+    { path, segments }: { path: string; segments: string[] },
+    chunks: AsyncIterable<Uint8Array>,
+    onChunk: (chunk: Uint8Array) => void,
+  ): Promise<void> {
     let bytes = 0;
     const counted = this.metered(chunks, (chunk) => {
       bytes += chunk.byteLength;
@@ -451,11 +571,11 @@ class Extraction {
     for await (const chunk of this.metered(chunks, onChunk)) void chunk;
   }
 
-  /** Passes chunks on, counting each against `maxExpandedBytes` before it is written. */
+  /** Passes chunks on, counting each against the archive's expansion budget before it is written. */
   private async *metered(chunks: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => void): AsyncGenerator<Uint8Array> {
     for await (const chunk of chunks) {
       this.expandedBytes += chunk.byteLength;
-      if (this.expandedBytes > this.limits.maxExpandedBytes) throw this.tooLarge();
+      if (this.expandedBytes > this.budget.bytes) throw this.tooLarge();
       onChunk(chunk);
       yield chunk;
     }
@@ -484,6 +604,9 @@ class StallGuard extends Transform {
     callback(null, chunk);
   }
 }
+
+/** A listener that only keeps an early stream error from being unhandled; the stream's reader still gets it. */
+function ignoreHere(): void {}
 
 function isMacMetadata(path: string): boolean {
   const segments = path.split('/');

@@ -30,6 +30,65 @@ const superblockOffsets = [0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536];
 
 let loading: Promise<H5wasm> | undefined;
 
+/** What HDF5 may open while Kura reads an upload: the one file being opened, nothing else. */
+interface Confinement {
+  allowedPath: string | undefined;
+  /** Paths HDF5 tried to open and was refused. */
+  refused: string[];
+}
+let confinement: Confinement | undefined;
+
+/** Emscripten's FS, as far as the confinement uses it. */
+interface HookableFileSystem {
+  open: (path: string, ...rest: unknown[]) => unknown;
+  ErrnoError: new (errno: number) => Error;
+}
+
+function isHookable(fileSystem: unknown): fileSystem is HookableFileSystem {
+  return (
+    typeof fileSystem === 'object' &&
+    fileSystem !== null &&
+    'open' in fileSystem &&
+    typeof fileSystem.open === 'function' &&
+    'ErrnoError' in fileSystem &&
+    typeof fileSystem.ErrnoError === 'function'
+  );
+}
+
+/** Emscripten's errno for "permission denied". */
+const emscriptenEacces = 2;
+/** open(2) flags as Emscripten passes them (Linux values). */
+const openFlags = { create: 0o100, exclusive: 0o200, directory: 0o200000 } as const;
+
+/**
+ * Whether an open can yield bytes of an existing file: not one that creates a new file (HDF5's error
+ * reporting writes through mkstemp) nor a folder (its filter-plugin search).
+ */
+function readsExistingFile(flags: unknown): boolean {
+  if (typeof flags !== 'number') return true;
+  const createsNew = (flags & openFlags.create) !== 0 && (flags & openFlags.exclusive) !== 0;
+  return !createsNew && (flags & openFlags.directory) === 0;
+}
+
+/**
+ * h5wasm's Node build reads the host file system directly (NODERAWFS), and HDF5 opens other files on
+ * its own: the target of an external link, the files of a dataset's external storage, the sources of
+ * a virtual dataset — by absolute or `../` paths. While Kura reads an upload (inside `guard`), every
+ * open but the upload's own file is refused and noted, so no byte outside the upload can be read,
+ * whatever HDF5 feature points there; `guard` turns the note into HDF5_EXTERNAL_REFUSED.
+ */
+function confineFileSystem(fileSystem: unknown): void {
+  if (!isHookable(fileSystem)) throw new Error("h5wasm's file system cannot be confined: FS.open or FS.ErrnoError is missing");
+  const open = fileSystem.open.bind(fileSystem);
+  fileSystem.open = (path, ...rest) => {
+    if (confinement !== undefined && path !== confinement.allowedPath && readsExistingFile(rest[0])) {
+      confinement.refused.push(path);
+      throw new fileSystem.ErrnoError(emscriptenEacces);
+    }
+    return open(path, ...rest);
+  };
+}
+
 /**
  * h5wasm, loaded once and only when an HDF5 source is met (4 MB of WebAssembly). The Node build
  * reads host files through Emscripten's NODERAWFS: HDF5 seeks and reads what it needs, the file
@@ -41,6 +100,7 @@ export function loadH5wasm(): Promise<H5wasm> {
     const module = await h5wasm.ready;
     // By default HDF5 errors are printed to stderr and calls carry on with invalid ids; this makes them throw.
     module.activate_throwing_error_handler();
+    confineFileSystem(module.FS);
     return h5wasm;
   })();
   // A failed load is retried by the next import rather than remembered.
@@ -98,9 +158,12 @@ export class Hdf5File {
       throw new ImportError('HDF5_INVALID', `${file.path} is not an HDF5 file (no HDF5 signature at offset 0, 512, 1024, …)`, at);
     }
     const h5wasm = await loadH5wasm();
-    const handle = guard(() => new h5wasm.File(file.absolutePath, 'r'), at, `cannot open ${file.path}`);
+    const handle = guard(() => new h5wasm.File(file.absolutePath, 'r'), at, `cannot open ${file.path}`, file.absolutePath);
     return new Hdf5File(h5wasm, handle, file.path);
   }
+
+  /** Datasets whose storage was checked (not virtual, no external storage). */
+  private readonly checkedDatasets = new Set<string>();
 
   close(): void {
     // A failed close leaks only a handle of a read-only file; nothing to report to the importer.
@@ -111,9 +174,29 @@ export class Hdf5File {
     }
   }
 
-  /** The object at `path`, or undefined when nothing is there. */
+  /** The object at `path`, or undefined when nothing is there. HDF5_EXTERNAL_REFUSED for an external link. */
   private entity(path: string, at: ErrorLocation): Entity | undefined {
-    return guard(() => this.handle.get(path), { ...at, field: path }, `cannot read ${path}`) ?? undefined;
+    let entity: Entity | undefined;
+    try {
+      entity = guard(() => this.handle.get(path), { ...at, field: path }, `cannot read ${path}`) ?? undefined;
+    } catch (error) {
+      // Name the external link on the way, when that is what HDF5 tried to follow.
+      const link = error instanceof ImportError && error.code === 'HDF5_EXTERNAL_REFUSED' ? this.externalLinkOnPath(path, at) : undefined;
+      throw link ? externalLinkRefused(link.path, link, at) : error;
+    }
+    if (entity instanceof this.h5wasm.ExternalLink) throw externalLinkRefused(path, entity, at);
+    return entity;
+  }
+
+  /** The first external link among `/a`, `/a/b`, … of `path`, reading the links themselves, not their targets. */
+  private externalLinkOnPath(path: string, at: ErrorLocation): { path: string; filename: string; obj_path: string } | undefined {
+    const segments = path.split('/').filter((segment) => segment !== '');
+    for (let depth = 1; depth <= segments.length; depth++) {
+      const prefix = `/${segments.slice(0, depth).join('/')}`;
+      const link = guard(() => this.handle.get_external_link(prefix), { ...at, field: prefix }, `cannot read ${prefix}`);
+      if (isExternalLinkValue(link)) return { path: prefix, filename: link.filename, obj_path: link.obj_path };
+    }
+    return undefined;
   }
 
   group(path: string, at: ErrorLocation): Group | undefined {
@@ -123,7 +206,50 @@ export class Hdf5File {
 
   private dataset(path: string, at: ErrorLocation): Dataset | undefined {
     const entity = this.entity(path, at);
-    return entity instanceof this.h5wasm.Dataset ? entity : undefined;
+    if (!(entity instanceof this.h5wasm.Dataset)) return undefined;
+    if (!this.checkedDatasets.has(path)) {
+      this.refuseExternalStorage(entity, path, at);
+      this.checkedDatasets.add(path);
+    }
+    return entity;
+  }
+
+  /**
+   * Refuses a virtual dataset (its metadata lists the sources) and one with external storage, before
+   * its data is read. h5wasm does not report external storage, and a dataset with it is contiguous:
+   * for those, one element is read under the confinement, which refuses the open of the external
+   * file (no byte of it is read). Any other failure of that probe is left to the real read to report.
+   */
+  private refuseExternalStorage(dataset: Dataset, path: string, at: ErrorLocation): void {
+    const metadata = guard(() => dataset.metadata, { ...at, field: path }, `cannot read the metadata of ${path}`);
+    const source = metadata.virtual_sources?.[0];
+    if (metadata.virtual_sources !== undefined) {
+      throw new ImportError(
+        'HDF5_EXTERNAL_REFUSED',
+        `${this.sourcePath}: ${path} is a virtual dataset${source ? ` (its data comes from ${source.dset_name} in "${source.file_name}")` : ''}; ${externalRule}`,
+        { ...at, field: path },
+      );
+    }
+    const shape = metadata.shape ?? [];
+    if (metadata.chunks !== null || metadata.shape === null || shape.some((dimension) => dimension === 0)) return;
+    const probe: Confinement = { allowedPath: undefined, refused: [] };
+    const previous = confinement;
+    confinement = probe;
+    try {
+      if (shape.length === 0) void dataset.value;
+      else void dataset.slice(shape.map(() => [0, 1]));
+    } catch {
+      // Not this check's business: the read that needs the data reports it.
+    } finally {
+      confinement = previous;
+    }
+    if (probe.refused.length > 0) {
+      throw new ImportError(
+        'HDF5_EXTERNAL_REFUSED',
+        `${this.sourcePath}: ${path} keeps its data in an external file ("${probe.refused[0]}", HDF5 external storage); ${externalRule}`,
+        { ...at, field: path },
+      );
+    }
   }
 
   /** Whether `path` names a dataset. */
@@ -131,10 +257,21 @@ export class Hdf5File {
     return this.dataset(path, at) !== undefined;
   }
 
-  /** The names of a group's members (HDF5 lists them by name), or [] when there is no such group. */
+  /**
+   * The names of a group's members (HDF5 lists them by name), or [] when there is no such group.
+   * HDF5_EXTERNAL_REFUSED when one of them is an external link, whether or not it is read later.
+   */
   keys(path: string, at: ErrorLocation): string[] {
     const group = this.group(path, at);
-    return group ? guard(() => group.keys(), { ...at, field: path }, `cannot list ${path}`) : [];
+    if (!group) return [];
+    const names = guard(() => group.keys(), { ...at, field: path }, `cannot list ${path}`);
+    for (const name of names) {
+      const memberPath = `${path === '/' ? '' : path}/${name}`;
+      // Reads the link itself, not what it points to.
+      const link = guard(() => this.handle.get_external_link(memberPath), { ...at, field: memberPath }, `cannot read ${memberPath}`);
+      if (isExternalLinkValue(link)) throw externalLinkRefused(memberPath, { filename: link.filename, obj_path: link.obj_path }, at);
+    }
+    return names;
   }
 
   /** Whether the member of a group is itself a group. */
@@ -324,15 +461,52 @@ function toNumericArray(value: OutputData | null, dtype: NumericDtype, info: Dat
   throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} (${info.typeName}) did not read as numbers`, { ...at, field: info.path });
 }
 
+const externalRule =
+  'Kura refuses external links, external storage and virtual datasets: they read files outside the upload (store the data in the file itself)';
+
+function externalLinkRefused(path: string, link: { filename: string; obj_path: string }, at: ErrorLocation): ImportError {
+  return new ImportError(
+    'HDF5_EXTERNAL_REFUSED',
+    `${path} is an external link to ${link.obj_path} in "${link.filename}"; ${externalRule}`,
+    { ...at, field: path },
+  );
+}
+
+/** What h5wasm's get_external_link returns for an external link ({} for anything else). */
+function isExternalLinkValue(value: unknown): value is { filename: string; obj_path: string } {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    'filename' in value &&
+    typeof value.filename === 'string' &&
+    'obj_path' in value &&
+    typeof value.obj_path === 'string'
+  );
+}
+
 /**
- * Runs an h5wasm call and turns its errors into ImportErrors: a compression filter h5wasm lacks is
+ * Runs an h5wasm call under the confinement (only `allowedPath`, the file being opened, may be
+ * opened) and turns its errors into ImportErrors: a file HDF5 tried to open outside the upload is
+ * HDF5_EXTERNAL_REFUSED (whether or not the call then failed), a compression filter h5wasm lacks
  * HDF5_FILTER_UNSUPPORTED, a float width it cannot read HDF5_DTYPE_UNSUPPORTED, anything else
  * (truncated or damaged file) HDF5_INVALID, with HDF5's innermost reason in the message.
  */
-export function guard<T>(call: () => T, at: ErrorLocation, what: string): T {
+export function guard<T>(call: () => T, at: ErrorLocation, what: string, allowedPath?: string): T {
+  const current: Confinement = { allowedPath, refused: [] };
+  const previous = confinement;
+  confinement = current;
+  const refusedOutside = (): ImportError =>
+    new ImportError(
+      'HDF5_EXTERNAL_REFUSED',
+      `${what}: HDF5 tried to read "${current.refused[0] ?? ''}", outside the upload (through an external link, external storage or a virtual dataset); ${externalRule}`,
+      at,
+    );
   try {
-    return call();
+    const result = call();
+    if (current.refused.length > 0) throw refusedOutside();
+    return result;
   } catch (error) {
+    if (current.refused.length > 0) throw refusedOutside();
     if (error instanceof ImportError) throw error;
     const message = error instanceof Error ? error.message : String(error);
     const filter = /required filter '([^']*)' is not registered/.exec(message);
@@ -346,6 +520,8 @@ export function guard<T>(call: () => T, at: ErrorLocation, what: string): T {
     const width = /Float(\d+) not supported/.exec(message);
     if (width) throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${what}: ${width[1]}-bit floats are not supported`, at);
     throw new ImportError('HDF5_INVALID', `${what}: ${innermostReason(message)}`, at);
+  } finally {
+    confinement = previous;
   }
 }
 

@@ -6,11 +6,17 @@ import { actionLayout, PolicyError, truncateText, type ActionLayout, type Policy
 /** A model input fed from one observation feature. */
 interface ModelInput {
   feature: string;
-  /**
-   * The input's shape from the model: sizes, or names for symbolic dimensions; undefined when the
-   * model does not say (then the feature is fed as [1, n]).
-   */
-  shape: ReadonlyArray<number | string> | undefined;
+  /** The feature's shape: the model's input shape without its batch axis, symbolic dimensions resolved. */
+  featureShape: number[];
+}
+
+/** Where a feature's shape can come from besides the model. */
+interface ShapeSource {
+  shape: number[];
+  /** How a message names it. */
+  label: string;
+  /** The manifest field that sets it, when the manifest does. */
+  field: string | undefined;
 }
 
 /** LeRobot's names for camera features, for when no feature spec says which features are images. */
@@ -19,6 +25,7 @@ const imageFeaturePattern = /^observation\.images?(\.|$)/;
 /** A policy that is an ONNX model, run by onnxruntime on the CPU. */
 class OnnxPolicyRuntime implements PolicyRuntime {
   private session: InferenceSession | undefined;
+  readonly observationShapes: Readonly<Record<string, readonly number[]>>;
 
   constructor(
     session: InferenceSession,
@@ -27,6 +34,7 @@ class OnnxPolicyRuntime implements PolicyRuntime {
     private readonly layout: ActionLayout,
   ) {
     this.session = session;
+    this.observationShapes = Object.fromEntries(inputs.map((input) => [input.feature, input.featureShape]));
   }
 
   async act(observation: PolicyObservation, _context: PolicyCallContext): Promise<Float32Array> {
@@ -102,21 +110,25 @@ function numericFeature(observation: PolicyObservation, feature: string): Float3
   throw new PolicyError('POLICY_BAD_OBSERVATION', `observation "${feature}" is not numbers (number[] or Float32Array)`);
 }
 
-/** The tensor shape for `count` values: the model's shape with batch 1 and one unknown dimension inferred. */
+/** The tensor shape for `count` values: a batch of one, then the feature's shape. */
 function feedShape(input: ModelInput, count: number): number[] {
-  if (input.shape === undefined || input.shape.length === 0) return [1, count];
-  const inner = input.shape.slice(1);
-  const known = inner.reduce<number>((product, dimension) => (typeof dimension === 'number' ? product * dimension : product), 1);
-  const unknown = inner.filter((dimension) => typeof dimension !== 'number').length;
-  const fits = unknown === 0 ? known === count : unknown === 1 && known > 0 && count % known === 0;
-  if (!fits) {
+  const shape = [1, ...input.featureShape];
+  if (count !== input.featureShape.reduce((product, dimension) => product * dimension, 1)) {
     throw new PolicyError(
       'POLICY_BAD_OBSERVATION',
-      `observation "${input.feature}" has ${count} numbers; the model's input takes shape [${input.shape.join(', ')}]`,
+      `observation "${input.feature}" has ${count} numbers; the model's input takes shape [${shape.join(', ')}]`,
+      { details: { feature: input.feature, count, featureShape: input.featureShape } },
     );
   }
-  return [1, ...inner.map((dimension) => (typeof dimension === 'number' ? dimension : count / known))];
+  return shape;
 }
+
+/** A dimension the model fixes (onnxruntime reports symbolic ones by name, unnamed ones as -1). */
+function isFixed(dimension: number | string): dimension is number {
+  return typeof dimension === 'number' && dimension > 0;
+}
+
+const shapeText = (shape: ReadonlyArray<number | string>): string => `[${shape.join(', ')}]`;
 
 /** onnxruntime's messages carry terminal colour codes and source paths; keep the first useful part. */
 function onnxMessage(error: unknown): string {
@@ -137,9 +149,10 @@ function isImageFeature(feature: string, features: FeatureSpec | undefined): boo
 
 /**
  * Loads an ONNX policy: checks the size, that all tensor data is inside the file, that the model's
- * inputs are exactly the manifest's observation features (float32, batch dimension 1), and that its
- * first output can hold the action. Fails with ONNX_TOO_LARGE, ONNX_INVALID, ONNX_EXTERNAL_DATA,
- * ONNX_IMAGE_UNSUPPORTED, ONNX_INPUT_MISMATCH or POLICY_BAD_OUTPUT.
+ * inputs are exactly the manifest's observation features (float32, batch dimension 1), resolves each
+ * feature's shape (see resolveFeatureShape), and that its first output can hold the action. Fails
+ * with ONNX_TOO_LARGE, ONNX_INVALID, ONNX_EXTERNAL_DATA, ONNX_IMAGE_UNSUPPORTED, ONNX_INPUT_MISMATCH,
+ * ONNX_SHAPE_UNKNOWN or POLICY_BAD_OUTPUT.
  */
 export async function loadOnnxPolicyRuntime(params: {
   manifest: PolicyManifest;
@@ -197,7 +210,7 @@ export async function loadOnnxPolicyRuntime(params: {
   }
   try {
     const layout = actionLayout(manifest);
-    const inputs = checkInputs(session, manifest, file);
+    const inputs = checkInputs(session, manifest, file, params.features);
     const outputName = checkOutput(session, layout, file);
     return new OnnxPolicyRuntime(session, inputs, outputName, layout);
   } catch (error) {
@@ -206,7 +219,7 @@ export async function loadOnnxPolicyRuntime(params: {
   }
 }
 
-function checkInputs(session: InferenceSession, manifest: PolicyManifest, file: string): ModelInput[] {
+function checkInputs(session: InferenceSession, manifest: PolicyManifest, file: string, features: FeatureSpec | undefined): ModelInput[] {
   const modelInputs = new Set(session.inputNames);
   const missing = manifest.observation.filter((feature) => !modelInputs.has(feature));
   const extra = session.inputNames.filter((name) => !manifest.observation.includes(name));
@@ -229,28 +242,79 @@ function checkInputs(session: InferenceSession, manifest: PolicyManifest, file: 
       const type = metadata === undefined ? 'unknown' : metadata.isTensor ? metadata.type : 'not a tensor';
       throw new PolicyError('ONNX_INPUT_MISMATCH', `${file}: input "${feature}" is ${type}; Kura feeds float32 tensors`);
     }
-    const shape = metadata.shape.length > 0 ? metadata.shape : undefined;
-    const batch = shape?.[0];
-    if (shape !== undefined && (shape.length < 2 || (typeof batch === 'number' && batch !== 1))) {
-      throw new PolicyError(
-        'ONNX_INPUT_MISMATCH',
-        `${file}: input "${feature}" has shape [${shape.join(', ')}]; Kura feeds [1, ...] (a batch of one, then the feature's shape)`,
-      );
-    }
+    const sources: ShapeSource[] = [];
     const declared = manifest.observationShapes?.[feature];
-    if (shape !== undefined && declared !== undefined) {
-      const inner = shape.slice(1);
-      const agrees =
-        inner.length === declared.length && inner.every((dimension, axis) => typeof dimension !== 'number' || dimension === declared[axis]);
-      if (!agrees) {
-        throw new PolicyError(
-          'ONNX_INPUT_MISMATCH',
-          `${file}: input "${feature}" has shape [${shape.join(', ')}], but the manifest's observationShapes gives [${declared.join(', ')}]`,
-        );
-      }
-    }
-    return { feature, shape };
+    if (declared !== undefined)
+      sources.push({ shape: declared, label: "policy.json's observationShapes gives", field: `observationShapes.${feature}` });
+    const datasetShape = features?.[feature]?.shape;
+    // A scalar feature (shape []) is one number, as a feature of shape [1] is.
+    if (datasetShape !== undefined)
+      sources.push({
+        shape: datasetShape.length > 0 ? datasetShape : [1],
+        label: `the dataset's feature "${feature}" has shape`,
+        field: undefined,
+      });
+    return { feature, featureShape: resolveFeatureShape({ file, feature, modelShape: metadata.shape, sources }) };
   });
+}
+
+/**
+ * The shape of the feature an input takes. The model's first axis is the batch (Kura feeds one: it
+ * must be 1 or symbolic); the rest is the feature's shape, e.g. [7] for a model input [1, 7] or
+ * [batch, 7]. The manifest's observationShapes and the dataset's feature shape, where given, must
+ * agree with every dimension the model fixes and with each other (ONNX_INPUT_MISMATCH); a dimension
+ * that none of them fixes is ONNX_SHAPE_UNKNOWN.
+ */
+function resolveFeatureShape(params: {
+  file: string;
+  feature: string;
+  modelShape: ReadonlyArray<number | string>;
+  sources: ShapeSource[];
+}): number[] {
+  const { file, feature, modelShape, sources } = params;
+  const declaresShape = modelShape.length > 0;
+  const batch = modelShape[0];
+  if (declaresShape && (modelShape.length < 2 || (batch !== undefined && isFixed(batch) && batch !== 1))) {
+    throw new PolicyError(
+      'ONNX_INPUT_MISMATCH',
+      `${file}: input "${feature}" has shape ${shapeText(modelShape)}; Kura feeds [1, ...] (a batch of one, then the feature's shape)`,
+      { details: { input: feature, modelShape } },
+    );
+  }
+  const inner = modelShape.slice(1);
+  const modelSays = declaresShape
+    ? `input "${feature}" has shape ${shapeText(modelShape)}, so its feature shape is ${shapeText(inner)} (the first axis is the batch)`
+    : `the model does not declare the shape of input "${feature}"`;
+  for (const source of sources) {
+    const agrees =
+      !declaresShape ||
+      (source.shape.length === inner.length && inner.every((dimension, axis) => !isFixed(dimension) || dimension === source.shape[axis]));
+    if (!agrees) {
+      throw new PolicyError('ONNX_INPUT_MISMATCH', `${file}: ${modelSays}, but ${source.label} ${shapeText(source.shape)}`, {
+        details: { input: feature, modelShape, featureShape: source.shape, ...(source.field ? { field: source.field } : {}) },
+      });
+    }
+  }
+  const [first, second] = sources;
+  if (first !== undefined && second !== undefined && shapeText(first.shape) !== shapeText(second.shape)) {
+    throw new PolicyError(
+      'ONNX_INPUT_MISMATCH',
+      `${file}: for input "${feature}" ${first.label} ${shapeText(first.shape)}, but ${second.label} ${shapeText(second.shape)}`,
+      { details: { input: feature, modelShape, featureShape: first.shape, datasetShape: second.shape, field: first.field } },
+    );
+  }
+  if (first !== undefined) return [...first.shape];
+  if (declaresShape && inner.every(isFixed)) return inner.filter(isFixed);
+  const field = `observationShapes.${feature}`;
+  const example = declaresShape ? shapeText(inner) : '[...]';
+  const open = inner
+    .filter((dimension) => !isFixed(dimension))
+    .map((dimension) => (typeof dimension === 'string' ? `"${dimension}"` : '?'));
+  throw new PolicyError(
+    'ONNX_SHAPE_UNKNOWN',
+    `${file}: ${declaresShape ? `input "${feature}" has shape ${shapeText(modelShape)}, whose dimension${open.length > 1 ? 's' : ''} ${open.join(', ')} the model leaves open` : modelSays}; give the feature's shape in policy.json's observationShapes, e.g. "observationShapes": { "${feature}": ${example} }`,
+    { details: { input: feature, modelShape, field } },
+  );
 }
 
 /**

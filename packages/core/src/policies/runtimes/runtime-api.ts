@@ -31,6 +31,11 @@ export interface PolicyRuntime {
   reset(): Promise<void>;
   /** Releases the isolate or inference session; later calls fail with POLICY_DISPOSED. */
   dispose(): void;
+  /**
+   * The shape of each observation feature the policy itself fixes (an ONNX model's inputs, without
+   * the batch axis), after checking it against the manifest and the dataset; absent for JS policies.
+   */
+  readonly observationShapes?: Readonly<Record<string, readonly number[]>>;
 }
 
 /** What went wrong while loading or calling a policy. */
@@ -59,6 +64,8 @@ export type PolicyErrorCode =
   | 'ONNX_TOO_LARGE'
   /** The model's inputs do not match the manifest's observation features (names, types or shapes). */
   | 'ONNX_INPUT_MISMATCH'
+  /** A model input has a dimension the model leaves open and neither the manifest nor a dataset fixes. */
+  | 'ONNX_SHAPE_UNKNOWN'
   /** An image feature was given to an ONNX policy; only numeric features are supported. */
   | 'ONNX_IMAGE_UNSUPPORTED'
   /** The model refers to tensor data outside the model file. */

@@ -544,6 +544,88 @@ describe('ONNX policy runtime', () => {
     ).rejects.toMatchObject({ code: 'ONNX_INPUT_MISMATCH', message: expect.stringContaining('observationShapes gives [5]') });
   });
 
+  describe('input shapes', () => {
+    const joints = [1, 2, 3, 4, 5, 6, 7];
+    const float32State = (shape: number[]) => ({ 'observation.state': { dtype: 'float32' as const, shape } });
+
+    it('take the feature shape from the model when it fixes it: [1, 7] and [batch, 14] are features of [7] and [14]', async () => {
+      const arm = await loadPolicyRuntime({ manifest: onnxManifest({ action: { shape: [2] } }), entry: await fixture('arm-1x7.onnx') });
+      expect(arm.observationShapes).toEqual({ 'observation.state': [7] });
+      // action = [Σ joint, Σ (i + 1) · joint_i + 0.5]
+      expect(Array.from(await arm.act({ 'observation.state': joints }, { step: 0 }))).toEqual([28, 140.5]);
+      await expect(arm.act({ 'observation.state': joints.slice(1) }, { step: 1 })).rejects.toMatchObject({
+        code: 'POLICY_BAD_OBSERVATION',
+        message: 'observation "observation.state" has 6 numbers; the model\'s input takes shape [1, 7]',
+      });
+      arm.dispose();
+      const mlp = await loadPolicyRuntime({
+        manifest: onnxManifest({ action: { shape: [14] } }),
+        entry: await fixture('mlp-14x256x256x14.onnx'),
+      });
+      expect(mlp.observationShapes).toEqual({ 'observation.state': [14] });
+      mlp.dispose();
+    });
+
+    it('ONNX_INPUT_MISMATCH naming the input and both shapes when observationShapes or the dataset disagree with the model', async () => {
+      const entry = await fixture('arm-1x7.onnx');
+      await expect(
+        loadPolicyRuntime({ manifest: onnxManifest({ action: { shape: [2] }, observationShapes: { 'observation.state': [6] } }), entry }),
+      ).rejects.toMatchObject({
+        code: 'ONNX_INPUT_MISMATCH',
+        message:
+          'model.onnx: input "observation.state" has shape [1, 7], so its feature shape is [7] (the first axis is the batch), but policy.json\'s observationShapes gives [6]',
+        details: { input: 'observation.state', modelShape: [1, 7], featureShape: [6], field: 'observationShapes.observation.state' },
+      });
+      await expect(
+        loadPolicyRuntime({ manifest: onnxManifest({ action: { shape: [2] } }), entry, features: float32State([6]) }),
+      ).rejects.toMatchObject({
+        code: 'ONNX_INPUT_MISMATCH',
+        message: expect.stringContaining(
+          'its feature shape is [7] (the first axis is the batch), but the dataset\'s feature "observation.state" has shape [6]',
+        ),
+        details: { input: 'observation.state', modelShape: [1, 7], featureShape: [6] },
+      });
+      // Agreeing sources load.
+      const agreeing = await loadPolicyRuntime({
+        manifest: onnxManifest({ action: { shape: [2] }, observationShapes: { 'observation.state': [7] } }),
+        entry,
+        features: float32State([7]),
+      });
+      expect(agreeing.observationShapes).toEqual({ 'observation.state': [7] });
+      agreeing.dispose();
+    });
+
+    it('ONNX_SHAPE_UNKNOWN naming the input and observationShapes for a dimension nothing fixes; observationShapes or the dataset resolve it', async () => {
+      const entry = await fixture('double-any-width.onnx');
+      await expect(loadPolicyRuntime({ manifest: onnxManifest({ action: { shape: [7] } }), entry })).rejects.toMatchObject({
+        code: 'ONNX_SHAPE_UNKNOWN',
+        message:
+          'model.onnx: input "observation.state" has shape [batch, joints], whose dimension "joints" the model leaves open; give the feature\'s shape in policy.json\'s observationShapes, e.g. "observationShapes": { "observation.state": [joints] }',
+        details: { input: 'observation.state', field: 'observationShapes.observation.state' },
+      });
+      const declared = await loadPolicyRuntime({
+        manifest: onnxManifest({ action: { shape: [7] }, observationShapes: { 'observation.state': [7] } }),
+        entry,
+      });
+      expect(declared.observationShapes).toEqual({ 'observation.state': [7] });
+      expect(Array.from(await declared.act({ 'observation.state': joints }, { step: 0 }))).toEqual(joints.map((joint) => 2 * joint));
+      declared.dispose();
+      const fromDataset = await loadPolicyRuntime({ manifest: onnxManifest(), entry, features: float32State([3]) });
+      expect(fromDataset.observationShapes).toEqual({ 'observation.state': [3] });
+      fromDataset.dispose();
+      await expect(
+        loadPolicyRuntime({
+          manifest: onnxManifest({ action: { shape: [7] }, observationShapes: { 'observation.state': [7] } }),
+          entry,
+          features: float32State([3]),
+        }),
+      ).rejects.toMatchObject({
+        code: 'ONNX_INPUT_MISMATCH',
+        message: expect.stringContaining('observationShapes gives [7], but the dataset\'s feature "observation.state" has shape [3]'),
+      });
+    });
+  });
+
   it('ONNX_IMAGE_UNSUPPORTED for image features', async () => {
     await expect(
       loadPolicyRuntime({ manifest: onnxManifest({ observation: ['observation.images.wrist'] }), entry: await fixture('linear-4x3.onnx') }),

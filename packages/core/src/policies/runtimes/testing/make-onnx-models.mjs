@@ -260,6 +260,37 @@ const externalData = encodeModel({
   ],
 });
 
+// (g) what torch.onnx.export writes for a 7-joint arm: input [1, 7] (a batch of one), action [1, 2] =
+// [sum of the joints, Σ (i + 1) · joint_i] + [0, 0.5]. The tests repeat these numbers.
+const armWeights = [
+  [1, 1, 1, 1, 1, 1, 1],
+  [1, 2, 3, 4, 5, 6, 7],
+];
+const armBias = [0, 0.5];
+const arm = encodeModel({
+  name: 'arm_1x7',
+  inputs: [['observation.state', [1, 7]]],
+  outputs: [['action', [1, 2]]],
+  nodes: [
+    ['MatMul', ['observation.state', 'weights'], 'state_times_weights'],
+    ['Add', ['state_times_weights', 'bias'], 'action'],
+  ],
+  initializers: [
+    initializer('weights', [7, 2], transpose(armWeights).flat(), 'float_data'),
+    initializer('bias', [2], armBias, 'float_data'),
+  ],
+});
+
+// (h) action = 2 · state with both dimensions symbolic ([batch, joints]): only the manifest (or a
+// dataset) can say how many joints there are.
+const doubleAnyWidth = encodeModel({
+  name: 'double_any_width',
+  inputs: [['observation.state', ['batch', 'joints']]],
+  outputs: [['action', ['batch', 'joints']]],
+  nodes: [['Mul', ['observation.state', 'two'], 'action']],
+  initializers: [initializer('two', [1], [2], 'float_data')],
+});
+
 // (d) the linear model cut off in the middle of its weights.
 const broken = linear.subarray(0, Math.floor(linear.length / 2));
 
@@ -271,6 +302,8 @@ const files = {
   'broken.onnx': broken,
   'reshape-by-input.onnx': reshapeByInput,
   'external-data.onnx': externalData,
+  'arm-1x7.onnx': arm,
+  'double-any-width.onnx': doubleAnyWidth,
 };
 for (const [name, bytes] of Object.entries(files)) {
   await writeFile(new URL(name, fixtures), bytes);
