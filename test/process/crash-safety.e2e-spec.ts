@@ -1,7 +1,9 @@
 // SIGKILL the embedded process while it converts an upload, again and again, then let it finish:
 // the upload must be published exactly once, with every episode once, every shard whole, and no
-// shard file that the version does not reference.
+// shard file that the version does not reference. With the default KURA_JOB_MAX_DEATHS (2) the
+// third start fails the upload instead: a process that keeps dying on an upload stops trying.
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,8 +58,9 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
   });
 
   // Small shards, so a kill can land between shard writes as well as inside one.
-  const start = async () => {
+  const start = async (extra: Record<string, string> = {}) => {
     kura = startKuraProcess('api', {
+      ...extra,
       KURA_DATA_DIR: dataDir,
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -78,8 +81,59 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
     };
   };
 
-  it('publishes the upload exactly once however often the process is killed', async () => {
+  const createUpload = async () => {
+    const robot = await api('/v1/robots', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'r', robotType: 'r', controlFrequencyHz: 10, actionSpace: 'other' }),
+    });
+    const dataset = await api('/v1/datasets', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: `crash-${Date.now()}`, robotId: robot.body.id, access: 'private' }),
+    });
+    const accepted = await api(`/v1/datasets/${String(dataset.body.id)}/uploads`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: ndjson(),
+    });
+    expect(accepted.status).toBe(202);
+    return { datasetId: String(dataset.body.id), uploadId: String(accepted.body.id) };
+  };
+
+  it('fails an upload for good once its process died twice in it, instead of recovering it forever', async () => {
     await start();
+    const { uploadId } = await createUpload();
+    let kills = 0;
+    // The run's jailed converter makes `out/` in the upload's work folder: a kill after that lands
+    // inside the job. The folder is cleared between runs so a stale one is not taken for a new run.
+    const converting = join(dataDir, 'work', uploadId, 'out');
+    while (kills < 2) {
+      const deadline = Date.now() + 20_000;
+      while (Date.now() < deadline && !existsSync(converting)) await new Promise((resolve) => setTimeout(resolve, 2));
+      expect(existsSync(converting)).toBe(true);
+      kura!.child.kill('SIGKILL');
+      await kura!.exited;
+      await rm(join(dataDir, 'work', uploadId), { recursive: true, force: true });
+      kills++;
+      await start();
+    }
+    const deadline = Date.now() + 30_000;
+    let upload: Record<string, unknown> = {};
+    while (Date.now() < deadline) {
+      upload = (await api(`/v1/uploads/${uploadId}`)).body;
+      if (upload.status === 'published' || upload.status === 'failed') break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(upload).toMatchObject({ status: 'failed', errors: [expect.objectContaining({ code: 'INGEST_CRASHED' })] });
+    expect(String((upload.errors as Array<{ message: string }>)[0]!.message)).toContain('died 2 times');
+    kura!.child.kill('SIGINT');
+    await kura!.exited;
+  });
+
+  it('publishes the upload exactly once however often the process is killed', async () => {
+    // Deaths are allowed here beyond the default 2: this test is about exactly-once, not giving up.
+    await start({ KURA_JOB_MAX_DEATHS: '20' });
     const robot = await api('/v1/robots', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
@@ -113,7 +167,7 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
       if (String((await api(`/v1/uploads/${uploadId}`)).body.status) === 'processing') killsDuringProcessing++;
       kura!.child.kill('SIGKILL');
       await kura!.exited;
-      await start();
+      await start({ KURA_JOB_MAX_DEATHS: '20' });
     }
     console.log(`crash test: killed ${killsDuringProcessing} times during processing`);
     expect(killsDuringProcessing).toBeGreaterThanOrEqual(2);

@@ -42,6 +42,7 @@ const environmentSchema = z.object({
   KURA_JOB_CONCURRENCY: z.preprocess(emptyAsUndefined, positiveInt.max(256).default(2)),
   KURA_JOB_ATTEMPTS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(5)),
   KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
+  KURA_JOB_MAX_DEATHS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(2)),
   KURA_JOB_LOCK_MS: z.preprocess(emptyAsUndefined, positiveInt.min(500).default(30_000)),
   KURA_JSON_BODY_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(1024 * 1024)),
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
@@ -87,7 +88,8 @@ export interface KuraConfig {
         forcePathStyle: boolean;
       }
     | { kind: 'filesystem'; directory: string };
-  jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number; lockMs: number };
+  /** `maxDeaths`: a job whose process died in it this many times is failed for good instead of run again. */
+  jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number; lockMs: number; maxDeaths: number };
   /**
    * `archive`: what an uploaded archive may expand to as a whole, at most `maxTotalExpansionRatio`
    * times its own size and at most `maxExpandedBytes`.
@@ -155,6 +157,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       attempts: env.KURA_JOB_ATTEMPTS,
       backoffMs: env.KURA_JOB_BACKOFF_MS,
       lockMs: env.KURA_JOB_LOCK_MS,
+      maxDeaths: env.KURA_JOB_MAX_DEATHS,
     },
     uploads: {
       maxBytes: env.KURA_MAX_UPLOAD_BYTES,

@@ -13,6 +13,10 @@ export class IngestUploadJob implements JobHandler<'uploads.ingest'> {
   handle(payload: JobPayload<'uploads.ingest'>, context: { jobId: string; attempt: number; maxAttempts: number }): Promise<void> {
     return this.ingest.ingest(payload.uploadId, { attempt: context.attempt, maxAttempts: context.maxAttempts });
   }
+
+  abandon(payload: JobPayload<'uploads.ingest'>, context: { deaths: number }): Promise<void> {
+    return this.ingest.abandon(payload.uploadId, context.deaths);
+  }
 }
 
 export const ingestJobId = (uploadId: string) => `uploads.ingest:${uploadId}`;

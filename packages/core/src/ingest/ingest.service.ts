@@ -354,6 +354,15 @@ export class IngestService implements OnApplicationBootstrap {
     ]);
   }
 
+  /** Fails an upload whose processing process died `deaths` times: it is not tried again. */
+  async abandon(uploadId: string, deaths: number): Promise<void> {
+    const upload = await this.uploads.findById(uploadId);
+    if (!upload || upload.status === 'published' || upload.status === 'failed') return;
+    const message = `the process importing this upload died ${deaths} times (killed or out of memory); it is not tried again`;
+    await this.fail(upload, [{ code: 'INGEST_CRASHED', message, location: {} }], []);
+    await rm(join(this.config.dataDir, 'work', uploadId), { recursive: true, force: true });
+  }
+
   /** Marks the upload failed and removes what it wrote: nothing of a failed upload stays behind. */
   private async fail(upload: UploadRecord, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.uploads.markFailed(upload.id, errors, warnings);

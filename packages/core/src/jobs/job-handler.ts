@@ -10,4 +10,9 @@ export const JOB_HANDLERS = Symbol('JOB_HANDLERS');
 export interface JobHandler<N extends JobName = JobName> {
   readonly jobName: N;
   handle(payload: JobPayload<N>, context: { jobId: string; attempt: number; maxAttempts: number }): Promise<void>;
+  /**
+   * Records the coded failure of work whose process died `deaths` times inside it (KURA_JOB_MAX_DEATHS):
+   * it is not run again, so one poisonous input cannot take a process down in a loop.
+   */
+  abandon?(payload: JobPayload<N>, context: { jobId: string; deaths: number }): Promise<void>;
 }

@@ -39,7 +39,17 @@ export class JobRepository {
     if (inserted.count === 1) return { record: await this.get(job.id), isNew: true };
     const requeued = await this.prisma.job.updateMany({
       where: { id: job.id, state: { in: ['completed', 'failed'] } },
-      data: { state: 'queued', payload, attempts: 0, maxAttempts: job.maxAttempts, lastError: null, startedAt: null, finishedAt: null },
+      data: {
+        state: 'queued',
+        payload,
+        attempts: 0,
+        maxAttempts: job.maxAttempts,
+        lastError: null,
+        startedAt: null,
+        finishedAt: null,
+        runsStarted: 0,
+        runsEnded: 0,
+      },
     });
     return { record: await this.get(job.id), isNew: requeued.count === 1 };
   }
@@ -52,18 +62,23 @@ export class JobRepository {
     return this.prisma.job.findUnique({ where: { id }, select: jobSelect });
   }
 
-  async markRunning(id: string, attempt: number): Promise<void> {
-    await this.prisma.job.update({
+  /**
+   * Records a run as begun, durably, before any of its work. Returns how many earlier runs began and
+   * never ended: each one is a process that died inside the job.
+   */
+  async markRunning(id: string, attempt: number): Promise<{ deaths: number }> {
+    const job = await this.prisma.job.update({
       where: { id },
-      data: { state: 'running', attempts: attempt, startedAt: new Date() },
-      select: { id: true },
+      data: { state: 'running', attempts: attempt, startedAt: new Date(), runsStarted: { increment: 1 } },
+      select: { runsStarted: true, runsEnded: true },
     });
+    return { deaths: job.runsStarted - 1 - job.runsEnded };
   }
 
   async markCompleted(id: string): Promise<void> {
     await this.prisma.job.update({
       where: { id },
-      data: { state: 'completed', lastError: null, finishedAt: new Date() },
+      data: { state: 'completed', lastError: null, finishedAt: new Date(), runsEnded: { increment: 1 } },
       select: { id: true },
     });
   }
@@ -72,7 +87,7 @@ export class JobRepository {
   async markRetrying(id: string, error: string): Promise<void> {
     await this.prisma.job.update({
       where: { id },
-      data: { state: 'queued', lastError: error.slice(0, MAX_ERROR_LENGTH) },
+      data: { state: 'queued', lastError: error.slice(0, MAX_ERROR_LENGTH), runsEnded: { increment: 1 } },
       select: { id: true },
     });
   }
@@ -80,7 +95,7 @@ export class JobRepository {
   async markFailed(id: string, error: string): Promise<void> {
     await this.prisma.job.update({
       where: { id },
-      data: { state: 'failed', lastError: error.slice(0, MAX_ERROR_LENGTH), finishedAt: new Date() },
+      data: { state: 'failed', lastError: error.slice(0, MAX_ERROR_LENGTH), finishedAt: new Date(), runsEnded: { increment: 1 } },
       select: { id: true },
     });
   }

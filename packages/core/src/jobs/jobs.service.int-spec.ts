@@ -117,6 +117,39 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
     expect(runs).toHaveLength(3);
   });
 
+  it('abandons a job its process died in twice: abandon() records the failure, the work is not run again', async () => {
+    const abandoned: Array<{ key: string; deaths: number }> = [];
+    const idle: JobHandler[] = jobNames
+      .filter((name) => name !== 'blobs.delete')
+      .map((name) => ({ jobName: name, handle: async () => undefined }));
+    const withAbandon: JobHandler<'blobs.delete'> = {
+      ...handler,
+      abandon: async (payload, context) => {
+        abandoned.push({ key: payload.key, deaths: context.deaths });
+      },
+    };
+    const first = await startService({ consume: false });
+    const id = uniqueId();
+    await first.enqueue('blobs.delete', { key: 'poison' }, { id });
+    // Two runs began and never ended: what two processes killed inside this job leave behind.
+    await prisma.job.update({ where: { id }, data: { state: 'running', runsStarted: 2, runsEnded: 0 } });
+    await startService({ handlers: [withAbandon, ...idle] });
+    const failed = await waitForState(id, 'failed');
+    expect(failed.lastError).toContain('died 2 times');
+    expect(abandoned).toEqual([{ key: 'poison', deaths: 2 }]);
+    expect(runs).toEqual([]);
+  });
+
+  it('runs a job again after one process death', async () => {
+    const first = await startService({ consume: false });
+    const id = uniqueId();
+    await first.enqueue('blobs.delete', { key: 'survivor' }, { id });
+    await prisma.job.update({ where: { id }, data: { state: 'running', runsStarted: 1, runsEnded: 0 } });
+    await startService();
+    await waitForState(id, 'completed');
+    expect(runs.map((run) => run.key)).toEqual(['survivor']);
+  });
+
   it('does not retry an unrecoverable error', async () => {
     behaviour = async () => {
       throw new UnrecoverableJobError('nothing to delete, ever');

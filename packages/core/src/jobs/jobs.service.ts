@@ -78,11 +78,18 @@ export class JobsService implements OnModuleDestroy {
     // Already done (a duplicate delivery after a crash): nothing to do.
     if (!record || record.state === 'completed' || record.state === 'failed') return;
     const handler = this.handlers.get(job.name);
-    await this.jobs.markRunning(job.id, job.attempt);
+    const { deaths } = await this.jobs.markRunning(job.id, job.attempt);
     const log = this.logger.child({ jobId: job.id, job: job.name, attempt: job.attempt });
     try {
       if (!handler) throw new UnrecoverableJobError(`no handler for job "${job.name}" in this process`);
       const payload = parsePayload(job.name, record.payload);
+      if (deaths >= this.config.jobs.maxDeaths) {
+        await handler.abandon?.(payload as never, { jobId: job.id, deaths });
+        const message = `abandoned: the process died ${deaths} times while running this job`;
+        await this.jobs.markFailed(job.id, message);
+        log.error({ deaths }, 'job abandoned after its process died in it repeatedly');
+        return;
+      }
       const started = Date.now();
       await handler.handle(payload as never, { jobId: job.id, attempt: job.attempt, maxAttempts: job.maxAttempts });
       await this.jobs.markCompleted(job.id);

@@ -13,4 +13,8 @@ export class EvaluatePolicyJob implements JobHandler<'policies.evaluate'> {
   handle(payload: JobPayload<'policies.evaluate'>): Promise<void> {
     return this.evaluation.run(payload.evaluationId);
   }
+
+  abandon(payload: JobPayload<'policies.evaluate'>, context: { deaths: number }): Promise<void> {
+    return this.evaluation.abandon(payload.evaluationId, context.deaths);
+  }
 }

@@ -96,6 +96,14 @@ export class PolicyEvaluationService {
     }
   }
 
+  /** Fails an evaluation whose process died `deaths` times: it is not tried again. */
+  async abandon(evaluationId: string, deaths: number): Promise<void> {
+    const evaluation = await this.evaluations.findById(evaluationId);
+    if (!evaluation || evaluation.status === 'completed' || evaluation.status === 'failed') return;
+    const message = `the process running this evaluation died ${deaths} times (killed or out of memory); it is not tried again`;
+    await this.evaluations.fail(evaluationId, { code: 'EVALUATION_CRASHED', message, location: {} });
+  }
+
   /** The evaluation's dataset, when its owner may still read it (checked at creation, and again here: a grant may be gone). */
   private async readableDataset(evaluation: { ownerKeyId: string; datasetId: string }): Promise<DatasetRecord> {
     try {

@@ -94,6 +94,20 @@ export class PolicyValidationService {
     }
   }
 
+  /** Rejects a bundle whose validation's process died `deaths` times: it is not tried again. */
+  async abandon(policyId: string, deaths: number): Promise<void> {
+    const policy = await this.policies.findById(policyId);
+    if (!policy || policy.status !== 'validating') return;
+    const message = `the process validating this bundle died ${deaths} times (killed or out of memory); it is not tried again`;
+    await this.policies.finishValidation(policyId, {
+      status: 'rejected',
+      manifest: null,
+      errors: [{ code: 'POLICY_VALIDATION_CRASHED', message, location: {} }],
+      entryKey: null,
+    });
+    await rm(join(this.config.dataDir, 'work', 'policies', policyId), { recursive: true, force: true });
+  }
+
   /** Extracts the bundle and returns its checked manifest and the entry file's path. */
   private async unpack(bundle: string, destination: string): Promise<{ manifest: PolicyManifest; root: string }> {
     const head = Buffer.alloc(512);

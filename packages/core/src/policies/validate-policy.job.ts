@@ -13,4 +13,8 @@ export class ValidatePolicyJob implements JobHandler<'policies.validate'> {
   handle(payload: JobPayload<'policies.validate'>): Promise<void> {
     return this.validation.validate(payload.policyId);
   }
+
+  abandon(payload: JobPayload<'policies.validate'>, context: { deaths: number }): Promise<void> {
+    return this.validation.abandon(payload.policyId, context.deaths);
+  }
 }

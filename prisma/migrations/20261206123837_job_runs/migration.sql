@@ -1,0 +1,3 @@
+-- AlterTable
+ALTER TABLE "jobs" ADD COLUMN     "runs_ended" INTEGER NOT NULL DEFAULT 0,
+ADD COLUMN     "runs_started" INTEGER NOT NULL DEFAULT 0;
