@@ -6,6 +6,7 @@ import { EpisodesController } from './episodes/episodes.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsService } from './health/metrics.service.js';
 import { AuthGuard } from './http/auth.guard.js';
+import { StorableTextGuard } from './http/storable-text.guard.js';
 import { KeysController } from './keys/keys.controller.js';
 import { RobotsController } from './robots/robots.controller.js';
 import { UploadsController } from './uploads/uploads.controller.js';
@@ -34,7 +35,8 @@ export class AppModule {
         SessionsController,
         UsageController,
       ],
-      providers: [MetricsService, { provide: APP_GUARD, useClass: AuthGuard }],
+      // Text first: a request Postgres could not store is refused before the key is looked up.
+      providers: [MetricsService, { provide: APP_GUARD, useClass: StorableTextGuard }, { provide: APP_GUARD, useClass: AuthGuard }],
     };
   }
 }

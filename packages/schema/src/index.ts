@@ -12,3 +12,4 @@ export * from './jobs.js';
 export * from './arrow.js';
 export * from './slices.js';
 export * from './policies.js';
+export * from './text.js';

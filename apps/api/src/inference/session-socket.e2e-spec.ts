@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { AddressInfo } from 'node:net';
 import { Packr, Unpackr } from 'msgpackr';
 import WebSocket from 'ws';
-import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { deployPolicy } from '../../../../test/support/policies.js';
 import { createDataset } from '../../../../test/support/datasets.js';
 
@@ -20,6 +20,13 @@ function ndarray(values: Float32Array | Uint8Array, dtype: '<f4' | '|u1', shape:
     [bin('shape'), shape],
   ]);
 }
+
+/** A frame the module's test policy answers: its state and a 2×2 image. */
+const goodFrame = (value: number) =>
+  new Map<Buffer, unknown>([
+    [bin('observation/state'), ndarray(Float32Array.of(value, 2), '<f4', [2])],
+    [bin('observation/image'), ndarray(new Uint8Array(12), '|u1', [2, 2, 3])],
+  ]);
 
 /** A reply with its maps as objects, bin keys marked `bin:` (a Python client sees them as bytes). */
 const unpack = (data: Buffer) => marked(unpackr.unpack(data)) as Record<string, unknown>;
@@ -40,6 +47,7 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
   let policyId: string;
   let datasetId: string;
   let operatorKey: string;
+  let developerKey: string;
 
   beforeAll(async () => {
     kura = await startTestApp();
@@ -48,6 +56,7 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
     const operator = await kura.createKey('operator');
     operatorKey = operator.key;
     const developer = await kura.createKey('developer');
+    developerKey = developer.key;
     user = await kura.createKey('user');
     policyId = await deployPolicy(kura, developer.key, {
       'policy.json': JSON.stringify({
@@ -114,15 +123,75 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
     expect(session).toMatchObject({ status: 'open', stepCount: 3, task: 'fold' });
   });
 
-  it('answers a bad frame with a text frame and close code 1011', async () => {
+  it('answers a frame that is not msgpack with a FRAME_INVALID text frame and keeps the socket open', async () => {
     const { socket } = await connect(await openSession(), `Bearer ${user.key}`);
-    const closed = new Promise<number>((resolve) => socket.once('close', (code) => resolve(code)));
     const reply = next(socket);
     socket.send(Buffer.from('not msgpack at all \xc1'));
     const { data, isBinary } = await reply;
     expect(isBinary).toBe(false);
     expect(data.toString()).toMatch(/^FRAME_INVALID/);
-    expect(await closed).toBe(1011);
+    const good = next(socket);
+    socket.send(packr.pack(goodFrame(1)));
+    expect((await good).isBinary).toBe(true);
+    socket.close();
+  });
+
+  it('refuses arrays whose shape disagrees with their bytes or the session’s feature, records none of them, and stays usable', async () => {
+    // No observationShapes: the session's first step says what a step holds.
+    const free = await deployPolicy(kura, developerKey, {
+      'policy.json': JSON.stringify({
+        name: 'ws-free',
+        runtime: 'js',
+        entry: 'policy.js',
+        observation: ['observation.state', 'observation.image'],
+        action: { shape: [2] },
+      }),
+      'policy.js': 'function act(o) { return [o["observation.state"].length, o["observation.image"].length]; }',
+    });
+    // A dataset of its own: the episode this session becomes sets its features.
+    const ownDataset = await createDataset(kura, operatorKey, 'private');
+    await kura.request.post(`/v1/datasets/${ownDataset}/grants`).set(bearer(operatorKey)).send({ keyId: user.id });
+    const sessionId = (await kura.request.post('/v1/sessions').set(bearer(user.key)).send({ policyId: free, datasetId: ownDataset })).body
+      .id as string;
+    const { socket } = await connect(sessionId);
+    const send = async (frame: Map<Buffer | string, unknown>) => {
+      const reply = next(socket);
+      socket.send(packr.pack(frame));
+      const { data, isBinary } = await reply;
+      return isBinary ? 'answered' : data.toString();
+    };
+    const image = (height: number, width: number) => ndarray(new Uint8Array(height * width * 3).fill(9), '|u1', [height, width, 3]);
+    const frame = (state: unknown, pixels: unknown = image(4, 4)) =>
+      new Map<Buffer, unknown>([
+        [bin('observation/state'), state],
+        [bin('observation/image'), pixels],
+      ]);
+    expect(await send(frame(ndarray(Float32Array.of(1, 2), '<f4', [2])))).toBe('answered');
+    const seven = Float32Array.of(1, 2, 3, 4, 5, 6, 7);
+    const refusals = [
+      frame(ndarray(seven, '<f4', [1e9])),
+      frame(ndarray(seven, '<f4', [-7])),
+      frame(ndarray(seven, '<f4', [7, 0.5])),
+      frame(ndarray(seven, '<f4', [1, 1, 1, 1, 1, 1, 1, 1, 7])),
+      // 20,000×3 uint8 as the state: its bytes agree with its shape, but the session's state holds 2 numbers.
+      frame(ndarray(new Uint8Array(60_000), '|u1', [20_000, 3])),
+      frame(ndarray(Float32Array.of(1, 2), '<f4', [2]), image(2, 2)),
+    ];
+    for (const refused of refusals) expect(await send(refused)).toMatch(/^FRAME_INVALID: observation\/(state|image): /);
+    // The prompt becomes the session's task: text Postgres cannot store is refused too.
+    const withPrompt = frame(ndarray(Float32Array.of(1, 2), '<f4', [2]));
+    expect(await send(new Map<Buffer | string, unknown>([...withPrompt, ['prompt', 'fold\u0000']]))).toMatch(/^FRAME_INVALID: prompt: /);
+    expect(await send(frame(ndarray(Float32Array.of(3, 4), '<f4', [2])))).toBe('answered');
+    socket.close();
+
+    const session = (await kura.request.get(`/v1/sessions/${sessionId}`).set(bearer(user.key))).body;
+    expect(session.stepCount).toBe(2);
+    const ended = await kura.request.post(`/v1/sessions/${sessionId}/end`).set(bearer(user.key)).send({});
+    const upload = await eventually(async () => {
+      const response = await kura.request.get(`/v1/uploads/${ended.body.uploadId}`).set(bearer(operatorKey));
+      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
+    }, 30_000);
+    expect(upload).toMatchObject({ status: 'published', episodeCount: 1, stepCount: 2, errors: [] });
   });
 
   it('closes with 1009 on a frame over 16 MiB, and keeps serving others', async () => {
@@ -174,17 +243,19 @@ describe('GET /v1/sessions/:id/ws (openpi policy-server protocol)', () => {
     expect(await closed).toBe(1011);
 
     const text = await connect(await openSession());
-    const textClosed = new Promise<number>((resolve) => text.socket.once('close', (code) => resolve(code)));
     const textReply = next(text.socket);
     text.socket.send('{"observation": {}}');
     expect((await textReply).data.toString()).toMatch(/^FRAME_INVALID/);
-    expect(await textClosed).toBe(1011);
+    expect(text.socket.readyState).toBe(WebSocket.OPEN);
+    text.socket.close();
   });
 
-  it('refuses connections to ended sessions (409)', async () => {
+  it('refuses connections to ended sessions (409), and to another key’s ended session as unknown (404)', async () => {
     const sessionId = await openSession();
     expect((await kura.request.post(`/v1/sessions/${sessionId}/end`).set(bearer(user.key)).send({})).status).toBe(200);
     await expect(connect(sessionId)).rejects.toThrow('HTTP 409');
+    const stranger = await kura.createKey('user');
+    await expect(connect(sessionId, `Bearer ${stranger.key}`)).rejects.toThrow('HTTP 404');
   });
 
   it('refuses connections without a key, to unknown sessions, and to other keys’ sessions', async () => {

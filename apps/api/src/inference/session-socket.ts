@@ -4,11 +4,16 @@ import { Packr, Unpackr } from 'msgpackr';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AppError, type KeysService, type SessionsService, type Logger, type Principal } from '@kura/core';
 import { encodePng } from '@kura/formats';
+import { unstorableTextProblem } from '@kura/schema';
 import { statusByKind } from '../http/error-body.js';
 
 const socketPath = /^\/v1\/sessions\/([A-Za-z0-9_]+)\/ws$/;
 /** Largest frame accepted: an observation with a few camera images. */
 const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Most axes an array may have (a feature's shape has at most 8). */
+const MAX_RANK = 8;
+/** Bytes per element of the dtypes Kura reads (numpy's codes without the byte-order mark). */
+const itemSizes: Record<string, number> = { f4: 4, f8: 8, i8: 8, i4: 4, i2: 2, i1: 1, u1: 1, b1: 1 };
 // Plain msgpack maps both ways (no msgpackr records); maps are decoded as Maps because openpi's keys
 // may be bin, which an object cannot hold.
 const packr = new Packr({ useRecords: false });
@@ -21,8 +26,11 @@ const bytes = (text: string) => Buffer.from(text, 'utf8');
  * the server sends a msgpack map of metadata first; each binary client frame is a msgpack map of the
  * observation (numpy arrays as `{__ndarray__, data, dtype, shape}` maps, keys as bin or str); each
  * reply is `{ actions, server_timing: { infer_ms } }` with `actions` encoded the same way (bin keys,
- * as msgpack_numpy writes them). An error goes out as a text frame, then close code 1011; a frame over
- * MAX_FRAME_BYTES closes the socket with 1009 (message too big). Auth:
+ * as msgpack_numpy writes them). A frame Kura cannot use (FRAME_INVALID: not msgpack, an array whose
+ * shape disagrees with its bytes or with the session's feature) is answered with a text frame naming
+ * the key, nothing is recorded, and the socket stays open for the next frame; any other error goes out
+ * as a text frame, then close code 1011; a frame over MAX_FRAME_BYTES closes the socket with 1009
+ * (message too big). Auth:
  * `Authorization: Bearer <key>` or openpi's `Api-Key <key>`. Each frame is a session step: recorded
  * before the reply. Closing the socket leaves the session open.
  */
@@ -91,7 +99,11 @@ function serve(params: {
         const wanted = params.metadata.observation as string[];
         frame.observation = Object.fromEntries(Object.entries(frame.observation).filter(([name]) => wanted.includes(name)));
         const started = performance.now();
-        const result = await params.sessions.step(params.principal, params.sessionId, frame);
+        const result = await params.sessions
+          .step(params.principal, params.sessionId, { observation: frame.observation, ...(frame.task ? { task: frame.task } : {}) })
+          .catch((error: unknown) => {
+            throw asFrameInvalid(error, frame.keys);
+          });
         const action = result.action.flat();
         const shape = Array.isArray(result.action[0]) ? [result.action.length, result.action[0].length] : [result.action.length];
         client.send(
@@ -101,14 +113,18 @@ function serve(params: {
         const code = error instanceof AppError ? error.code : 'INTERNAL';
         if (!(error instanceof AppError)) params.logger.error({ err: error, sessionId: params.sessionId }, 'WebSocket step failed');
         client.send(`${code}: ${error instanceof Error ? error.message : String(error)}`);
-        client.close(1011, code.slice(0, 100));
+        // A refused frame recorded nothing: the robot may send the next one on the same socket.
+        if (code !== 'FRAME_INVALID') client.close(1011, code.slice(0, 100));
       }
     });
   });
 }
 
-/** An openpi observation frame → a session step: `a/b` keys as `a.b` features, arrays as numbers, uint8 H×W×C arrays as PNG images, `prompt` as the task. */
-export function decodeFrame(buffer: Buffer): { observation: Record<string, unknown>; task?: string } {
+/**
+ * An openpi observation frame → a session step: `a/b` keys as `a.b` features, arrays as numbers,
+ * uint8 H×W×C arrays as PNG images, `prompt` as the task. `keys` gives each feature's key as sent.
+ */
+export function decodeFrame(buffer: Buffer): { observation: Record<string, unknown>; task?: string; keys: Map<string, string> } {
   let value: unknown;
   try {
     value = withStringKeys(unpackr.unpack(buffer));
@@ -118,34 +134,95 @@ export function decodeFrame(buffer: Buffer): { observation: Record<string, unkno
   if (!isRecord(value))
     throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: 'a frame is a msgpack map of the observation' });
   const observation: Record<string, unknown> = {};
+  const keys = new Map<string, string>();
   let task: string | undefined;
   for (const [key, item] of Object.entries(value)) {
     if (key === 'prompt') {
-      if (typeof item === 'string') task = item;
+      if (typeof item === 'string') {
+        // The prompt becomes the session's task, a Postgres text.
+        const problem = unstorableTextProblem(item);
+        if (problem) throw frameInvalid('prompt', problem);
+        task = item;
+      }
       continue;
     }
-    observation[key.replaceAll('/', '.')] = toObservationValue(item, key);
+    const feature = key.replaceAll('/', '.');
+    keys.set(feature, key);
+    observation[feature] = toObservationValue(item, key);
   }
-  return { observation, ...(task ? { task } : {}) };
+  return { observation, ...(task ? { task } : {}), keys };
 }
 
+const frameInvalid = (key: string, problem: string) =>
+  new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: `${key}: ${problem}`, location: { field: key } });
+
+/**
+ * The session's refusal of an observation (OBSERVATION_INVALID, naming `observation.<feature>`) as
+ * FRAME_INVALID naming the frame's key as the client sent it.
+ */
+function asFrameInvalid(error: unknown, keys: Map<string, string>): unknown {
+  if (!(error instanceof AppError) || error.code !== 'OBSERVATION_INVALID') return error;
+  const location = error.details?.location;
+  const field = isRecord(location) && typeof location.field === 'string' ? location.field : 'observation';
+  // `observation.<feature>` or a place inside it (`observation.<feature>.3`): the longest feature that matches.
+  const name = field.replace(/^observation\.?/, '');
+  const feature = [...keys.keys()]
+    .filter((candidate) => name === candidate || name.startsWith(`${candidate}.`))
+    .sort((first, second) => second.length - first.length)[0];
+  const key = feature === undefined ? name.replaceAll('.', '/') || 'observation' : keys.get(feature)!;
+  const problem = error.message.startsWith(`${field}: `) ? error.message.slice(field.length + 2) : error.message;
+  return frameInvalid(key, problem);
+}
+
+/** An ndarray's values after checking that its dtype, shape and bytes agree (msgpack_numpy sends all three). */
 function toObservationValue(item: unknown, key: string): unknown {
   if (!isRecord(item) || !('__ndarray__' in item)) return item;
-  const dtype = String(item.dtype);
-  const shape = (item.shape as number[]) ?? [];
-  const data = item.data as Uint8Array;
-  const values = typedArrayOf(dtype, data, key);
+  const { dtype, shape, data } = checkedNdarray(item, key);
+  const values = typedArrayOf(dtype, data);
   // An image: uint8 H×W×C (openpi sends raw pixels); Kura's policies take encoded images.
-  if ((dtype === '|u1' || dtype === '<u1') && shape.length === 3 && [1, 3, 4].includes(shape[2]!)) {
-    const png = encodePng({ pixels: values as Uint8Array, height: shape[0]!, width: shape[1]!, channels: shape[2] as 1 | 3 | 4 });
+  const [height, width, channels] = shape;
+  if (dtype === 'u1' && shape.length === 3 && (channels === 1 || channels === 3 || channels === 4)) {
+    if (!height || !width) throw frameInvalid(key, `an image of shape [${shape.join(', ')}] has no pixels`);
+    const png = encodePng({ pixels: new Uint8Array(data), height, width, channels });
     return Buffer.from(png).toString('base64');
   }
   return Array.from(values, (number) => Number(number));
 }
 
-function typedArrayOf(dtype: string, data: Uint8Array, key: string): ArrayLike<number | bigint> {
+function checkedNdarray(item: Record<string, unknown>, key: string): { dtype: string; shape: number[]; data: Uint8Array } {
+  const dtype = typeof item.dtype === 'string' ? item.dtype.replace(/^[<|=]/, '') : undefined;
+  const itemSize = dtype !== undefined && Object.hasOwn(itemSizes, dtype) ? itemSizes[dtype] : undefined;
+  if (dtype === undefined || itemSize === undefined) {
+    throw frameInvalid(key, `dtype ${describe(item.dtype)} is not supported (use float32/64, int8-64, uint8, bool, little-endian)`);
+  }
+  const { shape, data } = item;
+  if (!(data instanceof Uint8Array)) throw frameInvalid(key, 'the array’s data is not bytes');
+  if (
+    !Array.isArray(shape) ||
+    shape.length > MAX_RANK ||
+    !shape.every((dimension): dimension is number => typeof dimension === 'number' && Number.isSafeInteger(dimension) && dimension >= 0)
+  ) {
+    throw frameInvalid(key, `the shape must be a list of at most ${MAX_RANK} non-negative integers, not ${describe(shape)}`);
+  }
+  // Safe integers multiplied stay far from a frame's byte length once they pass it, so doubles suffice.
+  const expectedBytes = shape.reduce((product, dimension) => product * dimension, itemSize);
+  if (expectedBytes !== data.byteLength) {
+    throw frameInvalid(
+      key,
+      `shape [${shape.join(', ')}] of ${String(item.dtype)} needs ${expectedBytes} bytes, but the data has ${data.byteLength}`,
+    );
+  }
+  return { dtype, shape, data };
+}
+
+const describe = (value: unknown) => {
+  const text = JSON.stringify(value, (_key, item: unknown) => (typeof item === 'bigint' ? item.toString() : item)) ?? String(value);
+  return text.length > 100 ? `${text.slice(0, 100)}…` : text;
+};
+
+function typedArrayOf(dtype: string, data: Uint8Array): ArrayLike<number | bigint> {
   const copy = new Uint8Array(data).buffer;
-  switch (dtype.replace(/^[<|=]/, '')) {
+  switch (dtype) {
     case 'f4':
       return new Float32Array(copy);
     case 'f8':
@@ -163,11 +240,7 @@ function typedArrayOf(dtype: string, data: Uint8Array, key: string): ArrayLike<n
     case 'b1':
       return new Uint8Array(copy);
     default:
-      throw new AppError({
-        code: 'FRAME_INVALID',
-        kind: 'invalid',
-        message: `${key}: dtype "${dtype}" is not supported (use float32/64, int8-64, uint8, bool, little-endian)`,
-      });
+      throw new Error(`dtype ${dtype} passed checkedNdarray without a typed array`);
   }
 }
 

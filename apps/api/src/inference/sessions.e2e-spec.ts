@@ -1,4 +1,8 @@
+/**
+ * @jest-environment ./packages/core/src/policies/runtimes/testing/node-typed-arrays-environment.mjs
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { readFile } from 'node:fs/promises';
 import { tableFromIPC } from 'apache-arrow';
 import pg from 'pg';
 import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
@@ -178,6 +182,84 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
     expect((await kura.request.get(`/v1/sessions/${session}`).set(bearer(user.key))).body.stepCount).toBe(0);
     const stranger = await kura.createKey('user');
     expect((await kura.request.get(`/v1/sessions/${session}`).set(bearer(stranger.key))).status).toBe(404);
+  });
+
+  it('refuses a step unlike the session’s feature without recording it, so ending still yields a good episode', async () => {
+    // No observationShapes: only the session's first step (or the dataset's spec) says what a step holds.
+    const free = await deploy(
+      { name: 'free', observation: ['observation.state'], action: { shape: [2] } },
+      'function act(o) { return [o["observation.state"].length, 0]; }',
+    );
+    const datasetId = await writableDataset();
+    const session = (await kura.request.post('/v1/sessions').set(bearer(user.key)).send({ policyId: free, datasetId })).body.id;
+    expect((await step(session, [1, 2])).status).toBe(200);
+    for (const state of [[1, 2, 3], Array.from({ length: 60_000 }, () => 7)]) {
+      const refused = await step(session, state);
+      expect(refused.status).toBe(400);
+      expect(refused.body.error).toMatchObject({
+        code: 'OBSERVATION_INVALID',
+        details: { location: { field: 'observation.observation.state' } },
+      });
+    }
+    expect((await step(session, [3, 4])).body.stepIndex).toBe(1);
+    const ended = await kura.request.post(`/v1/sessions/${session}/end`).set(bearer(user.key)).send({ success: true });
+    const upload = await eventually(async () => {
+      const response = await kura.request.get(`/v1/uploads/${ended.body.uploadId}`).set(bearer(operator.key));
+      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
+    }, 30_000);
+    expect(upload).toMatchObject({ status: 'published', episodeCount: 1, stepCount: 2, errors: [] });
+
+    // A dataset with features sets the shape from the first step on.
+    const seeded = await seedDataset(kura, operator.key, { episodes: 1, length: 2, stateDims: 3, access: 'private' });
+    await kura.request.post(`/v1/datasets/${seeded.datasetId}/grants`).set(bearer(operator.key)).send({ keyId: user.id });
+    const into = (await kura.request.post('/v1/sessions').set(bearer(user.key)).send({ policyId: free, datasetId: seeded.datasetId })).body
+      .id;
+    const first = await step(into, [1, 2]);
+    expect(first.status).toBe(400);
+    expect(first.body.error.message).toMatch(/holds 3 numbers per step \(set by the dataset’s features\)/);
+    expect((await step(into, [1, 2, 3])).status).toBe(200);
+  });
+
+  it('answers 404 for another key’s session whatever its state (its state would tell it exists)', async () => {
+    const session = (await start(await writableDataset())).body.id;
+    expect((await step(session, [1, 1])).status).toBe(200);
+    expect((await kura.request.post(`/v1/sessions/${session}/end`).set(bearer(user.key)).send({})).status).toBe(200);
+    const stranger = await kura.createKey('user');
+    const asStranger = [
+      await kura.request
+        .post(`/v1/sessions/${session}/steps`)
+        .set(bearer(stranger.key))
+        .send({ observation: { 'observation.state': [1, 1] } }),
+      await kura.request.post(`/v1/sessions/${session}/end`).set(bearer(stranger.key)).send({}),
+      await kura.request.get(`/v1/sessions/${session}`).set(bearer(stranger.key)),
+    ];
+    expect(asStranger.map((response) => [response.status, response.body.error?.code])).toEqual([
+      [404, 'SESSION_NOT_FOUND'],
+      [404, 'SESSION_NOT_FOUND'],
+      [404, 'SESSION_NOT_FOUND'],
+    ]);
+  });
+
+  it('runs an ONNX policy whose input only its normalization dataset sizes, as validation did', async () => {
+    // double-any-width.onnx (make-onnx-models.mjs): action = 2 · state, input [batch, joints].
+    const model = new URL('../../../../packages/core/src/policies/runtimes/fixtures/double-any-width.onnx', import.meta.url);
+    const stats = await seedDataset(kura, operator.key, { episodes: 1, length: 2, stateDims: 3 });
+    const anyWidth = await deployPolicy(kura, developer.key, {
+      'policy.json': JSON.stringify({
+        name: 'any-width',
+        runtime: 'onnx',
+        entry: 'model.onnx',
+        observation: ['observation.state'],
+        action: { shape: [3] },
+        normalization: { mode: 'zscore', datasetId: stats.datasetId },
+      }),
+      'model.onnx': await readFile(model),
+    });
+    const session = await start(await writableDataset(), { policyId: anyWidth });
+    expect(session.status).toBe(201);
+    const response = await step(session.body.id, [1, 2, 3]);
+    expect(response.status).toBe(200);
+    expect(response.body.action).toHaveLength(3);
   });
 
   it('records concurrent steps of many sessions (grouped commits), each in its own order', async () => {

@@ -244,6 +244,37 @@ describe('uploads and ingest (Kura NDJSON)', () => {
     expect([dataset.latestVersion, dataset.episodeCount]).toEqual([1, 1]);
   });
 
+  it('refuses an Idempotency-Key reused with another body or on another dataset (409), keeping nothing of the repeat', async () => {
+    const datasetId = await createDataset();
+    const otherDataset = await createDataset();
+    const body = ndjson({ episodes: 1, length: 2 });
+    const different = ndjson({ episodes: 1, length: 3 });
+    const key = { 'Idempotency-Key': `robot-7-${counter++}` };
+    const first = await upload(datasetId, body, '', key);
+    expect(first.status).toBe(202);
+    const repeats = [
+      await upload(datasetId, different, '', key),
+      await upload(datasetId, different, '', { ...key, 'Content-SHA256': createHash('sha256').update(different).digest('hex') }),
+      await upload(otherDataset, body, '', key),
+      await kura.request
+        .post(`/v1/datasets/${datasetId}/uploads`)
+        .set(bearer(operator.key))
+        .set(key)
+        .send({ multipart: true, bytes: Buffer.byteLength(different), sha256: createHash('sha256').update(different).digest('hex') }),
+    ];
+    expect(repeats.map((response) => [response.status, response.body.error?.code, response.body.error?.details?.uploadId])).toEqual(
+      repeats.map(() => [409, 'IDEMPOTENCY_KEY_REUSED', first.body.id]),
+    );
+    // The same body on the same dataset is still the first upload.
+    expect((await upload(datasetId, body, '', key)).body.id).toBe(first.body.id);
+    await settled(first.body.id);
+    const blobs = kura.app.get<BlobStore>(BLOB_STORE);
+    const stored: string[] = [];
+    for (const dataset of [datasetId, otherDataset])
+      for await (const blob of blobs.list({ prefix: `datasets/${dataset}/uploads/` })) stored.push(blob.key);
+    expect(stored).toEqual([`datasets/${datasetId}/uploads/${first.body.id}/raw`]);
+  });
+
   it('removes work folders that a killed process left behind for finished uploads, at start', async () => {
     const datasetId = await createDataset();
     const published = await settled((await upload(datasetId, ndjson({ episodes: 1, length: 2 }))).body.id);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { AppError } from '../errors/app-error.js';
 import { meterBytes } from '../uploads/byte-meter.js';
 import type { BlobStore } from './blob-store.js';
@@ -26,6 +27,28 @@ export async function storeBody(params: {
   });
   try {
     await params.blobs.put({ key: params.key, body: metered.stream });
+  } catch (error) {
+    throw metered.exceeded() ? params.tooLarge() : params.interrupted(error);
+  }
+  return { bytes: metered.bytes(), sha256: hash.digest('hex') };
+}
+
+/** Reads a request body to its end for its sha256 and size only, storing nothing; the same limits as storeBody. */
+export async function hashBody(params: {
+  body: Readable;
+  maxBytes: number;
+  tooLarge: () => Error;
+  interrupted: (error: unknown) => Error;
+}): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  const metered = meterBytes({
+    body: params.body,
+    limit: params.maxBytes,
+    tooLarge: params.tooLarge,
+    onChunk: (chunk) => hash.update(chunk),
+  });
+  try {
+    await finished(metered.stream.resume());
   } catch (error) {
     throw metered.exceeded() ? params.tooLarge() : params.interrupted(error);
   }

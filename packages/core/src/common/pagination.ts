@@ -9,10 +9,21 @@ export function encodeCursor(lastKey: string | number): string {
   return Buffer.from(String(lastKey), 'utf8').toString('base64url');
 }
 
+/**
+ * The key a cursor encodes, refused unless it is exactly what encodeCursor writes: Node's base64
+ * decoder skips characters it does not know, so `{}` or `5` would otherwise decode to "" and start
+ * the list from its beginning as if no cursor had been given.
+ */
+function decodeKey(cursor: string): string {
+  const key = Buffer.from(cursor, 'base64url').toString('utf8');
+  if (key === '' || encodeCursor(key) !== cursor) throw invalidCursor();
+  return key;
+}
+
 /** The id a cursor of an id-ordered list stands for. */
 export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  const id = decodeKey(cursor);
   if (!/^[a-z]+_[0-9a-f]+$/.test(id)) throw invalidCursor();
   return id;
 }
@@ -20,8 +31,10 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
 /** The number a cursor of a number-ordered list (versions, episode indices) stands for. */
 export function decodeNumberCursor(cursor: string | undefined): number | undefined {
   if (cursor === undefined) return undefined;
-  const value = Number(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!Number.isInteger(value) || value < 0) throw invalidCursor();
+  const key = decodeKey(cursor);
+  const value = Number(key);
+  // Digits only, as encodeCursor writes a non-negative integer: not "1e3", " 7", "0x10" or "-0".
+  if (!/^(0|[1-9][0-9]*)$/.test(key) || !Number.isSafeInteger(value)) throw invalidCursor();
   return value;
 }
 

@@ -1,11 +1,12 @@
 import { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { shortFloat32 } from '@kura/formats';
+import { imageShape, shortFloat32 } from '@kura/formats';
 import { valuesPerStep, type FeatureSpec, type PolicyManifest } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
+import { DatasetsRepository } from '../datasets/datasets.repository.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { GrantsRepository } from '../datasets/grants.repository.js';
 import { AppError, notFound } from '../errors/app-error.js';
@@ -45,6 +46,16 @@ interface LiveSession {
   stepCount: number;
   lastTimestamp: number;
   createdAtMs: number;
+  /** What each observed feature holds per step: the dataset's spec, else the session's first step; unset before that step. */
+  shapes: StepShapes | undefined;
+}
+
+/** Per observed feature: how many numbers, or the image's [height, width, channels]. */
+type StepShape = { kind: 'numbers'; count: number } | { kind: 'image'; shape: [number, number, number] };
+interface StepShapes {
+  byFeature: Map<string, StepShape>;
+  /** Where they come from, for messages. */
+  source: 'the dataset’s features' | 'the session’s first step';
 }
 
 const sessionNotFound = (id: string) => notFound('SESSION_NOT_FOUND', 'session', id);
@@ -71,6 +82,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     private readonly stepWriter: SessionStepWriter,
     private readonly policies: PoliciesService,
     private readonly datasets: DatasetsService,
+    private readonly datasetRecords: DatasetsRepository,
     private readonly grants: GrantsRepository,
     private readonly uploads: UploadsService,
     private readonly pool: PolicyPool,
@@ -137,12 +149,15 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     requireRole(principal, ['user', 'developer'], 'run sessions');
     return this.serialize(id, async () => {
       const live = await this.liveSession(principal, id);
+      const parsed = parseObservation(live.policy.manifest, undefined, request.observation);
+      // Checked before anything is recorded: a step unlike the episode's others would fail its ingest.
+      const shapes = stepShapesOf(parsed);
+      if (live.shapes) checkStepShapes(shapes, live.shapes);
       // A task arriving with a step (openpi's `prompt`) becomes the session's when it has none.
       if (request.task && !live.task) {
         await this.sessions.setTask(id, request.task);
         live.task = request.task;
       }
-      const parsed = parseObservation(live.policy.manifest, undefined, request.observation);
       await this.quotas.charge(principal, 'step');
       const stepIndex = live.stepCount;
       let action: number[];
@@ -191,6 +206,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
       }
       live.stepCount = stepIndex + 1;
       live.lastTimestamp = timestamp;
+      live.shapes ??= { byFeature: shapes, source: 'the session’s first step' };
       return { action: shapeAction(action, live.policy.manifest), stepIndex };
     });
   }
@@ -200,16 +216,19 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     let live = this.live.get(id);
     if (!live) {
       const session = await this.sessions.findById(id);
-      if (!session) throw sessionNotFound(id);
+      // Another key's session is not found whatever its state: its state would tell that it exists.
+      if (!session || !(isAdmin(principal) || session.ownerKeyId === principal.keyId)) throw sessionNotFound(id);
       if (session.status !== 'open') throw sessionEnded(id, session.status);
       const last = await this.sessions.lastStep(id);
+      const policy = await this.readyPolicy(principal, session.policyId, 'policyId');
       live = {
         ownerKeyId: session.ownerKeyId,
-        policy: await this.readyPolicy(principal, session.policyId, 'policyId'),
+        policy,
         task: session.task,
         stepCount: session.stepCount,
         lastTimestamp: last?.timestamp ?? 0,
         createdAtMs: session.createdAt.getTime(),
+        shapes: await this.recordedShapes(session, policy.manifest),
       };
       if (this.live.size >= LIVE_SESSIONS) this.live.delete(this.live.keys().next().value!);
       this.live.set(id, live);
@@ -220,6 +239,29 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     }
     if (!(isAdmin(principal) || live.ownerKeyId === principal.keyId)) throw sessionNotFound(id);
     return live;
+  }
+
+  /** What the session's steps must hold: the dataset's features when it has them, else what its first step held. */
+  private async recordedShapes(session: SessionRecord, manifest: PolicyManifest): Promise<StepShapes | undefined> {
+    const features = (await this.datasetRecords.findById(session.datasetId))?.features;
+    if (features) {
+      const byFeature = new Map<string, StepShape>();
+      for (const name of manifest.observation) {
+        const feature = features[name];
+        if (!feature) continue;
+        const [height, width, channels] = feature.shape;
+        byFeature.set(
+          name,
+          feature.dtype === 'image' && height !== undefined && width !== undefined && channels !== undefined
+            ? { kind: 'image', shape: [height, width, channels] }
+            : { kind: 'numbers', count: valuesPerStep(feature) },
+        );
+      }
+      return { byFeature, source: 'the dataset’s features' };
+    }
+    const [first] = session.stepCount > 0 ? await this.sessions.steps(session.id, -1, 1) : [];
+    if (!first) return undefined;
+    return { byFeature: stepShapesOf(parseObservation(manifest, undefined, first.observation)), source: 'the session’s first step' };
   }
 
   /** The session's policy manifest (the WebSocket's metadata frame). */
@@ -331,6 +373,46 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
       if (this.queues.get(id) === settled) this.queues.delete(id);
     });
     return next;
+  }
+}
+
+const observationInvalid = (field: string, message: string) =>
+  new AppError({ code: 'OBSERVATION_INVALID', kind: 'invalid', message: `${field}: ${message}`, location: { field } });
+
+/** What a step's observation holds per feature; an image whose header cannot be read is refused here. */
+function stepShapesOf(observation: Record<string, number[] | Uint8Array>): Map<string, StepShape> {
+  const shapes = new Map<string, StepShape>();
+  for (const [name, value] of Object.entries(observation)) {
+    if (!(value instanceof Uint8Array)) {
+      shapes.set(name, { kind: 'numbers', count: value.length });
+      continue;
+    }
+    const shape = imageShape(value);
+    if (!shape) throw observationInvalid(`observation.${name}`, 'the image’s size cannot be read from its header');
+    shapes.set(name, { kind: 'image', shape });
+  }
+  return shapes;
+}
+
+const describeShape = (shape: StepShape) =>
+  shape.kind === 'numbers' ? `${shape.count} numbers` : `an image of ${shape.shape.join('×')} (height×width×channels)`;
+
+/** Refuses a step whose features differ from the session's: its episode could not be ingested. */
+function checkStepShapes(shapes: Map<string, StepShape>, expected: StepShapes): void {
+  for (const [name, shape] of shapes) {
+    const wanted = expected.byFeature.get(name);
+    if (!wanted) continue;
+    const same =
+      wanted.kind === shape.kind &&
+      (wanted.kind === 'numbers'
+        ? shape.kind === 'numbers' && shape.count === wanted.count
+        : shape.kind === 'image' && shape.shape.every((dimension, axis) => dimension === wanted.shape[axis]));
+    if (!same) {
+      throw observationInvalid(
+        `observation.${name}`,
+        `holds ${describeShape(shape)}, but ${name} holds ${describeShape(wanted)} per step (set by ${expected.source}); nothing was recorded`,
+      );
+    }
   }
 }
 

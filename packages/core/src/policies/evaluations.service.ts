@@ -98,6 +98,8 @@ export class EvaluationsService {
    */
   async listForPolicy(principal: Principal, policyId: string, query: ListQuery): Promise<Page<EvaluationView>> {
     const policy = await this.policies.findVisible(principal, policyId);
+    // Checked whether or not there is anything to list: a bad cursor is the caller's mistake either way.
+    const afterId = decodeCursor(query.cursor);
     const datasetIds: string[] = [];
     for (const datasetId of await this.evaluations.datasetIdsOfPolicy(policy.id)) {
       try {
@@ -113,7 +115,7 @@ export class EvaluationsService {
         : await this.evaluations.listByPolicy({
             policyId: policy.id,
             datasetIds,
-            afterId: decodeCursor(query.cursor),
+            afterId,
             take: query.limit + 1,
           });
     return toPage(rows, query.limit, toEvaluationView);

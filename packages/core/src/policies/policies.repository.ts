@@ -119,12 +119,17 @@ export class PoliciesRepository {
     return rows.map(toRecord);
   }
 
+  /**
+   * Records the outcome of a policy's validation, if it is still `validating`: the first outcome
+   * stands (a validation that outlived its deadline must not overwrite the timeout's rejection).
+   * Returns whether it was recorded.
+   */
   async finishValidation(
     id: string,
     result: { status: 'ready' | 'rejected'; manifest: PolicyManifest | null; errors: PolicyProblem[]; entryKey: string | null },
-  ): Promise<void> {
-    await this.prisma.policy.update({
-      where: { id },
+  ): Promise<boolean> {
+    const { count } = await this.prisma.policy.updateMany({
+      where: { id, status: 'validating' },
       data: {
         status: result.status,
         manifest: result.manifest === null ? Prisma.DbNull : (result.manifest as Prisma.InputJsonValue),
@@ -133,5 +138,6 @@ export class PoliciesRepository {
         ...(result.manifest ? { runtime: result.manifest.runtime } : {}),
       },
     });
+    return count === 1;
   }
 }

@@ -27,3 +27,16 @@ export const uploadNotOwned = (datasetId: string) =>
     message: `only the owner of dataset "${datasetId}" or an admin may upload to it`,
     details: { datasetId },
   });
+
+/**
+ * Stripe's rule: a key names one request. Reused with another body or dataset it is a client's
+ * mistake (two uploads under one key), not a repeat, so it is refused rather than answered with the first.
+ */
+export const idempotencyKeyReused = (params: { idempotencyKey: string; uploadId: string; difference: string }) =>
+  new AppError({
+    code: 'IDEMPOTENCY_KEY_REUSED',
+    kind: 'conflict',
+    message: `Idempotency-Key "${params.idempotencyKey}" was used for upload ${params.uploadId}, ${params.difference}; send a new key for a new upload`,
+    details: { uploadId: params.uploadId },
+    location: { field: 'Idempotency-Key' },
+  });

@@ -1,4 +1,4 @@
-import { bodyInterrupted, storeBody } from '../blobs/store-body.js';
+import { bodyInterrupted, hashBody, storeBody } from '../blobs/store-body.js';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
@@ -12,7 +12,14 @@ import { DatasetsService } from '../datasets/datasets.service.js';
 import { AppError } from '../errors/app-error.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { ingestJobId } from '../ingest/ingest-upload.job.js';
-import { uploadChecksumMismatch, uploadEmpty, uploadNotFound, uploadNotOwned, uploadTooLarge } from './uploads.errors.js';
+import {
+  idempotencyKeyReused,
+  uploadChecksumMismatch,
+  uploadEmpty,
+  uploadNotFound,
+  uploadNotOwned,
+  uploadTooLarge,
+} from './uploads.errors.js';
 import { UploadsRepository, type MultipartState, type UploadRecord, type UploadStatus } from './uploads.repository.js';
 import { meterBytes } from './byte-meter.js';
 
@@ -75,7 +82,8 @@ export class UploadsService implements OnApplicationBootstrap {
 
   /**
    * Streams the body into the blob store while hashing it, then records the upload and queues its
-   * ingest. Returns once the bytes are durable. A repeated Idempotency-Key returns the first upload.
+   * ingest. Returns once the bytes are durable. A repeated Idempotency-Key returns the first upload
+   * when the body and dataset are the same, else 409 IDEMPOTENCY_KEY_REUSED.
    */
   async create(principal: Principal, params: CreateUploadParams): Promise<{ upload: UploadView; created: boolean }> {
     requireRole(principal, ['operator'], 'upload episodes');
@@ -92,7 +100,7 @@ export class UploadsService implements OnApplicationBootstrap {
     if (params.idempotencyKey) {
       const existing = await this.uploads.findByIdempotencyKey(params.ownerKeyId, params.idempotencyKey);
       if (existing) {
-        params.body.resume();
+        await this.checkRepeatedBody(existing, { ...params, idempotencyKey: params.idempotencyKey });
         return { upload: toView(existing), created: false };
       }
     }
@@ -128,10 +136,39 @@ export class UploadsService implements OnApplicationBootstrap {
     if (!created) {
       // Lost a race with the same idempotency key: keep the first upload only.
       await this.blobs.delete({ key: blobKey });
+      const difference = differenceFrom(record, { datasetId: params.datasetId, bytes, sha256 });
+      if (difference && params.idempotencyKey)
+        throw idempotencyKeyReused({ idempotencyKey: params.idempotencyKey, uploadId: record.id, difference });
       return { upload: toView(record), created: false };
     }
     await this.jobs.enqueue('uploads.ingest', { uploadId: id }, { id: ingestJobId(id) });
     return { upload: toView(record), created: true };
+  }
+
+  /**
+   * Whether a request repeating an Idempotency-Key repeats the first upload: same dataset, same body.
+   * The body's sha256 is known only once it is read, so it is read to the end and hashed, but not
+   * stored; a Content-SHA256 header that already differs spares that.
+   */
+  private async checkRepeatedBody(existing: UploadRecord, params: CreateUploadParams & { idempotencyKey: string }): Promise<void> {
+    const refuse = (difference: string) =>
+      idempotencyKeyReused({ idempotencyKey: params.idempotencyKey, uploadId: existing.id, difference });
+    const declared = params.expectedSha256?.toLowerCase();
+    const knownDifference =
+      differenceFrom(existing, { datasetId: params.datasetId }) ??
+      (declared !== undefined ? differenceFrom(existing, { sha256: declared }) : undefined);
+    if (knownDifference) {
+      params.body.resume();
+      throw refuse(knownDifference);
+    }
+    const { bytes, sha256 } = await hashBody({
+      body: params.body,
+      maxBytes: params.maxBytes,
+      tooLarge: () => uploadTooLarge(params.maxBytes),
+      interrupted: (error) => bodyInterrupted('UPLOAD_INTERRUPTED', error),
+    });
+    const difference = differenceFrom(existing, { bytes, sha256 });
+    if (difference) throw refuse(difference);
   }
 
   /**
@@ -155,7 +192,12 @@ export class UploadsService implements OnApplicationBootstrap {
     const partSize = Math.max(params.partSize ?? DEFAULT_PART_SIZE, Math.ceil(params.bytes / MAX_PARTS), MIN_PART_SIZE);
     if (params.idempotencyKey) {
       const existing = await this.uploads.findByIdempotencyKey(principal.keyId, params.idempotencyKey);
-      if (existing) return this.plan(existing);
+      if (existing) {
+        // A multipart start declares its size and sha256, so a different one is known at once.
+        const difference = differenceFrom(existing, { datasetId: dataset.id, bytes: params.bytes, sha256: params.sha256.toLowerCase() });
+        if (difference) throw idempotencyKeyReused({ idempotencyKey: params.idempotencyKey, uploadId: existing.id, difference });
+        return this.plan(existing);
+      }
     }
     const id = newId('upl');
     const blobKey = `datasets/${dataset.id}/uploads/${id}/raw`;
@@ -368,4 +410,15 @@ export function toView(upload: UploadRecord): UploadView {
     createdAt: upload.createdAt.toISOString(),
     finishedAt: upload.finishedAt?.toISOString() ?? null,
   };
+}
+
+/** How a request under the same Idempotency-Key differs from the upload the key first made, if it does. */
+function differenceFrom(upload: UploadRecord, request: { datasetId?: string; bytes?: number; sha256?: string }): string | undefined {
+  if (request.datasetId !== undefined && request.datasetId !== upload.datasetId)
+    return `into dataset ${upload.datasetId}, not ${request.datasetId}`;
+  if (request.sha256 !== undefined && upload.sha256 !== null && request.sha256 !== upload.sha256)
+    return `whose body's sha256 is ${upload.sha256}, not ${request.sha256}`;
+  if (request.bytes !== undefined && BigInt(request.bytes) !== upload.bytes)
+    return `whose body has ${upload.bytes} bytes, not ${request.bytes}`;
+  return undefined;
 }

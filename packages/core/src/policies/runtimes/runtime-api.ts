@@ -58,6 +58,11 @@ export type PolicyErrorCode =
   | 'POLICY_BAD_OBSERVATION'
   /** The manifest does not satisfy the policy manifest schema. */
   | 'POLICY_BAD_MANIFEST'
+  /**
+   * An observation feature's shape (a model's input, or a dataset's feature) is larger than Kura
+   * builds observations of (`policyLimits` in @kura/schema); refused before anything is allocated.
+   */
+  | 'POLICY_OBSERVATION_TOO_LARGE'
   /** The file is not an ONNX model onnxruntime can load. */
   | 'ONNX_INVALID'
   /** The model is larger than `maxModelBytes`. */

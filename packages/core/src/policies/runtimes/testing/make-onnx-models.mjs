@@ -291,6 +291,18 @@ const doubleAnyWidth = encodeModel({
   initializers: [initializer('two', [1], [2], 'float_data')],
 });
 
+// (i) an input the model fixes at [1, 100000, 100000]: 10^10 numbers per call, far past what Kura
+// will build an observation of (POLICY_OBSERVATION_TOO_LARGE, before anything is allocated). The
+// action is the sum of it all, a scalar, so nothing about the output gives the model away at load.
+const KEEPDIMS_OFF = { name: 'keepdims', type: 2 /* AttributeProto.INT */, i: 0 };
+const hugeInput = encodeModel({
+  name: 'huge_input',
+  inputs: [['observation.state', [1, 100000, 100000]]],
+  outputs: [['action', []]],
+  nodes: [['ReduceSum', ['observation.state'], 'action', [KEEPDIMS_OFF]]],
+  initializers: [],
+});
+
 // (d) the linear model cut off in the middle of its weights.
 const broken = linear.subarray(0, Math.floor(linear.length / 2));
 
@@ -304,6 +316,7 @@ const files = {
   'external-data.onnx': externalData,
   'arm-1x7.onnx': arm,
   'double-any-width.onnx': doubleAnyWidth,
+  'huge-input.onnx': hugeInput,
 };
 for (const [name, bytes] of Object.entries(files)) {
   await writeFile(new URL(name, fixtures), bytes);
