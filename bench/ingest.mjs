@@ -3,7 +3,7 @@
 // 96×96 JPEG cameras, 100 steps per episode) at 1× (200 episodes, ~200 MB) and 4× the size.
 import { execFileSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -137,8 +137,54 @@ export async function peakRss(pid) {
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
 
+/**
+ * What the jail costs: the same conversion (extract, parse, validate, stats, shards) of the reference
+ * file run in this process (the pre-jail path), in a jailed child at level `process`, and at `bwrap`.
+ */
+async function timeConversions(file, scratch) {
+  const { convertUpload } = await import('../packages/core/dist/ingest/upload-conversion.js');
+  const { convertInJail } = await import('../packages/core/dist/ingest/jailed-conversion.js');
+  const request = (work) => ({
+    uploadId: 'upl_bench',
+    datasetId: 'ds_bench',
+    rawPath: file,
+    fileName: 'reference.ndjson',
+    work,
+    requestedFormat: 'kura-ndjson',
+    featureMap: {},
+    dropFeatures: [],
+    datasetFeatures: null,
+    firstIndex: 0,
+    defaultFps: 30,
+    shardBytes: 32 * 1024 * 1024,
+    archiveLimits: {},
+  });
+  const handlers = { format: async () => {}, warning: () => {}, progress: async () => {}, shard: async () => {} };
+  const limits = { memoryBytes: 2048 * 1024 * 1024, cpuSeconds: 600, wallClockMs: 600_000, fileSizeBytes: 64 * 1024 ** 3 };
+  const runs = {
+    'in this process': async (work) => convertUpload(request(work), () => {}),
+    'jail: process': async (work) => convertInJail({ level: 'process', request: request(work), limits, handlers }),
+    'jail: bwrap': async (work) => convertInJail({ level: 'bwrap', request: request(work), limits, handlers }),
+  };
+  const seconds = {};
+  for (const [name, run] of Object.entries(runs)) {
+    let best = Infinity;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const work = join(scratch, `convert-${attempt}`);
+      await mkdir(work, { recursive: true });
+      const started = process.hrtime.bigint();
+      await run(work);
+      best = Math.min(best, Number(process.hrtime.bigint() - started) / 1e9);
+      await rm(work, { recursive: true, force: true });
+    }
+    seconds[name] = best;
+  }
+  return seconds;
+}
+
 export async function benchIngest() {
   const rows = [];
+  const conversions = [];
   const scales = (process.env.KURA_BENCH_SCALES ?? '1,4').split(',').map(Number);
   for (const scale of scales) {
     const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-'));
@@ -150,6 +196,18 @@ export async function benchIngest() {
       const { size } = await stat(file);
       const cpSeconds = Math.min(timeCp(file, scratch), timeCp(file, scratch));
       const bareHttpSeconds = Math.min(await timeBareHttpReceive(file, size, scratch), await timeBareHttpReceive(file, size, scratch));
+      if (scale === scales[0]) {
+        const times = await timeConversions(file, scratch);
+        const base = times['in this process'];
+        for (const [where, time] of Object.entries(times))
+          conversions.push({
+            size: `${scale}×`,
+            where,
+            'convert s': +time.toFixed(2),
+            'MB/s': +(size / 1e6 / time).toFixed(1),
+            'cost vs in-process': `${(((time - base) / base) * 100).toFixed(1)} %`,
+          });
+      }
 
       const port = await freePort();
       const key = `kura_${'b'.repeat(43)}`;
@@ -212,6 +270,8 @@ export async function benchIngest() {
   }
   console.table(rows);
   console.log('targets: ratio to cp ≥ 0.5; peak RSS < 512 MB at both sizes');
+  console.table(conversions);
+  console.log('jail: the conversion alone (best of 3), in this process vs in the jailed child; target: the jail costs ≤ 15 % end to end');
   console.log('bare HTTP: a Node server that only hashes and fsyncs the same bytes, same client: the floor of any HTTP ingest here');
   return rows;
 }

@@ -1,4 +1,8 @@
-import { storableText, type ErrorLocation, type FeatureSpec } from '@kura/schema';
+import type { FeatureSpec } from '@kura/schema';
+import type { IngestBudget } from './budget.js';
+import type { ImportIssue } from './import-error.js';
+
+export { ImportError, type ImportIssue } from './import-error.js';
 
 /** The formats Kura can import (API.md: `?format=`). */
 export const formatNames = ['kura-ndjson', 'lerobot', 'rlds', 'hdf5-aloha', 'hdf5-robomimic'] as const;
@@ -74,21 +78,14 @@ export interface ImportedEpisode {
 export interface ImportResult {
   /** The feature spec of the episodes (Kura names), complete before the first episode is read. */
   features: FeatureSpec;
+  /** The file the feature spec was read from (info.json, the first HDF5 or TFRecord file…), for error locations. */
+  featuresFile?: string;
   /** Frames per second of the recording, when the source says (LeRobot fps); else the robot's control frequency is used. */
   fps?: number;
   /** How many episodes to expect, when known, for progress. */
   expectedEpisodes?: number;
   /** The episodes, read one at a time (memory must not grow with the number of episodes). */
   episodes: AsyncIterable<ImportedEpisode>;
-}
-
-/** A problem found in the data: what, and where. */
-export interface ImportIssue {
-  code: string;
-  message: string;
-  location: ErrorLocation;
-  /** Facts a program may want beyond the message (e.g. FORMAT_UNKNOWN's container and the layouts tried), JSON-serialisable. */
-  details?: Record<string, unknown>;
 }
 
 export interface ImportContext {
@@ -99,6 +96,11 @@ export interface ImportContext {
    * read at all, so their files may be absent. The importer settles them with `settleDroppedFeatures`.
    */
   dropFeatures?: readonly string[];
+  /**
+   * The upload's resource budget (budget.ts): importers reserve declared sizes and lengths before
+   * they allocate. Absent when an importer is used on its own; it then takes the default limits.
+   */
+  budget?: IngestBudget;
 }
 
 /** Reading one format. Registered in registry.ts (one line per format). */
@@ -110,31 +112,6 @@ export interface Importer {
   detect(source: ImportSource): Promise<boolean>;
   /** Opens the source. Throws ImportError for data that cannot be imported. */
   open(source: ImportSource, context: ImportContext): Promise<ImportResult>;
-}
-
-/**
- * Data that cannot be imported. `code` is stable (`TFRECORD_CRC_MISMATCH`, `PARQUET_TRUNCATED`,
- * `EPISODE_SHAPE_MISMATCH`); `location` says where (file, episode, step, field).
- */
-export class ImportError extends Error {
-  override name = 'ImportError';
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly location: ErrorLocation = {},
-    readonly details?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
-
-  /** The issue as stored with the upload: text quoted from the upload made storable (a NUL there would fail the record itself). */
-  toIssue(): ImportIssue {
-    const location: ErrorLocation = { ...this.location };
-    if (location.file !== undefined) location.file = storableText(location.file);
-    if (typeof location.episode === 'string') location.episode = storableText(location.episode);
-    if (location.field !== undefined) location.field = storableText(location.field);
-    return { code: this.code, message: storableText(this.message), location, ...(this.details ? { details: this.details } : {}) };
-  }
 }
 
 /** Finds a file of the source by exact path. */

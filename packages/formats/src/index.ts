@@ -18,3 +18,4 @@ export * from './kura-arrow/ipc-encode.js';
 export * from './export-error.js';
 export * from './parquet/export.js';
 export * from './lerobot/export.js';
+export * from './budget.js';

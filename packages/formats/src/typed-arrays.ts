@@ -28,3 +28,8 @@ export function allocateTyped(dtype: NumericDtype, length: number): NumericArray
       return new Uint32Array(length);
   }
 }
+
+/** Bytes of one value of a dtype as Kura holds it. */
+export function bytesPerValue(dtype: NumericDtype): number {
+  return allocateTyped(dtype, 0).BYTES_PER_ELEMENT;
+}

@@ -1,6 +1,15 @@
-import { findUnstorableText, formatTextPath, unstorableTextProblem, valuesPerStep, type ErrorLocation, type FeatureSpec } from '@kura/schema';
+import {
+  featureSpecProblem,
+  describeUnstorableText,
+  findUnstorableText,
+  unstorableTextProblem,
+  valuesPerStep,
+  type ErrorLocation,
+  type FeatureSpec,
+} from '@kura/schema';
 import { imageEncoding } from './image-header.js';
 import { ImportError, type ImportedEpisode, type NumericArray } from './importer.js';
+import { lookup } from './own-keys.js';
 
 const arrayTypeByDtype: Record<string, string> = {
   float32: 'Float32Array',
@@ -17,6 +26,17 @@ const arrayTypeByDtype: Record<string, string> = {
 const MAX_TASK_LENGTH = 10_000;
 /** Feature specs whose text was checked already: a spec is checked once, not once per episode. */
 const checkedSpecs = new WeakSet<FeatureSpec>();
+
+/**
+ * Checks the feature spec an upload gives (after featureMap) against the rules a dataset is created
+ * with (@kura/schema's featureSpecSchema: name pattern and length, at most 8 dimensions of at most
+ * 1,000,000 each, at most 1024 features): FEATURE_SPEC_INVALID at the feature otherwise.
+ */
+export function checkFeatureSpec(spec: FeatureSpec, at: ErrorLocation = {}): void {
+  const problem = featureSpecProblem(spec);
+  if (problem)
+    throw new ImportError('FEATURE_SPEC_INVALID', problem.message, { ...at, ...(problem.feature ? { field: problem.feature } : {}) });
+}
 
 /**
  * Checks one imported episode against the feature spec, whatever format it came from: every feature
@@ -38,7 +58,7 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
     throw new ImportError('EMPTY_EPISODE', `episode ${episode.sourceId} has no steps`, at(undefined));
 
   for (const name of Object.keys(episode.features)) {
-    if (!(name in features))
+    if (!Object.hasOwn(features, name))
       throw new ImportError(
         'FEATURE_UNEXPECTED',
         `episode ${episode.sourceId} has feature "${name}", which the feature spec does not declare`,
@@ -46,11 +66,11 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
       );
   }
   for (const [name, feature] of Object.entries(features)) {
-    const values = episode.features[name];
+    const values = Object.hasOwn(episode.features, name) ? episode.features[name] : undefined;
     if (!values) throw new ImportError('FEATURE_MISSING', `episode ${episode.sourceId} lacks feature "${name}"`, at(name));
     switch (values.kind) {
       case 'tensor': {
-        const expectedType = arrayTypeByDtype[feature.dtype];
+        const expectedType = lookup(arrayTypeByDtype, feature.dtype);
         if (expectedType === undefined || values.values.constructor.name !== expectedType) {
           throw new ImportError(
             'DTYPE_MISMATCH',
@@ -128,7 +148,7 @@ export function validateEpisode(episode: ImportedEpisode, features: FeatureSpec)
   tasks.forEach((task, index) => {
     const step = episode.stepTasks ? index : undefined;
     const problem = unstorableTextProblem(task);
-    if (problem) throw new ImportError('STRING_INVALID', `the task text ${problem}`, at('language_instruction', step));
+    if (problem) throw new ImportError('STRING_INVALID', `the task text: ${problem}`, at('language_instruction', step));
     if (task.length > MAX_TASK_LENGTH)
       throw new ImportError(
         'TASK_TOO_LONG',
@@ -151,8 +171,8 @@ function checkStorableText(
   if (!checkedSpecs.has(features)) {
     const finding = findUnstorableText(features);
     if (finding) {
-      const field = formatTextPath(finding.path);
-      throw new ImportError('STRING_INVALID', `the feature spec at ${field} ${finding.problem}`, at(field));
+      const { field, message } = describeUnstorableText(finding);
+      throw new ImportError('STRING_INVALID', `the feature spec's ${message}`, at(field));
     }
     checkedSpecs.add(features);
   }
@@ -162,12 +182,12 @@ function checkStorableText(
     ['file', episode.file],
   ] as const) {
     const problem = unstorableTextProblem(text);
-    if (problem) throw new ImportError('STRING_INVALID', `the episode's ${field === 'file' ? 'file name' : 'id'} ${problem}`, at(field));
+    if (problem) throw new ImportError('STRING_INVALID', `the episode's ${field === 'file' ? 'file name' : 'id'}: ${problem}`, at(field));
   }
   const metadata = episode.metadata && findUnstorableText(episode.metadata);
   if (metadata) {
-    const field = formatTextPath(['metadata', ...metadata.path]);
-    throw new ImportError('STRING_INVALID', `the episode's ${field} ${metadata.problem}`, at(field));
+    const { field, message } = describeUnstorableText(metadata, ['metadata']);
+    throw new ImportError('STRING_INVALID', `the episode's ${message}`, at(field));
   }
 }
 

@@ -48,13 +48,95 @@ export type Feature = z.infer<typeof featureSchema>;
 /** Feature names: `observation.state`, `action`, `action.gripper`, `observation.images.top`… */
 export const featureNamePattern = /^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/;
 
-export const featureSpecSchema = z
+/** The limits of a feature spec (API.md, "Feature specs"), the same for dataset creation and for ingest. */
+export const featureSpecLimits = { maxFeatures: 1024, maxNameLength: 256, maxRank: 8, maxDimension: 1_000_000 } as const;
+
+const featureMapSchema = z
   .record(
-    z.string().regex(featureNamePattern, 'feature names are dot-separated words, e.g. observation.images.top').max(256),
+    z
+      .string()
+      .regex(featureNamePattern, 'feature names are dot-separated words, e.g. observation.images.top')
+      .max(featureSpecLimits.maxNameLength),
     featureSchema,
   )
-  .refine((spec) => Object.keys(spec).length <= 1024, 'at most 1024 features');
+  .refine((spec) => Object.keys(spec).length <= featureSpecLimits.maxFeatures, `at most ${featureSpecLimits.maxFeatures} features`);
+
+/**
+ * A feature spec: feature name → feature. zod leaves a `__proto__` key out of a record without a
+ * word (it would replace the prototype of the result), so such a name is refused here instead of
+ * being lost: it is no feature name anyway.
+ */
+export const featureSpecSchema = z.preprocess<Record<string, Feature>, typeof featureMapSchema, z.input<typeof featureMapSchema>>(
+  (spec, context) => {
+    if (typeof spec === 'object' && spec !== null && Object.hasOwn(spec, '__proto__'))
+      context.issues.push({
+        code: 'custom',
+        input: spec,
+        path: ['__proto__'],
+        message: 'feature names are dot-separated words, e.g. observation.images.top',
+      });
+    return spec;
+  },
+  featureMapSchema,
+);
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
+
+/** What is wrong with a feature spec, at which feature: the first problem, in words. */
+export interface FeatureSpecProblem {
+  /** The feature's name (`observation.state`), or `''` for the spec as a whole. */
+  feature: string;
+  message: string;
+}
+
+/**
+ * The first way a feature spec breaks the rules of {@link featureSpecSchema} — the check dataset
+ * creation makes — or undefined when it keeps them. Ingest runs it on the spec an importer made
+ * (after featureMap), so an upload can publish nothing a dataset could not be created with.
+ */
+export function featureSpecProblem(spec: unknown): FeatureSpecProblem | undefined {
+  const result = featureSpecSchema.safeParse(spec);
+  if (result.success) return undefined;
+  const issue = result.error.issues[0]!;
+  const [first, ...rest] = issue.path;
+  const feature = typeof first === 'string' ? first : '';
+  const shown = feature.length > 80 ? `${feature.slice(0, 80)}…` : feature;
+  if (issue.code === 'invalid_key' || feature === '__proto__') {
+    const tooLong = feature.length > featureSpecLimits.maxNameLength;
+    return {
+      feature,
+      message: tooLong
+        ? `the feature name "${shown}" has ${feature.length} characters (at most ${featureSpecLimits.maxNameLength})`
+        : `"${shown}" is not a feature name: names are dot-separated words of letters, digits and _, starting with a letter (e.g. observation.images.top)`,
+    };
+  }
+  const where = rest.length > 0 ? ` ${rest.map(String).join('.')}` : '';
+  if (issue.code === 'too_big' && rest[0] === 'shape' && rest.length === 1)
+    return { feature, message: `feature "${shown}" has ${featureRank(spec, feature)} dimensions (at most ${featureSpecLimits.maxRank})` };
+  if (issue.code === 'too_big' && rest[0] === 'shape')
+    return {
+      feature,
+      message: `feature "${shown}" has a dimension of ${String(dimensionAt(spec, feature, rest[1]))} (at most ${featureSpecLimits.maxDimension.toLocaleString('en')})`,
+    };
+  if (issue.code === 'too_small' && rest[0] === 'shape')
+    return { feature, message: `feature "${shown}" has a dimension of 0: every dimension holds at least one value` };
+  return { feature, message: feature ? `feature "${shown}"${where}: ${issue.message}` : issue.message };
+}
+
+function featureAt(spec: unknown, name: string): unknown {
+  return typeof spec === 'object' && spec !== null ? (Object.getOwnPropertyDescriptor(spec, name)?.value as unknown) : undefined;
+}
+
+function featureRank(spec: unknown, name: string): number | undefined {
+  const feature = featureAt(spec, name);
+  const shape = typeof feature === 'object' && feature !== null && 'shape' in feature ? feature.shape : undefined;
+  return Array.isArray(shape) ? shape.length : undefined;
+}
+
+function dimensionAt(spec: unknown, name: string, axis: PropertyKey | undefined): unknown {
+  const feature = featureAt(spec, name);
+  const shape = typeof feature === 'object' && feature !== null && 'shape' in feature ? feature.shape : undefined;
+  return Array.isArray(shape) && typeof axis === 'number' ? shape[axis] : undefined;
+}
 
 /** Lists what is inconsistent between `names` and `shape`; empty when they agree. */
 export function namesShapeMismatches(names: NonNullable<Feature['names']>, shape: number[]): string[] {

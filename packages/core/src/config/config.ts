@@ -53,10 +53,17 @@ const environmentSchema = z.object({
   KURA_SANDBOX: z.preprocess(emptyAsUndefined, z.enum(['auto', 'bwrap', 'process', 'unsafe-none']).default('auto')),
   KURA_INGEST_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(256).max(65_536).default(2048)),
   KURA_INGEST_TIMEOUT_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(3600)),
+  KURA_INGEST_MAX_LINE_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 ** 2)),
+  KURA_INGEST_MAX_TENSOR_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(1024 ** 3)),
+  KURA_INGEST_MAX_EXPANSION: z.preprocess(emptyAsUndefined, z.coerce.number().positive().default(100)),
+  KURA_INGEST_DECODED_FLOOR_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(256 * 1024 ** 2)),
+  KURA_INGEST_STEPS_PER_BYTE: z.preprocess(emptyAsUndefined, z.coerce.number().positive().default(1)),
+  KURA_INGEST_STEPS_FLOOR: z.preprocess(emptyAsUndefined, positiveInt.default(100_000)),
   KURA_POLICY_MAX_BUNDLE_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(256 * 1024 * 1024)),
   KURA_POLICY_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(8).max(4096).default(128)),
   KURA_POLICY_CALL_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.max(60_000).default(50)),
   KURA_POLICY_MAX_MODEL_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
+  KURA_POLICY_VALIDATION_TIMEOUT_S: z.preprocess(emptyAsUndefined, positiveInt.max(24 * 3600).default(60)),
   KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
@@ -66,8 +73,8 @@ const environmentSchema = z.object({
 export interface KuraConfig {
   http: { port: number; host: string; jsonBodyLimit: number; bodyModelLimit: number };
   dataDir: string;
-  /** Limits of uploaded policies and of their sandbox. */
-  policies: { maxBundleBytes: number; memoryMb: number; callTimeoutMs: number; maxModelBytes: number };
+  /** Limits of uploaded policies and of their sandbox; `validationTimeoutMs`: the wall-clock budget of one validation. */
+  policies: { maxBundleBytes: number; memoryMb: number; callTimeoutMs: number; maxModelBytes: number; validationTimeoutMs: number };
   /** Sessions without a step for this long end as truncated. */
   sessions: { idleSeconds: number };
   /**
@@ -94,7 +101,20 @@ export interface KuraConfig {
    * `archive`: what an uploaded archive may expand to as a whole, at most `maxTotalExpansionRatio`
    * times its own size and at most `maxExpandedBytes`.
    */
-  uploads: { maxBytes: number; shardBytes: number; archive: { maxTotalExpansionRatio: number; maxExpandedBytes: number } };
+  uploads: {
+    maxBytes: number;
+    shardBytes: number;
+    archive: { maxTotalExpansionRatio: number; maxExpandedBytes: number };
+    /** What parsing one upload may decode (@kura/formats IngestLimits; README, "Resource budgets"). */
+    ingestLimits: {
+      maxLineBytes: number;
+      maxTensorBytes: number;
+      maxExpansion: number;
+      decodedFloorBytes: number;
+      stepsPerByte: number;
+      stepsFloor: number;
+    };
+  };
   adminKey: string | undefined;
   shutdownTimeoutMs: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -163,12 +183,21 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       maxBytes: env.KURA_MAX_UPLOAD_BYTES,
       shardBytes: env.KURA_SHARD_BYTES,
       archive: { maxTotalExpansionRatio: env.KURA_ARCHIVE_MAX_EXPANSION, maxExpandedBytes: env.KURA_ARCHIVE_MAX_EXPANDED_BYTES },
+      ingestLimits: {
+        maxLineBytes: env.KURA_INGEST_MAX_LINE_BYTES,
+        maxTensorBytes: env.KURA_INGEST_MAX_TENSOR_BYTES,
+        maxExpansion: env.KURA_INGEST_MAX_EXPANSION,
+        decodedFloorBytes: env.KURA_INGEST_DECODED_FLOOR_BYTES,
+        stepsPerByte: env.KURA_INGEST_STEPS_PER_BYTE,
+        stepsFloor: env.KURA_INGEST_STEPS_FLOOR,
+      },
     },
     policies: {
       maxBundleBytes: env.KURA_POLICY_MAX_BUNDLE_BYTES,
       memoryMb: env.KURA_POLICY_MEMORY_MB,
       callTimeoutMs: env.KURA_POLICY_CALL_TIMEOUT_MS,
       maxModelBytes: env.KURA_POLICY_MAX_MODEL_BYTES,
+      validationTimeoutMs: env.KURA_POLICY_VALIDATION_TIMEOUT_S * 1000,
     },
     sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
     sandbox: {

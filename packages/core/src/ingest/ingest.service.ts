@@ -192,6 +192,7 @@ export class IngestService implements OnApplicationBootstrap {
         defaultFps: params.dataset.robot.controlFrequencyHz,
         shardBytes: this.config.uploads.shardBytes,
         archiveLimits: archive,
+        ingestLimits: this.config.uploads.ingestLimits,
       },
       limits: {
         memoryBytes: this.config.sandbox.ingest.memoryBytes,

@@ -5,6 +5,9 @@ import { basename, join } from 'node:path';
 import {
   DatasetStatsAccumulator,
   ImportError,
+  IngestBudget,
+  StatsError,
+  checkFeatureSpec,
   detectFormat,
   diffFeatureSpecs,
   episodeBytes,
@@ -20,11 +23,12 @@ import {
   type ImportIssue,
   type ImportSource,
   type ImportedEpisode,
+  type IngestLimits,
   type ShardEpisode,
   type WrittenEpisode,
   unrecognisedFormatError,
 } from '@kura/formats';
-import { valuesPerStep, type FeatureSpec } from '@kura/schema';
+import { valuesPerStep, type ErrorLocation, type FeatureSpec } from '@kura/schema';
 import { detectArchiveKind, extractArchive, type ArchiveKind, type ArchiveLimits } from '../uploads/archive.js';
 
 /**
@@ -51,6 +55,8 @@ export interface ConversionRequest {
   defaultFps: number;
   shardBytes: number;
   archiveLimits: Partial<ArchiveLimits>;
+  /** What the upload may decode (the defaults where absent). */
+  ingestLimits?: Partial<IngestLimits>;
 }
 
 /** What publishing keeps of an episode: its row's facts, none of its step data (JSON-safe, unlike typed arrays). */
@@ -95,11 +101,15 @@ export async function convertUpload(request: ConversionRequest, report: (message
   const source = await materialise(request);
   const format = await chooseFormat(request.requestedFormat, source);
   report({ type: 'format', format });
+  const budget = IngestBudget.forSource(source, request.ingestLimits);
   const opened = await importerFor(format).open(source, {
     warn: (issue) => report({ type: 'warning', issue }),
     dropFeatures: request.dropFeatures,
+    budget,
   });
   const features = renameFeatures(opened.features, request.featureMap);
+  // The limits dataset creation holds a spec to hold for uploads too (after renaming, as published).
+  checkFeatureSpec(features, opened.featuresFile !== undefined ? { file: opened.featuresFile } : {});
   if (request.datasetFeatures) {
     const differences = diffFeatureSpecs(request.datasetFeatures, features);
     if (differences.length > 0) {
@@ -140,7 +150,10 @@ export async function convertUpload(request: ConversionRequest, report: (message
     report({ type: 'episode', count, file: raw.file, sourceId: raw.sourceId });
     const episode = renameEpisodeFeatures(raw, request.featureMap);
     validateEpisode(episode, features);
-    addEpisodeStats(stats, episode, features);
+    const bytes = episodeBytes(episode);
+    const where = { file: episode.file, episode: episode.sourceId };
+    budget.settleEpisode({ bytes, steps: episode.length }, where);
+    addEpisodeStats(stats, episode, features, where);
     const videoBlobs: Record<string, string> = {};
     for (const [name, values] of Object.entries(episode.features)) {
       if (values.kind !== 'video') continue;
@@ -155,7 +168,7 @@ export async function convertUpload(request: ConversionRequest, report: (message
       videoBlobs[name] = key;
     }
     buffered.push({ episodeIndex: request.firstIndex + count, episode, fps, videoBlobs });
-    bufferedBytes += episodeBytes(episode);
+    bufferedBytes += bytes;
     steps += episode.length;
     count++;
     // Episodes are held in memory up to this many bytes, then written as one shard.
@@ -215,10 +228,16 @@ function summarise(episode: ImportedEpisode): EpisodeSummary {
   };
 }
 
-function addEpisodeStats(stats: DatasetStatsAccumulator, episode: ImportedEpisode, features: FeatureSpec): void {
+/** Adds the episode to the statistics; what they refuse (a value past ±1e100) is the upload's fault, coded and located. */
+function addEpisodeStats(stats: DatasetStatsAccumulator, episode: ImportedEpisode, features: FeatureSpec, where: ErrorLocation): void {
   for (const [name, values] of Object.entries(episode.features)) {
     const feature = features[name]!;
-    if (values.kind === 'tensor') stats.numeric(name, valuesPerStep(feature)).addColumn(values.values, episode.length);
-    else stats.addMediaFrames(name, episode.length);
+    try {
+      if (values.kind === 'tensor') stats.numeric(name, valuesPerStep(feature)).addColumn(values.values, episode.length);
+      else stats.addMediaFrames(name, episode.length);
+    } catch (error) {
+      if (!(error instanceof StatsError)) throw error;
+      throw new ImportError(error.code, `feature "${name}": ${error.message}`, { ...where, field: name, ...error.location });
+    }
   }
 }

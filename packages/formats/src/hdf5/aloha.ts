@@ -10,6 +10,7 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
+import { IngestBudget } from '../budget.js';
 import { settleDroppedFeatures } from '../drop-features.js';
 import {
   addFeature,
@@ -89,11 +90,13 @@ export function createHdf5AlohaImporter(options: Hdf5ImportOptions = {}): Import
       const files = hdf5Candidates(source.files);
       const first = files[0];
       if (!first) throw new ImportError('HDF5_DATASET_MISSING', 'the upload holds no .hdf5 / .h5 file', {});
-      const plan = await withHdf5File(first, (hdf5) => planAloha(hdf5, at(first), options, context));
+      const budget = IngestBudget.of(context, source);
+      const plan = await withHdf5File(first, (hdf5) => planAloha(hdf5, at(first), options, context), budget);
       return {
         features: plan.features,
+        featuresFile: first.path,
         expectedEpisodes: files.length,
-        episodes: readEpisodes(files, plan, options, context),
+        episodes: readEpisodes(files, plan, options, context, budget),
       };
     },
   };
@@ -217,11 +220,12 @@ async function* readEpisodes(
   plan: AlohaPlan,
   options: Hdf5ImportOptions,
   context: ImportContext,
+  budget: IngestBudget,
 ): AsyncGenerator<ImportedEpisode> {
   const unmapped = new UnmappedDatasets();
   for (const file of files) {
     // The file is closed before the episode is handed on: no handle is held while the caller works.
-    yield await withHdf5File(file, (hdf5) => readEpisode(hdf5, file, plan, options, unmapped));
+    yield await withHdf5File(file, (hdf5) => readEpisode(hdf5, file, plan, options, unmapped, budget), budget);
   }
   unmapped.flush(context, files.length, 'episodes');
 }
@@ -232,12 +236,15 @@ async function readEpisode(
   plan: AlohaPlan,
   options: Hdf5ImportOptions,
   unmapped: UnmappedDatasets,
+  budget: IngestBudget,
 ): Promise<ImportedEpisode> {
   const location = at(file);
   const action = hdf5.inspect('/action', location);
   const length = action.shape[0] ?? 0;
   if (action.shape.length === 0 || length === 0)
     throw new ImportError('EMPTY_EPISODE', `${file.path}: /action has no steps`, { ...location, field: '/action' });
+  // A chunked dataset may declare millions of steps it never stores: the length counts before any read.
+  budget.reserveSteps(length, { ...location, field: '/action' });
 
   noteUnmappedDatasets(hdf5, plan, location, unmapped);
   const features: Record<string, FeatureValues> = {};
@@ -271,11 +278,19 @@ async function readEpisode(
 
 /** The root attributes (`sim`, `compress`, …) as JSON values (h5py booleans read back as true/false). */
 function rootAttributes(hdf5: Hdf5File, location: ErrorLocation): Record<string, unknown> {
-  const kept: Record<string, unknown> = {};
-  for (const [name, value] of Object.entries(hdf5.attributes('/', location))) {
-    if (JSON.stringify(value).length <= maxAttributeJson) kept[name] = value;
+  // fromEntries keeps every name as an own key, `__proto__` included.
+  return Object.fromEntries(
+    Object.entries(hdf5.attributes('/', location)).filter(([, value]) => (jsonLength(value) ?? Infinity) <= maxAttributeJson),
+  );
+}
+
+/** The length of a value as JSON; undefined for what JSON cannot hold (an unreadable type, a bigint). */
+function jsonLength(value: unknown): number | undefined {
+  try {
+    return JSON.stringify(value)?.length;
+  } catch {
+    return undefined;
   }
-  return kept;
 }
 
 /**
@@ -346,6 +361,7 @@ async function readPaddedJpegs(
   const rowBytes = info.shape[1] ?? 0;
   checkLengthRange(lengths, rowBytes, location);
 
+  hdf5.checkRowsAhead(info, length, location);
   const frames: Uint8Array[] = [];
   // Rows are small (tens of kB): read a modest batch at a time.
   const batch = Math.max(1, Math.floor((16 * 1024 * 1024) / Math.max(rowBytes, 1)));

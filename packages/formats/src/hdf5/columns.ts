@@ -89,7 +89,7 @@ export function columnFeature(column: TensorColumn | RawImageColumn, encoding: '
 
 /** Adds a feature to a spec; two source datasets that clean up to the same Kura name are an error. */
 export function addFeature(spec: FeatureSpec, name: string, feature: Feature, sourcePath: string, at: ErrorLocation): void {
-  if (name in spec) {
+  if (Object.hasOwn(spec, name)) {
     throw new ImportError('HDF5_FEATURE_NAME_CLASH', `${sourcePath} maps to feature "${name}", which another dataset already maps to`, {
       ...at,
       field: sourcePath,
@@ -174,6 +174,8 @@ async function readRawFrames(
 ): Promise<Uint8Array[]> {
   const frameBytes = column.height * column.width * 3;
   const batch = Math.max(1, Math.floor(imageBatchBytes / frameBytes));
+  // Frames are read a batch at a time; whether they all fit the budget is known before the first.
+  hdf5.checkRowsAhead(info, length, at);
   const frames: Uint8Array[] = [];
   for (let start = 0; start < length; start += batch) {
     const end = Math.min(length, start + batch);

@@ -1,6 +1,7 @@
 import { open as openFile } from 'node:fs/promises';
 import type { ErrorLocation } from '@kura/schema';
 import type { Dataset, Entity, File as H5File, Group, OutputData } from 'h5wasm/node';
+import { IngestBudget } from '../budget.js';
 import { ImportError, type NumericArray, type SourceFile } from '../importer.js';
 import { allocateTyped, type NumericDtype } from '../typed-arrays.js';
 
@@ -18,6 +19,8 @@ export interface DatasetInfo {
   dtype: NumericDtype | undefined;
   /** The HDF5 type in words, for messages: `float32`, `string`, `compound`, `float16`. */
   typeName: string;
+  /** Bytes of one element as HDF5 stores it (a pointer's for variable-length strings). */
+  elementBytes: number;
 }
 
 /** Extensions an uploaded HDF5 file may carry. */
@@ -148,10 +151,15 @@ export class Hdf5File {
     private readonly handle: H5File,
     /** The file's path inside the upload (for error locations). */
     readonly sourcePath: string,
+    /** Every read reserves its declared size here first (a sparse dataset may declare gigabytes in kilobytes). */
+    private readonly budget: IngestBudget,
   ) {}
 
-  /** Opens a file of the upload read-only; HDF5_INVALID when it is not HDF5 or is damaged. */
-  static async open(file: SourceFile): Promise<Hdf5File> {
+  /**
+   * Opens a file of the upload read-only; HDF5_INVALID when it is not HDF5 or is damaged. Reads are
+   * charged to `budget` (by default one for this file alone, with the default limits).
+   */
+  static async open(file: SourceFile, budget: IngestBudget = new IngestBudget(file.bytes)): Promise<Hdf5File> {
     const at = { file: file.path };
     if (file.bytes === 0) throw new ImportError('HDF5_INVALID', `${file.path} is empty`, at);
     if (!(await hasHdf5Signature(file.absolutePath))) {
@@ -159,7 +167,7 @@ export class Hdf5File {
     }
     const h5wasm = await loadH5wasm();
     const handle = guard(() => new h5wasm.File(file.absolutePath, 'r'), at, `cannot open ${file.path}`, file.absolutePath);
-    return new Hdf5File(h5wasm, handle, file.path);
+    return new Hdf5File(h5wasm, handle, file.path, budget);
   }
 
   /** Datasets whose storage was checked (not virtual, no external storage). */
@@ -305,7 +313,17 @@ export class Hdf5File {
       throw new ImportError('HDF5_DATASET_MISSING', `${this.sourcePath}: ${path} is ${what}`, { ...at, field: path });
     }
     const metadata = guard(() => dataset.metadata, { ...at, field: path }, `cannot read the metadata of ${path}`);
-    return { path, shape: metadata.shape ?? [], ...describeType(metadata) };
+    return { path, shape: metadata.shape ?? [], elementBytes: metadata.size, ...describeType(metadata) };
+  }
+
+  /** Before a dataset is read in batches: whether all `rows` of it would fit the upload's decoded budget. */
+  checkRowsAhead(info: DatasetInfo, rows: number, at: ErrorLocation): void {
+    this.budget.checkAhead(rows * elementCount(info.shape.slice(1)) * Math.max(info.elementBytes, 1), { ...at, field: info.path });
+  }
+
+  /** Reserves the bytes of `elements` elements of a dataset before they are read: INGEST_LIMIT_EXCEEDED past the budget. */
+  private reserve(info: DatasetInfo, elements: number, at: ErrorLocation, what: string): void {
+    this.budget.reserveBytes(elements * Math.max(info.elementBytes, 1), { ...at, field: info.path }, `${this.sourcePath}: ${what}`);
   }
 
   /** The whole dataset as the typed array of its dtype (HDF5 converts big-endian data to native order). */
@@ -313,6 +331,7 @@ export class Hdf5File {
     const dtype = requireNumeric(info, at);
     const dataset = this.requireDataset(info.path, at);
     if (info.shape.some((dimension) => dimension === 0)) return allocateTyped(dtype, 0);
+    this.reserve(info, elementCount(info.shape), at, `${info.path} (${info.typeName} [${info.shape.join(', ')}])`);
     const value = guard(() => dataset.value, { ...at, field: info.path }, `cannot read ${info.path}`);
     return toNumericArray(value, dtype, info, at);
   }
@@ -320,6 +339,8 @@ export class Hdf5File {
   /** A dataset of strings (fixed-length byte strings as h5py writes numpy `S` arrays, or variable-length). */
   readStrings(path: string, at: ErrorLocation): string[] {
     const dataset = this.requireDataset(path, at);
+    const info = this.inspect(path, at);
+    this.reserve(info, elementCount(info.shape), at, `${path} (${info.typeName} [${info.shape.join(', ')}])`);
     const value = guard(() => dataset.value, { ...at, field: path }, `cannot read ${path}`);
     const values = Array.isArray(value) ? value : [value];
     if (!values.every((item): item is string => typeof item === 'string')) {
@@ -331,6 +352,8 @@ export class Hdf5File {
   /** Rows `[start, end)` of the first axis of a uint8 dataset, as one flat array. */
   readUint8Rows(info: DatasetInfo, start: number, end: number, at: ErrorLocation): Uint8Array {
     const dataset = this.requireDataset(info.path, at);
+    const rows = Math.max(0, Math.min(end, info.shape[0] ?? 0) - start);
+    this.reserve(info, rows * elementCount(info.shape.slice(1)), at, `rows ${start}…${end - 1} of ${info.path} [${info.shape.join(', ')}]`);
     const value = guard(() => dataset.slice([[start, end]]), { ...at, field: info.path }, `cannot read ${info.path}`);
     if (!(value instanceof Uint8Array)) {
       throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} is ${info.typeName}, not uint8`, { ...at, field: info.path });
@@ -345,9 +368,14 @@ export class Hdf5File {
   }
 }
 
-/** Opens a file, runs `use`, and closes the file whatever happens. */
-export async function withHdf5File<T>(file: SourceFile, use: (hdf5: Hdf5File) => T | Promise<T>): Promise<T> {
-  const hdf5 = await Hdf5File.open(file);
+/** The number of elements of a shape (1 for a scalar's `[]`). */
+function elementCount(shape: readonly number[]): number {
+  return shape.reduce((product, dimension) => product * dimension, 1);
+}
+
+/** Opens a file, runs `use`, and closes the file whatever happens; reads are charged to `budget` when given. */
+export async function withHdf5File<T>(file: SourceFile, use: (hdf5: Hdf5File) => T | Promise<T>, budget?: IngestBudget): Promise<T> {
+  const hdf5 = await Hdf5File.open(file, budget);
   try {
     return await use(hdf5);
   } finally {

@@ -9,6 +9,7 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
+import { IngestBudget } from '../budget.js';
 import { settleDroppedFeatures } from '../drop-features.js';
 import {
   addFeature,
@@ -73,22 +74,26 @@ export function createHdf5RobomimicImporter(options: Hdf5ImportOptions = {}): Im
     async open(source: ImportSource, context: ImportContext): Promise<ImportResult> {
       const candidates = hdf5Candidates(source.files);
       if (candidates.length === 0) throw new ImportError('HDF5_DATASET_MISSING', 'the upload holds no .hdf5 / .h5 file', {});
+      const budget = IngestBudget.of(context, source);
       const files: RobomimicFile[] = [];
-      for (const file of candidates) files.push(await withHdf5File(file, (hdf5) => describeFile(hdf5, file, context)));
+      for (const file of candidates) files.push(await withHdf5File(file, (hdf5) => describeFile(hdf5, file, context), budget));
       const first = files.find((described) => described.demos.length > 0);
       if (!first) {
         const file = candidates[0]!.path;
         throw new ImportError('HDF5_DATASET_MISSING', `${file}: /data holds no demo_<n> group`, { file, field: '/data' });
       }
       const firstDemo = first.demos[0]!;
-      const plan = await withHdf5File(first.file, (hdf5) =>
-        planRobomimic(hdf5, firstDemo, { file: first.file.path, episode: firstDemo }, options, context),
+      const plan = await withHdf5File(
+        first.file,
+        (hdf5) => planRobomimic(hdf5, firstDemo, { file: first.file.path, episode: firstDemo }, options, context),
+        budget,
       );
       return {
         features: plan.features,
+        featuresFile: first.file.path,
         ...(first.controlFrequency !== undefined ? { fps: first.controlFrequency } : {}),
         expectedEpisodes: files.reduce((total, described) => total + described.demos.length, 0),
-        episodes: readEpisodes(files, plan, options, context),
+        episodes: readEpisodes(files, plan, options, context, budget),
       };
     },
   };
@@ -207,13 +212,14 @@ async function* readEpisodes(
   plan: RobomimicPlan,
   options: Hdf5ImportOptions,
   context: ImportContext,
+  budget: IngestBudget,
 ): AsyncGenerator<ImportedEpisode> {
   const unmapped = new UnmappedDatasets();
   let demos = 0;
   for (const described of files) {
     for (const demo of described.demos) {
       // Reopened per demo so that no handle is held while the caller works on an episode.
-      yield await withHdf5File(described.file, (hdf5) => readDemo(hdf5, described, demo, plan, options, context, unmapped));
+      yield await withHdf5File(described.file, (hdf5) => readDemo(hdf5, described, demo, plan, options, context, unmapped, budget), budget);
       demos++;
     }
   }
@@ -228,6 +234,7 @@ async function readDemo(
   options: Hdf5ImportOptions,
   context: ImportContext,
   unmapped: UnmappedDatasets,
+  budget: IngestBudget,
 ): Promise<ImportedEpisode> {
   const at = { file: described.file.path, episode: demo };
   const root = `/data/${demo}`;
@@ -235,6 +242,8 @@ async function readDemo(
   const length = actions.shape[0] ?? 0;
   if (actions.shape.length === 0 || length === 0)
     throw new ImportError('EMPTY_EPISODE', `${root}/actions has no steps`, { ...at, field: `${root}/actions` });
+  // A chunked dataset may declare millions of steps it never stores: the length counts before any read.
+  budget.reserveSteps(length, { ...at, field: `${root}/actions` });
 
   // Only num_samples: robosuite demos also carry model_file, a MuJoCo XML of 100 kB or more.
   const numSamples = hdf5.attribute(root, 'num_samples', at);

@@ -1,8 +1,10 @@
 import type { ParquetRow } from 'hyparquet';
 import { featureNamePattern, featureSchema, stepColumns, type ErrorLocation, type Feature } from '@kura/schema';
 import { imageEncoding } from '../image-header.js';
-import { allocateTyped, type NumericDtype } from '../typed-arrays.js';
+import type { IngestBudget } from '../budget.js';
+import { allocateTyped, bytesPerValue, type NumericDtype } from '../typed-arrays.js';
 import { ImportError, type ImportIssue, type NumericArray } from '../importer.js';
+import { lookup } from '../own-keys.js';
 import type { LerobotFeature } from './meta.js';
 
 /**
@@ -83,7 +85,7 @@ export function planFeatures(
       plans.push({ kind: feature.dtype, name, column, shape });
       continue;
     }
-    const dtype = dtypeMap[feature.dtype];
+    const dtype = lookup(dtypeMap, feature.dtype);
     if (!dtype) {
       warn({
         code: 'LEROBOT_FEATURE_SKIPPED',
@@ -162,8 +164,19 @@ export interface RowsOrigin {
 }
 
 /** One feature's values over the rows of an episode, in the typed array of its dtype. */
-export function tensorValues(rows: ParquetRow[], plan: Extract<FeaturePlan, { kind: 'tensor' }>, origin: RowsOrigin): NumericArray {
+export function tensorValues(
+  rows: ParquetRow[],
+  plan: Extract<FeaturePlan, { kind: 'tensor' }>,
+  origin: RowsOrigin,
+  budget: IngestBudget,
+): NumericArray {
   const perStep = plan.shape.reduce((product, dimension) => product * dimension, 1);
+  // info.json's shape, not the rows, sizes the array: checked before it is allocated.
+  budget.checkTensor(
+    rows.length * perStep * bytesPerValue(plan.dtype),
+    { ...origin, field: plan.column },
+    `${plan.column} of episode ${origin.episode}`,
+  );
   const values = allocateTyped(plan.dtype, rows.length * perStep);
   const store = storer(values, plan.dtype);
   rows.forEach((row, step) => {

@@ -10,6 +10,7 @@ import {
   type ImportSource,
   type SourceFile,
 } from '../importer.js';
+import { IngestBudget } from '../budget.js';
 import { settleDroppedFeatures } from '../drop-features.js';
 import { imageEncoding } from '../image-header.js';
 import { imageBytes, imageFrames, kuraFeature, planFeatures, SPECIAL_COLUMNS, tensorValues, type FeaturePlan } from './columns.js';
@@ -50,6 +51,7 @@ interface ImportPlan {
   episodes: PlannedEpisode[];
   /** v3: the smallest `dataset_from_index` of each data file, for files without an `index` column. */
   firstIndexByFile: Map<string, number>;
+  budget: IngestBudget;
 }
 
 /** info.json larger than this is not a LeRobot info.json (detect reads it whole). */
@@ -83,7 +85,8 @@ export const lerobotImporter: Importer = {
         `${INFO_PATH} is missing (at the top of the upload or in its single top-level folder)`,
         { file: INFO_PATH },
       );
-    const info = await readInfo(layout);
+    const budget = IngestBudget.of(context, source);
+    const info = await readInfo(layout, budget);
     let features = planFeatures(info.features, layout.prefix + INFO_PATH, (issue) => context.warn(issue));
     // Before anything reads the data: a dropped camera's missing mp4s are then no error.
     const dropped = settleDroppedFeatures(
@@ -101,14 +104,14 @@ export const lerobotImporter: Importer = {
     }
 
     const needsTasks =
-      'task_index' in info.features || layout.files.has(info.version === 'v3.0' ? 'meta/tasks.parquet' : 'meta/tasks.jsonl');
-    const tasks = needsTasks ? await readTasks(layout, info.version) : new Map<number, string>();
-    const { episodes, firstIndexByFile, listed } = await planEpisodes(layout, info, videoKeys, context);
+      Object.hasOwn(info.features, 'task_index') || layout.files.has(info.version === 'v3.0' ? 'meta/tasks.parquet' : 'meta/tasks.jsonl');
+    const tasks = needsTasks ? await readTasks(layout, info.version, budget) : new Map<number, string>();
+    const { episodes, firstIndexByFile, listed } = await planEpisodes(layout, info, videoKeys, context, budget);
     warnAboutTotals(info, listed, layout, context);
 
     const keptVideoKeys = settleVideos(layout, features, episodes, context);
     features = features.filter((plan) => plan.kind !== 'video' || keptVideoKeys.has(plan.column));
-    const imageEncodings = await peekImageEncodings(features, episodes);
+    const imageEncodings = await peekImageEncodings(features, episodes, budget);
 
     const spec: FeatureSpec = Object.fromEntries(features.map((plan) => [plan.name, kuraFeature(plan, imageEncodings.get(plan.column))]));
     const checked = featureSpecSchema.safeParse(spec);
@@ -124,8 +127,14 @@ export const lerobotImporter: Importer = {
       );
     }
 
-    const plan: ImportPlan = { layout, info, features, imageEncodings, tasks, episodes, firstIndexByFile };
-    return { features: checked.data, fps: info.fps, expectedEpisodes: episodes.length, episodes: readEpisodes(plan, context) };
+    const plan: ImportPlan = { layout, info, features, imageEncodings, tasks, episodes, firstIndexByFile, budget };
+    return {
+      features: checked.data,
+      featuresFile: layout.prefix + INFO_PATH,
+      fps: info.fps,
+      expectedEpisodes: episodes.length,
+      episodes: readEpisodes(plan, context),
+    };
   },
 };
 
@@ -139,6 +148,7 @@ async function planEpisodes(
   info: LerobotInfo,
   videoKeys: string[],
   context: ImportContext,
+  budget: IngestBudget,
 ): Promise<{ episodes: PlannedEpisode[]; firstIndexByFile: Map<string, number>; listed: ListedTotals }> {
   const episodes: PlannedEpisode[] = [];
   const firstIndexByFile = new Map<string, number>();
@@ -161,7 +171,7 @@ async function planEpisodes(
     });
 
   if (info.version === 'v3.0') {
-    for (const entry of await readEpisodesParquet(layout, videoKeys)) {
+    for (const entry of await readEpisodesParquet(layout, videoKeys, budget)) {
       count(entry);
       const dataPath = fill(info.dataPath, { chunk_index: entry.data.chunkIndex, file_index: entry.data.fileIndex }, 'data_path');
       const dataFile = layout.files.get(dataPath);
@@ -194,7 +204,7 @@ async function planEpisodes(
     return { episodes, firstIndexByFile, listed };
   }
 
-  for (const entry of await readEpisodesJsonl(layout)) {
+  for (const entry of await readEpisodesJsonl(layout, budget)) {
     count(entry);
     const chunk = Math.floor(entry.episodeIndex / info.chunksSize);
     const dataPath = fill(info.dataPath, { episode_chunk: chunk, episode_index: entry.episodeIndex }, 'data_path');
@@ -285,20 +295,29 @@ function settleVideos(layout: DatasetLayout, features: FeaturePlan[], episodes: 
 }
 
 /** The encoding (JPEG or PNG) of each image feature, from its first frame, so the spec says it before any episode is read. */
-async function peekImageEncodings(features: FeaturePlan[], episodes: PlannedEpisode[]): Promise<Map<string, 'jpeg' | 'png' | undefined>> {
+async function peekImageEncodings(
+  features: FeaturePlan[],
+  episodes: PlannedEpisode[],
+  budget: IngestBudget,
+): Promise<Map<string, 'jpeg' | 'png' | undefined>> {
   const encodings = new Map<string, 'jpeg' | 'png' | undefined>();
   const images = features.filter((plan) => plan.kind === 'image');
   const first = episodes[0];
   if (images.length === 0 || !first) return encodings;
-  await withParquet(first.dataFile, { episode: first.entry.episodeIndex }, async (reader) => {
-    for (const plan of images) {
-      // A missing column is reported with its episode when the episode is read.
-      if (!reader.columns.has(plan.column) || reader.numRows === 0) continue;
-      const [row] = await reader.read({ columns: [plan.column], rowStart: 0, rowEnd: 1 });
-      const bytes = imageBytes(row?.[plan.column]);
-      encodings.set(plan.column, bytes ? imageEncoding(bytes) : undefined);
-    }
-  });
+  await withParquet(
+    first.dataFile,
+    { episode: first.entry.episodeIndex },
+    async (reader) => {
+      for (const plan of images) {
+        // A missing column is reported with its episode when the episode is read.
+        if (!reader.columns.has(plan.column) || reader.numRows === 0) continue;
+        const [row] = await reader.read({ columns: [plan.column], rowStart: 0, rowEnd: 1 });
+        const bytes = imageBytes(row?.[plan.column]);
+        encodings.set(plan.column, bytes ? imageEncoding(bytes) : undefined);
+      }
+    },
+    budget,
+  );
   return encodings;
 }
 
@@ -311,7 +330,7 @@ async function* readEpisodes(plan: ImportPlan, context: ImportContext): AsyncGen
       if (current?.reader.file.path !== episode.dataFile.path) {
         await current?.reader.close();
         current = undefined;
-        const reader = await ParquetReader.open(episode.dataFile, { episode: episode.entry.episodeIndex });
+        const reader = await ParquetReader.open(episode.dataFile, { episode: episode.entry.episodeIndex }, plan.budget);
         current = { reader, firstIndex: 0 };
         warnAboutStoredDtypes(plan, reader, warnedColumns, context);
         if (episode.rows) current.firstIndex = await firstRowIndex(reader, plan.firstIndexByFile.get(episode.dataFile.path) ?? 0);
@@ -377,7 +396,7 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
     );
   }
 
-  const hasTaskColumn = 'task_index' in plan.info.features;
+  const hasTaskColumn = Object.hasOwn(plan.info.features, 'task_index');
   const required = [
     'frame_index',
     'timestamp',
@@ -389,6 +408,8 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
       throw new ImportError('LEROBOT_COLUMN_MISSING', `${dataFile.path} has no column ${column}`, { ...origin, field: column });
   }
   const optional = ['episode_index', 'next.reward', 'next.done', 'next.success'].filter((column) => reader.columns.has(column));
+  // The rows come from metadata (num_rows, the episodes' lengths) a small file can set to millions.
+  plan.budget.reserveSteps(rowEnd - rowStart, origin);
   const rows = await reader.read({ columns: [...required, ...optional], rowStart, rowEnd, location: { episode: episodeIndex } });
 
   const timestamp = new Float64Array(rows.length);
@@ -427,7 +448,7 @@ async function readEpisode(plan: ImportPlan, episode: PlannedEpisode, reader: Pa
   for (const feature of plan.features) {
     switch (feature.kind) {
       case 'tensor':
-        features[feature.name] = { kind: 'tensor', values: tensorValues(rows, feature, origin) };
+        features[feature.name] = { kind: 'tensor', values: tensorValues(rows, feature, origin, plan.budget) };
         break;
       case 'image':
         features[feature.name] = { kind: 'image', frames: imageFrames(rows, feature, plan.imageEncodings.get(feature.column), origin) };

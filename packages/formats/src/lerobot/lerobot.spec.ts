@@ -392,7 +392,8 @@ describe('lerobot importer: bad inputs', () => {
     await writeFile(path, bytes);
     const error = await importError(folder);
     expect(error.code).toBe('PARQUET_INVALID');
-    expect(error.location).toEqual({ file: 'data/chunk-000/episode_000029.parquet', episode: 29 });
+    // The page headers are read before the rows: the column whose page is damaged is named.
+    expect(error.location).toEqual({ file: 'data/chunk-000/episode_000029.parquet', episode: 29, field: 'observation.state' });
   });
 
   it('LEROBOT_INFO_INVALID for an info.json that is not JSON', async () => {

@@ -1,6 +1,8 @@
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
+import type { IngestBudget } from '../budget.js';
 import { ImportError, type ImportSource, type SourceFile } from '../importer.js';
+import { readLines } from '../ndjson/lines.js';
 import { InvalidUtf8Text, withParquet } from './parquet.js';
 
 /** The LeRobot codebase versions this importer reads. */
@@ -57,6 +59,12 @@ export interface LerobotInfo {
   totalFrames?: number;
 }
 
+const lerobotFeatureSchema = z.looseObject({
+  dtype: z.string(),
+  shape: z.array(z.number().int().nonnegative()),
+  names: z.unknown().optional(),
+});
+
 const infoSchema = z.object({
   fps: z.number().positive(),
   robot_type: z.string().nullish(),
@@ -66,21 +74,15 @@ const infoSchema = z.object({
   // Only compared with meta/episodes, so a value of the wrong type is ignored rather than refused.
   total_episodes: z.unknown().optional(),
   total_frames: z.unknown().optional(),
-  features: z.record(
-    z.string(),
-    z.looseObject({
-      dtype: z.string(),
-      shape: z.array(z.number().int().nonnegative()),
-      names: z.unknown().optional(),
-    }),
-  ),
+  features: z.record(z.string(), lerobotFeatureSchema),
 });
 
 /** Reads and checks `meta/info.json` (LEROBOT_INFO_INVALID, LEROBOT_UNSUPPORTED_VERSION). */
-export async function readInfo(layout: DatasetLayout): Promise<LerobotInfo> {
+export async function readInfo(layout: DatasetLayout, budget: IngestBudget): Promise<LerobotInfo> {
   const file = layout.files.get(INFO_PATH);
   const location = { file: layout.prefix + INFO_PATH };
   if (!file) throw new ImportError('LEROBOT_INFO_INVALID', `${location.file} is missing`, location);
+  budget.checkLine(file.bytes, location, location.file);
   let parsed: unknown;
   try {
     parsed = JSON.parse(await readFile(file.absolutePath, 'utf8'));
@@ -119,10 +121,29 @@ export async function readInfo(layout: DatasetLayout): Promise<LerobotInfo> {
     chunksSize: info.chunks_size ?? 1000,
     dataPath: info.data_path,
     videoPath: info.video_path ?? null,
-    features: info.features,
+    features: withProtoFeature(info.features, parsed, location.file),
     ...(integer(info.total_episodes) !== undefined ? { totalEpisodes: integer(info.total_episodes) } : {}),
     ...(integer(info.total_frames) !== undefined ? { totalFrames: integer(info.total_frames) } : {}),
   };
+}
+
+/**
+ * zod leaves a `__proto__` key out of a record without a word; info.json's feature of that name is
+ * put back (as an own key), so that it is skipped with a warning like any name Kura cannot take
+ * rather than lost.
+ */
+function withProtoFeature(features: Record<string, LerobotFeature>, parsed: unknown, file: string): Record<string, LerobotFeature> {
+  const raw: unknown =
+    typeof parsed === 'object' && parsed !== null ? Object.getOwnPropertyDescriptor(parsed, 'features')?.value : undefined;
+  const proto: unknown = typeof raw === 'object' && raw !== null ? Object.getOwnPropertyDescriptor(raw, '__proto__')?.value : undefined;
+  if (proto === undefined) return features;
+  const feature = lerobotFeatureSchema.safeParse(proto);
+  if (!feature.success)
+    throw new ImportError('LEROBOT_INFO_INVALID', `${file}: features.__proto__: ${feature.error.issues[0]?.message ?? 'invalid'}`, {
+      file,
+      field: 'features.__proto__',
+    });
+  return Object.fromEntries([...Object.entries(features), ['__proto__', feature.data]]);
 }
 
 /** The `codebase_version` string of a parsed info.json, if it has one. */
@@ -147,7 +168,7 @@ export function formatTemplate(
   infoFile: string = INFO_PATH,
 ): string {
   return template.replace(/\{([A-Za-z_]+)(?::(0?)(\d*)d)?\}/g, (placeholder, name: string, zero: string, width: string) => {
-    const value = values[name];
+    const value = Object.hasOwn(values, name) ? values[name] : undefined;
     if (value === undefined)
       throw new ImportError(
         'LEROBOT_INFO_INVALID',
@@ -155,22 +176,31 @@ export function formatTemplate(
         { file: infoFile, field },
       );
     const text = String(value);
+    if (width && Number(width) > MAX_TEMPLATE_WIDTH)
+      throw new ImportError(
+        'LEROBOT_INFO_INVALID',
+        `${field} "${template.slice(0, 200)}" pads ${name} to ${width.slice(0, 20)} digits; LeRobot pads to a few (03d, 06d), Kura to at most ${MAX_TEMPLATE_WIDTH}`,
+        { file: infoFile, field },
+      );
     return width ? text.padStart(Number(width), zero === '0' ? '0' : ' ') : text;
   });
 }
 
+/** The widest zero-padding a path template may ask for (`{episode_index:06d}` asks 6). */
+const MAX_TEMPLATE_WIDTH = 32;
+
 // ------------------------------------------------------------------------------------------ tasks
 
 /** task_index → task text, from `meta/tasks.jsonl` (v2) or `meta/tasks.parquet` (v3). */
-export async function readTasks(layout: DatasetLayout, version: LerobotVersion): Promise<Map<number, string>> {
-  return version === 'v3.0' ? readTasksParquet(layout) : readTasksJsonl(layout);
+export async function readTasks(layout: DatasetLayout, version: LerobotVersion, budget: IngestBudget): Promise<Map<number, string>> {
+  return version === 'v3.0' ? readTasksParquet(layout, budget) : readTasksJsonl(layout, budget);
 }
 
-async function readTasksJsonl(layout: DatasetLayout): Promise<Map<number, string>> {
+async function readTasksJsonl(layout: DatasetLayout, budget: IngestBudget): Promise<Map<number, string>> {
   const path = 'meta/tasks.jsonl';
   const file = requireMetaFile(layout, path);
   const tasks = new Map<number, string>();
-  for await (const { line, value } of jsonLines(file)) {
+  for await (const { line, value } of jsonLines(file, budget)) {
     const at = { file: file.path, line };
     const entry = z.object({ task_index: z.number().int().nonnegative(), task: z.string() }).safeParse(value);
     if (!entry.success)
@@ -182,38 +212,43 @@ async function readTasksJsonl(layout: DatasetLayout): Promise<Map<number, string
   return tasks;
 }
 
-async function readTasksParquet(layout: DatasetLayout): Promise<Map<number, string>> {
+async function readTasksParquet(layout: DatasetLayout, budget: IngestBudget): Promise<Map<number, string>> {
   const file = requireMetaFile(layout, 'meta/tasks.parquet');
-  return withParquet(file, {}, async (reader) => {
-    // pandas writes the DataFrame index (the task text) as a column: `task` when the index is named,
-    // `__index_level_0__` when not; its key-value metadata says which.
-    const textColumn = ['task', '__index_level_0__', ...pandasIndexColumns(reader.keyValue('pandas'))].find((name) =>
-      reader.columns.has(name),
-    );
-    if (!reader.columns.has('task_index'))
-      throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task_index column`, { file: file.path, field: 'task_index' });
-    if (!textColumn)
-      throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task text column (task or __index_level_0__)`, {
-        file: file.path,
-        field: 'task',
+  return withParquet(
+    file,
+    {},
+    async (reader) => {
+      // pandas writes the DataFrame index (the task text) as a column: `task` when the index is named,
+      // `__index_level_0__` when not; its key-value metadata says which.
+      const textColumn = ['task', '__index_level_0__', ...pandasIndexColumns(reader.keyValue('pandas'))].find((name) =>
+        reader.columns.has(name),
+      );
+      if (!reader.columns.has('task_index'))
+        throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task_index column`, { file: file.path, field: 'task_index' });
+      if (!textColumn)
+        throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no task text column (task or __index_level_0__)`, {
+          file: file.path,
+          field: 'task',
+        });
+      const rows = await reader.read({ columns: ['task_index', textColumn] });
+      const tasks = new Map<number, string>();
+      rows.forEach((row, rowIndex) => {
+        const at = { file: file.path, field: textColumn };
+        const text: unknown = row[textColumn];
+        if (text instanceof InvalidUtf8Text)
+          throw new ImportError('INVALID_UTF8', `${file.path} row ${rowIndex}: the task text is not valid UTF-8`, at);
+        const taskIndex = integer(row.task_index);
+        if (typeof text !== 'string' || taskIndex === undefined || taskIndex < 0) {
+          throw new ImportError('LEROBOT_META_INVALID', `${file.path} row ${rowIndex} has no task text or task_index`, at);
+        }
+        if (tasks.has(taskIndex))
+          throw new ImportError('LEROBOT_META_INVALID', `${file.path} repeats task_index ${taskIndex}`, { ...at, field: 'task_index' });
+        tasks.set(taskIndex, text);
       });
-    const rows = await reader.read({ columns: ['task_index', textColumn] });
-    const tasks = new Map<number, string>();
-    rows.forEach((row, rowIndex) => {
-      const at = { file: file.path, field: textColumn };
-      const text: unknown = row[textColumn];
-      if (text instanceof InvalidUtf8Text)
-        throw new ImportError('INVALID_UTF8', `${file.path} row ${rowIndex}: the task text is not valid UTF-8`, at);
-      const taskIndex = integer(row.task_index);
-      if (typeof text !== 'string' || taskIndex === undefined || taskIndex < 0) {
-        throw new ImportError('LEROBOT_META_INVALID', `${file.path} row ${rowIndex} has no task text or task_index`, at);
-      }
-      if (tasks.has(taskIndex))
-        throw new ImportError('LEROBOT_META_INVALID', `${file.path} repeats task_index ${taskIndex}`, { ...at, field: 'task_index' });
-      tasks.set(taskIndex, text);
-    });
-    return tasks;
-  });
+      return tasks;
+    },
+    budget,
+  );
 }
 
 function pandasIndexColumns(pandasMetadata: string | undefined): string[] {
@@ -244,7 +279,7 @@ export interface EpisodeEntryV3 extends EpisodeEntry {
 }
 
 /** The episodes of `meta/episodes.jsonl` (v2.x), sorted by index. */
-export async function readEpisodesJsonl(layout: DatasetLayout): Promise<EpisodeEntry[]> {
+export async function readEpisodesJsonl(layout: DatasetLayout, budget: IngestBudget): Promise<EpisodeEntry[]> {
   const file = requireMetaFile(layout, 'meta/episodes.jsonl');
   const entrySchema = z.looseObject({
     episode_index: z.number().int().nonnegative(),
@@ -252,7 +287,7 @@ export async function readEpisodesJsonl(layout: DatasetLayout): Promise<EpisodeE
     tasks: z.array(z.string()).optional(),
   });
   const episodes: EpisodeEntry[] = [];
-  for await (const { line, value } of jsonLines(file)) {
+  for await (const { line, value } of jsonLines(file, budget)) {
     const entry = entrySchema.safeParse(value);
     if (!entry.success) {
       throw new ImportError(
@@ -267,7 +302,7 @@ export async function readEpisodesJsonl(layout: DatasetLayout): Promise<EpisodeE
 }
 
 /** The episodes of `meta/episodes/chunk-*\/file-*.parquet` (v3.0), sorted by index. Reads only the columns it needs (not the stats). */
-export async function readEpisodesParquet(layout: DatasetLayout, videoKeys: string[]): Promise<EpisodeEntryV3[]> {
+export async function readEpisodesParquet(layout: DatasetLayout, videoKeys: string[], budget: IngestBudget): Promise<EpisodeEntryV3[]> {
   const files = [...layout.files.entries()].filter(([path]) => /^meta\/episodes\/.+\.parquet$/.test(path)).map(([, file]) => file);
   if (files.length === 0)
     throw new ImportError('LEROBOT_META_MISSING', `${layout.prefix}meta/episodes/ holds no parquet file`, {
@@ -281,52 +316,57 @@ export async function readEpisodesParquet(layout: DatasetLayout, videoKeys: stri
   ]);
   const episodes: EpisodeEntryV3[] = [];
   for (const file of files) {
-    await withParquet(file, {}, async (reader) => {
-      for (const column of [...integerColumns, ...videoColumns]) {
-        if (!reader.columns.has(column))
-          throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no column ${column}`, { file: file.path, field: column });
-      }
-      const columns = [...integerColumns, ...videoColumns, ...(reader.columns.has('tasks') ? ['tasks'] : [])];
-      for (const row of await reader.read({ columns })) {
-        const number = (column: string, kind: 'integer' | 'float' = 'integer'): number => {
-          const value = kind === 'integer' ? integer(row[column]) : float(row[column]);
-          if (value === undefined) {
-            throw new ImportError(
-              'LEROBOT_META_INVALID',
-              `${file.path}: ${column} is not a number for episode ${String(row.episode_index)}`,
-              { file: file.path, field: column },
-            );
+    await withParquet(
+      file,
+      {},
+      async (reader) => {
+        for (const column of [...integerColumns, ...videoColumns]) {
+          if (!reader.columns.has(column))
+            throw new ImportError('LEROBOT_COLUMN_MISSING', `${file.path} has no column ${column}`, { file: file.path, field: column });
+        }
+        const columns = [...integerColumns, ...videoColumns, ...(reader.columns.has('tasks') ? ['tasks'] : [])];
+        for (const row of await reader.read({ columns })) {
+          const number = (column: string, kind: 'integer' | 'float' = 'integer'): number => {
+            const value = kind === 'integer' ? integer(row[column]) : float(row[column]);
+            if (value === undefined) {
+              throw new ImportError(
+                'LEROBOT_META_INVALID',
+                `${file.path}: ${column} is not a number for episode ${String(row.episode_index)}`,
+                { file: file.path, field: column },
+              );
+            }
+            return value;
+          };
+          const episodeIndex = number('episode_index');
+          const tasks: unknown = row.tasks;
+          if (Array.isArray(tasks) && tasks.some((task) => task instanceof InvalidUtf8Text)) {
+            throw new ImportError('INVALID_UTF8', `${file.path}: a task of episode ${episodeIndex} is not valid UTF-8`, {
+              file: file.path,
+              episode: episodeIndex,
+              field: 'tasks',
+            });
           }
-          return value;
-        };
-        const episodeIndex = number('episode_index');
-        const tasks: unknown = row.tasks;
-        if (Array.isArray(tasks) && tasks.some((task) => task instanceof InvalidUtf8Text)) {
-          throw new ImportError('INVALID_UTF8', `${file.path}: a task of episode ${episodeIndex} is not valid UTF-8`, {
-            file: file.path,
-            episode: episodeIndex,
-            field: 'tasks',
+          episodes.push({
+            episodeIndex,
+            length: number('length'),
+            tasks: Array.isArray(tasks) ? tasks.filter((task): task is string => typeof task === 'string') : [],
+            data: { chunkIndex: number('data/chunk_index'), fileIndex: number('data/file_index') },
+            rows: { from: number('dataset_from_index'), to: number('dataset_to_index') },
+            videos: Object.fromEntries(
+              videoKeys.map((key) => [
+                key,
+                {
+                  chunkIndex: number(`videos/${key}/chunk_index`),
+                  fileIndex: number(`videos/${key}/file_index`),
+                  fromTimestamp: number(`videos/${key}/from_timestamp`, 'float'),
+                },
+              ]),
+            ),
           });
         }
-        episodes.push({
-          episodeIndex,
-          length: number('length'),
-          tasks: Array.isArray(tasks) ? tasks.filter((task): task is string => typeof task === 'string') : [],
-          data: { chunkIndex: number('data/chunk_index'), fileIndex: number('data/file_index') },
-          rows: { from: number('dataset_from_index'), to: number('dataset_to_index') },
-          videos: Object.fromEntries(
-            videoKeys.map((key) => [
-              key,
-              {
-                chunkIndex: number(`videos/${key}/chunk_index`),
-                fileIndex: number(`videos/${key}/file_index`),
-                fromTimestamp: number(`videos/${key}/from_timestamp`, 'float'),
-              },
-            ]),
-          ),
-        });
-      }
-    });
+      },
+      budget,
+    );
   }
   return sortUnique(episodes, `${layout.prefix}meta/episodes/`);
 }
@@ -352,50 +392,24 @@ function requireMetaFile(layout: DatasetLayout, path: string): SourceFile {
   return file;
 }
 
-const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
-
 /**
- * The JSON value of each non-empty line, read in chunks (episodes.jsonl of a large dataset need not
- * sit in memory as one string). Lines are decoded strictly: bad bytes are INVALID_UTF8 with the line.
+ * The JSON value of each non-empty line, read as a stream (episodes.jsonl of a large dataset need not
+ * sit in memory as one string). Lines are decoded strictly: bad bytes are INVALID_UTF8 with the line;
+ * a line past the budget's `maxLineBytes` is INGEST_LIMIT_EXCEEDED.
  */
-export async function* jsonLines(file: SourceFile): AsyncGenerator<{ line: number; value: unknown }> {
-  let line = 0;
-  const parse = (bytes: Uint8Array): { line: number; value: unknown } | undefined => {
-    line++;
-    let text: string;
+export async function* jsonLines(file: SourceFile, budget: IngestBudget): AsyncGenerator<{ line: number; value: unknown }> {
+  for await (const { line, text, tooLong, bytes } of readLines(file.absolutePath, budget.limits.maxLineBytes)) {
+    const at = { file: file.path, line };
+    if (tooLong) budget.checkLine(bytes, at, `${file.path} line ${line}`);
+    if (text === undefined) throw new ImportError('INVALID_UTF8', `${file.path} line ${line} is not valid UTF-8`, at);
+    if (text.trim() === '') continue;
+    let value: unknown;
     try {
-      text = strictUtf8.decode(bytes);
+      value = JSON.parse(text);
     } catch {
-      throw new ImportError('INVALID_UTF8', `${file.path} line ${line} is not valid UTF-8`, { file: file.path, line });
+      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not valid JSON`, at);
     }
-    if (text.trim() === '') return undefined;
-    try {
-      return { line, value: JSON.parse(text) as unknown };
-    } catch {
-      throw new ImportError('LEROBOT_META_INVALID', `${file.path} line ${line} is not valid JSON`, { file: file.path, line });
-    }
-  };
-  const handle = await open(file.absolutePath, 'r');
-  try {
-    let pending: Buffer = Buffer.alloc(0);
-    const chunk = Buffer.alloc(64 * 1024);
-    for (;;) {
-      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) break;
-      pending = Buffer.concat([pending, chunk.subarray(0, bytesRead)]);
-      let newline: number;
-      while ((newline = pending.indexOf(0x0a)) >= 0) {
-        const parsed = parse(pending.subarray(0, newline));
-        pending = pending.subarray(newline + 1);
-        if (parsed) yield parsed;
-      }
-    }
-    if (pending.length > 0) {
-      const parsed = parse(pending);
-      if (parsed) yield parsed;
-    }
-  } finally {
-    await handle.close();
+    yield { line, value };
   }
 }
 

@@ -5,11 +5,14 @@ import {
   parquetSchema,
   type AsyncBuffer,
   type FileMetaData,
+  type PageHeader,
   type ParquetRow,
   type SchemaElement,
 } from 'hyparquet';
+import { parquetHeader } from 'hyparquet/src/column.js';
 import { compressors } from 'hyparquet-compressors';
 import type { ErrorLocation } from '@kura/schema';
+import { IngestBudget } from '../budget.js';
 import { ImportError, type SourceFile } from '../importer.js';
 
 /** Text of a parquet string column that was not valid UTF-8 (kept apart so the caller can say where). */
@@ -62,7 +65,21 @@ class FileHandleBuffer implements AsyncBuffer {
   }
 }
 
-/** One open parquet file of the source. Every hyparquet failure becomes PARQUET_INVALID naming the file. */
+/**
+ * JavaScript's cost of one decoded parquet value (a number or a reference in an array, its share of
+ * the row objects), for the budget: what hyparquet builds, not what the file stores.
+ */
+const BYTES_PER_VALUE = 16;
+/** Page headers are read through windows of this many bytes (a header with statistics may be larger: the window grows). */
+const HEADER_WINDOW_BYTES = 64 * 1024;
+const MAX_HEADER_WINDOW_BYTES = 16 * 1024 * 1024;
+
+/**
+ * One open parquet file of the source. Every hyparquet failure becomes PARQUET_INVALID naming the
+ * file. Before rows are decoded, the page headers of their column chunks are read and charged to the
+ * budget: a page may declare millions of values in a few bytes (run-length encoding), and hyparquet
+ * allocates what the header declares.
+ */
 export class ParquetReader {
   private constructor(
     readonly file: SourceFile,
@@ -70,9 +87,17 @@ export class ParquetReader {
     private readonly metadata: FileMetaData,
     /** Top-level column names. */
     readonly columns: ReadonlySet<string>,
+    private readonly budget: IngestBudget,
   ) {}
 
-  static async open(file: SourceFile, location: ErrorLocation = {}): Promise<ParquetReader> {
+  /** Column chunks whose page headers were read and charged. */
+  private readonly chargedChunks = new Set<string>();
+
+  static async open(
+    file: SourceFile,
+    location: ErrorLocation = {},
+    budget: IngestBudget = new IngestBudget(file.bytes),
+  ): Promise<ParquetReader> {
     let buffer: FileHandleBuffer;
     try {
       buffer = await FileHandleBuffer.open(file.absolutePath);
@@ -82,7 +107,7 @@ export class ParquetReader {
     try {
       const metadata = await parquetMetadataAsync(buffer);
       const columns = new Set(parquetSchema(metadata).children.map((child) => child.element.name));
-      return new ParquetReader(file, buffer, metadata, columns);
+      return new ParquetReader(file, buffer, metadata, columns, budget);
     } catch (error) {
       await buffer.close();
       throw new ImportError('PARQUET_INVALID', `${file.path} is not a readable parquet file: ${describe(error)}`, {
@@ -117,6 +142,7 @@ export class ParquetReader {
    */
   async read(params: { columns: string[]; rowStart?: number; rowEnd?: number; location?: ErrorLocation }): Promise<ParquetRow[]> {
     const { columns, rowStart, rowEnd, location = {} } = params;
+    await this.chargePages(columns, rowStart ?? 0, rowEnd ?? this.numRows, location);
     try {
       return await parquetReadObjects({
         file: this.buffer,
@@ -139,11 +165,81 @@ export class ParquetReader {
   close(): Promise<void> {
     return this.buffer.close();
   }
+
+  /**
+   * Reads the page headers of the chunks of `columns` in the row groups holding rows
+   * `[rowStart, rowEnd)`: each page must fit `maxTensorBytes` as decoded, and each chunk counts once
+   * towards the upload's decoded budget (INGEST_LIMIT_EXCEEDED before hyparquet allocates anything).
+   */
+  private async chargePages(columns: readonly string[], rowStart: number, rowEnd: number, location: ErrorLocation): Promise<void> {
+    let groupStart = 0;
+    for (const [group, rowGroup] of this.metadata.row_groups.entries()) {
+      const groupEnd = groupStart + Number(rowGroup.num_rows);
+      const overlaps = groupStart < rowEnd && groupEnd > rowStart;
+      groupStart = groupEnd;
+      if (!overlaps) continue;
+      for (const chunk of rowGroup.columns) {
+        const meta = chunk.meta_data;
+        const column = meta?.path_in_schema[0];
+        if (!meta || column === undefined || !columns.includes(column)) continue;
+        // Episodes of one file read the same chunks: each chunk's headers are read once.
+        const key = `${this.file.path}#${group}#${meta.path_in_schema.join('.')}`;
+        if (this.chargedChunks.has(key)) continue;
+        const at = { ...location, file: this.file.path, field: column };
+        const start = Number(meta.dictionary_page_offset || meta.data_page_offset);
+        const end = Math.min(start + Number(meta.total_compressed_size), this.buffer.byteLength);
+        const decoded = await this.pagesDecodedBytes(start, end, at, `column ${column} of row group ${group} in ${this.file.path}`);
+        this.budget.reserveOnce(key, decoded, at);
+        this.chargedChunks.add(key);
+      }
+    }
+  }
+
+  /** What the pages between `start` and `end` declare they decode to, each checked against `maxTensorBytes`. */
+  private async pagesDecodedBytes(start: number, end: number, at: ErrorLocation, what: string): Promise<number> {
+    let total = 0;
+    let window = { start: 0, bytes: new Uint8Array(0) };
+    for (let offset = start, page = 0; offset < end; page++) {
+      let header: PageHeader | undefined;
+      let headerBytes = 0;
+      for (let size = HEADER_WINDOW_BYTES; header === undefined; size *= 4) {
+        const windowEnd = Math.min(end, offset + size);
+        if (offset < window.start || window.start + window.bytes.length < windowEnd)
+          window = {
+            start: offset,
+            bytes: new Uint8Array(await this.buffer.slice(offset, Math.min(end, offset + Math.max(size, 1024 * 1024)))),
+          };
+        const reader = { view: new DataView(window.bytes.buffer, window.bytes.byteOffset + (offset - window.start)), offset: 0 };
+        try {
+          header = parquetHeader(reader);
+          headerBytes = reader.offset;
+        } catch (error) {
+          // A header cut by the window: read a larger one, unless the chunk itself ends there.
+          if (windowEnd >= end || size >= MAX_HEADER_WINDOW_BYTES)
+            throw new ImportError('PARQUET_INVALID', `${what}: page ${page} has no readable header (${describe(error)})`, at);
+        }
+      }
+      const values =
+        header.data_page_header?.num_values ?? header.data_page_header_v2?.num_values ?? header.dictionary_page_header?.num_values ?? 0;
+      const decoded = Math.max(header.uncompressed_page_size, values * BYTES_PER_VALUE);
+      if (!(header.compressed_page_size >= 0) || !(decoded >= 0))
+        throw new ImportError('PARQUET_INVALID', `${what}: page ${page} declares negative sizes`, at);
+      this.budget.checkTensor(decoded, at, `page ${page} of ${what} (${values} values, ${header.uncompressed_page_size} bytes)`);
+      total += decoded;
+      offset += headerBytes + header.compressed_page_size;
+    }
+    return total;
+  }
 }
 
-/** Opens a parquet file, runs `use`, and closes the file whatever happens. */
-export async function withParquet<T>(file: SourceFile, location: ErrorLocation, use: (reader: ParquetReader) => Promise<T>): Promise<T> {
-  const reader = await ParquetReader.open(file, location);
+/** Opens a parquet file, runs `use`, and closes the file whatever happens; reads are charged to `budget` when given. */
+export async function withParquet<T>(
+  file: SourceFile,
+  location: ErrorLocation,
+  use: (reader: ParquetReader) => Promise<T>,
+  budget?: IngestBudget,
+): Promise<T> {
+  const reader = await ParquetReader.open(file, location, budget);
   try {
     return await use(reader);
   } finally {

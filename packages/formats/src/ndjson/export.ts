@@ -1,5 +1,6 @@
 import { DataType, Precision, type Field, type RecordBatch, type Schema, type Vector } from 'apache-arrow';
 import { sourceEpisodesOf, type Feature } from '@kura/schema';
+import { setOwn } from '../own-keys.js';
 import { stepLineKeys } from './step-line.js';
 
 /**
@@ -97,17 +98,18 @@ function columnWriter(field: Field): ColumnWriter {
   if (field.name === 'action') return (line, column, row) => void (line.action = read(column, row));
   if (field.name.startsWith('action.')) {
     const name = field.name.slice('action.'.length);
+    // Own properties: a feature `action.__proto__` is written as such, not lost to the prototype.
     return (line, column, row) => {
       const action = (line.action ?? {}) as Record<string, unknown>;
-      action[name] = read(column, row);
+      setOwn(action, name, read(column, row));
       line.action = action;
     };
   }
   if (field.name.startsWith('observation.')) {
     const name = field.name.slice('observation.'.length);
-    return (line, column, row) => ((line.observation ??= {})[name] = read(column, row));
+    return (line, column, row) => setOwn((line.observation ??= {}), name, read(column, row));
   }
-  return (line, column, row) => ((line.features ??= {})[field.name] = read(column, row));
+  return (line, column, row) => setOwn((line.features ??= {}), field.name, read(column, row));
 }
 
 function featureReader(field: Field): (column: Vector, row: number) => unknown {

@@ -1,12 +1,12 @@
 import { open } from 'node:fs/promises';
 import type { Feature, FeatureSpec } from '@kura/schema';
+import { IngestBudget } from '../budget.js';
 import { withoutDroppedFeatures } from '../drop-features.js';
 import { imageShape } from '../image-header.js';
-import { ImportError, type ImportedEpisode, type Importer, type ImportSource, type SourceFile } from '../importer.js';
+import { ImportError, type FeatureValues, type ImportedEpisode, type Importer, type ImportSource, type SourceFile } from '../importer.js';
 import { readLines } from './lines.js';
 import { stepLineKeys } from './step-line.js';
 
-const MAX_LINE_BYTES = 64 * 1024 * 1024;
 const stepKeys = new Set<string>(stepLineKeys);
 
 type StepValue = { kind: 'vector'; values: number[] } | { kind: 'image'; encoding: 'jpeg' | 'png'; bytes: Uint8Array };
@@ -50,13 +50,14 @@ export const kuraNdjsonImporter: Importer = {
   async open(source, context) {
     const file = onlyFile(source);
     if (!file) throw new ImportError('NDJSON_SINGLE_FILE', `kura-ndjson takes one file; the upload has ${source.files.length}`, {});
+    const budget = IngestBudget.of(context, source);
     let features: FeatureSpec | undefined;
-    for await (const step of parseSteps(file)) {
+    for await (const step of parseSteps(file, budget)) {
       features = specOf(step, file.path);
       break;
     }
     if (!features) throw new ImportError('NO_EPISODES', `${file.path} holds no steps`, { file: file.path });
-    return withoutDroppedFeatures({ features, episodes: readEpisodes(file) }, context, file.path);
+    return withoutDroppedFeatures({ features, featuresFile: file.path, episodes: readEpisodes(file, budget) }, context, file.path);
   },
 };
 
@@ -64,17 +65,21 @@ function onlyFile(source: ImportSource): SourceFile | undefined {
   return source.files.length === 1 ? source.files[0] : undefined;
 }
 
-async function* parseSteps(file: SourceFile): AsyncGenerator<ParsedStep & { line: number }> {
-  for await (const { line, text, tooLong } of readLines(file.absolutePath, MAX_LINE_BYTES)) {
+async function* parseSteps(file: SourceFile, budget: IngestBudget): AsyncGenerator<ParsedStep & { line: number }> {
+  for await (const { line, text, tooLong, bytes } of readLines(file.absolutePath, budget.limits.maxLineBytes)) {
     const at = { file: file.path, line };
-    if (tooLong) throw new ImportError('NDJSON_LINE_TOO_LONG', `line ${line} is longer than ${MAX_LINE_BYTES} bytes`, at);
+    if (tooLong) budget.checkLine(bytes, at, `line ${line}`);
     if (text === undefined) throw new ImportError('INVALID_UTF8', `line ${line} is not valid UTF-8`, at);
     if (text.trim() === '') continue;
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (error) {
-      throw new ImportError('NDJSON_INVALID_JSON', `line ${line} is not valid JSON: ${(error as Error).message}`, at);
+      throw new ImportError(
+        'NDJSON_INVALID_JSON',
+        `line ${line} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+        at,
+      );
     }
     if (isEpisodeDocument(json)) {
       for (const step of expandEpisodeDocument(json, file.path, line)) yield { ...parseStep(step, file.path, line), line };
@@ -214,9 +219,9 @@ function parseValue(value: unknown, field: string, fail: (message: string) => ne
 
 /** The feature spec, from the first step: vectors are float32 [n]; images have the size of their header. */
 function specOf(step: ParsedStep, file: string): FeatureSpec {
-  const spec: FeatureSpec = {};
+  const spec = new Map<string, Feature>();
   for (const [name, value] of step.values) {
-    if (value.kind === 'vector') spec[name] = { dtype: 'float32', shape: [value.values.length] };
+    if (value.kind === 'vector') spec.set(name, { dtype: 'float32', shape: [value.values.length] });
     else {
       const shape = imageShape(value.bytes);
       if (!shape)
@@ -226,16 +231,17 @@ function specOf(step: ParsedStep, file: string): FeatureSpec {
           step: step.step,
           field: name,
         });
-      spec[name] = { dtype: 'image', shape, encoding: value.encoding } satisfies Feature;
+      spec.set(name, { dtype: 'image', shape, encoding: value.encoding });
     }
   }
-  return spec;
+  // Own keys whatever the name (`observation.__proto__` is a feature like any other).
+  return Object.fromEntries(spec);
 }
 
-async function* readEpisodes(file: SourceFile): AsyncGenerator<ImportedEpisode> {
+async function* readEpisodes(file: SourceFile, budget: IngestBudget): AsyncGenerator<ImportedEpisode> {
   const finished = new Set<string>();
   let current: EpisodeBuilder | undefined;
-  for await (const step of parseSteps(file)) {
+  for await (const step of parseSteps(file, budget)) {
     if (current && current.id !== step.episode) {
       finished.add(current.id);
       yield current.build();
@@ -254,7 +260,7 @@ async function* readEpisodes(file: SourceFile): AsyncGenerator<ImportedEpisode> 
           },
         );
       }
-      current = new EpisodeBuilder(step.episode, file.path);
+      current = new EpisodeBuilder(step.episode, file.path, budget);
     }
     current.add(step);
   }
@@ -262,8 +268,8 @@ async function* readEpisodes(file: SourceFile): AsyncGenerator<ImportedEpisode> 
 }
 
 class EpisodeBuilder {
-  private readonly vectors = new Map<string, number[]>();
-  private readonly images = new Map<string, Uint8Array[]>();
+  private readonly vectors = new Map<string, Float32Column>();
+  private readonly images = new Map<string, { frames: Uint8Array[]; bytes: number }>();
   private readonly timestamps: number[] = [];
   private readonly rewards: number[] = [];
   private readonly discounts: number[] = [];
@@ -278,6 +284,7 @@ class EpisodeBuilder {
   constructor(
     readonly id: string,
     private readonly file: string,
+    private readonly budget: IngestBudget,
   ) {}
 
   add(step: ParsedStep & { line: number }): void {
@@ -309,8 +316,9 @@ class EpisodeBuilder {
           field: name,
         });
       }
+      const what = `"${name}" of episode ${this.id}`;
       if (value.kind === 'vector') {
-        const column = this.vectors.get(name) ?? [];
+        const column = this.vectors.get(name) ?? new Float32Column();
         if (column.length !== this.length * value.values.length) {
           throw new ImportError(
             'EPISODE_SHAPE_MISMATCH',
@@ -318,12 +326,15 @@ class EpisodeBuilder {
             { ...at, field: name },
           );
         }
-        for (const item of value.values) column.push(item);
+        this.budget.checkTensor((column.length + value.values.length) * Float32Array.BYTES_PER_ELEMENT, { ...at, field: name }, what);
+        column.push(value.values);
         this.vectors.set(name, column);
       } else {
-        const frames = this.images.get(name) ?? [];
-        frames.push(value.bytes);
-        this.images.set(name, frames);
+        const column = this.images.get(name) ?? { frames: [], bytes: 0 };
+        this.budget.checkTensor(column.bytes + value.bytes.byteLength, { ...at, field: name }, what);
+        column.frames.push(value.bytes);
+        column.bytes += value.bytes.byteLength;
+        this.images.set(name, column);
       }
     }
     for (const name of [...this.vectors.keys(), ...this.images.keys()]) {
@@ -335,9 +346,10 @@ class EpisodeBuilder {
 
   build(): ImportedEpisode {
     const distinctTasks = new Set(this.tasks);
-    const features: ImportedEpisode['features'] = {};
-    for (const [name, values] of this.vectors) features[name] = { kind: 'tensor', values: Float32Array.from(values) };
-    for (const [name, frames] of this.images) features[name] = { kind: 'image', frames };
+    const features: ImportedEpisode['features'] = Object.fromEntries([
+      ...[...this.vectors].map(([name, column]): [string, FeatureValues] => [name, { kind: 'tensor', values: column.values() }]),
+      ...[...this.images].map(([name, column]): [string, FeatureValues] => [name, { kind: 'image', frames: column.frames }]),
+    ]);
     const hasRewards = this.rewards.some((reward) => !Number.isNaN(reward));
     const hasDiscounts = this.discounts.some((discount) => !Number.isNaN(discount));
     return {
@@ -353,5 +365,25 @@ class EpisodeBuilder {
       ...(distinctTasks.size === 1 ? { task: this.tasks[0] || null } : { stepTasks: this.tasks }),
       features,
     };
+  }
+}
+
+/** A float32 column that grows as steps arrive: 4 bytes a value, where a number[] would take 8 or more. */
+class Float32Column {
+  private buffer = new Float32Array(64);
+  length = 0;
+
+  push(items: readonly number[]): void {
+    if (this.length + items.length > this.buffer.length) {
+      const grown = new Float32Array(Math.max(this.buffer.length * 2, this.length + items.length));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    this.buffer.set(items, this.length);
+    this.length += items.length;
+  }
+
+  values(): Float32Array {
+    return this.buffer.slice(0, this.length);
   }
 }

@@ -2,12 +2,13 @@ import { createReadStream } from 'node:fs';
 
 /**
  * The lines of a UTF-8 text file, one at a time, with their 1-based numbers. Bytes that are not
- * valid UTF-8 are reported (`text` undefined) instead of being replaced silently.
+ * valid UTF-8 are reported (`text` undefined) instead of being replaced silently; a line longer than
+ * `maxLineBytes` is reported (`tooLong`) once that many bytes were read, and ends the reading.
  */
 export async function* readLines(
   path: string,
   maxLineBytes: number,
-): AsyncGenerator<{ line: number; text: string | undefined; tooLong: boolean }> {
+): AsyncGenerator<{ line: number; text: string | undefined; tooLong: boolean; bytes: number }> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
   let pending: Buffer[] = [];
   let pendingBytes = 0;
@@ -18,16 +19,17 @@ export async function* readLines(
     const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
     const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
     try {
-      return { line, text: decoder.decode(bytes.subarray(0, end)), tooLong: false };
+      return { line, text: decoder.decode(bytes.subarray(0, end)), tooLong: false, bytes: bytes.length };
     } catch {
-      return { line, text: undefined, tooLong: false };
+      return { line, text: undefined, tooLong: false, bytes: bytes.length };
     }
   };
   for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
       pending.push(chunk.subarray(start, newline));
-      yield pendingBytes + newline - start > maxLineBytes ? { line: ++line, text: undefined, tooLong: true } : emit(pending);
+      const bytes = pendingBytes + newline - start;
+      yield bytes > maxLineBytes ? { line: ++line, text: undefined, tooLong: true, bytes } : emit(pending);
       pending = [];
       pendingBytes = 0;
       start = newline + 1;
@@ -35,8 +37,9 @@ export async function* readLines(
     if (start < chunk.length) {
       pending.push(chunk.subarray(start));
       pendingBytes += chunk.length - start;
+      // The line is not held beyond the limit: `bytes` is as far as it was read.
       if (pendingBytes > maxLineBytes) {
-        yield { line: ++line, text: undefined, tooLong: true };
+        yield { line: ++line, text: undefined, tooLong: true, bytes: pendingBytes };
         return;
       }
     }

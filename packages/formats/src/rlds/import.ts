@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { posix } from 'node:path';
 import type { ImportContext, ImportedEpisode, Importer, ImportResult, ImportSource, SourceFile } from '../importer.js';
 import { findFile, ImportError } from '../importer.js';
+import { IngestBudget } from '../budget.js';
 import { withoutDroppedFeatures } from '../drop-features.js';
 import type { DecodedExample } from './example.js';
 import { decodeExample } from './example.js';
@@ -52,8 +53,9 @@ function siblingFile(source: ImportSource, tfRecordFile: SourceFile, name: strin
   return findFile(source, folder === '.' ? name : `${folder}/${name}`);
 }
 
-async function readFeaturesJson(file: SourceFile | undefined): Promise<Map<string, TfdsLeaf> | undefined> {
+async function readFeaturesJson(file: SourceFile | undefined, budget: IngestBudget): Promise<Map<string, TfdsLeaf> | undefined> {
   if (file === undefined) return undefined;
+  budget.checkLine(file.bytes, { file: file.path }, file.path);
   const parsed = parseTfdsFeatures(await readFile(file.absolutePath, 'utf8'));
   if (!parsed.ok)
     throw new ImportError('RLDS_FEATURES_JSON_INVALID', `${file.path} is not a TFDS feature spec: ${parsed.problem}`, { file: file.path });
@@ -61,13 +63,16 @@ async function readFeaturesJson(file: SourceFile | undefined): Promise<Map<strin
 }
 
 /** Decodes a record's payload, turning anything that is not a non-empty tf.train.Example into an ImportError. */
-function decodeRecord(record: TfRecord, file: SourceFile, episodeIndex: number): DecodedExample {
+function decodeRecord(record: TfRecord, file: SourceFile, episodeIndex: number, budget: IngestBudget): DecodedExample {
   const location = { file: file.path, episode: episodeIndex };
   const describe = `record ${record.indexInFile} of ${file.path} (byte ${record.offset})`;
   let example: DecodedExample;
   try {
-    example = decodeExample(record.payload);
+    example = decodeExample(record.payload, (bytes, key) =>
+      budget.checkTensor(bytes, { ...location, field: key }, `${key} of ${describe}`),
+    );
   } catch (error) {
+    if (error instanceof ImportError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
     throw new ImportError('TFRECORD_EXAMPLE_INVALID', `${describe} is not a tf.train.Example (protobuf: ${reason})`, location);
   }
@@ -78,22 +83,30 @@ function decodeRecord(record: TfRecord, file: SourceFile, episodeIndex: number):
 }
 
 /** The first record of the dataset (skipping empty files), decoded, or undefined when there are no records at all. */
-async function readFirstExample(files: SourceFile[]): Promise<{ file: SourceFile; example: DecodedExample } | undefined> {
+async function readFirstExample(
+  files: SourceFile[],
+  budget: IngestBudget,
+): Promise<{ file: SourceFile; example: DecodedExample } | undefined> {
   for (const file of files) {
     // Leaving the loop early closes the file (the generator's finally).
-    for await (const record of readTfRecords(file)) return { file, example: decodeRecord(record, file, 0) };
+    for await (const record of readTfRecords(file, { budget, peek: true })) return { file, example: decodeRecord(record, file, 0, budget) };
   }
   return undefined;
 }
 
 /** Reads the episodes, one record at a time, numbering them across files. */
-async function* readEpisodes(files: SourceFile[], plan: RldsPlan, context: ImportContext): AsyncGenerator<ImportedEpisode> {
+async function* readEpisodes(
+  files: SourceFile[],
+  plan: RldsPlan,
+  context: ImportContext,
+  budget: IngestBudget,
+): AsyncGenerator<ImportedEpisode> {
   const tally = new IssueTally();
   let episodeIndex = 0;
   for (const file of files) {
-    for await (const record of readTfRecords(file, { firstEpisodeIndex: episodeIndex })) {
-      const example = decodeRecord(record, file, episodeIndex);
-      yield episodeFromExample(example, plan, { file: file.path, indexInFile: record.indexInFile, episodeIndex }, tally);
+    for await (const record of readTfRecords(file, { firstEpisodeIndex: episodeIndex, budget })) {
+      const example = decodeRecord(record, file, episodeIndex, budget);
+      yield episodeFromExample(example, plan, { file: file.path, indexInFile: record.indexInFile, episodeIndex }, tally, budget);
       episodeIndex++;
     }
   }
@@ -125,9 +138,10 @@ export const rldsImporter: Importer = {
         `no TFRecord files in the upload (looked for names like *.tfrecord* and for files starting with a TFRecord header)`,
       );
     }
-    const leaves = await readFeaturesJson(siblingFile(source, firstFile, 'features.json'));
+    const budget = IngestBudget.of(context, source);
+    const leaves = await readFeaturesJson(siblingFile(source, firstFile, 'features.json'), budget);
     // The first record completes the feature spec (unknown dimensions, image sizes) and finds an empty dataset early.
-    const first = await readFirstExample(files);
+    const first = await readFirstExample(files, budget);
     if (first === undefined) {
       throw new ImportError('NO_EPISODES', `the TFRecord files hold no records (${files.map((file) => file.path).join(', ')})`, {
         file: firstFile.path,
@@ -135,6 +149,7 @@ export const rldsImporter: Importer = {
     }
     const plan = planFromFirstRecord({ leaves, firstExample: first.example, firstFile: first.file.path, context });
     const datasetInfo = siblingFile(source, firstFile, 'dataset_info.json');
+    if (datasetInfo) budget.checkLine(datasetInfo.bytes, { file: datasetInfo.path }, datasetInfo.path);
     const expectedEpisodes = datasetInfo
       ? expectedEpisodesFromDatasetInfo(
           await readFile(datasetInfo.absolutePath, 'utf8'),
@@ -144,8 +159,9 @@ export const rldsImporter: Importer = {
     return withoutDroppedFeatures(
       {
         features: plan.features,
+        featuresFile: first.file.path,
         ...(expectedEpisodes === undefined ? {} : { expectedEpisodes }),
-        episodes: readEpisodes(files, plan, context),
+        episodes: readEpisodes(files, plan, context, budget),
       },
       context,
     );

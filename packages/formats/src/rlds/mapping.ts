@@ -1,7 +1,9 @@
 import type { ErrorLocation, FeatureSpec } from '@kura/schema';
+import type { IngestBudget } from '../budget.js';
 import type { FeatureValues, ImportContext, ImportedEpisode, NumericArray } from '../importer.js';
 import { ImportError } from '../importer.js';
 import { IssueTally } from '../issue-tally.js';
+import { lookup } from '../own-keys.js';
 import type { DecodedExample, ExampleFeature } from './example.js';
 import { featureValueCount } from './example.js';
 import { imageEncoding, imageShape } from '../image-header.js';
@@ -116,12 +118,12 @@ export function planFromFirstRecord(input: PlanInput): RldsPlan {
       skip(source, 'encoded (serialised) tensors are not decoded');
       continue;
     }
-    const dtype = tensorDtypeOfTfds[leaf.dtype];
+    const dtype = lookup(tensorDtypeOfTfds, leaf.dtype);
     if (dtype === undefined) {
       skip(source, `dtype ${leaf.dtype} has no Kura equivalent`);
       continue;
     }
-    const scalarRole = scalarRoles[stepPath];
+    const scalarRole = lookup(scalarRoles, stepPath);
     if (scalarRole !== undefined) {
       // Declared shapes are checked here; inferred ones are checked per episode (one value per step).
       if (input.leaves && leaf.shape.length !== 0)
@@ -404,7 +406,13 @@ export { IssueTally };
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 /** Builds one Kura episode from one RLDS record. Throws ImportError for data that does not fit the plan. */
-export function episodeFromExample(example: DecodedExample, plan: RldsPlan, position: RecordPosition, tally: IssueTally): ImportedEpisode {
+export function episodeFromExample(
+  example: DecodedExample,
+  plan: RldsPlan,
+  position: RecordPosition,
+  tally: IssueTally,
+  budget?: IngestBudget,
+): ImportedEpisode {
   const location: ErrorLocation = { file: position.file, episode: position.episodeIndex };
   const describe = `record ${position.indexInFile} of ${position.file}`;
   if (![...example.keys()].some((key) => key.startsWith(STEPS_PREFIX))) {
@@ -430,6 +438,7 @@ export function episodeFromExample(example: DecodedExample, plan: RldsPlan, posi
   if (stepCount === undefined)
     throw new ImportError('RLDS_STEP_COUNT_UNKNOWN', `${describe}: no per-step feature tells how many steps the episode has`, location);
   const { steps } = stepCount;
+  budget?.reserveSteps(steps, { ...location, field: stepCount.from });
 
   const episode: ImportedEpisode = {
     sourceId: `${position.file}#${position.indexInFile}`,
@@ -587,7 +596,7 @@ function tasksOf(feature: ExampleFeature, source: string, location: ErrorLocatio
 
 /** Episode-level features (`episode_metadata/...` and anything else outside `steps/`), as JSON values. */
 function metadataOf(example: DecodedExample, leaves: Map<string, TfdsLeaf> | undefined): Record<string, unknown> {
-  const metadata: Record<string, unknown> = {};
+  const metadata: Array<[string, unknown]> = [];
   for (const [path, feature] of [...example.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (path.startsWith(STEPS_PREFIX)) continue;
     const key = path.startsWith(EPISODE_METADATA_PREFIX) ? path.slice(EPISODE_METADATA_PREFIX.length) : path;
@@ -599,9 +608,10 @@ function metadataOf(example: DecodedExample, leaves: Map<string, TfdsLeaf> | und
           ? leaf.shape.length === 0
           : leaf.type !== 'unsupported';
     const values = metadataValues(feature, leaf);
-    metadata[key] = isScalar && values.length === 1 ? values[0] : values;
+    metadata.push([key, isScalar && values.length === 1 ? values[0] : values]);
   }
-  return metadata;
+  // Own keys whatever the name: an `episode_metadata/__proto__` is kept, not lost to the prototype.
+  return Object.fromEntries(metadata);
 }
 
 function metadataValues(feature: ExampleFeature, leaf: TfdsLeaf | undefined): unknown[] {

@@ -4,6 +4,7 @@ import { constants as bufferConstants } from 'node:buffer';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { createGunzip, createInflate } from 'node:zlib';
+import type { IngestBudget } from '../budget.js';
 import { ImportError } from '../importer.js';
 
 /*
@@ -113,6 +114,10 @@ export interface ReadTfRecordsOptions {
   firstEpisodeIndex?: number;
   /** Bytes read from disk at a time. */
   chunkBytes?: number;
+  /** Each record's length (from its header) is charged here before the record is read. */
+  budget?: IngestBudget;
+  /** Only check records against the budget, without counting them: they are read again later (the first record, in open). */
+  peek?: boolean;
 }
 
 /**
@@ -120,7 +125,8 @@ export interface ReadTfRecordsOptions {
  * (plus one read chunk) in memory at a time. GZIP- and ZLIB-compressed files are decompressed on the fly.
  *
  * Throws ImportError `TFRECORD_TRUNCATED`, `TFRECORD_LENGTH_CRC_MISMATCH`, `TFRECORD_DATA_CRC_MISMATCH`,
- * `TFRECORD_RECORD_TOO_LARGE` or `TFRECORD_COMPRESSION_INVALID`, located at `{ file, episode }`.
+ * `TFRECORD_RECORD_TOO_LARGE`, `TFRECORD_COMPRESSION_INVALID` or (a record past the budget, known
+ * from its length field before it is read) `INGEST_LIMIT_EXCEEDED`, located at `{ file, episode }`.
  */
 export async function* readTfRecords(file: TfRecordFile, options: ReadTfRecordsOptions = {}): AsyncGenerator<TfRecord> {
   const firstEpisodeIndex = options.firstEpisodeIndex ?? 0;
@@ -176,6 +182,12 @@ export async function* readTfRecords(file: TfRecordFile, options: ReadTfRecordsO
           location,
         );
       }
+      // A gzip-compressed file may hold a record thousands of times its size: its length decides before its bytes are read.
+      const budget = options.budget;
+      if (budget && options.peek) {
+        budget.checkTensor(Number(length), location, describe);
+        budget.checkAhead(Number(length), location);
+      } else budget?.reserveBytes(Number(length), location, describe);
       const body = await readOrThrow(reader, Number(length) + TFRECORD_FOOTER_BYTES, compression, location, describe);
       if (body.length < Number(length) + TFRECORD_FOOTER_BYTES) {
         throw new ImportError(

@@ -1,0 +1,12 @@
+/**
+ * `table[key]` when `key` is one of the table's own keys, else undefined: a name taken from an upload
+ * (`constructor`, `toString`, `__proto__`) must not find what Object.prototype holds.
+ */
+export function lookup<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
+/** Sets `record[key]` as an own property whatever the key (`record.__proto__ = …` would replace the prototype instead). */
+export function setOwn(record: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(record, key, { value, enumerable: true, writable: true, configurable: true });
+}
