@@ -36,6 +36,7 @@ export async function createApp(params: {
   // The viewer's files and routes; /v1, /health, /docs and /metrics pass through to Nest.
   app.use(webViewer({ directory: params.webDirectory ?? defaultWebDirectory }));
   // JSON only for JSON media types; other bodies (URDF, uploads) stay streams for their handlers.
+  app.use(refuseDeclaredOversizeJson(config.http.jsonBodyLimit));
   app.use(express.json({ limit: config.http.jsonBodyLimit, strict: true, type: ['application/json', 'application/*+json'] }));
   app.use(bodyParserErrors);
   app.useGlobalFilters(new ErrorFilter(logger.child({ component: 'http' })));
@@ -57,6 +58,28 @@ export async function createApp(params: {
     await closeApp();
   };
   return app;
+}
+
+/**
+ * A JSON body whose declared length is over the limit is refused at once. body-parser would first
+ * read (and drop) every declared byte to keep the connection alive, so a client that declares 2 MiB
+ * and sends nothing would hold the request open until the server's timeout.
+ */
+function refuseDeclaredOversizeJson(limit: number) {
+  return (request: Request, response: Response, next: NextFunction): void => {
+    const declared = Number(request.headers['content-length']);
+    const type = request.headers['content-type'] ?? '';
+    if (Number.isFinite(declared) && declared > limit && /^application\/([\w.+-]+\+)?json\b/i.test(type)) {
+      response.setHeader('Connection', 'close');
+      sendError(response, 413, {
+        code: 'PAYLOAD_TOO_LARGE',
+        message: `the JSON body is larger than the limit`,
+        details: { limit },
+      });
+      return;
+    }
+    next();
+  };
 }
 
 /** Body parser failures happen before Nest's routing, so they are answered here in the same shape. */

@@ -4,10 +4,24 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
-import { episodeQuerySchema, featureNamePattern, listQuerySchema, type EpisodeQuery } from '@kura/schema';
+import { episodeQuerySchema, featureNamePattern, findUnstorableText, listQuerySchema, type EpisodeQuery } from '@kura/schema';
 import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
+
+/**
+ * A feature-name map; `__proto__` (which a plain object cannot hold as a key: zod would drop it without
+ * a word) and text Postgres cannot store are refused rather than lost.
+ */
+const featureNameMapSchema = z
+  .unknown()
+  .superRefine((value, context) => {
+    if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__'))
+      context.addIssue({ code: 'custom', message: 'a feature may not be named "__proto__"' });
+    const unstorable = findUnstorableText(value);
+    if (unstorable) context.addIssue({ code: 'custom', message: unstorable.problem, path: unstorable.path });
+  })
+  .pipe(z.record(z.string().min(1), z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/, 'a feature name')));
 
 const featureMapSchema = z
   .string()
@@ -22,7 +36,7 @@ const featureMapSchema = z
       return z.NEVER;
     }
   })
-  .pipe(z.record(z.string().min(1), z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/, 'a feature name')));
+  .pipe(featureNameMapSchema);
 
 const featureNameSchema = z.string().regex(featureNamePattern, 'a feature name, e.g. observation.images.front');
 /** `?dropFeatures=observation.images.front,observation.images.wrist`: features the upload leaves out. */
@@ -47,7 +61,7 @@ const startMultipartSchema = z.strictObject({
   partSize: z.number().int().positive().optional(),
   fileName: z.string().min(1).max(255).optional(),
   format: z.enum(formatNames).optional(),
-  featureMap: z.record(z.string().min(1), z.string().min(1)).optional(),
+  featureMap: featureNameMapSchema.optional(),
   dropFeatures: z.array(featureNameSchema).min(1).max(1000).optional(),
 });
 const completeSchema = z.strictObject({
@@ -111,6 +125,18 @@ export class UploadsController {
         dropFeatures: start.dropFeatures ?? query.dropFeatures,
         idempotencyKey: header(request, 'idempotency-key'),
         maxBytes: this.config.uploads.maxBytes,
+      });
+    }
+    // Refused by what it declares, before a byte is read: waiting for a body that will be refused
+    // anyway would let a client hold the request open.
+    const declared = Number(request.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.config.uploads.maxBytes) {
+      response.setHeader('Connection', 'close');
+      throw new AppError({
+        code: 'PAYLOAD_TOO_LARGE',
+        kind: 'too_large',
+        message: `the upload declares ${declared} bytes, more than ${this.config.uploads.maxBytes}; use a multipart upload`,
+        details: { limit: this.config.uploads.maxBytes },
       });
     }
     const expectedSha256 = header(request, 'content-sha256');

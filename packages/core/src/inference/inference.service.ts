@@ -134,17 +134,23 @@ export function parseObservation(
   return parsed;
 }
 
+/** Deepest nesting of an observation's arrays: a feature's rank is at most 8. */
+const MAX_OBSERVATION_DEPTH = 8;
+
 function flatten(value: unknown, field: string): number[] {
   const numbers: number[] = [];
-  const walk = (item: unknown, path: string): void => {
+  const walk = (item: unknown, path: string, depth: number): void => {
     if (typeof item === 'number') {
       if (!Number.isFinite(item)) throw invalidObservation(path, 'numbers must be finite');
       numbers.push(item);
-    } else if (Array.isArray(item)) item.forEach((inner, index) => walk(inner, `${path}.${index}`));
-    else throw invalidObservation(path, 'must be a number array (nested arrays allowed) or a base64 image');
+    } else if (Array.isArray(item)) {
+      // Checked before going deeper: a hostile nesting must not exhaust the stack.
+      if (depth >= MAX_OBSERVATION_DEPTH) throw invalidObservation(path, `arrays may nest at most ${MAX_OBSERVATION_DEPTH} levels deep`);
+      item.forEach((inner, index) => walk(inner, `${path}.${index}`, depth + 1));
+    } else throw invalidObservation(path, 'must be a number array (nested arrays allowed) or a base64 image');
   };
   if (!Array.isArray(value)) throw invalidObservation(field, 'must be a number array (nested arrays allowed) or a base64 image');
-  walk(value, field);
+  walk(value, field, 0);
   return numbers;
 }
 
