@@ -78,7 +78,7 @@ export class KeysService {
 
   async list(principal: Principal, query: ListQuery): Promise<Page<ApiKeyView>> {
     requireRole(principal, [], 'list API keys');
-    const rows = await this.keys.list({ afterId: decodeCursor(query.cursor), take: query.limit + 1 });
+    const rows = await this.keys.list({ afterId: decodeCursor(query.cursor, 'key'), take: query.limit + 1 });
     return toPage(rows, query.limit, toView);
   }
 

@@ -20,11 +20,14 @@ function decodeKey(cursor: string): string {
   return key;
 }
 
-/** The id a cursor of an id-ordered list stands for. */
-export function decodeCursor(cursor: string | undefined): string | undefined {
+/**
+ * The id a cursor of an id-ordered list stands for. `kind` is the list's id prefix (`ds`, `rbt`…):
+ * a cursor of another list (a robot id given to the datasets list) is refused, not followed.
+ */
+export function decodeCursor(cursor: string | undefined, kind: string): string | undefined {
   if (cursor === undefined) return undefined;
   const id = decodeKey(cursor);
-  if (!/^[a-z]+_[0-9a-f]+$/.test(id)) throw invalidCursor();
+  if (!/^[a-z]+_[0-9a-f]+$/.test(id) || !id.startsWith(`${kind}_`)) throw invalidCursor();
   return id;
 }
 

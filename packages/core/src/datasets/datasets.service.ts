@@ -68,7 +68,7 @@ export class DatasetsService {
           ? { kind: 'all' }
           : { kind: 'open-owned-or-granted', keyId: principal.keyId };
     const rows = await this.datasets.list({
-      afterId: decodeCursor(query.cursor),
+      afterId: decodeCursor(query.cursor, 'ds'),
       take: query.limit + 1,
       visibility,
       ...(query.robotId ? { robotId: query.robotId } : {}),
@@ -128,7 +128,7 @@ export class DatasetsService {
 
   async listGrants(principal: Principal, datasetId: string, query: ListQuery): Promise<Page<GrantView>> {
     await this.findOwned(principal, datasetId, 'list its grants');
-    const rows = await this.grants.list({ datasetId, afterKeyId: decodeCursor(query.cursor), take: query.limit + 1 });
+    const rows = await this.grants.list({ datasetId, afterKeyId: decodeCursor(query.cursor, 'key'), take: query.limit + 1 });
     return toPage(rows, query.limit, toGrantView, (row) => row.keyId);
   }
 

@@ -99,7 +99,7 @@ export class EvaluationsService {
   async listForPolicy(principal: Principal, policyId: string, query: ListQuery): Promise<Page<EvaluationView>> {
     const policy = await this.policies.findVisible(principal, policyId);
     // Checked whether or not there is anything to list: a bad cursor is the caller's mistake either way.
-    const afterId = decodeCursor(query.cursor);
+    const afterId = decodeCursor(query.cursor, 'evl');
     const datasetIds: string[] = [];
     for (const datasetId of await this.evaluations.datasetIdsOfPolicy(policy.id)) {
       try {

@@ -93,7 +93,7 @@ export class PoliciesService {
     const rows = await this.policies.list({
       visibility: policyVisibility(principal),
       name: query.name,
-      afterId: decodeCursor(query.cursor),
+      afterId: decodeCursor(query.cursor, 'pol'),
       take: query.limit + 1,
     });
     return toPage(rows, query.limit, toPolicyView);

@@ -59,7 +59,7 @@ export class RobotsService {
    */
   async list(principal: Principal, query: ListQuery): Promise<Page<RobotView>> {
     const rows = await this.robots.list({
-      afterId: decodeCursor(query.cursor),
+      afterId: decodeCursor(query.cursor, 'rbt'),
       take: query.limit + 1,
       publicOnly: principal.kind === 'anonymous',
     });

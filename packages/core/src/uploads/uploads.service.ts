@@ -370,7 +370,7 @@ export class UploadsService implements OnApplicationBootstrap {
     const rows = await this.uploads.list({
       datasetId,
       ...(query.status ? { status: query.status } : {}),
-      afterId: decodeCursor(query.cursor),
+      afterId: decodeCursor(query.cursor, 'upl'),
       take: query.limit + 1,
     });
     return toPage(rows, query.limit, toView);

@@ -183,6 +183,14 @@ export function tensorValues(
     const at: ErrorLocation = { file: origin.file, episode: origin.episode, step, field: plan.column };
     const components: unknown[] = [];
     const cell: unknown = row[plan.column];
+    // A string or a record where numbers belong is a wrong value, not a wrong shape.
+    if (typeof cell === 'string' || (cell !== null && typeof cell === 'object' && !Array.isArray(cell) && !ArrayBuffer.isView(cell))) {
+      throw new ImportError(
+        'LEROBOT_VALUE_INVALID',
+        `${plan.column} of episode ${origin.episode} at step ${step} holds ${describeValue(cell)}, not ${plan.dtype} values`,
+        at,
+      );
+    }
     if (!flatten(cell, plan.shape, components)) {
       throw new ImportError(
         'EPISODE_SHAPE_MISMATCH',

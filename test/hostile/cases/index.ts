@@ -1,0 +1,12 @@
+// Every case of the corpus, family by family.
+import type { HostileCase } from '../corpus.js';
+import { archiveCases } from './archives.js';
+import { authCases } from './auth.js';
+import { httpCases } from './http.js';
+import { policyCases } from './policies.js';
+import { uploadCases } from './uploads.js';
+import { websocketCases } from './websocket.js';
+
+export function allCases(): HostileCase[] {
+  return [...uploadCases(), ...archiveCases(), ...policyCases(), ...httpCases(), ...authCases(), ...websocketCases()];
+}
