@@ -61,31 +61,80 @@ export function seedNdjson(options: SeedOptions): string {
 
 let counter = 0;
 
-/** A robot of the operator's (created once per key). */
+/** What POST /v1/robots takes. */
+export interface RobotFields {
+  name: string;
+  robotType: string;
+  controlFrequencyHz: number;
+  actionSpace: string;
+}
+
+/** Creates a robot of the operator's; returns its id. */
+export async function createRobot(
+  kura: TestApp,
+  operatorKey: string,
+  robot: RobotFields = { name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' },
+): Promise<string> {
+  const response = await kura.request.post('/v1/robots').set(bearer(operatorKey)).send(robot);
+  if (response.status !== 201) throw new Error(`robot: ${response.status} ${JSON.stringify(response.body)}`);
+  return response.body.id as string;
+}
+
+/** The default robot of the operator's (created once per key). */
 const robots = new Map<string, string>();
 async function robotOf(kura: TestApp, operatorKey: string): Promise<string> {
   const known = robots.get(operatorKey);
   if (known) return known;
-  const response = await kura.request
-    .post('/v1/robots')
-    .set(bearer(operatorKey))
-    .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' });
-  if (response.status !== 201) throw new Error(`robot: ${response.status} ${JSON.stringify(response.body)}`);
-  robots.set(operatorKey, response.body.id);
-  return response.body.id as string;
+  const robotId = await createRobot(kura, operatorKey);
+  robots.set(operatorKey, robotId);
+  return robotId;
 }
 
+/** Creates a dataset of the operator's, on `robotId` or on the operator's default robot. */
 export async function createDataset(
   kura: TestApp,
   operatorKey: string,
   access: 'public' | 'sample' | 'private' = 'public',
+  robotId?: string,
 ): Promise<string> {
   const response = await kura.request
     .post('/v1/datasets')
     .set(bearer(operatorKey))
-    .send({ name: `ds-${Date.now()}-${counter++}`, robotId: await robotOf(kura, operatorKey), access });
+    .send({ name: `ds-${Date.now()}-${counter++}`, robotId: robotId ?? (await robotOf(kura, operatorKey)), access });
   if (response.status !== 201) throw new Error(`dataset: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body.id as string;
+}
+
+export interface UploadOptions {
+  /** Appended to the upload URL, with its `?`. */
+  query?: string;
+  contentType?: string;
+  timeoutMs?: number;
+}
+
+/** Waits until an upload is published or failed; returns it as GET /v1/uploads/:id shows it. */
+export function waitForUpload(kura: TestApp, operatorKey: string, uploadId: string, timeoutMs = 60_000) {
+  return eventually(async () => {
+    const response = await kura.request.get(`/v1/uploads/${uploadId}`).set(bearer(operatorKey));
+    return response.body.status === 'published' || response.body.status === 'failed' ? response.body : undefined;
+  }, timeoutMs);
+}
+
+/** POSTs an upload (202 expected) and waits until it is published or failed; returns the settled upload. */
+export async function uploadAndWait(
+  kura: TestApp,
+  operatorKey: string,
+  datasetId: string,
+  body: string | Buffer,
+  options: UploadOptions = {},
+) {
+  const accepted = await kura.request
+    .post(`/v1/datasets/${datasetId}/uploads${options.query ?? ''}`)
+    .set(bearer(operatorKey))
+    .set('Content-Type', options.contentType ?? 'application/octet-stream')
+    .send(typeof body === 'string' ? Buffer.from(body) : body);
+  if (accepted.status !== 202) throw new Error(`upload: ${accepted.status} ${JSON.stringify(accepted.body)}`);
+  return waitForUpload(kura, operatorKey, accepted.body.id as string, options.timeoutMs);
 }
 
 /** Uploads Kura NDJSON and waits until it is published; returns the upload. */
@@ -95,16 +144,11 @@ export async function publish(
   datasetId: string,
   body: string,
 ): Promise<{ id: string; version: number }> {
-  const accepted = await kura.request
-    .post(`/v1/datasets/${datasetId}/uploads?format=kura-ndjson`)
-    .set(bearer(operatorKey))
-    .set('Content-Type', 'application/x-ndjson')
-    .send(Buffer.from(body));
-  if (accepted.status !== 202) throw new Error(`upload: ${accepted.status} ${JSON.stringify(accepted.body)}`);
-  const done = await eventually(async () => {
-    const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operatorKey));
-    return response.body.status === 'published' || response.body.status === 'failed' ? response.body : undefined;
-  }, 30_000);
+  const done = await uploadAndWait(kura, operatorKey, datasetId, body, {
+    query: '?format=kura-ndjson',
+    contentType: 'application/x-ndjson',
+    timeoutMs: 30_000,
+  });
   if (done.status !== 'published') throw new Error(`upload failed: ${JSON.stringify(done.errors)}`);
   return { id: done.id, version: done.version };
 }

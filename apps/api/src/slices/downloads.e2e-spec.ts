@@ -6,9 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC, type Vector } from 'apache-arrow';
 import { extract } from 'tar-stream';
-import { bearer, eventually, getBytes, s3Environment, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, getBytes, s3Environment, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder } from '../../../../test/support/archives.js';
-import { createDataset } from '../../../../test/support/datasets.js';
+import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 
 // Source: test/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
 const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
@@ -68,16 +68,7 @@ describe.each([
   let scratch: string;
 
   const ingest = async (body: Buffer, target: string) => {
-    const accepted = await kura.request
-      .post(`/v1/datasets/${target}/uploads?format=lerobot`)
-      .set(bearer(operator.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(body);
-    expect(accepted.status).toBe(202);
-    const done = await eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
-      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
-    }, 60_000);
+    const done = await uploadAndWait(kura, operator.key, target, body, { query: '?format=lerobot' });
     expect(done.errors).toEqual([]);
     return done;
   };

@@ -8,9 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC } from 'apache-arrow';
 import { extract } from 'tar-stream';
-import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder } from '../../../../test/support/archives.js';
-import { createDataset } from '../../../../test/support/datasets.js';
+import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 
 // Sources: test/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md), a LeRobot v2.1 dataset of which only
 // episodes 0, 1, 2 and 29 were committed; the robomimic file made by packages/formats/src/hdf5/fixtures/make_fixtures.py.
@@ -63,16 +63,7 @@ describe('source episode ids', () => {
   let scratch: string;
 
   const ingest = async (body: Buffer, target: string, query: string) => {
-    const accepted = await kura.request
-      .post(`/v1/datasets/${target}/uploads${query}`)
-      .set(bearer(operator.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(body);
-    expect(accepted.status).toBe(202);
-    const done = await eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
-      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
-    }, 60_000);
+    const done = await uploadAndWait(kura, operator.key, target, body, { query });
     expect(done).toMatchObject({ status: 'published', errors: [] });
   };
   const listed = async (target: string) =>

@@ -1,10 +1,10 @@
 // Zip uploads that expand far beyond their size (#19): entries sharing one compressed stream, and an
 // archive within every per-entry ratio but over the whole-archive budget (KURA_ARCHIVE_MAX_EXPANSION).
-import { randomBytes } from 'node:crypto';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { zipOf } from '../../../../test/support/archives.js';
+import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 
 /** `copies` central-directory entries, each pointing at the one deflated `data.ndjson` at offset 0. */
 function overlappingZip(data: Buffer, copies: number): Buffer {
@@ -46,38 +46,20 @@ function overlappingZip(data: Buffer, copies: number): Buffer {
 describe('zip uploads past the expansion limits', () => {
   let kura: TestApp;
   let operator: { key: string };
-  let robotId: string;
 
   beforeAll(async () => {
     kura = await startTestApp({ KURA_ARCHIVE_MAX_EXPANSION: '4' });
     operator = await kura.createKey('operator');
-    robotId = (
-      await kura.request
-        .post('/v1/robots')
-        .set(bearer(operator.key))
-        .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' })
-    ).body.id;
   });
   afterAll(async () => {
     await kura.close();
   });
 
-  const upload = async (zip: Buffer) => {
-    const dataset = await kura.request
-      .post('/v1/datasets')
-      .set(bearer(operator.key))
-      .send({ name: `zip-${Date.now()}-${randomBytes(3).toString('hex')}`, robotId, access: 'private' });
-    const accepted = await kura.request
-      .post(`/v1/datasets/${dataset.body.id}/uploads`)
-      .set(bearer(operator.key))
-      .set('Content-Type', 'application/zip')
-      .send(zip);
-    expect(accepted.status).toBe(202);
-    return eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
-      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
-    }, 30_000);
-  };
+  const upload = async (zip: Buffer) =>
+    uploadAndWait(kura, operator.key, await createDataset(kura, operator.key, 'private'), zip, {
+      contentType: 'application/zip',
+      timeoutMs: 30_000,
+    });
 
   it('refuses 250 entries that all point at one 4 MiB entry with ARCHIVE_OVERLAPPING_ENTRIES, naming the entry', async () => {
     const zip = overlappingZip(Buffer.alloc(4 * 1024 * 1024, '{"episode":0}\n'), 249);

@@ -3,8 +3,9 @@
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder, tarGzWithEntry } from '../../../../test/support/archives.js';
+import { createDataset, createRobot, uploadAndWait } from '../../../../test/support/datasets.js';
 
 const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
 
@@ -12,39 +13,24 @@ describe('importing each format over HTTP', () => {
   let kura: TestApp;
   let operator: { key: string };
   let robotId: string;
-  let counter = 0;
 
   beforeAll(async () => {
     kura = await startTestApp();
     operator = await kura.createKey('operator');
-    robotId = (
-      await kura.request
-        .post('/v1/robots')
-        .set(bearer(operator.key))
-        .send({ name: 'arm', robotType: 'widowx', controlFrequencyHz: 5, actionSpace: 'eef_delta_pose' })
-    ).body.id;
+    robotId = await createRobot(kura, operator.key, {
+      name: 'arm',
+      robotType: 'widowx',
+      controlFrequencyHz: 5,
+      actionSpace: 'eef_delta_pose',
+    });
   });
   afterAll(async () => {
     await kura.close();
   });
 
   const ingest = async (body: Buffer, query = '') => {
-    const datasetId = (
-      await kura.request
-        .post('/v1/datasets')
-        .set(bearer(operator.key))
-        .send({ name: `f-${Date.now()}-${counter++}`, robotId, access: 'public' })
-    ).body.id as string;
-    const accepted = await kura.request
-      .post(`/v1/datasets/${datasetId}/uploads${query}`)
-      .set(bearer(operator.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(body);
-    expect(accepted.status).toBe(202);
-    const upload = await eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
-      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
-    }, 60_000);
+    const datasetId = await createDataset(kura, operator.key, 'public', robotId);
+    const upload = await uploadAndWait(kura, operator.key, datasetId, body, { query });
     return { datasetId, upload };
   };
 

@@ -6,7 +6,8 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { createDataset, createRobot, uploadAndWait } from '../../../../test/support/datasets.js';
 
 /** Where the fixtures point (make_external_fixtures.py's CANARY_DIRECTORY). */
 const canaryDirectory = '/tmp/kura-hdf5-canary';
@@ -31,12 +32,12 @@ describe('HDF5 uploads that point outside themselves', () => {
     await writeFile(join(canaryDirectory, 'canary.bin'), canary);
     kura = await startTestApp();
     operator = await kura.createKey('operator');
-    robotId = (
-      await kura.request
-        .post('/v1/robots')
-        .set(bearer(operator.key))
-        .send({ name: 'aloha', robotType: 'aloha', controlFrequencyHz: 50, actionSpace: 'joint_position' })
-    ).body.id;
+    robotId = await createRobot(kura, operator.key, {
+      name: 'aloha',
+      robotType: 'aloha',
+      controlFrequencyHz: 50,
+      actionSpace: 'joint_position',
+    });
   });
   afterAll(async () => {
     await kura.close();
@@ -45,20 +46,11 @@ describe('HDF5 uploads that point outside themselves', () => {
   it.each(['external_storage_absolute.hdf5', 'external_storage_relative.hdf5'])(
     '%s fails with HDF5_EXTERNAL_REFUSED at /observations/qpos, and the host bytes are nowhere',
     async (name) => {
-      const dataset = await kura.request
-        .post('/v1/datasets')
-        .set(bearer(operator.key))
-        .send({ name: `external-${name}-${Date.now()}`, robotId, access: 'public' });
-      const accepted = await kura.request
-        .post(`/v1/datasets/${dataset.body.id}/uploads?fileName=episode_0.hdf5`)
-        .set(bearer(operator.key))
-        .set('Content-Type', 'application/octet-stream')
-        .send(await readFile(fixture(name)));
-      expect(accepted.status).toBe(202);
-      const upload = await eventually(async () => {
-        const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
-        return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
-      }, 30_000);
+      const datasetId = await createDataset(kura, operator.key, 'public', robotId);
+      const upload = await uploadAndWait(kura, operator.key, datasetId, await readFile(fixture(name)), {
+        query: '?fileName=episode_0.hdf5',
+        timeoutMs: 30_000,
+      });
 
       expect(upload).toMatchObject({
         status: 'failed',
@@ -70,7 +62,7 @@ describe('HDF5 uploads that point outside themselves', () => {
         ],
       });
       expect(upload.errors[0].message).toMatch(/external file .*canary\.bin/);
-      expect((await kura.request.get(`/v1/datasets/${dataset.body.id}`).set(bearer(operator.key))).body.latestVersion).toBe(0);
+      expect((await kura.request.get(`/v1/datasets/${datasetId}`).set(bearer(operator.key))).body.latestVersion).toBe(0);
       // Not in a shard, a stats file, a log or anything else Kura keeps.
       const pattern = canary.subarray(0, 16);
       for (const file of await filesUnder(kura.dataDir))

@@ -9,8 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { tableFromIPC } from 'apache-arrow';
 import { parquetReadObjects } from 'hyparquet';
 import { writeHdf5 } from '../../../../packages/formats/src/hdf5/testing.js';
-import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder } from '../../../../test/support/archives.js';
+import { createDataset as createDatasetOn, createRobot, uploadAndWait, waitForUpload } from '../../../../test/support/datasets.js';
 
 // Our own LeRobot v3.0 fixture (packages/formats/src/lerobot/fixtures/make_fixtures.py): 4 episodes, camera observation.images.front as mp4.
 const v3Small = fileURLToPath(new URL('../../../../packages/formats/src/lerobot/fixtures/v3_small/', import.meta.url));
@@ -22,54 +23,41 @@ interface Issue {
   details?: Record<string, unknown>;
 }
 
+interface SettledUpload {
+  status: string;
+  errors: Issue[];
+  warnings: Issue[];
+  episodeCount: number;
+}
+
 describe('what an upload reports about its source', () => {
   let kura: TestApp;
   let operator: { key: string };
   let robotId: string;
   let scratch: string;
-  let counter = 0;
 
   beforeAll(async () => {
     kura = await startTestApp();
     operator = await kura.createKey('operator');
     scratch = await mkdtemp(join(tmpdir(), 'kura-import-reports-'));
-    robotId = (
-      await kura.request
-        .post('/v1/robots')
-        .set(bearer(operator.key))
-        .send({ name: 'panda', robotType: 'panda', controlFrequencyHz: 20, actionSpace: 'eef_delta_pose' })
-    ).body.id;
+    robotId = await createRobot(kura, operator.key, {
+      name: 'panda',
+      robotType: 'panda',
+      controlFrequencyHz: 20,
+      actionSpace: 'eef_delta_pose',
+    });
   });
   afterAll(async () => {
     await kura.close();
     await rm(scratch, { recursive: true, force: true });
   });
 
-  const createDataset = async () =>
-    (
-      await kura.request
-        .post('/v1/datasets')
-        .set(bearer(operator.key))
-        .send({ name: `reports-${Date.now()}-${counter++}`, robotId, access: 'public' })
-    ).body.id as string;
+  const createDataset = () => createDatasetOn(kura, operator.key, 'public', robotId);
 
   /** Uploads a body and waits for the upload to settle. */
-  const ingest = async (datasetId: string, body: Buffer, query = '') => {
-    const accepted = await kura.request
-      .post(`/v1/datasets/${datasetId}/uploads${query}`)
-      .set(bearer(operator.key))
-      .set('Content-Type', 'application/octet-stream')
-      .send(body);
-    expect(accepted.status).toBe(202);
-    return settled(accepted.body.id as string);
-  };
-  const settled = (uploadId: string) =>
-    eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${uploadId}`).set(bearer(operator.key));
-      return ['published', 'failed'].includes(response.body.status)
-        ? (response.body as { status: string; errors: Issue[]; warnings: Issue[]; episodeCount: number })
-        : undefined;
-    }, 60_000);
+  const ingest = async (datasetId: string, body: Buffer, query = ''): Promise<SettledUpload> =>
+    uploadAndWait(kura, operator.key, datasetId, body, { query });
+  const settled = async (uploadId: string): Promise<SettledUpload> => waitForUpload(kura, operator.key, uploadId);
 
   it('names the robosuite dataset it leaves out once for all demos, and takes the task from env_info', async () => {
     const path = join(scratch, 'lift_demo.hdf5');

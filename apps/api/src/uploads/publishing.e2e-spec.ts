@@ -3,7 +3,8 @@
 // timeout), stay invisible until then, and keep the source's own episode ids.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaClient } from '@kura/core';
-import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 import { CAM_HIGH, publishLerobot, unitreeEpisode29 } from '../../../../test/support/lerobot-video.js';
 
 const EPISODES = 20_000;
@@ -19,44 +20,22 @@ function oneStepEpisodes(episodes: number, first = 0): Buffer {
 describe('publishing a version', () => {
   let kura: TestApp;
   let operator: { id: string; key: string };
-  let robotId: string;
-  let counter = 0;
 
   beforeAll(async () => {
     // One attempt: a failure shows at once instead of after every retry.
     kura = await startTestApp({ KURA_JOB_ATTEMPTS: '1' });
     operator = await kura.createKey('operator');
-    robotId = (
-      await kura.request
-        .post('/v1/robots')
-        .set(bearer(operator.key))
-        .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' })
-    ).body.id;
   });
   afterAll(async () => {
     await kura.close();
   });
 
-  const createDataset = async () =>
-    (
-      await kura.request
-        .post('/v1/datasets')
-        .set(bearer(operator.key))
-        .send({ name: `many-${Date.now()}-${counter++}`, robotId, access: 'public' })
-        .expect(201)
-    ).body.id as string;
-  const uploadAndSettle = async (datasetId: string, body: Buffer) => {
-    const accepted = await kura.request
-      .post(`/v1/datasets/${datasetId}/uploads?fileName=many.ndjson`)
-      .set(bearer(operator.key))
-      .set('Content-Type', 'application/x-ndjson')
-      .send(body);
-    expect(accepted.status).toBe(202);
-    return eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${accepted.body.id}`).set(bearer(operator.key));
-      return response.body.status === 'published' || response.body.status === 'failed' ? response.body : undefined;
-    }, 240_000);
-  };
+  const uploadAndSettle = (datasetId: string, body: Buffer) =>
+    uploadAndWait(kura, operator.key, datasetId, body, {
+      query: '?fileName=many.ndjson',
+      contentType: 'application/x-ndjson',
+      timeoutMs: 240_000,
+    });
   const allEpisodes = async (datasetId: string) => {
     const items: Array<{ episodeIndex: number; version: number; sourceEpisode: string; length: number }> = [];
     let cursor: string | undefined;
@@ -72,7 +51,7 @@ describe('publishing a version', () => {
   };
 
   it('publishes 20,000 one-step episodes', async () => {
-    const datasetId = await createDataset();
+    const datasetId = await createDataset(kura, operator.key);
     const started = Date.now();
     const upload = await uploadAndSettle(datasetId, oneStepEpisodes(EPISODES));
     const elapsedMs = Date.now() - started;
@@ -91,7 +70,7 @@ describe('publishing a version', () => {
   }, 300_000);
 
   it("keeps the source's own id of each episode: numbers and strings of NDJSON `episode`", async () => {
-    const datasetId = await createDataset();
+    const datasetId = await createDataset(kura, operator.key);
     const line = (episode: number | string, step: number) =>
       JSON.stringify({ episode, step, observation: { state: [step, 0] }, action: [step] });
     const body = [line(29, 0), line(29, 1), line('pick-3', 0), line(7, 0)].join('\n');
@@ -105,7 +84,7 @@ describe('publishing a version', () => {
   });
 
   it('never shows the rows of an ingest that died before publishing, and the next ingest replaces them', async () => {
-    const datasetId = await createDataset();
+    const datasetId = await createDataset(kura, operator.key);
     expect(await uploadAndSettle(datasetId, oneStepEpisodes(3))).toMatchObject({ status: 'published', version: 1 });
     const prisma = kura.app.get(PrismaClient);
     const [published] = await prisma.episode.findMany({ where: { datasetId }, take: 1 });
@@ -142,7 +121,7 @@ describe('publishing a version', () => {
   });
 
   it('serves no video of an episode whose version is not published', async () => {
-    const datasetId = await createDataset();
+    const datasetId = await createDataset(kura, operator.key);
     await publishLerobot(kura, operator.key, datasetId, await unitreeEpisode29());
     const prisma = kura.app.get(PrismaClient);
     const [published] = await prisma.episode.findMany({ where: { datasetId } });

@@ -5,7 +5,8 @@ import jpeg from 'jpeg-js';
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BLOB_STORE, IngestService, PrismaClient, type BlobStore } from '@kura/core';
-import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { createDataset as createDatasetOf, waitForUpload } from '../../../../test/support/datasets.js';
 
 interface Step {
   episode: number | string;
@@ -56,31 +57,17 @@ const lines = (body: string) => body.trimEnd().split('\n');
 describe('uploads and ingest (Kura NDJSON)', () => {
   let kura: TestApp;
   let operator: { id: string; key: string };
-  let robotId: string;
   let counter = 0;
 
   beforeAll(async () => {
     kura = await startTestApp();
     operator = await kura.createKey('operator');
-    robotId = (
-      await kura.request
-        .post('/v1/robots')
-        .set(bearer(operator.key))
-        .send({ name: 'arm', robotType: 'so101', controlFrequencyHz: 10, actionSpace: 'joint_position' })
-    ).body.id;
   });
   afterAll(async () => {
     await kura.close();
   });
 
-  const createDataset = async (access = 'public') =>
-    (
-      await kura.request
-        .post('/v1/datasets')
-        .set(bearer(operator.key))
-        .send({ name: `ds-${Date.now()}-${counter++}`, robotId, access })
-        .expect(201)
-    ).body.id as string;
+  const createDataset = (access: 'public' | 'sample' | 'private' = 'public') => createDatasetOf(kura, operator.key, access);
   const upload = (datasetId: string, body: string | Buffer, query = '', headers: Record<string, string> = {}) =>
     kura.request
       .post(`/v1/datasets/${datasetId}/uploads${query}`)
@@ -88,11 +75,7 @@ describe('uploads and ingest (Kura NDJSON)', () => {
       .set('Content-Type', 'application/x-ndjson')
       .set(headers)
       .send(typeof body === 'string' ? Buffer.from(body) : body);
-  const settled = (uploadId: string) =>
-    eventually(async () => {
-      const response = await kura.request.get(`/v1/uploads/${uploadId}`).set(bearer(operator.key));
-      return response.body.status === 'published' || response.body.status === 'failed' ? response.body : undefined;
-    }, 30_000);
+  const settled = (uploadId: string) => waitForUpload(kura, operator.key, uploadId, 30_000);
 
   it('publishes an upload as version 1 with its episodes, shards and statistics', async () => {
     const datasetId = await createDataset();

@@ -5,41 +5,30 @@ import { AppError } from '../errors/app-error.js';
 import { meterBytes } from '../uploads/byte-meter.js';
 import type { BlobStore } from './blob-store.js';
 
+/** The limits a request body is read under: its size, and the errors it fails with. */
+interface BodyLimits {
+  body: Readable;
+  maxBytes: number;
+  tooLarge: () => Error;
+  interrupted: (error: unknown) => Error;
+}
+
 /**
  * Streams a request body into a blob while hashing it (sha256) and counting it: more than
  * `maxBytes` fails with `tooLarge()` before the excess is stored, a body that breaks off fails with
  * `interrupted(error)`. Nothing is held in memory.
  */
-export async function storeBody(params: {
-  blobs: BlobStore;
-  key: string;
-  body: Readable;
-  maxBytes: number;
-  tooLarge: () => Error;
-  interrupted: (error: unknown) => Error;
-}): Promise<{ bytes: number; sha256: string }> {
-  const hash = createHash('sha256');
-  const metered = meterBytes({
-    body: params.body,
-    limit: params.maxBytes,
-    tooLarge: params.tooLarge,
-    onChunk: (chunk) => hash.update(chunk),
-  });
-  try {
-    await params.blobs.put({ key: params.key, body: metered.stream });
-  } catch (error) {
-    throw metered.exceeded() ? params.tooLarge() : params.interrupted(error);
-  }
-  return { bytes: metered.bytes(), sha256: hash.digest('hex') };
+export function storeBody(params: BodyLimits & { blobs: BlobStore; key: string }): Promise<{ bytes: number; sha256: string }> {
+  return readHashed(params, (stream) => params.blobs.put({ key: params.key, body: stream }));
 }
 
 /** Reads a request body to its end for its sha256 and size only, storing nothing; the same limits as storeBody. */
-export async function hashBody(params: {
-  body: Readable;
-  maxBytes: number;
-  tooLarge: () => Error;
-  interrupted: (error: unknown) => Error;
-}): Promise<{ bytes: number; sha256: string }> {
+export function hashBody(params: BodyLimits): Promise<{ bytes: number; sha256: string }> {
+  return readHashed(params, (stream) => finished(stream.resume()));
+}
+
+/** Hands the metered, hashed body to `consume`, and maps its failure to `tooLarge` or `interrupted`. */
+async function readHashed(params: BodyLimits, consume: (stream: Readable) => Promise<unknown>): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
   const metered = meterBytes({
     body: params.body,
@@ -48,7 +37,7 @@ export async function hashBody(params: {
     onChunk: (chunk) => hash.update(chunk),
   });
   try {
-    await finished(metered.stream.resume());
+    await consume(metered.stream);
   } catch (error) {
     throw metered.exceeded() ? params.tooLarge() : params.interrupted(error);
   }

@@ -13,6 +13,7 @@ import { importAll } from '../testing/import-all.js';
 import { createHdf5AlohaImporter, hdf5AlohaImporter } from './aloha.js';
 import { loadH5wasm } from './h5.js';
 import { hdf5RobomimicImporter } from './robomimic.js';
+import { writeHdf5, type WritableData } from './testing.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures');
 const bad = join(fixtures, 'bad');
@@ -61,41 +62,6 @@ function alohaPixel(episode: number, step: number, y: number, x: number, channel
 }
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
-
-type WritableData = Float32Array | Float64Array | Uint8Array | Int32Array;
-
-/** Writes an HDF5 file with h5wasm: datasets by absolute path (groups created on the way), attributes by object path. */
-async function writeHdf5(
-  path: string,
-  datasets: Record<string, { data: WritableData; shape: number[] }>,
-  attributes: Record<string, Record<string, string | number>> = {},
-): Promise<void> {
-  const h5wasm = await loadH5wasm();
-  await mkdir(dirname(path), { recursive: true });
-  const file = new h5wasm.File(path, 'w');
-  try {
-    const ensureGroup = (groupPath: string): void => {
-      const parts = groupPath.split('/').filter((part) => part.length > 0);
-      for (let depth = 1; depth <= parts.length; depth++) {
-        const prefix = parts.slice(0, depth).join('/');
-        if (file.get(prefix) === null) file.create_group(prefix);
-      }
-    };
-    for (const [datasetPath, { data, shape }] of Object.entries(datasets)) {
-      const parent = datasetPath.slice(0, datasetPath.lastIndexOf('/'));
-      ensureGroup(parent);
-      file.create_dataset({ name: datasetPath.slice(1), data, shape });
-    }
-    for (const [objectPath, values] of Object.entries(attributes)) {
-      ensureGroup(objectPath);
-      const target = objectPath === '/' ? file : file.get(objectPath.slice(1));
-      if (!(target instanceof h5wasm.Group)) throw new Error(`no group ${objectPath}`);
-      for (const [name, value] of Object.entries(values)) target.create_attribute(name, value);
-    }
-  } finally {
-    file.close();
-  }
-}
 
 /** Reads whole datasets of a fixture with h5wasm (to build variants of it). */
 async function readFixture(path: string, datasets: string[]): Promise<Record<string, { data: WritableData; shape: number[] }>> {

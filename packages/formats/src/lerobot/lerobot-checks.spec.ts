@@ -3,12 +3,13 @@
 // edited the way the real datasets were wrong: a stale total_frames, float64 columns declared float32,
 // cameras declared but never committed.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chmod, cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImportError } from '../importer.js';
 import { sourceFromDirectory } from '../source.js';
+import { writableCopy } from '../testing/fixture-copy.js';
 import { importAll } from '../testing/import-all.js';
 import { lerobotImporter } from './import.js';
 
@@ -24,21 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
-
-/** A writable copy of a fixture folder. */
-async function copyOf(fixture: string): Promise<string> {
-  const folder = join(scratch, `upload-${Math.random().toString(36).slice(2, 10)}`);
-  await cp(fixture, folder, { recursive: true });
-  const makeWritable = async (path: string): Promise<void> => {
-    await chmod(path, 0o755);
-    for (const entry of await readdir(path, { withFileTypes: true })) {
-      if (entry.isDirectory()) await makeWritable(join(path, entry.name));
-      else await chmod(join(path, entry.name), 0o644);
-    }
-  };
-  await makeWritable(folder);
-  return folder;
-}
 
 async function editInfo(folder: string, edit: (info: { features: Record<string, { dtype: string }> } & Record<string, unknown>) => void) {
   const path = join(folder, 'meta', 'info.json');
@@ -59,7 +45,7 @@ async function importError(work: () => Promise<unknown>): Promise<ImportError> {
 
 describe('lerobot importer: info.json against the data', () => {
   it('warns when total_episodes and total_frames disagree with the episodes metadata, naming both values', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await editInfo(folder, (info) => {
       info.total_episodes = 40;
       info.total_frames = 14983;
@@ -88,7 +74,7 @@ describe('lerobot importer: info.json against the data', () => {
   });
 
   it('warns once per column stored as float64 but declared float32, and reads it as declared', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await editInfo(folder, (info) => {
       info.features['observation.pose']!.dtype = 'float32';
     });
@@ -110,7 +96,7 @@ describe('lerobot importer: info.json against the data', () => {
 
 describe('lerobot importer: dropFeatures', () => {
   it('imports a dataset whose camera was never committed once the camera is dropped, saying so', async () => {
-    const folder = await copyOf(v3Small);
+    const folder = await writableCopy(v3Small, scratch);
     await rm(join(folder, 'videos'), { recursive: true });
     const source = await sourceFromDirectory(folder);
     expect((await importError(() => importAll(lerobotImporter, source))).code).toBe('LEROBOT_VIDEO_MISSING');

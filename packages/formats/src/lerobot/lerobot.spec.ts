@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { chmod, copyFile, cp, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { featureSpecSchema } from '@kura/schema';
 import { ImportError, type ImportedEpisode, type ImportIssue } from '../importer.js';
 import { sourceFromDirectory } from '../source.js';
+import { writableCopy } from '../testing/fixture-copy.js';
 import { importAll, type ImportedAll } from '../testing/import-all.js';
 import { validateEpisode } from '../validate.js';
 import { lerobotImporter } from './import.js';
@@ -29,21 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
-
-/** A writable copy of a fixture folder (fixtures are never written by tests). */
-async function copyOf(fixture: string): Promise<string> {
-  const folder = join(scratch, `upload-${Math.random().toString(36).slice(2, 10)}`);
-  await cp(fixture, folder, { recursive: true });
-  const makeWritable = async (path: string): Promise<void> => {
-    await chmod(path, 0o755);
-    for (const entry of await readdir(path, { withFileTypes: true })) {
-      if (entry.isDirectory()) await makeWritable(join(path, entry.name));
-      else await chmod(join(path, entry.name), 0o644);
-    }
-  };
-  await makeWritable(folder);
-  return folder;
-}
 
 /** The ImportError a piece of work ends with. */
 async function failure(work: () => Promise<unknown>): Promise<ImportError> {
@@ -166,7 +152,7 @@ describe('lerobot importer: LeRobot v2.1 (unitree_g1, YifanTian07/G1-policy-trai
   });
 
   it('references the mp4 of episode 29, with one timestamp per step, when the upload is episode 29 alone', async () => {
-    const folder = await copyOf(unitreeG1);
+    const folder = await writableCopy(unitreeG1, scratch);
     for (const episode of [0, 1, 2]) await rm(join(folder, `data/chunk-000/episode_00000${episode}.parquet`));
     const { result, episodes, warnings } = await importFolder(folder);
     expect(result.features[CAM_HIGH]).toEqual({ dtype: 'video', shape: [480, 640, 3], encoding: 'mp4' });
@@ -186,7 +172,7 @@ describe('lerobot importer: LeRobot v2.1 (unitree_g1, YifanTian07/G1-policy-trai
   it('reads a dataset wrapped in one top-level folder, keeping upload paths in locations', async () => {
     const parent = join(scratch, `wrapped-${Math.random().toString(36).slice(2, 8)}`);
     await mkdir(parent);
-    const folder = await copyOf(unitreeG1);
+    const folder = await writableCopy(unitreeG1, scratch);
     const wrapped = join(parent, 'unitree_g1');
     await cp(folder, wrapped, { recursive: true });
     await rm(join(wrapped, 'data/chunk-000/episode_000000.parquet'));
@@ -274,7 +260,7 @@ describe('lerobot importer: LeRobot v3.0 (fixtures/v3_small)', () => {
   });
 
   it('warns for the episodes of a data file that is absent', async () => {
-    const folder = await copyOf(v3Small);
+    const folder = await writableCopy(v3Small, scratch);
     await rm(join(folder, 'data/chunk-000/file-001.parquet'));
     const { episodes, warnings } = await importFolder(folder);
     expect(episodes.map((episode) => episode.sourceIndex)).toEqual([0, 1, 2]);
@@ -284,7 +270,7 @@ describe('lerobot importer: LeRobot v3.0 (fixtures/v3_small)', () => {
   });
 
   it('leaves a video feature out, with warnings, when some imported episodes lack its file', async () => {
-    const folder = await copyOf(v3Small);
+    const folder = await writableCopy(v3Small, scratch);
     await rm(join(folder, 'videos/observation.images.front/chunk-000/file-001.mp4'));
     const { result, episodes, warnings } = await importFolder(folder);
     expect(result.features).not.toHaveProperty('observation.images.front');
@@ -368,7 +354,7 @@ describe('lerobot importer: detection', () => {
 
 describe('lerobot importer: bad inputs', () => {
   it('PARQUET_INVALID for a truncated data file, naming the file and episode', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     const path = join(folder, 'data/chunk-000/episode_000001.parquet');
     await truncate(path, 2000);
     const error = await importError(folder);
@@ -377,7 +363,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('PARQUET_INVALID for a truncated data file of the real dataset', async () => {
-    const folder = await copyOf(unitreeG1);
+    const folder = await writableCopy(unitreeG1, scratch);
     await truncate(join(folder, 'data/chunk-000/episode_000002.parquet'), 40_000);
     const error = await importError(folder);
     expect(error.code).toBe('PARQUET_INVALID');
@@ -385,7 +371,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('PARQUET_INVALID for a data file whose pages are overwritten (footer intact)', async () => {
-    const folder = await copyOf(unitreeG1);
+    const folder = await writableCopy(unitreeG1, scratch);
     const path = join(folder, 'data/chunk-000/episode_000029.parquet');
     const bytes = await readFile(path);
     bytes.fill(0xab, 200, 20_000);
@@ -397,7 +383,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_INFO_INVALID for an info.json that is not JSON', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await writeFile(join(folder, 'meta/info.json'), '{"codebase_version": "v2.0", "fps": ');
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_INFO_INVALID');
@@ -405,7 +391,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_INFO_INVALID naming the field when info.json lacks fps', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await editJson(join(folder, 'meta/info.json'), (info) => delete info.fps);
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_INFO_INVALID');
@@ -413,7 +399,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_UNSUPPORTED_VERSION for codebase_version v1.6 (still detected as LeRobot)', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await editJson(join(folder, 'meta/info.json'), (info) => (info.codebase_version = 'v1.6'));
     expect(await lerobotImporter.detect(await sourceFromDirectory(folder))).toBe(true);
     const error = await importError(folder);
@@ -422,7 +408,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_COLUMN_MISSING when a declared feature has no column', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await editJson(
       join(folder, 'meta/info.json'),
       (info) => (features(info)['observation.extra'] = { dtype: 'float32', shape: [1], names: null }),
@@ -433,7 +419,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_FRAME_INDEX_INVALID at the step where frame_index skips', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await copyFile(join(badFiles, 'frame_index_gap.parquet'), join(folder, 'data/chunk-000/episode_000000.parquet'));
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_FRAME_INDEX_INVALID');
@@ -441,7 +427,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_TASK_UNKNOWN for a task_index the tasks file does not list', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await writeFile(join(folder, 'meta/tasks.jsonl'), '{"task_index": 0, "task": "open the drawer"}\n');
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_TASK_UNKNOWN');
@@ -449,7 +435,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('EPISODE_SHAPE_MISMATCH when a feature has another shape than info.json says', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await editJson(join(folder, 'meta/info.json'), (info) => (features(info)['observation.pose']!.shape = [2, 3]));
     const warnings: ImportIssue[] = [];
     const result = await lerobotImporter.open(await sourceFromDirectory(folder), { warn: (issue) => warnings.push(issue) });
@@ -465,7 +451,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('EPISODE_SHAPE_MISMATCH on the real dataset when info.json claims 27 joints', async () => {
-    const folder = await copyOf(unitreeG1);
+    const folder = await writableCopy(unitreeG1, scratch);
     await editJson(join(folder, 'meta/info.json'), (info) => {
       const state = features(info)['observation.state']!;
       state.shape = [27];
@@ -477,13 +463,13 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_META_MISSING when the tasks file is absent (v2 and v3)', async () => {
-    const v2 = await copyOf(v20Small);
+    const v2 = await writableCopy(v20Small, scratch);
     await rm(join(v2, 'meta/tasks.jsonl'));
     const v2Error = await importError(v2);
     expect(v2Error.code).toBe('LEROBOT_META_MISSING');
     expect(v2Error.location).toEqual({ file: 'meta/tasks.jsonl' });
 
-    const v3 = await copyOf(v3Small);
+    const v3 = await writableCopy(v3Small, scratch);
     await rm(join(v3, 'meta/tasks.parquet'));
     const v3Error = await importError(v3);
     expect(v3Error.code).toBe('LEROBOT_META_MISSING');
@@ -491,7 +477,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_META_MISSING when the episodes metadata is absent', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await rm(join(folder, 'meta/episodes.jsonl'));
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_META_MISSING');
@@ -499,7 +485,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('INVALID_UTF8 for task text that is not UTF-8, in tasks.jsonl (with the line) and tasks.parquet', async () => {
-    const v2 = await copyOf(v20Small);
+    const v2 = await writableCopy(v20Small, scratch);
     await writeFile(
       join(v2, 'meta/tasks.jsonl'),
       Buffer.concat([
@@ -512,7 +498,7 @@ describe('lerobot importer: bad inputs', () => {
     expect(v2Error.code).toBe('INVALID_UTF8');
     expect(v2Error.location).toEqual({ file: 'meta/tasks.jsonl', line: 2 });
 
-    const v3 = await copyOf(v3Small);
+    const v3 = await writableCopy(v3Small, scratch);
     await copyFile(join(badFiles, 'tasks_invalid_utf8.parquet'), join(v3, 'meta/tasks.parquet'));
     const v3Error = await importError(v3);
     expect(v3Error.code).toBe('INVALID_UTF8');
@@ -520,7 +506,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_VIDEO_MISSING when no imported episode has the video of a video feature', async () => {
-    const folder = await copyOf(unitreeG1);
+    const folder = await writableCopy(unitreeG1, scratch);
     await rm(join(folder, `videos/chunk-000/${CAM_HIGH}/episode_000029.mp4`));
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_VIDEO_MISSING');
@@ -528,7 +514,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_LENGTH_MISMATCH when the data has another number of rows than the metadata says', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     const lines = (await readFile(join(folder, 'meta/episodes.jsonl'), 'utf8')).replace('"length": 3', '"length": 5');
     await writeFile(join(folder, 'meta/episodes.jsonl'), lines);
     const error = await importError(folder);
@@ -537,7 +523,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_META_INVALID with the line for a malformed episodes.jsonl line', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await writeFile(join(folder, 'meta/episodes.jsonl'), '{"episode_index": 0, "length": 3}\n{"episode_index": "one"}\n');
     const error = await importError(folder);
     expect(error.code).toBe('LEROBOT_META_INVALID');
@@ -545,7 +531,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_INFO_INVALID for a data_path template with an unknown placeholder', async () => {
-    const folder = await copyOf(v3Small);
+    const folder = await writableCopy(v3Small, scratch);
     await editJson(
       join(folder, 'meta/info.json'),
       (info) => (info.data_path = 'data/chunk-{episode_chunk:03d}/file-{file_index:03d}.parquet'),
@@ -556,7 +542,7 @@ describe('lerobot importer: bad inputs', () => {
   });
 
   it('LEROBOT_INFO_INVALID when the upload has no meta/info.json', async () => {
-    const folder = await copyOf(v20Small);
+    const folder = await writableCopy(v20Small, scratch);
     await rm(join(folder, 'meta/info.json'));
     expect(await lerobotImporter.detect(await sourceFromDirectory(folder))).toBe(false);
     const error = await importError(folder);
