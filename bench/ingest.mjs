@@ -145,7 +145,6 @@ async function timeConversions(file, scratch) {
   const { convertUpload } = await import('../packages/core/dist/ingest/upload-conversion.js');
   const { convertInJail } = await import('../packages/core/dist/ingest/jailed-conversion.js');
   const request = (work) => ({
-    uploadId: 'upl_bench',
     datasetId: 'ds_bench',
     rawPath: file,
     fileName: 'reference.ndjson',

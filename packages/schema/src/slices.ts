@@ -150,6 +150,14 @@ export type CreateSliceRequest = z.infer<typeof createSliceRequestSchema>;
 /** The download formats of `GET /v1/slices/:id/data`. */
 export const sliceFormats = ['arrow', 'arrow-file', 'parquet', 'ndjson', 'lerobot'] as const;
 export type SliceFormat = (typeof sliceFormats)[number];
+/** The file extension of each download format: the server names its downloads with it, the CLI reads `--out` by it. */
+export const sliceFormatExtensions: Readonly<Record<SliceFormat, string>> = {
+  arrow: 'arrows',
+  'arrow-file': 'arrow',
+  parquet: 'parquet',
+  ndjson: 'ndjson',
+  lerobot: 'tar',
+};
 export const sliceDataQuerySchema = z.strictObject({ format: z.enum(sliceFormats).default('arrow') });
 
 export const sliceCreateQuerySchema = z.strictObject({ stats: booleanQuery.optional() });

@@ -5,9 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC, type Vector } from 'apache-arrow';
-import { extract } from 'tar-stream';
 import { bearer, getBytes, s3Environment, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOfFolder } from '../../../../test/support/archives.js';
+import { tarGzOfFolder, untar } from '../../../../test/support/archives.js';
 import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 
 // Source: test/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
@@ -35,27 +34,6 @@ const valuesOf = (vector: Vector) =>
       ? Array.from((value as Vector).toArray() as ArrayLike<number>)
       : value;
   });
-
-/** The files of a tar, by name. */
-async function untar(bytes: Buffer): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  const reader = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    reader.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => {
-        files.set(header.name, Buffer.concat(chunks));
-        next();
-      });
-    });
-    reader.on('finish', resolve);
-    reader.on('error', reject);
-  });
-  reader.end(bytes);
-  await done;
-  return files;
-}
 
 describe.each([
   ['filesystem blobs', {}],

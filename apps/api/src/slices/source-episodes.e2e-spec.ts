@@ -7,9 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC } from 'apache-arrow';
-import { extract } from 'tar-stream';
 import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
-import { tarGzOfFolder } from '../../../../test/support/archives.js';
+import { tarGzOfFolder, untar } from '../../../../test/support/archives.js';
 import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 
 // Sources: test/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md), a LeRobot v2.1 dataset of which only
@@ -18,26 +17,6 @@ const lerobotFixture = fileURLToPath(new URL('../../../../test/fixtures/lerobot_
 const robomimicFixture = fileURLToPath(
   new URL('../../../../packages/formats/src/hdf5/fixtures/robomimic/low_dim_and_image.hdf5', import.meta.url),
 );
-
-async function untar(bytes: Buffer): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
-  const reader = extract();
-  const done = new Promise<void>((resolve, reject) => {
-    reader.on('entry', (header, stream, next) => {
-      const chunks: Buffer[] = [];
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-      stream.on('end', () => {
-        files.set(header.name, Buffer.concat(chunks));
-        next();
-      });
-    });
-    reader.on('finish', resolve);
-    reader.on('error', reject);
-  });
-  reader.end(bytes);
-  await done;
-  return files;
-}
 
 /** What DuckDB (a reader that is not Kura's) finds in a Parquet file's key-value metadata. */
 async function parquetKeyValues(path: string): Promise<Record<string, string>> {

@@ -21,7 +21,8 @@ export interface ActResult {
   latencyMs: number;
 }
 
-const invalidObservation = (field: string, message: string) =>
+/** 400 OBSERVATION_INVALID at `field`: the one refusal of a malformed observation (act and session steps). */
+export const invalidObservation = (field: string, message: string) =>
   new AppError({ code: 'OBSERVATION_INVALID', kind: 'invalid', message: `${field}: ${message}`, location: { field } });
 
 /**

@@ -16,7 +16,7 @@ import { PoliciesService } from '../policies/policies.service.js';
 import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
 import { UploadsService } from '../uploads/uploads.service.js';
-import { parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
+import { invalidObservation, parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
 import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
@@ -376,9 +376,6 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
   }
 }
 
-const observationInvalid = (field: string, message: string) =>
-  new AppError({ code: 'OBSERVATION_INVALID', kind: 'invalid', message: `${field}: ${message}`, location: { field } });
-
 /** What a step's observation holds per feature; an image whose header cannot be read is refused here. */
 function stepShapesOf(observation: Record<string, number[] | Uint8Array>): Map<string, StepShape> {
   const shapes = new Map<string, StepShape>();
@@ -388,7 +385,7 @@ function stepShapesOf(observation: Record<string, number[] | Uint8Array>): Map<s
       continue;
     }
     const shape = imageShape(value);
-    if (!shape) throw observationInvalid(`observation.${name}`, 'the image’s size cannot be read from its header');
+    if (!shape) throw invalidObservation(`observation.${name}`, 'the image’s size cannot be read from its header');
     shapes.set(name, { kind: 'image', shape });
   }
   return shapes;
@@ -408,7 +405,7 @@ function checkStepShapes(shapes: Map<string, StepShape>, expected: StepShapes): 
         ? shape.kind === 'numbers' && shape.count === wanted.count
         : shape.kind === 'image' && shape.shape.every((dimension, axis) => dimension === wanted.shape[axis]));
     if (!same) {
-      throw observationInvalid(
+      throw invalidObservation(
         `observation.${name}`,
         `holds ${describeShape(shape)}, but ${name} holds ${describeShape(wanted)} per step (set by ${expected.source}); nothing was recorded`,
       );

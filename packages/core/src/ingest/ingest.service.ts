@@ -179,7 +179,6 @@ export class IngestService implements OnApplicationBootstrap {
     const outcome = await convertInJail({
       level: this.jail.level,
       request: {
-        uploadId: upload.id,
         datasetId: upload.datasetId,
         rawPath: params.rawPath,
         fileName: safeFileName(upload.fileName),

@@ -28,7 +28,6 @@ async function convert(params: {
   await params.write(rawPath);
   const messages: ConversionMessage[] = [];
   const request = {
-    uploadId: 'upl_test',
     datasetId: 'ds_test',
     rawPath,
     fileName: params.fileName,

@@ -36,7 +36,6 @@ import { detectArchiveKind, extractArchive, type ArchiveKind, type ArchiveLimits
  * process boundary. Paths are the host's (the jail mounts them at the same place).
  */
 export interface ConversionRequest {
-  uploadId: string;
   datasetId: string;
   /** The uploaded bytes (read-only in the jail). */
   rawPath: string;

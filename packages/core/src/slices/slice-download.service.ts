@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import type { RecordBatch } from 'apache-arrow';
 import { arrowToParquet, batchesToNdjson, encodeArrowIpc, exportLerobotTar } from '@kura/formats';
-import type { FeatureSpec, SliceFormat } from '@kura/schema';
+import { sliceFormatExtensions, type FeatureSpec, type SliceFormat } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { readJsonBlob } from '../blobs/json-blobs.js';
@@ -28,12 +28,12 @@ import { UsageMeter } from '../usage/usage.meter.js';
 // 2: source episode ids (schema metadata `kura.source_episodes`, NDJSON `sourceEpisode`, LeRobot `source_episode`).
 export const DOWNLOAD_REVISION = 2;
 
-const formats: Record<SliceFormat, { contentType: string; extension: string; ranges: boolean }> = {
-  arrow: { contentType: 'application/vnd.apache.arrow.stream', extension: 'arrows', ranges: false },
-  'arrow-file': { contentType: 'application/vnd.apache.arrow.file', extension: 'arrow', ranges: true },
-  parquet: { contentType: 'application/vnd.apache.parquet', extension: 'parquet', ranges: true },
-  ndjson: { contentType: 'application/x-ndjson', extension: 'ndjson', ranges: false },
-  lerobot: { contentType: 'application/x-tar', extension: 'tar', ranges: true },
+const formats: Record<SliceFormat, { contentType: string; ranges: boolean }> = {
+  arrow: { contentType: 'application/vnd.apache.arrow.stream', ranges: false },
+  'arrow-file': { contentType: 'application/vnd.apache.arrow.file', ranges: true },
+  parquet: { contentType: 'application/vnd.apache.parquet', ranges: true },
+  ndjson: { contentType: 'application/x-ndjson', ranges: false },
+  lerobot: { contentType: 'application/x-tar', ranges: true },
 };
 
 /** What the HTTP layer sends. */
@@ -100,7 +100,7 @@ export class SliceDownloadService {
       kind: 'bytes' as const,
       etag,
       contentType: spec.contentType,
-      fileName: `${slice.id}.${spec.extension}`,
+      fileName: `${slice.id}.${sliceFormatExtensions[format]}`,
       acceptsRanges: spec.ranges,
     };
     // A Range with a stale If-Range gets the whole download (RFC 9110 §13.1.5).
@@ -114,7 +114,7 @@ export class SliceDownloadService {
       const made = await this.make(slice, format);
       return { ...base, totalBytes: made.bytes, range: undefined, body: streamOf(made.chunks) };
     }
-    const cacheKey = `slices/${slice.id}/download.r${DOWNLOAD_REVISION}.${spec.extension}`;
+    const cacheKey = `slices/${slice.id}/download.r${DOWNLOAD_REVISION}.${sliceFormatExtensions[format]}`;
     let cached = await this.blobs.head({ key: cacheKey });
     if (!cached && requested) {
       await this.makeIntoCache(slice, format, cacheKey);

@@ -1,20 +1,16 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { sliceFormats, type SliceFormat } from '@kura/schema';
+import { sliceFormatExtensions, sliceFormats, type SliceFormat } from '@kura/schema';
 import { KuraError } from '../../errors.js';
 import { contextOf } from '../context.js';
 import { formatBytes } from '../output.js';
 
-/** What an `--out` extension means (the server names its downloads the same way). */
+/** What an `--out` extension means: the server's own download extensions, and two common aliases. */
 const FORMAT_OF_EXTENSION: Readonly<Record<string, SliceFormat>> = {
-  '.arrow': 'arrow-file',
+  ...Object.fromEntries(sliceFormats.map((format) => [`.${sliceFormatExtensions[format]}`, format])),
   '.feather': 'arrow-file',
-  '.arrows': 'arrow',
-  '.parquet': 'parquet',
-  '.ndjson': 'ndjson',
   '.jsonl': 'ndjson',
-  '.tar': 'lerobot',
 };
 /** Written when neither `--format` nor the extension says. */
 const DEFAULT_FORMAT: SliceFormat = 'parquet';
