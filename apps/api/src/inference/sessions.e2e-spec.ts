@@ -117,6 +117,25 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
     expect((await step(second, [1, 1])).body.action).toEqual([2, 1]);
   });
 
+  it('stops recording when the grant to its dataset is revoked, and keeps the steps taken before', async () => {
+    const datasetId = await writableDataset();
+    const session = (await start(datasetId)).body.id;
+    expect((await step(session, [1, 1])).status).toBe(200);
+    expect((await kura.request.delete(`/v1/datasets/${datasetId}/grants/${user.id}`).set(bearer(operator.key))).status).toBe(204);
+    // The right is re-read at most once a second per session.
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const refused = await step(session, [1, 1]);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({ code: 'SESSION_DATASET_NOT_WRITABLE', details: { datasetId } });
+    const ended = await kura.request.post(`/v1/sessions/${session}/end`).set(bearer(user.key)).send({});
+    expect(ended.status).toBe(200);
+    const upload = await eventually(async () => {
+      const response = await kura.request.get(`/v1/uploads/${ended.body.uploadId}`).set(bearer(operator.key));
+      return ['published', 'failed'].includes(response.body.status) ? response.body : undefined;
+    }, 30_000);
+    expect(upload).toMatchObject({ status: 'published', stepCount: 1 });
+  });
+
   it('refuses datasets it cannot write or that do not fit, unknown sessions, and bad observations', async () => {
     const foreign = await createDataset(kura, operator.key, 'public');
     const notWritable = await start(foreign);

@@ -48,7 +48,13 @@ interface LiveSession {
   createdAtMs: number;
   /** What each observed feature holds per step: the dataset's spec, else the session's first step; unset before that step. */
   shapes: StepShapes | undefined;
+  datasetId: string;
+  /** Until when (ms) the stepping key's right to record into the dataset holds without asking Postgres again. */
+  writableUntilMs: number;
 }
+
+/** How long a checked right to record into a session's dataset is trusted: a revoked grant stops steps within this. */
+const WRITABLE_RECHECK_MS = 1000;
 
 /** Per observed feature: how many numbers, or the image's [height, width, channels]. */
 type StepShape = { kind: 'numbers'; count: number } | { kind: 'image'; shape: [number, number, number] };
@@ -59,6 +65,13 @@ interface StepShapes {
 }
 
 const sessionNotFound = (id: string) => notFound('SESSION_NOT_FOUND', 'session', id);
+const datasetNotWritable = (datasetId: string) =>
+  new AppError({
+    code: 'SESSION_DATASET_NOT_WRITABLE',
+    kind: 'forbidden',
+    message: `dataset ${datasetId} belongs to another key: its owner or an admin can grant this key access`,
+    details: { datasetId },
+  });
 const unprocessable = (code: string, message: string, field: string, details: Record<string, unknown> = {}) =>
   new AppError({ code, kind: 'unprocessable', message, details, location: { field } });
 
@@ -108,17 +121,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     requireRole(principal, ['user', 'developer'], 'run sessions');
     const policy = await this.readyPolicy(principal, request.policyId, 'policyId');
     const { dataset } = await this.datasets.reachReferenced(principal, request.datasetId, 'datasetId');
-    // The session's episode goes into the dataset: its owner, an admin or a grantee may write there.
-    const writable =
-      isAdmin(principal) || dataset.ownerKeyId === principal.keyId || (await this.grants.exists(dataset.id, principal.keyId));
-    if (!writable) {
-      throw new AppError({
-        code: 'SESSION_DATASET_NOT_WRITABLE',
-        kind: 'forbidden',
-        message: `dataset ${dataset.id} belongs to another key: its owner or an admin can grant this key access`,
-        details: { datasetId: dataset.id },
-      });
-    }
+    if (!(await this.mayRecordInto(principal, dataset))) throw datasetNotWritable(dataset.id);
     checkFit(policy.manifest, dataset.features);
     const session = await this.sessions.create({
       id: newId('ses'),
@@ -149,6 +152,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     requireRole(principal, ['user', 'developer'], 'run sessions');
     return this.serialize(id, async () => {
       const live = await this.liveSession(principal, id);
+      await this.checkStillWritable(principal, live);
       const parsed = parseObservation(live.policy.manifest, undefined, request.observation);
       // Checked before anything is recorded: a step unlike the episode's others would fail its ingest.
       const shapes = stepShapesOf(parsed);
@@ -229,6 +233,8 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
         lastTimestamp: last?.timestamp ?? 0,
         createdAtMs: session.createdAt.getTime(),
         shapes: await this.recordedShapes(session, policy.manifest),
+        datasetId: session.datasetId,
+        writableUntilMs: 0,
       };
       if (this.live.size >= LIVE_SESSIONS) this.live.delete(this.live.keys().next().value!);
       this.live.set(id, live);
@@ -239,6 +245,29 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     }
     if (!(isAdmin(principal) || live.ownerKeyId === principal.keyId)) throw sessionNotFound(id);
     return live;
+  }
+
+  /** The session's episode goes into its dataset: its owner, an admin or a grantee may record there. */
+  private async mayRecordInto(
+    principal: Extract<Principal, { kind: 'key' }>,
+    dataset: { id: string; ownerKeyId: string },
+  ): Promise<boolean> {
+    return isAdmin(principal) || dataset.ownerKeyId === principal.keyId || this.grants.exists(dataset.id, principal.keyId);
+  }
+
+  /**
+   * Asked again at steps (at most once a WRITABLE_RECHECK_MS per session and process), so a revoked
+   * grant or a deleted dataset stops the session's recording; the steps accepted before stay.
+   */
+  private async checkStillWritable(principal: Extract<Principal, { kind: 'key' }>, live: LiveSession): Promise<void> {
+    const now = Date.now();
+    if (now < live.writableUntilMs) return;
+    const dataset = await this.datasetRecords.findById(live.datasetId);
+    if (!dataset || !(await this.mayRecordInto(principal, dataset))) {
+      live.writableUntilMs = 0;
+      throw datasetNotWritable(live.datasetId);
+    }
+    live.writableUntilMs = now + WRITABLE_RECHECK_MS;
   }
 
   /** What the session's steps must hold: the dataset's features when it has them, else what its first step held. */
