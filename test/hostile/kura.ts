@@ -79,7 +79,7 @@ function send(
     request.on('error', (error) => {
       failed = true;
       // The answer may still be on its way when our write breaks.
-      setTimeout(() => reject(error), 1000);
+      setTimeout(() => reject(error), 5000);
     });
     void (async () => {
       const piece = 64 * 1024;

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline';
 import { writeSync } from 'node:fs';
 import { JAIL_MESSAGE_FD } from './jail.js';
+import { encodeFrame, FrameReader, type Frame } from './frames.js';
 
 /**
  * The child's side of the channel: `send` writes one JSON line to the parent (synchronously, so a
@@ -26,5 +27,18 @@ export const jailChannel = {
 
   async *messages(): AsyncGenerator<unknown> {
     for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) if (line !== '') yield JSON.parse(line);
+  },
+};
+
+/** The child's side of a `frames` channel (frames.ts): frames from stdin, frames to fd 3. */
+export const jailFrames = {
+  send(header: Record<string, unknown>, body?: Uint8Array): void {
+    for (const part of encodeFrame(header, body))
+      for (let written = 0; written < part.length;) written += writeSync(JAIL_MESSAGE_FD, part, written);
+  },
+
+  async *frames(maxBytes = 1024 * 1024 * 1024): AsyncGenerator<Frame> {
+    const reader = new FrameReader(maxBytes);
+    for await (const chunk of process.stdin as AsyncIterable<Buffer>) yield* reader.push(chunk);
   },
 };

@@ -4,3 +4,4 @@
  */
 export * from './jail.js';
 export * from './child.js';
+export * from './frames.js';

@@ -118,6 +118,25 @@ describe.each<JailLevel>(['bwrap', 'process'])('limits at level %s', (level) => 
     expect(sleep.exit.durationMs).toBeLessThan(10_000);
   });
 
+  it('starts the deadline again for a child started ahead of its work, and says whether it runs', async () => {
+    const child = startJailed({
+      level,
+      script: behaviours,
+      args: ['sleep'],
+      mounts: [{ path: behaviours }],
+      limits: { ...limits, wallClockMs: 400 },
+    });
+    expect(child.alive).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.restartDeadline(1500);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(child.alive).toBe(true); // past its first deadline, inside the new one
+    const exit = await child.exit;
+    expect(exit.outcome).toBe('timeout');
+    expect(exit.durationMs).toBeGreaterThanOrEqual(1600);
+    expect(child.alive).toBe(false);
+  });
+
   it('ends a child writing a file past its size limit (file-size) or a message past its cap', async () => {
     const big = await run(level, ['write-big-file', join(output, `big-${level}.bin`)], { limits: { fileSizeBytes: 1024 * 1024 } });
     expect(big.exit.outcome).toBe('file-size');

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname } from 'node:path';
+import { encodeFrame, FrameReader, FrameTooLarge, type Frame } from './frames.js';
 import type { Readable, Writable } from 'node:stream';
 
 /**
@@ -40,6 +41,13 @@ export interface JailLimits {
   maxMessageBytes: number;
   /** RLIMIT_NOFILE. */
   openFiles?: number;
+  /** Size of the private `/tmp` (`bwrap`: a tmpfs in memory); 64 MiB unless given. */
+  tmpBytes?: number;
+  /**
+   * RLIMIT_NPROC: processes and threads. Enforced only for a child on a `separateUser` (the kernel
+   * does not count root's processes), else the pid namespace and the group kill are what is left.
+   */
+  processes?: number;
 }
 
 /** A host path the child sees at the same path: read-only unless `writable`. */
@@ -50,9 +58,21 @@ export interface JailMount {
 
 export interface JailRequest {
   level: JailLevel;
-  /** A JavaScript file run by the parent's own Node binary. */
-  script: string;
+  /** A JavaScript file run by the parent's own Node binary… */
+  script?: string;
+  /** …or a program and its arguments (an interpreter: Python), run as it is. */
+  command?: string[];
   args?: string[];
+  /**
+   * `lines` (default): JSON lines both ways (`send`, `messages`). `frames`: binary frames (frames.ts),
+   * `sendFrame` and `frames()`, for arrays.
+   */
+  channel?: 'lines' | 'frames';
+  /**
+   * Run the child as a user id of its own (from a range no account uses) when Kura runs as root:
+   * RLIMIT_NPROC then counts only its processes, and it owns no file of the host.
+   */
+  separateUser?: boolean;
   /** What the child may see besides the system (`bwrap` only; `process` sees the host). */
   mounts: JailMount[];
   cwd?: string;
@@ -79,6 +99,30 @@ export interface JailExit {
 }
 
 const STDERR_TAIL_BYTES = 64 * 1024;
+const PRLIMIT = '/usr/bin/prlimit';
+const DEFAULT_TMP_BYTES = 64 * 1024 * 1024;
+/** Where separate users' ids come from: far above any account's (Debian's go up to 60,000-ish; subuid ranges start at 100,000). */
+const SEPARATE_USERS_FROM = 1_900_000_000;
+const SEPARATE_USERS = 1_000_000;
+let nextSeparateUser = 0;
+let separateUsersWork: boolean | undefined;
+
+/**
+ * A fresh user id for one child, or undefined where there is none to take: Kura is not root, or
+ * bubblewrap cannot start as an unprivileged user here (some kernels allow user namespaces to root only).
+ */
+function separateUserId(): number | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const uid = SEPARATE_USERS_FROM + (nextSeparateUser++ % SEPARATE_USERS);
+  separateUsersWork ??=
+    spawnSync('bwrap', [...systemMounts(), '--unshare-all', '--die-with-parent', '--', '/bin/sh', '-c', 'exit 0'], {
+      stdio: 'ignore',
+      timeout: 10_000,
+      uid,
+      gid: uid,
+    }).status === 0;
+  return separateUsersWork ? uid : undefined;
+}
 /** The child's message channel: it writes JSON lines to this file descriptor. */
 export const JAIL_MESSAGE_FD = 3;
 
@@ -147,6 +191,9 @@ export class JailedProcess {
   private waiting: (() => void) | undefined;
   private ended = false;
   private killedFor: JailOutcome | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  private exited = false;
+  private readonly wallClockMs: number;
 
   constructor(request: JailRequest) {
     const { limits } = request;
@@ -157,7 +204,10 @@ export class JailedProcess {
     // with a 150 MiB heap still segfaults, with 96 MiB it ends cleanly).
     const memoryMegabytes = limits.memoryBytes / (1024 * 1024);
     const heapMegabytes = Math.max(48, Math.floor(Math.min(memoryMegabytes * 0.6, memoryMegabytes - 160)));
-    const nodeArgs = [`--max-old-space-size=${heapMegabytes}`, ...(request.nodeOptions ?? []), request.script, ...(request.args ?? [])];
+    const program = request.command
+      ? [...request.command, ...(request.args ?? [])]
+      : [node, `--max-old-space-size=${heapMegabytes}`, ...(request.nodeOptions ?? []), request.script!, ...(request.args ?? [])];
+    const user = request.separateUser ? separateUserId() : undefined;
     // rlimits are set by the shell right before it becomes Node: the same on both levels.
     const ulimits = [
       `ulimit -d ${Math.ceil(limits.memoryBytes / 1024)}`,
@@ -167,7 +217,9 @@ export class JailedProcess {
       `ulimit -f ${Math.ceil(limits.fileSizeBytes / 512)}`,
       ...(limits.openFiles ? [`ulimit -n ${limits.openFiles}`] : []),
     ].join(' && ');
-    const shell = ['/bin/sh', '-c', `unset PWD OLDPWD && ${ulimits} && exec "$@"`, 'kura-jail', node, ...nodeArgs];
+    // RLIMIT_NPROC through prlimit(1): POSIX sh's ulimit has no -u.
+    const nproc = limits.processes && user !== undefined && existsSync(PRLIMIT) ? `${PRLIMIT} --nproc=${limits.processes} ` : '';
+    const shell = ['/bin/sh', '-c', `unset PWD OLDPWD && ${ulimits} && exec ${nproc}"$@"`, 'kura-jail', ...program];
     const environment = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', ...(request.env ?? {}) };
     const stdio: Array<'pipe' | 'ignore'> = ['pipe', 'ignore', 'pipe', 'pipe'];
     const started = Date.now();
@@ -182,6 +234,9 @@ export class JailedProcess {
           '/proc',
           '--dev',
           '/dev',
+          // Private /tmp in memory: capped, or one child could fill half the host's RAM.
+          '--size',
+          String(limits.tmpBytes ?? DEFAULT_TMP_BYTES),
           '--tmpfs',
           '/tmp',
           ...mounts,
@@ -201,11 +256,17 @@ export class JailedProcess {
           '--',
           ...shell,
         ],
-        { stdio, env: {}, detached: true },
+        { stdio, env: {}, detached: true, ...(user !== undefined ? { uid: user, gid: user } : {}) },
       );
     } else {
       const [command, ...args] = shell;
-      this.child = spawn(command!, args, { stdio, env: environment, cwd: request.cwd ?? tmpdir(), detached: true });
+      this.child = spawn(command!, args, {
+        stdio,
+        env: environment,
+        cwd: request.cwd ?? tmpdir(),
+        detached: true,
+        ...(user !== undefined ? { uid: user, gid: user } : {}),
+      });
     }
 
     let stderr = Buffer.alloc(0);
@@ -214,12 +275,15 @@ export class JailedProcess {
       if (stderr.length > STDERR_TAIL_BYTES * 2) stderr = stderr.subarray(stderr.length - STDERR_TAIL_BYTES);
     });
     (this.child.stdin as Writable).on('error', () => undefined); // a child that died does not read: not our error
-    this.readMessages(this.child.stdio[JAIL_MESSAGE_FD] as Readable, limits.maxMessageBytes);
+    if (request.channel === 'frames') this.readFrames(this.child.stdio[JAIL_MESSAGE_FD] as Readable, limits.maxMessageBytes);
+    else this.readMessages(this.child.stdio[JAIL_MESSAGE_FD] as Readable, limits.maxMessageBytes);
 
-    const deadline = setTimeout(() => this.killFor('timeout'), limits.wallClockMs);
+    this.wallClockMs = limits.wallClockMs;
+    this.restartDeadline();
     this.exit = new Promise<JailExit>((resolve) => {
       const finish = (exitCode: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
-        clearTimeout(deadline);
+        this.exited = true;
+        clearTimeout(this.deadline);
         const text = stderr.subarray(Math.max(0, stderr.length - STDERR_TAIL_BYTES)).toString('utf8');
         resolve({
           outcome: spawnError ? 'crashed' : classify(this.killedFor, exitCode, signal, text),
@@ -234,10 +298,51 @@ export class JailedProcess {
     });
   }
 
+  /** Whether the child is running and not being killed. */
+  get alive(): boolean {
+    return !this.exited && this.killedFor === undefined;
+  }
+
+  /**
+   * Starts the wall-clock deadline again from now (`ms`, else the limit it was started with): a child
+   * started ahead of its work (a spare, waiting with its modules loaded) gets its whole time for it.
+   */
+  restartDeadline(ms: number = this.wallClockMs): void {
+    clearTimeout(this.deadline);
+    if (!this.exited) this.deadline = setTimeout(() => this.killFor('timeout'), ms);
+  }
+
   /** Sends one JSON message to the child's stdin. */
   send(message: unknown): void {
     const stdin = this.child.stdin as Writable;
     if (!stdin.destroyed) stdin.write(`${JSON.stringify(message)}\n`);
+  }
+
+  /** Sends one binary frame (channel `frames`). */
+  sendFrame(header: Record<string, unknown>, body?: Uint8Array): void {
+    const stdin = this.child.stdin as Writable;
+    if (stdin.destroyed) return;
+    for (const part of encodeFrame(header, body)) stdin.write(part);
+  }
+
+  /** The child's frames in order (channel `frames`); ends when the child closes its channel. */
+  frames(): AsyncGenerator<Frame> {
+    return this.messages() as AsyncGenerator<Frame>;
+  }
+
+  /** Resolves when the parent's writes have gone into the pipe (backpressure for large frames). */
+  drained(): Promise<void> {
+    const stdin = this.child.stdin as Writable;
+    if (stdin.destroyed || !stdin.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        stdin.off('drain', done);
+        stdin.off('close', done);
+        resolve();
+      };
+      stdin.once('drain', done);
+      stdin.once('close', done);
+    });
   }
 
   /** The child's messages in order; ends when the child closes its message channel. */
@@ -271,14 +376,35 @@ export class JailedProcess {
     }
   }
 
+  private readFrames(channel: Readable, maxMessageBytes: number): void {
+    const reader = new FrameReader(maxMessageBytes);
+    channel.on('data', (chunk: Buffer) => {
+      try {
+        this.queue.push(...reader.push(chunk));
+      } catch (error) {
+        if (error instanceof FrameTooLarge) this.killFor('message-too-large');
+        else this.kill();
+        channel.destroy();
+      }
+      this.wake();
+    });
+    const end = () => {
+      this.ended = true;
+      this.wake();
+    };
+    channel.once('close', end);
+    channel.once('error', end);
+  }
+
+  private wake(): void {
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.();
+  }
+
   private readMessages(channel: Readable, maxMessageBytes: number): void {
     let pending: Buffer[] = [];
     let pendingBytes = 0;
-    const wake = () => {
-      const waiting = this.waiting;
-      this.waiting = undefined;
-      waiting?.();
-    };
     channel.on('data', (chunk: Buffer) => {
       let start = 0;
       for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
@@ -303,11 +429,11 @@ export class JailedProcess {
           channel.destroy();
         }
       }
-      wake();
+      this.wake();
     });
     const end = () => {
       this.ended = true;
-      wake();
+      this.wake();
     };
     channel.once('close', end);
     channel.once('error', end);

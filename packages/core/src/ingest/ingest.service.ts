@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DatasetStatsAccumulator, ImportError, type FormatName, type ImportIssue } from '@kura/formats';
 import type { JailLevelChoice } from '@kura/jail';
 import type { FeatureSpec } from '@kura/schema';
@@ -15,12 +15,31 @@ import { UnrecoverableJobError } from '../jobs/job-queue.js';
 import type { Logger } from '../logging/logger.js';
 import { UploadsRepository, type UploadRecord } from '../uploads/uploads.repository.js';
 import { episodeBucket } from '../datasets/episode-buckets.js';
-import { convertInJail } from './jailed-conversion.js';
+import { ConversionChildren } from './jailed-conversion.js';
 import type { ConvertedEpisode } from './upload-conversion.js';
 import { withDatasetLock } from './dataset-lock.js';
 import { deleteUnpublishedEpisodes, deleteUnpublishedEpisodesOf, insertEpisodeRows } from './episode-rows.js';
 
 const MAX_WARNINGS = 1000;
+
+/** Spare children's folders are named `<pid>-<n>`: those of processes that are gone are removed at start. */
+async function removeSparesOfEndedProcesses(root: string): Promise<void> {
+  for (const name of await readdir(root).catch(() => [] as string[])) {
+    const pid = Number(name.split('-')[0]);
+    // This process's own (other apps in one test process) and those of live processes stay.
+    if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isRunning(pid))) continue;
+    await rm(join(root, name), { recursive: true, force: true });
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 interface ShardRecord {
   key: string;
@@ -37,7 +56,9 @@ interface ShardRecord {
  * redoes the same work under the same keys, so it completes exactly once.
  */
 @Injectable()
-export class IngestService implements OnApplicationBootstrap {
+export class IngestService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly children: ConversionChildren;
+
   constructor(
     @Inject(PrismaClient) private readonly prisma: PrismaClient,
     private readonly uploads: UploadsRepository,
@@ -45,11 +66,36 @@ export class IngestService implements OnApplicationBootstrap {
     @Inject(DATABASE_URL) private readonly databaseUrl: string,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
-    @Inject(JAIL_LEVEL) private readonly jail: JailLevelChoice,
-  ) {}
+    @Inject(JAIL_LEVEL) jail: JailLevelChoice,
+  ) {
+    this.children = new ConversionChildren({
+      level: jail.level,
+      limits: {
+        memoryBytes: config.sandbox.ingest.memoryBytes,
+        cpuSeconds: config.sandbox.ingest.timeoutSeconds,
+        wallClockMs: config.sandbox.ingest.timeoutSeconds * 1000,
+        fileSizeBytes: config.uploads.archive.maxExpandedBytes,
+      },
+      root: join(config.dataDir, 'jail-spares'),
+    });
+  }
+
+  /**
+   * Gets a jailed child ready for an upload this process is about to convert (called as its bytes
+   * start to arrive), so that loading the importers overlaps with receiving them.
+   */
+  prepareForUpload(): void {
+    if (!this.config.jobs.runInThisProcess) return;
+    this.children.prepare().catch((error: unknown) => this.logger.warn({ err: error }, 'could not start a spare ingest child'));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.children.close();
+  }
 
   /** Work folders of uploads that are finished (left by a process that died before cleaning up) are removed at start. */
   async onApplicationBootstrap(): Promise<void> {
+    await removeSparesOfEndedProcesses(join(this.config.dataDir, 'jail-spares'));
     const root = join(this.config.dataDir, 'work');
     const names = await readdir(root).catch(() => [] as string[]);
     if (names.length === 0) return;
@@ -176,9 +222,8 @@ export class IngestService implements OnApplicationBootstrap {
     const shards: ShardRecord[] = [];
     const episodes: Array<ConvertedEpisode & { shardKey: string }> = [];
     const archive = this.config.uploads.archive;
-    const outcome = await convertInJail({
-      level: this.jail.level,
-      request: {
+    const outcome = await this.children.convert(
+      {
         datasetId: upload.datasetId,
         rawPath: params.rawPath,
         fileName: safeFileName(upload.fileName),
@@ -193,13 +238,7 @@ export class IngestService implements OnApplicationBootstrap {
         archiveLimits: archive,
         ingestLimits: this.config.uploads.ingestLimits,
       },
-      limits: {
-        memoryBytes: this.config.sandbox.ingest.memoryBytes,
-        cpuSeconds: this.config.sandbox.ingest.timeoutSeconds,
-        wallClockMs: this.config.sandbox.ingest.timeoutSeconds * 1000,
-        fileSizeBytes: archive.maxExpandedBytes,
-      },
-      handlers: {
+      {
         format: (format) => this.uploads.markProcessing(upload.id, format),
         warning: params.warn,
         progress: (count, expected) => this.uploads.setProgress(upload.id, expected ? Math.min(0.95, (count / expected) * 0.95) : 0.5),
@@ -218,7 +257,7 @@ export class IngestService implements OnApplicationBootstrap {
           for (const episode of shard.episodes) episodes.push({ ...episode, shardKey: key });
         },
       },
-    });
+    );
     return {
       format: outcome.format,
       features: outcome.features,

@@ -12,6 +12,7 @@ import { DatasetsService } from '../datasets/datasets.service.js';
 import { AppError } from '../errors/app-error.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { ingestJobId } from '../ingest/ingest-upload.job.js';
+import { IngestService } from '../ingest/ingest.service.js';
 import {
   idempotencyKeyReused,
   uploadChecksumMismatch,
@@ -77,6 +78,7 @@ export class UploadsService implements OnApplicationBootstrap {
     private readonly uploads: UploadsRepository,
     private readonly datasets: DatasetsService,
     private readonly jobs: JobsService,
+    private readonly ingest: IngestService,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
   ) {}
 
@@ -105,6 +107,7 @@ export class UploadsService implements OnApplicationBootstrap {
       }
     }
 
+    this.ingest.prepareForUpload();
     const id = newId('upl');
     const blobKey = `datasets/${params.datasetId}/uploads/${id}/raw`;
     const { bytes, sha256 } = await storeBody({
@@ -199,6 +202,7 @@ export class UploadsService implements OnApplicationBootstrap {
         return this.plan(existing);
       }
     }
+    this.ingest.prepareForUpload();
     const id = newId('upl');
     const blobKey = `datasets/${dataset.id}/uploads/${id}/raw`;
     const { uploadId: blobUploadId } = await this.blobs.createMultipartUpload({ key: blobKey });
