@@ -24,7 +24,23 @@ const prerequisites = [
     why: "the jail tests run parsers and developers' code under bwrap (packages/jail)",
     present: async () => onPath('bwrap'),
   },
+  {
+    name: 'Python with numpy',
+    aptPackage: 'python3-numpy',
+    why: "Python policies run with Debian's /usr/bin/python3 (KURA_PYTHON) and its numpy",
+    present: async () => pythonImports('numpy'),
+  },
+  {
+    name: 'PyTorch for Python',
+    aptPackage: 'python3-torch',
+    why: 'the Python policy tests load a torch model (test/fixtures/python-policies/mlp-torch)',
+    present: async () => pythonImports('torch'),
+  },
 ];
+
+function pythonImports(module) {
+  return spawnSync('/usr/bin/python3', ['-c', `import ${module}`], { stdio: 'ignore' }).status === 0;
+}
 
 const missing = [];
 for (const prerequisite of prerequisites) if (!(await prerequisite.present())) missing.push(prerequisite);

@@ -5,6 +5,7 @@ import { BLOB_STORE, type BlobStore } from './blobs/blob-store.js';
 import { DeleteBlobJob } from './blobs/delete-blob.job.js';
 import { IngestUploadJob } from './ingest/ingest-upload.job.js';
 import { IngestService } from './ingest/ingest.service.js';
+import { PolicyHosts } from './policies/hosts/policy-hosts.service.js';
 import { UploadsRepository } from './uploads/uploads.repository.js';
 import { UploadsService } from './uploads/uploads.service.js';
 import { EpisodesRepository } from './episodes/episodes.repository.js';
@@ -110,6 +111,12 @@ export class CoreModule {
         useFactory: () => {
           const choice = chooseJailLevel(params.config.sandbox.setting);
           params.logger.info({ sandbox: choice.level, reason: choice.reason }, `untrusted work runs at sandbox level ${choice.level}`);
+          if (choice.level === 'unsafe-none')
+            params.logger.warn(
+              "KURA_SANDBOX=unsafe-none: developers' code runs without namespaces — for development only, never in front of strangers",
+            );
+          if (choice.level === 'process')
+            params.logger.warn("developers' code (policies) is refused here (SANDBOX_UNAVAILABLE): it runs only in the bubblewrap jail");
           return choice;
         },
       },
@@ -149,6 +156,7 @@ export class CoreModule {
       UploadsRepository,
       UploadsService,
       IngestService,
+      PolicyHosts,
       EpisodesRepository,
       EpisodesService,
       VersionsRepository,

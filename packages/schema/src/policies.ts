@@ -55,8 +55,8 @@ export const policyManifestSchema = z
       .min(1)
       .max(100)
       .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" and "-", starting with a letter or digit'),
-    runtime: z.enum(['js', 'onnx']),
-    /** Path of the script (js) or model (onnx) inside the bundle. */
+    runtime: z.enum(['js', 'onnx', 'python']),
+    /** Path of the script (js), model (onnx) or module defining act() (python) inside the bundle. */
     entry: z.string().min(1).max(500),
     /** Dataset features the policy reads, in order. */
     observation: z.array(featureNameSchema).min(1).max(64),

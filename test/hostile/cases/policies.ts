@@ -141,7 +141,7 @@ function manifestCases(): HostileCase[] {
     bundleCase('manifest/invalid-utf8', 'rejected MANIFEST_INVALID', () =>
       gzip(tarOf({ 'policy.json': Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), 'policy.js': goodScript })),
     ),
-    bundleCase('manifest/unknown-runtime', 'rejected MANIFEST_INVALID', () => manifestWith({ runtime: 'python' })),
+    bundleCase('manifest/unknown-runtime', 'rejected MANIFEST_INVALID', () => manifestWith({ runtime: 'ruby' })),
     bundleCase('manifest/no-observation', 'rejected MANIFEST_INVALID', () => manifestWith({ observation: [] })),
     bundleCase('manifest/observation-not-a-feature-name', 'rejected MANIFEST_INVALID', () =>
       manifestWith({ observation: ['../../etc/passwd'] }),
@@ -247,7 +247,8 @@ function scriptCases(): HostileCase[] {
     ),
     script(
       'deep-recursion',
-      'rejected POLICY_THREW',
+      // The stack overflows within ~10 ms; on a machine busy with other suites that can pass the 50 ms call limit.
+      ['rejected POLICY_THREW', 'rejected POLICY_TIMEOUT'],
       'function down(n) { return down(n + 1) + 1; }\nfunction act() { return [down(0), 0]; }',
     ),
     script('webassembly', 'rejected POLICY_THREW', 'function act() { new WebAssembly.Memory({ initial: 65536 }); return [0, 0]; }'),

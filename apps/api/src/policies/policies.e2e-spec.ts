@@ -212,7 +212,7 @@ describe('policies: upload, validation, evaluation on held-out episodes, leaderb
     it.each([
       ['no policy.json', async () => tarGzOf({ 'policy.js': perfect }), 'MANIFEST_MISSING'],
       ['policy.json not JSON', async () => tarGzOf({ 'policy.json': '{ name', 'policy.js': perfect }), 'MANIFEST_INVALID'],
-      ['an unknown runtime', async () => jsBundle(perfect, { runtime: 'python' }), 'MANIFEST_INVALID'],
+      ['an unknown runtime', async () => jsBundle(perfect, { runtime: 'ruby' }), 'MANIFEST_INVALID'],
       ['an unknown manifest field', async () => jsBundle(perfect, { gpu: true }), 'MANIFEST_INVALID'],
       ['a missing entry', async () => jsBundle(perfect, { entry: 'nope.js' }), 'BUNDLE_ENTRY_MISSING'],
       ['an entry outside the bundle', async () => jsBundle(perfect, { entry: '../../etc/passwd' }), 'BUNDLE_PATH_TRAVERSAL'],

@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import type { PolicyHostSettings } from '../policies/hosts/jailed-policy-runtime.js';
 
 const booleanString = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 const port = z.coerce.number().int().min(0).max(65535);
@@ -64,6 +65,13 @@ const environmentSchema = z.object({
   KURA_POLICY_CALL_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.max(60_000).default(50)),
   KURA_POLICY_MAX_MODEL_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
   KURA_POLICY_VALIDATION_TIMEOUT_S: z.preprocess(emptyAsUndefined, positiveInt.max(24 * 3600).default(60)),
+  KURA_POLICY_HOST_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(256).max(65_536).default(512)),
+  KURA_POLICY_HOST_START_S: z.preprocess(emptyAsUndefined, positiveInt.max(3600).default(10)),
+  KURA_POLICY_HOST_CPU_S: z.preprocess(emptyAsUndefined, positiveInt.default(24 * 3600)),
+  KURA_POLICY_HOST_PROCESSES: z.preprocess(emptyAsUndefined, positiveInt.min(16).default(256)),
+  KURA_PYTHON: z.preprocess(emptyAsUndefined, z.string().min(1).default('/usr/bin/python3')),
+  KURA_PYTHON_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(256).max(262_144).default(2048)),
+  KURA_PYTHON_START_S: z.preprocess(emptyAsUndefined, positiveInt.max(3600).default(60)),
   KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
@@ -81,7 +89,12 @@ export interface KuraConfig {
    * The jail for untrusted work (packages/jail): `auto` takes bubblewrap where it runs. `ingest`:
    * limits of the child that parses one upload.
    */
-  sandbox: { setting: 'auto' | 'bwrap' | 'process' | 'unsafe-none'; ingest: { memoryBytes: number; timeoutSeconds: number } };
+  sandbox: {
+    setting: 'auto' | 'bwrap' | 'process' | 'unsafe-none';
+    ingest: { memoryBytes: number; timeoutSeconds: number };
+    /** Policy host processes (policies/hosts): all but the jail level, which is chosen at start. */
+    policyHosts: Omit<PolicyHostSettings, 'level'>;
+  };
   database: { kind: 'external'; url: string } | { kind: 'embedded'; directory: string; port: number | undefined };
   queue: { kind: 'bullmq'; redisUrl: string; name: string } | { kind: 'in-process'; name: string };
   blobs:
@@ -203,6 +216,17 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
     sandbox: {
       setting: env.KURA_SANDBOX,
       ingest: { memoryBytes: env.KURA_INGEST_MEMORY_MB * 1024 * 1024, timeoutSeconds: env.KURA_INGEST_TIMEOUT_S },
+      policyHosts: {
+        memoryBytes: env.KURA_POLICY_HOST_MEMORY_MB * 1024 * 1024,
+        loadTimeoutMs: env.KURA_POLICY_HOST_START_S * 1000,
+        cpuSeconds: env.KURA_POLICY_HOST_CPU_S,
+        processes: env.KURA_POLICY_HOST_PROCESSES,
+        python: {
+          interpreter: env.KURA_PYTHON,
+          memoryBytes: env.KURA_PYTHON_MEMORY_MB * 1024 * 1024,
+          loadTimeoutMs: env.KURA_PYTHON_START_S * 1000,
+        },
+      },
     },
     adminKey: env.KURA_ADMIN_KEY,
     shutdownTimeoutMs: env.KURA_SHUTDOWN_TIMEOUT_MS,

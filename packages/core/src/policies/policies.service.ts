@@ -16,6 +16,7 @@ import {
   type PolicyRecord,
   type PolicyVisibility,
 } from './policies.repository.js';
+import { PolicyHosts } from './hosts/policy-hosts.service.js';
 import { policyBundleEmpty, policyBundleTooLarge, policyNotFound } from './policies.errors.js';
 
 /** A policy version as the API shows it. */
@@ -47,6 +48,7 @@ export class PoliciesService {
   constructor(
     private readonly policies: PoliciesRepository,
     private readonly jobs: JobsService,
+    private readonly hosts: PolicyHosts,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
   ) {}
@@ -57,6 +59,8 @@ export class PoliciesService {
    */
   async upload(principal: Principal, params: { body: Readable; access: PolicyAccess }): Promise<PolicyView> {
     requireRole(principal, ['developer'], 'upload policies');
+    // Said before the bundle is stored: it could never be validated or run here.
+    this.hosts.assertAvailable();
     const id = newId('pol');
     const bundleKey = `policies/${id}/bundle`;
     const maxBytes = this.config.policies.maxBundleBytes;

@@ -8,7 +8,8 @@ import { VersionsRepository } from '../datasets/versions.repository.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import type { PolicyRecord } from './policies.repository.js';
 import { PolicyValidationService } from './policy-validation.service.js';
-import { loadPolicyRuntime, type PolicyRuntime } from './runtimes/policy-runtime.js';
+import { PolicyHosts } from './hosts/policy-hosts.service.js';
+import { resolvePolicyRuntimeLimits, type PolicyRuntime } from './runtimes/policy-runtime.js';
 
 /** Per-component statistics used to normalize one feature. */
 export interface FeatureNormalization {
@@ -64,6 +65,7 @@ export class PolicyLoader {
     private readonly versions: VersionsRepository,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     private readonly datasetAccess: DatasetReachService,
+    private readonly hosts: PolicyHosts,
   ) {}
 
   /**
@@ -80,11 +82,13 @@ export class PolicyLoader {
    */
   async load(policy: PolicyRecord & { manifest: PolicyManifest; entryKey: string }, features?: FeatureSpec): Promise<PolicyRuntime> {
     const known = features ?? (await this.normalizationFeatures(policy.manifest));
-    return loadPolicyRuntime({
+    return this.hosts.load({
       manifest: policy.manifest,
       entry: await readBlobBytes(this.blobs, policy.entryKey),
-      limits: this.validation.runtimeLimits(),
-      ...(known ? { features: known } : {}),
+      policyId: policy.id,
+      limits: resolvePolicyRuntimeLimits(this.validation.runtimeLimits()),
+      features: known,
+      unpack: (policyId, destination) => this.validation.unpackStored(policyId, destination),
     });
   }
 

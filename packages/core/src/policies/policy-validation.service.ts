@@ -22,7 +22,14 @@ import type { Logger } from '../logging/logger.js';
 import { detectArchiveKind, extractArchive } from '../uploads/archive.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import { PoliciesRepository, type PolicyProblem, type PolicyRecord } from './policies.repository.js';
-import { isPolicyError, loadPolicyRuntime, PolicyError, type PolicyRuntimeLimits } from './runtimes/policy-runtime.js';
+import { PolicyHosts } from './hosts/policy-hosts.service.js';
+import {
+  isPolicyError,
+  PolicyError,
+  resolvePolicyRuntimeLimits,
+  type PolicyRuntime,
+  type PolicyRuntimeLimits,
+} from './runtimes/policy-runtime.js';
 import { truncateText } from './runtimes/runtime-api.js';
 
 const MiB = 1024 * 1024;
@@ -59,6 +66,7 @@ export class PolicyValidationService {
   constructor(
     private readonly policies: PoliciesRepository,
     private readonly datasets: DatasetReachService,
+    private readonly hosts: PolicyHosts,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
@@ -178,7 +186,7 @@ export class PolicyValidationService {
       // A readable manifest names the policy: from here on the upload is a version of it, even if rejected.
       await infrastructure('numbering the version', () => this.policies.assignVersion(policy.id, manifest.name));
       const entry = await readFile(await this.entryPath(manifest, root));
-      await this.tryInSandbox(manifest, entry, policy.ownerKeyId, signal);
+      await this.tryInSandbox({ manifest, entry, policyId: policy.id, ownerKeyId: policy.ownerKeyId }, signal);
       stopPastDeadline(signal, progress.deadline);
       const entryKey = `policies/${policy.id}/entry`;
       await infrastructure('storing the entry in the blob store', () => this.blobs.put({ key: entryKey, body: entry }));
@@ -226,6 +234,23 @@ export class PolicyValidationService {
       entryKey: null,
     });
     await rm(join(this.config.dataDir, 'work', 'policies', policyId), { recursive: true, force: true });
+  }
+
+  /**
+   * Unpacks a stored bundle (a Python policy's, for its host) into `destination`; returns the folder
+   * holding policy.json. The bundle passed validation, so the checks cannot fail but for storage.
+   */
+  async unpackStored(policyId: string, destination: string): Promise<string> {
+    const policy = await this.policies.findById(policyId);
+    if (!policy) throw new Error(`policy ${policyId} does not exist`);
+    await mkdir(destination, { recursive: true });
+    const bundle = `${destination}.bundle`;
+    try {
+      await pipeline(await this.blobs.get({ key: policy.bundleKey }), createWriteStream(bundle));
+      return (await this.unpack(bundle, destination, new AbortController().signal)).root;
+    } finally {
+      await rm(bundle, { force: true });
+    }
   }
 
   /** Extracts the bundle and returns its checked manifest and the entry file's path. */
@@ -326,14 +351,25 @@ export class PolicyValidationService {
   }
 
   /** Loads the policy in the sandbox and calls it once; a failure rejects it with the sandbox's code. */
-  private async tryInSandbox(manifest: PolicyManifest, entry: Buffer, ownerKeyId: string, signal: AbortSignal): Promise<void> {
-    const features = await this.normalizationFeatures(manifest, ownerKeyId);
-    let runtime: Awaited<ReturnType<typeof loadPolicyRuntime>> | undefined;
+  private async tryInSandbox(
+    policy: { manifest: PolicyManifest; entry: Buffer; policyId: string; ownerKeyId: string },
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { manifest, entry } = policy;
+    const features = await this.normalizationFeatures(manifest, policy.ownerKeyId);
+    let runtime: PolicyRuntime | undefined;
     // Past the deadline, a pending call fails at once (POLICY_DISPOSED) and frees its isolate.
     const stop = (): void => runtime?.dispose();
     signal.addEventListener('abort', stop, { once: true });
     try {
-      runtime = await loadPolicyRuntime({ manifest, entry, limits: this.runtimeLimits(), ...(features ? { features } : {}) });
+      runtime = await this.hosts.load({
+        manifest,
+        entry,
+        policyId: policy.policyId,
+        limits: resolvePolicyRuntimeLimits(this.runtimeLimits()),
+        features,
+        unpack: (policyId, destination) => this.unpackStored(policyId, destination),
+      });
       signal.throwIfAborted();
       await runtime.reset();
       signal.throwIfAborted();

@@ -52,5 +52,8 @@ export async function loadPolicyRuntime(params: {
       return loadJsPolicyRuntime({ manifest, entry: params.entry, limits });
     case 'onnx':
       return loadOnnxPolicyRuntime({ manifest, entry: params.entry, limits, features: params.features });
+    case 'python':
+      // Python runs only in a jailed host (../hosts), which speaks to its own interpreter.
+      throw new PolicyError('POLICY_BAD_MANIFEST', 'a Python policy runs in a policy host, not in this process');
   }
 }

@@ -42,8 +42,10 @@ export interface PolicyRuntime {
 export type PolicyErrorCode =
   /** The policy ran past its time limit. */
   | 'POLICY_TIMEOUT'
-  /** The policy's isolate ran out of memory. */
+  /** The policy's isolate (or its host process) ran out of memory. */
   | 'POLICY_MEMORY_LIMIT'
+  /** The policy's host process ended during a call for another reason (a signal, an exit). */
+  | 'POLICY_CRASHED'
   /** The action had the wrong shape, held something other than numbers, or a non-finite number. */
   | 'POLICY_BAD_OUTPUT'
   /** The policy threw, or the model failed while running. */

@@ -62,6 +62,7 @@ message ValueInfoProto {
 message AttributeProto {
   string name = 1;
   int64 i = 3;
+  GraphProto g = 6;
   int32 type = 20;
 }
 
@@ -92,6 +93,7 @@ message ModelProto {
 
 const FLOAT = 1; // TensorProto.DataType.FLOAT
 const INT64 = 7; // TensorProto.DataType.INT64
+const BOOL = 9; // TensorProto.DataType.BOOL
 const EXTERNAL = 1; // TensorProto.DataLocation.EXTERNAL
 const IR_VERSION = 8; // ONNX 1.10+
 const OPSET = 13; // MatMul, Add, Relu, Cast and Reshape all exist in this opset
@@ -99,11 +101,11 @@ const OPSET = 13; // MatMul, Add, Relu, Cast and Reshape all exist in this opset
 const ModelProto = protobuf.parse(onnxSubset).root.lookupType('onnx.ModelProto');
 const fixtures = new URL('../fixtures/', import.meta.url);
 
-/** A float tensor type; a dimension is a size or, as a string, a symbolic name. */
-function floatTensorType(dims) {
+/** A tensor type (float unless told); a dimension is a size or, as a string, a symbolic name. */
+function tensorType(dims, elemType = FLOAT) {
   return {
     tensorType: {
-      elemType: FLOAT,
+      elemType,
       shape: { dim: dims.map((dim) => (typeof dim === 'string' ? { dimParam: dim } : { dimValue: dim })) },
     },
   };
@@ -118,25 +120,33 @@ function initializer(name, dims, values, storage) {
   return { ...tensor, rawData: raw };
 }
 
+/**
+ * A GraphProto: nodes are [opType, inputs, output, attributes?], inputs and outputs [name, dims,
+ * elemType?]. Also a Loop's body, given to the Loop node as a graph attribute.
+ */
+function graph({ name, inputs, outputs, nodes, initializers }) {
+  return {
+    name,
+    node: nodes.map(([opType, input, output, attribute = []], index) => ({
+      name: `${opType.toLowerCase()}_${index}`,
+      opType,
+      input,
+      output: [output],
+      attribute,
+    })),
+    initializer: initializers,
+    input: inputs.map(([inputName, dims, elemType]) => ({ name: inputName, type: tensorType(dims, elemType) })),
+    output: outputs.map(([outputName, dims, elemType]) => ({ name: outputName, type: tensorType(dims, elemType) })),
+  };
+}
+
 function encodeModel({ name, inputs, outputs, nodes, initializers }) {
   const model = {
     irVersion: IR_VERSION,
     producerName: 'kura make-onnx-models.mjs',
     producerVersion: '1',
     opsetImport: [{ domain: '', version: OPSET }],
-    graph: {
-      name,
-      node: nodes.map(([opType, input, output, attribute = []], index) => ({
-        name: `${opType.toLowerCase()}_${index}`,
-        opType,
-        input,
-        output: [output],
-        attribute,
-      })),
-      initializer: initializers,
-      input: inputs.map(([inputName, dims]) => ({ name: inputName, type: floatTensorType(dims) })),
-      output: outputs.map(([outputName, dims]) => ({ name: outputName, type: floatTensorType(dims) })),
-    },
+    graph: graph({ name, inputs, outputs, nodes, initializers }),
   };
   const problem = ModelProto.verify(model);
   if (problem) throw new Error(`${name}: ${problem}`);
@@ -303,6 +313,68 @@ const hugeInput = encodeModel({
   initializers: [],
 });
 
+// (j) a Loop that never ends in practice: 10^15 trips (cond stays true), each adding 1 to a
+// loop-carried [1, 4] that starts as the observation and ends as the action. The carried value comes
+// from the input, so nothing about the Loop can be folded away when the session is created.
+const loopBody = graph({
+  name: 'add_one_forever',
+  inputs: [
+    ['iteration', [], INT64],
+    ['cond_in', [], BOOL],
+    ['carried_in', [1, 4]],
+  ],
+  outputs: [
+    ['cond_out', [], BOOL],
+    ['carried_out', [1, 4]],
+  ],
+  nodes: [
+    ['Identity', ['cond_in'], 'cond_out'],
+    ['Add', ['carried_in', 'one'], 'carried_out'],
+  ],
+  initializers: [initializer('one', [1], [1], 'float_data')],
+});
+const loopForever = encodeModel({
+  name: 'loop_forever',
+  inputs: [['observation.state', [1, 4]]],
+  outputs: [['action', [1, 4]]],
+  nodes: [
+    [
+      'Loop',
+      ['trip_count', 'keep_going', 'observation.state'],
+      'action',
+      [{ name: 'body', type: 5 /* AttributeProto.GRAPH */, g: loopBody }],
+    ],
+  ],
+  initializers: [
+    { name: 'trip_count', dims: [], dataType: INT64, int64Data: [1e15] },
+    { name: 'keep_going', dims: [], dataType: BOOL, rawData: Buffer.from([1]) },
+  ],
+});
+
+// (k) a model that builds a [50000, 50000, 1, 1] float tensor of zeros (10 GB) and sums it into the
+// action: action = state + Σ zeros. The shape is [0, 0, 0, 0] + [50000, 50000, 1, 1], the zeros
+// being the observation cast to int64 times 0, so it is only known at run time: session creation's
+// constant folding cannot allocate it, only a call does.
+const allocateHuge = encodeModel({
+  name: 'allocate_huge',
+  inputs: [['observation.state', [1, 4]]],
+  outputs: [['action', [1, 4]]],
+  nodes: [
+    ['Cast', ['observation.state'], 'state_int64', [CAST_TO_INT64]],
+    ['Reshape', ['state_int64', 'one_axis'], 'state_vector'],
+    ['Mul', ['state_vector', 'zero'], 'zeros'],
+    ['Add', ['zeros', 'huge_dims'], 'huge_shape'],
+    ['ConstantOfShape', ['huge_shape'], 'huge'],
+    ['ReduceSum', ['huge'], 'huge_sum', [KEEPDIMS_OFF]],
+    ['Add', ['observation.state', 'huge_sum'], 'action'],
+  ],
+  initializers: [
+    { name: 'one_axis', dims: [1], dataType: INT64, int64Data: [-1] },
+    { name: 'zero', dims: [1], dataType: INT64, int64Data: [0] },
+    { name: 'huge_dims', dims: [4], dataType: INT64, int64Data: [50000, 50000, 1, 1] },
+  ],
+});
+
 // (d) the linear model cut off in the middle of its weights.
 const broken = linear.subarray(0, Math.floor(linear.length / 2));
 
@@ -317,6 +389,8 @@ const files = {
   'arm-1x7.onnx': arm,
   'double-any-width.onnx': doubleAnyWidth,
   'huge-input.onnx': hugeInput,
+  'loop-forever.onnx': loopForever,
+  'allocate-huge.onnx': allocateHuge,
 };
 for (const [name, bytes] of Object.entries(files)) {
   await writeFile(new URL(name, fixtures), bytes);

@@ -1,0 +1,195 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startJailed, type Frame, type JailedProcess, type JailExit, type JailLevel } from '@kura/jail';
+import type { FeatureSpec, PolicyCallContext, PolicyManifest, PolicyObservation } from '@kura/schema';
+import { PolicyError, type PolicyErrorCode, type PolicyRuntime, type PolicyRuntimeLimits } from '../runtimes/runtime-api.js';
+import { encodeObservation, type HostAnswer, type HostRequest } from './host-protocol.js';
+
+/** Where Kura's code is: the jail mounts its `packages/` and `node_modules/` read-only, nothing else of it. */
+const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
+const nodeHost = join(codeRoot, 'packages/core/dist/policies/hosts/policy-host-child.js');
+const pythonHost = join(codeRoot, 'packages/core/src/policies/hosts/python/kura_policy_host.py');
+
+/** What a policy host process may use; see README "Safety" and the runtimes README. */
+export interface PolicyHostSettings {
+  level: JailLevel;
+  /** RLIMIT_DATA of a JS or ONNX host (the isolate's own `memoryMb` is inside it). */
+  memoryBytes: number;
+  /** How long a host may take to start and load its policy. */
+  loadTimeoutMs: number;
+  /** RLIMIT_CPU of a host over its life (a warm host serves many calls). */
+  cpuSeconds: number;
+  /** Processes and threads of one host (only where it runs as a user of its own: Kura as root). */
+  processes: number;
+  python: { interpreter: string; memoryBytes: number; loadTimeoutMs: number };
+}
+
+/** Past a call's own limit, how long the api waits before it kills the host. */
+export const HOST_GRACE_MS = 250;
+/** Largest frame a host may send (an action is a few KB). */
+const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/**
+ * Loads a policy in a jailed host process and returns it as a PolicyRuntime: every call crosses a
+ * pipe to a process the api can kill. A host that passes a call's deadline (its limit plus
+ * HOST_GRACE_MS) or its memory is killed; that call fails POLICY_TIMEOUT / POLICY_MEMORY_LIMIT /
+ * POLICY_CRASHED, and the next call starts a new host (the policy's state starts afresh).
+ */
+export async function loadJailedPolicyRuntime(params: {
+  manifest: PolicyManifest;
+  entry: Buffer;
+  /** The bundle's folder (Python: read-only in the jail, its working directory). */
+  bundleDir?: string | undefined;
+  limits: PolicyRuntimeLimits;
+  features?: FeatureSpec | undefined;
+  host: PolicyHostSettings;
+}): Promise<PolicyRuntime> {
+  const runtime = new JailedPolicyRuntime(params);
+  await runtime.start();
+  return runtime;
+}
+
+class JailedPolicyRuntime implements PolicyRuntime {
+  observationShapes?: Readonly<Record<string, readonly number[]>>;
+  private host: JailedProcess | undefined;
+  private answers: AsyncGenerator<Frame> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+  private disposed = false;
+
+  constructor(
+    private readonly params: {
+      manifest: PolicyManifest;
+      entry: Buffer;
+      bundleDir?: string | undefined;
+      limits: PolicyRuntimeLimits;
+      features?: FeatureSpec | undefined;
+      host: PolicyHostSettings;
+    },
+  ) {}
+
+  /** Starts the host and loads the policy (the first time, and after a host died). */
+  async start(): Promise<void> {
+    const { manifest, host: settings } = this.params;
+    const python = manifest.runtime === 'python';
+    if (!python && !existsSync(nodeHost)) throw new Error(`${nodeHost} is missing: build Kura first (npm run build)`);
+    const bundleDir = this.params.bundleDir;
+    if (python && !bundleDir) throw new Error('a Python policy needs its bundle folder');
+    const host = startJailed({
+      level: settings.level,
+      ...(python
+        ? { command: [settings.python.interpreter, '-I', '-B', pythonHost] }
+        : { script: nodeHost, nodeOptions: ['--max-semi-space-size=4'] }),
+      channel: 'frames',
+      separateUser: true,
+      mounts: [
+        ...(python
+          ? [{ path: pythonHost }, { path: bundleDir! }]
+          : [{ path: join(codeRoot, 'packages') }, { path: join(codeRoot, 'node_modules') }]),
+      ],
+      cwd: python ? bundleDir! : '/tmp',
+      // One thread per numeric library: calls are small, and threads count against `processes`.
+      env: python ? { OMP_NUM_THREADS: '1', OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1', PYTHONDONTWRITEBYTECODE: '1' } : {},
+      limits: {
+        memoryBytes: python ? settings.python.memoryBytes : settings.memoryBytes,
+        cpuSeconds: settings.cpuSeconds,
+        wallClockMs: 2 ** 31 - 1, // per call, below
+        fileSizeBytes: 64 * 1024 * 1024,
+        maxMessageBytes: MAX_ANSWER_BYTES,
+        openFiles: 256,
+        processes: settings.processes,
+      },
+    });
+    this.host = host;
+    this.answers = host.frames();
+    const loadTimeoutMs = python ? settings.python.loadTimeoutMs : settings.loadTimeoutMs + this.params.limits.loadTimeoutMs;
+    const request: HostRequest = {
+      type: 'load',
+      manifest,
+      limits: this.params.limits,
+      features: this.params.features ?? null,
+      ...(python ? { bundleDir } : {}),
+    };
+    const loaded = await this.exchange(request, python ? undefined : this.params.entry, loadTimeoutMs);
+    if (loaded.header.type !== 'loaded') throw new Error(`the policy host answered ${String(loaded.header.type)} to load`);
+    const shapes = (loaded.header as Extract<HostAnswer, { type: 'loaded' }>).observationShapes;
+    if (shapes) this.observationShapes = shapes;
+  }
+
+  act(observation: PolicyObservation, context: PolicyCallContext): Promise<Float32Array> {
+    return this.serially(async () => {
+      const { arrays, body } = encodeObservation(observation);
+      const answer = await this.exchange({ type: 'act', context, arrays }, body, this.params.limits.callTimeoutMs + HOST_GRACE_MS);
+      const length = Number((answer.header as { length?: unknown }).length);
+      if (answer.header.type !== 'action' || answer.body.length !== length * 4)
+        throw new PolicyError('POLICY_CRASHED', 'the policy host answered an action that is not what it said');
+      return new Float32Array(new Uint8Array(answer.body).buffer);
+    });
+  }
+
+  reset(): Promise<void> {
+    return this.serially(async () => {
+      await this.exchange({ type: 'reset' }, undefined, this.params.limits.loadTimeoutMs + HOST_GRACE_MS);
+    });
+  }
+
+  dispose(): void {
+    this.disposed = true;
+    this.host?.kill();
+    this.host = undefined;
+  }
+
+  /** Calls run one after another; one that finds its host gone starts a new one first. */
+  private serially<T>(call: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(async () => {
+      if (this.disposed) throw new PolicyError('POLICY_DISPOSED', 'the policy runtime was disposed');
+      if (!this.host?.alive) await this.start();
+      return call();
+    });
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** One request and its answer within `deadlineMs`; a host that does not answer in time is killed. */
+  private async exchange(request: HostRequest, body: Uint8Array | undefined, deadlineMs: number): Promise<Frame> {
+    const host = this.host!;
+    host.sendFrame(request, body);
+    host.restartDeadline(deadlineMs);
+    const next = await this.answers!.next();
+    if (next.done) {
+      const exit = await host.exit;
+      if (this.host === host) this.host = undefined;
+      throw hostDeath(exit, request.type, deadlineMs);
+    }
+    // Idle between calls: no deadline (the host holds no call).
+    host.restartDeadline(2 ** 31 - 1);
+    const header = next.value.header as HostAnswer;
+    if (header.type === 'error') {
+      const code = header.code as PolicyErrorCode;
+      throw new PolicyError(code, header.message, header.details ? { details: header.details } : {});
+    }
+    return next.value;
+  }
+}
+
+/** The coded error for a host that ended during a call. */
+function hostDeath(exit: JailExit, during: HostRequest['type'], deadlineMs: number): PolicyError {
+  const what = during === 'load' ? 'loading the policy' : during === 'act' ? 'act()' : 'reset()';
+  switch (exit.outcome) {
+    case 'timeout':
+    case 'cpu':
+      return new PolicyError('POLICY_TIMEOUT', `${what} did not end within ${deadlineMs} ms; its host process was stopped`);
+    case 'memory':
+      return new PolicyError('POLICY_MEMORY_LIMIT', `${what} used more memory than its host may; its host process was stopped`);
+    case 'message-too-large':
+      return new PolicyError('POLICY_BAD_OUTPUT', `${what} answered more than ${MAX_ANSWER_BYTES} bytes; its host process was stopped`);
+    case 'crashed':
+    case 'failed':
+    case 'file-size':
+    case 'ok': {
+      const last = exit.stderr.trim().split('\n').slice(-3).join(' | ').slice(0, 500);
+      const how = exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`;
+      return new PolicyError('POLICY_CRASHED', `the policy's host process ended during ${what} (${how})${last ? `: ${last}` : ''}`);
+    }
+  }
+}

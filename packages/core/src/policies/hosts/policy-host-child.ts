@@ -1,0 +1,59 @@
+// A jailed policy host (see jailed-policy-runtime.ts): loads one JS or ONNX policy with the runtimes
+// of ../runtimes and answers the api's frames one at a time. It holds no secret and sees no file of
+// Kura's but its code: whatever the policy does, the worst is this process's death.
+import { jailChannel, jailFrames } from '@kura/jail';
+import type { FeatureSpec, PolicyManifest } from '@kura/schema';
+import { isPolicyError, loadPolicyRuntime, quarantinedIsolateCount, type PolicyRuntime } from '../runtimes/policy-runtime.js';
+import { decodeObservation, type HostAnswer, type HostRequest } from './host-protocol.js';
+
+const answer = (message: HostAnswer, body?: Uint8Array) => jailFrames.send(message, body);
+
+function failure(error: unknown): HostAnswer {
+  if (isPolicyError(error))
+    return { type: 'error', code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
+  return {
+    type: 'error',
+    code: 'POLICY_CRASHED',
+    message: `the policy host failed: ${error instanceof Error ? error.message : String(error)}`,
+  };
+}
+
+async function main(): Promise<void> {
+  jailChannel.exitWithParent();
+  let runtime: PolicyRuntime | undefined;
+  for await (const frame of jailFrames.frames()) {
+    const request = frame.header as unknown as HostRequest;
+    try {
+      if (request.type === 'load') {
+        runtime = await loadPolicyRuntime({
+          manifest: request.manifest as PolicyManifest,
+          entry: frame.body,
+          limits: request.limits as Record<string, number>,
+          ...(request.features ? { features: request.features as FeatureSpec } : {}),
+        });
+        answer({ type: 'loaded', observationShapes: (runtime.observationShapes as Record<string, number[]> | undefined) ?? null });
+      } else if (!runtime) {
+        answer({ type: 'error', code: 'POLICY_DISPOSED', message: 'the policy is not loaded' });
+      } else if (request.type === 'act') {
+        const action = await runtime.act(decodeObservation(request.arrays, frame.body), request.context);
+        answer({ type: 'action', length: action.length }, new Uint8Array(action.buffer, action.byteOffset, action.byteLength));
+      } else {
+        await runtime.reset();
+        answer({ type: 'done' });
+      }
+    } catch (error) {
+      answer(failure(error));
+    }
+    // An isolate that could not be stopped keeps its thread and memory, and Node can no longer exit
+    // by itself: the host ends now, and the api starts another one when the policy is called again.
+    if (quarantinedIsolateCount() > 0) process.kill(process.pid, 'SIGKILL');
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);
