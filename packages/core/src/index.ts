@@ -32,6 +32,7 @@ export * from './policies/policies.service.js';
 export * from './policies/evaluations.service.js';
 export * from './inference/inference.service.js';
 export * from './inference/sessions.service.js';
+export * from './inference/policy-pool.js';
 export * from './usage/usage.service.js';
 export * from './usage/usage.meter.js';
 export * from './usage/quota.service.js';

@@ -258,6 +258,11 @@ function scriptCases(): HostileCase[] {
       'rejected POLICY_BAD_OUTPUT',
       'Array.isArray = () => true; Number.isFinite = () => true; Object.defineProperty(Array.prototype, "length", {});\nfunction act() { return { length: 2 }; }',
     ),
+    script(
+      'one-allocation-past-the-isolate',
+      ['rejected POLICY_MEMORY_LIMIT', 'rejected POLICY_TIMEOUT', 'rejected POLICY_CRASHED'],
+      'function act() { new Array(5e7).fill(0); return [0, 0]; }',
+    ),
     script('onnx-bytes-as-script', 'rejected POLICY_SYNTAX_ERROR', Buffer.from([0x08, 0x07, 0x12, 0x00, 0xff, 0xfe, 0x00, 0x01])),
   ];
 }
@@ -290,11 +295,63 @@ function onnxCases(): HostileCase[] {
     model('output-larger-than-the-action', ['rejected POLICY_BAD_OUTPUT', 'rejected ONNX_INPUT_MISMATCH'], () =>
       onnxFixture('wrong-output-4x5.onnx'),
     ),
+    // Since #14 a model runs in a jailed host the api kills past the call limit (+250 ms) or its memory.
+    model('loop-of-10^15-trips', 'rejected POLICY_TIMEOUT', () => onnxFixture('loop-forever.onnx'), {
+      ...onnxManifest,
+      action: { shape: [4] },
+    }),
+    model('allocates-10-GB', ['rejected POLICY_THREW', 'rejected POLICY_MEMORY_LIMIT'], () => onnxFixture('allocate-huge.onnx'), {
+      ...onnxManifest,
+      action: { shape: [4] },
+    }),
     model('script-as-model', 'rejected ONNX_INVALID', () => Buffer.from(goodScript)),
     model('zip-as-model', 'rejected ONNX_INVALID', () => zipOf({ 'a.txt': 'not a model' })),
   ];
 }
 
+/** Python policies (#14): what they reach for is not there; each ends coded in its own host. */
+function pythonCases(): HostileCase[] {
+  const python = (name: string, expect: string | readonly string[], body: (context: CaseContext) => string) =>
+    bundleCase(`python/${name}`, expect, (context) =>
+      bundleOf(
+        { ...stateManifest, name: 'hostile-python', runtime: 'python', entry: 'policy.py' },
+        {
+          'policy.py': `def act(observation, context):\n${body(context)
+            .split('\n')
+            .map((line) => `    ${line}`)
+            .join('\n')}\n    return [0.0, 0.0]\n`,
+        },
+      ),
+    );
+  return [
+    python('reads-etc-shadow', 'rejected POLICY_THREW', () => 'open("/etc/shadow").read()'),
+    python('reads-the-canary', 'rejected POLICY_THREW', ({ canary }) => `open(${JSON.stringify(canary.textFiles[0])}).read()`),
+    python('reads-the-tmp-canary', 'rejected POLICY_THREW', ({ canary }) => `open(${JSON.stringify(canary.textFiles[1])}).read()`),
+    python(
+      'connects-to-postgres',
+      'rejected POLICY_THREW',
+      () => 'import socket; socket.create_connection(("127.0.0.1", 5432), timeout=0.2)',
+    ),
+    python(
+      'os-system',
+      'rejected POLICY_THREW',
+      () => 'import os\nassert os.system("cat /etc/shadow > /tmp/x") == 0 and open("/tmp/x").read()',
+    ),
+    python('subprocess', 'rejected POLICY_THREW', () => 'import subprocess; subprocess.run(["id"], check=True)'),
+    python(
+      'fork-bomb',
+      ['rejected POLICY_THREW', 'rejected POLICY_TIMEOUT', 'rejected POLICY_CRASHED'],
+      () => 'import os\nwhile True: os.fork()',
+    ),
+    python('loops', 'rejected POLICY_TIMEOUT', () => 'while True: pass'),
+    python(
+      'eats-memory',
+      ['rejected POLICY_MEMORY_LIMIT', 'rejected POLICY_TIMEOUT', 'rejected POLICY_CRASHED'],
+      () => 'x = []\nwhile True: x.append(bytearray(10**7))',
+    ),
+  ];
+}
+
 export function policyCases(): HostileCase[] {
-  return [...archiveCases(), ...manifestCases(), ...scriptCases(), ...onnxCases()];
+  return [...archiveCases(), ...manifestCases(), ...scriptCases(), ...onnxCases(), ...pythonCases()];
 }

@@ -65,6 +65,7 @@ const environmentSchema = z.object({
   KURA_POLICY_CALL_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.max(60_000).default(50)),
   KURA_POLICY_MAX_MODEL_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
   KURA_POLICY_VALIDATION_TIMEOUT_S: z.preprocess(emptyAsUndefined, positiveInt.max(24 * 3600).default(60)),
+  KURA_POLICY_HOSTS_MAX: z.preprocess(emptyAsUndefined, positiveInt.max(10_000).default(64)),
   KURA_POLICY_HOST_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(256).max(65_536).default(512)),
   KURA_POLICY_HOST_START_S: z.preprocess(emptyAsUndefined, positiveInt.max(3600).default(10)),
   KURA_POLICY_HOST_CPU_S: z.preprocess(emptyAsUndefined, positiveInt.default(24 * 3600)),
@@ -82,7 +83,15 @@ export interface KuraConfig {
   http: { port: number; host: string; jsonBodyLimit: number; bodyModelLimit: number };
   dataDir: string;
   /** Limits of uploaded policies and of their sandbox; `validationTimeoutMs`: the wall-clock budget of one validation. */
-  policies: { maxBundleBytes: number; memoryMb: number; callTimeoutMs: number; maxModelBytes: number; validationTimeoutMs: number };
+  policies: {
+    maxBundleBytes: number;
+    memoryMb: number;
+    callTimeoutMs: number;
+    maxModelBytes: number;
+    validationTimeoutMs: number;
+    /** Policy host processes one process keeps loaded, warm and sessions' together (inference/policy-pool.ts). */
+    maxHosts: number;
+  };
   /** Sessions without a step for this long end as truncated. */
   sessions: { idleSeconds: number };
   /**
@@ -211,6 +220,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       callTimeoutMs: env.KURA_POLICY_CALL_TIMEOUT_MS,
       maxModelBytes: env.KURA_POLICY_MAX_MODEL_BYTES,
       validationTimeoutMs: env.KURA_POLICY_VALIDATION_TIMEOUT_S * 1000,
+      maxHosts: env.KURA_POLICY_HOSTS_MAX,
     },
     sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
     sandbox: {

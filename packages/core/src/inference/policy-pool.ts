@@ -1,5 +1,8 @@
-import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { FeatureSpec, PolicyManifest } from '@kura/schema';
+import type { KuraConfig } from '../config/config.js';
+import { KURA_CONFIG } from '../database/database.tokens.js';
+import { AppError } from '../errors/app-error.js';
 import type { PolicyRecord } from '../policies/policies.repository.js';
 import { PolicyLoader, type PolicyNormalization } from '../policies/policy-loader.service.js';
 import { isPolicyError, type PolicyRuntime } from '../policies/runtimes/policy-runtime.js';
@@ -24,20 +27,38 @@ interface Warm {
 }
 
 /**
- * Warm sandboxed instances of ready policies, so a call does not pay for a new isolate or ONNX
- * session (3–6 ms) each time. Each instance serves one call at a time; an instance that hit its
- * memory limit (or was disposed) is dropped and the next call loads a fresh one. Policies are
- * immutable versions, so an instance never goes stale.
+ * Warm sandboxed instances of ready policies, so a call does not pay for a new host process (0.2–1 s)
+ * each time. Each instance serves one call at a time; an instance that hit its memory limit (or was
+ * disposed) is dropped and the next call loads a fresh one. Policies are immutable versions, so an
+ * instance never goes stale.
+ *
+ * Each instance is a jailed host process (policies/hosts: ~70 MB for JS or ONNX, ~250 MB for Python
+ * with torch), so all of them together — warm and sessions' — are capped at KURA_POLICY_HOSTS_MAX:
+ * a new one first unloads the least recently used idle instance, then the least recently stepped
+ * session's (its next step starts afresh); when every host is busy with a call, 503 POLICY_HOSTS_BUSY.
  */
 @Injectable()
 export class PolicyPool implements OnApplicationShutdown {
   private readonly warm = new Map<string, Warm>();
   private readonly sessions = new Map<
     string,
-    { runtime: Promise<PolicyRuntime>; normalization: Promise<PolicyNormalization | undefined> }
+    { runtime: Promise<PolicyRuntime>; normalization: Promise<PolicyNormalization | undefined>; calls: number }
   >();
+  /** Instances loaded or loading, warm and sessions' together. */
+  private hosts = 0;
+  private readonly maxHosts: number;
 
-  constructor(private readonly loader: PolicyLoader) {}
+  constructor(
+    private readonly loader: PolicyLoader,
+    @Inject(KURA_CONFIG) config: KuraConfig,
+  ) {
+    this.maxHosts = config.policies.maxHosts;
+  }
+
+  /** How many instances (host processes) are loaded or loading. */
+  liveHosts(): number {
+    return this.hosts;
+  }
 
   /** Runs `use` with an instance of the policy, and its normalization. */
   async with<T>(
@@ -76,23 +97,28 @@ export class PolicyPool implements OnApplicationShutdown {
     let pinned = this.sessions.get(sessionId);
     if (pinned) this.sessions.delete(sessionId);
     else {
+      if (this.sessions.size >= SESSION_INSTANCES) {
+        const [oldest] = this.sessions.keys();
+        this.releaseSession(oldest!);
+      }
+      this.makeRoom();
+      this.hosts++;
       const loading = this.loader.load(policy, features).then(async (runtime) => {
         await runtime.reset();
         return runtime;
       });
-      pinned = { runtime: loading, normalization: this.loader.normalization(policy) };
+      pinned = { runtime: loading, normalization: this.loader.normalization(policy), calls: 0 };
     }
     this.sessions.set(sessionId, pinned);
-    if (this.sessions.size > SESSION_INSTANCES) {
-      const [oldest] = this.sessions.keys();
-      this.releaseSession(oldest!);
-    }
+    pinned.calls++;
     try {
       return await use(await pinned.runtime, await pinned.normalization);
     } catch (error) {
       // A lost instance (memory limit) is replaced at the session's next step.
       if (!isPolicyError(error) || error.code === 'POLICY_MEMORY_LIMIT' || error.code === 'POLICY_DISPOSED') this.releaseSession(sessionId);
       throw error;
+    } finally {
+      pinned.calls--;
     }
   }
 
@@ -101,6 +127,7 @@ export class PolicyPool implements OnApplicationShutdown {
     const pinned = this.sessions.get(sessionId);
     if (!pinned) return;
     this.sessions.delete(sessionId);
+    this.hosts--;
     pinned.runtime.then(
       (runtime) => runtime.dispose(),
       () => undefined,
@@ -115,6 +142,7 @@ export class PolicyPool implements OnApplicationShutdown {
   onApplicationShutdown(): void {
     for (const warm of this.warm.values()) for (const runtime of warm.idle) runtime.dispose();
     this.warm.clear();
+    this.hosts = 0;
     for (const sessionId of [...this.sessions.keys()]) this.releaseSession(sessionId);
   }
 
@@ -132,7 +160,7 @@ export class PolicyPool implements OnApplicationShutdown {
     if (this.warm.size > WARM_POLICIES) {
       const [oldestId, oldest] = this.warm.entries().next().value!;
       this.warm.delete(oldestId);
-      for (const runtime of oldest.idle) runtime.dispose();
+      for (const runtime of oldest.idle.splice(0)) this.unload(oldest, runtime);
     }
     return warm;
   }
@@ -141,13 +169,35 @@ export class PolicyPool implements OnApplicationShutdown {
     const idle = warm.idle.pop();
     if (idle) return idle;
     if (warm.instances < INSTANCES_PER_POLICY) {
+      this.makeRoom();
       warm.instances++;
-      try {
-        return await this.loader.load(warm.policy, warm.features);
-      } catch (error) {
-        warm.instances--;
-        throw error;
-      }
+      this.hosts++;
+      // A new host takes ~0.25 s to start: the call takes whichever instance is free first, this new
+      // one or one that ends its call meanwhile; the other then waits idle for the next call.
+      const loading = this.loader.load(warm.policy, warm.features);
+      const next = await new Promise<PolicyRuntime | Error>((resolve) => {
+        warm.waiting.push(resolve);
+        loading.then(
+          (runtime) => {
+            const index = warm.waiting.indexOf(resolve);
+            if (index !== -1) {
+              warm.waiting.splice(index, 1);
+              resolve(runtime);
+            } else this.release(warm, runtime, true);
+          },
+          (error: unknown) => {
+            warm.instances--;
+            this.hosts--;
+            const index = warm.waiting.indexOf(resolve);
+            if (index !== -1) {
+              warm.waiting.splice(index, 1);
+              resolve(error instanceof Error ? error : new Error(String(error)));
+            }
+          },
+        );
+      });
+      if (next instanceof Error) throw next;
+      return next;
     }
     const next = await new Promise<PolicyRuntime | Error>((resolve) => warm.waiting.push(resolve));
     if (next instanceof Error) throw next;
@@ -160,21 +210,51 @@ export class PolicyPool implements OnApplicationShutdown {
       runtime.dispose();
       if (!waiter) {
         warm.instances--;
+        this.hosts--;
         return;
       }
       // The waiting call gets a fresh instance in place of the lost one (its load error is the call's).
       this.loader.load(warm.policy, warm.features).then(waiter, (error: unknown) => {
         warm.instances--;
+        this.hosts--;
         waiter(error instanceof Error ? error : new Error(String(error)));
       });
       return;
     }
     if (waiter) waiter(runtime);
     else if (this.warm.get(warm.policy.id) === warm) warm.idle.push(runtime);
-    else {
-      // The policy was unloaded while this call ran.
-      runtime.dispose();
-      warm.instances--;
+    // The policy was unloaded while this call ran.
+    else this.unload(warm, runtime);
+  }
+
+  private unload(warm: Warm, runtime: PolicyRuntime): void {
+    runtime.dispose();
+    warm.instances--;
+    this.hosts--;
+  }
+
+  /**
+   * Frees a host when all KURA_POLICY_HOSTS_MAX are loaded: the least recently used policy's idle
+   * instance, else the least recently stepped session's that is not in a call; else 503.
+   */
+  private makeRoom(): void {
+    while (this.hosts >= this.maxHosts) {
+      const warm = [...this.warm.values()].find((candidate) => candidate.idle.length > 0);
+      if (warm) {
+        this.unload(warm, warm.idle.shift()!);
+        continue;
+      }
+      const session = [...this.sessions.entries()].find(([, pinned]) => pinned.calls === 0);
+      if (session) {
+        this.releaseSession(session[0]);
+        continue;
+      }
+      throw new AppError({
+        code: 'POLICY_HOSTS_BUSY',
+        kind: 'unavailable',
+        message: `all ${this.maxHosts} policy hosts of this process are in a call (KURA_POLICY_HOSTS_MAX); try again shortly`,
+        details: { maxHosts: this.maxHosts },
+      });
     }
   }
 }

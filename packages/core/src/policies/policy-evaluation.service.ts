@@ -159,6 +159,9 @@ function checkFeatures(manifest: PolicyManifest, features: FeatureSpec): void {
   }
 }
 
+/** Steps sent to a policy in one call (one frame to its host). */
+const STEPS_PER_CALL = 64;
+
 async function evaluateEpisodes(params: {
   runtime: PolicyRuntime;
   manifest: PolicyManifest;
@@ -181,33 +184,50 @@ async function evaluateEpisodes(params: {
       const actions = numericColumn(batch, 'action');
       const tasks = batch.getChild('language_instruction');
       const stepIndex = batch.getChild('step_index')!;
-      for (let row = 0; row < batch.numRows; row++) {
-        const observation: PolicyObservation = {};
-        for (const [name, column] of columns) {
-          observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization, name);
-        }
-        const step = Number(stepIndex.get(row));
-        const started = performance.now();
-        let output: Float32Array;
-        try {
-          output = await runtime.act(observation, {
-            step,
+      // The rows' calls go to the policy together when it can take them so (a host: one round trip).
+      for (let first = 0; first < batch.numRows; first += STEPS_PER_CALL) {
+        const rows = Array.from({ length: Math.min(STEPS_PER_CALL, batch.numRows - first) }, (_, index) => first + index);
+        const calls = rows.map((row) => {
+          const observation: PolicyObservation = {};
+          for (const [name, column] of columns) {
+            observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization, name);
+          }
+          const context = {
+            step: Number(stepIndex.get(row)),
             episode: item.episode.episodeIndex,
             task: (tasks?.get(row) as string | null) ?? '',
-          });
+          };
+          return { observation, context };
+        });
+        const started = performance.now();
+        let outputs: Float32Array[];
+        try {
+          if (runtime.actMany) outputs = await runtime.actMany(calls);
+          else {
+            outputs = [];
+            for (const call of calls) outputs.push(await runtime.act(call.observation, call.context));
+          }
         } catch (error) {
-          Object.assign(error as object, { location: { episode: item.episode.episodeIndex, step } });
+          // The host stops at the step that failed and names it (callIndex).
+          const index = Number((error as { details?: { callIndex?: unknown } }).details?.callIndex ?? 0);
+          Object.assign(error as object, {
+            location: { episode: item.episode.episodeIndex, step: calls[index]?.context.step ?? calls[0]!.context.step },
+          });
           throw error;
         }
-        latencies.push(performance.now() - started);
-        const predicted = unnormalize(Array.from(output.subarray(0, dimensions)), normalization);
-        const truth = actions.row(row);
-        for (let dimension = 0; dimension < dimensions; dimension++) {
-          const difference = predicted[dimension]! - truth[dimension]!;
-          squared[dimension]! += difference * difference;
-          absolute += Math.abs(difference);
+        // Per step: a batch's time shared among its steps.
+        const perStep = (performance.now() - started) / calls.length;
+        for (const [index, output] of outputs.entries()) {
+          latencies.push(perStep);
+          const predicted = unnormalize(Array.from(output.subarray(0, dimensions)), normalization);
+          const truth = actions.row(rows[index]!);
+          for (let dimension = 0; dimension < dimensions; dimension++) {
+            const difference = predicted[dimension]! - truth[dimension]!;
+            squared[dimension]! += difference * difference;
+            absolute += Math.abs(difference);
+          }
+          steps++;
         }
-        steps++;
       }
     }
   }

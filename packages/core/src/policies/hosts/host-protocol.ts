@@ -11,11 +11,14 @@ import type { PolicyCallContext, PolicyObservation } from '@kura/schema';
 export type HostRequest =
   | { type: 'load'; manifest: unknown; limits: unknown; features: unknown; bundleDir?: string }
   | { type: 'act'; context: PolicyCallContext; arrays: ArrayEntry[] }
+  /** Several steps in order (evaluations): `arrays[i]` and `contexts[i]` are step i's; one body. */
+  | { type: 'actMany'; contexts: PolicyCallContext[]; arrays: ArrayEntry[][] }
   | { type: 'reset' };
 
 export type HostAnswer =
   | { type: 'loaded'; observationShapes: Record<string, number[]> | null }
   | { type: 'action'; length: number }
+  | { type: 'actions'; lengths: number[] }
   | { type: 'done' }
   | { type: 'error'; code: string; message: string; details?: Record<string, unknown> };
 
@@ -29,9 +32,24 @@ export interface ArrayEntry {
 
 /** The observation as frame entries and one body. */
 export function encodeObservation(observation: PolicyObservation): { arrays: ArrayEntry[]; body: Buffer } {
-  const arrays: ArrayEntry[] = [];
+  const [arrays, body] = encodeObservations([observation]);
+  return { arrays: arrays[0]!, body };
+}
+
+/** Several observations as frame entries (offsets into one body) and that body. */
+export function encodeObservations(observations: readonly PolicyObservation[]): [ArrayEntry[][], Buffer] {
   const parts: Buffer[] = [];
   let offset = 0;
+  const all = observations.map((observation) => {
+    const arrays: ArrayEntry[] = [];
+    offset = encodeInto(observation, arrays, parts, offset);
+    return arrays;
+  });
+  return [all, Buffer.concat(parts)];
+}
+
+function encodeInto(observation: PolicyObservation, arrays: ArrayEntry[], parts: Buffer[], start: number): number {
+  let offset = start;
   for (const name of Object.keys(observation)) {
     const value = observation[name]!;
     let bytes: Buffer;
@@ -54,7 +72,7 @@ export function encodeObservation(observation: PolicyObservation): { arrays: Arr
     parts.push(bytes);
     offset += bytes.length;
   }
-  return { arrays, body: Buffer.concat(parts) };
+  return offset;
 }
 
 /** The observation back from a frame (copies: the frame's buffer is not kept). */

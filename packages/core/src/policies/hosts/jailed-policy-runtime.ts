@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { startJailed, type Frame, type JailedProcess, type JailExit, type JailLevel } from '@kura/jail';
 import type { FeatureSpec, PolicyCallContext, PolicyManifest, PolicyObservation } from '@kura/schema';
 import { PolicyError, type PolicyErrorCode, type PolicyRuntime, type PolicyRuntimeLimits } from '../runtimes/runtime-api.js';
-import { encodeObservation, type HostAnswer, type HostRequest } from './host-protocol.js';
+import { encodeObservation, encodeObservations, type HostAnswer, type HostRequest } from './host-protocol.js';
 
 /** Where Kura's code is: the jail mounts its `packages/` and `node_modules/` read-only, nothing else of it. */
 const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
@@ -127,6 +127,28 @@ class JailedPolicyRuntime implements PolicyRuntime {
     });
   }
 
+  actMany(calls: ReadonlyArray<{ observation: PolicyObservation; context: PolicyCallContext }>): Promise<Float32Array[]> {
+    return this.serially(async () => {
+      const [arrays, body] = encodeObservations(calls.map((call) => call.observation));
+      const contexts = calls.map((call) => call.context);
+      // Each step has the call limit; the host is killed past all of them together.
+      const deadline = this.params.limits.callTimeoutMs * calls.length + HOST_GRACE_MS;
+      const answer = await this.exchange({ type: 'actMany', contexts, arrays }, body, deadline);
+      const lengths = (answer.header as { lengths?: unknown }).lengths;
+      if (answer.header.type !== 'actions' || !Array.isArray(lengths) || lengths.length !== calls.length)
+        throw new PolicyError('POLICY_CRASHED', 'the policy host answered actions that are not what it said');
+      const all = new Float32Array(new Uint8Array(answer.body).buffer);
+      const actions: Float32Array[] = [];
+      let offset = 0;
+      for (const length of lengths as number[]) {
+        actions.push(all.subarray(offset, offset + length));
+        offset += length;
+      }
+      if (offset !== all.length) throw new PolicyError('POLICY_CRASHED', 'the policy host answered actions that are not what it said');
+      return actions;
+    });
+  }
+
   reset(): Promise<void> {
     return this.serially(async () => {
       await this.exchange({ type: 'reset' }, undefined, this.params.limits.loadTimeoutMs + HOST_GRACE_MS);
@@ -174,7 +196,7 @@ class JailedPolicyRuntime implements PolicyRuntime {
 
 /** The coded error for a host that ended during a call. */
 function hostDeath(exit: JailExit, during: HostRequest['type'], deadlineMs: number): PolicyError {
-  const what = during === 'load' ? 'loading the policy' : during === 'act' ? 'act()' : 'reset()';
+  const what = during === 'load' ? 'loading the policy' : during === 'reset' ? 'reset()' : 'act()';
   switch (exit.outcome) {
     case 'timeout':
     case 'cpu':

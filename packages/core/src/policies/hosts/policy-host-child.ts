@@ -8,7 +8,7 @@ import { decodeObservation, type HostAnswer, type HostRequest } from './host-pro
 
 const answer = (message: HostAnswer, body?: Uint8Array) => jailFrames.send(message, body);
 
-function failure(error: unknown): HostAnswer {
+function failure(error: unknown): Extract<HostAnswer, { type: 'error' }> {
   if (isPolicyError(error))
     return { type: 'error', code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
   return {
@@ -16,6 +16,12 @@ function failure(error: unknown): HostAnswer {
     code: 'POLICY_CRASHED',
     message: `the policy host failed: ${error instanceof Error ? error.message : String(error)}`,
   };
+}
+
+class AnsweredFailure extends Error {
+  constructor(readonly answer: HostAnswer) {
+    super('answered');
+  }
 }
 
 async function main(): Promise<void> {
@@ -34,6 +40,19 @@ async function main(): Promise<void> {
         answer({ type: 'loaded', observationShapes: (runtime.observationShapes as Record<string, number[]> | undefined) ?? null });
       } else if (!runtime) {
         answer({ type: 'error', code: 'POLICY_DISPOSED', message: 'the policy is not loaded' });
+      } else if (request.type === 'actMany') {
+        const actions: Float32Array[] = [];
+        for (const [index, context] of request.contexts.entries()) {
+          try {
+            actions.push(await runtime.act(decodeObservation(request.arrays[index]!, frame.body), context));
+          } catch (error) {
+            // Which of the steps failed: the api reports its location.
+            const answered = failure(error);
+            throw new AnsweredFailure({ ...answered, details: { ...answered.details, callIndex: index } });
+          }
+        }
+        const body = Buffer.concat(actions.map((action) => Buffer.from(action.buffer, action.byteOffset, action.byteLength)));
+        answer({ type: 'actions', lengths: actions.map((action) => action.length) }, body);
       } else if (request.type === 'act') {
         const action = await runtime.act(decodeObservation(request.arrays, frame.body), request.context);
         answer({ type: 'action', length: action.length }, new Uint8Array(action.buffer, action.byteOffset, action.byteLength));
@@ -42,7 +61,7 @@ async function main(): Promise<void> {
         answer({ type: 'done' });
       }
     } catch (error) {
-      answer(failure(error));
+      answer(error instanceof AnsweredFailure ? error.answer : failure(error));
     }
     // An isolate that could not be stopped keeps its thread and memory, and Node can no longer exit
     // by itself: the host ends now, and the api starts another one when the policy is called again.

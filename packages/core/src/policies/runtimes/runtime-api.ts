@@ -27,6 +27,11 @@ export const defaultPolicyRuntimeLimits: Readonly<PolicyRuntimeLimits> = Object.
 export interface PolicyRuntime {
   /** Calls the policy; resolves to the action flattened row-major (H*D numbers), checked: right count, finite numbers. */
   act(observation: PolicyObservation, context: PolicyCallContext): Promise<Float32Array>;
+  /**
+   * Calls the policy on several steps in order, as act() one after the other would (a host process
+   * answers them in one round trip). Optional: without it, callers call act() per step.
+   */
+  actMany?(calls: ReadonlyArray<{ observation: PolicyObservation; context: PolicyCallContext }>): Promise<Float32Array[]>;
   /** Between episodes (calls the policy's optional reset()). */
   reset(): Promise<void>;
   /** Releases the isolate or inference session; later calls fail with POLICY_DISPOSED. */

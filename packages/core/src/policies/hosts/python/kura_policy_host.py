@@ -46,7 +46,10 @@ def send(header, body=b''):
         view = view[written:]
 
 
-def error(code, message, **details):
+def error(code, message, exception=None, **details):
+    index = getattr(exception, 'kura_call_index', None)
+    if index is not None:
+        details['callIndex'] = index
     answer = {'type': 'error', 'code': code, 'message': message[:MAX_MESSAGE]}
     if details:
         answer['details'] = details
@@ -76,17 +79,17 @@ class Policy:
         self.act_function = getattr(self.module, 'act', None)
         self.reset_function = getattr(self.module, 'reset', None)
 
-    def act(self, header, body):
+    def act(self, arrays, context, body):
         numpy = self.numpy
         observation = {}
-        for entry in header['arrays']:
+        for entry in arrays:
             raw = body[entry['offset']:entry['offset'] + entry['bytes']]
             if entry['kind'] == 'bytes':
                 observation[entry['name']] = raw
             else:
                 dtype = numpy.float32 if entry['kind'] == 'f32' else numpy.float64
                 observation[entry['name']] = numpy.frombuffer(raw, dtype=dtype).astype(numpy.float32)
-        result = self.act_function(observation, dict(header['context']))
+        result = self.act_function(observation, dict(context))
         if hasattr(result, 'detach'):  # a torch tensor
             result = result.detach().cpu().numpy()
         try:
@@ -135,8 +138,17 @@ def main():
             elif policy is None:
                 error('POLICY_DISPOSED', 'the policy is not loaded')
             elif kind == 'act':
-                action, count = policy.act(header, body)
+                action, count = policy.act(header['arrays'], header['context'], body)
                 send({'type': 'action', 'length': count}, action)
+            elif kind == 'actMany':
+                answers = []
+                for index, (arrays, context) in enumerate(zip(header['arrays'], header['contexts'])):
+                    try:
+                        answers.append(policy.act(arrays, context, body))
+                    except BaseException as exception:  # noqa: B902 — answered below, with the step
+                        exception.kura_call_index = index
+                        raise
+                send({'type': 'actions', 'lengths': [count for _, count in answers]}, b''.join(action for action, _ in answers))
             elif kind == 'reset':
                 if callable(policy.reset_function):
                     policy.reset_function()
@@ -144,14 +156,14 @@ def main():
             else:
                 error('POLICY_CRASHED', 'unknown request %r' % (kind,))
         except BadOutput as exception:
-            error('POLICY_BAD_OUTPUT', str(exception))
-        except MemoryError:
-            error('POLICY_MEMORY_LIMIT', 'the policy ran out of memory')
+            error('POLICY_BAD_OUTPUT', str(exception), exception)
+        except MemoryError as exception:
+            error('POLICY_MEMORY_LIMIT', 'the policy ran out of memory', exception)
         except BaseException as exception:  # noqa: B902
             if isinstance(exception, SystemExit):
-                error('POLICY_THREW', 'the policy called exit()')
+                error('POLICY_THREW', 'the policy called exit()', exception)
             else:
-                error('POLICY_THREW', describe(exception))
+                error('POLICY_THREW', describe(exception), exception)
 
 
 if __name__ == '__main__':
