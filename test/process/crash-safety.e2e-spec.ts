@@ -3,7 +3,7 @@
 // shard file that the version does not reference. With the default KURA_JOB_MAX_DEATHS (2) the
 // third start fails the upload instead: a process that keeps dying on an upload stops trying.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,16 +105,21 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
     await start();
     const { uploadId } = await createUpload();
     let kills = 0;
-    // The run's jailed converter makes `out/` in the upload's work folder: a kill after that lands
-    // inside the job. The folder is cleared between runs so a stale one is not taken for a new run.
-    const converting = join(dataDir, 'work', uploadId, 'out');
+    // The run's jailed converter makes `out/` in its work folder — the upload's own, or that of the
+    // spare child started as the upload arrived: a kill after that lands inside the job. The folders
+    // are cleared between runs so a stale one is not taken for a new run.
+    const spares = join(dataDir, 'jail-spares');
+    const converting = () =>
+      existsSync(join(dataDir, 'work', uploadId, 'out')) ||
+      (existsSync(spares) && readdirSync(spares).some((spare) => existsSync(join(spares, spare, 'work', 'out'))));
     while (kills < 2) {
       const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline && !existsSync(converting)) await new Promise((resolve) => setTimeout(resolve, 2));
-      expect(existsSync(converting)).toBe(true);
+      while (Date.now() < deadline && !converting()) await new Promise((resolve) => setTimeout(resolve, 2));
+      expect(converting()).toBe(true);
       kura!.child.kill('SIGKILL');
       await kura!.exited;
       await rm(join(dataDir, 'work', uploadId), { recursive: true, force: true });
+      await rm(spares, { recursive: true, force: true });
       kills++;
       await start();
     }

@@ -2,13 +2,10 @@
 // entry's size, 20 times: yauzl reported the surplus on a stream nobody listened to yet, and the
 // unhandled 'error' ended the process (#19, intermittent: it depended on a folder being made first).
 // Each upload must fail with a code and the process must stay up.
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { crc32, deflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort } from '@kura/core';
-import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
+import { startScratchApi, type KuraProcess } from '../support/processes.js';
 
 /** One deflated entry in a folder whose local and central headers say it expands to 10 bytes. */
 function lyingSizeZip(): Buffer {
@@ -51,18 +48,8 @@ describe('a zip whose headers lie about sizes (embedded api process)', () => {
   const adminKey = `kura_${'z'.repeat(43)}`;
 
   beforeAll(async () => {
-    scratch = await mkdtemp(join(tmpdir(), 'kura-hostile-zip-'));
-    await chmod(scratch, 0o755);
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    kura = startKuraProcess('api', {
-      KURA_DATA_DIR: join(scratch, 'data'),
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      KURA_ADMIN_KEY: adminKey,
-    });
-    await waitForHealthy(baseUrl, kura);
-  });
+    ({ scratch, kura, baseUrl } = await startScratchApi('hostile-zip', adminKey));
+  }, 90_000);
   afterAll(async () => {
     if (kura && kura.child.exitCode === null) {
       kura.child.kill('SIGINT');

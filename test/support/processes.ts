@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@kura/core';
 
 export const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -39,4 +43,20 @@ export async function waitForHealthy(baseUrl: string, process: KuraProcess, time
     if (Date.now() - started > timeoutMs) throw new Error(`Kura was not healthy within ${timeoutMs} ms:\n${process.output()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** The built api in embedded mode, as `npm start` runs it, in a scratch folder of its own (0755: embedded Postgres runs as `postgres`). */
+export async function startScratchApi(name: string, adminKey: string): Promise<{ scratch: string; kura: KuraProcess; baseUrl: string }> {
+  const scratch = await mkdtemp(join(tmpdir(), `kura-${name}-`));
+  await chmod(scratch, 0o755);
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const kura = startKuraProcess('api', {
+    KURA_DATA_DIR: join(scratch, 'data'),
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    KURA_ADMIN_KEY: adminKey,
+  });
+  await waitForHealthy(baseUrl, kura, 60_000);
+  return { scratch, kura, baseUrl };
 }

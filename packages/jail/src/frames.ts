@@ -11,13 +11,17 @@ export interface Frame {
 
 const PREFIX_BYTES = 8;
 
-/** One frame as buffers to write in order (the body is not copied). */
+/** Up to this size a frame is written as one buffer (one system call); larger bodies are not copied. */
+const COPY_BELOW_BYTES = 64 * 1024;
+
+/** One frame as buffers to write in order. */
 export function encodeFrame(header: Record<string, unknown>, body: Uint8Array = new Uint8Array(0)): Buffer[] {
   const json = Buffer.from(JSON.stringify(header));
   const prefix = Buffer.allocUnsafe(PREFIX_BYTES);
   prefix.writeUInt32LE(json.length, 0);
   prefix.writeUInt32LE(body.byteLength, 4);
-  return [prefix, json, Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
+  const parts = [prefix, json, Buffer.from(body.buffer, body.byteOffset, body.byteLength)];
+  return body.byteLength < COPY_BELOW_BYTES ? [Buffer.concat(parts)] : parts;
 }
 
 export class FrameTooLarge extends Error {

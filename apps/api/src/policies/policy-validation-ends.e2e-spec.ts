@@ -183,7 +183,8 @@ describe('a validation past KURA_POLICY_VALIDATION_TIMEOUT_S', () => {
   let developer: { id: string; key: string };
 
   beforeAll(async () => {
-    kura = await startTestApp({ KURA_POLICY_VALIDATION_TIMEOUT_S: '1' });
+    // 2 s: the policy's host process must start within it too (~0.25 s, more on a busy machine).
+    kura = await startTestApp({ KURA_POLICY_VALIDATION_TIMEOUT_S: '2', KURA_POLICY_CALL_TIMEOUT_MS: '1000' });
     developer = await kura.createKey('developer');
   }, 60_000);
   afterAll(async () => {
@@ -191,10 +192,10 @@ describe('a validation past KURA_POLICY_VALIDATION_TIMEOUT_S', () => {
   });
 
   it('is rejected POLICY_VALIDATION_TIMEOUT on its first attempt, and the next policy validates', async () => {
-    // Each part stays inside its own sandbox limit (the top level and reset() get 1 s each), but
-    // together they take longer than the whole validation may.
-    const busy = 'const until = Date.now() + 700; while (Date.now() < until) {}';
-    const script = `${busy}\nfunction reset() { ${busy} }\nfunction act() { return [0, 0]; }`;
+    // Each part stays inside its own sandbox limit (the top level, reset() and act() get 1 s each),
+    // but together they take longer than the whole validation may.
+    const busy = 'const until = Date.now() + 800; while (Date.now() < until) {}';
+    const script = `${busy}\nfunction reset() { ${busy} }\nfunction act() { ${busy} return [0, 0]; }`;
     const slow = await uploadPolicyUntilSettled(kura, developer.key, await jsBundle({}, script), 20_000);
     expect(slow.policy).toMatchObject({ status: 'rejected', errors: [{ code: 'POLICY_VALIDATION_TIMEOUT' }] });
     expect(slow.policy.errors[0]!.message).toContain('KURA_POLICY_VALIDATION_TIMEOUT_S');

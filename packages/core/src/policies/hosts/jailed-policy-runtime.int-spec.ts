@@ -49,11 +49,15 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-/** The bystander still answers, and quickly. */
+/**
+ * The bystander still answers, and well within the hostile calls' deadlines (2 s and more): it is
+ * never queued behind them. Usually in under 1 ms; the bound leaves room for a machine busy with
+ * other suites.
+ */
 async function bystanderAnswers(): Promise<void> {
   const started = performance.now();
   expect(Array.from(await bystander.act(state([1, 0]), { step: 0 }))).toEqual([2, 0]);
-  expect(performance.now() - started).toBeLessThan(100);
+  expect(performance.now() - started).toBeLessThan(1000);
 }
 
 async function failure(promise: Promise<unknown>): Promise<{ code: string; message: string; ms: number }> {
@@ -92,7 +96,8 @@ describe(`policy hosts (level ${host.level})`, () => {
     await bystanderAnswers();
     const timedOut = await failure(call);
     expect(timedOut.code).toBe('POLICY_TIMEOUT');
-    expect(timedOut.ms).toBeLessThan(limits.callTimeoutMs + HOST_GRACE_MS + 500);
+    // The kill is due at 300 ms; the rest is slack for a machine busy with other suites.
+    expect(timedOut.ms).toBeLessThan(limits.callTimeoutMs + HOST_GRACE_MS + 1000);
     // The next call gets a new host (which loops again).
     expect((await failure(policy.act(state([1, 2, 3, 4]), { step: 1 }))).code).toBe('POLICY_TIMEOUT');
     await bystanderAnswers();
@@ -148,6 +153,8 @@ describe(`policy hosts (level ${host.level})`, () => {
     ['reads the api’s environment', `open("/proc/${process.pid}/environ").read()`, ['POLICY_THREW']],
     ['reads Kura’s data folder', `open(${JSON.stringify(join(tmpdir(), 'kura-host-canary'))}).read()`, ['POLICY_THREW']],
     ['connects to Postgres', 'import socket; socket.create_connection(("127.0.0.1", 5432), timeout=0.2)', ['POLICY_THREW']],
+    ['connects to Redis', 'import socket; socket.create_connection(("127.0.0.1", 6379), timeout=0.2)', ['POLICY_THREW']],
+    ['connects to the outside', 'import socket; socket.create_connection(("1.1.1.1", 443), timeout=0.2)', ['POLICY_THREW']],
     ['resolves a name', 'import socket; socket.getaddrinfo("example.com", 80)', ['POLICY_THREW']],
     ['writes outside its /tmp', 'open("/usr/kura-was-here", "w").write("x")', ['POLICY_THREW']],
     [

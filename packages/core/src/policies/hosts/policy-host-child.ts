@@ -2,8 +2,8 @@
 // of ../runtimes and answers the api's frames one at a time. It holds no secret and sees no file of
 // Kura's but its code: whatever the policy does, the worst is this process's death.
 import { jailChannel, jailFrames } from '@kura/jail';
-import type { FeatureSpec, PolicyManifest } from '@kura/schema';
-import { isPolicyError, loadPolicyRuntime, quarantinedIsolateCount, type PolicyRuntime } from '../runtimes/policy-runtime.js';
+import type { FeatureSpec, PolicyCallContext, PolicyManifest, PolicyObservation } from '@kura/schema';
+import { isPolicyError, loadPolicyRuntime, PolicyError, quarantinedIsolateCount, type PolicyRuntime } from '../runtimes/policy-runtime.js';
 import { decodeObservation, type HostAnswer, type HostRequest } from './host-protocol.js';
 
 const answer = (message: HostAnswer, body?: Uint8Array) => jailFrames.send(message, body);
@@ -18,10 +18,21 @@ function failure(error: unknown): Extract<HostAnswer, { type: 'error' }> {
   };
 }
 
-class AnsweredFailure extends Error {
-  constructor(readonly answer: HostAnswer) {
-    super('answered');
+/** act() on each call in turn; a failure names its step (`details.callIndex`), as actMany's do. */
+async function actInTurn(
+  runtime: PolicyRuntime,
+  calls: Array<{ observation: PolicyObservation; context: PolicyCallContext }>,
+): Promise<Float32Array[]> {
+  const actions: Float32Array[] = [];
+  for (const [index, call] of calls.entries()) {
+    try {
+      actions.push(await runtime.act(call.observation, call.context));
+    } catch (error) {
+      if (isPolicyError(error)) throw new PolicyError(error.code, error.message, { details: { ...error.details, callIndex: index } });
+      throw error;
+    }
   }
+  return actions;
 }
 
 async function main(): Promise<void> {
@@ -41,16 +52,11 @@ async function main(): Promise<void> {
       } else if (!runtime) {
         answer({ type: 'error', code: 'POLICY_DISPOSED', message: 'the policy is not loaded' });
       } else if (request.type === 'actMany') {
-        const actions: Float32Array[] = [];
-        for (const [index, context] of request.contexts.entries()) {
-          try {
-            actions.push(await runtime.act(decodeObservation(request.arrays[index]!, frame.body), context));
-          } catch (error) {
-            // Which of the steps failed: the api reports its location.
-            const answered = failure(error);
-            throw new AnsweredFailure({ ...answered, details: { ...answered.details, callIndex: index } });
-          }
-        }
+        const calls = request.contexts.map((context, index) => ({
+          observation: decodeObservation(request.arrays[index]!, frame.body),
+          context,
+        }));
+        const actions = runtime.actMany ? await runtime.actMany(calls) : await actInTurn(runtime, calls);
         const body = Buffer.concat(actions.map((action) => Buffer.from(action.buffer, action.byteOffset, action.byteLength)));
         answer({ type: 'actions', lengths: actions.map((action) => action.length) }, body);
       } else if (request.type === 'act') {
@@ -61,7 +67,7 @@ async function main(): Promise<void> {
         answer({ type: 'done' });
       }
     } catch (error) {
-      answer(error instanceof AnsweredFailure ? error.answer : failure(error));
+      answer(failure(error));
     }
     // An isolate that could not be stopped keeps its thread and memory, and Node can no longer exit
     // by itself: the host ends now, and the api starts another one when the policy is called again.

@@ -201,6 +201,19 @@ const HARNESS_SOURCE = `(() => {
     }
   }
 
+  // Several steps in one crossing into the isolate (evaluations): in order, stopping at the first
+  // that fails, whose index comes back with it.
+  function callActMany(observations, contexts) {
+    const size = horizon * width;
+    const values = new Float32ArrayOf(observations.length * size);
+    for (let index = 0; index < observations.length; index++) {
+      const result = callAct(observations[index], contexts[index]);
+      if (result.kind !== 'ok') return { kind: result.kind, message: result.message, index };
+      values.set(result.values, index * size);
+    }
+    return { kind: 'ok', values };
+  }
+
   function callReset() {
     if (reset === undefined) return { kind: 'ok' };
     try {
@@ -211,7 +224,7 @@ const HARNESS_SOURCE = `(() => {
     return { kind: 'ok' };
   }
 
-  return { load, act: callAct, reset: callReset };
+  return { load, act: callAct, actMany: callActMany, reset: callReset };
 })()`;
 
 /** How long after a call's time limit the host stops waiting for an isolate that did not stop. */
@@ -234,6 +247,8 @@ interface HarnessResult {
   kind: HarnessKind;
   message: string;
   values: ArrayLike<number> | undefined;
+  /** actMany: the step that failed. */
+  index: number | undefined;
 }
 
 const harnessKinds: ReadonlySet<string> = new Set(['ok', 'threw', 'memory', 'bad_output', 'no_act']);
@@ -241,12 +256,13 @@ const harnessKinds: ReadonlySet<string> = new Set(['ok', 'threw', 'memory', 'bad
 /** The harness builds its results itself; this only turns the copied value into a typed one. */
 function parseHarnessResult(value: unknown): HarnessResult {
   if (typeof value !== 'object' || value === null) throw new TypeError('the sandbox harness returned no result');
-  const { kind, message, values } = value as { kind?: unknown; message?: unknown; values?: unknown };
+  const { kind, message, values, index } = value as { kind?: unknown; message?: unknown; values?: unknown; index?: unknown };
   if (typeof kind !== 'string' || !harnessKinds.has(kind)) throw new TypeError('the sandbox harness returned an unknown result');
   return {
     kind: kind as HarnessKind,
     message: typeof message === 'string' ? message : '',
     values: ArrayBuffer.isView(values) ? (values as unknown as ArrayLike<number>) : undefined,
+    index: typeof index === 'number' && Number.isInteger(index) ? index : undefined,
   };
 }
 
@@ -261,6 +277,7 @@ class JsPolicyRuntime implements PolicyRuntime {
   private context: ivm.Context | undefined;
   private loadFunction: IsolateFunction | undefined;
   private actFunction: IsolateFunction | undefined;
+  private actManyFunction: IsolateFunction | undefined;
   private resetFunction: IsolateFunction | undefined;
   /** Why the runtime can no longer be called, once it cannot. */
   private failure: PolicyError | undefined;
@@ -289,6 +306,7 @@ class JsPolicyRuntime implements PolicyRuntime {
     >;
     this.loadFunction = await this.harnessFunction(harness, 'load');
     this.actFunction = await this.harnessFunction(harness, 'act');
+    this.actManyFunction = await this.harnessFunction(harness, 'actMany');
     this.resetFunction = await this.harnessFunction(harness, 'reset');
     harness.release();
 
@@ -331,6 +349,29 @@ class JsPolicyRuntime implements PolicyRuntime {
         throw new PolicyError('POLICY_BAD_OUTPUT', `act() returned no action of ${horizon * width} numbers (action shape ${shapeText})`);
       }
       return Float32Array.from(result.values);
+    });
+  }
+
+  /**
+   * act() on several steps in one call into the isolate (~87 µs each saved). The steps share one
+   * time limit, callTimeoutMs per step: a slow step may use what fast ones left.
+   */
+  actMany(calls: ReadonlyArray<{ observation: PolicyObservation; context: PolicyCallContext }>): Promise<Float32Array[]> {
+    return this.serialize(async () => {
+      const args = [
+        calls.map((call) => isolateObservation(call.observation, this.features)),
+        calls.map((call) => isolateContext(call.context)),
+      ];
+      const result = await this.call(this.actManyFunction, args, this.limits.callTimeoutMs * calls.length, 'act()');
+      if (result.kind !== 'ok') {
+        const failure = this.policyFailure(result, 'act()');
+        throw new PolicyError(failure.code, failure.message, { details: { callIndex: result.index ?? 0 } });
+      }
+      const size = this.layout.horizon * this.layout.width;
+      if (result.values === undefined || result.values.length !== size * calls.length)
+        throw new PolicyError('POLICY_BAD_OUTPUT', `act() returned no actions of ${size} numbers (action shape ${this.layout.shapeText})`);
+      const all = Float32Array.from(result.values);
+      return calls.map((_, index) => all.subarray(index * size, (index + 1) * size));
     });
   }
 
@@ -447,14 +488,14 @@ class JsPolicyRuntime implements PolicyRuntime {
   }
 
   private releaseIsolate(): void {
-    for (const reference of [this.loadFunction, this.actFunction, this.resetFunction]) {
+    for (const reference of [this.loadFunction, this.actFunction, this.actManyFunction, this.resetFunction]) {
       try {
         reference?.release();
       } catch {
         // Already released with its isolate.
       }
     }
-    this.loadFunction = this.actFunction = this.resetFunction = undefined;
+    this.loadFunction = this.actFunction = this.actManyFunction = this.resetFunction = undefined;
     try {
       this.context?.release();
     } catch {

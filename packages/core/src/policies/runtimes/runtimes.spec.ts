@@ -427,6 +427,25 @@ describe('JS policy runtime', () => {
   });
 });
 
+describe('JS policy runtime: several steps in one call (actMany)', () => {
+  it('acts on each in order, as act() one after the other would, and names the step that failed', async () => {
+    const runtime = await loadJs(
+      'let calls = 0; function act(o, c) { calls++; if (o["observation.state"][0] < 0) throw new Error("negative"); return [o["observation.state"][0], c.step, calls]; }',
+    );
+    const calls = [5, 6, 7].map((value, step) => ({ observation: { 'observation.state': [value, 0, 0] }, context: { step } }));
+    expect((await runtime.actMany!(calls)).map((action) => Array.from(action))).toEqual([
+      [5, 0, 1],
+      [6, 1, 2],
+      [7, 2, 3],
+    ]);
+    const failing = [1, -1, 2].map((value, step) => ({ observation: { 'observation.state': [value, 0, 0] }, context: { step } }));
+    await expect(runtime.actMany!(failing)).rejects.toMatchObject({ code: 'POLICY_THREW', details: { callIndex: 1 } });
+    // It stopped at the failing step: the third was never called.
+    expect(Array.from(await runtime.act({ 'observation.state': [9, 0, 0] }, { step: 9 }))).toEqual([9, 9, 6]);
+    runtime.dispose();
+  });
+});
+
 describe('ONNX policy runtime', () => {
   // The same numbers as make-onnx-models.mjs: action = W · state + b.
   const weights = [
