@@ -70,7 +70,6 @@ function refuseDeclaredOversizeJson(limit: number) {
     const declared = Number(request.headers['content-length']);
     const type = request.headers['content-type'] ?? '';
     if (Number.isFinite(declared) && declared > limit && /^application\/([\w.+-]+\+)?json\b/i.test(type)) {
-      response.setHeader('Connection', 'close');
       sendError(response, 413, {
         code: 'PAYLOAD_TOO_LARGE',
         message: `the JSON body is larger than the limit`,

@@ -127,11 +127,10 @@ export class UploadsController {
         maxBytes: this.config.uploads.maxBytes,
       });
     }
-    // Refused by what it declares, before a byte is read: waiting for a body that will be refused
-    // anyway would let a client hold the request open.
+    // Refused by what it declares, before a byte is read (the error reply drops what still arrives
+    // for 2 s, then cuts the connection: see drainRefusedBody).
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.config.uploads.maxBytes) {
-      response.setHeader('Connection', 'close');
       throw new AppError({
         code: 'PAYLOAD_TOO_LARGE',
         kind: 'too_large',
