@@ -159,8 +159,17 @@ function checkFeatures(manifest: PolicyManifest, features: FeatureSpec): void {
   }
 }
 
-/** Steps sent to a policy in one call (one frame to its host). */
+/** Steps sent to a policy in one call (one frame to its host), at most… */
 const STEPS_PER_CALL = 64;
+/** …and about this many bytes of observations. */
+const FRAME_BYTES = 16 * 1024 * 1024;
+
+/** An observation's bytes in a frame: numbers as float64, images as their encoded bytes. */
+function observationBytes(observation: PolicyObservation): number {
+  let bytes = 0;
+  for (const value of Object.values(observation)) bytes += value instanceof Uint8Array ? value.length : value.length * 8;
+  return Math.max(1, bytes);
+}
 
 async function evaluateEpisodes(params: {
   runtime: PolicyRuntime;
@@ -184,14 +193,21 @@ async function evaluateEpisodes(params: {
       const actions = numericColumn(batch, 'action');
       const tasks = batch.getChild('language_instruction');
       const stepIndex = batch.getChild('step_index')!;
-      // The rows' calls go to the policy together when it can take them so (a host: one round trip).
-      for (let first = 0; first < batch.numRows; first += STEPS_PER_CALL) {
-        const rows = Array.from({ length: Math.min(STEPS_PER_CALL, batch.numRows - first) }, (_, index) => first + index);
+      const callOf = (row: number) => {
+        const observation: PolicyObservation = {};
+        for (const [name, column] of columns) {
+          observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization, name);
+        }
+        return observation;
+      };
+      // The rows' calls go to the policy together when it can take them so (a host: one round trip),
+      // as many as fit in about FRAME_BYTES of observations.
+      const stepsPerCall =
+        batch.numRows === 0 ? 1 : Math.max(1, Math.min(STEPS_PER_CALL, Math.floor(FRAME_BYTES / observationBytes(callOf(0)))));
+      for (let first = 0; first < batch.numRows; first += stepsPerCall) {
+        const rows = Array.from({ length: Math.min(stepsPerCall, batch.numRows - first) }, (_, index) => first + index);
         const calls = rows.map((row) => {
-          const observation: PolicyObservation = {};
-          for (const [name, column] of columns) {
-            observation[name] = column.kind === 'image' ? column.row(row) : normalize(column.row(row), normalization, name);
-          }
+          const observation = callOf(row);
           const context = {
             step: Number(stepIndex.get(row)),
             episode: item.episode.episodeIndex,

@@ -60,6 +60,22 @@ async function bystanderAnswers(): Promise<void> {
   expect(performance.now() - started).toBeLessThan(1000);
 }
 
+/** A Python policy of this source (state [2] → action [2], 2 s a call) in a bundle of its own. */
+async function pythonPolicy(source: string): Promise<PolicyRuntime> {
+  const bundleDir = await mkdtemp(join(scratch, 'python-'));
+  await chmod(bundleDir, 0o755);
+  await writeFile(join(bundleDir, 'policy.py'), source);
+  const policy = await loadJailedPolicyRuntime({
+    manifest: { name: 'hostile', runtime: 'python', entry: 'policy.py', observation: ['observation.state'], action: { shape: [2] } },
+    entry: Buffer.alloc(0),
+    bundleDir,
+    limits: { ...limits, callTimeoutMs: 2000 },
+    host,
+  });
+  opened.push(policy);
+  return policy;
+}
+
 async function failure(promise: Promise<unknown>): Promise<{ code: string; message: string; ms: number }> {
   const started = performance.now();
   try {
@@ -149,6 +165,29 @@ describe(`policy hosts (level ${host.level})`, () => {
   }, 120_000);
 
   it.each([
+    ['an action of NaN', '{"type": "action", "length": 2}', "struct.pack('<2f', float('nan'), 0.0)", 'POLICY_CRASHED', /not an answer/],
+    ['an action of the wrong size', '{"type": "action", "length": 3}', "struct.pack('<3f', 1, 2, 3)", 'POLICY_CRASHED', /not an answer/],
+    [
+      'an error with a code of its own and a huge message',
+      `{"type": "error", "code": "INTERNAL_ERROR", "message": "${'x'.repeat(100_000)}"}`,
+      "b''",
+      'POLICY_CRASHED',
+      /^x{1000}…$/,
+    ],
+  ])(
+    'a Python policy that writes its own answer (%s) to the channel is checked like any other',
+    async (_name, header, body, code, message) => {
+      const policy = await pythonPolicy(
+        `import os, struct\n\ndef act(observation, context):\n    header = ${JSON.stringify(header)}.encode()\n    body = ${body}\n    os.write(3, struct.pack('<II', len(header), len(body)) + header + body)\n    return [0.0, 0.0]\n`,
+      );
+      const failed = await failure(policy.act(state([0, 0]), { step: 0 }));
+      expect(failed.code).toBe(code);
+      expect(failed.message).toMatch(message);
+    },
+    60_000,
+  );
+
+  it.each([
     ['reads /etc/shadow', 'open("/etc/shadow").read()', ['POLICY_THREW']],
     ['reads the api’s environment', `open("/proc/${process.pid}/environ").read()`, ['POLICY_THREW']],
     ['reads Kura’s data folder', `open(${JSON.stringify(join(tmpdir(), 'kura-host-canary'))}).read()`, ['POLICY_THREW']],
@@ -179,23 +218,12 @@ describe(`policy hosts (level ${host.level})`, () => {
     'a Python policy that %s is contained with a code',
     async (_name, body, codes) => {
       await writeFile(join(tmpdir(), 'kura-host-canary'), 'CANARY');
-      const bundleDir = await mkdtemp(join(scratch, 'hostile-'));
-      await chmod(bundleDir, 0o755);
-      await writeFile(
-        join(bundleDir, 'policy.py'),
+      const policy = await pythonPolicy(
         `def act(observation, context):\n${body
           .split('\n')
           .map((line) => `    ${line}`)
           .join('\n')}\n    return [0.0, 0.0]\n`,
       );
-      const policy = await loadJailedPolicyRuntime({
-        manifest: { name: 'hostile', runtime: 'python', entry: 'policy.py', observation: ['observation.state'], action: { shape: [2] } },
-        entry: Buffer.alloc(0),
-        bundleDir,
-        limits: { ...limits, callTimeoutMs: 2000 },
-        host,
-      });
-      opened.push(policy);
       const failed = await failure(policy.act(state([0, 0]), { step: 0 }));
       expect(codes).toContain(failed.code);
       expect(failed.message).not.toContain('CANARY');

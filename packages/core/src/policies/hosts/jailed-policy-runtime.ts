@@ -3,7 +3,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startJailed, type Frame, type JailedProcess, type JailExit, type JailLevel } from '@kura/jail';
 import type { FeatureSpec, PolicyCallContext, PolicyManifest, PolicyObservation } from '@kura/schema';
-import { PolicyError, type PolicyErrorCode, type PolicyRuntime, type PolicyRuntimeLimits } from '../runtimes/runtime-api.js';
+import {
+  actionLayout,
+  PolicyError,
+  truncateText,
+  type PolicyErrorCode,
+  type PolicyRuntime,
+  type PolicyRuntimeLimits,
+} from '../runtimes/runtime-api.js';
 import { encodeObservation, encodeObservations, type HostAnswer, type HostRequest } from './host-protocol.js';
 
 /** Where Kura's code is: the jail mounts its `packages/` and `node_modules/` read-only, nothing else of it. */
@@ -27,8 +34,8 @@ export interface PolicyHostSettings {
 
 /** Past a call's own limit, how long the api waits before it kills the host. */
 export const HOST_GRACE_MS = 250;
-/** Largest frame a host may send (an action is a few KB). */
-const MAX_ANSWER_BYTES = 16 * 1024 * 1024;
+/** Largest frame a host may send: 64 steps of the largest action (65,536 float32) with room to spare. */
+const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
 /**
  * Loads a policy in a jailed host process and returns it as a PolicyRuntime: every call crosses a
@@ -111,19 +118,19 @@ class JailedPolicyRuntime implements PolicyRuntime {
       ...(python ? { bundleDir } : {}),
     };
     const loaded = await this.exchange(request, python ? undefined : this.params.entry, loadTimeoutMs);
-    if (loaded.header.type !== 'loaded') throw new Error(`the policy host answered ${String(loaded.header.type)} to load`);
+    if (loaded.header.type !== 'loaded') throw notWhatItSaid('load');
+    // A Python policy can write to the channel itself: only a Node host's (the runtimes', which no
+    // policy code can reach) shapes are taken, and only when they are shapes.
     const shapes = (loaded.header as Extract<HostAnswer, { type: 'loaded' }>).observationShapes;
-    if (shapes) this.observationShapes = shapes;
+    if (!python && isShapeRecord(shapes)) this.observationShapes = shapes;
   }
 
   act(observation: PolicyObservation, context: PolicyCallContext): Promise<Float32Array> {
     return this.serially(async () => {
       const { arrays, body } = encodeObservation(observation);
       const answer = await this.exchange({ type: 'act', context, arrays }, body, this.params.limits.callTimeoutMs + HOST_GRACE_MS);
-      const length = Number((answer.header as { length?: unknown }).length);
-      if (answer.header.type !== 'action' || answer.body.length !== length * 4)
-        throw new PolicyError('POLICY_CRASHED', 'the policy host answered an action that is not what it said');
-      return new Float32Array(new Uint8Array(answer.body).buffer);
+      if (answer.header.type !== 'action') throw notWhatItSaid('act()');
+      return this.checkedActions(answer.body, 1)[0]!;
     });
   }
 
@@ -134,19 +141,23 @@ class JailedPolicyRuntime implements PolicyRuntime {
       // Each step has the call limit; the host is killed past all of them together.
       const deadline = this.params.limits.callTimeoutMs * calls.length + HOST_GRACE_MS;
       const answer = await this.exchange({ type: 'actMany', contexts, arrays }, body, deadline);
-      const lengths = (answer.header as { lengths?: unknown }).lengths;
-      if (answer.header.type !== 'actions' || !Array.isArray(lengths) || lengths.length !== calls.length)
-        throw new PolicyError('POLICY_CRASHED', 'the policy host answered actions that are not what it said');
-      const all = new Float32Array(new Uint8Array(answer.body).buffer);
-      const actions: Float32Array[] = [];
-      let offset = 0;
-      for (const length of lengths as number[]) {
-        actions.push(all.subarray(offset, offset + length));
-        offset += length;
-      }
-      if (offset !== all.length) throw new PolicyError('POLICY_CRASHED', 'the policy host answered actions that are not what it said');
-      return actions;
+      if (answer.header.type !== 'actions') throw notWhatItSaid('act()');
+      return this.checkedActions(answer.body, calls.length);
     });
+  }
+
+  /**
+   * The actions in an answer's body, checked here again: a Python policy can write to the channel
+   * itself, so what the host checked proves nothing. `count` actions of the manifest's H×D numbers,
+   * each finite.
+   */
+  private checkedActions(body: Buffer, count: number): Float32Array[] {
+    const { horizon, width } = actionLayout(this.params.manifest);
+    const size = horizon * width;
+    if (body.length !== count * size * 4) throw notWhatItSaid('act()');
+    const all = new Float32Array(new Uint8Array(body).buffer);
+    for (const value of all) if (!Number.isFinite(value)) throw notWhatItSaid('act()');
+    return Array.from({ length: count }, (_, index) => all.subarray(index * size, (index + 1) * size));
   }
 
   reset(): Promise<void> {
@@ -186,12 +197,52 @@ class JailedPolicyRuntime implements PolicyRuntime {
     // Idle between calls: no deadline (the host holds no call).
     host.restartDeadline(2 ** 31 - 1);
     const header = next.value.header as HostAnswer;
-    if (header.type === 'error') {
-      const code = header.code as PolicyErrorCode;
-      throw new PolicyError(code, header.message, header.details ? { details: header.details } : {});
-    }
+    if (header.type === 'error') throw hostError(header);
     return next.value;
   }
+}
+
+/** The codes a host may answer with; anything else is POLICY_CRASHED. */
+const hostErrorCodes: ReadonlySet<string> = new Set<PolicyErrorCode>([
+  'POLICY_TIMEOUT',
+  'POLICY_MEMORY_LIMIT',
+  'POLICY_CRASHED',
+  'POLICY_BAD_OUTPUT',
+  'POLICY_THREW',
+  'POLICY_NO_ACT',
+  'POLICY_DISPOSED',
+  'POLICY_SYNTAX_ERROR',
+  'POLICY_BAD_OBSERVATION',
+  'POLICY_BAD_MANIFEST',
+  'POLICY_OBSERVATION_TOO_LARGE',
+  'ONNX_INVALID',
+  'ONNX_TOO_LARGE',
+  'ONNX_INPUT_MISMATCH',
+  'ONNX_SHAPE_UNKNOWN',
+  'ONNX_IMAGE_UNSUPPORTED',
+  'ONNX_EXTERNAL_DATA',
+]);
+/** Most JSON text of an error's details a host may pass on. */
+const MAX_DETAILS_CHARS = 4000;
+
+/** A host's error answer as a PolicyError, bounded: the answer may have been written by the policy. */
+function hostError(header: Extract<HostAnswer, { type: 'error' }>): PolicyError {
+  const code = typeof header.code === 'string' && hostErrorCodes.has(header.code) ? (header.code as PolicyErrorCode) : 'POLICY_CRASHED';
+  const message = truncateText(typeof header.message === 'string' ? header.message : 'the policy failed');
+  const details =
+    typeof header.details === 'object' && header.details !== null && !Array.isArray(header.details) ? header.details : undefined;
+  const bounded = details && JSON.stringify(details).length <= MAX_DETAILS_CHARS ? details : undefined;
+  return new PolicyError(code, message, bounded ? { details: bounded } : {});
+}
+
+const notWhatItSaid = (what: string) =>
+  new PolicyError('POLICY_CRASHED', `the policy's host answered ${what} with something that is not an answer to it`);
+
+function isShapeRecord(value: unknown): value is Record<string, number[]> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  return Object.values(value).every(
+    (shape) => Array.isArray(shape) && shape.length <= 8 && shape.every((dimension) => Number.isSafeInteger(dimension) && dimension >= 1),
+  );
 }
 
 /** The coded error for a host that ended during a call. */
