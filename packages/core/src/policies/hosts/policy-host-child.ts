@@ -46,6 +46,8 @@ async function main(): Promise<void> {
           manifest: request.manifest as PolicyManifest,
           entry: frame.body,
           limits: request.limits as Record<string, number>,
+          // This process serves one policy, one call at a time: its calls may block it.
+          blocking: true,
           ...(request.features ? { features: request.features as FeatureSpec } : {}),
         });
         answer({ type: 'loaded', observationShapes: (runtime.observationShapes as Record<string, number[]> | undefined) ?? null });

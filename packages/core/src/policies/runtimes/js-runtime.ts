@@ -287,7 +287,12 @@ class JsPolicyRuntime implements PolicyRuntime {
   private queue: Promise<unknown> = Promise.resolve();
   private rejectPendingCall: ((error: PolicyError) => void) | undefined;
 
-  constructor(manifest: PolicyManifest, limits: PolicyRuntimeLimits) {
+  constructor(
+    manifest: PolicyManifest,
+    limits: PolicyRuntimeLimits,
+    /** Calls block this thread (applySync): for a process that serves this policy only, where it saves ~50 µs a call. */
+    private readonly blocking = false,
+  ) {
     this.limits = limits;
     this.layout = actionLayout(manifest);
     this.features = manifest.observation;
@@ -412,6 +417,15 @@ class JsPolicyRuntime implements PolicyRuntime {
       return Promise.reject(new PolicyError('POLICY_DISPOSED', message, { details: { after: failure.code } }));
     }
     if (fn === undefined) return Promise.reject(new PolicyError('POLICY_DISPOSED', 'the policy runtime is not loaded'));
+    if (this.blocking) {
+      // No watchdog: nothing runs on this thread meanwhile; the host's parent kills the process instead.
+      try {
+        const value: unknown = fn.applySync(undefined, args, { timeout: timeoutMs, arguments: { copy: true }, result: { copy: true } });
+        return Promise.resolve(parseHarnessResult(value));
+      } catch (error) {
+        return Promise.reject(this.isolateFailure(error, what, timeoutMs));
+      }
+    }
     return new Promise<HarnessResult>((resolve, reject) => {
       let settled = false;
       const settle = (outcome: () => void): void => {
@@ -571,6 +585,7 @@ export async function loadJsPolicyRuntime(params: {
   manifest: PolicyManifest;
   entry: Buffer;
   limits: PolicyRuntimeLimits;
+  blocking?: boolean | undefined;
 }): Promise<PolicyRuntime> {
   const { manifest, entry, limits } = params;
   let source: string;
@@ -579,7 +594,7 @@ export async function loadJsPolicyRuntime(params: {
   } catch (error) {
     throw new PolicyError('POLICY_SYNTAX_ERROR', `${manifest.entry} is not valid UTF-8 text`, { cause: error });
   }
-  const runtime = new JsPolicyRuntime(manifest, limits);
+  const runtime = new JsPolicyRuntime(manifest, limits, params.blocking);
   try {
     await runtime.load(source, manifest.entry);
   } catch (error) {

@@ -39,6 +39,8 @@ export async function loadPolicyRuntime(params: {
   entry: Buffer;
   limits?: Partial<PolicyRuntimeLimits>;
   features?: FeatureSpec;
+  /** JS: calls may block this thread (a policy host process, which serves nothing else). */
+  blocking?: boolean;
 }): Promise<PolicyRuntime> {
   const limits = resolvePolicyRuntimeLimits(params.limits);
   const parsed = policyManifestSchema.safeParse(params.manifest);
@@ -49,7 +51,7 @@ export async function loadPolicyRuntime(params: {
   const manifest = parsed.data;
   switch (manifest.runtime) {
     case 'js':
-      return loadJsPolicyRuntime({ manifest, entry: params.entry, limits });
+      return loadJsPolicyRuntime({ manifest, entry: params.entry, limits, blocking: params.blocking });
     case 'onnx':
       return loadOnnxPolicyRuntime({ manifest, entry: params.entry, limits, features: params.features });
     case 'python':
