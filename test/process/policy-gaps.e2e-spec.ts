@@ -67,6 +67,34 @@ describe('policies that loop or blow their memory (embedded api process)', () =>
     await rm(scratch, { recursive: true, force: true });
   });
 
+  it('a Python policy finds nothing of the data folder: not the database, other datasets’ blobs or bundles, nor any key', async () => {
+    const developer = (await call('POST', '/v1/keys', { name: 'snooper', role: 'developer' })).body.key;
+    const dataDir = join(scratch, 'data');
+    // It counts the files of the api's data folder it can read; the jail shows it none.
+    const snooper = await deploy(developer, {
+      'policy.json': manifest('snooper', 'python', 'policy.py', 1),
+      'policy.py': [
+        'import os',
+        '',
+        'def act(observation, context):',
+        '    found = 0',
+        `    for path, _folders, files in os.walk(${JSON.stringify(dataDir)}):`,
+        '        for name in files:',
+        '            try:',
+        '                open(os.path.join(path, name), "rb").read(16)',
+        '                found += 1',
+        '            except OSError:',
+        '                pass',
+        '    return [float(found)]',
+        '',
+      ].join('\n'),
+    });
+    expect(snooper.status).toBe('ready');
+    const answer = await call('POST', `/v1/policies/${snooper.id}/act`, { observation: { 'observation.state': [0, 0, 0, 0] } });
+    expect(answer.status).toBe(200);
+    expect(answer.body.action).toEqual([0]);
+  }, 120_000);
+
   it('ends both coded while a bystander answers; RSS comes back within 50 MB; SIGINT stops the api', async () => {
     const developer = (await call('POST', '/v1/keys', { name: 'developer', role: 'developer' })).body.key;
     const bystander = await deploy(developer, {
