@@ -7,9 +7,10 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { episodeBucket } from '@kura/core';
+import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOf } from '../../../../test/support/archives.js';
-import { createDataset } from '../../../../test/support/datasets.js';
+import { createDataset, publish, seedNdjson } from '../../../../test/support/datasets.js';
 import { deployPolicy, uploadPolicyUntilSettled } from '../../../../test/support/policies.js';
 
 const fixtures = fileURLToPath(new URL('../../../../test/fixtures/python-policies/', import.meta.url));
@@ -65,6 +66,35 @@ describe('Python policies', () => {
     expect((await step([1.5, 0])).body.action).toEqual([3, 1]);
     expect((await step([-2, 7])).body.action).toEqual([-4, 2]);
   }, 60_000);
+
+  it('is evaluated on held-out episodes and ranked on the leaderboard like any policy', async () => {
+    // The seeded action at (episode, step) is [step, -episode]; the state's first number is episode × 1000 + step.
+    const manifest = JSON.stringify({
+      name: 'perfect-python',
+      runtime: 'python',
+      entry: 'policy.py',
+      observation: ['observation.state'],
+      action: { shape: [2] },
+    });
+    const source =
+      'import math\n\ndef act(observation, context):\n    return [context["step"], -math.floor(observation["observation.state"][0] / 1000)]\n';
+    const policyId = await deployPolicy(kura, developer.key, { 'policy.json': manifest, 'policy.py': source });
+    let datasetId = '';
+    for (;;) {
+      datasetId = await createDataset(kura, operator.key, 'public');
+      if (Array.from({ length: 10 }, (_, index) => episodeBucket(datasetId, index)).some((bucket) => bucket >= 90)) break;
+    }
+    await publish(kura, operator.key, datasetId, seedNdjson({ episodes: 10, length: 4 }));
+    const created = await kura.request.post(`/v1/policies/${policyId}/evaluations`).set(bearer(developer.key)).send({ datasetId });
+    expect(created.status).toBe(202);
+    const evaluation = await eventually(async () => {
+      const response = await kura.request.get(`/v1/evaluations/${created.body.id}`).set(bearer(developer.key));
+      return ['completed', 'failed'].includes(response.body.status) ? response.body : undefined;
+    }, 60_000);
+    expect(evaluation).toMatchObject({ status: 'completed', metrics: { actionMse: 0, actionMae: 0 } });
+    const board = (await kura.request.get(`/v1/datasets/${datasetId}/leaderboard`)).body.items as Array<{ policyId: string }>;
+    expect(board.map((entry) => entry.policyId)).toContain(policyId);
+  }, 120_000);
 
   it('rejects a Python policy that fails at import or acts wrongly, with the runtime’s code', async () => {
     const manifest = JSON.stringify({
