@@ -33,7 +33,7 @@ export function sendError(response: Response, status: number, error: ErrorBody['
 }
 
 /** How long an error reply keeps reading (and dropping) a request body that is still arriving. */
-const DRAIN_MS = 2000;
+const DRAIN_MS = 10_000;
 
 /**
  * An error answered while the client is still sending its body (413 past a limit, a refusal before

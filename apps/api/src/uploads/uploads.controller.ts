@@ -128,7 +128,7 @@ export class UploadsController {
       });
     }
     // Refused by what it declares, before a byte is read (the error reply drops what still arrives
-    // for 2 s, then cuts the connection: see drainRefusedBody).
+    // for 10 s, then cuts the connection: see drainRefusedBody).
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.config.uploads.maxBytes) {
       throw new AppError({
