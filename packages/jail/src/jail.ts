@@ -388,6 +388,11 @@ export class JailedProcess {
       }
       this.wake();
     });
+    this.endWith(channel);
+  }
+
+  /** The channel's close (or failure) ends `messages()`. */
+  private endWith(channel: Readable): void {
     const end = () => {
       this.ended = true;
       this.wake();
@@ -431,12 +436,7 @@ export class JailedProcess {
       }
       this.wake();
     });
-    const end = () => {
-      this.ended = true;
-      this.wake();
-    };
-    channel.once('close', end);
-    channel.once('error', end);
+    this.endWith(channel);
   }
 }
 

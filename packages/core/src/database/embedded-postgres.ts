@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import type { Logger } from '../logging/logger.js';
+import { isProcessAlive } from '../common/processes.js';
 
 const execFileAsync = promisify(execFile);
 const DATABASE_NAME = 'kura';
@@ -190,9 +191,9 @@ async function stopOrphanedPostgres(params: { directory: string; logger: Logger 
   } catch {
     return;
   }
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!Number.isInteger(pid) || pid <= 0 || !isProcessAlive(pid)) return;
   const parent = await parentPid(pid);
-  if (parent !== undefined && parent !== 1 && isAlive(parent)) {
+  if (parent !== undefined && parent !== 1 && isProcessAlive(parent)) {
     throw new Error(
       `The data directory ${params.directory} is in use by a running Postgres (pid ${pid}, started by pid ${parent}). Is another Kura running with the same KURA_DATA_DIR?`,
     );
@@ -200,18 +201,9 @@ async function stopOrphanedPostgres(params: { directory: string; logger: Logger 
   params.logger.warn({ pid }, 'stopping a Postgres left running by an earlier Kura process');
   process.kill(pid, 'SIGINT');
   const deadline = Date.now() + 30_000;
-  while (isAlive(pid)) {
+  while (isProcessAlive(pid)) {
     if (Date.now() > deadline) throw new Error(`Postgres pid ${pid} did not stop within 30 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

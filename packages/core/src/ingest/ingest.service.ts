@@ -19,6 +19,7 @@ import { ConversionChildren } from './jailed-conversion.js';
 import type { ConvertedEpisode } from './upload-conversion.js';
 import { withDatasetLock } from './dataset-lock.js';
 import { deleteUnpublishedEpisodes, deleteUnpublishedEpisodesOf, insertEpisodeRows } from './episode-rows.js';
+import { isProcessAlive } from '../common/processes.js';
 
 const MAX_WARNINGS = 1000;
 
@@ -27,17 +28,8 @@ async function removeSparesOfEndedProcesses(root: string): Promise<void> {
   for (const name of await readdir(root).catch(() => [] as string[])) {
     const pid = Number(name.split('-')[0]);
     // This process's own (other apps in one test process) and those of live processes stay.
-    if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isRunning(pid))) continue;
+    if (Number.isInteger(pid) && pid > 0 && (pid === process.pid || isProcessAlive(pid))) continue;
     await rm(join(root, name), { recursive: true, force: true });
-  }
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

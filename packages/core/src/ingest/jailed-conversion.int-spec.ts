@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chooseJailLevel } from '@kura/jail';
 import { ConversionChildren, type ConversionHandlers, type ConvertedShard } from './jailed-conversion.js';
-import type { ConversionRequest } from './upload-conversion.js';
+import { testConversionRequest } from './testing.js';
 
 const level = chooseJailLevel('auto').level;
 const limits = { memoryBytes: 1024 * 1024 * 1024, cpuSeconds: 60, wallClockMs: 60_000, fileSizeBytes: 1024 * 1024 * 1024 };
@@ -32,22 +32,6 @@ async function upload(name: string, episodes: number): Promise<{ rawPath: string
       lines.push(JSON.stringify({ episode, step, observation: { state: [episode, step] }, action: [step] }));
   await writeFile(rawPath, `${lines.join('\n')}\n`);
   return { rawPath, work };
-}
-
-function request(paths: { rawPath: string; work: string }): ConversionRequest {
-  return {
-    datasetId: 'ds_test',
-    ...paths,
-    fileName: 'upload.ndjson',
-    requestedFormat: 'kura-ndjson',
-    featureMap: {},
-    dropFeatures: [],
-    datasetFeatures: null,
-    firstIndex: 0,
-    defaultFps: 10,
-    shardBytes: 1 << 20,
-    archiveLimits: {},
-  };
 }
 
 function collecting(): { handlers: ConversionHandlers; shards: ConvertedShard[] } {
@@ -80,7 +64,7 @@ describe(`conversion children (level ${level})`, () => {
       const first = await upload('first', 3);
       const before = await sha256(first.rawPath);
       const { handlers, shards } = collecting();
-      const outcome = await children.convert(request(first), handlers);
+      const outcome = await children.convert(testConversionRequest(first), handlers);
       expect(outcome).toMatchObject({ format: 'kura-ndjson', episodes: 3, steps: 15 });
       // The shards were written in the spare's own folder, which the parent takes them from.
       expect(shards[0]!.path.startsWith(join(root, spareFolder!, 'work'))).toBe(true);
@@ -88,7 +72,7 @@ describe(`conversion children (level ${level})`, () => {
 
       // The next upload gets a new child and a new folder; the first child's folder is gone.
       const second = await upload('second', 2);
-      expect(await children.convert(request(second), collecting().handlers)).toMatchObject({ episodes: 2, steps: 10 });
+      expect(await children.convert(testConversionRequest(second), collecting().handlers)).toMatchObject({ episodes: 2, steps: 10 });
       expect(await readdir(root)).not.toContain(spareFolder);
     } finally {
       await children.close();
@@ -101,7 +85,7 @@ describe(`conversion children (level ${level})`, () => {
     const children = new ConversionChildren({ level, limits, root: join(folder, 'no-spare') });
     try {
       const paths = await upload('direct', 1);
-      expect(await children.convert(request(paths), collecting().handlers)).toMatchObject({ episodes: 1, steps: 5 });
+      expect(await children.convert(testConversionRequest(paths), collecting().handlers)).toMatchObject({ episodes: 1, steps: 5 });
     } finally {
       await children.close();
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ImportError, type FormatName } from '@kura/formats';
 import { writeHdf5 } from '../../../formats/src/hdf5/testing.js';
+import { testConversionRequest } from './testing.js';
 import { convertUpload, type ConversionMessage } from './upload-conversion.js';
 
 let folder: string;
@@ -27,20 +28,13 @@ async function convert(params: {
   const rawPath = join(work, 'raw');
   await params.write(rawPath);
   const messages: ConversionMessage[] = [];
-  const request = {
-    datasetId: 'ds_test',
+  const request = testConversionRequest({
     rawPath,
-    fileName: params.fileName,
     work,
+    fileName: params.fileName,
     requestedFormat: params.format,
     featureMap: params.featureMap ?? {},
-    dropFeatures: [],
-    datasetFeatures: null,
-    firstIndex: 0,
-    defaultFps: 10,
-    shardBytes: 1 << 20,
-    archiveLimits: {},
-  };
+  });
   try {
     await convertUpload(request, (message) => messages.push(message));
     return { messages };

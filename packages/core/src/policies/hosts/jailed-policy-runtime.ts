@@ -37,13 +37,8 @@ export const HOST_GRACE_MS = 250;
 /** Largest frame a host may send: 64 steps of the largest action (65,536 float32) with room to spare. */
 const MAX_ANSWER_BYTES = 64 * 1024 * 1024;
 
-/**
- * Loads a policy in a jailed host process and returns it as a PolicyRuntime: every call crosses a
- * pipe to a process the api can kill. A host that passes a call's deadline (its limit plus
- * HOST_GRACE_MS) or its memory is killed; that call fails POLICY_TIMEOUT / POLICY_MEMORY_LIMIT /
- * POLICY_CRASHED, and the next call starts a new host (the policy's state starts afresh).
- */
-export async function loadJailedPolicyRuntime(params: {
+/** What a jailed policy runtime is made of. */
+export interface JailedPolicyParams {
   manifest: PolicyManifest;
   entry: Buffer;
   /** The bundle's folder (Python: read-only in the jail, its working directory). */
@@ -51,7 +46,18 @@ export async function loadJailedPolicyRuntime(params: {
   limits: PolicyRuntimeLimits;
   features?: FeatureSpec | undefined;
   host: PolicyHostSettings;
-}): Promise<PolicyRuntime> {
+}
+
+/** A host between calls holds none: no deadline (setTimeout's largest delay). */
+const NO_DEADLINE_MS = 2 ** 31 - 1;
+
+/**
+ * Loads a policy in a jailed host process and returns it as a PolicyRuntime: every call crosses a
+ * pipe to a process the api can kill. A host that passes a call's deadline (its limit plus
+ * HOST_GRACE_MS) or its memory is killed; that call fails POLICY_TIMEOUT / POLICY_MEMORY_LIMIT /
+ * POLICY_CRASHED, and the next call starts a new host (the policy's state starts afresh).
+ */
+export async function loadJailedPolicyRuntime(params: JailedPolicyParams): Promise<PolicyRuntime> {
   const runtime = new JailedPolicyRuntime(params);
   await runtime.start();
   return runtime;
@@ -64,16 +70,7 @@ class JailedPolicyRuntime implements PolicyRuntime {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
 
-  constructor(
-    private readonly params: {
-      manifest: PolicyManifest;
-      entry: Buffer;
-      bundleDir?: string | undefined;
-      limits: PolicyRuntimeLimits;
-      features?: FeatureSpec | undefined;
-      host: PolicyHostSettings;
-    },
-  ) {}
+  constructor(private readonly params: JailedPolicyParams) {}
 
   /** Starts the host and loads the policy (the first time, and after a host died). */
   async start(): Promise<void> {
@@ -100,7 +97,7 @@ class JailedPolicyRuntime implements PolicyRuntime {
       limits: {
         memoryBytes: python ? settings.python.memoryBytes : settings.memoryBytes,
         cpuSeconds: settings.cpuSeconds,
-        wallClockMs: 2 ** 31 - 1, // per call, below
+        wallClockMs: NO_DEADLINE_MS, // per call, below
         fileSizeBytes: 64 * 1024 * 1024,
         maxMessageBytes: MAX_ANSWER_BYTES,
         openFiles: 256,
@@ -195,7 +192,7 @@ class JailedPolicyRuntime implements PolicyRuntime {
       throw hostDeath(exit, request.type, deadlineMs);
     }
     // Idle between calls: no deadline (the host holds no call).
-    host.restartDeadline(2 ** 31 - 1);
+    host.restartDeadline(NO_DEADLINE_MS);
     const header = next.value.header as HostAnswer;
     if (header.type === 'error') throw hostError(header);
     return next.value;
