@@ -2,6 +2,8 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { CoreModule, type KuraConfig, type Logger } from '@kura/core';
 import { DatasetsController } from './datasets/datasets.controller.js';
+import { StatsController } from './datasets/stats.controller.js';
+import { VersionsController } from './datasets/versions.controller.js';
 import { EpisodesController } from './episodes/episodes.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { MetricsService } from './health/metrics.service.js';
@@ -28,7 +30,9 @@ export class AppModule {
         RobotsController,
         DatasetsController,
         UploadsController,
+        VersionsController,
         EpisodesController,
+        StatsController,
         SlicesController,
         PoliciesController,
         InferenceController,

@@ -2,14 +2,22 @@ import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { AppError, EpisodesService, type Principal } from '@kura/core';
+import { episodeQuerySchema, type EpisodeQuery } from '@kura/schema';
 import { header, sendByteReply } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
+import { documentQuery, Query } from '../http/zod.js';
 
 @ApiTags('episodes')
 @ApiBearerAuth()
 @Controller('v1/datasets')
 export class EpisodesController {
   constructor(private readonly episodes: EpisodesService) {}
+
+  @Get(':id/episodes')
+  @documentQuery(episodeQuerySchema)
+  list(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(episodeQuerySchema) query: EpisodeQuery) {
+    return this.episodes.list(principal, datasetId, query);
+  }
 
   /**
    * The video file (mp4) of an episode's video feature, as imported: its frames' `timestamp`s in

@@ -2,9 +2,9 @@ import { Controller, Get, HttpCode, Inject, Param, Post, Put, Req, Res } from '@
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { AppError, KURA_CONFIG, UploadsService, VersionsService, type KuraConfig, type Principal } from '@kura/core';
+import { AppError, KURA_CONFIG, UploadsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
-import { episodeQuerySchema, featureNamePattern, findUnstorableText, listQuerySchema, type EpisodeQuery } from '@kura/schema';
+import { featureNamePattern, findUnstorableText, listQuerySchema } from '@kura/schema';
 import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
@@ -70,7 +70,6 @@ const completeSchema = z.strictObject({
     .min(1)
     .max(10_000),
 });
-const versionQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
 
 const sha256Header = /^[0-9a-fA-F]{64}$/;
 
@@ -80,7 +79,6 @@ const sha256Header = /^[0-9a-fA-F]{64}$/;
 export class UploadsController {
   constructor(
     private readonly uploads: UploadsService,
-    private readonly versions: VersionsService,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
   ) {}
 
@@ -225,31 +223,5 @@ export class UploadsController {
     @Query(uploadListQuerySchema) query: z.infer<typeof uploadListQuerySchema>,
   ) {
     return this.uploads.list(principal, datasetId, query);
-  }
-
-  @Get('datasets/:id/versions')
-  @documentQuery(listQuerySchema)
-  listVersions(
-    @CurrentPrincipal() principal: Principal,
-    @Param('id') datasetId: string,
-    @Query(listQuerySchema) query: z.infer<typeof listQuerySchema>,
-  ) {
-    return this.versions.list(principal, datasetId, query);
-  }
-
-  @Get('datasets/:id/episodes')
-  @documentQuery(episodeQuerySchema)
-  listEpisodes(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(episodeQuerySchema) query: EpisodeQuery) {
-    return this.versions.listEpisodes(principal, datasetId, query);
-  }
-
-  @Get('datasets/:id/stats')
-  @documentQuery(versionQuerySchema)
-  stats(
-    @CurrentPrincipal() principal: Principal,
-    @Param('id') datasetId: string,
-    @Query(versionQuerySchema) query: z.infer<typeof versionQuerySchema>,
-  ) {
-    return this.versions.stats(principal, datasetId, query.version);
   }
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { AppError } from '../errors/app-error.js';
-import { meterBytes } from '../uploads/byte-meter.js';
+import { meterBytes } from '../common/byte-meter.js';
 import type { BlobStore } from './blob-store.js';
 
 /** The limits a request body is read under: its size, and the errors it fails with. */

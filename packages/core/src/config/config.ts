@@ -1,6 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import type { PolicyHostSettings } from '../policies/hosts/jailed-policy-runtime.js';
+import type { JailLevel } from '@kura/jail';
 
 const booleanString = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 const port = z.coerce.number().int().min(0).max(65535);
@@ -79,6 +79,20 @@ const environmentSchema = z.object({
 });
 
 /** Kura's configuration, validated once at boot. */
+/** What a policy host process may use; see README "Safety" and the runtimes README. */
+export interface PolicyHostSettings {
+  level: JailLevel;
+  /** RLIMIT_DATA of a JS or ONNX host (the isolate's own `memoryMb` is inside it). */
+  memoryBytes: number;
+  /** How long a host may take to start and load its policy. */
+  loadTimeoutMs: number;
+  /** RLIMIT_CPU of a host over its life (a warm host serves many calls). */
+  cpuSeconds: number;
+  /** Processes and threads of one host (only where it runs as a user of its own: Kura as root). */
+  processes: number;
+  python: { interpreter: string; memoryBytes: number; loadTimeoutMs: number };
+}
+
 export interface KuraConfig {
   http: { port: number; host: string; jsonBodyLimit: number; bodyModelLimit: number };
   dataDir: string;

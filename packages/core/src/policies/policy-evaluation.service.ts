@@ -4,7 +4,7 @@ import { valuesPerStep, type FeatureSpec, type PolicyManifest, type PolicyObserv
 import { LOGGER } from '../database/database.tokens.js';
 import type { DatasetRecord } from '../datasets/datasets.repository.js';
 import { DatasetReachService } from '../datasets/dataset-reach.service.js';
-import { EpisodesRepository } from '../episodes/episodes.repository.js';
+import { EpisodesRepository } from '../datasets/episodes/episodes.repository.js';
 import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import { SliceReader, wholeEpisodesOf } from '../slices/slice-reader.js';

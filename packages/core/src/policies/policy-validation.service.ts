@@ -19,7 +19,7 @@ import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import type { Logger } from '../logging/logger.js';
-import { detectArchiveKind, extractArchive } from '../uploads/archive.js';
+import { detectArchiveKind, extractArchive } from '../common/archive.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import { PoliciesRepository, type PolicyProblem, type PolicyRecord } from './policies.repository.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';

@@ -22,8 +22,8 @@ import {
   type SourceEpisodes,
 } from '@kura/schema';
 import { takeRows } from '@kura/formats';
-import { EpisodesRepository, type EpisodeRecord } from '../episodes/episodes.repository.js';
-import { ARROW_STREAM_END, ShardReader, encodeSchemaMessage, type ShardPrelude } from './shard-reader.js';
+import { EpisodesRepository, type EpisodeRecord } from '../datasets/episodes/episodes.repository.js';
+import { ARROW_STREAM_END, ShardReader, encodeSchemaMessage, type ShardPrelude } from '../datasets/episodes/shard-reader.js';
 import { DATASET_ID_COLUMN, resolveSliceColumns, sliceArrowSchema, type SliceSteps } from './slice-columns.js';
 import type { SliceRecord, SliceSourceRecord } from './slices.repository.js';
 

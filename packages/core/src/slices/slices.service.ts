@@ -11,7 +11,7 @@ import { AppError } from '../errors/app-error.js';
 import { DatasetsService, type DatasetReach } from '../datasets/datasets.service.js';
 import { VersionsRepository } from '../datasets/versions.repository.js';
 import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
-import { EpisodesRepository, type EpisodeFilter } from '../episodes/episodes.repository.js';
+import { EpisodesRepository, type EpisodeFilter } from '../datasets/episodes/episodes.repository.js';
 import { resolveSliceColumns, type SliceSteps } from './slice-columns.js';
 import { allocateSample, chooseEpisodes } from './slice-sampling.js';
 import { SlicesRepository, type SliceRecord, type SliceSourceRecord } from './slices.repository.js';

@@ -11,8 +11,8 @@ import { decodeCursor, toPage } from '../common/pagination.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { AppError } from '../errors/app-error.js';
 import { JobsService } from '../jobs/jobs.service.js';
-import { ingestJobId } from '../ingest/ingest-upload.job.js';
-import { IngestService } from '../ingest/ingest.service.js';
+import { ingestJobId } from './ingest/ingest-upload.job.js';
+import { IngestService } from './ingest/ingest.service.js';
 import {
   idempotencyKeyReused,
   uploadChecksumMismatch,
@@ -22,7 +22,7 @@ import {
   uploadTooLarge,
 } from './uploads.errors.js';
 import { UploadsRepository, type MultipartState, type UploadRecord, type UploadStatus } from './uploads.repository.js';
-import { meterBytes } from './byte-meter.js';
+import { meterBytes } from '../common/byte-meter.js';
 
 /** An upload as the API shows it (API.md). */
 export interface UploadView {

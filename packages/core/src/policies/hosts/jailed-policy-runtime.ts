@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startJailed, type Frame, type JailedProcess, type JailExit, type JailLevel } from '@kura/jail';
+import { startJailed, type Frame, type JailedProcess, type JailExit } from '@kura/jail';
 import type { FeatureSpec, PolicyCallContext, PolicyManifest, PolicyObservation } from '@kura/schema';
+import type { PolicyHostSettings } from '../../config/config.js';
 import {
   actionLayout,
   PolicyError,
@@ -18,19 +19,7 @@ const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../.
 const nodeHost = join(codeRoot, 'packages/core/dist/policies/hosts/policy-host-child.js');
 const pythonHost = join(codeRoot, 'packages/core/src/policies/hosts/python/kura_policy_host.py');
 
-/** What a policy host process may use; see README "Safety" and the runtimes README. */
-export interface PolicyHostSettings {
-  level: JailLevel;
-  /** RLIMIT_DATA of a JS or ONNX host (the isolate's own `memoryMb` is inside it). */
-  memoryBytes: number;
-  /** How long a host may take to start and load its policy. */
-  loadTimeoutMs: number;
-  /** RLIMIT_CPU of a host over its life (a warm host serves many calls). */
-  cpuSeconds: number;
-  /** Processes and threads of one host (only where it runs as a user of its own: Kura as root). */
-  processes: number;
-  python: { interpreter: string; memoryBytes: number; loadTimeoutMs: number };
-}
+export type { PolicyHostSettings };
 
 /** Past a call's own limit, how long the api waits before it kills the host. */
 export const HOST_GRACE_MS = 250;

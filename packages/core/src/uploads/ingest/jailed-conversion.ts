@@ -8,8 +8,8 @@ import { startJailed, type JailedProcess, type JailExit, type JailLevel } from '
 import type { ConversionMessage, ConversionRequest, ConvertedEpisode, VideoFile } from './upload-conversion.js';
 
 /** Where Kura's code is: the jail mounts its `packages/` and `node_modules/` read-only, nothing else of it. */
-const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../..');
-const childScript = join(codeRoot, 'packages/core/dist/ingest/ingest-child.js');
+const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
+const childScript = join(codeRoot, 'packages/core/dist/uploads/ingest/ingest-child.js');
 
 export interface ConversionLimits {
   memoryBytes: number;

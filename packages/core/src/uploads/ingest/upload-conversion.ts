@@ -29,7 +29,7 @@ import {
   unrecognisedFormatError,
 } from '@kura/formats';
 import { valuesPerStep, type ErrorLocation, type FeatureSpec } from '@kura/schema';
-import { detectArchiveKind, extractArchive, type ArchiveKind, type ArchiveLimits } from '../uploads/archive.js';
+import { detectArchiveKind, extractArchive, type ArchiveKind, type ArchiveLimits } from '../../common/archive.js';
 
 /**
  * Everything the jailed child needs to turn one upload into shards: plain JSON, since it crosses a

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EpisodeRanges } from '@kura/schema';
-import { Prisma, PrismaClient } from '../database/prisma.js';
-import { HELD_OUT_BUCKET_START, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
+import { Prisma, PrismaClient } from '../../database/prisma.js';
+import { HELD_OUT_BUCKET_START, SAMPLE_BUCKET_LIMIT } from '../episode-buckets.js';
 
 export interface EpisodeRecord {
   episodeIndex: number;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ImportError, type FormatName } from '@kura/formats';
-import { writeHdf5 } from '../../../formats/src/hdf5/testing.js';
+import { writeHdf5 } from '../../../../formats/src/hdf5/testing.js';
 import { testConversionRequest } from './testing.js';
 import { convertUpload, type ConversionMessage } from './upload-conversion.js';
 

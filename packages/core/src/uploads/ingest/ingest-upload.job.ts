@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { JobPayload } from '@kura/schema';
-import type { JobHandler } from '../jobs/job-handler.js';
+import type { JobHandler } from '../../jobs/job-handler.js';
 import { IngestService } from './ingest.service.js';
 
 /** The job that converts one upload; retried on infrastructure errors, not on bad data. */

@@ -1,4 +1,4 @@
-import type { PrismaClient } from '../database/prisma.js';
+import type { PrismaClient } from '../../database/prisma.js';
 
 /** One row of the episodes table, as ingest writes it. */
 export interface EpisodeRow {

@@ -6,20 +6,20 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { DatasetStatsAccumulator, ImportError, type FormatName, type ImportIssue } from '@kura/formats';
 import type { JailLevelChoice } from '@kura/jail';
 import type { FeatureSpec } from '@kura/schema';
-import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { readJsonBlob, writeJsonBlob } from '../blobs/json-blobs.js';
-import type { KuraConfig } from '../config/config.js';
-import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
-import { Prisma, PrismaClient } from '../database/prisma.js';
-import { UnrecoverableJobError } from '../jobs/job-queue.js';
-import type { Logger } from '../logging/logger.js';
-import { UploadsRepository, type UploadRecord } from '../uploads/uploads.repository.js';
-import { episodeBucket } from '../datasets/episode-buckets.js';
+import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
+import { readJsonBlob, writeJsonBlob } from '../../blobs/json-blobs.js';
+import type { KuraConfig } from '../../config/config.js';
+import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER } from '../../database/database.tokens.js';
+import { Prisma, PrismaClient } from '../../database/prisma.js';
+import { UnrecoverableJobError } from '../../jobs/job-queue.js';
+import type { Logger } from '../../logging/logger.js';
+import { UploadsRepository, type UploadRecord } from '../uploads.repository.js';
+import { episodeBucket } from '../../datasets/episode-buckets.js';
 import { ConversionChildren } from './jailed-conversion.js';
 import type { ConvertedEpisode } from './upload-conversion.js';
 import { withDatasetLock } from './dataset-lock.js';
 import { deleteUnpublishedEpisodes, deleteUnpublishedEpisodesOf, insertEpisodeRows } from './episode-rows.js';
-import { isProcessAlive } from '../common/processes.js';
+import { isProcessAlive } from '../../common/processes.js';
 
 const MAX_WARNINGS = 1000;
 

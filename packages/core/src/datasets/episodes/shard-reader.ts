@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AsyncByteQueue, DataType, RecordBatchReader, RecordBatchStreamWriter, type RecordBatch, type Schema } from 'apache-arrow';
-import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { readBlobBytes } from '../blobs/json-blobs.js';
-import { EpisodesRepository, type EpisodeRecord } from '../episodes/episodes.repository.js';
-import { AppError } from '../errors/app-error.js';
+import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
+import { readBlobBytes } from '../../blobs/json-blobs.js';
+import { EpisodesRepository, type EpisodeRecord } from './episodes.repository.js';
+import { AppError } from '../../errors/app-error.js';
 
 /** The end-of-stream marker of the Arrow IPC stream format: continuation, then a zero length. */
 export const ARROW_STREAM_END = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);

@@ -1,13 +1,16 @@
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
-import type { Principal } from '../auth/principal.js';
-import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { ifNoneMatchHits, parseRange, resolveRange } from '../common/byte-range.js';
-import { DatasetsService } from '../datasets/datasets.service.js';
-import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
-import { ShardReader } from '../slices/shard-reader.js';
-import { meteredBody } from '../usage/metered-body.js';
-import { UsageMeter } from '../usage/usage.meter.js';
+import type { EpisodeQuery, Page } from '@kura/schema';
+import type { Principal } from '../../auth/principal.js';
+import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
+import { ifNoneMatchHits, parseRange, resolveRange } from '../../common/byte-range.js';
+import { decodeNumberCursor, toPage } from '../../common/pagination.js';
+import { DatasetsService } from '../datasets.service.js';
+import { VersionsService } from '../versions.service.js';
+import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../episode-buckets.js';
+import { ShardReader } from './shard-reader.js';
+import { meteredBody } from '../../usage/metered-body.js';
+import { UsageMeter } from '../../usage/usage.meter.js';
 import { EpisodesRepository, type EpisodeRecord } from './episodes.repository.js';
 import { episodeHeldOut, episodeNotFound, episodeVideoSplit, videoFeatureNotFound } from './episodes.errors.js';
 
@@ -37,6 +40,21 @@ export interface EpisodeVideoRequest {
 /** Blob keys of (dataset, episode, feature): immutable once published, and read on every seek of a player. */
 const BLOB_KEY_CACHE_SIZE = 2048;
 
+export interface EpisodeView {
+  episodeIndex: number;
+  /** The source's own id of the episode: `29` (LeRobot), `demo_7`, `episode_3.hdf5`, `<tfrecord file>#12`, an NDJSON `episode`. */
+  sourceEpisode: string;
+  length: number;
+  task: string | null;
+  success: boolean | null;
+  uploadId: string;
+  version: number;
+  /** Kept for evaluation: slices of non-admin keys leave it out. */
+  heldOut: boolean;
+  /** In the public part of a `sample` dataset. */
+  publicSample: boolean;
+}
+
 /**
  * Episode-level reads that a slice does not cover: the video file a video feature's frames point
  * to (LeRobot mp4s are kept whole, never decoded; DESIGN "LeRobot videos"), served with `Range` so
@@ -49,11 +67,50 @@ export class EpisodesService {
 
   constructor(
     private readonly datasets: DatasetsService,
+    private readonly versions: VersionsService,
     private readonly episodes: EpisodesRepository,
     private readonly shards: ShardReader,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     private readonly meter: UsageMeter,
   ) {}
+
+  /**
+   * A version's episodes by index (the latest version when none is named), filtered. Callers
+   * without full access to a `sample` dataset see its public part only.
+   */
+  async list(principal: Principal, datasetId: string, query: EpisodeQuery): Promise<Page<EpisodeView>> {
+    const { reach, version } = await this.versions.resolve(principal, datasetId, query.version);
+    const fallbackIndex = reach.dataset.access === 'sample' ? await this.episodes.sampleFallbackIndex(datasetId) : undefined;
+    const rows = await this.episodes.list({
+      datasetId,
+      version: version.version,
+      episodes: query.episodes,
+      task: query.task,
+      success: query.success,
+      minLength: query.minLength,
+      maxLength: query.maxLength,
+      uploadId: query.uploadId,
+      sampleOnly: reach.episodes === 'sample' ? { fallbackIndex } : undefined,
+      afterIndex: decodeNumberCursor(query.cursor),
+      take: query.limit + 1,
+    });
+    return toPage(
+      rows,
+      query.limit,
+      (row) => ({
+        episodeIndex: row.episodeIndex,
+        sourceEpisode: row.sourceEpisode,
+        length: row.length,
+        task: row.task,
+        success: row.success,
+        uploadId: row.uploadId,
+        version: row.version,
+        heldOut: isHeldOut(row.bucket),
+        publicSample: reach.dataset.access === 'sample' && (row.bucket < SAMPLE_BUCKET_LIMIT || row.episodeIndex === fallbackIndex),
+      }),
+      (row) => row.episodeIndex,
+    );
+  }
 
   /** The mp4 of one episode's video feature (the file its frames' timestamps refer to), whole or a range of it. */
   async video(principal: Principal, request: EpisodeVideoRequest): Promise<EpisodeVideo> {

@@ -1,4 +1,4 @@
-import { AppError } from '../errors/app-error.js';
+import { AppError } from '../../errors/app-error.js';
 
 export const episodeNotFound = (datasetId: string, episodeIndex: number) =>
   new AppError({
