@@ -1,13 +1,7 @@
-import { storableText, type ErrorLocation } from '@kura/schema';
+import { storableText, type ErrorLocation, type ImportIssue } from '@kura/schema';
 
-/** A problem found in the data: what, and where. */
-export interface ImportIssue {
-  code: string;
-  message: string;
-  location: ErrorLocation;
-  /** Facts a program may want beyond the message (e.g. FORMAT_UNKNOWN's container and the layouts tried), JSON-serialisable. */
-  details?: Record<string, unknown>;
-}
+// The issue is part of the API's contract (an upload's errors and warnings), so schema defines it.
+export type { ImportIssue };
 
 /**
  * Data that cannot be imported. `code` is stable (`TFRECORD_CRC_MISMATCH`, `PARQUET_TRUNCATED`,

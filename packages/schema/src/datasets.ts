@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { featureSpecSchema } from './features.js';
+import { featureSpecSchema, type FeatureSpec } from './features.js';
+import { listQuerySchema } from './pagination.js';
 
 export const datasetAccessLevels = ['public', 'sample', 'private'] as const;
 /** public: anyone; sample: a fixed 10 % of episodes public, the rest by grant; private: owner, grantees, admins. */
@@ -29,3 +30,61 @@ export const createDatasetRequestSchema = z.strictObject({
   description: z.string().max(10_000).optional(),
 });
 export type CreateDatasetRequest = z.infer<typeof createDatasetRequestSchema>;
+
+/** `GET /v1/datasets` query. */
+export const datasetListQuerySchema = listQuerySchema.extend({ robotId: z.string().min(1).max(100).optional() });
+export type DatasetListQuery = z.infer<typeof datasetListQuerySchema>;
+
+/** `POST /v1/datasets/:id/grants` body. */
+export const grantRequestSchema = z.strictObject({ keyId: z.string().min(1).max(100) });
+export type GrantRequest = z.infer<typeof grantRequestSchema>;
+
+/** `GET /v1/datasets/:id/stats` query: the version (the latest when absent). */
+export const datasetStatsQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
+export type DatasetStatsQuery = z.infer<typeof datasetStatsQuerySchema>;
+
+/** A dataset as the API shows it. */
+export interface DatasetView {
+  id: string;
+  name: string;
+  robotId: string;
+  access: DatasetAccess;
+  license: string | null;
+  description: string | null;
+  features: FeatureSpec | null;
+  ownerKeyId: string;
+  latestVersion: number;
+  episodeCount: number;
+  stepCount: number;
+  createdAt: string;
+}
+
+export interface GrantView {
+  datasetId: string;
+  keyId: string;
+  grantedBy: string;
+  createdAt: string;
+}
+
+export interface VersionView {
+  version: number;
+  episodeCount: number;
+  stepCount: number;
+  uploadId: string;
+  createdAt: string;
+}
+
+export interface EpisodeView {
+  episodeIndex: number;
+  /** The source's own id of the episode: `29` (LeRobot), `demo_7`, `episode_3.hdf5`, `<tfrecord file>#12`, an NDJSON `episode`. */
+  sourceEpisode: string;
+  length: number;
+  task: string | null;
+  success: boolean | null;
+  uploadId: string;
+  version: number;
+  /** Kept for evaluation: slices of non-admin keys leave it out. */
+  heldOut: boolean;
+  /** In the public part of a `sample` dataset. */
+  publicSample: boolean;
+}

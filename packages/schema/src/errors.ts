@@ -19,3 +19,12 @@ export const errorBodySchema = z.object({
   }),
 });
 export type ErrorBody = z.infer<typeof errorBodySchema>;
+
+/** A problem found in uploaded data: what, and where (an upload's `errors` and `warnings`). */
+export interface ImportIssue {
+  code: string;
+  message: string;
+  location: ErrorLocation;
+  /** Facts a program may want beyond the message (e.g. FORMAT_UNKNOWN's container and the layouts tried), JSON-serialisable. */
+  details?: Record<string, unknown>;
+}

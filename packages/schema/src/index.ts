@@ -1,6 +1,6 @@
 /**
- * The Kura format and the contracts shared by the server, workers and the SDK: request schemas,
- * feature specs and job payloads. Depends on nothing else in the repository.
+ * The Kura format and the contracts shared by the server, workers, the SDK and the web viewer:
+ * request schemas, reply views, feature specs and job payloads. Depends on nothing else in the repository.
  */
 export * from './errors.js';
 export * from './pagination.js';
@@ -12,4 +12,7 @@ export * from './jobs.js';
 export * from './arrow.js';
 export * from './slices.js';
 export * from './policies.js';
+export * from './uploads.js';
+export * from './inference.js';
+export * from './usage.js';
 export * from './text.js';

@@ -28,3 +28,17 @@ export const updateKeyRequestSchema = z.strictObject({
   quota: keyQuotaSchema.nullable().optional(),
 });
 export type UpdateKeyRequest = z.infer<typeof updateKeyRequestSchema>;
+
+/** An API key as listed: never the key itself. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  role: Role;
+  keyPrefix: string;
+  createdBy: string | null;
+  createdAt: string;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+  /** Inference limits; null when the key has none. */
+  quota: KeyQuota | null;
+}

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { featureNamePattern } from './features.js';
+import { listQuerySchema } from './pagination.js';
 
 const featureNameSchema = z.string().regex(featureNamePattern, 'a feature name such as observation.state');
 
@@ -150,4 +151,82 @@ export interface PolicyCallContext {
   task?: string | undefined;
   step: number;
   episode?: number | undefined;
+}
+
+export const policyAccessLevels = ['public', 'private'] as const;
+/** public: every key may see and run it; private: its owner and admins. */
+export type PolicyAccess = (typeof policyAccessLevels)[number];
+export type PolicyStatus = 'validating' | 'ready' | 'rejected';
+
+/** Why validation rejected a bundle, and where. */
+export interface PolicyProblem {
+  code: string;
+  message: string;
+  location?: { file?: string; field?: string };
+}
+
+/** `POST /v1/policies` query. */
+export const policyUploadQuerySchema = z.strictObject({ access: z.enum(policyAccessLevels).default('private') });
+export type PolicyUploadQuery = z.infer<typeof policyUploadQuerySchema>;
+/** `GET /v1/policies` query. */
+export const policyListQuerySchema = listQuerySchema.extend({ name: z.string().min(1).max(100).optional() });
+export type PolicyListQuery = z.infer<typeof policyListQuerySchema>;
+
+/** A policy version as the API shows it. */
+export interface PolicyView {
+  id: string;
+  name: string | null;
+  version: number | null;
+  runtime: string;
+  access: PolicyAccess;
+  status: PolicyStatus;
+  errors: PolicyProblem[];
+  manifest: PolicyManifest | null;
+  ownerKeyId: string;
+  bytes: number;
+  sha256: string;
+  createdAt: string;
+}
+
+/** `POST /v1/policies/:id/evaluations` body: the dataset's held-out episodes to evaluate on (its latest version by default). */
+export const evaluationRequestSchema = z.strictObject({
+  datasetId: z.string().min(1).max(100),
+  version: z.number().int().positive().optional(),
+});
+export type EvaluationRequest = z.infer<typeof evaluationRequestSchema>;
+
+export type EvaluationStatus = 'queued' | 'running' | 'completed' | 'failed';
+
+export interface EvaluationMetrics {
+  actionMse: number;
+  actionMae: number;
+  /** Mean squared error of each action dimension. */
+  perDimension: number[];
+  stepsEvaluated: number;
+  episodesEvaluated: number;
+}
+
+export interface EvaluationView {
+  id: string;
+  policyId: string;
+  datasetId: string;
+  version: number;
+  status: EvaluationStatus;
+  metrics: EvaluationMetrics | null;
+  timing: { latencyMsP50: number; latencyMsP99: number } | null;
+  error: { code: string; message: string; location?: Record<string, unknown> } | null;
+  createdAt: string;
+  startedAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface LeaderboardEntry {
+  rank: number;
+  policyId: string;
+  name: string | null;
+  version: number | null;
+  evaluationId: string;
+  datasetVersion: number;
+  metrics: EvaluationMetrics;
+  evaluatedAt: string;
 }

@@ -67,3 +67,19 @@ export interface BodyModelSummary {
   joints: BodyModelJoint[];
   links: string[];
 }
+
+/** A robot (embodiment) as the API shows it. */
+export interface RobotView {
+  id: string;
+  name: string;
+  robotType: string;
+  controlFrequencyHz: number;
+  actionSpace: ActionSpace;
+  stateSpace: ActionSpace | null;
+  jointNames: string[];
+  cameras: Camera[];
+  ownerKeyId: string;
+  bodyModel: BodyModelSummary | null;
+  createdAt: string;
+  updatedAt: string;
+}

@@ -161,3 +161,40 @@ export const sliceFormatExtensions: Readonly<Record<SliceFormat, string>> = {
 export const sliceDataQuerySchema = z.strictObject({ format: z.enum(sliceFormats).default('arrow') });
 
 export const sliceCreateQuerySchema = z.strictObject({ stats: booleanQuery.optional() });
+
+/** `{ start, stop, stride }` inside each episode (Python slice semantics, stop exclusive). */
+export interface SliceSteps {
+  start: number;
+  stop: number | null;
+  stride: number;
+}
+
+/** A slice as the API shows it. */
+export interface SliceView {
+  id: string;
+  episodeCount: number;
+  stepCount: number;
+  sources: Array<{ datasetId: string; version: number; weight: number; episodeCount: number; stepCount: number; episodes: string }>;
+  columns: string[];
+  steps: SliceSteps | null;
+  /** Episodes the request matched that the slice leaves out, and why. */
+  withheld: { heldOut: number; grantRequired: number };
+  createdAt: string;
+}
+
+/** One step line of a Kura NDJSON export (what `GET /v1/slices/:id/data?format=ndjson` sends). */
+export interface StepLine {
+  dataset?: string;
+  episode?: number;
+  /** The episode's id in the data it was uploaded from (`29`, `demo_7`…). */
+  sourceEpisode?: string;
+  step?: number;
+  timestamp?: number;
+  observation?: Record<string, unknown>;
+  action?: unknown;
+  reward?: number;
+  discount?: number;
+  isTerminal?: boolean;
+  language?: string;
+  features?: Record<string, unknown>;
+}

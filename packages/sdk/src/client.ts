@@ -1,29 +1,32 @@
 import type {
+  actRequestSchema,
   ApiKeyView,
-  DatasetView,
-  EpisodeView,
-  EvaluationView,
-  GrantView,
-  LeaderboardEntry,
-  PolicyView,
-  RobotView,
-  SessionView,
-  SliceView,
-  UploadView,
-  UsageView,
-  VersionView,
-} from '@kura/core';
-import type {
   createDatasetRequestSchema,
   createKeyRequestSchema,
   createRobotRequestSchema,
+  createSessionRequestSchema,
   createSliceRequestSchema,
+  DatasetView,
+  endSessionRequestSchema,
   EpisodeQuery,
+  EpisodeView,
+  evaluationRequestSchema,
+  EvaluationView,
+  GrantView,
+  LeaderboardEntry,
   Page,
+  PolicyView,
+  RobotView,
+  SessionView,
+  sessionStepRequestSchema,
   SliceFormat,
+  SliceView,
+  StepLine,
   updateKeyRequestSchema,
+  UploadView,
+  UsageView,
+  VersionView,
 } from '@kura/schema';
-import type { StepLine } from '@kura/formats';
 import type { z } from 'zod';
 import { defaultRetryPolicy, HttpClient, type RetryPolicy } from './http.js';
 import { poll } from './poll.js';
@@ -31,12 +34,17 @@ import { Uploads } from './uploads.js';
 import { Downloads } from './downloads.js';
 
 // Request types are the API's own zod schemas (as callers write them: defaults optional); reply types
-// are the views the API's services return. One source of truth for both.
+// are the views the API's services return. Both live in @kura/schema: one source of truth.
 export type CreateRobot = z.input<typeof createRobotRequestSchema>;
 export type CreateDataset = z.input<typeof createDatasetRequestSchema>;
 export type CreateKey = z.input<typeof createKeyRequestSchema>;
 export type UpdateKey = z.input<typeof updateKeyRequestSchema>;
 export type CreateSlice = z.input<typeof createSliceRequestSchema>;
+export type CreateEvaluation = z.input<typeof evaluationRequestSchema>;
+export type Act = z.input<typeof actRequestSchema>;
+export type CreateSession = z.input<typeof createSessionRequestSchema>;
+export type SessionStep = z.input<typeof sessionStepRequestSchema>;
+export type EndSession = z.input<typeof endSessionRequestSchema>;
 /** One line of a slice downloaded as `ndjson`. */
 export type SliceNdjsonLine = StepLine;
 export type {
@@ -140,12 +148,9 @@ export class KuraClient {
         (policy) => policy.status !== 'validating',
         options,
       ),
-    evaluate: (id: string, request: { datasetId: string; version?: number }): Promise<EvaluationView> =>
+    evaluate: (id: string, request: CreateEvaluation): Promise<EvaluationView> =>
       this.http.json('POST', `/v1/policies/${enc(id)}/evaluations`, { body: { json: request } }),
-    act: (
-      id: string,
-      request: { observation: Record<string, unknown>; task?: string },
-    ): Promise<{ action: number[] | number[][]; policyId: string; latencyMs: number }> =>
+    act: (id: string, request: Act): Promise<{ action: number[] | number[][]; policyId: string; latencyMs: number }> =>
       this.http.json('POST', `/v1/policies/${enc(id)}/act`, { body: { json: request } }),
   };
 
@@ -161,15 +166,11 @@ export class KuraClient {
   };
 
   readonly sessions = {
-    create: (request: { policyId: string; datasetId: string; task?: string }): Promise<SessionView> =>
-      this.http.json('POST', '/v1/sessions', { body: { json: request } }),
+    create: (request: CreateSession): Promise<SessionView> => this.http.json('POST', '/v1/sessions', { body: { json: request } }),
     get: (id: string): Promise<SessionView> => this.http.json('GET', `/v1/sessions/${enc(id)}`),
-    step: (
-      id: string,
-      request: { observation: Record<string, unknown>; reward?: number },
-    ): Promise<{ action: number[] | number[][]; stepIndex: number }> =>
+    step: (id: string, request: SessionStep): Promise<{ action: number[] | number[][]; stepIndex: number }> =>
       this.http.json('POST', `/v1/sessions/${enc(id)}/steps`, { body: { json: request } }),
-    end: (id: string, request: { success?: boolean } = {}): Promise<{ uploadId: string | null }> =>
+    end: (id: string, request: EndSession = {}): Promise<{ uploadId: string | null }> =>
       this.http.json('POST', `/v1/sessions/${enc(id)}/end`, { body: { json: request }, idempotent: true }),
   };
 

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { UploadView } from '@kura/core';
+import type { MultipartPlan, UploadView } from '@kura/schema';
 import { KuraError } from './errors.js';
 import type { HttpClient } from './http.js';
 import { poll } from './poll.js';
@@ -21,13 +21,6 @@ export interface UploadOptions {
   stateDirectory?: string | undefined;
   /** Told while the source is read (size and sha256) and while its bytes are sent. */
   onProgress?: ((progress: { phase: UploadPhase; bytes: number; total: number | undefined }) => void) | undefined;
-}
-
-interface MultipartPlan {
-  upload: UploadView;
-  partSize: number;
-  parts: Array<{ partNumber: number; offset: number; bytes: number; url: string; viaApi: boolean }>;
-  completeUrl: string;
 }
 
 interface PartState {

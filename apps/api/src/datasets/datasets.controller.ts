@@ -1,15 +1,18 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
 import { DatasetsService, type Principal } from '@kura/core';
-import { createDatasetRequestSchema, listQuerySchema, type CreateDatasetRequest, type ListQuery } from '@kura/schema';
+import {
+  createDatasetRequestSchema,
+  datasetListQuerySchema,
+  grantRequestSchema,
+  listQuerySchema,
+  type CreateDatasetRequest,
+  type DatasetListQuery,
+  type GrantRequest,
+  type ListQuery,
+} from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
-
-const grantRequestSchema = z.strictObject({ keyId: z.string().min(1).max(100) });
-
-const datasetListQuerySchema = listQuerySchema.extend({ robotId: z.string().min(1).max(100).optional() });
-type DatasetListQuery = z.infer<typeof datasetListQuerySchema>;
 
 @ApiTags('datasets')
 @ApiBearerAuth()
@@ -38,7 +41,7 @@ export class DatasetsController {
   /** Gives a key full access to a `sample` or `private` dataset (owner or admin). */
   @Post(':id/grants')
   @documentBody(grantRequestSchema)
-  grant(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(grantRequestSchema) request: { keyId: string }) {
+  grant(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(grantRequestSchema) request: GrantRequest) {
     return this.datasets.grant(principal, id, request.keyId);
   }
 

@@ -1,11 +1,9 @@
 import { Controller, Get, Param } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
 import { DatasetStatsService, type Principal } from '@kura/core';
+import { datasetStatsQuerySchema, type DatasetStatsQuery } from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentQuery, Query } from '../http/zod.js';
-
-const versionQuerySchema = z.strictObject({ version: z.coerce.number().int().positive().optional() });
 
 @ApiTags('datasets')
 @ApiBearerAuth()
@@ -14,12 +12,8 @@ export class StatsController {
   constructor(private readonly stats: DatasetStatsService) {}
 
   @Get(':id/stats')
-  @documentQuery(versionQuerySchema)
-  get(
-    @CurrentPrincipal() principal: Principal,
-    @Param('id') datasetId: string,
-    @Query(versionQuerySchema) query: z.infer<typeof versionQuerySchema>,
-  ) {
+  @documentQuery(datasetStatsQuerySchema)
+  get(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(datasetStatsQuerySchema) query: DatasetStatsQuery) {
     return this.stats.stats(principal, datasetId, query.version);
   }
 }

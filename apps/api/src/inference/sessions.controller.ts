@@ -1,20 +1,16 @@
 import { Controller, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { z } from 'zod';
 import { SessionsService, type Principal } from '@kura/core';
+import {
+  createSessionRequestSchema,
+  endSessionRequestSchema,
+  sessionStepRequestSchema,
+  type CreateSessionRequest,
+  type EndSessionRequest,
+  type SessionStepRequest,
+} from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, JsonBody } from '../http/zod.js';
-
-const createSessionSchema = z.strictObject({
-  policyId: z.string().min(1).max(100),
-  datasetId: z.string().min(1).max(100),
-  task: z.string().min(1).max(10_000).optional(),
-});
-const stepSchema = z.strictObject({
-  observation: z.record(z.string().min(1).max(200), z.unknown()),
-  reward: z.number().finite().optional(),
-});
-const endSchema = z.strictObject({ success: z.boolean().optional() });
 
 @ApiTags('inference')
 @ApiBearerAuth()
@@ -24,8 +20,8 @@ export class SessionsController {
 
   /** A session of a ready policy whose steps become an episode of the dataset. */
   @Post()
-  @documentBody(createSessionSchema)
-  create(@CurrentPrincipal() principal: Principal, @JsonBody(createSessionSchema) request: z.infer<typeof createSessionSchema>) {
+  @documentBody(createSessionRequestSchema)
+  create(@CurrentPrincipal() principal: Principal, @JsonBody(createSessionRequestSchema) request: CreateSessionRequest) {
     return this.sessions.create(principal, request);
   }
 
@@ -37,16 +33,16 @@ export class SessionsController {
   /** Runs the policy; the step is recorded durably before this replies. */
   @Post(':id/steps')
   @HttpCode(200)
-  @documentBody(stepSchema)
-  step(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(stepSchema) request: z.infer<typeof stepSchema>) {
+  @documentBody(sessionStepRequestSchema)
+  step(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(sessionStepRequestSchema) request: SessionStepRequest) {
     return this.sessions.step(principal, id, request);
   }
 
   /** Ends the session; it becomes an upload of its dataset (the same upload on a repeat). */
   @Post(':id/end')
   @HttpCode(200)
-  @documentBody(endSchema)
-  end(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(endSchema) request: z.infer<typeof endSchema>) {
+  @documentBody(endSessionRequestSchema)
+  end(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(endSessionRequestSchema) request: EndSessionRequest) {
     return this.sessions.end(principal, id, request);
   }
 }

@@ -1,15 +1,19 @@
 import { Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { z } from 'zod';
 import { AppError, EvaluationsService, PoliciesService, type Principal } from '@kura/core';
-import { listQuerySchema, type ListQuery } from '@kura/schema';
+import {
+  evaluationRequestSchema,
+  listQuerySchema,
+  policyListQuerySchema,
+  policyUploadQuerySchema,
+  type EvaluationRequest,
+  type ListQuery,
+  type PolicyListQuery,
+  type PolicyUploadQuery,
+} from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query } from '../http/zod.js';
-
-const policyUploadQuerySchema = z.strictObject({ access: z.enum(['public', 'private']).default('private') });
-const policyListQuerySchema = listQuerySchema.extend({ name: z.string().min(1).max(100).optional() });
-const evaluationRequestSchema = z.strictObject({ datasetId: z.string().min(1).max(100), version: z.number().int().positive().optional() });
 
 @ApiTags('policies')
 @ApiBearerAuth()
@@ -26,11 +30,7 @@ export class PoliciesController {
   @ApiConsumes('application/octet-stream')
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @documentQuery(policyUploadQuerySchema)
-  upload(
-    @CurrentPrincipal() principal: Principal,
-    @Query(policyUploadQuerySchema) query: z.infer<typeof policyUploadQuerySchema>,
-    @Req() request: Request,
-  ) {
+  upload(@CurrentPrincipal() principal: Principal, @Query(policyUploadQuerySchema) query: PolicyUploadQuery, @Req() request: Request) {
     // A JSON body was already consumed by the JSON parser: the bundle must come as bytes.
     if (request.body !== undefined)
       throw new AppError({
@@ -43,7 +43,7 @@ export class PoliciesController {
 
   @Get('policies')
   @documentQuery(policyListQuerySchema)
-  list(@CurrentPrincipal() principal: Principal, @Query(policyListQuerySchema) query: z.infer<typeof policyListQuerySchema>) {
+  list(@CurrentPrincipal() principal: Principal, @Query(policyListQuerySchema) query: PolicyListQuery) {
     return this.policies.list(principal, query);
   }
 
@@ -59,7 +59,7 @@ export class PoliciesController {
   evaluate(
     @CurrentPrincipal() principal: Principal,
     @Param('id') id: string,
-    @JsonBody(evaluationRequestSchema) request: z.infer<typeof evaluationRequestSchema>,
+    @JsonBody(evaluationRequestSchema) request: EvaluationRequest,
   ) {
     return this.evaluations.create(principal, id, request);
   }

@@ -4,72 +4,22 @@ import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, type KuraConfig, type Principal } from '@kura/core';
 import { formatNames } from '@kura/formats';
-import { featureNamePattern, findUnstorableText, listQuerySchema } from '@kura/schema';
+import {
+  completeMultipartRequestSchema,
+  startMultipartRequestSchema,
+  uploadListQuerySchema,
+  uploadQuerySchema,
+  type CompleteMultipartRequest,
+  type UploadListQuery,
+} from '@kura/schema';
 import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
 
-/**
- * A feature-name map; `__proto__` (which a plain object cannot hold as a key: zod would drop it without
- * a word) and text Postgres cannot store are refused rather than lost.
- */
-const featureNameMapSchema = z
-  .unknown()
-  .superRefine((value, context) => {
-    if (value !== null && typeof value === 'object' && Object.hasOwn(value, '__proto__'))
-      context.addIssue({ code: 'custom', message: 'a feature may not be named "__proto__"' });
-    const unstorable = findUnstorableText(value);
-    if (unstorable) context.addIssue({ code: 'custom', message: unstorable.problem, path: unstorable.path });
-  })
-  .pipe(z.record(z.string().min(1), z.string().regex(/^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$/, 'a feature name')));
-
-const featureMapSchema = z
-  .string()
-  .transform((text, context) => {
-    try {
-      return JSON.parse(text) as unknown;
-    } catch {
-      context.addIssue({
-        code: 'custom',
-        message: 'featureMap must be a JSON object, e.g. {"observation.images.top":"observation.images.high"}',
-      });
-      return z.NEVER;
-    }
-  })
-  .pipe(featureNameMapSchema);
-
-const featureNameSchema = z.string().regex(featureNamePattern, 'a feature name, e.g. observation.images.front');
-/** `?dropFeatures=observation.images.front,observation.images.wrist`: features the upload leaves out. */
-const dropFeaturesQuerySchema = z
-  .string()
-  .transform((text) => text.split(',').map((name) => name.trim()))
-  .pipe(z.array(featureNameSchema).min(1).max(1000));
-
-const uploadQuerySchema = z.strictObject({
-  format: z.enum(formatNames).optional(),
-  fileName: z.string().min(1).max(255).optional(),
-  featureMap: featureMapSchema.optional(),
-  dropFeatures: dropFeaturesQuerySchema.optional(),
-});
-const uploadListQuerySchema = listQuerySchema.extend({
-  status: z.enum(['uploading', 'received', 'processing', 'published', 'failed']).optional(),
-});
-const startMultipartSchema = z.strictObject({
-  multipart: z.literal(true),
-  bytes: z.number().int().positive(),
-  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits'),
-  partSize: z.number().int().positive().optional(),
-  fileName: z.string().min(1).max(255).optional(),
-  format: z.enum(formatNames).optional(),
-  featureMap: featureNameMapSchema.optional(),
-  dropFeatures: z.array(featureNameSchema).min(1).max(1000).optional(),
-});
-const completeSchema = z.strictObject({
-  parts: z
-    .array(z.strictObject({ partNumber: z.number().int().positive(), etag: z.string().min(1).max(200) }))
-    .min(1)
-    .max(10_000),
-});
+// `format`'s names come from the format registry, which only the server knows (@kura/formats): the
+// contract's schemas leave it out and it is added here.
+const uploadQueryWithFormatSchema = z.strictObject({ format: z.enum(formatNames).optional(), ...uploadQuerySchema.shape });
+const startMultipartWithFormatSchema = startMultipartRequestSchema.extend({ format: z.enum(formatNames).optional() });
 
 const sha256Header = /^[0-9a-fA-F]{64}$/;
 
@@ -93,16 +43,16 @@ export class UploadsController {
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiHeader({ name: 'Content-SHA256', required: false, description: 'hex sha256 of the body; the upload is refused when it differs' })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'a repeat with the same key returns the first upload' })
-  @documentQuery(uploadQuerySchema)
+  @documentQuery(uploadQueryWithFormatSchema)
   async create(
     @CurrentPrincipal() principal: Principal,
     @Param('id') datasetId: string,
-    @Query(uploadQuerySchema) query: z.infer<typeof uploadQuerySchema>,
+    @Query(uploadQueryWithFormatSchema) query: z.infer<typeof uploadQueryWithFormatSchema>,
     @Req() request: Request,
     @Res({ passthrough: true }) response: Response,
   ) {
     if (request.body !== undefined) {
-      const parsed = startMultipartSchema.safeParse(request.body);
+      const parsed = startMultipartWithFormatSchema.safeParse(request.body);
       if (!parsed.success) {
         throw new AppError({
           code: 'VALIDATION_FAILED',
@@ -201,11 +151,11 @@ export class UploadsController {
   /** Joins the parts of a resumable upload and queues its ingest. */
   @Post('uploads/:id/complete')
   @HttpCode(202)
-  @documentBody(completeSchema)
+  @documentBody(completeMultipartRequestSchema)
   complete(
     @CurrentPrincipal() principal: Principal,
     @Param('id') id: string,
-    @JsonBody(completeSchema) body: z.infer<typeof completeSchema>,
+    @JsonBody(completeMultipartRequestSchema) body: CompleteMultipartRequest,
   ) {
     return this.uploads.completeMultipart(principal, id, body.parts);
   }
@@ -217,11 +167,7 @@ export class UploadsController {
 
   @Get('datasets/:id/uploads')
   @documentQuery(uploadListQuerySchema)
-  list(
-    @CurrentPrincipal() principal: Principal,
-    @Param('id') datasetId: string,
-    @Query(uploadListQuerySchema) query: z.infer<typeof uploadListQuerySchema>,
-  ) {
+  list(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(uploadListQuerySchema) query: UploadListQuery) {
     return this.uploads.list(principal, datasetId, query);
   }
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { writeFile, mkdir, chmod } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import type { CreateKeyRequest, KeyQuota, ListQuery, Page, Role, UpdateKeyRequest } from '@kura/schema';
+import type { ApiKeyView, CreateKeyRequest, KeyQuota, ListQuery, Page, Role, UpdateKeyRequest } from '@kura/schema';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import type { KuraConfig } from '../config/config.js';
@@ -12,20 +12,6 @@ import { invalidApiKey, keyNotFound, lastAdminKey } from './auth.errors.js';
 import { KeyCache } from './key-cache.js';
 import { KeysRepository, type ApiKeyRecord } from './keys.repository.js';
 import { requireRole, type Principal } from './principal.js';
-
-/** An API key as listed: never the key itself. */
-export interface ApiKeyView {
-  id: string;
-  name: string;
-  role: Role;
-  keyPrefix: string;
-  createdBy: string | null;
-  createdAt: string;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-  /** Inference limits; null when the key has none. */
-  quota: KeyQuota | null;
-}
 
 // lastUsedAt is informative; writing it on every request would double the load of reads.
 const TOUCH_INTERVAL_MS = 60_000;

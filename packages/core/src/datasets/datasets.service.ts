@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { CreateDatasetRequest, DatasetAccess, FeatureSpec, ListQuery, Page } from '@kura/schema';
+import type { CreateDatasetRequest, DatasetView, GrantView, ListQuery, Page } from '@kura/schema';
 import { isAdmin, ownsOrAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { KeysRepository } from '../auth/keys.repository.js';
 import { newId } from '../common/ids.js';
@@ -10,22 +10,6 @@ import { DatasetReachService, type DatasetReach } from './dataset-reach.service.
 import { GrantsRepository, type GrantRecord } from './grants.repository.js';
 import { datasetNameTaken, datasetRobotUnknown } from './datasets.errors.js';
 import { DatasetsRepository, type DatasetRecord, type DatasetVisibility } from './datasets.repository.js';
-
-/** A dataset as the API shows it. */
-export interface DatasetView {
-  id: string;
-  name: string;
-  robotId: string;
-  access: DatasetAccess;
-  license: string | null;
-  description: string | null;
-  features: FeatureSpec | null;
-  ownerKeyId: string;
-  latestVersion: number;
-  episodeCount: number;
-  stepCount: number;
-  createdAt: string;
-}
 
 @Injectable()
 export class DatasetsService {
@@ -149,13 +133,6 @@ export class DatasetsService {
 }
 
 export type { DatasetReach } from './dataset-reach.service.js';
-
-export interface GrantView {
-  datasetId: string;
-  keyId: string;
-  grantedBy: string;
-  createdAt: string;
-}
 
 const toGrantView = (grant: GrantRecord): GrantView => ({ ...grant, createdAt: grant.createdAt.toISOString() });
 

@@ -1,18 +1,10 @@
 import { Injectable } from '@nestjs/common';
-import type { Page } from '@kura/schema';
+import type { Page, VersionView } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { AppError } from '../errors/app-error.js';
 import { DatasetsService, type DatasetReach } from './datasets.service.js';
 import { VersionsRepository, type DatasetVersionRecord } from './versions.repository.js';
 import { decodeNumberCursor, toPage } from '../common/pagination.js';
-
-export interface VersionView {
-  version: number;
-  episodeCount: number;
-  stepCount: number;
-  uploadId: string;
-  createdAt: string;
-}
 
 const versionNotFound = (datasetId: string, version: number | undefined) =>
   new AppError({

@@ -1,7 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { SessionStatus } from '@kura/schema';
 import { PrismaClient } from '../database/prisma.js';
-
-export type SessionStatus = 'open' | 'ended' | 'truncated';
 
 export interface SessionRecord {
   id: string;

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { imageShape, shortFloat32 } from '@kura/formats';
-import { valuesPerStep, type FeatureSpec, type PolicyManifest } from '@kura/schema';
+import { valuesPerStep, type FeatureSpec, type PolicyManifest, type SessionView } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
 import type { KuraConfig } from '../config/config.js';
@@ -22,19 +22,6 @@ import { UsageMeter } from '../usage/usage.meter.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 import { SessionStepWriter } from './session-step-writer.js';
 import { SessionsRepository, type SessionRecord } from './sessions.repository.js';
-
-export interface SessionView {
-  id: string;
-  policyId: string;
-  datasetId: string;
-  task: string | null;
-  status: SessionRecord['status'];
-  stepCount: number;
-  success: boolean | null;
-  uploadId: string | null;
-  createdAt: string;
-  endedAt: string | null;
-}
 
 /** How many stepping sessions a process keeps in memory (least recently stepped dropped first). */
 const LIVE_SESSIONS = 10_000;

@@ -1,16 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { EvaluationMetrics, EvaluationStatus, EvaluationView } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
-
-export type EvaluationStatus = 'queued' | 'running' | 'completed' | 'failed';
-
-export interface EvaluationMetrics {
-  actionMse: number;
-  actionMae: number;
-  /** Mean squared error of each action dimension. */
-  perDimension: number[];
-  stepsEvaluated: number;
-  episodesEvaluated: number;
-}
 
 export interface EvaluationRecord {
   id: string;
@@ -20,8 +10,8 @@ export interface EvaluationRecord {
   ownerKeyId: string;
   status: EvaluationStatus;
   metrics: EvaluationMetrics | null;
-  timing: { latencyMsP50: number; latencyMsP99: number } | null;
-  error: { code: string; message: string; location?: Record<string, unknown> } | null;
+  timing: EvaluationView['timing'];
+  error: EvaluationView['error'];
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;

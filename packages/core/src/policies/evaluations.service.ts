@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { ListQuery, Page } from '@kura/schema';
+import type { EvaluationRequest, EvaluationView, LeaderboardEntry, ListQuery, Page } from '@kura/schema';
 import { requireRole, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
@@ -11,31 +11,6 @@ import { EvaluationsRepository, type EvaluationRecord } from './evaluations.repo
 import { evaluationNotFound, policyNotReady } from './policies.errors.js';
 import { visibilityWhere } from './policies.repository.js';
 import { PoliciesService, policyVisibility } from './policies.service.js';
-
-export interface EvaluationView {
-  id: string;
-  policyId: string;
-  datasetId: string;
-  version: number;
-  status: EvaluationRecord['status'];
-  metrics: EvaluationRecord['metrics'];
-  timing: EvaluationRecord['timing'];
-  error: EvaluationRecord['error'];
-  createdAt: string;
-  startedAt: string | null;
-  finishedAt: string | null;
-}
-
-export interface LeaderboardEntry {
-  rank: number;
-  policyId: string;
-  name: string | null;
-  version: number | null;
-  evaluationId: string;
-  datasetVersion: number;
-  metrics: NonNullable<EvaluationRecord['metrics']>;
-  evaluatedAt: string;
-}
 
 export const evaluatePolicyJobId = (evaluationId: string) => `policies.evaluate:${evaluationId}`;
 
@@ -53,11 +28,7 @@ export class EvaluationsService {
     private readonly jobs: JobsService,
   ) {}
 
-  async create(
-    principal: Principal,
-    policyId: string,
-    request: { datasetId: string; version?: number | undefined },
-  ): Promise<EvaluationView> {
+  async create(principal: Principal, policyId: string, request: EvaluationRequest): Promise<EvaluationView> {
     requireRole(principal, ['developer'], 'evaluate policies');
     const policy = await this.policies.findVisible(principal, policyId);
     if (policy.status !== 'ready') throw policyNotReady(policy.id, policy.status);

@@ -1,15 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { PolicyManifest } from '@kura/schema';
+import type { PolicyAccess, PolicyManifest, PolicyProblem, PolicyStatus } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
-
-export type PolicyStatus = 'validating' | 'ready' | 'rejected';
-export type PolicyAccess = 'public' | 'private';
-
-export interface PolicyProblem {
-  code: string;
-  message: string;
-  location?: { file?: string; field?: string };
-}
 
 export interface PolicyRecord {
   id: string;

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
-import type { ListQuery, Page, PolicyManifest } from '@kura/schema';
+import type { ListQuery, Page, PolicyAccess, PolicyView } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { bodyInterrupted, storeBody } from '../blobs/store-body.js';
@@ -9,31 +9,9 @@ import { decodeCursor, toPage } from '../common/pagination.js';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG } from '../database/database.tokens.js';
 import { JobsService } from '../jobs/jobs.service.js';
-import {
-  PoliciesRepository,
-  type PolicyAccess,
-  type PolicyProblem,
-  type PolicyRecord,
-  type PolicyVisibility,
-} from './policies.repository.js';
+import { PoliciesRepository, type PolicyRecord, type PolicyVisibility } from './policies.repository.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';
 import { policyBundleEmpty, policyBundleTooLarge, policyNotFound } from './policies.errors.js';
-
-/** A policy version as the API shows it. */
-export interface PolicyView {
-  id: string;
-  name: string | null;
-  version: number | null;
-  runtime: string;
-  access: PolicyAccess;
-  status: 'validating' | 'ready' | 'rejected';
-  errors: PolicyProblem[];
-  manifest: PolicyManifest | null;
-  ownerKeyId: string;
-  bytes: number;
-  sha256: string;
-  createdAt: string;
-}
 
 export const validatePolicyJobId = (policyId: string) => `policies.validate:${policyId}`;
 

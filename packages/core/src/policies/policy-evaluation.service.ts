@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { DataType, type RecordBatch, type Vector } from 'apache-arrow';
-import { valuesPerStep, type FeatureSpec, type PolicyManifest, type PolicyObservation } from '@kura/schema';
+import { valuesPerStep, type EvaluationMetrics, type FeatureSpec, type PolicyManifest, type PolicyObservation } from '@kura/schema';
 import { LOGGER } from '../database/database.tokens.js';
 import type { DatasetRecord } from '../datasets/datasets.repository.js';
 import { DatasetReachService } from '../datasets/dataset-reach.service.js';
@@ -8,7 +8,7 @@ import { EpisodesRepository } from '../datasets/episodes/episodes.repository.js'
 import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import { SliceReader, wholeEpisodesOf } from '../slices/slice-reader.js';
-import { EvaluationsRepository, type EvaluationMetrics } from './evaluations.repository.js';
+import { EvaluationsRepository } from './evaluations.repository.js';
 import { PoliciesRepository } from './policies.repository.js';
 import { NormalizationUnavailable, normalize, PolicyLoader, unnormalize, type PolicyNormalization } from './policy-loader.service.js';
 import { isPolicyError, type PolicyRuntime } from './runtimes/policy-runtime.js';

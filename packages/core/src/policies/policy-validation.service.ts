@@ -13,6 +13,7 @@ import {
   type FeatureSpec,
   type PolicyManifest,
   type PolicyObservation,
+  type PolicyProblem,
 } from '@kura/schema';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import type { KuraConfig } from '../config/config.js';
@@ -21,7 +22,7 @@ import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import type { Logger } from '../logging/logger.js';
 import { detectArchiveKind, extractArchive } from '../common/archive.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
-import { PoliciesRepository, type PolicyProblem, type PolicyRecord } from './policies.repository.js';
+import { PoliciesRepository, type PolicyRecord } from './policies.repository.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';
 import {
   isPolicyError,

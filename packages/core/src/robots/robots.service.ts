@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
-import type { BodyModelSummary, CreateRobotRequest, ListQuery, Page } from '@kura/schema';
+import type { BodyModelSummary, CreateRobotRequest, ListQuery, Page, RobotView } from '@kura/schema';
 import { requireRole, ownsOrAdmin, type Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { deleteBlobJobId } from '../blobs/delete-blob.job.js';
@@ -12,22 +12,6 @@ import { JobsService } from '../jobs/jobs.service.js';
 import { bodyModelEmpty, bodyModelMissing, robotNotFound, robotNotOwned } from './robots.errors.js';
 import { RobotsRepository, type RobotRecord } from './robots.repository.js';
 import { parseUrdf, UrdfError } from './urdf.js';
-
-/** A robot (embodiment) as the API shows it. */
-export interface RobotView {
-  id: string;
-  name: string;
-  robotType: string;
-  controlFrequencyHz: number;
-  actionSpace: RobotRecord['actionSpace'];
-  stateSpace: RobotRecord['stateSpace'];
-  jointNames: string[];
-  cameras: RobotRecord['cameras'];
-  ownerKeyId: string;
-  bodyModel: BodyModelSummary | null;
-  createdAt: string;
-  updatedAt: string;
-}
 
 @Injectable()
 export class RobotsService {

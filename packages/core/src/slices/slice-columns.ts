@@ -11,13 +11,6 @@ export interface SliceColumn {
   feature?: Feature;
 }
 
-/** `{ start, stop, stride }` inside each episode (Python slice semantics, stop exclusive). */
-export interface SliceSteps {
-  start: number;
-  stop: number | null;
-  stride: number;
-}
-
 /** Columns every slice has, whatever `columns` asks for. */
 export const ALWAYS_COLUMNS = ['episode_index', 'step_index', 'timestamp'] as const;
 

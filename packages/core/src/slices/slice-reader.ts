@@ -19,12 +19,13 @@ import {
   formatEpisodeRanges,
   parseEpisodeRanges,
   type FeatureSpec,
+  type SliceSteps,
   type SourceEpisodes,
 } from '@kura/schema';
 import { takeRows } from '@kura/formats';
 import { EpisodesRepository, type EpisodeRecord } from '../datasets/episodes/episodes.repository.js';
 import { ARROW_STREAM_END, ShardReader, encodeSchemaMessage, type ShardPrelude } from '../datasets/episodes/shard-reader.js';
-import { DATASET_ID_COLUMN, resolveSliceColumns, sliceArrowSchema, type SliceSteps } from './slice-columns.js';
+import { DATASET_ID_COLUMN, resolveSliceColumns, sliceArrowSchema } from './slice-columns.js';
 import type { SliceRecord, SliceSourceRecord } from './slices.repository.js';
 
 /** One episode of a slice, with the source it comes from. */

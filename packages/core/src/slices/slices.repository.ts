@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { SliceSteps } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
-import type { SliceColumn, SliceSteps } from './slice-columns.js';
+import type { SliceColumn } from './slice-columns.js';
 
 export interface SliceSourceRecord {
   position: number;

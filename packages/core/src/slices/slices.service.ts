@@ -4,7 +4,7 @@ import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { readJsonBlob, writeJsonBlob } from '../blobs/json-blobs.js';
 import { SliceReader } from './slice-reader.js';
 import { sliceStats } from './slice-stats.js';
-import { formatEpisodeRanges, type CreateSliceRequest, type FeatureSpec } from '@kura/schema';
+import { formatEpisodeRanges, type CreateSliceRequest, type FeatureSpec, type SliceSteps, type SliceView } from '@kura/schema';
 import { isAdmin, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
 import { AppError } from '../errors/app-error.js';
@@ -12,23 +12,10 @@ import { DatasetsService, type DatasetReach } from '../datasets/datasets.service
 import { VersionsRepository } from '../datasets/versions.repository.js';
 import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
 import { EpisodesRepository, type EpisodeFilter } from '../datasets/episodes/episodes.repository.js';
-import { resolveSliceColumns, type SliceSteps } from './slice-columns.js';
+import { resolveSliceColumns } from './slice-columns.js';
 import { allocateSample, chooseEpisodes } from './slice-sampling.js';
 import { SlicesRepository, type SliceRecord, type SliceSourceRecord } from './slices.repository.js';
 import { sliceNotFound, sliceUnprocessable } from './slices.errors.js';
-
-/** A slice as the API shows it. */
-export interface SliceView {
-  id: string;
-  episodeCount: number;
-  stepCount: number;
-  sources: Array<{ datasetId: string; version: number; weight: number; episodeCount: number; stepCount: number; episodes: string }>;
-  columns: string[];
-  steps: SliceSteps | null;
-  /** Episodes the request matched that the slice leaves out, and why. */
-  withheld: { heldOut: number; grantRequired: number };
-  createdAt: string;
-}
 
 const CANDIDATE_PAGE = 20_000;
 const RECENT_SLICES = 1000;

@@ -1,8 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { ImportIssue } from '@kura/formats';
+import type { ImportIssue, UploadStatus } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
-
-export type UploadStatus = 'uploading' | 'received' | 'processing' | 'published' | 'failed';
 
 /** State of a resumable upload while its parts arrive. */
 export interface MultipartState {

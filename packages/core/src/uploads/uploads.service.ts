@@ -2,8 +2,8 @@ import { bodyInterrupted, hashBody, storeBody } from '../blobs/store-body.js';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
-import type { FormatName, ImportIssue } from '@kura/formats';
-import type { ListQuery, Page } from '@kura/schema';
+import type { FormatName } from '@kura/formats';
+import type { ListQuery, MultipartPlan, Page, UploadStatus, UploadView } from '@kura/schema';
 import { ownsOrAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { newId } from '../common/ids.js';
@@ -21,37 +21,8 @@ import {
   uploadNotOwned,
   uploadTooLarge,
 } from './uploads.errors.js';
-import { UploadsRepository, type MultipartState, type UploadRecord, type UploadStatus } from './uploads.repository.js';
+import { UploadsRepository, type MultipartState, type UploadRecord } from './uploads.repository.js';
 import { meterBytes } from '../common/byte-meter.js';
-
-/** An upload as the API shows it (API.md). */
-export interface UploadView {
-  id: string;
-  datasetId: string;
-  status: UploadStatus;
-  progress: number;
-  format: string | null;
-  fileName: string | null;
-  sha256: string | null;
-  bytes: number;
-  episodeCount: number | null;
-  stepCount: number | null;
-  version: number | null;
-  errors: ImportIssue[];
-  warnings: ImportIssue[];
-  createdAt: string;
-  finishedAt: string | null;
-}
-
-/** Where to send each part of a resumable upload. */
-export interface MultipartPlan {
-  upload: UploadView;
-  partSize: number;
-  /** PUT each part's bytes to its url; `viaApi` urls are relative to the API and need the API key, presigned ones need nothing. */
-  parts: Array<{ partNumber: number; offset: number; bytes: number; url: string; viaApi: boolean }>;
-  /** Then POST the parts' ETags here. */
-  completeUrl: string;
-}
 
 const MIN_PART_SIZE = 5 * 1024 * 1024;
 const DEFAULT_PART_SIZE = 64 * 1024 * 1024;

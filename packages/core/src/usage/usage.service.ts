@@ -1,16 +1,9 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { UsageQuery, UsageView } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { PrismaClient } from '../database/prisma.js';
 import { AppError } from '../errors/app-error.js';
 import { UsageMeter } from './usage.meter.js';
-
-export interface UsageView {
-  keyId: string;
-  actCalls: number;
-  sessionSteps: number;
-  inferenceMs: number;
-  bytesServed: number;
-}
 
 /** `GET /v1/usage`: metered use per key over a time range (own key; admins any key or all). */
 @Injectable()
@@ -20,10 +13,7 @@ export class UsageService {
     private readonly meter: UsageMeter,
   ) {}
 
-  async usage(
-    principal: Principal,
-    query: { from?: Date | undefined; to?: Date | undefined; keyId?: string | undefined },
-  ): Promise<{ from: string; to: string; items: UsageView[] }> {
+  async usage(principal: Principal, query: UsageQuery): Promise<{ from: string; to: string; items: UsageView[] }> {
     requireRole(principal, ['operator', 'developer', 'user'], 'read usage');
     if (query.keyId && query.keyId !== principal.keyId && !isAdmin(principal)) {
       throw new AppError({

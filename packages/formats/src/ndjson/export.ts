@@ -1,5 +1,5 @@
 import { DataType, Precision, type Field, type RecordBatch, type Schema, type Vector } from 'apache-arrow';
-import { sourceEpisodesOf, type Feature } from '@kura/schema';
+import { sourceEpisodesOf, type Feature, type StepLine } from '@kura/schema';
 import { setOwn } from '../own-keys.js';
 import { stepLineKeys } from './step-line.js';
 
@@ -29,23 +29,6 @@ export async function* batchesToNdjson(params: { schema: Schema; batches: AsyncI
     }
     yield Buffer.from(lines.join('\n') + '\n', 'utf8');
   }
-}
-
-/** One step line of a Kura NDJSON export (what `GET /v1/slices/:id/data?format=ndjson` sends). */
-export interface StepLine {
-  dataset?: string;
-  episode?: number;
-  /** The episode's id in the data it was uploaded from (`29`, `demo_7`…). */
-  sourceEpisode?: string;
-  step?: number;
-  timestamp?: number;
-  observation?: Record<string, unknown>;
-  action?: unknown;
-  reward?: number;
-  discount?: number;
-  isTerminal?: boolean;
-  language?: string;
-  features?: Record<string, unknown>;
 }
 
 // `dataset` (slices of several datasets) and `features` (other feature columns) are the export's own.

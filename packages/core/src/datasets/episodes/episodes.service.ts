@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
-import type { EpisodeQuery, Page } from '@kura/schema';
+import type { EpisodeQuery, EpisodeView, Page } from '@kura/schema';
 import type { Principal } from '../../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
 import { ifNoneMatchHits, parseRange, resolveRange } from '../../common/byte-range.js';
@@ -39,21 +39,6 @@ export interface EpisodeVideoRequest {
 
 /** Blob keys of (dataset, episode, feature): immutable once published, and read on every seek of a player. */
 const BLOB_KEY_CACHE_SIZE = 2048;
-
-export interface EpisodeView {
-  episodeIndex: number;
-  /** The source's own id of the episode: `29` (LeRobot), `demo_7`, `episode_3.hdf5`, `<tfrecord file>#12`, an NDJSON `episode`. */
-  sourceEpisode: string;
-  length: number;
-  task: string | null;
-  success: boolean | null;
-  uploadId: string;
-  version: number;
-  /** Kept for evaluation: slices of non-admin keys leave it out. */
-  heldOut: boolean;
-  /** In the public part of a `sample` dataset. */
-  publicSample: boolean;
-}
 
 /**
  * Episode-level reads that a slice does not cover: the video file a video feature's frames point
