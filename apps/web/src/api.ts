@@ -4,14 +4,16 @@
 import type {
   DatasetView,
   EpisodeView,
+  ErrorLocation,
   EvaluationView,
+  FeatureSpec as Spec,
   LeaderboardEntry as LeaderboardView,
+  Page as ListPage,
   PolicyView,
   RobotView,
   SliceView,
   UploadView,
-} from '@kura/sdk';
-import type { ErrorLocation, FeatureSpec as Spec, Page as ListPage } from '@kura/schema';
+} from '@kura/schema';
 
 const KEY_STORAGE = 'kura.apiKey';
 

@@ -2,7 +2,7 @@
 // once into columns — numbers per component, camera frames as Blobs (drawn later from object URLs /
 // ImageBitmaps), video frames as their time in the episode's mp4.
 import { api, ApiError, enc, request, type Dataset, type Episode, type Page, type Slice } from '../api';
-import type { SliceNdjsonLine } from '@kura/sdk';
+import type { StepLine } from '@kura/schema';
 import { componentNames, isNumeric } from '../features';
 
 export interface VectorTrack {
@@ -38,8 +38,6 @@ export interface EpisodeData {
   videos: VideoTrack[];
   sliceId: string;
 }
-
-type StepLine = SliceNdjsonLine;
 
 export interface LoadProgress {
   steps: number;
