@@ -49,4 +49,10 @@ export default tseslint.config(
       },
     },
   },
+  {
+    // CommonJS (the dependency-cruiser config): require is how it imports.
+    files: ['**/*.cjs'],
+    languageOptions: { globals: { require: 'readonly', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
 );
