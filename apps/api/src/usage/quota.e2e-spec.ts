@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createLogger, MemoryQuotaCounters, PrismaClient, QuotaService, UsageMeter, type AppError, type Principal } from '@kura/core';
+import { createLogger, MemoryQuotaCounters, QuotaService, UsageMeter, UsageRepository, type AppError, type Principal } from '@kura/core';
 import { bearer, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { deployPolicy } from '../../../../test/support/policies.js';
 import { createDataset } from '../../../../test/support/datasets.js';
@@ -156,14 +156,14 @@ describe('quotas on keys: actPerMinute and stepsPerDay → 429 with Retry-After'
     // What a new process has: fresh in-memory counters, and the steps metered in Postgres (after a flush).
     const meter = kura.app.get(UsageMeter);
     await meter.flush();
-    const restarted = new QuotaService(new MemoryQuotaCounters(), kura.app.get(PrismaClient), meter, createLogger('silent'));
+    const restarted = new QuotaService(new MemoryQuotaCounters(), kura.app.get(UsageRepository), meter, createLogger('silent'));
     const principal: Principal = { kind: 'key', keyId: user.id, role: 'user', name: 'x', quota: { stepsPerDay: 3 } };
     const refusal = (await restarted.charge(principal, 'step').catch((error: unknown) => error)) as AppError;
     expect(refusal.code).toBe('QUOTA_EXCEEDED');
     // Steps counted but not yet flushed count as well.
     const other = await userWithQuota({ stepsPerDay: 1 });
     meter.record(other.id, { sessionSteps: 1 });
-    const fresh = new QuotaService(new MemoryQuotaCounters(), kura.app.get(PrismaClient), meter, createLogger('silent'));
+    const fresh = new QuotaService(new MemoryQuotaCounters(), kura.app.get(UsageRepository), meter, createLogger('silent'));
     const otherPrincipal: Principal = { kind: 'key', keyId: other.id, role: 'user', name: 'y', quota: { stepsPerDay: 1 } };
     expect(((await fresh.charge(otherPrincipal, 'step').catch((error: unknown) => error)) as AppError).code).toBe('QUOTA_EXCEEDED');
   });

@@ -36,6 +36,16 @@ type DatasetRow = Prisma.DatasetGetPayload<{ select: typeof datasetSelect }>;
 // The features column is written only from a validated FeatureSpec.
 const toRecord = (row: DatasetRow): DatasetRecord => ({ ...row, features: row.features as FeatureSpec | null });
 
+/** A dataset as a new version of it starts from (see DatasetsRepository.findForNewVersion). */
+export interface DatasetForNewVersion {
+  id: string;
+  features: FeatureSpec | null;
+  latestVersion: number;
+  episodeCount: number;
+  stepCount: bigint;
+  robot: { id: string; robotType: string; actionSpace: string; controlFrequencyHz: number };
+}
+
 /** Which datasets a caller may list: everything, the open ones, or the open ones plus its own and those granted to it. */
 export type DatasetVisibility = { kind: 'all' } | { kind: 'open' } | { kind: 'open-owned-or-granted'; keyId: string };
 
@@ -62,6 +72,22 @@ export class DatasetsRepository {
   async findById(id: string): Promise<DatasetRecord | null> {
     const row = await this.prisma.dataset.findUnique({ where: { id }, select: datasetSelect });
     return row ? toRecord(row) : null;
+  }
+
+  /** What a new version builds on: the dataset's features, latest version and totals, and its robot's embodiment. Throws if the dataset does not exist. */
+  async findForNewVersion(id: string): Promise<DatasetForNewVersion> {
+    const row = await this.prisma.dataset.findUniqueOrThrow({
+      where: { id },
+      select: {
+        id: true,
+        features: true,
+        latestVersion: true,
+        episodeCount: true,
+        stepCount: true,
+        robot: { select: { controlFrequencyHz: true, robotType: true, actionSpace: true, id: true } },
+      },
+    });
+    return { ...row, features: row.features as FeatureSpec | null };
   }
 
   async list(params: {

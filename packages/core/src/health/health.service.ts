@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { PrismaClient } from '../database/prisma.js';
+import { DatabaseHealth } from '../database/database-health.js';
 import { JOB_QUEUE, type JobQueue } from '../jobs/job-queue.js';
 import type { JailLevelChoice } from '@kura/jail';
 import { JAIL_LEVEL } from '../database/database.tokens.js';
@@ -20,7 +20,7 @@ const CHECK_TIMEOUT_MS = 2000;
 @Injectable()
 export class HealthService {
   constructor(
-    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    private readonly database: DatabaseHealth,
     @Inject(JOB_QUEUE) private readonly queue: JobQueue,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(JAIL_LEVEL) private readonly sandbox: JailLevelChoice,
@@ -28,7 +28,7 @@ export class HealthService {
 
   async check(): Promise<HealthReport> {
     const [database, queue, blobs] = await Promise.all([
-      probe(() => this.prisma.$queryRaw`SELECT 1`),
+      probe(() => this.database.ping()),
       probe(() => this.queue.ping()),
       probe(() => this.blobs.ping()),
     ]);

@@ -144,6 +144,15 @@ export class UploadsRepository {
     return rows.map((row) => row.id);
   }
 
+  /** Which of these uploads are not finished (still arriving, or not yet published or failed). */
+  async findUnfinishedAmong(ids: string[]): Promise<string[]> {
+    const rows = await this.prisma.upload.findMany({
+      where: { id: { in: ids }, status: { in: ['uploading', 'received', 'processing'] } },
+      select: { id: true },
+    });
+    return rows.map((row) => row.id);
+  }
+
   /** A resumable upload whose parts are all in: its bytes are now durable, like a single-request upload's. */
   async markReceived(id: string, bytes: bigint, sha256: string): Promise<boolean> {
     const updated = await this.prisma.upload.updateMany({

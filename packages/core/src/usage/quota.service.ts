@@ -2,11 +2,11 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { KeyQuota } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { LOGGER, QUOTA_COUNTERS } from '../database/database.tokens.js';
-import { PrismaClient } from '../database/prisma.js';
 import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import type { QuotaCounters } from './quota-counters.js';
 import { UsageMeter } from './usage.meter.js';
+import { UsageRepository } from './usage.repository.js';
 
 const MINUTE_MS = 60_000;
 const DAY_MS = 24 * 3600_000;
@@ -28,7 +28,7 @@ export class QuotaService implements OnApplicationShutdown {
 
   constructor(
     @Inject(QUOTA_COUNTERS) private readonly counters: QuotaCounters,
-    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    private readonly usageRows: UsageRepository,
     private readonly meter: UsageMeter,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
@@ -77,11 +77,7 @@ export class QuotaService implements OnApplicationShutdown {
     }
     if (this.seeded.has(name)) return;
     const since = new Date(dayStart);
-    const stored = await this.prisma.usageCounter.aggregate({
-      where: { keyId, bucket: { gte: since } },
-      _sum: { sessionSteps: true },
-    });
-    const used = (stored._sum.sessionSteps ?? 0) + this.meter.pendingSince(keyId, since).sessionSteps;
+    const used = (await this.usageRows.sessionStepsSince(keyId, since)) + this.meter.pendingSince(keyId, since).sessionSteps;
     await this.counters.seed(name, dayStart + DAY_MS, used);
     this.seeded.add(name);
   }

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { PrismaClient } from '../database/prisma.js';
 import { LOGGER } from '../database/database.tokens.js';
 import type { Logger } from '../logging/logger.js';
+import { UsageRepository } from './usage.repository.js';
 
 export interface UsageAmounts {
   actCalls?: number;
@@ -23,7 +23,7 @@ export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    private readonly usageRows: UsageRepository,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
 
@@ -76,14 +76,7 @@ export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown
     let written = 0;
     try {
       for (const { keyId, bucket, amounts } of batch) {
-        await this.prisma.$executeRaw`
-          INSERT INTO usage_counters (key_id, bucket, act_calls, session_steps, inference_ms, bytes_served)
-          VALUES (${keyId}, ${bucket}, ${amounts.actCalls}, ${amounts.sessionSteps}, ${amounts.inferenceMs}, ${BigInt(Math.round(amounts.bytesServed))})
-          ON CONFLICT (key_id, bucket) DO UPDATE SET
-            act_calls = usage_counters.act_calls + EXCLUDED.act_calls,
-            session_steps = usage_counters.session_steps + EXCLUDED.session_steps,
-            inference_ms = usage_counters.inference_ms + EXCLUDED.inference_ms,
-            bytes_served = usage_counters.bytes_served + EXCLUDED.bytes_served`;
+        await this.usageRows.add(keyId, bucket, amounts);
         written++;
       }
     } finally {

@@ -1,15 +1,15 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { UsageQuery, UsageView } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
-import { PrismaClient } from '../database/prisma.js';
 import { AppError } from '../errors/app-error.js';
 import { UsageMeter } from './usage.meter.js';
+import { UsageRepository } from './usage.repository.js';
 
 /** `GET /v1/usage`: metered use per key over a time range (own key; admins any key or all). */
 @Injectable()
 export class UsageService {
   constructor(
-    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    private readonly usageRows: UsageRepository,
     private readonly meter: UsageMeter,
   ) {}
 
@@ -28,21 +28,16 @@ export class UsageService {
     const from = query.from ?? new Date(to.getTime() - 30 * 24 * 3600 * 1000);
     // This process's unflushed counts belong in the answer.
     await this.meter.flush();
-    const rows = await this.prisma.usageCounter.groupBy({
-      by: ['keyId'],
-      where: { bucket: { gte: new Date(Math.floor(from.getTime() / 60_000) * 60_000), lte: to }, ...(keyId ? { keyId } : {}) },
-      _sum: { actCalls: true, sessionSteps: true, inferenceMs: true, bytesServed: true },
-      orderBy: { keyId: 'asc' },
-    });
+    const rows = await this.usageRows.totalsByKey({ from: new Date(Math.floor(from.getTime() / 60_000) * 60_000), to, keyId });
     return {
       from: from.toISOString(),
       to: to.toISOString(),
       items: rows.map((row) => ({
         keyId: row.keyId,
-        actCalls: row._sum.actCalls ?? 0,
-        sessionSteps: row._sum.sessionSteps ?? 0,
-        inferenceMs: Math.round((row._sum.inferenceMs ?? 0) * 1000) / 1000,
-        bytesServed: Number(row._sum.bytesServed ?? 0n),
+        actCalls: row.actCalls,
+        sessionSteps: row.sessionSteps,
+        inferenceMs: Math.round(row.inferenceMs * 1000) / 1000,
+        bytesServed: row.bytesServed,
       })),
     };
   }

@@ -10,15 +10,16 @@ import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
 import { readJsonBlob, writeJsonBlob } from '../../blobs/json-blobs.js';
 import type { KuraConfig } from '../../config/config.js';
 import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER } from '../../database/database.tokens.js';
-import { Prisma, PrismaClient } from '../../database/prisma.js';
 import { UnrecoverableJobError } from '../../jobs/job-queue.js';
 import type { Logger } from '../../logging/logger.js';
 import { UploadsRepository, type UploadRecord } from '../uploads.repository.js';
 import { episodeBucket } from '../../datasets/episode-buckets.js';
+import { DatasetsRepository, type DatasetForNewVersion } from '../../datasets/datasets.repository.js';
+import { EpisodesRepository } from '../../datasets/episodes/episodes.repository.js';
+import { VersionsRepository } from '../../datasets/versions.repository.js';
 import { ConversionChildren } from './jailed-conversion.js';
 import type { ConvertedEpisode } from './upload-conversion.js';
 import { withDatasetLock } from './dataset-lock.js';
-import { deleteUnpublishedEpisodes, deleteUnpublishedEpisodesOf, insertEpisodeRows } from './episode-rows.js';
 import { isProcessAlive } from '../../common/processes.js';
 
 const MAX_WARNINGS = 1000;
@@ -52,8 +53,10 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   private readonly children: ConversionChildren;
 
   constructor(
-    @Inject(PrismaClient) private readonly prisma: PrismaClient,
     private readonly uploads: UploadsRepository,
+    private readonly datasets: DatasetsRepository,
+    private readonly versions: VersionsRepository,
+    private readonly episodes: EpisodesRepository,
     @Inject(BLOB_STORE) private readonly blobs: BlobStore,
     @Inject(DATABASE_URL) private readonly databaseUrl: string,
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
@@ -91,14 +94,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     const root = join(this.config.dataDir, 'work');
     const names = await readdir(root).catch(() => [] as string[]);
     if (names.length === 0) return;
-    const unfinished = new Set(
-      (
-        await this.prisma.upload.findMany({
-          where: { id: { in: names }, status: { in: ['uploading', 'received', 'processing'] } },
-          select: { id: true },
-        })
-      ).map((upload) => upload.id),
-    );
+    const unfinished = new Set(await this.uploads.findUnfinishedAmong(names));
     for (const name of names) if (!unfinished.has(name)) await rm(join(root, name), { recursive: true, force: true });
   }
 
@@ -127,27 +123,16 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       const rawPath = await this.rawUploadPath(upload, work);
       phase('materialise');
       await withDatasetLock(this.databaseUrl, upload.datasetId, async () => {
-        const dataset = await this.prisma.dataset.findUniqueOrThrow({
-          where: { id: upload.datasetId },
-          select: {
-            id: true,
-            features: true,
-            latestVersion: true,
-            episodeCount: true,
-            stepCount: true,
-            robot: { select: { controlFrequencyHz: true, robotType: true, actionSpace: true, id: true } },
-          },
-        });
-        const datasetFeatures = dataset.features as FeatureSpec | null;
-        await deleteUnpublishedEpisodes(this.prisma, { datasetId: dataset.id, latestVersion: dataset.latestVersion });
+        const dataset = await this.datasets.findForNewVersion(upload.datasetId);
+        await this.episodes.deleteUnpublished({ datasetId: dataset.id, latestVersion: dataset.latestVersion });
         const version = dataset.latestVersion + 1;
-        const result = await this.convert({ upload, work, rawPath, dataset: { ...dataset, features: datasetFeatures }, warn });
+        const result = await this.convert({ upload, work, rawPath, dataset, warn });
         phase('convert');
         if (droppedWarnings > 0)
           warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
         await this.publish({
           upload,
-          dataset: { ...dataset, features: datasetFeatures },
+          dataset,
           features: result.features,
           version,
           fps: result.fps,
@@ -263,14 +248,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
 
   private async publish(params: {
     upload: UploadRecord;
-    dataset: {
-      id: string;
-      features: FeatureSpec | null;
-      latestVersion: number;
-      episodeCount: number;
-      stepCount: bigint;
-      robot: { id: string; robotType: string; actionSpace: string; controlFrequencyHz: number };
-    };
+    dataset: DatasetForNewVersion;
     features: FeatureSpec;
     version: number;
     fps: number;
@@ -280,12 +258,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   }): Promise<void> {
     const { upload, dataset, version, result } = params;
     const prefix = `datasets/${dataset.id}/versions/${version}`;
-    const previous =
-      dataset.latestVersion > 0
-        ? await this.prisma.datasetVersion.findUnique({
-            where: { datasetId_version: { datasetId: dataset.id, version: dataset.latestVersion } },
-          })
-        : null;
+    const previous = dataset.latestVersion > 0 ? await this.versions.findBlobKeys(dataset.id, dataset.latestVersion) : null;
 
     // Statistics of version N+1 = those of N merged with this upload's (never recomputed from scratch).
     const stats = result.stats;
@@ -319,13 +292,18 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     await writeJsonBlob(this.blobs, statsKey, stats.summary());
     await writeJsonBlob(this.blobs, sketchKey, stats.toJSON());
 
-    // The rows first, in bulk and outside the transaction: until the version is published they are
-    // not read, and a crash here leaves rows the next ingest of the dataset removes.
-    await insertEpisodeRows(this.prisma, {
+    // The episode rows in bulk, then the version in one short transaction (see VersionsRepository.publish).
+    await this.versions.publish({
       datasetId: dataset.id,
+      fromVersion: dataset.latestVersion,
       version,
-      uploadId: upload.id,
-      rows: result.episodes.map((written) => ({
+      episodeCount,
+      stepCount,
+      manifestKey,
+      statsKey,
+      sketchKey,
+      features: dataset.features ? undefined : params.features,
+      episodes: result.episodes.map((written) => ({
         episodeIndex: written.episodeIndex,
         sourceEpisode: written.episode.sourceEpisode,
         length: written.episode.length,
@@ -340,49 +318,14 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         metadata: written.episode.metadata,
         bucket: episodeBucket(dataset.id, written.episodeIndex),
       })),
+      upload: {
+        id: upload.id,
+        format: params.format,
+        episodeCount: result.episodes.length,
+        stepCount: result.steps,
+        warnings: params.warnings,
+      },
     });
-    // Publishing: three rows, whatever the number of episodes.
-    await this.prisma.$transaction([
-      this.prisma.datasetVersion.create({
-        data: {
-          datasetId: dataset.id,
-          version,
-          episodeCount,
-          stepCount: BigInt(stepCount),
-          uploadId: upload.id,
-          manifestKey,
-          statsKey,
-          sketchKey,
-        },
-        select: { version: true },
-      }),
-      // Only from the version this ingest started from (the advisory lock makes it so; this checks it).
-      this.prisma.dataset.update({
-        where: { id: dataset.id, latestVersion: dataset.latestVersion },
-        data: {
-          latestVersion: version,
-          episodeCount,
-          stepCount: BigInt(stepCount),
-          ...(dataset.features ? {} : { features: params.features }),
-        },
-        select: { id: true },
-      }),
-      this.prisma.upload.update({
-        where: { id: upload.id },
-        data: {
-          status: 'published',
-          progress: 1,
-          format: params.format,
-          episodeCount: result.episodes.length,
-          stepCount: BigInt(result.steps),
-          version,
-          warnings: params.warnings as unknown as Prisma.InputJsonValue,
-          errors: [],
-          finishedAt: new Date(),
-        },
-        select: { id: true },
-      }),
-    ]);
   }
 
   /** Fails an upload whose processing process died `deaths` times: it is not tried again. */
@@ -397,7 +340,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   /** Marks the upload failed and removes what it wrote: nothing of a failed upload stays behind. */
   private async fail(upload: UploadRecord, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.uploads.markFailed(upload.id, errors, warnings);
-    await deleteUnpublishedEpisodesOf(this.prisma, upload.id);
+    await this.episodes.deleteUnpublishedOf(upload.id);
     for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` }))
       await this.blobs.delete({ key: blob.key });
   }
