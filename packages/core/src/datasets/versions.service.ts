@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Page } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
+import { versionNotFound } from './datasets.errors.js';
 import { DatasetsService, type DatasetReach } from './datasets.service.js';
 import { VersionsRepository, type DatasetVersionRecord } from './versions.repository.js';
 import { decodeNumberCursor, toPage } from '../common/pagination.js';
@@ -13,16 +13,6 @@ export interface VersionView {
   uploadId: string;
   createdAt: string;
 }
-
-const versionNotFound = (datasetId: string, version: number | undefined) =>
-  new AppError({
-    code: 'VERSION_NOT_FOUND',
-    kind: 'not_found',
-    message:
-      version === undefined ? `dataset "${datasetId}" has no published version yet` : `dataset "${datasetId}" has no version ${version}`,
-    details: { datasetId, ...(version !== undefined ? { version } : {}) },
-    location: { field: 'version' },
-  });
 
 /** Published versions of a dataset. */
 @Injectable()

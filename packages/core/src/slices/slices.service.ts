@@ -15,7 +15,7 @@ import { EpisodesRepository, type EpisodeFilter } from '../datasets/episodes/epi
 import { resolveSliceColumns, type SliceSteps } from './slice-columns.js';
 import { allocateSample, chooseEpisodes } from './slice-sampling.js';
 import { SlicesRepository, type SliceRecord, type SliceSourceRecord } from './slices.repository.js';
-import { sliceNotFound, sliceUnprocessable } from './slices.errors.js';
+import { sliceNotFound, sliceReadDenied, sliceUnprocessable } from './slices.errors.js';
 
 /** A slice as the API shows it. */
 export interface SliceView {
@@ -230,8 +230,8 @@ export class SlicesService {
         throw error;
       }
       if (reach.episodes === 'sample' && !source.sampleOnly)
-        throw readDenied(principal, id, `it holds episodes of ${source.datasetId} past its public sample; a grant is needed`);
-      if (source.includesHeldOut && !isAdmin(principal)) throw readDenied(principal, id, 'it holds held-out evaluation episodes');
+        throw sliceReadDenied(principal, id, `it holds episodes of ${source.datasetId} past its public sample; a grant is needed`);
+      if (source.includesHeldOut && !isAdmin(principal)) throw sliceReadDenied(principal, id, 'it holds held-out evaluation episodes');
     }
     return slice;
   }
@@ -248,13 +248,6 @@ export class SlicesService {
     return slice;
   }
 }
-
-const readDenied = (principal: Principal, id: string, why: string) =>
-  new AppError(
-    principal.kind === 'anonymous'
-      ? { code: 'AUTH_REQUIRED', kind: 'unauthenticated', message: `slice ${id} needs an API key: ${why}`, details: { sliceId: id } }
-      : { code: 'FORBIDDEN', kind: 'forbidden', message: `this key may not read slice ${id}: ${why}`, details: { sliceId: id } },
-  );
 
 function toView(slice: SliceRecord): SliceView {
   return {

@@ -3,6 +3,7 @@ import { QuotaService } from './quota.service.js';
 import { UsageMeter } from './usage.meter.js';
 import { UsageService } from './usage.service.js';
 
+export * from './usage.errors.js';
 export * from './usage.service.js';
 export * from './usage.meter.js';
 export * from './quota.service.js';

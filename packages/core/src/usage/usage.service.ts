@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { PrismaClient } from '../database/prisma.js';
-import { AppError } from '../errors/app-error.js';
 import { UsageMeter } from './usage.meter.js';
+import { otherKeysUsageForbidden } from './usage.errors.js';
 
 export interface UsageView {
   keyId: string;
@@ -26,12 +26,7 @@ export class UsageService {
   ): Promise<{ from: string; to: string; items: UsageView[] }> {
     requireRole(principal, ['operator', 'developer', 'user'], 'read usage');
     if (query.keyId && query.keyId !== principal.keyId && !isAdmin(principal)) {
-      throw new AppError({
-        code: 'FORBIDDEN',
-        kind: 'forbidden',
-        message: 'only admins may read the usage of other keys',
-        location: { field: 'keyId' },
-      });
+      throw otherKeysUsageForbidden();
     }
     const keyId = isAdmin(principal) ? query.keyId : principal.keyId;
     const to = query.to ?? new Date();
