@@ -32,6 +32,30 @@ export default tseslint.config(
     },
   },
   {
+    // A domain's error codes are listed in its <domain>.errors.ts; the shared helpers that take a
+    // code (errors/, blobs/store-body.ts) and the http layer's generic refusals build their own.
+    files: ['packages/core/src/**/*.ts', 'apps/api/src/**/*.ts'],
+    ignores: [
+      '**/*.errors.ts',
+      '**/*.spec.ts',
+      '**/*.int-spec.ts',
+      '**/*.e2e-spec.ts',
+      '**/*.contract.ts',
+      'packages/core/src/errors/**',
+      'packages/core/src/blobs/store-body.ts',
+      'apps/api/src/http/**',
+    ],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "NewExpression[callee.name='AppError'], CallExpression[callee.name='notFound']",
+          message: "Build the error in its domain's <domain>.errors.ts (a named factory), so one file lists the domain's codes.",
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.mjs', '**/*.js', '**/*.cjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

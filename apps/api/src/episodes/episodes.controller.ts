@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { AppError, EpisodesService, type Principal } from '@kura/core';
+import { EpisodesService, episodeIndexInvalid, type Principal } from '@kura/core';
 import { episodeQuerySchema, type EpisodeQuery } from '@kura/schema';
 import { header, sendByteReply } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
@@ -35,12 +35,7 @@ export class EpisodesController {
     @Res() response: Response,
   ): Promise<void> {
     if (!/^\d{1,9}$/.test(episodeIndex)) {
-      throw new AppError({
-        code: 'VALIDATION_FAILED',
-        kind: 'invalid',
-        message: `the episode index must be a non-negative integer, not "${episodeIndex}"`,
-        location: { field: 'episodeIndex' },
-      });
+      throw episodeIndexInvalid(episodeIndex);
     }
     const video = await this.episodes.video(principal, {
       datasetId,

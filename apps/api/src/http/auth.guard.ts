@@ -1,5 +1,5 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { AppError, KeysService, anonymous } from '@kura/core';
+import { KeysService, anonymous, invalidAuthorizationHeader } from '@kura/core';
 import type { RequestWithPrincipal } from './principal.decorator.js';
 
 /**
@@ -19,11 +19,7 @@ export class AuthGuard implements CanActivate {
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) {
-      throw new AppError({
-        code: 'INVALID_AUTHORIZATION_HEADER',
-        kind: 'unauthenticated',
-        message: 'the Authorization header must be "Bearer <key>"',
-      });
+      throw invalidAuthorizationHeader();
     }
     request.principal = await this.keys.authenticate(match[1]);
     return true;

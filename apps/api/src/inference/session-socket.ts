@@ -2,7 +2,17 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Packr, Unpackr } from 'msgpackr';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { AppError, type KeysService, type SessionsService, type Logger, type Principal } from '@kura/core';
+import {
+  AppError,
+  frameInvalid,
+  frameNotBinary,
+  frameNotMap,
+  frameNotMsgpack,
+  type KeysService,
+  type SessionsService,
+  type Logger,
+  type Principal,
+} from '@kura/core';
 import { encodePng } from '@kura/formats';
 import { unstorableTextProblem } from '@kura/schema';
 import { statusByKind } from '../http/error-body.js';
@@ -92,8 +102,7 @@ function serve(params: {
     busy = busy.then(async () => {
       if (client.readyState !== client.OPEN) return;
       try {
-        if (!isBinary)
-          throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: 'send observations as binary msgpack frames' });
+        if (!isBinary) throw frameNotBinary();
         const frame = decodeFrame(Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data as ArrayBuffer)]));
         // openpi clients send what their own policy config names; the policy reads its features only.
         const wanted = params.metadata.observation as string[];
@@ -129,10 +138,9 @@ export function decodeFrame(buffer: Buffer): { observation: Record<string, unkno
   try {
     value = withStringKeys(unpackr.unpack(buffer));
   } catch (error) {
-    throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: `the frame is not msgpack: ${(error as Error).message}` });
+    throw frameNotMsgpack(error);
   }
-  if (!isRecord(value))
-    throw new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: 'a frame is a msgpack map of the observation' });
+  if (!isRecord(value)) throw frameNotMap();
   const observation: Record<string, unknown> = {};
   const keys = new Map<string, string>();
   let task: string | undefined;
@@ -152,9 +160,6 @@ export function decodeFrame(buffer: Buffer): { observation: Record<string, unkno
   }
   return { observation, ...(task ? { task } : {}), keys };
 }
-
-const frameInvalid = (key: string, problem: string) =>
-  new AppError({ code: 'FRAME_INVALID', kind: 'invalid', message: `${key}: ${problem}`, location: { field: key } });
 
 /**
  * The session's refusal of an observation (OBSERVATION_INVALID, naming `observation.<feature>`) as

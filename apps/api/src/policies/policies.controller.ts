@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { AppError, EvaluationsService, PoliciesService, type Principal } from '@kura/core';
+import { EvaluationsService, PoliciesService, bundleNotOctetStream, type Principal } from '@kura/core';
 import {
   evaluationRequestSchema,
   listQuerySchema,
@@ -32,12 +32,7 @@ export class PoliciesController {
   @documentQuery(policyUploadQuerySchema)
   upload(@CurrentPrincipal() principal: Principal, @Query(policyUploadQuerySchema) query: PolicyUploadQuery, @Req() request: Request) {
     // A JSON body was already consumed by the JSON parser: the bundle must come as bytes.
-    if (request.body !== undefined)
-      throw new AppError({
-        code: 'UNSUPPORTED_MEDIA_TYPE',
-        kind: 'unsupported_media_type',
-        message: 'send the bundle (.tar.gz, .tar or .zip) with Content-Type: application/octet-stream',
-      });
+    if (request.body !== undefined) throw bundleNotOctetStream();
     return this.policies.upload(principal, { body: request, access: query.access });
   }
 

@@ -1,7 +1,7 @@
 import { Controller, Get, Param, Post, Put, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { AppError, KURA_CONFIG, RobotsService, type KuraConfig, type Principal } from '@kura/core';
+import { KURA_CONFIG, RobotsService, bodyModelNotXml, type KuraConfig, type Principal } from '@kura/core';
 import { createRobotRequestSchema, listQuerySchema, type CreateRobotRequest, type ListQuery } from '@kura/schema';
 import { Inject } from '@nestjs/common';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
@@ -40,11 +40,7 @@ export class RobotsController {
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   async putBodyModel(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @Req() request: Request) {
     if (request.is(['application/json', 'multipart/form-data', 'application/x-www-form-urlencoded'])) {
-      throw new AppError({
-        code: 'UNSUPPORTED_MEDIA_TYPE',
-        kind: 'unsupported_media_type',
-        message: 'send the URDF file itself as the body (Content-Type: application/xml)',
-      });
+      throw bodyModelNotXml();
     }
     const file = await readRawBody(request, { limit: this.config.http.bodyModelLimit, what: 'body model' });
     return this.robots.putBodyModel(principal, id, file);

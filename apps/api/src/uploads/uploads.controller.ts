@@ -2,7 +2,18 @@ import { Controller, Get, HttpCode, Inject, Param, Post, Put, Req, Res } from '@
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { z } from 'zod';
-import { AppError, KURA_CONFIG, UploadsService, type KuraConfig, type Principal } from '@kura/core';
+import {
+  KURA_CONFIG,
+  UploadsService,
+  contentSha256Invalid,
+  idempotencyKeyInvalid,
+  multipartStartInvalid,
+  uploadDeclaredTooLarge,
+  uploadPartNotOctetStream,
+  uploadPartNumberInvalid,
+  type KuraConfig,
+  type Principal,
+} from '@kura/core';
 import { formatNames } from '@kura/formats';
 import {
   completeMultipartRequestSchema,
@@ -54,13 +65,7 @@ export class UploadsController {
     if (request.body !== undefined) {
       const parsed = startMultipartWithFormatSchema.safeParse(request.body);
       if (!parsed.success) {
-        throw new AppError({
-          code: 'VALIDATION_FAILED',
-          kind: 'invalid',
-          message:
-            'a JSON body starts a resumable upload: { "multipart": true, "bytes", "sha256" }; to send a file, use a non-JSON Content-Type (e.g. application/octet-stream)',
-          details: zodIssuesToDetails(parsed.error),
-        });
+        throw multipartStartInvalid(zodIssuesToDetails(parsed.error));
       }
       const { multipart: _multipart, ...start } = parsed.data;
       response.status(201);
@@ -79,30 +84,15 @@ export class UploadsController {
     // for 10 s, then cuts the connection: see drainRefusedBody).
     const declared = Number(request.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.config.uploads.maxBytes) {
-      throw new AppError({
-        code: 'PAYLOAD_TOO_LARGE',
-        kind: 'too_large',
-        message: `the upload declares ${declared} bytes, more than ${this.config.uploads.maxBytes}; use a multipart upload`,
-        details: { limit: this.config.uploads.maxBytes },
-      });
+      throw uploadDeclaredTooLarge(declared, this.config.uploads.maxBytes);
     }
     const expectedSha256 = header(request, 'content-sha256');
     if (expectedSha256 !== undefined && !sha256Header.test(expectedSha256)) {
-      throw new AppError({
-        code: 'VALIDATION_FAILED',
-        kind: 'invalid',
-        message: 'Content-SHA256 must be 64 hex digits',
-        location: { field: 'Content-SHA256' },
-      });
+      throw contentSha256Invalid();
     }
     const idempotencyKey = header(request, 'idempotency-key');
     if (idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 255)) {
-      throw new AppError({
-        code: 'VALIDATION_FAILED',
-        kind: 'invalid',
-        message: 'Idempotency-Key must be 1 to 255 characters',
-        location: { field: 'Idempotency-Key' },
-      });
+      throw idempotencyKeyInvalid();
     }
     const { upload } = await this.uploads.create(principal, {
       datasetId,
@@ -129,20 +119,9 @@ export class UploadsController {
     @Req() request: Request,
     @Res({ passthrough: true }) response: Response,
   ) {
-    if (request.body !== undefined)
-      throw new AppError({
-        code: 'UNSUPPORTED_MEDIA_TYPE',
-        kind: 'unsupported_media_type',
-        message: 'send the part bytes with Content-Type: application/octet-stream',
-      });
+    if (request.body !== undefined) throw uploadPartNotOctetStream();
     const number = Number(partNumber);
-    if (!Number.isInteger(number) || number < 1)
-      throw new AppError({
-        code: 'UPLOAD_PART_INVALID',
-        kind: 'invalid',
-        message: 'the part number must be a positive integer',
-        location: { field: 'partNumber' },
-      });
+    if (!Number.isInteger(number) || number < 1) throw uploadPartNumberInvalid();
     const part = await this.uploads.putPart(principal, id, number, request);
     response.setHeader('ETag', part.etag);
     return part;

@@ -3,6 +3,7 @@ import { KeyCache } from './key-cache.js';
 import { KeysRepository } from './keys.repository.js';
 import { KeysService } from './keys.service.js';
 
+export * from './auth.errors.js';
 export * from './principal.js';
 export * from './keys.service.js';
 

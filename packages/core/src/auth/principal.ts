@@ -1,5 +1,5 @@
 import type { KeyQuota, Role } from '@kura/schema';
-import { AppError } from '../errors/app-error.js';
+import { authRequired, roleNotAllowed } from './auth.errors.js';
 
 /** Who is asking: a valid API key (with its quota, read with the key on each request), or nobody (anonymous reads of public data). */
 export type Principal = { kind: 'key'; keyId: string; role: Role; name: string; quota?: KeyQuota | null } | { kind: 'anonymous' };
@@ -16,19 +16,10 @@ export function requireRole(
   action: string,
 ): asserts principal is Extract<Principal, { kind: 'key' }> {
   if (principal.kind === 'anonymous') {
-    throw new AppError({
-      code: 'AUTH_REQUIRED',
-      kind: 'unauthenticated',
-      message: `an API key is needed to ${action} (Authorization: Bearer <key>)`,
-    });
+    throw authRequired(action);
   }
   if (principal.role !== 'admin' && !roles.includes(principal.role)) {
-    throw new AppError({
-      code: 'FORBIDDEN',
-      kind: 'forbidden',
-      message: `a key with role "${principal.role}" may not ${action}; needed: ${['admin', ...roles].join(' or ')}`,
-      details: { role: principal.role, allowedRoles: ['admin', ...roles] },
-    });
+    throw roleNotAllowed(principal.role, roles, action);
   }
 }
 

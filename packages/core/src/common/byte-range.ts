@@ -1,4 +1,4 @@
-import { AppError } from '../errors/app-error.js';
+import { invalidRange, rangeNotSatisfiable } from './common.errors.js';
 
 /** One `bytes=` range of a `Range` header (RFC 9110 §14.1.2): first-last, first-, or -suffixLength. */
 export type RequestedRange = { first: number; last: number | undefined } | { suffix: number };
@@ -26,24 +26,6 @@ export function resolveRange(range: RequestedRange, size: number, header: string
   if (range.first >= size) throw rangeNotSatisfiable(header, size);
   return { start: range.first, end: Math.min(size - 1, range.last ?? size - 1) };
 }
-
-export const invalidRange = (header: string, why: string) =>
-  new AppError({
-    code: 'INVALID_RANGE',
-    kind: 'invalid',
-    message: `Range header "${header}" is not understood: ${why}; use one range such as "bytes=0-1023", "bytes=1024-" or "bytes=-512"`,
-    details: { range: header },
-    location: { field: 'Range' },
-  });
-
-export const rangeNotSatisfiable = (header: string, size: number) =>
-  new AppError({
-    code: 'RANGE_NOT_SATISFIABLE',
-    kind: 'range_not_satisfiable',
-    message: `Range "${header}" starts past the end of the ${size}-byte download`,
-    details: { range: header, size },
-    location: { field: 'Range' },
-  });
 
 /** Whether an If-None-Match header names this ETag (or `*`): the client's copy is current (304). */
 export function ifNoneMatchHits(ifNoneMatch: string | undefined, etag: string): boolean {

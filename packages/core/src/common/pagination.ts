@@ -1,8 +1,5 @@
 import type { Page } from '@kura/schema';
-import { AppError } from '../errors/app-error.js';
-
-const invalidCursor = () =>
-  new AppError({ code: 'INVALID_CURSOR', kind: 'invalid', message: 'cursor is not one this server issued', location: { field: 'cursor' } });
+import { invalidCursor } from './common.errors.js';
 
 /** Cursors are opaque to clients: the last key of a page (an id, or a number), base64url-encoded. */
 export function encodeCursor(lastKey: string | number): string {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { JailLevel } from '@kura/jail';
+import { jobQueueNames, jobQueues, type JobQueueName } from '@kura/schema';
 
 const booleanString = z.enum(['true', 'false', '1', '0']).transform((value) => value === 'true' || value === '1');
 const port = z.coerce.number().int().min(0).max(65535);
@@ -16,6 +17,14 @@ const redisUrl = z
   .string()
   .url()
   .refine((url) => /^rediss?:\/\//.test(url), 'must start with redis:// or rediss://');
+
+const jobConcurrency = optional(positiveInt.max(256));
+type QueueConcurrencyVariable = `KURA_JOB_CONCURRENCY_${Uppercase<JobQueueName>}`;
+/** The variable that sets one job queue's concurrency: `KURA_JOB_CONCURRENCY_INGEST` for `ingest`. */
+export const queueConcurrencyVariable = (queue: JobQueueName) => `KURA_JOB_CONCURRENCY_${queue.toUpperCase()}` as QueueConcurrencyVariable;
+const queueConcurrencyVariables = Object.fromEntries(
+  jobQueueNames.map((queue) => [queueConcurrencyVariable(queue), jobConcurrency]),
+) as Record<QueueConcurrencyVariable, typeof jobConcurrency>;
 
 /** Every environment variable Kura reads. Anything else in the environment is ignored. */
 const environmentSchema = z.object({
@@ -40,7 +49,7 @@ const environmentSchema = z.object({
   S3_FORCE_PATH_STYLE: z.preprocess(emptyAsUndefined, booleanString.default(true)),
   KURA_ADMIN_KEY: optional(z.string().min(32, 'must be at least 32 characters')),
   KURA_RUN_JOBS: optional(booleanString),
-  KURA_JOB_CONCURRENCY: z.preprocess(emptyAsUndefined, positiveInt.max(256).default(2)),
+  KURA_JOB_CONCURRENCY: jobConcurrency,
   KURA_JOB_ATTEMPTS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(5)),
   KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
   KURA_JOB_MAX_DEATHS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(2)),
@@ -76,6 +85,7 @@ const environmentSchema = z.object({
   KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
+  ...queueConcurrencyVariables,
 });
 
 /** Kura's configuration, validated once at boot. */
@@ -131,8 +141,19 @@ export interface KuraConfig {
         forcePathStyle: boolean;
       }
     | { kind: 'filesystem'; directory: string };
-  /** `maxDeaths`: a job whose process died in it this many times is failed for good instead of run again. */
-  jobs: { runInThisProcess: boolean; concurrency: number; attempts: number; backoffMs: number; lockMs: number; maxDeaths: number };
+  /**
+   * `concurrency`: jobs of each queue one process runs at once (@kura/schema jobQueues, unless
+   * KURA_JOB_CONCURRENCY_<QUEUE> or KURA_JOB_CONCURRENCY says otherwise). `maxDeaths`: a job whose
+   * process died in it this many times is failed for good instead of run again.
+   */
+  jobs: {
+    runInThisProcess: boolean;
+    concurrency: Record<JobQueueName, number>;
+    attempts: number;
+    backoffMs: number;
+    lockMs: number;
+    maxDeaths: number;
+  };
   /**
    * `archive`: what an uploaded archive may expand to as a whole, at most `maxTotalExpansionRatio`
    * times its own size and at most `maxExpandedBytes`.
@@ -209,7 +230,12 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
     // With an in-process queue nobody else can run the jobs, so this process must.
     jobs: {
       runInThisProcess: queue.kind === 'in-process' ? true : (env.KURA_RUN_JOBS ?? false),
-      concurrency: env.KURA_JOB_CONCURRENCY,
+      concurrency: Object.fromEntries(
+        jobQueueNames.map((queue) => [
+          queue,
+          env[queueConcurrencyVariable(queue)] ?? env.KURA_JOB_CONCURRENCY ?? jobQueues[queue].concurrency,
+        ]),
+      ) as Record<JobQueueName, number>,
       attempts: env.KURA_JOB_ATTEMPTS,
       backoffMs: env.KURA_JOB_BACKOFF_MS,
       lockMs: env.KURA_JOB_LOCK_MS,

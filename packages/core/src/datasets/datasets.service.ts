@@ -5,10 +5,17 @@ import { KeysRepository } from '../auth/keys.repository.js';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import { RobotsService } from '../robots/robots.service.js';
-import { AppError, notFound } from '../errors/app-error.js';
+import { AppError } from '../errors/app-error.js';
 import { DatasetReachService, type DatasetReach } from './dataset-reach.service.js';
 import { GrantsRepository, type GrantRecord } from './grants.repository.js';
-import { datasetNameTaken, datasetRobotUnknown } from './datasets.errors.js';
+import {
+  datasetNameTaken,
+  datasetNotOwned,
+  datasetReferenceNotFound,
+  datasetRobotUnknown,
+  grantKeyUnknown,
+  grantNotFound,
+} from './datasets.errors.js';
 import { DatasetsRepository, type DatasetRecord, type DatasetVisibility } from './datasets.repository.js';
 
 @Injectable()
@@ -83,13 +90,7 @@ export class DatasetsService {
       return await this.reach(principal, id);
     } catch (error) {
       if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') {
-        throw new AppError({
-          code: 'DATASET_NOT_FOUND',
-          kind: 'unprocessable',
-          message: `dataset "${id}" was not found`,
-          details: { datasetId: id },
-          location: { field },
-        });
+        throw datasetReferenceNotFound(id, field);
       }
       throw error;
     }
@@ -107,7 +108,7 @@ export class DatasetsService {
 
   async revokeGrant(principal: Principal, datasetId: string, keyId: string): Promise<void> {
     await this.findOwned(principal, datasetId, 'revoke access to it');
-    if (!(await this.grants.delete(datasetId, keyId))) throw notFound('GRANT_NOT_FOUND', 'grant for key', keyId);
+    if (!(await this.grants.delete(datasetId, keyId))) throw grantNotFound(keyId);
   }
 
   async listGrants(principal: Principal, datasetId: string, query: ListQuery): Promise<Page<GrantView>> {
@@ -121,12 +122,7 @@ export class DatasetsService {
     requireRole(principal, ['operator', 'developer', 'user'], action);
     const { dataset } = await this.reach(principal, datasetId);
     if (!ownsOrAdmin(principal, dataset.ownerKeyId)) {
-      throw new AppError({
-        code: 'FORBIDDEN',
-        kind: 'forbidden',
-        message: `only the owner of dataset "${datasetId}" or an admin may ${action}`,
-        details: { datasetId },
-      });
+      throw datasetNotOwned(datasetId, action);
     }
     return dataset;
   }
@@ -135,15 +131,6 @@ export class DatasetsService {
 export type { DatasetReach } from './dataset-reach.service.js';
 
 const toGrantView = (grant: GrantRecord): GrantView => ({ ...grant, createdAt: grant.createdAt.toISOString() });
-
-const grantKeyUnknown = (keyId: string) =>
-  new AppError({
-    code: 'KEY_NOT_FOUND',
-    kind: 'unprocessable',
-    message: `API key "${keyId}" was not found or is revoked`,
-    details: { keyId },
-    location: { field: 'keyId' },
-  });
 
 function toView(dataset: DatasetRecord): DatasetView {
   return {

@@ -9,10 +9,12 @@ import { GrantsRepository } from './grants.repository.js';
 import { VersionsRepository } from './versions.repository.js';
 import { VersionsService } from './versions.service.js';
 
+export * from './datasets.errors.js';
 export * from './datasets.service.js';
 export * from './versions.service.js';
 export * from './episodes/episodes.repository.js';
 export * from './episodes/episodes.service.js';
+export * from './episodes/episodes.errors.js';
 export { episodeBucket, SAMPLE_BUCKET_LIMIT, HELD_OUT_BUCKET_START } from './episode-buckets.js';
 
 /** Datasets, their grants, published versions and episodes (rows and stored shards). */

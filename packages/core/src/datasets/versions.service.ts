@@ -1,20 +1,11 @@
 import { Injectable } from '@nestjs/common';
 import type { Page, VersionView } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
+import { versionNotFound } from './datasets.errors.js';
 import { DatasetsService, type DatasetReach } from './datasets.service.js';
 import { VersionsRepository, type DatasetVersionRecord } from './versions.repository.js';
 import { decodeNumberCursor, toPage } from '../common/pagination.js';
 
-const versionNotFound = (datasetId: string, version: number | undefined) =>
-  new AppError({
-    code: 'VERSION_NOT_FOUND',
-    kind: 'not_found',
-    message:
-      version === undefined ? `dataset "${datasetId}" has no published version yet` : `dataset "${datasetId}" has no version ${version}`,
-    details: { datasetId, ...(version !== undefined ? { version } : {}) },
-    location: { field: 'version' },
-  });
 
 /** Published versions of a dataset. */
 @Injectable()

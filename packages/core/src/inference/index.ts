@@ -5,6 +5,7 @@ import { SessionStepWriter } from './session-step-writer.js';
 import { SessionsRepository } from './sessions.repository.js';
 import { SessionsService } from './sessions.service.js';
 
+export * from './inference.errors.js';
 export * from './inference.service.js';
 export * from './sessions.service.js';
 export * from './policy-pool.js';

@@ -3,13 +3,13 @@ import { shortFloat32 } from '@kura/formats';
 import type { FeatureSpec, PolicyManifest, PolicyObservation } from '@kura/schema';
 import { requireRole, type Principal } from '../auth/principal.js';
 import { DatasetsRepository } from '../datasets/datasets.repository.js';
-import { AppError } from '../errors/app-error.js';
 import { policyNotReady } from '../policies/policies.errors.js';
 import { PoliciesService } from '../policies/policies.service.js';
 import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
 import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
+import { invalidObservation, policyActFailed } from './inference.errors.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 
 /** An observation as JSON carries it: numbers (nested arrays allowed), or an image as base64 of its encoded bytes. */
@@ -20,10 +20,6 @@ export interface ActResult {
   policyId: string;
   latencyMs: number;
 }
-
-/** 400 OBSERVATION_INVALID at `field`: the one refusal of a malformed observation (act and session steps). */
-export const invalidObservation = (field: string, message: string) =>
-  new AppError({ code: 'OBSERVATION_INVALID', kind: 'invalid', message: `${field}: ${message}`, location: { field } });
 
 /**
  * Calls deployed policies (`POST /v1/policies/:id/act`): checks the observation against the
@@ -69,12 +65,7 @@ export class InferenceService {
       });
     } catch (error) {
       if (isPolicyError(error)) {
-        throw new AppError({
-          code: error.code,
-          kind: 'unprocessable',
-          message: `the policy could not act: ${error.message}`,
-          details: { policyId: policy.id },
-        });
+        throw policyActFailed(error, { policyId: policy.id });
       }
       throw error;
     }

@@ -2,10 +2,10 @@ import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import type { FeatureSpec, PolicyManifest } from '@kura/schema';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG } from '../database/database.tokens.js';
-import { AppError } from '../errors/app-error.js';
 import type { PolicyRecord } from '../policies/policies.repository.js';
 import { PolicyLoader, type PolicyNormalization } from '../policies/policy-loader.service.js';
 import { isPolicyError, type PolicyRuntime } from '../policies/runtimes/policy-runtime.js';
+import { policyHostsBusy } from './inference.errors.js';
 
 /** Most sandboxed instances of one policy kept at once (calls beyond wait for one to be free). */
 const INSTANCES_PER_POLICY = 4;
@@ -249,12 +249,7 @@ export class PolicyPool implements OnApplicationShutdown {
         this.releaseSession(session[0]);
         continue;
       }
-      throw new AppError({
-        code: 'POLICY_HOSTS_BUSY',
-        kind: 'unavailable',
-        message: `all ${this.maxHosts} policy hosts of this process are in a call (KURA_POLICY_HOSTS_MAX); try again shortly`,
-        details: { maxHosts: this.maxHosts },
-      });
+      throw policyHostsBusy(this.maxHosts);
     }
   }
 }

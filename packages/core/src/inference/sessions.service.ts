@@ -9,16 +9,26 @@ import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { DatasetsRepository } from '../datasets/datasets.repository.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { GrantsRepository } from '../datasets/grants.repository.js';
-import { AppError, notFound } from '../errors/app-error.js';
+import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import { policyNotReady } from '../policies/policies.errors.js';
 import { PoliciesService } from '../policies/policies.service.js';
 import { normalize, unnormalize } from '../policies/policy-loader.service.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
 import { UploadsService } from '../uploads/uploads.service.js';
-import { invalidObservation, parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
+import { parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
 import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
+import {
+  invalidObservation,
+  policyActFailed,
+  sessionDatasetMismatch,
+  sessionDatasetNotWritable,
+  sessionEnded,
+  sessionNotFound,
+  sessionPolicyNotFound,
+  sessionStepConflict,
+} from './inference.errors.js';
 import { PolicyPool, type ReadyPolicy } from './policy-pool.js';
 import { SessionStepWriter } from './session-step-writer.js';
 import { SessionsRepository, type SessionRecord } from './sessions.repository.js';
@@ -50,17 +60,6 @@ interface StepShapes {
   /** Where they come from, for messages. */
   source: 'the dataset’s features' | 'the session’s first step';
 }
-
-const sessionNotFound = (id: string) => notFound('SESSION_NOT_FOUND', 'session', id);
-const datasetNotWritable = (datasetId: string) =>
-  new AppError({
-    code: 'SESSION_DATASET_NOT_WRITABLE',
-    kind: 'forbidden',
-    message: `dataset ${datasetId} belongs to another key: its owner or an admin can grant this key access`,
-    details: { datasetId },
-  });
-const unprocessable = (code: string, message: string, field: string, details: Record<string, unknown> = {}) =>
-  new AppError({ code, kind: 'unprocessable', message, details, location: { field } });
 
 /**
  * Control sessions: a policy drives a robot step by step, each step recorded in Postgres before the
@@ -108,7 +107,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     requireRole(principal, ['user', 'developer'], 'run sessions');
     const policy = await this.readyPolicy(principal, request.policyId, 'policyId');
     const { dataset } = await this.datasets.reachReferenced(principal, request.datasetId, 'datasetId');
-    if (!(await this.mayRecordInto(principal, dataset))) throw datasetNotWritable(dataset.id);
+    if (!(await this.mayRecordInto(principal, dataset))) throw sessionDatasetNotWritable(dataset.id);
     checkFit(policy.manifest, dataset.features);
     const session = await this.sessions.create({
       id: newId('ses'),
@@ -166,13 +165,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
           return unnormalize(Array.from(raw, shortFloat32), normalization);
         });
       } catch (error) {
-        if (isPolicyError(error))
-          throw new AppError({
-            code: error.code,
-            kind: 'unprocessable',
-            message: `the policy could not act: ${error.message}`,
-            details: { sessionId: id, step: stepIndex },
-          });
+        if (isPolicyError(error)) throw policyActFailed(error, { sessionId: id, step: stepIndex });
         throw error;
       }
       // Seconds since the session began (0 at its first step), never going back: ingest refuses that.
@@ -188,12 +181,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
         this.live.delete(id);
         const current = await this.sessions.findById(id);
         if (current && current.status !== 'open') throw sessionEnded(id, current.status);
-        throw new AppError({
-          code: 'SESSION_STEP_CONFLICT',
-          kind: 'conflict',
-          message: `step ${stepIndex} of session ${id} was recorded by another request; send the observation again`,
-          details: { sessionId: id, step: stepIndex },
-        });
+        throw sessionStepConflict(id, stepIndex);
       }
       live.stepCount = stepIndex + 1;
       live.lastTimestamp = timestamp;
@@ -252,7 +240,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     const dataset = await this.datasetRecords.findById(live.datasetId);
     if (!dataset || !(await this.mayRecordInto(principal, dataset))) {
       live.writableUntilMs = 0;
-      throw datasetNotWritable(live.datasetId);
+      throw sessionDatasetNotWritable(live.datasetId);
     }
     live.writableUntilMs = now + WRITABLE_RECHECK_MS;
   }
@@ -372,8 +360,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
     try {
       policy = await this.policies.findVisible(principal, policyId);
     } catch (error) {
-      if (error instanceof AppError && error.code === 'POLICY_NOT_FOUND')
-        throw unprocessable('POLICY_NOT_FOUND', `policy "${policyId}" was not found`, field, { policyId });
+      if (error instanceof AppError && error.code === 'POLICY_NOT_FOUND') throw sessionPolicyNotFound(policyId, field);
       throw error;
     }
     if (policy.status !== 'ready' || !policy.manifest || !policy.entryKey) throw policyNotReady(policy.id, policy.status);
@@ -429,14 +416,6 @@ function checkStepShapes(shapes: Map<string, StepShape>, expected: StepShapes): 
   }
 }
 
-const sessionEnded = (id: string, status: string) =>
-  new AppError({
-    code: 'SESSION_ENDED',
-    kind: 'conflict',
-    message: `session ${id} is ${status}; start a new session`,
-    details: { sessionId: id, status },
-  });
-
 /**
  * A session's steps become Kura NDJSON: observation features must be `observation.<name>`, numeric
  * ones float32 vectors (or images) as the dataset has them, and the action must have the dataset's
@@ -457,9 +436,7 @@ function checkFit(manifest: PolicyManifest, features: FeatureSpec | null): void 
     problems.push(`the dataset's action is not float32 [${dimensions}], as the policy's`);
   }
   if (problems.length > 0) {
-    throw unprocessable('SESSION_DATASET_MISMATCH', `the policy does not fit the dataset: ${problems.join('; ')}`, 'datasetId', {
-      problems,
-    });
+    throw sessionDatasetMismatch(problems);
   }
 }
 

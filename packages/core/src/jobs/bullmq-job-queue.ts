@@ -1,7 +1,14 @@
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { JobProcessor, JobQueue, QueuedJob } from './job-queue.js';
-import { DEFAULT_CLOSE_TIMEOUT_MS, assertConcurrency, assertEnqueueable, isUnrecoverable } from './job-queue.internal.js';
+import { DEFAULT_JOB_QUEUE, type JobProcessor, type JobQueue, type QueuedJob } from './job-queue.js';
+import {
+  DEFAULT_CLOSE_TIMEOUT_MS,
+  assertEnqueueable,
+  concurrencyByQueue,
+  isUnrecoverable,
+  queuesToServe,
+  unknownQueueError,
+} from './job-queue.internal.js';
 
 interface BullmqJobData {
   payload: unknown;
@@ -14,7 +21,9 @@ const PING_TIMEOUT_MS = 2_000;
 const PENDING_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'active', 'prioritized', 'waiting-children']);
 
 /**
- * JobQueue of services mode: BullMQ on Redis, so that API and worker processes share one queue.
+ * JobQueue of services mode: BullMQ on Redis, so that API and worker processes share its queues.
+ * Each Kura queue is a BullMQ queue named `<queueName>.<queue>` (e.g. `kura-jobs.ingest`), consumed
+ * by a BullMQ Worker of its own with the queue's concurrency.
  *
  * Finished jobs (completed or failed) are removed at once, so an id can be enqueued again later;
  * whether it should be is the `jobs` table's call, not the queue's.
@@ -22,40 +31,52 @@ const PENDING_STATES: ReadonlySet<string> = new Set(['waiting', 'delayed', 'acti
 export class BullmqJobQueue implements JobQueue {
   readonly kind = 'bullmq' as const;
 
-  private readonly queueName: string;
   private readonly backoffMs: number;
   private readonly lockMs: number;
   private readonly redisUrl: string;
   private readonly onError: (error: Error) => void;
   /** Producer connection (also answers ping): ioredis defaults, so commands fail when Redis stays away. */
   private readonly connection: Redis;
-  private readonly queue: Queue<BullmqJobData>;
-  private worker: Worker<BullmqJobData> | undefined;
+  /** The BullMQ queue of each Kura queue, by Kura queue name. */
+  private readonly queues = new Map<string, Queue<BullmqJobData>>();
+  private readonly workers: Array<Worker<BullmqJobData>> = [];
   private workerConnection: Redis | undefined;
   private closing: Promise<void> | undefined;
 
   /**
+   * @param params.queueName - The prefix of its BullMQ queues' names (KURA_QUEUE_NAME).
+   * @param params.queues - The Kura queues it serves (default: every queue of @kura/schema jobQueues).
    * @param params.onError - Told about connection errors (Redis restarting or gone); they are
    *   otherwise ignored, as BullMQ reconnects by itself and ping() reports the outage.
    */
-  constructor(params: { redisUrl: string; queueName: string; backoffMs: number; lockMs?: number; onError?: (error: Error) => void }) {
+  constructor(params: {
+    redisUrl: string;
+    queueName: string;
+    queues?: readonly string[];
+    backoffMs: number;
+    lockMs?: number;
+    onError?: (error: Error) => void;
+  }) {
     this.redisUrl = params.redisUrl;
     this.lockMs = params.lockMs ?? 30_000;
-    this.queueName = params.queueName;
     this.backoffMs = params.backoffMs;
     this.onError = params.onError ?? (() => undefined);
     this.connection = new Redis(params.redisUrl);
     this.connection.on('error', this.onError);
-    this.queue = new Queue<BullmqJobData>(params.queueName, { connection: this.connection });
-    // An EventEmitter 'error' without a listener would throw and end the process.
-    this.queue.on('error', this.onError);
+    for (const queue of queuesToServe(params.queues)) {
+      const bullmqQueue = new Queue<BullmqJobData>(bullmqQueueName(params.queueName, queue), { connection: this.connection });
+      // An EventEmitter 'error' without a listener would throw and end the process.
+      bullmqQueue.on('error', this.onError);
+      this.queues.set(queue, bullmqQueue);
+    }
   }
 
-  async enqueue(job: { id: string; name: string; payload: unknown; maxAttempts: number }): Promise<void> {
+  async enqueue(job: { id: string; name: string; payload: unknown; maxAttempts: number; queue?: string }): Promise<void> {
     assertEnqueueable(job);
+    const queue = this.queue(job.queue ?? DEFAULT_JOB_QUEUE);
     if (this.closing) throw new Error('the job queue is closed');
     // BullMQ keeps the existing job when the id is taken, which gives the "no-op if pending" rule.
-    await this.queue.add(
+    await queue.add(
       job.name,
       { payload: job.payload },
       {
@@ -69,31 +90,35 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   async has(id: string): Promise<boolean> {
-    const state = await this.queue.getJobState(toBullmqJobId(id));
-    return PENDING_STATES.has(state);
+    const states = await Promise.all([...this.queues.values()].map((queue) => queue.getJobState(toBullmqJobId(id))));
+    return states.some((state) => PENDING_STATES.has(state));
   }
 
-  async consume(params: { processor: JobProcessor; concurrency: number }): Promise<void> {
-    assertConcurrency(params.concurrency);
+  async consume(params: { processor: JobProcessor; concurrency: number | Readonly<Record<string, number>> }): Promise<void> {
+    const concurrency = concurrencyByQueue(params.concurrency, [...this.queues.keys()]);
     if (this.closing) throw new Error('the job queue is closed');
-    if (this.worker) throw new Error('the job queue already has a consumer');
+    if (this.workerConnection) throw new Error('the job queue already has a consumer');
     // A worker waits out Redis outages instead of failing commands; BullMQ requires
-    // maxRetriesPerRequest: null on the duplicate it makes of this client for blocking reads.
+    // maxRetriesPerRequest: null on the duplicate it makes of this client for blocking reads. The
+    // workers share this client; each blocks on a duplicate of its own.
     this.workerConnection = new Redis(this.redisUrl, { maxRetriesPerRequest: null });
     this.workerConnection.on('error', this.onError);
     const processor = params.processor;
-    this.worker = new Worker<BullmqJobData>(this.queueName, (job) => runProcessor(processor, job), {
-      connection: this.workerConnection,
-      concurrency: params.concurrency,
-      // A worker that dies (SIGKILL, lost machine) stops renewing its job's lock; another worker's
-      // stalled check puts the job back to waiting within about one lock period. Stalls are not
-      // failures of the work, so several are allowed.
-      lockDuration: this.lockMs,
-      stalledInterval: this.lockMs,
-      maxStalledCount: 10,
-    });
-    this.worker.on('error', this.onError);
-    await this.worker.waitUntilReady();
+    for (const [queue, count] of concurrency) {
+      const worker = new Worker<BullmqJobData>(this.queue(queue).name, (job) => runProcessor(processor, job), {
+        connection: this.workerConnection,
+        concurrency: count,
+        // A worker that dies (SIGKILL, lost machine) stops renewing its job's lock; another worker's
+        // stalled check puts the job back to waiting within about one lock period. Stalls are not
+        // failures of the work, so several are allowed.
+        lockDuration: this.lockMs,
+        stalledInterval: this.lockMs,
+        maxStalledCount: 10,
+      });
+      worker.on('error', this.onError);
+      this.workers.push(worker);
+    }
+    await Promise.all(this.workers.map((worker) => worker.waitUntilReady()));
   }
 
   async close(params?: { timeoutMs?: number }): Promise<void> {
@@ -115,40 +140,55 @@ export class BullmqJobQueue implements JobQueue {
   }
 
   /**
-   * Removes the queue and all its jobs from Redis, whatever their state, even after close(). For
-   * tests, which give every queue a random name.
+   * Removes its queues and all their jobs from Redis, whatever their state, even after close().
+   * For tests, which give every queue a random name.
    */
   async obliterate(): Promise<void> {
     const connection = new Redis(this.redisUrl);
     connection.on('error', this.onError);
-    const queue = new Queue(this.queueName, { connection });
-    queue.on('error', this.onError);
     try {
-      await queue.obliterate({ force: true });
+      for (const { name } of this.queues.values()) {
+        const queue = new Queue(name, { connection });
+        queue.on('error', this.onError);
+        try {
+          await queue.obliterate({ force: true });
+        } finally {
+          await queue.close();
+        }
+      }
     } finally {
-      await queue.close();
       await closeConnection(connection);
     }
   }
 
+  private queue(queue: string): Queue<BullmqJobData> {
+    const bullmqQueue = this.queues.get(queue);
+    if (!bullmqQueue) throw unknownQueueError(queue, [...this.queues.keys()]);
+    return bullmqQueue;
+  }
+
   private async shutDown(timeoutMs: number): Promise<void> {
-    const worker = this.worker;
-    if (worker) {
+    if (this.workers.length > 0) {
       // worker.close() stops fetching and waits for the active jobs to finish.
-      const closed = worker.close();
+      const closed = Promise.all(this.workers.map((worker) => worker.close()));
       if (!(await settlesWithin(closed, timeoutMs))) {
         // Give up on them. Their locks expire and BullMQ's stalled check puts them back to waiting
         // (or fails them after maxStalledCount); either way the `jobs` table still has them as
         // running, and recover() enqueues again whatever the queue lost.
         closed.catch(this.onError);
-        await worker.disconnect();
+        await Promise.all(this.workers.map((worker) => worker.disconnect()));
       }
     }
-    await this.queue.close();
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     // BullMQ leaves clients it was given open: they are ours to close.
     await closeConnection(this.connection);
     if (this.workerConnection) await closeConnection(this.workerConnection);
   }
+}
+
+/** The BullMQ queue of Kura queue `queue` (KURA_QUEUE_NAME cannot hold '.', so names cannot collide). */
+export function bullmqQueueName(prefix: string, queue: string): string {
+  return `${prefix}.${queue}`;
 }
 
 /** Calls the processor with a QueuedJob and translates failures into what BullMQ understands. */

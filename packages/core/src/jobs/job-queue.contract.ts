@@ -5,6 +5,8 @@ import { UnrecoverableJobError, type JobProcessor, type JobQueue, type QueuedJob
 
 /** The `backoffMs` that makeQueue must give its adapter: the retry tests check delays against it. */
 export const JOB_QUEUE_CONTRACT_BACKOFF_MS = 50;
+/** The `queues` that makeQueue must give its adapter: the tests of separate queues use them. */
+export const JOB_QUEUE_CONTRACT_QUEUES: readonly string[] = ['default', 'slow', 'fast'];
 
 const BACKOFF_MS = JOB_QUEUE_CONTRACT_BACKOFF_MS;
 /** How long to keep watching for something that must not happen (a second run, a retry). */
@@ -16,8 +18,8 @@ const TIMER_ROUNDING_MS = 2;
 
 /**
  * Declares the JobQueue contract tests. `makeQueue` must return a new, empty queue each time (for
- * BullMQ: a random queue name) built with `backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS`, and a
- * `cleanup` that closes it and removes whatever it left behind.
+ * BullMQ: a random queue name) built with `backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS` and
+ * `queues: JOB_QUEUE_CONTRACT_QUEUES`, and a `cleanup` that closes it and removes whatever it left behind.
  */
 export function describeJobQueueContract(name: string, makeQueue: () => Promise<{ queue: JobQueue; cleanup: () => Promise<void> }>): void {
   describe(`JobQueue contract: ${name}`, () => {
@@ -339,6 +341,95 @@ export function describeJobQueueContract(name: string, makeQueue: () => Promise<
         process.off('unhandledRejection', onProblem);
         process.off('uncaughtException', onProblem);
       }
+    });
+
+    it('runs a job of one queue while a long job of another queue holds all of its slots', async () => {
+      const queue = await openQueue();
+      const release = deferred();
+      const started: string[] = [];
+      const finished: string[] = [];
+      await queue.consume({
+        processor: async (job) => {
+          started.push(job.id);
+          if (job.name === 'test.slow') await release.promise;
+          finished.push(job.id);
+        },
+        concurrency: { slow: 1, fast: 1 },
+      });
+
+      // The slow queue's one slot is taken and another slow job waits behind it.
+      await queue.enqueue({ id: 'slow-1', name: 'test.slow', payload: null, maxAttempts: 1, queue: 'slow' });
+      await queue.enqueue({ id: 'slow-2', name: 'test.slow', payload: null, maxAttempts: 1, queue: 'slow' });
+      await waitFor('the first slow job to start', () => started.includes('slow-1'));
+      await queue.enqueue({ id: 'fast-1', name: 'test.fast', payload: null, maxAttempts: 1, queue: 'fast' });
+      await queue.enqueue({ id: 'fast-2', name: 'test.fast', payload: null, maxAttempts: 1, queue: 'fast' });
+
+      await waitFor('the fast jobs to finish', () => finished.includes('fast-1') && finished.includes('fast-2'));
+      expect(started).not.toContain('slow-2');
+      expect(await queue.has('slow-1')).toBe(true);
+      expect(await queue.has('slow-2')).toBe(true);
+      expect(await queue.has('fast-1')).toBe(false);
+
+      release.resolve();
+      await waitFor('the slow jobs to finish', () => finished.includes('slow-1') && finished.includes('slow-2'));
+      expect(finished.slice(-2)).toEqual(['slow-1', 'slow-2']);
+    });
+
+    it("never runs more jobs of a queue at once than that queue's concurrency, and uses all of it", async () => {
+      const queue = await openQueue();
+      const jobs = [
+        ...['s1', 's2', 's3', 's4'].map((id) => ({ id, queue: 'slow' })),
+        ...['f1', 'f2', 'f3', 'f4', 'f5', 'f6', 'f7'].map((id) => ({ id, queue: 'fast' })),
+        ...['d1', 'd2', 'd3'].map((id) => ({ id, queue: 'default' })),
+      ];
+      for (const job of jobs) await queue.enqueue({ ...job, name: `test.${job.queue}`, payload: null, maxAttempts: 1 });
+      const active = new Map<string, number>();
+      const mostActive = new Map<string, number>();
+      const finished: string[] = [];
+
+      await queue.consume({
+        processor: async (job) => {
+          active.set(job.name, (active.get(job.name) ?? 0) + 1);
+          mostActive.set(job.name, Math.max(mostActive.get(job.name) ?? 0, active.get(job.name) ?? 0));
+          await sleep(80);
+          active.set(job.name, (active.get(job.name) ?? 0) - 1);
+          finished.push(job.id);
+        },
+        concurrency: { default: 2, slow: 1, fast: 3 },
+      });
+      await waitFor('every job to finish', () => finished.length >= jobs.length);
+      await sleep(QUIET_MS);
+
+      expect(Object.fromEntries(mostActive)).toEqual({ 'test.default': 2, 'test.slow': 1, 'test.fast': 3 });
+      expect([...finished].sort()).toEqual(jobs.map((job) => job.id).sort());
+    });
+
+    it('consumes only the queues a per-queue concurrency names (another process may take the rest)', async () => {
+      const queue = await openQueue();
+      const runs: string[] = [];
+      await queue.consume({ processor: async (job) => void runs.push(job.id), concurrency: { fast: 2 } });
+
+      await queue.enqueue({ id: 'on-fast', name: 'test.fast', payload: null, maxAttempts: 1, queue: 'fast' });
+      await queue.enqueue({ id: 'on-slow', name: 'test.slow', payload: null, maxAttempts: 1, queue: 'slow' });
+      await queue.enqueue({ id: 'on-default', name: 'test.default', payload: null, maxAttempts: 1 });
+      await waitFor('the fast job to run', () => runs.includes('on-fast'));
+      await sleep(QUIET_MS);
+
+      expect(runs).toEqual(['on-fast']);
+      expect(await queue.has('on-slow')).toBe(true);
+      expect(await queue.has('on-default')).toBe(true);
+    });
+
+    it('refuses a queue it was not built with, when enqueueing and when consuming', async () => {
+      const queue = await openQueue();
+      await expect(queue.enqueue({ id: 'lost', name: 'test.unknown', payload: null, maxAttempts: 1, queue: 'nowhere' })).rejects.toThrow(
+        /unknown job queue "nowhere"/,
+      );
+      await expect(queue.consume({ processor: async () => undefined, concurrency: { nowhere: 1 } })).rejects.toThrow(
+        /unknown job queue "nowhere"/,
+      );
+      await expect(queue.consume({ processor: async () => undefined, concurrency: { fast: 0 } })).rejects.toThrow(/concurrency/);
+      expect(await queue.has('lost')).toBe(false);
     });
 
     it('ping() resolves while the queue is open', async () => {

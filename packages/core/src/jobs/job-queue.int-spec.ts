@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { BullmqJobQueue } from './bullmq-job-queue.js';
 import { InProcessJobQueue } from './in-process-job-queue.js';
-import { JOB_QUEUE_CONTRACT_BACKOFF_MS, describeJobQueueContract } from './job-queue.contract.js';
+import { JOB_QUEUE_CONTRACT_BACKOFF_MS, JOB_QUEUE_CONTRACT_QUEUES, describeJobQueueContract } from './job-queue.contract.js';
 
 describeJobQueueContract('in-process', async () => {
-  const queue = new InProcessJobQueue({ backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS });
+  const queue = new InProcessJobQueue({ backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS, queues: JOB_QUEUE_CONTRACT_QUEUES });
   return { queue, cleanup: () => queue.close({ timeoutMs: 1_000 }) };
 });
 
@@ -15,6 +15,7 @@ describeJobQueueContract('BullMQ on Redis', async () => {
   const queue = new BullmqJobQueue({
     redisUrl,
     queueName: `kura-test-${randomBytes(6).toString('hex')}`,
+    queues: JOB_QUEUE_CONTRACT_QUEUES,
     backoffMs: JOB_QUEUE_CONTRACT_BACKOFF_MS,
   });
   return {

@@ -61,9 +61,14 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
     },
   };
 
-  const startService = async (options: { consume?: boolean; handlers?: JobHandler[] } = {}) => {
+  const startService = async (options: { consume?: boolean; handlers?: JobHandler[]; environment?: Record<string, string> } = {}) => {
     const queue = makeQueue();
-    const config = loadConfig({ KURA_JOB_ATTEMPTS: '3', KURA_JOB_BACKOFF_MS: '20', KURA_SHUTDOWN_TIMEOUT_MS: '2000' });
+    const config = loadConfig({
+      KURA_JOB_ATTEMPTS: '3',
+      KURA_JOB_BACKOFF_MS: '20',
+      KURA_SHUTDOWN_TIMEOUT_MS: '2000',
+      ...options.environment,
+    });
     // Every known job needs a handler; this suite drives blobs.delete and leaves the others idle.
     const idle: JobHandler[] = jobNames
       .filter((name) => name !== 'blobs.delete')
@@ -208,6 +213,40 @@ describe.each(queueKinds)('JobsService with the %s queue', (_kind, makeQueue) =>
     await startService();
     expect(await waitForState(id, 'failed')).toMatchObject({ attempts: 1, lastError: expect.stringContaining('invalid payload') });
     expect(runs).toHaveLength(0);
+  });
+
+  it("runs each kind of job in its declared queue: ingests filling theirs do not hold back a blob's deletion", async () => {
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const ingested: string[] = [];
+    const ingest: JobHandler<'uploads.ingest'> = {
+      jobName: 'uploads.ingest',
+      handle: async (payload) => {
+        ingested.push(payload.uploadId);
+        await gate;
+      },
+    };
+    const idle: JobHandler[] = jobNames
+      .filter((name) => name !== 'blobs.delete' && name !== 'uploads.ingest')
+      .map((name) => ({ jobName: name, handle: async () => undefined }));
+    // One job at a time in every queue: ingest and default each have their own slot.
+    const jobs = await startService({ handlers: [handler, ingest, ...idle], environment: { KURA_JOB_CONCURRENCY: '1' } });
+    const suffix = randomBytes(6).toString('hex');
+    const [firstIngest, secondIngest] = [`uploads.ingest:upl_${suffix}1`, `uploads.ingest:upl_${suffix}2`];
+    await jobs.enqueue('uploads.ingest', { uploadId: 'upl_1' }, { id: firstIngest });
+    await jobs.enqueue('uploads.ingest', { uploadId: 'upl_2' }, { id: secondIngest });
+    await waitForState(firstIngest, 'running');
+
+    const deletion = uniqueId();
+    await jobs.enqueue('blobs.delete', { key: 'while-ingesting' }, { id: deletion });
+    await waitForState(deletion, 'completed');
+    expect(runs).toEqual([{ key: 'while-ingesting', attempt: 1 }]);
+    expect(await row(firstIngest)).toMatchObject({ state: 'running' });
+    expect(await row(secondIngest)).toMatchObject({ state: 'queued' });
+
+    release();
+    await waitForState(secondIngest, 'completed');
+    expect(ingested).toEqual(['upl_1', 'upl_2']);
   });
 
   it('refuses to consume when a known job has no handler', async () => {

@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import { jobNames, jobPayloadSchemas, type JobName, type JobPayload } from '@kura/schema';
+import { jobNames, jobPayloadSchemas, jobQueueOf, type JobName, type JobPayload } from '@kura/schema';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import type { Logger } from '../logging/logger.js';
@@ -37,7 +37,13 @@ export class JobsService implements OnModuleDestroy {
     const { record } = await this.jobs.upsertQueued({ id: options.id, name, payload: parsed, maxAttempts });
     // A crash between the row and the queue is repaired by recover() at the next start.
     if (record.state === 'queued')
-      await this.queue.enqueue({ id: record.id, name: record.name, payload: record.payload, maxAttempts: record.maxAttempts });
+      await this.queue.enqueue({
+        id: record.id,
+        name: record.name,
+        payload: record.payload,
+        maxAttempts: record.maxAttempts,
+        queue: jobQueueOf(record.name),
+      });
   }
 
   /** Enqueues again every queued or running job the queue has lost. Returns how many. */
@@ -48,7 +54,13 @@ export class JobsService implements OnModuleDestroy {
       const batch = await this.jobs.findUnfinished(afterId, 500);
       for (const job of batch) {
         if (await this.queue.has(job.id)) continue;
-        await this.queue.enqueue({ id: job.id, name: job.name, payload: job.payload, maxAttempts: job.maxAttempts });
+        await this.queue.enqueue({
+          id: job.id,
+          name: job.name,
+          payload: job.payload,
+          maxAttempts: job.maxAttempts,
+          queue: jobQueueOf(job.name),
+        });
         recovered++;
       }
       if (batch.length < 500) break;
@@ -58,7 +70,10 @@ export class JobsService implements OnModuleDestroy {
     return recovered;
   }
 
-  /** Starts running jobs in this process. Refuses when a known job has no handler. */
+  /**
+   * Starts running jobs in this process, each queue with its own concurrency (config.jobs.concurrency).
+   * Refuses when a known job has no handler.
+   */
   async startConsuming(): Promise<void> {
     const missing = jobNames.filter((name) => !this.handlers.has(name));
     if (missing.length > 0) throw new Error(`no handler registered for job(s): ${missing.join(', ')}`);

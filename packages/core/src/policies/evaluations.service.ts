@@ -8,14 +8,11 @@ import { DatasetsService } from '../datasets/datasets.service.js';
 import { VersionsRepository } from '../datasets/versions.repository.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { EvaluationsRepository, type EvaluationRecord } from './evaluations.repository.js';
-import { evaluationNotFound, policyNotReady } from './policies.errors.js';
+import { evaluationNotFound, evaluationVersionNotFound, policyNotReady } from './policies.errors.js';
 import { visibilityWhere } from './policies.repository.js';
 import { PoliciesService, policyVisibility } from './policies.service.js';
 
 export const evaluatePolicyJobId = (evaluationId: string) => `policies.evaluate:${evaluationId}`;
-
-const unprocessable = (code: string, message: string, field: string, details: Record<string, unknown>) =>
-  new AppError({ code, kind: 'unprocessable', message, details, location: { field } });
 
 /** Evaluations of policies on held-out episodes, and the leaderboards they make. */
 @Injectable()
@@ -35,10 +32,7 @@ export class EvaluationsService {
     const { dataset } = await this.datasets.reachReferenced(principal, request.datasetId, 'datasetId');
     const version = request.version ?? dataset.latestVersion;
     if (version < 1 || !(await this.versions.find(dataset.id, version))) {
-      throw unprocessable('VERSION_NOT_FOUND', `dataset ${dataset.id} has no version ${version}`, 'version', {
-        datasetId: dataset.id,
-        version,
-      });
+      throw evaluationVersionNotFound(dataset.id, version);
     }
     const evaluation = await this.evaluations.create({
       id: newId('evl'),

@@ -10,6 +10,7 @@ import { PolicyLoader } from './policy-loader.service.js';
 import { PolicyValidationService } from './policy-validation.service.js';
 import { ValidatePolicyJob } from './validate-policy.job.js';
 
+export * from './policies.errors.js';
 export * from './policies.service.js';
 export * from './evaluations.service.js';
 

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { ListQuery, Page, PolicyAccess, PolicyView } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
-import { bodyInterrupted, storeBody } from '../blobs/store-body.js';
+import { storeBody } from '../blobs/store-body.js';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import type { KuraConfig } from '../config/config.js';
@@ -11,7 +11,7 @@ import { KURA_CONFIG } from '../database/database.tokens.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { PoliciesRepository, type PolicyRecord, type PolicyVisibility } from './policies.repository.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';
-import { policyBundleEmpty, policyBundleTooLarge, policyNotFound } from './policies.errors.js';
+import { policyBundleEmpty, policyBundleInterrupted, policyBundleTooLarge, policyNotFound } from './policies.errors.js';
 
 export const validatePolicyJobId = (policyId: string) => `policies.validate:${policyId}`;
 
@@ -48,7 +48,7 @@ export class PoliciesService {
       body: params.body,
       maxBytes,
       tooLarge: () => policyBundleTooLarge(maxBytes),
-      interrupted: (error) => bodyInterrupted('BUNDLE_UPLOAD_INTERRUPTED', error),
+      interrupted: policyBundleInterrupted,
     });
     if (bytes === 0) {
       await this.blobs.delete({ key: bundleKey });

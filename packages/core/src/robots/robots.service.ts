@@ -7,9 +7,8 @@ import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { deleteBlobJobId } from '../blobs/delete-blob.job.js';
 import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
-import { AppError } from '../errors/app-error.js';
 import { JobsService } from '../jobs/jobs.service.js';
-import { bodyModelEmpty, bodyModelMissing, robotNotFound, robotNotOwned } from './robots.errors.js';
+import { bodyModelEmpty, bodyModelMissing, bodyModelNotUtf8, bodyModelUnusable, robotNotFound, robotNotOwned } from './robots.errors.js';
 import { RobotsRepository, type RobotRecord } from './robots.repository.js';
 import { parseUrdf, UrdfError } from './urdf.js';
 
@@ -97,22 +96,13 @@ function parseBodyModel(file: Buffer): BodyModelSummary {
   try {
     xml = text.decode(file);
   } catch {
-    throw new AppError({ code: 'BODY_MODEL_MALFORMED_XML', kind: 'unprocessable', message: 'the body model is not valid UTF-8 text' });
+    throw bodyModelNotUtf8();
   }
   try {
     return parseUrdf(xml);
   } catch (error) {
     if (error instanceof UrdfError) {
-      throw new AppError({
-        code: error.code,
-        kind: 'unprocessable',
-        message: error.message,
-        details: {
-          ...(error.line !== undefined ? { line: error.line } : {}),
-          ...(error.column !== undefined ? { column: error.column } : {}),
-        },
-        location: { file: 'body-model.urdf', ...(error.line !== undefined ? { line: error.line } : {}) },
-      });
+      throw bodyModelUnusable(error);
     }
     throw error;
   }

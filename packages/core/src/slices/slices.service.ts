@@ -15,7 +15,7 @@ import { EpisodesRepository, type EpisodeFilter } from '../datasets/episodes/epi
 import { resolveSliceColumns } from './slice-columns.js';
 import { allocateSample, chooseEpisodes } from './slice-sampling.js';
 import { SlicesRepository, type SliceRecord, type SliceSourceRecord } from './slices.repository.js';
-import { sliceNotFound, sliceUnprocessable } from './slices.errors.js';
+import { sliceNotFound, sliceReadDenied, sliceUnprocessable } from './slices.errors.js';
 
 const CANDIDATE_PAGE = 20_000;
 const RECENT_SLICES = 1000;
@@ -217,8 +217,8 @@ export class SlicesService {
         throw error;
       }
       if (reach.episodes === 'sample' && !source.sampleOnly)
-        throw readDenied(principal, id, `it holds episodes of ${source.datasetId} past its public sample; a grant is needed`);
-      if (source.includesHeldOut && !isAdmin(principal)) throw readDenied(principal, id, 'it holds held-out evaluation episodes');
+        throw sliceReadDenied(principal, id, `it holds episodes of ${source.datasetId} past its public sample; a grant is needed`);
+      if (source.includesHeldOut && !isAdmin(principal)) throw sliceReadDenied(principal, id, 'it holds held-out evaluation episodes');
     }
     return slice;
   }
@@ -235,13 +235,6 @@ export class SlicesService {
     return slice;
   }
 }
-
-const readDenied = (principal: Principal, id: string, why: string) =>
-  new AppError(
-    principal.kind === 'anonymous'
-      ? { code: 'AUTH_REQUIRED', kind: 'unauthenticated', message: `slice ${id} needs an API key: ${why}`, details: { sliceId: id } }
-      : { code: 'FORBIDDEN', kind: 'forbidden', message: `this key may not read slice ${id}: ${why}`, details: { sliceId: id } },
-  );
 
 function toView(slice: SliceRecord): SliceView {
   return {

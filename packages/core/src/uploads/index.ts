@@ -4,6 +4,7 @@ import { IngestService } from './ingest/ingest.service.js';
 import { UploadsRepository } from './uploads.repository.js';
 import { UploadsService } from './uploads.service.js';
 
+export * from './uploads.errors.js';
 export * from './uploads.service.js';
 export * from './ingest/ingest.service.js';
 

@@ -1,4 +1,4 @@
-import { bodyInterrupted, hashBody, storeBody } from '../blobs/store-body.js';
+import { hashBody, storeBody } from '../blobs/store-body.js';
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
@@ -17,8 +17,15 @@ import {
   idempotencyKeyReused,
   uploadChecksumMismatch,
   uploadEmpty,
+  uploadInterrupted,
   uploadNotFound,
+  uploadNotMultipart,
   uploadNotOwned,
+  uploadNotWaitingForParts,
+  uploadPartNotFound,
+  uploadPartSize,
+  uploadPartsIncomplete,
+  uploadPartsInvalid,
   uploadTooLarge,
 } from './uploads.errors.js';
 import { UploadsRepository, type MultipartState, type UploadRecord } from './uploads.repository.js';
@@ -87,7 +94,7 @@ export class UploadsService implements OnApplicationBootstrap {
       body: params.body,
       maxBytes: params.maxBytes,
       tooLarge: () => uploadTooLarge(params.maxBytes),
-      interrupted: (error) => bodyInterrupted('UPLOAD_INTERRUPTED', error),
+      interrupted: uploadInterrupted,
     });
     if (bytes === 0 || (params.expectedSha256 && params.expectedSha256.toLowerCase() !== sha256)) {
       await this.blobs.delete({ key: blobKey });
@@ -139,7 +146,7 @@ export class UploadsService implements OnApplicationBootstrap {
       body: params.body,
       maxBytes: params.maxBytes,
       tooLarge: () => uploadTooLarge(params.maxBytes),
-      interrupted: (error) => bodyInterrupted('UPLOAD_INTERRUPTED', error),
+      interrupted: uploadInterrupted,
     });
     const difference = differenceFrom(existing, { bytes, sha256 });
     if (difference) throw refuse(difference);
@@ -201,40 +208,20 @@ export class UploadsService implements OnApplicationBootstrap {
     const part = partsOf(multipart).find((candidate) => candidate.partNumber === partNumber);
     if (!part) {
       body.resume();
-      throw new AppError({
-        code: 'UPLOAD_PART_INVALID',
-        kind: 'invalid',
-        message: `part ${partNumber} does not exist: this upload has parts 1 to ${partsOf(multipart).length}`,
-        location: { field: 'partNumber' },
-      });
+      throw uploadPartNotFound(partNumber, partsOf(multipart).length);
     }
     const metered = meterBytes({
       body,
       limit: part.bytes,
-      tooLarge: () =>
-        new AppError({
-          code: 'UPLOAD_PART_SIZE',
-          kind: 'invalid',
-          message: `part ${partNumber} must be ${part.bytes} bytes; more arrived`,
-        }),
+      tooLarge: () => uploadPartSize(partNumber, part.bytes, 'more'),
     });
     const stored = await this.blobs
       .uploadPart({ key: upload.blobKey, uploadId: multipart.blobUploadId, partNumber, body: metered.stream, bytes: part.bytes })
       .catch((error: unknown) => {
         if (error instanceof AppError) throw error;
-        throw new AppError({
-          code: 'UPLOAD_PART_SIZE',
-          kind: 'invalid',
-          message: `part ${partNumber} must be ${part.bytes} bytes; ${metered.bytes()} arrived`,
-          cause: error,
-        });
+        throw uploadPartSize(partNumber, part.bytes, metered.bytes(), error);
       });
-    if (metered.bytes() !== part.bytes)
-      throw new AppError({
-        code: 'UPLOAD_PART_SIZE',
-        kind: 'invalid',
-        message: `part ${partNumber} must be ${part.bytes} bytes; ${metered.bytes()} arrived`,
-      });
+    if (metered.bytes() !== part.bytes) throw uploadPartSize(partNumber, part.bytes, metered.bytes());
     return stored;
   }
 
@@ -247,23 +234,12 @@ export class UploadsService implements OnApplicationBootstrap {
     const expected = partsOf(multipart).length;
     const numbers = new Set(parts.map((part) => part.partNumber));
     if (numbers.size !== parts.length || parts.length !== expected || [...numbers].some((number) => number < 1 || number > expected)) {
-      throw new AppError({
-        code: 'UPLOAD_PARTS_INCOMPLETE',
-        kind: 'invalid',
-        message: `complete needs each of parts 1 to ${expected} exactly once; got ${parts.length}`,
-        location: { field: 'parts' },
-      });
+      throw uploadPartsIncomplete(expected, parts.length);
     }
     try {
       await this.blobs.completeMultipartUpload({ key: upload.blobKey, uploadId: multipart.blobUploadId, parts });
     } catch (error) {
-      throw new AppError({
-        code: 'UPLOAD_PARTS_INVALID',
-        kind: 'invalid',
-        message: `the parts could not be joined: ${(error as Error).message}`,
-        location: { field: 'parts' },
-        cause: error,
-      });
+      throw uploadPartsInvalid(error);
     }
     // The object store cannot tell the sha256 of a multipart object: read it back once.
     const hash = createHash('sha256');
@@ -293,23 +269,13 @@ export class UploadsService implements OnApplicationBootstrap {
     const upload = await this.uploads.findById(id);
     if (!upload || !ownsOrAdmin(principal, upload.ownerKeyId)) throw uploadNotFound(id);
     if (upload.status !== 'uploading' || !upload.multipart) {
-      throw new AppError({
-        code: 'UPLOAD_NOT_RESUMABLE',
-        kind: 'conflict',
-        message: `upload "${id}" is ${upload.status}, not waiting for parts`,
-        details: { status: upload.status },
-      });
+      throw uploadNotWaitingForParts(id, upload.status);
     }
     return { upload, multipart: upload.multipart };
   }
 
   private async plan(upload: UploadRecord): Promise<MultipartPlan> {
-    if (!upload.multipart)
-      throw new AppError({
-        code: 'UPLOAD_NOT_RESUMABLE',
-        kind: 'conflict',
-        message: `upload "${upload.id}" was not started as a multipart upload`,
-      });
+    if (!upload.multipart) throw uploadNotMultipart(upload.id);
     const multipart = upload.multipart;
     const presign = this.blobs.presignUploadPart?.bind(this.blobs);
     const parts = await Promise.all(

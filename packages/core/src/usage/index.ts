@@ -4,6 +4,7 @@ import { UsageMeter } from './usage.meter.js';
 import { UsageRepository } from './usage.repository.js';
 import { UsageService } from './usage.service.js';
 
+export * from './usage.errors.js';
 export * from './usage.service.js';
 export * from './usage.meter.js';
 export * from './quota.service.js';

@@ -1,10 +1,10 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import type { KeyQuota } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { LOGGER, QUOTA_COUNTERS } from '../database/database.tokens.js';
 import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import type { QuotaCounters } from './quota-counters.js';
+import { quotaExceeded } from './usage.errors.js';
 import { UsageMeter } from './usage.meter.js';
 import { UsageRepository } from './usage.repository.js';
 
@@ -81,14 +81,4 @@ export class QuotaService implements OnApplicationShutdown {
     await this.counters.seed(name, dayStart + DAY_MS, used);
     this.seeded.add(name);
   }
-}
-
-function quotaExceeded(quota: keyof KeyQuota, limit: number, msLeft: number): AppError {
-  const retryAfterS = Math.max(1, Math.ceil(msLeft / 1000));
-  return new AppError({
-    code: 'QUOTA_EXCEEDED',
-    kind: 'rate_limited',
-    message: `this key's ${quota} quota (${limit}) is used up; retry in ${retryAfterS} s`,
-    details: { quota, limit, retryAfterS },
-  });
 }

@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import type { UsageQuery, UsageView } from '@kura/schema';
 import { isAdmin, requireRole, type Principal } from '../auth/principal.js';
-import { AppError } from '../errors/app-error.js';
 import { UsageMeter } from './usage.meter.js';
+import { otherKeysUsageForbidden } from './usage.errors.js';
 import { UsageRepository } from './usage.repository.js';
 
 /** `GET /v1/usage`: metered use per key over a time range (own key; admins any key or all). */
@@ -16,12 +16,7 @@ export class UsageService {
   async usage(principal: Principal, query: UsageQuery): Promise<{ from: string; to: string; items: UsageView[] }> {
     requireRole(principal, ['operator', 'developer', 'user'], 'read usage');
     if (query.keyId && query.keyId !== principal.keyId && !isAdmin(principal)) {
-      throw new AppError({
-        code: 'FORBIDDEN',
-        kind: 'forbidden',
-        message: 'only admins may read the usage of other keys',
-        location: { field: 'keyId' },
-      });
+      throw otherKeysUsageForbidden();
     }
     const keyId = isAdmin(principal) ? query.keyId : principal.keyId;
     const to = query.to ?? new Date();

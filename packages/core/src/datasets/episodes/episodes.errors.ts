@@ -1,4 +1,5 @@
 import { AppError } from '../../errors/app-error.js';
+import type { EpisodeRecord } from './episodes.repository.js';
 
 export const episodeNotFound = (datasetId: string, episodeIndex: number) =>
   new AppError({
@@ -30,4 +31,21 @@ export const episodeVideoSplit = (datasetId: string, episodeIndex: number, featu
     kind: 'unprocessable',
     message: `the frames of ${feature} in episode ${episodeIndex} of dataset "${datasetId}" point to ${blobs} video files; one file per episode and feature can be served`,
     details: { datasetId, episode: episodeIndex, feature, files: blobs },
+  });
+
+/** A stored shard whose bytes no longer match what ingest recorded (500: the store, not the caller). */
+export const shardCorrupt = (episode: EpisodeRecord, actual: string) =>
+  new AppError({
+    code: 'SHARD_CORRUPT',
+    kind: 'internal',
+    message: `episode ${episode.episodeIndex} in ${episode.shardKey} does not match the checksum recorded at ingest`,
+    details: { shardKey: episode.shardKey, episode: episode.episodeIndex, expected: episode.checksum, actual },
+  });
+
+export const episodeIndexInvalid = (episodeIndex: string) =>
+  new AppError({
+    code: 'VALIDATION_FAILED',
+    kind: 'invalid',
+    message: `the episode index must be a non-negative integer, not "${episodeIndex}"`,
+    location: { field: 'episodeIndex' },
   });

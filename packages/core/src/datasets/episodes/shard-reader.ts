@@ -4,7 +4,7 @@ import { AsyncByteQueue, DataType, RecordBatchReader, RecordBatchStreamWriter, t
 import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
 import { readBlobBytes } from '../../blobs/json-blobs.js';
 import { EpisodesRepository, type EpisodeRecord } from './episodes.repository.js';
-import { AppError } from '../../errors/app-error.js';
+import { shardCorrupt } from './episodes.errors.js';
 
 /** The end-of-stream marker of the Arrow IPC stream format: continuation, then a zero length. */
 export const ARROW_STREAM_END = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
@@ -146,11 +146,3 @@ export function encodeSchemaMessage(schema: Schema): Buffer {
   new RecordBatchStreamWriter().reset(sink, schema);
   return Buffer.concat(chunks);
 }
-
-const shardCorrupt = (episode: EpisodeRecord, actual: string) =>
-  new AppError({
-    code: 'SHARD_CORRUPT',
-    kind: 'internal',
-    message: `episode ${episode.episodeIndex} in ${episode.shardKey} does not match the checksum recorded at ingest`,
-    details: { shardKey: episode.shardKey, episode: episode.episodeIndex, expected: episode.checksum, actual },
-  });

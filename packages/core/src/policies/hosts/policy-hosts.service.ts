@@ -7,7 +7,7 @@ import type { JailLevelChoice } from '@kura/jail';
 import type { FeatureSpec, PolicyManifest } from '@kura/schema';
 import type { KuraConfig } from '../../config/config.js';
 import { JAIL_LEVEL, KURA_CONFIG } from '../../database/database.tokens.js';
-import { AppError } from '../../errors/app-error.js';
+import { sandboxUnavailable } from '../policies.errors.js';
 import type { PolicyRuntime, PolicyRuntimeLimits } from '../runtimes/runtime-api.js';
 import { loadJailedPolicyRuntime, type PolicyHostSettings } from './jailed-policy-runtime.js';
 
@@ -33,14 +33,7 @@ export class PolicyHosts implements OnApplicationShutdown {
   /** SANDBOX_UNAVAILABLE (503) when developers' code may not run here; see the README's Safety section. */
   assertAvailable(): void {
     if (this.jail.level !== 'process') return;
-    throw new AppError({
-      code: 'SANDBOX_UNAVAILABLE',
-      kind: 'unavailable',
-      message:
-        `developers' code runs only in the bubblewrap jail, and this Kura runs at sandbox level "process" (${this.jail.reason}). ` +
-        'Install bubblewrap (apt-get install bubblewrap) and allow user namespaces, or set KURA_SANDBOX=unsafe-none on a development machine only',
-      details: { level: this.jail.level, reason: this.jail.reason },
-    });
+    throw sandboxUnavailable(this.jail.level, this.jail.reason);
   }
 
   async load(params: {
