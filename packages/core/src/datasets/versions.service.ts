@@ -6,7 +6,6 @@ import { DatasetsService, type DatasetReach } from './datasets.service.js';
 import { VersionsRepository, type DatasetVersionRecord } from './versions.repository.js';
 import { decodeNumberCursor, toPage } from '../common/pagination.js';
 
-
 /** Published versions of a dataset. */
 @Injectable()
 export class VersionsService {
