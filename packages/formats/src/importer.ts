@@ -1,4 +1,4 @@
-import type { FeatureSpec } from '@kura/schema';
+import type { FeatureSpec, NumericTypedArray } from '@kura/schema';
 import type { IngestBudget } from './budget.js';
 import type { ImportIssue } from './import-error.js';
 
@@ -26,8 +26,7 @@ export interface ImportSource {
 }
 
 /** Typed arrays an importer may hand over for numeric features (row-major, `length × prod(shape)` values). */
-export type NumericArray =
-  Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array;
+export type NumericArray = NumericTypedArray;
 
 /** The values of one feature over all steps of an episode. */
 export type FeatureValues =

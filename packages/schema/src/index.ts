@@ -10,6 +10,7 @@ export * from './features.js';
 export * from './datasets.js';
 export * from './jobs.js';
 export * from './arrow.js';
+export * from './dtypes.js';
 export * from './slices.js';
 export * from './policies.js';
 export * from './text.js';
