@@ -8,6 +8,7 @@ export * from './keys.js';
 export * from './robots.js';
 export * from './features.js';
 export * from './datasets.js';
+export * from './formats.js';
 export * from './jobs.js';
 export * from './arrow.js';
 export * from './dtypes.js';
