@@ -3,8 +3,8 @@ import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiTags } from '@nestjs
 import type { Request, Response } from 'express';
 import { z } from 'zod';
 import { AppError, KURA_CONFIG, UploadsService, type KuraConfig, type Principal } from '@kura/core';
-import { formatNames } from '@kura/formats';
-import { featureNamePattern, findUnstorableText, listQuerySchema } from '@kura/schema';
+import { optionsPath, parseFormatOptions } from '@kura/formats';
+import { featureNamePattern, findUnstorableText, formatNames, listQuerySchema, type FormatName } from '@kura/schema';
 import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
@@ -45,11 +45,41 @@ const dropFeaturesQuerySchema = z
   .transform((text) => text.split(',').map((name) => name.trim()))
   .pipe(z.array(featureNameSchema).min(1).max(1000));
 
+/**
+ * The format's options for one upload: a JSON object, checked here for what Postgres cannot store and
+ * then by the format's own options schema (`checkedOptions`).
+ */
+const uploadOptionsSchema = z
+  .unknown()
+  .superRefine((value, context) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      context.addIssue({ code: 'custom', message: 'options must be a JSON object, e.g. {}' });
+      return;
+    }
+    const unstorable = findUnstorableText(value);
+    if (unstorable) context.addIssue({ code: 'custom', message: unstorable.problem, path: unstorable.path });
+  })
+  // Kept as parsed (not rebuilt, which would turn a `__proto__` key into a prototype): the format's
+  // strict options schema then sees every key.
+  .transform((value) => value as Record<string, unknown>);
+const uploadOptionsQuerySchema = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: 'custom', message: 'options must be a JSON object, e.g. {}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(uploadOptionsSchema);
+
 const uploadQuerySchema = z.strictObject({
   format: z.enum(formatNames).optional(),
   fileName: z.string().min(1).max(255).optional(),
   featureMap: featureMapSchema.optional(),
   dropFeatures: dropFeaturesQuerySchema.optional(),
+  options: uploadOptionsQuerySchema.optional(),
 });
 const uploadListQuerySchema = listQuerySchema.extend({
   status: z.enum(['uploading', 'received', 'processing', 'published', 'failed']).optional(),
@@ -63,6 +93,7 @@ const startMultipartSchema = z.strictObject({
   format: z.enum(formatNames).optional(),
   featureMap: featureNameMapSchema.optional(),
   dropFeatures: z.array(featureNameSchema).min(1).max(1000).optional(),
+  options: uploadOptionsSchema.optional(),
 });
 const completeSchema = z.strictObject({
   parts: z
@@ -113,14 +144,17 @@ export class UploadsController {
         });
       }
       const { multipart: _multipart, ...start } = parsed.data;
+      const format = start.format ?? query.format;
+      const options = checkedOptions(format, start.options ?? query.options);
       response.status(201);
       return this.uploads.startMultipart(principal, {
         datasetId,
         ...start,
-        format: start.format ?? query.format,
+        format,
         fileName: start.fileName ?? query.fileName,
         featureMap: start.featureMap ?? query.featureMap,
         dropFeatures: start.dropFeatures ?? query.dropFeatures,
+        options,
         idempotencyKey: header(request, 'idempotency-key'),
         maxBytes: this.config.uploads.maxBytes,
       });
@@ -154,6 +188,7 @@ export class UploadsController {
         location: { field: 'Idempotency-Key' },
       });
     }
+    const options = checkedOptions(query.format, query.options);
     const { upload } = await this.uploads.create(principal, {
       datasetId,
       body: request,
@@ -161,6 +196,7 @@ export class UploadsController {
       fileName: query.fileName,
       featureMap: query.featureMap,
       dropFeatures: query.dropFeatures,
+      options,
       expectedSha256,
       idempotencyKey,
       maxBytes: this.config.uploads.maxBytes,
@@ -224,4 +260,32 @@ export class UploadsController {
   ) {
     return this.uploads.list(principal, datasetId, query);
   }
+}
+
+/**
+ * An upload's options checked by its format's options schema: 400 VALIDATION_FAILED located at the
+ * option (`options.topics[0]`). Options need `format`: each format takes its own, and detection
+ * happens only once the bytes are stored, too late for a 400.
+ */
+function checkedOptions(format: FormatName | undefined, options: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (options === undefined) return undefined;
+  if (format === undefined) {
+    throw new AppError({
+      code: 'VALIDATION_FAILED',
+      kind: 'invalid',
+      message: `options need a format: pass format (one of ${formatNames.join(', ')}) with them`,
+      location: { field: 'format' },
+    });
+  }
+  const parsed = parseFormatOptions(format, options);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => ({ path: optionsPath(issue), code: issue.code, message: issue.message }));
+  const first = issues[0]!;
+  throw new AppError({
+    code: 'VALIDATION_FAILED',
+    kind: 'invalid',
+    message: `invalid options for ${format}: ${first.path}: ${first.message}`,
+    details: { issues },
+    location: { field: first.path },
+  });
 }

@@ -31,6 +31,8 @@ export interface UploadView {
   status: UploadStatus;
   progress: number;
   format: string | null;
+  /** The format's options for this upload (`?options=`), null when none were given. */
+  options: Record<string, unknown> | null;
   fileName: string | null;
   sha256: string | null;
   bytes: number;
@@ -69,6 +71,8 @@ export interface CreateUploadParams {
   featureMap?: Record<string, string> | undefined;
   /** Features to leave out, named as the upload names them (before featureMap); their data is never read. */
   dropFeatures?: string[] | undefined;
+  /** The format's options, already checked by its options schema (the API does); they need `format`. */
+  options?: Record<string, unknown> | undefined;
   maxBytes: number;
 }
 
@@ -135,6 +139,7 @@ export class UploadsService implements OnApplicationBootstrap {
       idempotencyKey: params.idempotencyKey ?? null,
       featureMap: params.featureMap ?? null,
       dropFeatures: params.dropFeatures ?? [],
+      options: params.options ?? null,
     });
     if (!created) {
       // Lost a race with the same idempotency key: keep the first upload only.
@@ -218,6 +223,7 @@ export class UploadsService implements OnApplicationBootstrap {
       idempotencyKey: params.idempotencyKey ?? null,
       featureMap: params.featureMap ?? null,
       dropFeatures: params.dropFeatures ?? [],
+      options: params.options ?? null,
       status: 'uploading',
       multipart: { blobUploadId, partSize, expectedBytes: params.bytes, expectedSha256: params.sha256.toLowerCase() },
     });
@@ -403,6 +409,7 @@ export function toView(upload: UploadRecord): UploadView {
     status: upload.status,
     progress: upload.progress,
     format: upload.format ?? upload.requestedFormat,
+    options: upload.options,
     fileName: upload.fileName,
     sha256: upload.sha256,
     bytes: Number(upload.bytes),
