@@ -1,12 +1,11 @@
-import type { FeatureSpec } from '@kura/schema';
+import type { FeatureSpec, FormatName, NumericTypedArray } from '@kura/schema';
 import type { IngestBudget } from './budget.js';
 import type { ImportIssue } from './import-error.js';
 
 export { ImportError, type ImportIssue } from './import-error.js';
 
-/** The formats Kura can import (API.md: `?format=`). */
-export const formatNames = ['kura-ndjson', 'lerobot', 'rlds', 'hdf5-aloha', 'hdf5-robomimic'] as const;
-export type FormatName = (typeof formatNames)[number];
+/** The formats Kura can import (API.md: `?format=`), in detection order: the list lives in @kura/schema. */
+export { formatNames, type FormatName } from '@kura/schema';
 
 /** One file of an upload, on local disk (the ingest job materialises uploads into a temporary folder). */
 export interface SourceFile {
@@ -26,8 +25,7 @@ export interface ImportSource {
 }
 
 /** Typed arrays an importer may hand over for numeric features (row-major, `length × prod(shape)` values). */
-export type NumericArray =
-  Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array;
+export type NumericArray = NumericTypedArray;
 
 /** The values of one feature over all steps of an episode. */
 export type FeatureValues =
@@ -88,7 +86,12 @@ export interface ImportResult {
   episodes: AsyncIterable<ImportedEpisode>;
 }
 
-export interface ImportContext {
+export interface ImportContext<Options = Record<string, unknown>> {
+  /**
+   * The upload's options (`?options=`), already parsed by the format's `optionsSchema` (so defaults
+   * are filled in). Absent when an importer is used on its own.
+   */
+  options?: Options;
   /** Reports something worth knowing that does not stop the import (e.g. an episode listed in metadata but absent). */
   warn(issue: ImportIssue): void;
   /**
@@ -103,15 +106,15 @@ export interface ImportContext {
   budget?: IngestBudget;
 }
 
-/** Reading one format. Registered in registry.ts (one line per format). */
-export interface Importer {
+/** Reading one format. Registered by its format's registration (`<format>/format.ts`), listed in registry.ts. */
+export interface Importer<Options = Record<string, unknown>> {
   readonly format: FormatName;
   /** What `detect` looks for, in words, for FORMAT_UNKNOWN (`an /action dataset and an /observations group`). */
   readonly looksFor: string;
   /** Whether the source looks like this format (file names, magic bytes); cheap, reads little. */
   detect(source: ImportSource): Promise<boolean>;
   /** Opens the source. Throws ImportError for data that cannot be imported. */
-  open(source: ImportSource, context: ImportContext): Promise<ImportResult>;
+  open(source: ImportSource, context: ImportContext<Options>): Promise<ImportResult>;
 }
 
 /** Finds a file of the source by exact path. */

@@ -6,18 +6,14 @@ import {
   FixedSizeList,
   Float32,
   Float64,
-  Int16,
   Int32,
   Int64,
-  Int8,
   Schema,
   Struct,
-  Uint16,
-  Uint32,
-  Uint8,
   Utf8,
   type DataType,
 } from 'apache-arrow';
+import { isNumericDtype, numericDtypeTable } from './dtypes.js';
 import type { Feature, FeatureSpec } from './features.js';
 
 /** Columns every Kura shard has, before the feature columns (DESIGN.md, "Unified episode format"). */
@@ -40,32 +36,8 @@ export function valuesPerStep(feature: Pick<Feature, 'shape'>): number {
 
 /** The Arrow type of one numeric dtype. */
 export function arrowNumericType(dtype: Feature['dtype']): DataType {
-  switch (dtype) {
-    case 'float32':
-      return new Float32();
-    case 'float64':
-      return new Float64();
-    case 'int8':
-      return new Int8();
-    case 'int16':
-      return new Int16();
-    case 'int32':
-      return new Int32();
-    case 'int64':
-      return new Int64();
-    case 'uint8':
-      return new Uint8();
-    case 'uint16':
-      return new Uint16();
-    case 'uint32':
-      return new Uint32();
-    case 'bool':
-      return new Bool();
-    case 'image':
-    case 'video':
-    case 'string':
-      throw new Error(`${dtype} is not a numeric dtype`);
-  }
+  if (!isNumericDtype(dtype)) throw new Error(`${dtype} is not a numeric dtype`);
+  return numericDtypeTable[dtype].arrowType();
 }
 
 /** The Arrow type of a video frame reference: the blob of the video and the frame's time in it. */
@@ -74,29 +46,16 @@ export const videoFrameType = () => new Struct([new Field('blob', new Utf8(), fa
 /** The Arrow field of one feature; its spec (shape, names, encoding) rides along as field metadata. */
 export function featureField(name: string, feature: Feature): Field {
   const metadata = new Map([['kura.feature', JSON.stringify(feature)]]);
-  switch (feature.dtype) {
+  const dtype = feature.dtype;
+  if (isNumericDtype(dtype))
+    return new Field(name, new FixedSizeList(valuesPerStep(feature), new Field('item', arrowNumericType(dtype), false)), false, metadata);
+  switch (dtype) {
     case 'image':
       return new Field(name, new Binary(), false, metadata);
     case 'video':
       return new Field(name, videoFrameType(), false, metadata);
     case 'string':
       return new Field(name, new Utf8(), true, metadata);
-    case 'float32':
-    case 'float64':
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'int64':
-    case 'uint8':
-    case 'uint16':
-    case 'uint32':
-    case 'bool':
-      return new Field(
-        name,
-        new FixedSizeList(valuesPerStep(feature), new Field('item', arrowNumericType(feature.dtype), false)),
-        false,
-        metadata,
-      );
   }
 }
 

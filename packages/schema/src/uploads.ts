@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { ImportIssue } from './errors.js';
+import { formatNames } from './formats.js';
 import { featureNamePattern } from './features.js';
 import { listQuerySchema } from './pagination.js';
 import { findUnstorableText } from './text.js';
@@ -44,25 +45,58 @@ export const dropFeaturesQuerySchema = z
   .transform((text) => text.split(',').map((name) => name.trim()))
   .pipe(z.array(featureNameSchema).min(1).max(1000));
 
-// The upload's `format` is not here: its names come from the format registry (@kura/formats), so the
-// api adds it to the two schemas below.
+/**
+ * The format's options for one upload: a JSON object, checked here for what Postgres cannot store and
+ * then, by the api, against the format's own options schema (its registration in @kura/formats).
+ */
+export const uploadOptionsSchema = z
+  .unknown()
+  .superRefine((value, context) => {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      context.addIssue({ code: 'custom', message: 'options must be a JSON object, e.g. {}' });
+      return;
+    }
+    const unstorable = findUnstorableText(value);
+    if (unstorable) context.addIssue({ code: 'custom', message: unstorable.problem, path: unstorable.path });
+  })
+  // Kept as parsed (not rebuilt, which would turn a `__proto__` key into a prototype): the format's
+  // strict options schema then sees every key.
+  .transform((value) => value as Record<string, unknown>);
 
-/** `POST /v1/datasets/:id/uploads` query, but `format`. */
+/** `?options={"topics":[…]}`: the options as JSON text. */
+export const uploadOptionsQuerySchema = z
+  .string()
+  .transform((text, context) => {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      context.addIssue({ code: 'custom', message: 'options must be a JSON object, e.g. {}' });
+      return z.NEVER;
+    }
+  })
+  .pipe(uploadOptionsSchema);
+
+/** `POST /v1/datasets/:id/uploads` query. */
 export const uploadQuerySchema = z.strictObject({
+  format: z.enum(formatNames).optional(),
   fileName: z.string().min(1).max(255).optional(),
   featureMap: featureMapQuerySchema.optional(),
   dropFeatures: dropFeaturesQuerySchema.optional(),
+  options: uploadOptionsQuerySchema.optional(),
 });
+export type UploadQuery = z.infer<typeof uploadQuerySchema>;
 
-/** A JSON body `{ multipart: true, bytes, sha256 }` to `POST /v1/datasets/:id/uploads`, but `format`: starts a resumable upload. */
+/** A JSON body `{ multipart: true, bytes, sha256 }` to `POST /v1/datasets/:id/uploads`: starts a resumable upload. */
 export const startMultipartRequestSchema = z.strictObject({
   multipart: z.literal(true),
   bytes: z.number().int().positive(),
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits'),
   partSize: z.number().int().positive().optional(),
   fileName: z.string().min(1).max(255).optional(),
+  format: z.enum(formatNames).optional(),
   featureMap: featureNameMapSchema.optional(),
   dropFeatures: z.array(featureNameSchema).min(1).max(1000).optional(),
+  options: uploadOptionsSchema.optional(),
 });
 
 /** `POST /v1/uploads/:id/complete` body: each part's ETag. */
@@ -85,6 +119,8 @@ export interface UploadView {
   status: UploadStatus;
   progress: number;
   format: string | null;
+  /** The format's options for this upload (`?options=`), null when none were given. */
+  options: Record<string, unknown> | null;
   fileName: string | null;
   sha256: string | null;
   bytes: number;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +14,8 @@ export type UploadPhase = 'reading' | 'sending';
 
 export interface UploadOptions {
   format?: string | undefined;
+  /** The format's per-upload options (the API's `options`); they need `format`. */
+  options?: Record<string, unknown> | undefined;
   /** Bytes from which a file goes in resumable parts (default 64 MiB). */
   multipartThreshold?: number | undefined;
   /** Part size of resumable uploads (the server's minimum is 5 MiB; default the server's, 64 MiB). */
@@ -83,8 +86,12 @@ export class Uploads {
 
   private single(datasetId: string, source: UploadSource, described: { bytes: number; sha256: string }, options: UploadOptions) {
     return this.http.json<UploadView>('POST', `/v1/datasets/${encodeURIComponent(datasetId)}/uploads`, {
-      query: { format: options.format, fileName: source.fileName },
-      headers: { 'Content-SHA256': described.sha256, 'Idempotency-Key': idempotencyKey(datasetId, described.sha256, options.format) },
+      query: {
+        format: options.format,
+        fileName: source.fileName,
+        options: options.options === undefined ? undefined : JSON.stringify(options.options),
+      },
+      headers: { 'Content-SHA256': described.sha256, 'Idempotency-Key': idempotencyKey(datasetId, described.sha256, options) },
       body: {
         stream: () => counted(source.open(), (bytes) => options.onProgress?.({ phase: 'sending', bytes, total: described.bytes })),
         length: described.bytes,
@@ -108,9 +115,10 @@ export class Uploads {
           fileName: source.fileName,
           ...(options.format ? { format: options.format } : {}),
           ...(options.partSize ? { partSize: options.partSize } : {}),
+          ...(options.options !== undefined ? { options: options.options } : {}),
         },
       },
-      headers: { 'Idempotency-Key': idempotencyKey(datasetId, described.sha256, options.format) },
+      headers: { 'Idempotency-Key': idempotencyKey(datasetId, described.sha256, options) },
       idempotent: true,
     });
     // A repeat of an upload whose parts were all sent and joined: nothing left to do.
@@ -152,9 +160,11 @@ export class Uploads {
   }
 }
 
-/** The same bytes into the same dataset (and format) are the same upload. */
-const idempotencyKey = (datasetId: string, sha256: string, format: string | undefined) =>
-  `sdk:${datasetId}:${format ?? 'detect'}:${sha256}`;
+/** The same bytes into the same dataset (with the same format and options) are the same upload. */
+const idempotencyKey = (datasetId: string, sha256: string, options: Pick<UploadOptions, 'format' | 'options'>) =>
+  `sdk:${datasetId}:${options.format ?? 'detect'}:${sha256}${options.options === undefined ? '' : `:${optionsDigest(options.options)}`}`;
+
+const optionsDigest = (options: Record<string, unknown>) => createHash('sha256').update(JSON.stringify(options)).digest('hex').slice(0, 16);
 
 async function readState(path: string, uploadId: string, sha256: string): Promise<PartState | undefined> {
   try {

@@ -214,6 +214,7 @@ const nulInUploadQueries: Array<[string, string]> = [
   ['fileName', 'fileName=data%00.ndjson'],
   ['featureMap', `featureMap=${encodeURIComponent(JSON.stringify({ [`observation.state${NUL}`]: 'observation.x' }))}`],
   ['dropFeatures', 'dropFeatures=observation.state%00'],
+  ['options', `format=kura-ndjson&options=${encodeURIComponent(JSON.stringify({ [`topic${NUL}`]: 'x' }))}`],
 ];
 
 function nulCases(): HostileCase[] {
@@ -816,6 +817,37 @@ function uploadRequestCases(): HostileCase[] {
       method: 'POST',
       path: (world) => `/v1/datasets/${world.datasets.aPrivate}/uploads?featureMap=%7Bnot-json`,
       options: (world) => asOperatorA(world, { body: ndjson() }),
+    }),
+    // Upload options: a JSON object, with a format, whose options schema decides (every format takes none yet).
+    ...(
+      [
+        ['options-not-json', 'format=kura-ndjson&options=%7Bnot-json'],
+        ['options-an-array', `format=kura-ndjson&options=${encodeURIComponent('[{}]')}`],
+        ['options-without-format', `options=${encodeURIComponent('{}')}`],
+        ['options-named-__proto__', `format=kura-ndjson&options=${encodeURIComponent('{"__proto__":{"topics":[]}}')}`],
+        ['options-unknown-to-the-format', `format=lerobot&options=${encodeURIComponent('{"topics":["/joint_states"]}')}`],
+      ] as const
+    ).map(([name, query]) =>
+      http({
+        name: `http/upload/${name}`,
+        expect: '400 VALIDATION_FAILED',
+        method: 'POST',
+        path: (world) => `/v1/datasets/${world.datasets.aPrivate}/uploads?${query}`,
+        options: (world) => asOperatorA(world, { body: ndjson() }),
+      }),
+    ),
+    // Options are walked for unstorable text before the format's schema sees them: deep ones must cost little.
+    http({
+      name: 'http/upload/multipart-options-nested-40k',
+      expect: ['400 INVALID_JSON', '400 VALIDATION_FAILED'],
+      maxMs: 5000,
+      method: 'POST',
+      path: (world) => `/v1/datasets/${world.datasets.aPrivate}/uploads`,
+      options: (world) =>
+        asOperatorA(world, {
+          body: `{"multipart":true,"bytes":10,"sha256":"${'a'.repeat(64)}","format":"kura-ndjson","options":${'{"a":'.repeat(40_000)}{}${'}'.repeat(40_000)}}`,
+          contentType: 'application/json',
+        }),
     }),
     http({
       name: 'http/upload/drop-features-traversal',

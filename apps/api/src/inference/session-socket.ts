@@ -14,7 +14,7 @@ import {
   type Principal,
 } from '@kura/core';
 import { encodePng } from '@kura/formats';
-import { unstorableTextProblem } from '@kura/schema';
+import { dtypeOfNumpyDescr, numericDtypeTable, unstorableTextProblem, type NumericDtype } from '@kura/schema';
 import { statusByKind } from '../http/error-body.js';
 
 const socketPath = /^\/v1\/sessions\/([A-Za-z0-9_]+)\/ws$/;
@@ -22,8 +22,8 @@ const socketPath = /^\/v1\/sessions\/([A-Za-z0-9_]+)\/ws$/;
 const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** Most axes an array may have (a feature's shape has at most 8). */
 const MAX_RANK = 8;
-/** Bytes per element of the dtypes Kura reads (numpy's codes without the byte-order mark). */
-const itemSizes: Record<string, number> = { f4: 4, f8: 8, i8: 8, i4: 4, i2: 2, i1: 1, u1: 1, b1: 1 };
+/** The dtypes an observation's arrays may have (sent as numpy descrs, with or without the byte-order mark). */
+const observationDtypes: ReadonlySet<NumericDtype> = new Set(['float32', 'float64', 'int8', 'int16', 'int32', 'int64', 'uint8', 'bool']);
 // Plain msgpack maps both ways (no msgpackr records); maps are decoded as Maps because openpi's keys
 // may be bin, which an object cannot hold.
 const packr = new Packr({ useRecords: false });
@@ -186,7 +186,7 @@ function toObservationValue(item: unknown, key: string): unknown {
   const values = typedArrayOf(dtype, data);
   // An image: uint8 H×W×C (openpi sends raw pixels); Kura's policies take encoded images.
   const [height, width, channels] = shape;
-  if (dtype === 'u1' && shape.length === 3 && (channels === 1 || channels === 3 || channels === 4)) {
+  if (dtype === 'uint8' && shape.length === 3 && (channels === 1 || channels === 3 || channels === 4)) {
     if (!height || !width) throw frameInvalid(key, `an image of shape [${shape.join(', ')}] has no pixels`);
     const png = encodePng({ pixels: new Uint8Array(data), height, width, channels });
     return Buffer.from(png).toString('base64');
@@ -194,10 +194,10 @@ function toObservationValue(item: unknown, key: string): unknown {
   return Array.from(values, (number) => Number(number));
 }
 
-function checkedNdarray(item: Record<string, unknown>, key: string): { dtype: string; shape: number[]; data: Uint8Array } {
-  const dtype = typeof item.dtype === 'string' ? item.dtype.replace(/^[<|=]/, '') : undefined;
-  const itemSize = dtype !== undefined && Object.hasOwn(itemSizes, dtype) ? itemSizes[dtype] : undefined;
-  if (dtype === undefined || itemSize === undefined) {
+function checkedNdarray(item: Record<string, unknown>, key: string): { dtype: NumericDtype; shape: number[]; data: Uint8Array } {
+  const named = typeof item.dtype === 'string' ? dtypeOfNumpyDescr(item.dtype) : undefined;
+  const dtype = named !== undefined && observationDtypes.has(named) ? named : undefined;
+  if (dtype === undefined) {
     throw frameInvalid(key, `dtype ${describe(item.dtype)} is not supported (use float32/64, int8-64, uint8, bool, little-endian)`);
   }
   const { shape, data } = item;
@@ -210,7 +210,7 @@ function checkedNdarray(item: Record<string, unknown>, key: string): { dtype: st
     throw frameInvalid(key, `the shape must be a list of at most ${MAX_RANK} non-negative integers, not ${describe(shape)}`);
   }
   // Safe integers multiplied stay far from a frame's byte length once they pass it, so doubles suffice.
-  const expectedBytes = shape.reduce((product, dimension) => product * dimension, itemSize);
+  const expectedBytes = shape.reduce((product, dimension) => product * dimension, numericDtypeTable[dtype].bytes);
   if (expectedBytes !== data.byteLength) {
     throw frameInvalid(
       key,
@@ -225,28 +225,8 @@ const describe = (value: unknown) => {
   return text.length > 100 ? `${text.slice(0, 100)}…` : text;
 };
 
-function typedArrayOf(dtype: string, data: Uint8Array): ArrayLike<number | bigint> {
-  const copy = new Uint8Array(data).buffer;
-  switch (dtype) {
-    case 'f4':
-      return new Float32Array(copy);
-    case 'f8':
-      return new Float64Array(copy);
-    case 'i4':
-      return new Int32Array(copy);
-    case 'i8':
-      return new BigInt64Array(copy);
-    case 'i2':
-      return new Int16Array(copy);
-    case 'i1':
-      return new Int8Array(copy);
-    case 'u1':
-      return new Uint8Array(copy);
-    case 'b1':
-      return new Uint8Array(copy);
-    default:
-      throw new Error(`dtype ${dtype} passed checkedNdarray without a typed array`);
-  }
+function typedArrayOf(dtype: NumericDtype, data: Uint8Array): ArrayLike<number | bigint> {
+  return new numericDtypeTable[dtype].TypedArray(new Uint8Array(data).buffer);
 }
 
 /** A numpy array as msgpack_numpy writes it: bin keys. */
@@ -254,7 +234,7 @@ function ndarray(values: Float32Array, shape: number[]): Map<Buffer, unknown> {
   return new Map<Buffer, unknown>([
     [bytes('__ndarray__'), true],
     [bytes('data'), Buffer.from(values.buffer, values.byteOffset, values.byteLength)],
-    [bytes('dtype'), '<f4'],
+    [bytes('dtype'), numericDtypeTable.float32.numpy],
     [bytes('shape'), shape],
   ]);
 }

@@ -1,7 +1,6 @@
 import { Controller, Get, HttpCode, Inject, Param, Post, Put, Req, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiHeader, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { z } from 'zod';
 import {
   KURA_CONFIG,
   UploadsService,
@@ -9,28 +8,27 @@ import {
   idempotencyKeyInvalid,
   multipartStartInvalid,
   uploadDeclaredTooLarge,
+  uploadOptionsInvalid,
+  uploadOptionsNeedFormat,
   uploadPartNotOctetStream,
   uploadPartNumberInvalid,
   type KuraConfig,
   type Principal,
 } from '@kura/core';
-import { formatNames } from '@kura/formats';
+import { optionsPath, parseFormatOptions } from '@kura/formats';
 import {
   completeMultipartRequestSchema,
   startMultipartRequestSchema,
   uploadListQuerySchema,
   uploadQuerySchema,
   type CompleteMultipartRequest,
+  type FormatName,
   type UploadListQuery,
+  type UploadQuery,
 } from '@kura/schema';
 import { header } from '../http/byte-reply.js';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, documentQuery, JsonBody, Query, zodIssuesToDetails } from '../http/zod.js';
-
-// `format`'s names come from the format registry, which only the server knows (@kura/formats): the
-// contract's schemas leave it out and it is added here.
-const uploadQueryWithFormatSchema = z.strictObject({ format: z.enum(formatNames).optional(), ...uploadQuerySchema.shape });
-const startMultipartWithFormatSchema = startMultipartRequestSchema.extend({ format: z.enum(formatNames).optional() });
 
 const sha256Header = /^[0-9a-fA-F]{64}$/;
 
@@ -54,28 +52,31 @@ export class UploadsController {
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiHeader({ name: 'Content-SHA256', required: false, description: 'hex sha256 of the body; the upload is refused when it differs' })
   @ApiHeader({ name: 'Idempotency-Key', required: false, description: 'a repeat with the same key returns the first upload' })
-  @documentQuery(uploadQueryWithFormatSchema)
+  @documentQuery(uploadQuerySchema)
   async create(
     @CurrentPrincipal() principal: Principal,
     @Param('id') datasetId: string,
-    @Query(uploadQueryWithFormatSchema) query: z.infer<typeof uploadQueryWithFormatSchema>,
+    @Query(uploadQuerySchema) query: UploadQuery,
     @Req() request: Request,
     @Res({ passthrough: true }) response: Response,
   ) {
     if (request.body !== undefined) {
-      const parsed = startMultipartWithFormatSchema.safeParse(request.body);
+      const parsed = startMultipartRequestSchema.safeParse(request.body);
       if (!parsed.success) {
         throw multipartStartInvalid(zodIssuesToDetails(parsed.error));
       }
       const { multipart: _multipart, ...start } = parsed.data;
+      const format = start.format ?? query.format;
+      const options = checkedOptions(format, start.options ?? query.options);
       response.status(201);
       return this.uploads.startMultipart(principal, {
         datasetId,
         ...start,
-        format: start.format ?? query.format,
+        format,
         fileName: start.fileName ?? query.fileName,
         featureMap: start.featureMap ?? query.featureMap,
         dropFeatures: start.dropFeatures ?? query.dropFeatures,
+        options,
         idempotencyKey: header(request, 'idempotency-key'),
         maxBytes: this.config.uploads.maxBytes,
       });
@@ -94,6 +95,7 @@ export class UploadsController {
     if (idempotencyKey !== undefined && (idempotencyKey.length < 1 || idempotencyKey.length > 255)) {
       throw idempotencyKeyInvalid();
     }
+    const options = checkedOptions(query.format, query.options);
     const { upload } = await this.uploads.create(principal, {
       datasetId,
       body: request,
@@ -101,6 +103,7 @@ export class UploadsController {
       fileName: query.fileName,
       featureMap: query.featureMap,
       dropFeatures: query.dropFeatures,
+      options,
       expectedSha256,
       idempotencyKey,
       maxBytes: this.config.uploads.maxBytes,
@@ -149,4 +152,18 @@ export class UploadsController {
   list(@CurrentPrincipal() principal: Principal, @Param('id') datasetId: string, @Query(uploadListQuerySchema) query: UploadListQuery) {
     return this.uploads.list(principal, datasetId, query);
   }
+}
+
+/**
+ * An upload's options checked by its format's options schema: 400 VALIDATION_FAILED located at the
+ * option (`options.topics[0]`). Options need `format`: each format takes its own, and detection
+ * happens only once the bytes are stored, too late for a 400.
+ */
+function checkedOptions(format: FormatName | undefined, options: Record<string, unknown> | undefined): Record<string, unknown> | undefined {
+  if (options === undefined) return undefined;
+  if (format === undefined) throw uploadOptionsNeedFormat();
+  const parsed = parseFormatOptions(format, options);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => ({ path: optionsPath(issue), code: issue.code, message: issue.message }));
+  throw uploadOptionsInvalid(format, issues);
 }

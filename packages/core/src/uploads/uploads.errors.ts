@@ -1,3 +1,4 @@
+import { formatNames } from '@kura/schema';
 import { bodyInterrupted } from '../blobs/store-body.js';
 import { AppError, notFound } from '../errors/app-error.js';
 
@@ -141,4 +142,23 @@ export const uploadNotMultipart = (id: string) =>
     code: 'UPLOAD_NOT_RESUMABLE',
     kind: 'conflict',
     message: `upload "${id}" was not started as a multipart upload`,
+  });
+
+/** Options without `format`: each format takes its own, and detection happens only once the bytes are stored, too late for a 400. */
+export const uploadOptionsNeedFormat = () =>
+  new AppError({
+    code: 'VALIDATION_FAILED',
+    kind: 'invalid',
+    message: `options need a format: pass format (one of ${formatNames.join(', ')}) with them`,
+    location: { field: 'format' },
+  });
+
+/** Options the format's options schema refuses, located at the first (`options.topics[0]`). */
+export const uploadOptionsInvalid = (format: string, issues: Array<{ path: string; code: string; message: string }>) =>
+  new AppError({
+    code: 'VALIDATION_FAILED',
+    kind: 'invalid',
+    message: `invalid options for ${format}: ${issues[0]!.path}: ${issues[0]!.message}`,
+    details: { issues },
+    location: { field: issues[0]!.path },
   });

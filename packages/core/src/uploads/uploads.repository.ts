@@ -25,6 +25,8 @@ export interface UploadRecord {
   idempotencyKey: string | null;
   featureMap: Record<string, string> | null;
   dropFeatures: string[];
+  /** The format's options for this upload, as its options schema parsed them; null when none were given. */
+  options: Record<string, unknown> | null;
   multipart: MultipartState | null;
   errors: ImportIssue[];
   warnings: ImportIssue[];
@@ -51,6 +53,7 @@ const uploadSelect = {
   idempotencyKey: true,
   featureMap: true,
   dropFeatures: true,
+  options: true,
   multipart: true,
   errors: true,
   warnings: true,
@@ -67,6 +70,7 @@ type UploadRow = Prisma.UploadGetPayload<{ select: typeof uploadSelect }>;
 const toRecord = (row: UploadRow): UploadRecord => ({
   ...row,
   featureMap: row.featureMap as Record<string, string> | null,
+  options: row.options as Record<string, unknown> | null,
   multipart: row.multipart as MultipartState | null,
   errors: row.errors as unknown as ImportIssue[],
   warnings: row.warnings as unknown as ImportIssue[],
@@ -89,12 +93,18 @@ export class UploadsRepository {
     idempotencyKey: string | null;
     featureMap: Record<string, string> | null;
     dropFeatures?: string[];
+    options?: Record<string, unknown> | null;
     status?: 'uploading' | 'received';
     multipart?: MultipartState;
   }): Promise<{ record: UploadRecord; created: boolean }> {
     try {
       const row = await this.prisma.upload.create({
-        data: { ...data, featureMap: data.featureMap ?? Prisma.DbNull, multipart: data.multipart ? { ...data.multipart } : Prisma.DbNull },
+        data: {
+          ...data,
+          featureMap: data.featureMap ?? Prisma.DbNull,
+          options: (data.options ?? Prisma.DbNull) as Prisma.InputJsonValue | typeof Prisma.DbNull,
+          multipart: data.multipart ? { ...data.multipart } : Prisma.DbNull,
+        },
         select: uploadSelect,
       });
       return { record: toRecord(row), created: true };

@@ -47,6 +47,8 @@ export interface CreateUploadParams {
   featureMap?: Record<string, string> | undefined;
   /** Features to leave out, named as the upload names them (before featureMap); their data is never read. */
   dropFeatures?: string[] | undefined;
+  /** The format's options, already checked by its options schema (the API does); they need `format`. */
+  options?: Record<string, unknown> | undefined;
   maxBytes: number;
 }
 
@@ -113,6 +115,7 @@ export class UploadsService implements OnApplicationBootstrap {
       idempotencyKey: params.idempotencyKey ?? null,
       featureMap: params.featureMap ?? null,
       dropFeatures: params.dropFeatures ?? [],
+      options: params.options ?? null,
     });
     if (!created) {
       // Lost a race with the same idempotency key: keep the first upload only.
@@ -196,6 +199,7 @@ export class UploadsService implements OnApplicationBootstrap {
       idempotencyKey: params.idempotencyKey ?? null,
       featureMap: params.featureMap ?? null,
       dropFeatures: params.dropFeatures ?? [],
+      options: params.options ?? null,
       status: 'uploading',
       multipart: { blobUploadId, partSize, expectedBytes: params.bytes, expectedSha256: params.sha256.toLowerCase() },
     });
@@ -340,6 +344,7 @@ export function toView(upload: UploadRecord): UploadView {
     status: upload.status,
     progress: upload.progress,
     format: upload.format ?? upload.requestedFormat,
+    options: upload.options,
     fileName: upload.fileName,
     sha256: upload.sha256,
     bytes: Number(upload.bytes),

@@ -1,5 +1,5 @@
 import { open as openFile } from 'node:fs/promises';
-import type { ErrorLocation } from '@kura/schema';
+import { isNumericDtype, numericDtypeTable, type ErrorLocation } from '@kura/schema';
 import type { Dataset, Entity, File as H5File, Group, OutputData } from 'h5wasm/node';
 import { IngestBudget } from '../budget.js';
 import { ImportError, type NumericArray, type SourceFile } from '../importer.js';
@@ -417,8 +417,8 @@ const enumClass = 8;
 function describeType(metadata: Dataset['metadata']): Pick<DatasetInfo, 'dtype' | 'typeName'> {
   if (metadata.type === integerClass) return integerType(metadata.size, metadata.signed);
   if (metadata.type === floatClass) {
-    const bits = metadata.size * 8;
-    return { dtype: bits === 32 ? 'float32' : bits === 64 ? 'float64' : undefined, typeName: `float${bits}` };
+    const typeName = `float${metadata.size * 8}`;
+    return { dtype: isNumericDtype(typeName) ? typeName : undefined, typeName };
   }
   if (metadata.type === enumClass && metadata.enum_type) {
     // h5py stores numpy bools as an enum {FALSE: 0, TRUE: 1}.
@@ -435,25 +435,14 @@ function integerType(size: number, signed: boolean): Pick<DatasetInfo, 'dtype' |
   return { dtype: integerDtype(typeName), typeName };
 }
 
-/** The Kura dtype of an HDF5 integer type; uint64 has no lossless one. */
+/** The Kura dtype of an HDF5 integer type (`int16`, `uint8`…); uint64 has no lossless one. */
 function integerDtype(name: string): NumericDtype | undefined {
-  switch (name) {
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'int64':
-    case 'uint8':
-    case 'uint16':
-    case 'uint32':
-      return name;
-    default:
-      return undefined;
-  }
+  return isNumericDtype(name) ? name : undefined;
 }
 
 /** Copies values into the typed array of `dtype` (booleans become 0/1). */
 export function convertArray(values: NumericArray, dtype: NumericDtype): NumericArray {
-  if (dtype !== 'bool' && values.constructor === allocateTyped(dtype, 0).constructor) return values;
+  if (dtype !== 'bool' && values.constructor === numericDtypeTable[dtype].TypedArray) return values;
   const target = allocateTyped(dtype, values.length);
   if (target instanceof BigInt64Array) {
     for (let index = 0; index < values.length; index++) {
@@ -473,19 +462,7 @@ function toNumericArray(value: OutputData | null, dtype: NumericDtype, info: Dat
   // Scalars come back as plain numbers.
   if (typeof value === 'number') return convertArray(Float64Array.of(value), dtype);
   if (typeof value === 'bigint') return convertArray(BigInt64Array.of(value), dtype);
-  if (
-    value instanceof Float32Array ||
-    value instanceof Float64Array ||
-    value instanceof Int8Array ||
-    value instanceof Int16Array ||
-    value instanceof Int32Array ||
-    value instanceof BigInt64Array ||
-    value instanceof Uint8Array ||
-    value instanceof Uint16Array ||
-    value instanceof Uint32Array
-  ) {
-    return convertArray(value, dtype);
-  }
+  if (Object.values(numericDtypeTable).some((info) => value instanceof info.TypedArray)) return convertArray(value as NumericArray, dtype);
   throw new ImportError('HDF5_DTYPE_UNSUPPORTED', `${info.path} (${info.typeName}) did not read as numbers`, { ...at, field: info.path });
 }
 

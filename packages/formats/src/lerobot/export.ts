@@ -19,7 +19,7 @@ import {
   type Vector,
 } from 'apache-arrow';
 import tarStream, { type Headers as TarHeaders, type Pack } from 'tar-stream';
-import type { Feature, FeatureSpec } from '@kura/schema';
+import { isNumericDtype, type Feature, type FeatureSpec } from '@kura/schema';
 import { arrowTypeName, typeOf } from '../arrow-type.js';
 import { ExportError } from '../export-error.js';
 import { imageEncoding } from '../image-header.js';
@@ -200,23 +200,8 @@ type FeaturePlan =
 
 function exportPlan(features: FeatureSpec): FeaturePlan[] {
   return Object.entries(features).map(([name, feature]): FeaturePlan => {
-    switch (feature.dtype) {
-      case 'image':
-      case 'video':
-      case 'string':
-        return { kind: feature.dtype, name, feature };
-      case 'float32':
-      case 'float64':
-      case 'int8':
-      case 'int16':
-      case 'int32':
-      case 'int64':
-      case 'uint8':
-      case 'uint16':
-      case 'uint32':
-      case 'bool':
-        return { kind: 'numeric', name, feature };
-    }
+    const dtype = feature.dtype;
+    return isNumericDtype(dtype) ? { kind: 'numeric', name, feature } : { kind: dtype, name, feature };
   });
 }
 

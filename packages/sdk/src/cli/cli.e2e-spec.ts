@@ -206,6 +206,42 @@ describe('the kura CLI against a running instance', () => {
     }
   });
 
+  it("--options passes the format's options through (stored, shown); an option the format does not take is refused; --help lists the formats", async () => {
+    const datasetId = await createDataset(kura, operator.key);
+    const scratch = await mkdtemp(join(tmpdir(), 'kura-cli-options-'));
+    try {
+      const file = join(scratch, 'episodes.ndjson');
+      await writeFile(file, seedNdjson({ episodes: 1, length: 3 }));
+      const upload = await run(
+        ['upload', '--dataset', datasetId, '--format', 'kura-ndjson', '--options', '{}', '--wait', '--json', file],
+        as(operator.key),
+      );
+      expect(upload.code).toBe(0);
+      expect(upload.json()).toMatchObject({ status: 'published', options: {} });
+
+      const refused = await run(
+        ['upload', '--dataset', datasetId, '--format', 'kura-ndjson', '--options', '{"topics":["/joint_states"]}', file],
+        as(operator.key),
+      );
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain('VALIDATION_FAILED');
+      expect(refused.stderr).toContain('options.topics');
+      const notJson = await run(
+        ['upload', '--dataset', datasetId, '--format', 'kura-ndjson', '--options', '{topics', file],
+        as(operator.key),
+      );
+      expect(notJson.code).toBe(2);
+      expect(notJson.stderr).toContain('kura: BAD_ARGUMENT: --options is not JSON');
+
+      const help = await run(['upload', '--help']);
+      expect(help.stdout).toMatch(/lerobot, rlds, hdf5-aloha, hdf5-robomimic,\s+kura-ndjson/);
+      expect(help.stdout).toMatch(/kura-ndjson\s+Kura NDJSON, one step per line/);
+      expect(help.stdout).toContain('--options <json>');
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  });
+
   describe('resuming', () => {
     let scratch: string;
     let datasetId: string;

@@ -208,6 +208,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         requestedFormat: upload.requestedFormat as FormatName | null,
         featureMap: upload.featureMap ?? {},
         dropFeatures: upload.dropFeatures,
+        options: upload.options ?? {},
         datasetFeatures: params.dataset.features,
         firstIndex: params.dataset.episodeCount,
         defaultFps: params.dataset.robot.controlFrequencyHz,

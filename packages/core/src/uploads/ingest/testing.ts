@@ -8,6 +8,7 @@ export function testConversionRequest(fields: Pick<ConversionRequest, 'rawPath' 
     requestedFormat: 'kura-ndjson',
     featureMap: {},
     dropFeatures: [],
+    options: {},
     datasetFeatures: null,
     firstIndex: 0,
     defaultFps: 10,

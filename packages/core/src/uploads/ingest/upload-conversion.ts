@@ -11,7 +11,9 @@ import {
   detectFormat,
   diffFeatureSpecs,
   episodeBytes,
-  importerFor,
+  formatRegistration,
+  optionsPath,
+  parseFormatOptions,
   renameEpisodeFeatures,
   renameFeatures,
   sourceFromDirectory,
@@ -46,6 +48,8 @@ export interface ConversionRequest {
   requestedFormat: FormatName | null;
   featureMap: Record<string, string>;
   dropFeatures: string[];
+  /** The upload's options for its format (`{}` for none); checked by the format's options schema again here. */
+  options: Record<string, unknown>;
   /** The dataset's features, when it has some: the upload must have the same. */
   datasetFeatures: FeatureSpec | null;
   /** The dataset's next episode index. */
@@ -100,8 +104,18 @@ export async function convertUpload(request: ConversionRequest, report: (message
   const source = await materialise(request);
   const format = await chooseFormat(request.requestedFormat, source);
   report({ type: 'format', format });
+  const options = parseFormatOptions(format, request.options);
+  if (!options.success) {
+    // The API checks options against the requested format; this catches options stored before the
+    // format's schema changed (an upload queued across an upgrade).
+    const issue = options.error.issues[0]!;
+    throw new ImportError('UPLOAD_OPTIONS_INVALID', `the upload's options do not fit ${format}: ${optionsPath(issue)}: ${issue.message}`, {
+      field: optionsPath(issue),
+    });
+  }
   const budget = IngestBudget.forSource(source, request.ingestLimits);
-  const opened = await importerFor(format).open(source, {
+  const opened = await formatRegistration(format).importer.open(source, {
+    options: options.data,
     warn: (issue) => report({ type: 'warning', issue }),
     dropFeatures: request.dropFeatures,
     budget,
@@ -197,7 +211,7 @@ async function chooseFormat(requested: FormatName | null, source: ImportSource &
   if (requested) {
     // A wrong flag is reported when the upload clearly is another format; otherwise the requested
     // importer gets to say precisely what is wrong with it.
-    if (detected && detected !== requested && !(await importerFor(requested).detect(source))) {
+    if (detected && detected !== requested && !(await formatRegistration(requested).detect(source))) {
       throw new ImportError('FORMAT_MISMATCH', `the upload does not look like ${requested}; it looks like ${detected}`, {
         file: source.files[0]?.path,
       });

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { formatDescriptions, formatNames } from '@kura/schema';
 import type { UploadView } from '../../client.js';
 import { KuraError } from '../../errors.js';
 import { configDirectory } from '../config.js';
@@ -11,11 +12,16 @@ export function uploadCommands(program: Command): void {
     .command('upload <path>')
     .description('upload a file, or a folder (archived on the fly), into a dataset; large ones go in resumable parts')
     .requiredOption('--dataset <id>', 'the dataset')
-    .option('--format <format>', 'kura-ndjson, lerobot, rlds, hdf5-aloha, hdf5-robomimic (detected when absent)')
+    .option('--format <format>', `${formatNames.join(', ')} (detected when absent; see below)`)
+    .option('--options <json>', "the format's options for this upload, a JSON object (needs --format)")
     .option('--wait', 'follow processing until published or failed')
     .option('--part-size <size>', 'part size of resumable uploads (e.g. 64MiB; at least 5MiB)')
     .option('--multipart-threshold <size>', 'size from which uploads go in parts (default 64MiB)')
     .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `\nFormats, in the order detection tries them:\n${formatNames.map((name) => `  ${name.padEnd(16)} ${formatDescriptions[name]}`).join('\n')}`,
+    )
     .action(async (path: string, options: Record<string, string | boolean | undefined>) => {
       const context = await contextOf(options);
       const { client, output } = context;
@@ -25,6 +31,7 @@ export function uploadCommands(program: Command): void {
       try {
         upload = await client.uploads.uploadPath(String(options.dataset), path, {
           format: options.format as string | undefined,
+          options: jsonObjectOption(options.options as string | undefined, '--options'),
           partSize: bytesOption(options.partSize as string | undefined, '--part-size'),
           multipartThreshold: bytesOption(options.multipartThreshold as string | undefined, '--multipart-threshold'),
           stateDirectory: join(configDirectory(), 'uploads'),
@@ -86,4 +93,18 @@ function report(context: CommandContext, upload: UploadView): void {
     const first = upload.errors[0];
     throw new KuraError('UPLOAD_FAILED', `upload ${upload.id} failed${first ? `: ${issueLine(first)}` : ''}`);
   }
+}
+
+/** A JSON-object option (`--options '{"topics":["/joint_states"]}'`), or a usage error naming it. */
+function jsonObjectOption(value: string | undefined, name: string): Record<string, unknown> | undefined {
+  if (value === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch (error) {
+    throw new KuraError('BAD_ARGUMENT', `${name} is not JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new KuraError('BAD_ARGUMENT', `${name} must be a JSON object, e.g. {}`);
+  return parsed as Record<string, unknown>;
 }
