@@ -22,6 +22,7 @@ const coreLayers = [
   'slices',
   'uploads',
   'policies',
+  'training',
   'inference',
   'health',
 ];

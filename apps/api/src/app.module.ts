@@ -16,6 +16,8 @@ import { SlicesController } from './slices/slices.controller.js';
 import { PoliciesController } from './policies/policies.controller.js';
 import { InferenceController } from './inference/inference.controller.js';
 import { SessionsController } from './inference/sessions.controller.js';
+import { TrainersController } from './training/trainers.controller.js';
+import { TrainingsController } from './training/trainings.controller.js';
 import { UsageController } from './usage/usage.controller.js';
 
 @Module({})
@@ -35,6 +37,8 @@ export class AppModule {
         StatsController,
         SlicesController,
         PoliciesController,
+        TrainersController,
+        TrainingsController,
         InferenceController,
         SessionsController,
         UsageController,

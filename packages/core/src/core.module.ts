@@ -21,6 +21,7 @@ import type { Logger } from './logging/logger.js';
 import { policiesDomain } from './policies/index.js';
 import { robotsDomain } from './robots/index.js';
 import { slicesDomain } from './slices/index.js';
+import { trainingDomain } from './training/index.js';
 import { uploadsDomain } from './uploads/index.js';
 import { usageDomain } from './usage/index.js';
 import { MemoryQuotaCounters, RedisQuotaCounters, type QuotaCounters } from './usage/quota-counters.js';
@@ -39,6 +40,7 @@ const domains: DomainProviders[] = [
   slicesDomain,
   uploadsDomain,
   policiesDomain,
+  trainingDomain,
   inferenceDomain,
   healthDomain,
 ];

@@ -19,5 +19,6 @@ export * from './datasets/index.js';
 export * from './slices/index.js';
 export * from './uploads/index.js';
 export * from './policies/index.js';
+export * from './training/index.js';
 export * from './inference/index.js';
 export * from './health/index.js';

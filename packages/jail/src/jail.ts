@@ -50,10 +50,11 @@ export interface JailLimits {
   processes?: number;
 }
 
-/** A host path the child sees at the same path: read-only unless `writable`. */
+/** A host path the child sees at the same path (or at `at`, `bwrap` only): read-only unless `writable`. */
 export interface JailMount {
   path: string;
   writable?: boolean;
+  at?: string;
 }
 
 export interface JailRequest {
@@ -81,6 +82,8 @@ export interface JailRequest {
   limits: JailLimits;
   /** Extra Node flags, e.g. `--max-old-space-size`. */
   nodeOptions?: string[];
+  /** Receives what the child writes to stdout and stderr (else stdout is discarded, stderr's tail kept). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
 }
 
 /**
@@ -177,7 +180,7 @@ function systemMounts(): string[] {
 
 /**
  * Starts a jailed child. It reads JSON lines from stdin (`send`) and writes JSON lines to file
- * descriptor 3 (`messages`); stdout is discarded (libraries print), stderr kept in part for errors.
+ * descriptor 3 (`messages`); stdout is discarded (libraries print) unless `onOutput` takes it, stderr kept in part for errors.
  */
 export function startJailed(request: JailRequest): JailedProcess {
   return new JailedProcess(request);
@@ -221,10 +224,10 @@ export class JailedProcess {
     const nproc = limits.processes && user !== undefined && existsSync(PRLIMIT) ? `${PRLIMIT} --nproc=${limits.processes} ` : '';
     const shell = ['/bin/sh', '-c', `unset PWD OLDPWD && ${ulimits} && exec ${nproc}"$@"`, 'kura-jail', ...program];
     const environment = { PATH: '/usr/bin:/bin', HOME: '/tmp', LANG: 'C.UTF-8', ...(request.env ?? {}) };
-    const stdio: Array<'pipe' | 'ignore'> = ['pipe', 'ignore', 'pipe', 'pipe'];
+    const stdio: Array<'pipe' | 'ignore'> = ['pipe', request.onOutput ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     const started = Date.now();
     if (request.level === 'bwrap') {
-      const mounts = request.mounts.flatMap((mount) => [mount.writable ? '--bind' : '--ro-bind', mount.path, mount.path]);
+      const mounts = request.mounts.flatMap((mount) => [mount.writable ? '--bind' : '--ro-bind', mount.path, mount.at ?? mount.path]);
       const setenv = Object.entries(environment).flatMap(([name, value]) => ['--setenv', name, value]);
       this.child = spawn(
         'bwrap',
@@ -270,7 +273,10 @@ export class JailedProcess {
     }
 
     let stderr = Buffer.alloc(0);
+    const onOutput = request.onOutput;
+    if (onOutput) (this.child.stdout as Readable).on('data', (chunk: Buffer) => onOutput('stdout', chunk));
     (this.child.stderr as Readable).on('data', (chunk: Buffer) => {
+      onOutput?.('stderr', chunk);
       stderr = Buffer.concat([stderr, chunk]);
       if (stderr.length > STDERR_TAIL_BYTES * 2) stderr = stderr.subarray(stderr.length - STDERR_TAIL_BYTES);
     });
@@ -444,7 +450,7 @@ function classify(killedFor: JailOutcome | undefined, exitCode: number | null, s
   if (killedFor) return killedFor;
   // bwrap reports a signalled child as exit 128 + signal number.
   const signalNumber = signal ? signalNumbers[signal] : exitCode !== null && exitCode > 128 ? exitCode - 128 : undefined;
-  if (/out of memory|allocation failed|Reached heap limit|Cannot allocate memory|std::bad_alloc/i.test(stderr)) return 'memory';
+  if (/out of memory|allocation failed|Reached heap limit|Cannot allocate memory|std::bad_alloc|MemoryError/i.test(stderr)) return 'memory';
   if (signalNumber === 24) return 'cpu';
   // Node ignores SIGXFSZ, so a write past the limit fails with EFBIG instead.
   if (signalNumber === 25 || /EFBIG|File too large/.test(stderr)) return 'file-size';

@@ -18,3 +18,4 @@ export * from './uploads.js';
 export * from './inference.js';
 export * from './usage.js';
 export * from './text.js';
+export * from './training.js';

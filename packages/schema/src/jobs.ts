@@ -14,6 +14,8 @@ export const jobQueues = {
   ingest: { concurrency: 2 },
   /** Running policies over held-out episodes (one policy host each). */
   evaluations: { concurrency: 2 },
+  /** Training runs: long, and as large as their budget; one at a time per worker unless told. */
+  training: { concurrency: 1 },
 } as const satisfies Record<string, { concurrency: number }>;
 
 export type JobQueueName = keyof typeof jobQueues;
@@ -32,6 +34,10 @@ export const jobDefinitions = {
   'policies.validate': { payload: z.strictObject({ policyId: z.string().min(1) }), queue: 'default' },
   /** Runs a policy over a dataset version's held-out episodes and records its metrics. */
   'policies.evaluate': { payload: z.strictObject({ evaluationId: z.string().min(1) }), queue: 'evaluations' },
+  /** Checks a trainer bundle: manifest, entry, a syntax check in the jail; ready or rejected. */
+  'trainers.validate': { payload: z.strictObject({ trainerId: z.string().min(1) }), queue: 'default' },
+  /** Runs a training: data hand-off, the trainer in the jail, its policy registered and evaluated. */
+  'trainings.run': { payload: z.strictObject({ trainingId: z.string().min(1) }), queue: 'training' },
 } as const satisfies Record<string, { payload: z.ZodType; queue: JobQueueName }>;
 
 export type JobName = keyof typeof jobDefinitions;

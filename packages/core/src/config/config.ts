@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import type { JailLevel } from '@kura/jail';
 import { jobQueueNames, jobQueues, type JobQueueName } from '@kura/schema';
@@ -82,13 +83,17 @@ const environmentSchema = z.object({
   KURA_PYTHON: z.preprocess(emptyAsUndefined, z.string().min(1).default('/usr/bin/python3')),
   KURA_PYTHON_MEMORY_MB: z.preprocess(emptyAsUndefined, positiveInt.min(256).max(262_144).default(2048)),
   KURA_PYTHON_START_S: z.preprocess(emptyAsUndefined, positiveInt.max(3600).default(60)),
+  KURA_TRAINER_MAX_BUNDLE_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(64 * 1024 * 1024)),
+  KURA_TRAINING_MAX_OUTPUT_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(512 * 1024 * 1024)),
+  KURA_TRAINING_MAX_OUTPUT_FILES: z.preprocess(emptyAsUndefined, positiveInt.max(100_000).default(1000)),
+  KURA_TRAINING_DIR: z.preprocess(emptyAsUndefined, z.string().min(1).optional()),
+  KURA_TRAINING_PROCESSES: z.preprocess(emptyAsUndefined, positiveInt.min(16).default(64)),
   KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
   ...queueConcurrencyVariables,
 });
 
-/** Kura's configuration, validated once at boot. */
 /** What a policy host process may use; see README "Safety" and the runtimes README. */
 export interface PolicyHostSettings {
   level: JailLevel;
@@ -103,6 +108,7 @@ export interface PolicyHostSettings {
   python: { interpreter: string; memoryBytes: number; loadTimeoutMs: number };
 }
 
+/** Kura's configuration, validated once at boot. */
 export interface KuraConfig {
   http: { port: number; host: string; jsonBodyLimit: number; bodyModelLimit: number };
   dataDir: string;
@@ -118,6 +124,20 @@ export interface KuraConfig {
   };
   /** Sessions without a step for this long end as truncated. */
   sessions: { idleSeconds: number };
+  /**
+   * Training on the platform (docs/training.md): trainer bundles' size, what a run may leave in /out,
+   * its processes and threads, the interpreter (KURA_PYTHON) and the work folder of runs (their code,
+   * materialised data and output: as large as a run's data; a trainer's own user must be able to
+   * reach it, so it is not under KURA_DATA_DIR, which may be private).
+   */
+  training: {
+    maxBundleBytes: number;
+    maxOutputBytes: number;
+    maxOutputFiles: number;
+    processes: number;
+    python: string;
+    directory: string;
+  };
   /**
    * The jail for untrusted work (packages/jail): `auto` takes bubblewrap where it runs. `ingest`:
    * limits of the child that parses one upload.
@@ -263,6 +283,14 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       maxHosts: env.KURA_POLICY_HOSTS_MAX,
     },
     sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
+    training: {
+      maxBundleBytes: env.KURA_TRAINER_MAX_BUNDLE_BYTES,
+      maxOutputBytes: env.KURA_TRAINING_MAX_OUTPUT_BYTES,
+      maxOutputFiles: env.KURA_TRAINING_MAX_OUTPUT_FILES,
+      processes: env.KURA_TRAINING_PROCESSES,
+      python: env.KURA_PYTHON,
+      directory: resolve(env.KURA_TRAINING_DIR ?? join(tmpdir(), 'kura-training')),
+    },
     sandbox: {
       setting: env.KURA_SANDBOX,
       ingest: { memoryBytes: env.KURA_INGEST_MEMORY_MB * 1024 * 1024, timeoutSeconds: env.KURA_INGEST_TIMEOUT_S },

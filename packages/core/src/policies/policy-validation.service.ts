@@ -1,11 +1,9 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import {
-  findUnstorableText,
-  formatTextPath,
   observationShapeProblem,
   policyLimits,
   policyManifestSchema,
@@ -20,7 +18,7 @@ import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import type { Logger } from '../logging/logger.js';
-import { detectArchiveKind, extractArchive } from '../common/archive.js';
+import { BundleRejection as Rejection, rejectBundle as reject, unpackBundle } from '../common/bundle.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import { PoliciesRepository, type PolicyRecord } from './policies.repository.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';
@@ -40,20 +38,6 @@ const TINY_JPEG = Buffer.from(
   '/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5PTgyPC4zNDL/wAALCAABAAEBAREA/8QAFAABAAAAAAAAAAAAAAAAAAAACf/EABQQAQAAAAAAAAAAAAAAAAAAAAD/2gAIAQEAAD8AKp//2Q==',
   'base64',
 );
-
-/** Why a bundle is rejected; carries the manifest when it was read (the version keeps it). */
-class Rejection extends Error {
-  constructor(
-    readonly problems: PolicyProblem[],
-    readonly manifest: PolicyManifest | null = null,
-  ) {
-    super(problems.map((problem) => problem.message).join('; '));
-  }
-}
-
-const reject = (code: string, message: string, location?: PolicyProblem['location'], manifest: PolicyManifest | null = null): never => {
-  throw new Rejection([{ code, message, ...(location ? { location } : {}) }], manifest);
-};
 
 /**
  * Validates an uploaded policy bundle (the `policies.validate` job): unpacks it safely, reads and
@@ -142,7 +126,7 @@ export class PolicyValidationService {
     }
     const { error } = outcome;
     if (error instanceof Rejection) {
-      await this.reject(policyId, error.manifest, error.problems);
+      await this.reject(policyId, error.manifest as PolicyManifest | null, error.problems);
       return;
     }
     if (isTransient(error)) {
@@ -254,77 +238,24 @@ export class PolicyValidationService {
     }
   }
 
-  /** Extracts the bundle and returns its checked manifest and the entry file's path. */
+  /** Extracts the bundle and returns its checked manifest and the folder holding it. */
   private async unpack(bundle: string, destination: string, signal: AbortSignal): Promise<{ manifest: PolicyManifest; root: string }> {
-    const head = Buffer.alloc(512);
-    const handle = await open(bundle, 'r');
-    try {
-      await handle.read(head, 0, 512, 0);
-    } finally {
-      await handle.close();
-    }
-    const kind = detectArchiveKind(head);
-    if (!kind) reject('BUNDLE_NOT_ARCHIVE', 'a policy bundle is a .tar.gz, .tar or .zip holding policy.json');
-    let files: Array<{ path: string }>;
-    try {
-      ({ files } = await extractArchive({
-        file: bundle,
-        kind: kind!,
-        destination,
-        signal,
-        limits: {
-          maxExpandedBytes: Math.min(4 * this.config.policies.maxBundleBytes, 1024 * MiB, this.config.uploads.archive.maxExpandedBytes),
-          maxTotalExpansionRatio: this.config.uploads.archive.maxTotalExpansionRatio,
-          maxFiles: 10_000,
-        },
-      }));
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      if (typeof code === 'string' && code.startsWith('ARCHIVE_')) {
-        const file = (error as { location?: { file?: string } }).location?.file;
-        reject(code.replace(/^ARCHIVE_/, 'BUNDLE_'), (error as Error).message, file ? { file } : undefined);
-      }
-      throw error;
-    }
-    // policy.json at the top, or inside the bundle's one top-level folder.
-    const manifestFile =
-      files.find((file) => file.path === 'policy.json') ??
-      (files.filter((file) => /^[^/]+\/policy\.json$/.test(file.path)).length === 1
-        ? files.find((file) => /^[^/]+\/policy\.json$/.test(file.path))
-        : undefined);
-    if (!manifestFile) return reject('MANIFEST_MISSING', 'the bundle has no policy.json at its top (or in its one top-level folder)');
-    const root = resolve(destination, manifestFile.path.includes('/') ? manifestFile.path.split('/')[0]! : '.');
-    const manifestPath = join(destination, manifestFile.path);
-    const { size } = await stat(manifestPath);
-    if (size > policyLimits.maxManifestBytes)
-      reject(
-        'MANIFEST_INVALID',
-        `policy.json has ${size} bytes; it may have at most ${policyLimits.maxManifestBytes} (give large statistics through normalization.datasetId)`,
-        { file: manifestFile.path },
-      );
-    let json: unknown;
-    try {
-      json = JSON.parse(await readFile(manifestPath, 'utf8'));
-    } catch (error) {
-      return reject('MANIFEST_INVALID', `policy.json is not valid JSON: ${(error as Error).message}`, { file: manifestFile.path });
-    }
-    // The manifest is stored as jsonb, which cannot hold every string JSON can.
-    const unstorable = findUnstorableText(json);
-    if (unstorable) {
-      const field = formatTextPath(unstorable.path);
-      reject('MANIFEST_INVALID', `policy.json ${field ? `${field}: ` : ''}${unstorable.problem}`, { file: manifestFile.path, field });
-    }
-    const parsed = policyManifestSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new Rejection(
-        parsed.error.issues.map((issue) => ({
-          code: 'MANIFEST_INVALID',
-          message: `policy.json ${issue.path.length ? `${issue.path.join('.')}: ` : ''}${issue.message}`,
-          location: { file: manifestFile.path, field: issue.path.join('.') },
-        })),
-      );
-    }
-    return { manifest: parsed.data, root };
+    const { manifest, root } = await unpackBundle({
+      file: bundle,
+      destination,
+      kind: 'policy',
+      manifestName: 'policy.json',
+      maxManifestBytes: policyLimits.maxManifestBytes,
+      largeManifestHint: 'give large statistics through normalization.datasetId',
+      schema: policyManifestSchema,
+      limits: {
+        maxExpandedBytes: Math.min(4 * this.config.policies.maxBundleBytes, 1024 * MiB, this.config.uploads.archive.maxExpandedBytes),
+        maxTotalExpansionRatio: this.config.uploads.archive.maxTotalExpansionRatio,
+        maxFiles: 10_000,
+      },
+      signal,
+    });
+    return { manifest, root };
   }
 
   /** The entry file inside the bundle folder `root`: present, not outside it, not too large to load. */

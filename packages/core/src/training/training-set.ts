@@ -1,0 +1,161 @@
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DataType, type Data, type RecordBatch } from 'apache-arrow';
+import { DatasetStatsAccumulator, type DatasetStatsSummary, type NumericArray } from '@kura/formats';
+import { valuesPerStep, type Feature } from '@kura/schema';
+import type { DecodePlan } from '../slices/slice-reader.js';
+import { NpyWriter, type NpyDtype } from './npy-writer.js';
+
+/** One source of a training set, as meta.json describes it. */
+export interface TrainingSetSource {
+  datasetId: string;
+  version: number;
+  weight: number;
+  episodes: number;
+  steps: number;
+}
+
+/** What `meta.json` of a training set holds (docs/training.md, "The data folder"). */
+export interface TrainingSetMeta {
+  format: 'kura.training-set/1';
+  steps: number;
+  episodes: number;
+  features: Record<string, { file: string; dtype: NpyDtype; shape: number[]; names?: Feature['names'] }>;
+  /** Per-step files beside the features: episode_index, step_index, timestamp, source_index, task_index. */
+  index: Record<string, { file: string; dtype: NpyDtype }>;
+  /** task_index → task string (-1 in task_index: no task). */
+  tasks: string[];
+  sources: TrainingSetSource[];
+  /** Per numeric feature, over the whole set: count, min, max, mean, std, quantiles per component. */
+  stats: DatasetStatsSummary;
+  /** Steps per second, from the first episode's timestamps (median spacing); null with fewer than two steps. */
+  fps: number | null;
+  robotId: string | null;
+}
+
+export interface MaterialiseParams {
+  plan: DecodePlan;
+  /** The features to write, in the trainer's order (numeric dtypes only; the caller refuses others). */
+  features: Array<{ name: string; feature: Feature }>;
+  /** Position of each source in `sources`, by dataset id. */
+  sources: TrainingSetSource[];
+  robotId: string | null;
+  directory: string;
+  /** Checked between episodes: a cancelled run stops writing. */
+  signal?: AbortSignal | undefined;
+}
+
+const INDEX_FILES = {
+  episode_index: { file: 'episode_index.npy', dtype: 'int64' },
+  step_index: { file: 'step_index.npy', dtype: 'int32' },
+  timestamp: { file: 'timestamp.npy', dtype: 'float64' },
+  source_index: { file: 'source_index.npy', dtype: 'int16' },
+  task_index: { file: 'task_index.npy', dtype: 'int32' },
+} as const satisfies Record<string, { file: string; dtype: NpyDtype }>;
+
+/**
+ * Writes a training set as plain NumPy files any Python reads without extra packages: one `.npy`
+ * per feature (`[N, …shape]`), the per-step index files, and `meta.json`. Rows stream from the
+ * shards to disk episode by episode; memory stays flat whatever the size of the set.
+ */
+export async function materialiseTrainingSet(params: MaterialiseParams): Promise<TrainingSetMeta> {
+  await mkdir(params.directory, { recursive: true, mode: 0o755 });
+  const writers = new Map<string, NpyWriter>();
+  const stats = new DatasetStatsAccumulator();
+  const sourcePosition = new Map(params.sources.map((source, position) => [source.datasetId, position]));
+  let tasks: string[] = [];
+  let steps = 0;
+  let episodes = 0;
+  let fps: number | null = null;
+  try {
+    for (const [name, index] of Object.entries(INDEX_FILES))
+      writers.set(name, await NpyWriter.create(join(params.directory, index.file), index.dtype, []));
+    const featureFiles: TrainingSetMeta['features'] = {};
+    for (const { name, feature } of params.features) {
+      const dtype = feature.dtype as NpyDtype;
+      const file = `${name}.npy`;
+      featureFiles[name] = { file, dtype, shape: feature.shape, ...(feature.names ? { names: feature.names } : {}) };
+      writers.set(name, await NpyWriter.create(join(params.directory, file), dtype, feature.shape));
+    }
+    for await (const { item, batches } of params.plan.episodes()) {
+      if (params.signal?.aborted) throw params.signal.reason;
+      episodes++;
+      const source = sourcePosition.get(item.source.datasetId) ?? -1;
+      for (const batch of batches) {
+        const rows = batch.numRows;
+        steps += rows;
+        await writers.get('episode_index')!.append(toBigInt64(columnValues(batch, 'episode_index', rows, 1)));
+        await writers.get('step_index')!.append(toInt32(columnValues(batch, 'step_index', rows, 1)));
+        const timestamps = toFloat64(columnValues(batch, 'timestamp', rows, 1));
+        fps ??= estimateFps(timestamps);
+        await writers.get('timestamp')!.append(timestamps);
+        await writers.get('source_index')!.append(new Int16Array(rows).fill(source));
+        const taskColumn = batch.getChild('language_instruction');
+        const taskIndex = new Int32Array(rows).fill(-1);
+        if (taskColumn) {
+          const data = taskColumn.data[0]!;
+          if (tasks.length === 0 && data.dictionary) tasks = [...data.dictionary].map((task) => String(task));
+          for (let row = 0; row < rows; row++)
+            if (taskColumn.isValid(row)) taskIndex[row] = (data.values as Int32Array)[data.offset + row]!;
+        }
+        await writers.get('task_index')!.append(taskIndex);
+        for (const { name, feature } of params.features) {
+          const size = valuesPerStep(feature);
+          const values = columnValues(batch, name, rows, size, true);
+          await writers.get(name)!.append(values);
+          stats.numeric(name, size).addColumn(values as NumericArray, rows);
+        }
+      }
+    }
+    for (const writer of writers.values()) await writer.close();
+    writers.clear();
+    const meta: TrainingSetMeta = {
+      format: 'kura.training-set/1',
+      steps,
+      episodes,
+      features: featureFiles,
+      index: INDEX_FILES,
+      tasks,
+      sources: params.sources,
+      stats: stats.summary(),
+      fps,
+      robotId: params.robotId,
+    };
+    await writeFile(join(params.directory, 'meta.json'), JSON.stringify(meta, null, 2), { mode: 0o644 });
+    return meta;
+  } catch (error) {
+    for (const writer of writers.values()) await writer.abandon();
+    await rm(params.directory, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/** A column's values for `rows` rows (`size` numbers each), as the typed array Arrow holds; bools unpacked to 0/1 bytes. */
+function columnValues(batch: RecordBatch, name: string, rows: number, size: number, list = false): ArrayBufferView {
+  const column = batch.getChild(name);
+  if (!column) throw new Error(`the training set's batches have no column "${name}"`);
+  if (column.data.length !== 1) throw new Error(`column "${name}" has ${column.data.length} chunks in one batch`);
+  const outer = column.data[0]!;
+  // A FixedSizeList's values sit in its child; offsets count rows of the list and values of the child.
+  const data = (list ? outer.children[0]! : outer) as Data;
+  const start = list ? outer.offset * size + data.offset : data.offset;
+  if (DataType.isBool(data.type)) {
+    const bits = data.values as Uint8Array;
+    return Uint8Array.from({ length: rows * size }, (_, index) => (bits[(start + index) >> 3]! >> ((start + index) & 7)) & 1);
+  }
+  return (data.values as NumericArray).subarray(start, start + rows * size);
+}
+
+const toBigInt64 = (values: ArrayBufferView): BigInt64Array =>
+  values instanceof BigInt64Array ? values : BigInt64Array.from(Array.from(values as Int32Array, (value) => BigInt(value)));
+const toInt32 = (values: ArrayBufferView): Int32Array => (values instanceof Int32Array ? values : Int32Array.from(values as Int32Array));
+const toFloat64 = (values: ArrayBufferView): Float64Array =>
+  values instanceof Float64Array ? values : Float64Array.from(values as Float64Array);
+
+/** Steps per second from the median spacing of timestamps (seconds), or null when it cannot be told. */
+function estimateFps(timestamps: Float64Array): number | null {
+  if (timestamps.length < 2) return null;
+  const gaps = Array.from(timestamps.subarray(1), (time, index) => time - timestamps[index]!).sort((a, b) => a - b);
+  const median = gaps[gaps.length >> 1]!;
+  return median > 0 ? Math.round((1 / median) * 1000) / 1000 : null;
+}
