@@ -186,6 +186,14 @@ export interface PolicyView {
   bytes: number;
   sha256: string;
   createdAt: string;
+  /** Where a policy trained on the platform came from: its run, trainer and pinned sources; null for an uploaded one. */
+  trainedBy: PolicyLineage | null;
+}
+
+export interface PolicyLineage {
+  trainingId: string;
+  trainerId: string;
+  sources: Array<{ datasetId: string; version: number; weight: number }>;
 }
 
 /** `POST /v1/policies/:id/evaluations` body: the dataset's held-out episodes to evaluate on (its latest version by default). */

@@ -134,8 +134,9 @@ export interface TrainingView {
   stepCount: number;
   /** Episodes the run used that its owner could not download; when above 0 its logs are guarded. */
   beyondAccessEpisodes: number;
-  /** The last value of each metric series. */
+  /** The last value of each metric series, and the step of the latest point. */
   latestMetrics: Record<string, number>;
+  latestStep: number | null;
   policyId: string | null;
   evaluationIds: string[];
   error: TrainingProblem | null;

@@ -6,6 +6,7 @@ import type {
   createRobotRequestSchema,
   createSessionRequestSchema,
   createSliceRequestSchema,
+  createTrainingRequestSchema,
   DatasetView,
   endSessionRequestSchema,
   EpisodeQuery,
@@ -22,6 +23,9 @@ import type {
   SliceFormat,
   SliceView,
   StepLine,
+  TrainerView,
+  TrainingMetricsView,
+  TrainingView,
   updateKeyRequestSchema,
   UploadView,
   UsageView,
@@ -45,6 +49,7 @@ export type Act = z.input<typeof actRequestSchema>;
 export type CreateSession = z.input<typeof createSessionRequestSchema>;
 export type SessionStep = z.input<typeof sessionStepRequestSchema>;
 export type EndSession = z.input<typeof endSessionRequestSchema>;
+export type CreateTraining = z.input<typeof createTrainingRequestSchema>;
 /** One line of a slice downloaded as `ndjson`. */
 export type SliceNdjsonLine = StepLine;
 export type {
@@ -58,6 +63,9 @@ export type {
   RobotView,
   SessionView,
   SliceView,
+  TrainerView,
+  TrainingMetricsView,
+  TrainingView,
   UploadView,
   UsageView,
   VersionView,
@@ -162,6 +170,44 @@ export class KuraClient {
         () => this.evaluations.get(id),
         (evaluation) => evaluation.status === 'completed' || evaluation.status === 'failed',
         options,
+      ),
+  };
+
+  readonly trainers = {
+    /** Uploads a trainer bundle (.tar.gz/.tar/.zip bytes); it is then `validating` (see waitReady). */
+    upload: (bundle: Uint8Array<ArrayBuffer>): Promise<TrainerView> =>
+      this.http.json('POST', '/v1/trainers', { body: { bytes: bundle, contentType: 'application/gzip' } }),
+    get: (id: string): Promise<TrainerView> => this.http.json('GET', `/v1/trainers/${enc(id)}`),
+    list: (query: ListQuery = {}): Promise<Page<TrainerView>> => this.http.json('GET', '/v1/trainers', { query }),
+    /** Polls until validation ends (ready or rejected). */
+    waitReady: (id: string, options: { intervalMs?: number; timeoutMs?: number } = {}): Promise<TrainerView> =>
+      poll(
+        () => this.trainers.get(id),
+        (trainer) => trainer.status !== 'validating',
+        options,
+      ),
+  };
+
+  readonly trainings = {
+    create: (request: CreateTraining): Promise<TrainingView> => this.http.json('POST', '/v1/trainings', { body: { json: request } }),
+    get: (id: string): Promise<TrainingView> => this.http.json('GET', `/v1/trainings/${enc(id)}`),
+    list: (query: ListQuery = {}): Promise<Page<TrainingView>> => this.http.json('GET', '/v1/trainings', { query }),
+    cancel: (id: string): Promise<TrainingView> => this.http.json('POST', `/v1/trainings/${enc(id)}/cancel`),
+    metrics: (id: string): Promise<TrainingMetricsView> => this.http.json('GET', `/v1/trainings/${enc(id)}/metrics`),
+    /** The run's log once it has ended; `guarded` when it used data beyond the caller's access. */
+    logs: async (id: string): Promise<{ text: string; guarded: boolean }> => {
+      const { text, headers } = await this.http.text('GET', `/v1/trainings/${enc(id)}/logs`, { headers: { Accept: 'text/plain' } });
+      return { text, guarded: headers.get('x-kura-log-guarded') === 'true' };
+    },
+    /** Polls until the run ends (succeeded, failed or cancelled); `onProgress` sees it at each poll. */
+    wait: (
+      id: string,
+      options: { intervalMs?: number; timeoutMs?: number; onProgress?: (training: TrainingView) => void } = {},
+    ): Promise<TrainingView> =>
+      poll(
+        () => this.trainings.get(id),
+        (training) => ['succeeded', 'failed', 'cancelled'].includes(training.status),
+        { ...options, ...(options.onProgress ? { onValue: options.onProgress } : {}) },
       ),
   };
 

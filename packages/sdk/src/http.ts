@@ -77,6 +77,12 @@ export class HttpClient {
     }
   }
 
+  /** A request and its reply as text (e.g. a training's log), with the reply's headers. */
+  async text(method: string, path: string, options: RequestOptions = {}): Promise<{ text: string; headers: Headers }> {
+    const response = await this.send(method, path, options);
+    return { text: await response.text(), headers: response.headers };
+  }
+
   /** A JSON request and its JSON reply. */
   async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const response = await this.send(method, path, options);

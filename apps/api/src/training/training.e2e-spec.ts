@@ -2,12 +2,17 @@
 // sample of a `sample` dataset trains bc-mlp (examples/trainers/bc-mlp) on all its non-held-out
 // episodes, gets a ranked policy that beats the zero and mean-action baselines on the held-out
 // episodes, calls it through act — and reads no non-sample episode by any path.
+import type { AddressInfo } from 'node:net';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { episodeBucket } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOf, tarGzOfFolder } from '../../../../test/support/archives.js';
 import { createDataset, publish } from '../../../../test/support/datasets.js';
+import { runKura } from '../../../../test/support/cli.js';
 import { deployPolicy } from '../../../../test/support/policies.js';
 
 const bcMlp = fileURLToPath(new URL('../../../../examples/trainers/bc-mlp', import.meta.url));
@@ -123,6 +128,54 @@ describe('training on the platform', () => {
     await kura.close();
   });
 
+  it('is driven from the kura command line: push the trainer, train with --wait (step and loss on a terminal), show, logs', async () => {
+    await kura.app.listen(0, '127.0.0.1');
+    const home = await mkdtemp(join(tmpdir(), 'kura-cli-'));
+    const env = {
+      XDG_CONFIG_HOME: home,
+      KURA_URL: `http://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`,
+      KURA_API_KEY: developer.key,
+    };
+    try {
+      const pushed = await runKura(['trainers', 'push', bcMlp, '--json'], env);
+      expect(pushed.code).toBe(0);
+      expect(pushed.json()).toMatchObject({ status: 'ready', name: 'bc-mlp' });
+      const hyperparameters = JSON.stringify({ epochs: 3, hidden: 32, threads: 1, logEvery: 5 });
+      const trained = await runKura(
+        [
+          'train',
+          '--trainer',
+          pushed.json().id as string,
+          '--dataset',
+          datasetId,
+          '--hyperparameters',
+          hyperparameters,
+          '--policy-name',
+          'cli-bc',
+          '--wait',
+        ],
+        env,
+        { tty: true },
+      );
+      expect(trained.code).toBe(0);
+      // The status line is rewritten in place on a terminal; step and loss show as they come in.
+      expect(trained.stdout).toMatch(/training trn_\w+: running/);
+      expect(trained.stdout).toMatch(/training trn_\w+: succeeded step \d+ loss \d/);
+      const id = /training (trn_\w+): succeeded/.exec(trained.stdout)![1]!;
+      const shown = await runKura(['trainings', 'show', id, '--json'], env);
+      expect(shown.json()).toMatchObject({ id, status: 'succeeded' });
+      const logs = await runKura(['trainings', 'logs', id], env);
+      expect(logs.code).toBe(0);
+      expect(logs.stdout).toContain('"loss"');
+      expect(logs.stderr).toContain('guarded');
+      const cancelled = await runKura(['trainings', 'cancel', id], env);
+      expect(cancelled.code).toBe(1);
+      expect(cancelled.stderr).toMatch(/^kura: TRAINING_FINISHED: /);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 300_000);
+
   it('trains bc-mlp on every non-held-out episode, and the policy beats the zero and mean-action baselines', async () => {
     const heldOut = [...actions.keys()].filter((episode) => episodeBucket(datasetId, episode) >= 90);
     // What the developer may download: the public sample (buckets 0–9, plus one guaranteed episode).
@@ -146,7 +199,14 @@ describe('training on the platform', () => {
 
     // Registered as the developer's policy, evaluated automatically on the held-out episodes.
     const policy = await kura.request.get(`/v1/policies/${policyId}`).set(bearer(developer.key));
-    expect(policy.body).toMatchObject({ status: 'ready', name: 'reach-bc', version: 1, access: 'private', runtime: 'onnx' });
+    expect(policy.body).toMatchObject({
+      status: 'ready',
+      name: 'reach-bc',
+      version: 1,
+      access: 'private',
+      runtime: 'onnx',
+      trainedBy: { trainingId: created.id, trainerId, sources: [{ datasetId, version: 1, weight: 1 }] },
+    });
     const [evaluationId] = done.evaluationIds as string[];
     const trained = await waitFor<{ status: string; metrics: { actionMse: number } }>(
       `/v1/evaluations/${evaluationId}`,

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { PolicyAccess, PolicyManifest, PolicyProblem, PolicyStatus } from '@kura/schema';
+import type { PolicyAccess, PolicyLineage, PolicyManifest, PolicyProblem, PolicyStatus } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
 
 export interface PolicyRecord {
@@ -17,6 +17,7 @@ export interface PolicyRecord {
   bytes: bigint;
   sha256: string;
   createdAt: Date;
+  trainedBy: PolicyLineage | null;
 }
 
 const policySelect = {
@@ -34,15 +35,26 @@ const policySelect = {
   bytes: true,
   sha256: true,
   createdAt: true,
+  training: { select: { id: true, trainerId: true, sources: true } },
 } as const;
 
 type PolicyRow = Prisma.PolicyGetPayload<{ select: typeof policySelect }>;
 // manifest and errors are written only from validated values (PoliciesService, ValidatePolicyJob).
-const toRecord = (row: PolicyRow): PolicyRecord => ({
+const toRecord = ({ training, ...row }: PolicyRow): PolicyRecord => ({
   ...row,
   manifest: row.manifest as PolicyManifest | null,
   errors: row.errors as unknown as PolicyProblem[],
+  trainedBy: training ? { trainingId: training.id, trainerId: training.trainerId, sources: lineageSources(training.sources) } : null,
 });
+
+/** A run's pinned sources (written by TrainingsRepository), as lineage shows them. */
+function lineageSources(sources: Prisma.JsonValue): PolicyLineage['sources'] {
+  return (sources as Array<{ datasetId: string; version: number; weight: number }>).map(({ datasetId, version, weight }) => ({
+    datasetId,
+    version,
+    weight,
+  }));
+}
 
 /** Which policies a caller may list: all (admins), public ones plus its own, or public ones only. */
 export type PolicyVisibility = { kind: 'all' } | { kind: 'public-or-owned'; keyId: string } | { kind: 'public' };
@@ -58,7 +70,7 @@ export class PoliciesRepository {
   constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
 
   async create(
-    data: Omit<PolicyRecord, 'name' | 'version' | 'createdAt' | 'status' | 'manifest' | 'errors' | 'entryKey'>,
+    data: Omit<PolicyRecord, 'name' | 'version' | 'createdAt' | 'status' | 'manifest' | 'errors' | 'entryKey' | 'trainedBy'>,
   ): Promise<PolicyRecord> {
     return toRecord(await this.prisma.policy.create({ data, select: policySelect }));
   }

@@ -126,5 +126,6 @@ export function toPolicyView(policy: PolicyRecord): PolicyView {
     bytes: Number(policy.bytes),
     sha256: policy.sha256,
     createdAt: policy.createdAt.toISOString(),
+    trainedBy: policy.trainedBy,
   };
 }

@@ -18,7 +18,7 @@ import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import type { Logger } from '../logging/logger.js';
-import { BundleRejection as Rejection, rejectBundle as reject, unpackBundle } from '../common/bundle.js';
+import { BundleRejection as Rejection, rejectBundle, unpackBundle } from '../common/bundle.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import { PoliciesRepository, type PolicyRecord } from './policies.repository.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';
@@ -262,17 +262,17 @@ export class PolicyValidationService {
   private async entryPath(manifest: PolicyManifest, root: string): Promise<string> {
     const path = resolve(root, manifest.entry);
     if (!path.startsWith(root + sep))
-      reject('BUNDLE_PATH_TRAVERSAL', `entry "${manifest.entry}" points outside the bundle`, { field: 'entry' }, manifest);
+      rejectBundle('BUNDLE_PATH_TRAVERSAL', `entry "${manifest.entry}" points outside the bundle`, { field: 'entry' }, manifest);
     const info = await stat(path).catch(() => undefined);
     if (!info?.isFile())
-      reject(
+      rejectBundle(
         'BUNDLE_ENTRY_MISSING',
         `entry "${manifest.entry}" is not a file in the bundle`,
         { file: manifest.entry, field: 'entry' },
         manifest,
       );
     if (manifest.runtime === 'onnx' && info!.size > this.config.policies.maxModelBytes) {
-      reject(
+      rejectBundle(
         'ONNX_TOO_LARGE',
         `model "${manifest.entry}" has ${info!.size} bytes; the limit is ${this.config.policies.maxModelBytes} (KURA_POLICY_MAX_MODEL_BYTES)`,
         { file: manifest.entry },

@@ -272,6 +272,10 @@ export function toTrainingView(training: TrainingRecord): TrainingView {
     latestMetrics: Object.fromEntries(
       Object.entries(training.metrics.series).flatMap(([name, points]) => (points.length ? [[name, points[points.length - 1]![1]]] : [])),
     ),
+    latestStep: Object.values(training.metrics.series).reduce<number | null>(
+      (latest, points) => (points.length ? Math.max(latest ?? -Infinity, points[points.length - 1]![0]) : latest),
+      null,
+    ),
     policyId: training.policyId,
     evaluationIds: training.evaluationIds,
     error: training.error,

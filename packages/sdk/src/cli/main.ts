@@ -5,6 +5,7 @@ import { loginCommand } from './commands/login.js';
 import { policyCommands } from './commands/policies.js';
 import { robotsCommand } from './commands/robots.js';
 import { sliceCommand } from './commands/slices.js';
+import { trainingCommands } from './commands/training.js';
 import { uploadCommands } from './commands/uploads.js';
 
 /**
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   uploadCommands(program);
   sliceCommand(program);
   policyCommands(program);
+  trainingCommands(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }
