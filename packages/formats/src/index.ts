@@ -19,3 +19,4 @@ export * from './export-error.js';
 export * from './parquet/export.js';
 export * from './lerobot/export.js';
 export * from './budget.js';
+export * from './image-decode.js';

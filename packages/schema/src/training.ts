@@ -97,7 +97,7 @@ export type TrainingStatus = (typeof trainingStatuses)[number];
 export interface TrainingProblem {
   code: string;
   message: string;
-  location?: { file?: string; field?: string; line?: number } | undefined;
+  location?: { file?: string; field?: string; line?: number; datasetId?: string; episode?: number; step?: number } | undefined;
 }
 
 export interface TrainerView {

@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { episodeBucket } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOf, tarGzOfFolder } from '../../../../test/support/archives.js';
-import { createDataset, publish } from '../../../../test/support/datasets.js';
+import { createDataset, publish, uploadAndWait } from '../../../../test/support/datasets.js';
 import { runKura } from '../../../../test/support/cli.js';
 import { deployPolicy } from '../../../../test/support/policies.js';
 
 const bcMlp = fileURLToPath(new URL('../../../../examples/trainers/bc-mlp', import.meta.url));
+const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
 const STATE = 6;
 const ACTION = 3;
 const EPISODES = 150;
@@ -268,6 +269,57 @@ describe('training on the platform', () => {
     expect(slice.body.episodeCount).toBe(sample.length);
     expect(await kura.request.get(`/v1/trainings/${created.id}`).set(bearer(stranger.key))).toMatchObject({ status: 404 });
   }, 600_000);
+
+  it('trains on the RLDS bridge fixture: bc-mlp on state and action, and camera frames handed over decoded', async () => {
+    const bridgeId = await createDataset(kura, operator.key, 'public');
+    const upload = await uploadAndWait(kura, operator.key, bridgeId, await tarGzOfFolder(fixture('rlds/bridge_debug'), 'bridge_dataset'));
+    expect(upload).toMatchObject({ status: 'published', episodeCount: 25 });
+    const features = (await kura.request.get(`/v1/datasets/${bridgeId}`).set(bearer(developer.key))).body.features as Record<
+      string,
+      { dtype: string; shape: number[] }
+    >;
+    const camera = Object.keys(features).find((name) => features[name]!.dtype === 'image')!;
+    const heldOut = Array.from({ length: 25 }, (_, episode) => episode).filter((episode) => episodeBucket(bridgeId, episode) >= 90);
+
+    const bc = await settledTraining(
+      (await train({ trainerId, sources: [{ datasetId: bridgeId }], hyperparameters: { epochs: 5, hidden: 32 } })).id,
+    );
+    expect(bc).toMatchObject({ status: 'succeeded', episodeCount: 25 - heldOut.length, stepCount: (25 - heldOut.length) * 10 });
+    const act = await kura.request
+      .post(`/v1/policies/${bc.policyId as string}/act`)
+      .set(bearer(developer.key))
+      .send({ observation: { 'observation.state': [0, 0, 0, 0, 0, 0, 1] } });
+    expect(act.status).toBe(200);
+    expect(act.body.action).toHaveLength(7);
+
+    const viewer = await uploadTrainer(
+      await tarGzOf({
+        'trainer.json': JSON.stringify({
+          name: 'frames',
+          runtime: 'python',
+          entry: 'train.py',
+          features: [camera, 'action'],
+          resources: { cpuSeconds: 60, memoryMb: 1024, wallSeconds: 120 },
+        }),
+        'train.py': [
+          'import json, numpy as np',
+          `meta = json.load(open("/data/meta.json"))`,
+          `frames = np.load("/data/" + meta["features"]["${camera}"]["file"], mmap_mode="r")`,
+          'print(json.dumps({"rows": frames.shape[0], "height": frames.shape[1], "width": frames.shape[2], "channels": frames.shape[3], "uint8": int(frames.dtype == np.uint8), "mean": float(frames.mean()), "std": float(frames.std())}))',
+          'raise SystemExit(1)',
+        ].join('\n'),
+      }),
+    );
+    const seen = await settledTraining((await train({ trainerId: viewer.id, sources: [{ datasetId: bridgeId }] })).id, 120_000);
+    expect(seen).toMatchObject({ status: 'failed', error: { code: 'TRAINING_FAILED' } });
+    const [height, width] = features[camera]!.shape;
+    expect(seen.latestMetrics).toMatchObject({ rows: (25 - heldOut.length) * 10, height, width, channels: 3, uint8: 1 });
+    // Real camera frames: neither blank nor noise.
+    const { mean, std } = seen.latestMetrics as { mean: number; std: number };
+    expect(mean).toBeGreaterThan(20);
+    expect(mean).toBeLessThan(235);
+    expect(std).toBeGreaterThan(5);
+  }, 300_000);
 
   it('never hands over a held-out episode; a dry run takes only what the caller may download and keeps its whole log', async () => {
     const spy = await uploadTrainer(

@@ -64,7 +64,10 @@ export class NpyWriter {
     return new NpyWriter(await open(path, 'wx', 0o644), descr, rowShape, Number(descr.slice(2)));
   }
 
-  /** Appends whole rows: `values` holds rows × row size numbers of the writer's dtype (bools as 0/1 bytes). */
+  /**
+   * Appends whole rows: `values` holds rows × row size numbers of the writer's dtype (bools as 0/1
+   * bytes). They are kept by reference until written: do not change them afterwards.
+   */
   async append(values: ArrayBufferView): Promise<void> {
     if (values.byteLength % this.rowBytes !== 0)
       throw new Error(`${values.byteLength} bytes are not whole rows of ${this.rowBytes} bytes (${this.descr} ${this.rowShape.join('×')})`);

@@ -28,7 +28,7 @@ import { runTrainerProcess, type TrainerOutcome } from './trainer-process.js';
 import { TrainerValidationService } from './trainer-validation.service.js';
 import { TrainersRepository } from './trainers.repository.js';
 import { guardedMessage } from './run-output.js';
-import { materialiseTrainingSet } from './training-set.js';
+import { materialiseTrainingSet, TrainingSetError } from './training-set.js';
 import { TrainingsRepository, type TrainingRecord } from './trainings.repository.js';
 
 /** What ended a run, as the code its record gets. */
@@ -141,6 +141,12 @@ export class TrainingRunner {
     } catch (error) {
       if (error instanceof RunCancelled || cancel.signal.aborted) {
         await this.finish(training, { status: 'cancelled', metrics }, log);
+      } else if (error instanceof TrainingSetError) {
+        await this.finish(
+          training,
+          { status: 'failed', error: { code: error.code, message: error.message, location: error.location } },
+          log,
+        );
       } else if (error instanceof RunFailure) {
         await this.finish(training, { status: 'failed', metrics, error: error.problem }, log);
       } else {

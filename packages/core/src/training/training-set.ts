@@ -1,7 +1,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataType, type Data, type RecordBatch } from 'apache-arrow';
-import { DatasetStatsAccumulator, type DatasetStatsSummary, type NumericArray } from '@kura/formats';
+import { DatasetStatsAccumulator, decodeRgb, imageShape, type DatasetStatsSummary, type NumericArray } from '@kura/formats';
 import { valuesPerStep, type Feature } from '@kura/schema';
 import type { DecodePlan } from '../slices/slice-reader.js';
 import { NpyWriter, type NpyDtype } from './npy-writer.js';
@@ -33,9 +33,21 @@ export interface TrainingSetMeta {
   robotId: string | null;
 }
 
+/** A step the training set cannot hold (an image that does not decode to its feature's shape), with where it is. */
+export class TrainingSetError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly location: { datasetId: string; episode: number; step: number; field: string },
+  ) {
+    super(message);
+    this.name = 'TrainingSetError';
+  }
+}
+
 export interface MaterialiseParams {
   plan: DecodePlan;
-  /** The features to write, in the trainer's order (numeric dtypes only; the caller refuses others). */
+  /** The features to write, in the trainer's order: numeric ones, and images (decoded to RGB); the caller refuses others. */
   features: Array<{ name: string; feature: Feature }>;
   /** Position of each source in `sources`, by dataset id. */
   sources: TrainingSetSource[];
@@ -72,10 +84,13 @@ export async function materialiseTrainingSet(params: MaterialiseParams): Promise
       writers.set(name, await NpyWriter.create(join(params.directory, index.file), index.dtype, []));
     const featureFiles: TrainingSetMeta['features'] = {};
     for (const { name, feature } of params.features) {
-      const dtype = feature.dtype as NpyDtype;
+      const image = feature.dtype === 'image';
+      // Images are handed over decoded, as 8-bit RGB: [N, height, width, 3].
+      const dtype = image ? 'uint8' : (feature.dtype as NpyDtype);
+      const shape = image ? [feature.shape[0]!, feature.shape[1]!, 3] : feature.shape;
       const file = `${name}.npy`;
-      featureFiles[name] = { file, dtype, shape: feature.shape, ...(feature.names ? { names: feature.names } : {}) };
-      writers.set(name, await NpyWriter.create(join(params.directory, file), dtype, feature.shape));
+      featureFiles[name] = { file, dtype, shape, ...(feature.names ? { names: feature.names } : {}) };
+      writers.set(name, await NpyWriter.create(join(params.directory, file), dtype, shape));
     }
     for await (const { item, batches } of params.plan.episodes()) {
       if (params.signal?.aborted) throw params.signal.reason;
@@ -100,6 +115,11 @@ export async function materialiseTrainingSet(params: MaterialiseParams): Promise
         }
         await writers.get('task_index')!.append(taskIndex);
         for (const { name, feature } of params.features) {
+          if (feature.dtype === 'image') {
+            await appendImages(writers.get(name)!, batch, name, feature, item.source.datasetId);
+            stats.addMediaFrames(name, rows);
+            continue;
+          }
           const size = valuesPerStep(feature);
           const values = columnValues(batch, name, rows, size, true);
           await writers.get(name)!.append(values);
@@ -158,4 +178,29 @@ function estimateFps(timestamps: Float64Array): number | null {
   const gaps = Array.from(timestamps.subarray(1), (time, index) => time - timestamps[index]!).sort((a, b) => a - b);
   const median = gaps[gaps.length >> 1]!;
   return median > 0 ? Math.round((1 / median) * 1000) / 1000 : null;
+}
+
+/** Decodes a batch's frames of an image feature to RGB and appends them; a frame of another size is refused. */
+async function appendImages(writer: NpyWriter, batch: RecordBatch, name: string, feature: Feature, datasetId: string): Promise<void> {
+  const column = batch.getChild(name)!;
+  const [height, width] = feature.shape as [number, number];
+  for (let row = 0; row < batch.numRows; row++) {
+    const bytes = column.get(row) as Uint8Array;
+    const where = () => ({
+      datasetId,
+      episode: Number(batch.getChild('episode_index')!.get(row)),
+      step: Number(batch.getChild('step_index')!.get(row)),
+      field: name,
+    });
+    const header = imageShape(bytes);
+    // The header first: a frame is decoded only when it is the size its feature says.
+    const decoded = header && header[0] === height && header[1] === width ? decodeRgb(bytes) : undefined;
+    if (!decoded || decoded.width !== width || decoded.height !== height)
+      throw new TrainingSetError(
+        'TRAINING_IMAGE_UNREADABLE',
+        `a frame of ${name} is not a ${width}×${height} image Kura can decode (${header ? `${header[1]}×${header[0]}` : 'no image header'})`,
+        where(),
+      );
+    await writer.append(decoded.rgb);
+  }
 }

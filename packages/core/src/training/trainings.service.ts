@@ -222,7 +222,7 @@ function checkHyperparameters(hyperparameters: Record<string, unknown>): void {
   }
 }
 
-/** Each feature the trainer reads is in the dataset and is numbers (images and video are not handed over yet). */
+/** Each feature the trainer reads is in the dataset and is numbers or images (video is not decoded yet). */
 function checkFeatures(manifest: TrainerManifest, features: FeatureSpec, datasetId: string, field: string): void {
   for (const name of manifest.features) {
     const feature = features[name];
@@ -240,10 +240,10 @@ function checkFeatures(manifest: TrainerManifest, features: FeatureSpec, dataset
         `${field}.datasetId`,
         { datasetId, feature: name },
       );
-    if (feature.dtype === 'image' || feature.dtype === 'string')
+    if (feature.dtype === 'string')
       throw trainingUnprocessable(
         'TRAINING_FEATURE_UNSUPPORTED',
-        `feature "${name}" of dataset ${datasetId} is ${feature.dtype}; training hands over numeric features only for now`,
+        `feature "${name}" of dataset ${datasetId} is text; training hands over numbers and images (tasks come as task_index.npy)`,
         `${field}.datasetId`,
         { datasetId, feature: name, dtype: feature.dtype },
       );
