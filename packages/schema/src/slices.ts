@@ -70,8 +70,8 @@ export const episodeRangesSchema = z
 
 const booleanQuery = z.enum(['true', 'false']).transform((value) => value === 'true');
 
-/** Filters shared by the episode list and slices. */
-const episodeFilterShape = {
+/** Filters shared by the episode list, slices and training runs. */
+export const episodeFilterShape = {
   task: z.string().min(1).max(1000).optional(),
   success: z.boolean().optional(),
   minLength: z.number().int().min(0).optional(),
@@ -112,19 +112,17 @@ export const sliceStepsSchema = z
     path: ['start'],
   });
 
+/** A dataset a slice (or a training run) reads: a version (the latest when none) and a weight. */
+export const sliceSourceSchema = z.strictObject({
+  datasetId: z.string().min(1).max(100),
+  version: z.number().int().positive().optional(),
+  weight: z.number().positive().finite().max(1e6).optional(),
+});
+
 /** `POST /v1/slices` body. */
 export const createSliceRequestSchema = z
   .strictObject({
-    sources: z
-      .array(
-        z.strictObject({
-          datasetId: z.string().min(1).max(100),
-          version: z.number().int().positive().optional(),
-          weight: z.number().positive().finite().max(1e6).optional(),
-        }),
-      )
-      .min(1)
-      .max(64),
+    sources: z.array(sliceSourceSchema).min(1).max(64),
     episodes: episodeRangesSchema.optional(),
     ...episodeFilterShape,
     columns: z.array(sliceColumnSchema).min(1).max(1000).optional(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { featureNamePattern } from './features.js';
-import { episodeRangesSchema } from './slices.js';
+import { episodeFilterShape, episodeRangesSchema, sliceSourceSchema } from './slices.js';
 
 const featureNameSchema = z.string().regex(featureNamePattern, 'a feature name such as observation.state');
 const nameSchema = z
@@ -57,21 +57,9 @@ export const createTrainingRequestSchema = z
   .strictObject({
     trainerId: z.string().min(1).max(100),
     /** Datasets to train on, as a slice names them: a version (the latest when none) and a weight. */
-    sources: z
-      .array(
-        z.strictObject({
-          datasetId: z.string().min(1).max(100),
-          version: z.number().int().positive().optional(),
-          weight: z.number().positive().finite().max(1e6).optional(),
-        }),
-      )
-      .min(1)
-      .max(16),
+    sources: z.array(sliceSourceSchema).min(1).max(16),
     episodes: episodeRangesSchema.optional(),
-    task: z.string().min(1).max(1000).optional(),
-    success: z.boolean().optional(),
-    minLength: z.number().int().min(0).optional(),
-    maxLength: z.number().int().min(0).optional(),
+    ...episodeFilterShape,
     /** Written to /data/hyperparameters.json as given. */
     hyperparameters: z.record(z.string().max(200), z.unknown()).default({}),
     /** Lower limits than the trainer's `resources` for this run. */

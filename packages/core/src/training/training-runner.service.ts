@@ -30,6 +30,7 @@ import { TrainersRepository } from './trainers.repository.js';
 import { guardedMessage } from './run-output.js';
 import { materialiseTrainingSet, TrainingSetError } from './training-set.js';
 import { TrainingsRepository, type TrainingRecord } from './trainings.repository.js';
+import { toSourceView } from './trainings.service.js';
 
 /** What ended a run, as the code its record gets. */
 const OUTCOME_CODES: Record<Exclude<TrainerOutcome, 'ok' | 'cancelled'>, { code: string; message: string }> = {
@@ -214,13 +215,7 @@ export class TrainingRunner {
     await materialiseTrainingSet({
       plan,
       features: features.map((name) => ({ name, feature: byName.get(name) as Feature })),
-      sources: training.sources.map((source) => ({
-        datasetId: source.datasetId,
-        version: source.version,
-        weight: source.weight,
-        episodes: source.episodeCount,
-        steps: source.stepCount,
-      })),
+      sources: training.sources.map(toSourceView),
       robotId: specs.length === 1 ? specs[0]!.robotId : null,
       directory,
       signal,

@@ -2,18 +2,12 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataType, type Data, type RecordBatch } from 'apache-arrow';
 import { DatasetStatsAccumulator, decodeRgb, imageShape, type DatasetStatsSummary, type NumericArray } from '@kura/formats';
-import { valuesPerStep, type Feature } from '@kura/schema';
+import { valuesPerStep, type Feature, type TrainingSourceView } from '@kura/schema';
 import type { DecodePlan } from '../slices/slice-reader.js';
 import { NpyWriter, type NpyDtype } from './npy-writer.js';
 
-/** One source of a training set, as meta.json describes it. */
-export interface TrainingSetSource {
-  datasetId: string;
-  version: number;
-  weight: number;
-  episodes: number;
-  steps: number;
-}
+/** One source of a training set, as meta.json describes it (as the run's record shows it). */
+export type TrainingSetSource = TrainingSourceView;
 
 /** What `meta.json` of a training set holds (docs/training.md, "The data folder"). */
 export interface TrainingSetMeta {

@@ -11,6 +11,7 @@ import {
   type TrainerManifest,
   type TrainingMetricsView,
   type TrainingResources,
+  type TrainingSourceView,
   type TrainingView,
 } from '@kura/schema';
 import { isAdmin, ownsOrAdmin, requireRole, type Principal } from '../auth/principal.js';
@@ -96,6 +97,7 @@ export class TrainingsService {
           success: request.success,
           minLength: request.minLength,
           maxLength: request.maxLength,
+          uploadId: request.uploadId,
           excludeHeldOut: true,
           sampleOnly: downloadOnly && request.dryRun ? { fallbackIndex } : undefined,
           afterIndex,
@@ -250,20 +252,25 @@ function checkFeatures(manifest: TrainerManifest, features: FeatureSpec, dataset
   }
 }
 
+/** A pinned source as runs show it (and as a training set's meta.json lists it). */
+export function toSourceView(source: TrainingSourceRecord): TrainingSourceView {
+  return {
+    datasetId: source.datasetId,
+    version: source.version,
+    weight: source.weight,
+    episodes: source.episodeCount,
+    steps: source.stepCount,
+    beyondAccess: source.beyondAccess,
+  };
+}
+
 export function toTrainingView(training: TrainingRecord): TrainingView {
   return {
     id: training.id,
     trainerId: training.trainerId,
     status: training.status,
     dryRun: training.dryRun,
-    sources: training.sources.map((source) => ({
-      datasetId: source.datasetId,
-      version: source.version,
-      weight: source.weight,
-      episodes: source.episodeCount,
-      steps: source.stepCount,
-      beyondAccess: source.beyondAccess,
-    })),
+    sources: training.sources.map(toSourceView),
     hyperparameters: training.request.hyperparameters,
     resources: training.resources,
     episodeCount: training.episodeCount,
