@@ -6,6 +6,7 @@ import jpeg from 'jpeg-js';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { episodeBucket } from '@kura/core';
 import { bearer, eventually, startTestApp, type TestApp } from '../support/app.js';
+import { tarGzOf } from '../support/archives.js';
 import { publish } from '../support/datasets.js';
 import { CAM_HIGH, G1_TASK, publishLerobot, unitreeEpisode29 } from '../support/lerobot-video.js';
 import { deployPolicy } from '../support/policies.js';
@@ -199,6 +200,7 @@ describe('web viewer in Chromium', () => {
   let page: Page;
   let base: string;
   let operator: { id: string; key: string };
+  let developer: { id: string; key: string };
   let imagesDataset: string;
   let videoDataset: string;
   let privateDataset: string;
@@ -308,7 +310,7 @@ describe('web viewer in Chromium', () => {
     await kura.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`;
     operator = await kura.createKey('operator');
-    const developer = await kura.createKey('developer');
+    developer = await kura.createKey('developer');
 
     // Episode 0: long, readable by anyone; episode 1: held out (evaluations run on it).
     imagesDataset = await createDataset('public', 'blocks', (bucketOf) => bucketOf(0) < 90 && bucketOf(1) >= 90, {
@@ -594,6 +596,160 @@ describe('web viewer in Chromium', () => {
     expect(evaluations).toContain('completed');
   });
 
+  /**
+   * Uploads a trainer that needs no torch (its train.py is `trainPy`, run on the public blocks
+   * dataset) and starts a run of it as the developer: a run in a few seconds.
+   */
+  async function startTraining(name: string, trainPy: string[], hyperparameters: Record<string, unknown> = {}) {
+    const accepted = await kura.request
+      .post('/v1/trainers')
+      .set(bearer(developer.key))
+      .set('Content-Type', 'application/octet-stream')
+      .send(
+        await tarGzOf({
+          'trainer.json': JSON.stringify({
+            name,
+            runtime: 'python',
+            entry: 'train.py',
+            features: ['observation.state', 'action'],
+            resources: { cpuSeconds: 30, memoryMb: 512, wallSeconds: 60 },
+          }),
+          'train.py': trainPy.join('\n'),
+        }),
+      );
+    expect(accepted.status).toBe(202);
+    const trainer = await eventually(async () => {
+      const response = await kura.request.get(`/v1/trainers/${accepted.body.id}`).set(bearer(developer.key));
+      return response.body.status === 'validating' ? undefined : (response.body as { id: string; status: string });
+    }, 60_000);
+    expect(trainer.status).toBe('ready');
+    const created = await kura.request
+      .post('/v1/trainings')
+      .set(bearer(developer.key))
+      .send({ trainerId: trainer.id, sources: [{ datasetId: imagesDataset }], hyperparameters });
+    expect(created.status).toBe(202);
+    return created;
+  }
+
+  it('follows a training run live: its status until it fails, the error, a plot per metric series, lineage and the log', async () => {
+    // It prints a few metric lines, pauses (so the page sees the run going), and fails on purpose.
+    const created = await startTraining(
+      'quick-quitter',
+      [
+        'import json, sys, time',
+        'for step in range(1, 4): print(json.dumps({"step": step, "loss": 1 / step, "lr": 0.001}), flush=True)',
+        'time.sleep(1.5)',
+        'for step in range(4, 6): print(json.dumps({"step": step, "loss": 1 / step, "lr": 0.0005}), flush=True)',
+        'print("giving up on purpose", flush=True)',
+        'sys.exit(3)',
+      ],
+      { epochs: 3 },
+    );
+    const trainingId = created.body.id as string;
+
+    // Reached from the header, with the developer's key (runs are private to their owner).
+    await open('/datasets');
+    await typeKey(developer.key);
+    await page.click('header nav a:text-is("Trainings")');
+    const row = page.locator('[data-testid="trainings-table"] tr', { hasText: trainingId });
+    await row.waitFor();
+    expect(await row.innerText()).toContain('quick-quitter');
+    await row.locator('a').click();
+    await page.locator('[data-testid="training-id"]').waitFor();
+    expect(new URL(page.url()).pathname).toBe(`/trainings/${trainingId}`);
+
+    // The page polls: the run ends on screen without a reload (the marked heading stays).
+    await page.locator('h1').evaluate((heading) => heading.setAttribute('data-kept', 'yes'));
+    await page.locator('[data-testid="training-status"]', { hasText: 'failed' }).waitFor({ timeout: 60_000 });
+    expect(await page.locator('h1[data-kept="yes"]').count()).toBe(1);
+    const error = await page.locator('[data-testid="training-error"]').innerText();
+    expect(error).toContain('TRAINING_FAILED');
+
+    // A plot per series, the loss first, each really drawing its line and holding every point.
+    const plots = page.locator('[data-testid="metric-plot"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="metric-plot"] canvas').length === 2);
+    expect(await plots.evaluateAll((elements) => elements.map((plot) => plot.getAttribute('data-name')))).toEqual(['loss', 'lr']);
+    expect(await page.locator('.plot h3', { hasText: 'loss' }).innerText()).toContain('5 points');
+    expect(await plots.first().locator('.u-legend').innerText()).toContain('loss');
+    expect((await pixelsOf(page, '[data-testid="metric-plot"][data-name="loss"] canvas')).coloured).toBeGreaterThan(100);
+
+    // Lineage: the trainer, the source as pinned (held-out episodes left out), hyperparameters, resources.
+    const lineage = page.locator('[data-testid="lineage"]');
+    expect(await lineage.locator('[data-testid="lineage-trainer"]').innerText()).toContain('quick-quitter');
+    const pinned = (created.body.sources as Array<{ version: number; episodes: number; steps: number }>)[0]!;
+    expect(pinned.episodes).toBeGreaterThan(0);
+    const sourceRows = lineage.locator('[data-testid="sources-table"] tbody tr');
+    expect(await sourceRows.count()).toBe(1);
+    expect((await sourceRows.locator('td').allInnerTexts()).map((cell) => cell.trim())).toEqual([
+      names.get(imagesDataset),
+      String(pinned.version),
+      '1',
+      pinned.episodes.toLocaleString('en-US'),
+      pinned.steps.toLocaleString('en-US'),
+      '0',
+    ]);
+    expect(await lineage.locator(`a[href="/datasets/${imagesDataset}"]`).count()).toBe(1);
+    expect(await page.locator('[data-testid="hyperparameters"]').innerText()).toContain('"epochs": 3');
+    expect(await page.locator('[data-testid="resources"]').innerText()).toContain('30 CPU s');
+
+    // The log of a run on data the developer may download: whole, not guarded.
+    const log = page.locator('[data-testid="training-log"]');
+    await log.waitFor();
+    expect(await log.innerText()).toContain('giving up on purpose');
+    expect(await page.locator('[data-testid="log-guarded"]').count()).toBe(0);
+    // A failed run registers no policy.
+    expect(await page.locator('[data-testid="outcome"]').count()).toBe(0);
+
+    // Back on the list, the run's final status and latest loss (1/5).
+    await page.click('.crumbs a:text-is("Trainings")');
+    const ended = page.locator('[data-testid="trainings-table"] tr', { hasText: trainingId });
+    await ended.waitFor();
+    const cells = (await ended.locator('td').allInnerTexts()).map((cell) => cell.trim());
+    expect(cells.slice(0, 5)).toEqual([trainingId, 'quick-quitter', 'failed', pinned.steps.toLocaleString('en-US'), '0.2000']);
+    await mkdir(outputDir, { recursive: true });
+    await page.goto(`${base}/trainings/${trainingId}`);
+    await page.locator('[data-testid="training-log"]').waitFor();
+    await page.screenshot({ path: `${outputDir}training-page.png`, fullPage: true });
+    await forgetKey();
+  }, 120_000);
+
+  it('links a succeeded run to the policy it registered, its evaluation (action MSE) and its leaderboard place', async () => {
+    // The trainer "learns" the blocks policy exactly (action = [step, −episode]) and leaves it in /out
+    // as a Python policy: its evaluation on the held-out episodes has an action MSE of 0.
+    const policy = [
+      'import math',
+      'def act(observation, context):',
+      '    return [context["step"], -math.floor(observation["observation.state"][0] / 1000)]',
+    ].join('\n');
+    const manifest = { name: 'x', runtime: 'python', entry: 'policy.py', observation: ['observation.state'], action: { shape: [2] } };
+    const created = await startTraining('echo-learner', [
+      'import json, os',
+      'out = os.environ["KURA_OUT_DIR"]',
+      'for step in range(1, 4): print(json.dumps({"step": step, "loss": 0.5 / step}), flush=True)',
+      `open(os.path.join(out, "policy.json"), "w").write(${JSON.stringify(JSON.stringify(manifest))})`,
+      `open(os.path.join(out, "policy.py"), "w").write(${JSON.stringify(policy)})`,
+    ]);
+    const trainingId = created.body.id as string;
+    await open(`/trainings/${trainingId}`);
+    await typeKey(developer.key);
+    await page.locator('[data-testid="training-status"]', { hasText: 'succeeded' }).waitFor({ timeout: 60_000 });
+    expect(await page.locator('[data-testid="training-error"]').count()).toBe(0);
+    expect(await page.locator('[data-testid="policy-link"]').innerText()).toBe('echo-learner v1');
+
+    // The evaluation ends after the run: the section polls until it has, then shows its place.
+    const evaluation = page.locator('[data-testid="training-evaluations"] tbody tr', { hasText: 'completed' });
+    await evaluation.waitFor({ timeout: 60_000 });
+    const cells = (await evaluation.locator('td').allInnerTexts()).map((cell) => cell.trim());
+    expect(cells.slice(1)).toEqual([imagesDataset, '1', 'completed', '0']);
+    const place = await page.locator('[data-testid="leaderboard-places"] li').innerText();
+    // Tied with blocks-echo, which is exact too.
+    expect(place).toMatch(new RegExp(`^${imagesDataset}: rank [12] of 2 \\(action MSE 0\\)$`));
+
+    await page.click('[data-testid="policy-link"]');
+    expect(await page.locator('[data-testid="policy-name"]').innerText()).toBe('echo-learner v1');
+    await forgetKey();
+  }, 120_000);
+
   it.each([
     ['an unknown dataset', () => '/datasets/ds_000000000000000000000000', 'Error 404', 'DATASET_NOT_FOUND'],
     ['a private dataset without a key', () => `/datasets/${privateDataset}`, 'Error 404', 'DATASET_NOT_FOUND'],
@@ -601,6 +757,7 @@ describe('web viewer in Chromium', () => {
     ['an unknown episode', () => `/datasets/${imagesDataset}/episodes/99`, 'cannot be shown', 'EPISODE_NOT_FOUND'],
     ['a held-out episode without an admin key', () => `/datasets/${imagesDataset}/episodes/1`, 'cannot be shown', 'EPISODE_HELD_OUT'],
     ['an unknown policy', () => '/policies/pol_000000000000000000000000', 'Error 404', 'POLICY_NOT_FOUND'],
+    ['training runs without a key', () => '/trainings', 'Error 401', 'AUTH_REQUIRED'],
     ['a path the viewer does not know', () => '/datasets/x/y/z', 'Error 404', 'PAGE_NOT_FOUND'],
   ])('shows a clear error page for %s', async (_what, path, title, code) => {
     await open(path());

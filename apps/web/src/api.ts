@@ -12,6 +12,9 @@ import type {
   PolicyView,
   RobotView,
   SliceView,
+  TrainerView,
+  TrainingMetricsView,
+  TrainingView,
   UploadView,
 } from '@kura/schema';
 
@@ -118,6 +121,9 @@ export type LeaderboardEntry = LeaderboardView;
 export type Metrics = LeaderboardView['metrics'];
 export type Policy = PolicyView;
 export type Evaluation = EvaluationView;
+export type Trainer = TrainerView;
+export type Training = TrainingView;
+export type TrainingMetrics = TrainingMetricsView;
 
 export interface FeatureStats {
   count: number;

@@ -7,6 +7,7 @@ import { DatasetPage } from './pages/dataset';
 import { EpisodePage } from './pages/episode';
 import { LeaderboardPage } from './pages/leaderboard';
 import { PoliciesPage, PolicyPage } from './pages/policies';
+import { TrainingPage, TrainingsPage } from './pages/trainings';
 
 export function App() {
   const [route, setRoute] = useState<Route>(() => parseRoute(location.pathname));
@@ -23,6 +24,7 @@ export function App() {
         <nav>
           <a href="/datasets">Datasets</a>
           <a href="/policies">Policies</a>
+          <a href="/trainings">Trainings</a>
           <a href="/docs" target="_blank" rel="noreferrer">
             API docs
           </a>
@@ -54,6 +56,10 @@ function renderRoute(route: Route) {
       return <PoliciesPage />;
     case 'policy':
       return <PolicyPage policyId={route.policyId} />;
+    case 'trainings':
+      return <TrainingsPage />;
+    case 'training':
+      return <TrainingPage trainingId={route.trainingId} />;
     case 'unknown':
       return <ErrorPage error={new ApiError(404, 'PAGE_NOT_FOUND', `the viewer has no page at ${route.path}`)} />;
   }

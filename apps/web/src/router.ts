@@ -7,6 +7,8 @@ export type Route =
   | { page: 'leaderboard'; datasetId: string }
   | { page: 'policies' }
   | { page: 'policy'; policyId: string }
+  | { page: 'trainings' }
+  | { page: 'training'; trainingId: string }
   | { page: 'unknown'; path: string };
 
 export function parseRoute(path: string): Route {
@@ -27,6 +29,10 @@ export function parseRoute(path: string): Route {
   if (first === 'policies') {
     if (parts.length === 1) return { page: 'policies' };
     if (id !== undefined && parts.length === 2) return { page: 'policy', policyId: id };
+  }
+  if (first === 'trainings') {
+    if (parts.length === 1) return { page: 'trainings' };
+    if (id !== undefined && parts.length === 2) return { page: 'training', trainingId: id };
   }
   return { page: 'unknown', path };
 }
@@ -55,7 +61,7 @@ export function interceptLinks(root: HTMLElement): void {
     if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     const target = event.target instanceof Element ? event.target.closest('a') : null;
     if (!target || target.target || target.hasAttribute('download') || target.origin !== location.origin) return;
-    if (!/^\/(datasets|policies)(\/|$)|^\/$/.test(target.pathname)) return;
+    if (!/^\/(datasets|policies|trainings)(\/|$)|^\/$/.test(target.pathname)) return;
     event.preventDefault();
     navigate(target.pathname + target.search);
   });

@@ -27,6 +27,56 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
   return loaded;
 }
 
+/**
+ * Like useLoad, then loads again every `intervalMs` until `settled(value)` (a run that ended, say). A
+ * refresh keeps the last value on screen; a failed one is reported beside it and retried, so a
+ * moment without the server does not blank a page that was showing a live run.
+ */
+export function usePolled<T>(
+  load: () => Promise<T>,
+  settled: (value: T) => boolean,
+  intervalMs: number,
+  deps: unknown[],
+): { loaded: Loaded<T>; refreshError: ApiError | null } {
+  const [loaded, setLoaded] = useState<Loaded<T>>({ state: 'loading' });
+  const [refreshError, setRefreshError] = useState<ApiError | null>(null);
+  useEffect(() => {
+    let current = true;
+    let shown = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const again = () => {
+      timer = setTimeout(() => void poll(), intervalMs);
+    };
+    setLoaded({ state: 'loading' });
+    setRefreshError(null);
+    const poll = async () => {
+      try {
+        const value = await load();
+        if (!current) return;
+        shown = true;
+        setLoaded({ state: 'ok', value });
+        setRefreshError(null);
+        if (!settled(value)) again();
+      } catch (error) {
+        if (!current) return;
+        if (!shown) {
+          setLoaded({ state: 'error', error: asApiError(error) });
+          return;
+        }
+        setRefreshError(asApiError(error));
+        again();
+      }
+    };
+    void poll();
+    return () => {
+      current = false;
+      clearTimeout(timer);
+    };
+    // The caller lists what `load` depends on.
+  }, deps);
+  return { loaded, refreshError };
+}
+
 /** What a caller can do about a failure; it depends on whether a key is in use. */
 function hintFor(status: number): string | undefined {
   const keyed = storedKey() !== null;

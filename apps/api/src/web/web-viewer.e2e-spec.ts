@@ -38,6 +38,8 @@ describe('web viewer: static files at / and client routes, next to the API', () 
     '/datasets/ds_x/leaderboard',
     '/policies',
     '/policies/pol_1',
+    '/trainings',
+    '/trainings/trn_1',
   ])('answers the client route %s with index.html (HTML, revalidated, with a CSP)', async (path) => {
     const response = await kura.request.get(path);
     expect(response.status).toBe(200);

@@ -9,7 +9,7 @@ export const defaultWebDirectory = fileURLToPath(new URL('../../../web/dist/', i
 /** The API's own paths: never answered by the viewer, so unknown ones stay JSON 404s. */
 const apiPath = /^\/(v1|health|docs|metrics)(\/|$)/;
 /** The viewer's client-side routes, all answered with its index.html. */
-const viewerRoute = /^\/($|index\.html$|datasets(\/|$)|policies(\/|$))/;
+const viewerRoute = /^\/($|index\.html$|datasets(\/|$)|policies(\/|$)|trainings(\/|$))/;
 
 const notBuilt = [
   "Kura's web viewer is not built.",
@@ -33,7 +33,7 @@ const contentSecurityPolicy = [
 /**
  * Serves the web viewer (apps/web/dist) at `/`: its files (Vite's hashed `assets/` cached for a
  * year, everything else revalidated) and its index.html for the client-side routes (`/`,
- * `/datasets…`, `/policies…`). `/v1`, `/health`, `/docs` and `/metrics` are left to the API, and a
+ * `/datasets…`, `/policies…`, `/trainings…`). `/v1`, `/health`, `/docs` and `/metrics` are left to the API, and a
  * file that does not exist falls through to its JSON 404. Without a build, the routes answer a short
  * text saying how to make one. The folder is read on each request, so a build made while the
  * server runs is picked up.
