@@ -3,8 +3,9 @@ import { benchIngest } from './ingest.mjs';
 import { benchSlices } from './slices.mjs';
 import { benchPolicies } from './policies.mjs';
 import { benchInference } from './inference.mjs';
+import { benchTraining } from './training.mjs';
 
-const benches = { ingest: benchIngest, slices: benchSlices, policies: benchPolicies, inference: benchInference };
+const benches = { ingest: benchIngest, slices: benchSlices, policies: benchPolicies, inference: benchInference, training: benchTraining };
 const names = process.argv.slice(2);
 const selected = names.length > 0 ? names : Object.keys(benches);
 for (const name of selected) {
