@@ -29,7 +29,9 @@ DEFAULTS = {
     "weightDecay": 0.0,
     "validationFraction": 0.05,
     "seed": 0,
-    "threads": 2,
+    # One thread: Debian's torch uses the reference BLAS, and two threads on two shared cores spin
+    # (measured: an epoch of 100,000 steps took 67 s with 2, 14 s with 1; docs/benchmarks.md).
+    "threads": 1,
     "logEvery": 50,
 }
 

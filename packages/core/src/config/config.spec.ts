@@ -57,14 +57,15 @@ describe('loadConfig', () => {
   });
 
   it("gives each job queue its declared concurrency, KURA_JOB_CONCURRENCY's, or its own variable's", () => {
-    expect(loadConfig({}).jobs.concurrency).toEqual({ default: 2, ingest: 2, evaluations: 2 });
-    expect(loadConfig({ KURA_JOB_CONCURRENCY: '4' }).jobs.concurrency).toEqual({ default: 4, ingest: 4, evaluations: 4 });
+    expect(loadConfig({}).jobs.concurrency).toEqual({ default: 2, ingest: 2, evaluations: 2, training: 1 });
+    expect(loadConfig({ KURA_JOB_CONCURRENCY: '4' }).jobs.concurrency).toEqual({ default: 4, ingest: 4, evaluations: 4, training: 4 });
     expect(
       loadConfig({ KURA_JOB_CONCURRENCY: '4', KURA_JOB_CONCURRENCY_INGEST: '1', KURA_JOB_CONCURRENCY_EVALUATIONS: '' }).jobs.concurrency,
     ).toEqual({
       default: 4,
       ingest: 1,
       evaluations: 4,
+      training: 4,
     });
     expect(problemsOf({ KURA_JOB_CONCURRENCY_EVALUATIONS: '0' })).toContain('KURA_JOB_CONCURRENCY_EVALUATIONS');
   });

@@ -93,11 +93,21 @@ export async function runTrainerProcess(params: TrainerProcessParams): Promise<T
   params.signal.addEventListener('abort', onAbort);
   if (params.signal.aborted) onAbort();
   let progressAt = Date.now();
-  let watching = true;
+  let ended = false;
+  let wake: () => void = () => undefined;
+  const exited = child.exit.then((exit) => {
+    ended = true;
+    wake();
+    return exit;
+  });
   const watch = (async () => {
-    while (watching) {
-      await new Promise((resolve) => setTimeout(resolve, OUTPUT_WATCH_MS));
-      if (!watching) break;
+    while (!ended) {
+      // The pause ends early when the trainer exits, so the run's end is not held back by it.
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, OUTPUT_WATCH_MS);
+      });
+      if (ended) break;
       const used = await measure(params.outDir, params.output.maxFiles + 1).catch(() => ({ bytes: 0, files: 0 }));
       if (used.bytes > params.output.maxBytes || used.files > params.output.maxFiles) stop('output-too-large');
       if (params.onProgress && Date.now() - progressAt >= 1000) {
@@ -106,8 +116,7 @@ export async function runTrainerProcess(params: TrainerProcessParams): Promise<T
       }
     }
   })();
-  const exit = await child.exit;
-  watching = false;
+  const exit = await exited;
   await watch;
   params.signal.removeEventListener('abort', onAbort);
   return { outcome: stoppedFor ?? exit.outcome, exit, metrics, log: log.finish() };
