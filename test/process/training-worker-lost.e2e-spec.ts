@@ -118,7 +118,8 @@ describe('a worker killed mid-run', () => {
     expect(training.status).toBe(202);
     const id = training.body.id as string;
     await eventually(async () => ((await call('GET', `/v1/trainings/${id}`)).body.status === 'running' ? true : undefined), 60_000);
-    expect((await processesNaming(id)).length).toBeGreaterThan(0);
+    // `running` is recorded just before the jail starts: wait for its process.
+    await eventually(async () => ((await processesNaming(id)).length > 0 ? true : undefined), 10_000);
 
     worker.child.kill('SIGKILL');
     await worker.exited;
