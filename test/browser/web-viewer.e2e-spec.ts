@@ -306,7 +306,8 @@ describe('web viewer in Chromium', () => {
     await access(CHROMIUM).catch(() => {
       throw new Error(`Chromium is not at ${CHROMIUM}: apt-get install -y chromium (or set KURA_TEST_CHROMIUM)`);
     });
-    kura = await startTestApp();
+    // The training run's Python policy is evaluated on a loaded machine too: give its calls room.
+    kura = await startTestApp({ KURA_POLICY_CALL_TIMEOUT_MS: '1000' });
     await kura.app.listen(0, '127.0.0.1');
     base = `http://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`;
     operator = await kura.createKey('operator');
@@ -738,7 +739,7 @@ describe('web viewer in Chromium', () => {
 
     // The evaluation ends after the run: the section polls until it has, then shows its place.
     const evaluation = page.locator('[data-testid="training-evaluations"] tbody tr', { hasText: 'completed' });
-    await evaluation.waitFor({ timeout: 60_000 });
+    await evaluation.waitFor({ timeout: 120_000 });
     const cells = (await evaluation.locator('td').allInnerTexts()).map((cell) => cell.trim());
     expect(cells.slice(1)).toEqual([imagesDataset, '1', 'completed', '0']);
     const place = await page.locator('[data-testid="leaderboard-places"] li').innerText();
@@ -748,7 +749,7 @@ describe('web viewer in Chromium', () => {
     await page.click('[data-testid="policy-link"]');
     expect(await page.locator('[data-testid="policy-name"]').innerText()).toBe('echo-learner v1');
     await forgetKey();
-  }, 120_000);
+  }, 240_000);
 
   it.each([
     ['an unknown dataset', () => '/datasets/ds_000000000000000000000000', 'Error 404', 'DATASET_NOT_FOUND'],

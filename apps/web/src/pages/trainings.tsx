@@ -294,10 +294,11 @@ function OutcomeSection({ training, policyId }: { training: Training; policyId: 
       );
       return { policy, evaluations, places };
     },
-    // The board changes as the evaluations end: both are asked again until they have.
-    (outcome) => outcome.evaluations.every(evaluationEnded),
+    // The board changes as the evaluations end: both are asked again until they have. The run links
+    // its policy before it validates it and queues the evaluations, so a run still going is not settled.
+    (outcome) => training.finishedAt !== null && outcome.policy?.status !== 'validating' && outcome.evaluations.every(evaluationEnded),
     POLL_MS,
-    [training.id, policyId],
+    [training.id, policyId, training.finishedAt, training.evaluationIds.join(',')],
   );
   return (
     <section data-testid="outcome">
