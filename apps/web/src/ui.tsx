@@ -165,3 +165,17 @@ export const formatBytes = (bytes: number): string => {
 export function Badge(props: { kind: string; children: ComponentChildren }) {
   return <span class={`badge badge-${props.kind}`}>{props.children}</span>;
 }
+
+/** An evaluation's status badge, with its coded error under it when it failed. */
+export function EvaluationStatusCell(props: { status: string; error: { code: string; message: string } | null | undefined }) {
+  return (
+    <td>
+      <Badge kind={props.status}>{props.status}</Badge>
+      {props.error ? (
+        <div class="location">
+          <code>{props.error.code}</code> {props.error.message}
+        </div>
+      ) : null}
+    </td>
+  );
+}

@@ -1,6 +1,6 @@
 import { allPages, api, enc, type Evaluation, type Page, type Policy } from '../api';
 import { formatLocation } from '../features';
-import { Badge, formatBytes, formatDate, formatNumber, InlineError, Loading, useLoad } from '../ui';
+import { Badge, formatBytes, formatDate, formatNumber, InlineError, Loading, useLoad, EvaluationStatusCell } from '../ui';
 
 /** The policies the caller may see (public ones, and its own). */
 export function PoliciesPage() {
@@ -135,14 +135,7 @@ function EvaluationsSection({ policyId }: { policyId: string }) {
                   <a href={`/datasets/${enc(evaluation.datasetId)}/leaderboard`}>{evaluation.datasetId}</a>
                 </td>
                 <td class="num">{evaluation.version}</td>
-                <td>
-                  <Badge kind={evaluation.status}>{evaluation.status}</Badge>
-                  {evaluation.error ? (
-                    <div class="location">
-                      <code>{evaluation.error.code}</code> {evaluation.error.message}
-                    </div>
-                  ) : null}
-                </td>
+                <EvaluationStatusCell status={evaluation.status} error={evaluation.error} />
                 <td class="num">{formatNumber(evaluation.metrics?.actionMse)}</td>
                 <td class="num">{formatNumber(evaluation.metrics?.actionMae)}</td>
                 <td class="num">{formatNumber(evaluation.metrics?.episodesEvaluated)}</td>

@@ -13,7 +13,7 @@ import {
   type TrainingMetrics,
 } from '../api';
 import { MetricPlot } from '../training/metric-plot';
-import { Badge, formatDate, formatNumber, InlineError, Loading, useLoad, usePolled } from '../ui';
+import { Badge, formatDate, formatNumber, InlineError, Loading, useLoad, usePolled, EvaluationStatusCell } from '../ui';
 
 /** How often a page showing a run (or its evaluations) still in progress asks again. */
 const POLL_MS = 2000;
@@ -346,14 +346,7 @@ function OutcomeSection({ training, policyId }: { training: Training; policyId: 
                       <a href={`/datasets/${enc(evaluation.datasetId)}`}>{evaluation.datasetId}</a>
                     </td>
                     <td class="num">{evaluation.version}</td>
-                    <td>
-                      <Badge kind={evaluation.status}>{evaluation.status}</Badge>
-                      {evaluation.error ? (
-                        <div class="location">
-                          <code>{evaluation.error.code}</code> {evaluation.error.message}
-                        </div>
-                      ) : null}
-                    </td>
+                    <EvaluationStatusCell status={evaluation.status} error={evaluation.error} />
                     <td class="num">{evaluation.status === 'completed' ? formatNumber(evaluation.metrics?.actionMse) : '—'}</td>
                   </tr>
                 ))}
