@@ -78,6 +78,17 @@ describe('bwrap level', () => {
     expect(await readFile(join(output, 'result.txt'), 'utf8')).toBe('written');
   });
 
+  it('keeps its own tree read-only: only /tmp and /dev/shm take files, each within the tmpfs cap', async () => {
+    // The root and /dev are tmpfs in memory: a file there would escape every limit.
+    for (const path of ['/evil', '/dev/evil', '/usr/evil'])
+      expect((await run('bwrap', ['write', path])).messages).toEqual([{ error: 'EROFS' }]);
+    for (const path of ['/tmp/scratch', '/dev/shm/scratch', '/dev/null'])
+      expect((await run('bwrap', ['write', path])).messages).toEqual([{ wrote: true }]);
+    // 4 MiB into a 1 MiB /dev/shm: refused (ENOSPC) or the child ended, never stored.
+    const big = await run('bwrap', ['write-big-file', '/dev/shm/big'], { limits: { tmpBytes: 1024 * 1024 } });
+    expect(big.exit.outcome).not.toBe('ok');
+  });
+
   it('has no network and none of the parent environment', async () => {
     process.env.KURA_JAIL_TEST_SECRET = 'do-not-pass';
     try {

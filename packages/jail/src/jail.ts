@@ -41,7 +41,7 @@ export interface JailLimits {
   maxMessageBytes: number;
   /** RLIMIT_NOFILE. */
   openFiles?: number;
-  /** Size of the private `/tmp` (`bwrap`: a tmpfs in memory); 64 MiB unless given. */
+  /** Size of the private `/tmp` and of `/dev/shm` (`bwrap`: each a tmpfs in memory); 64 MiB unless given. The rest of the jail's own tree is read-only. */
   tmpBytes?: number;
   /**
    * RLIMIT_NPROC: processes and threads. Enforced only for a child on a `separateUser` (the kernel
@@ -243,6 +243,16 @@ export class JailedProcess {
           '--tmpfs',
           '/tmp',
           ...mounts,
+          // Shared memory capped like /tmp; then the root and /dev (both tmpfs bwrap makes) read-only:
+          // a file written there would sit in the host's RAM outside every limit.
+          '--size',
+          String(limits.tmpBytes ?? DEFAULT_TMP_BYTES),
+          '--tmpfs',
+          '/dev/shm',
+          '--remount-ro',
+          '/dev',
+          '--remount-ro',
+          '/',
           '--chdir',
           request.cwd ?? '/tmp',
           '--unshare-all',
