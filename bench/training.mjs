@@ -11,7 +11,9 @@ import { chmod, cp, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { RecordBatchReader } from 'apache-arrow';
+import { DatasetStatsAccumulator } from '../packages/formats/dist/stats/index.js';
 import { chooseJailLevel } from '../packages/jail/dist/index.js';
 import { runTrainerProcess } from '../packages/core/dist/training/trainer-process.js';
 import { npyHeader } from '../packages/core/dist/training/npy-writer.js';
@@ -117,9 +119,11 @@ async function timeCopy(scratch, sizes) {
 /**
  * The floor of materialising: read the dataset's Arrow shard files and write the same columns'
  * bytes into seven files (header space, then each batch's values as Arrow holds them), nothing else:
- * no episode list, no held-out filter, no statistics. Median of `RUNS`; bytes written and seconds.
+ * no episode list, no held-out filter, no statistics. With `checks`, also what Kura must do besides:
+ * a sha256 of the bytes read and the statistics of the numeric columns (one thread). Median of
+ * `RUNS`; bytes written and seconds.
  */
-async function timeFloor(scratch, shardDirectory) {
+async function timeFloor(scratch, shardDirectory, { checks = false } = {}) {
   const shards = (await readdir(shardDirectory)).sort().map((name) => join(shardDirectory, name));
   const columns = ['observation.state', 'action', 'episode_index', 'step_index', 'timestamp'];
   const times = [];
@@ -144,13 +148,18 @@ async function timeFloor(scratch, shardDirectory) {
       pendingBytes[index] += view.byteLength;
       if (pendingBytes[index] >= 1 << 20) await flush(index);
     };
+    const stats = new DatasetStatsAccumulator();
     for (const shard of shards) {
-      const reader = RecordBatchReader.from(await readFile(shard));
+      const bytes = await readFile(shard);
+      if (checks) createHash('sha256').update(bytes).digest('hex');
+      const reader = RecordBatchReader.from(bytes);
       for (const batch of reader) {
         for (const [index, name] of columns.entries()) {
           const data = batch.getChild(name).data[0];
           const values = data.children.length > 0 ? data.children[0].values : data.values;
           await add(index, values);
+          if (checks && data.children.length > 0)
+            stats.numeric(name, STATE_DIMS).addColumn(values.subarray(0, batch.numRows * STATE_DIMS), batch.numRows);
         }
         await add(5, new Int16Array(batch.numRows));
         await add(6, new Int32Array(batch.numRows));
@@ -226,7 +235,9 @@ async function handOff(scale) {
       const sizes = npySizes(training.stepCount);
       const npyBytes = Object.values(sizes).reduce((sum, bytes) => sum + bytes, 0);
       const cpSeconds = await timeCopy(scratch, sizes);
-      const floor = await timeFloor(scratch, join(scratch, 'data', 'blobs', 'datasets', datasetId, 'shards'));
+      const shards = join(scratch, 'data', 'blobs', 'datasets', datasetId, 'shards');
+      const floor = await timeFloor(scratch, shards);
+      const checked = await timeFloor(scratch, shards, { checks: true });
       const prepareSeconds = median(prepare);
       return {
         size: `${scale}×`,
@@ -242,6 +253,8 @@ async function handOff(scale) {
         'floor s': +floor.seconds.toFixed(3),
         'floor MB/s': +(floor.bytes / MB / floor.seconds).toFixed(0),
         'ratio to floor': +(npyBytes / prepareSeconds / (floor.bytes / floor.seconds)).toFixed(3),
+        'floor + checks s': +checked.seconds.toFixed(3),
+        'ratio to floor + checks': +(npyBytes / prepareSeconds / (checked.bytes / checked.seconds)).toFixed(3),
         'api idle / peak RSS MB': `${(idleRss / MB).toFixed(0)} / ${(rss / MB).toFixed(0)}`,
       };
     } finally {

@@ -24,7 +24,7 @@ import {
 } from '@kura/schema';
 import { takeRows } from '@kura/formats';
 import { EpisodesRepository, type EpisodeRecord } from '../datasets/episodes/episodes.repository.js';
-import { ARROW_STREAM_END, ShardReader, encodeSchemaMessage, type ShardPrelude } from '../datasets/episodes/shard-reader.js';
+import { ARROW_STREAM_END, ShardReader, encodeSchemaMessage, episodeSpans, type ShardPrelude } from '../datasets/episodes/shard-reader.js';
 import { DATASET_ID_COLUMN, resolveSliceColumns, sliceArrowSchema } from './slice-columns.js';
 import type { SliceRecord, SliceSourceRecord } from './slices.repository.js';
 
@@ -55,6 +55,8 @@ const INDEX_CHUNK = 1000;
 const KEPT_EPISODE_LIST = 4096;
 /** Largest run of adjacent episodes read with one ranged read. */
 const RUN_BYTES = 16 * 1024 * 1024;
+/** Episodes left out between two of a span (held out, filtered) are read over when they take at most this many bytes. */
+const SPAN_GAP_BYTES = 1024 * 1024;
 
 /**
  * Reads a slice's rows from the shards: only the chosen episodes' byte ranges. When the slice takes
@@ -137,28 +139,31 @@ export class SliceReader {
       new Utf8(),
     );
     const sourceNames = new Map(slice.columns.map((column) => [column.name, column.from]));
-    const sliceEpisodes = episodes;
-    const decode = (episode: EpisodeRecord) => this.shards.decode(episode);
+    const shards = this.shards;
     return {
       kind: 'decode',
       schema,
       async *episodes() {
-        for await (const item of sliceEpisodes()) {
-          const batches: RecordBatch[] = [];
-          for (const batch of await decode(item.episode)) {
-            const output = cutBatch({
-              batch,
-              schema,
-              item,
-              steps: slice.steps,
-              multiSource,
-              sourceNames,
-              tasks: { indices: remaps.get(item.episode.shardKey)!, dictionary: taskDictionary },
-              datasetDictionary,
-            });
-            if (output) batches.push(output);
+        // Episodes near each other in a shard are read together: one ranged read per span, not per episode.
+        for await (const span of episodeSpans(episodes(), (item) => item.episode, { spanLimit: RUN_BYTES, gapLimit: SPAN_GAP_BYTES })) {
+          const decoded = await shards.decodeSpan(span.map((item) => item.episode));
+          for (const [position, item] of span.entries()) {
+            const batches: RecordBatch[] = [];
+            for (const batch of decoded[position]!) {
+              const output = cutBatch({
+                batch,
+                schema,
+                item,
+                steps: slice.steps,
+                multiSource,
+                sourceNames,
+                tasks: { indices: remaps.get(item.episode.shardKey)!, dictionary: taskDictionary },
+                datasetDictionary,
+              });
+              if (output) batches.push(output);
+            }
+            if (batches.length > 0) yield { item, batches };
           }
-          if (batches.length > 0) yield { item, batches };
         }
       },
     };
@@ -199,24 +204,14 @@ export class SliceReader {
     schemaMessage: Buffer,
   ): AsyncGenerator<Buffer> {
     let previousShard: string | undefined;
-    let run: EpisodeRecord[] = [];
-    let runBytes = 0;
-    for await (const { episode } of episodes()) {
-      const last = run[run.length - 1];
-      const adjacent = last !== undefined && last.shardKey === episode.shardKey && last.byteOffset + last.byteLength === episode.byteOffset;
-      if (run.length > 0 && (!adjacent || runBytes + Number(episode.byteLength) > RUN_BYTES)) {
-        yield* this.shards.streamEpisodes(run);
-        run = [];
-        runBytes = 0;
-      }
-      const prelude = preludes.get(episode.shardKey)!;
+    // Gapless spans: their bytes go out as they are.
+    for await (const span of episodeSpans(episodes(), (item) => item.episode, { spanLimit: RUN_BYTES, gapLimit: 0 })) {
+      const shardKey = span[0]!.episode.shardKey;
       if (previousShard === undefined) yield schemaMessage;
-      if (episode.shardKey !== previousShard) yield prelude.dictionaryMessages;
-      previousShard = episode.shardKey;
-      run.push(episode);
-      runBytes += Number(episode.byteLength);
+      if (shardKey !== previousShard) yield preludes.get(shardKey)!.dictionaryMessages;
+      previousShard = shardKey;
+      yield* this.shards.streamEpisodes(span.map((item) => item.episode));
     }
-    if (run.length > 0) yield* this.shards.streamEpisodes(run);
     yield ARROW_STREAM_END;
   }
 }
@@ -228,7 +223,11 @@ async function* toAsync<T>(items: readonly T[]): AsyncGenerator<T> {
 /** Rows of a batch kept by `steps`: step ≥ start, < stop, and (step − start) a multiple of stride. */
 function selectedRows(stepIndex: Int32Array, rowCount: number, steps: SliceSteps | null): Int32Array {
   // Value buffers may be padded past the last row, so the batch's row count bounds the loop.
-  if (!steps) return Int32Array.from({ length: rowCount }, (_, row) => row);
+  if (!steps) {
+    const all = new Int32Array(rowCount);
+    for (let row = 0; row < rowCount; row++) all[row] = row;
+    return all;
+  }
   const rows: number[] = [];
   for (let row = 0; row < rowCount; row++) {
     const step = stepIndex[row]!;
@@ -268,7 +267,8 @@ function cutBatch(params: {
     const remap =
       field.name === 'language_instruction' ? { indices: params.tasks.indices, dictionary: params.tasks.dictionary } : undefined;
     // Output fields carry the slice's dictionary ids and names; the data is the source's rows.
-    const taken = takeRows(data, rows, remap);
+    // Every row kept: the decoded column serves as it is (only the task ids need the slice's dictionary).
+    const taken = params.steps === null && !remap ? data : takeRows(data, rows, remap);
     children.push(taken.clone(field.type));
   }
   const struct = makeData({ type: new Struct(schema.fields), length: rows.length, children });

@@ -1,6 +1,7 @@
-import { DataType, type RecordBatch } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { DatasetStatsAccumulator, type DatasetStatsSummary, type NumericColumn } from '@kura/formats';
 import { valuesPerStep, type Feature } from '@kura/schema';
+import { columnValues } from './batch-values.js';
 import type { DecodePlan } from './slice-reader.js';
 
 /**
@@ -24,14 +25,8 @@ function addBatch(stats: DatasetStatsAccumulator, batch: RecordBatch, features: 
       stats.addMediaFrames(name, batch.numRows);
       continue;
     }
-    const child = batch.getChild(name)!.data[0]!.children[0]!;
     const size = valuesPerStep(feature);
-    let values = child.values as NumericColumn;
-    if (DataType.isBool(child.type)) {
-      // Bools are bit-packed in Arrow; the accumulator takes 0/1 per value.
-      const bits = child.values as Uint8Array;
-      values = Uint8Array.from({ length: batch.numRows * size }, (_, index) => (bits[index >> 3]! >> (index & 7)) & 1);
-    }
+    const values = columnValues(batch, name, batch.numRows, size, true) as NumericColumn;
     stats.numeric(name, size).addColumn(values, batch.numRows);
   }
 }

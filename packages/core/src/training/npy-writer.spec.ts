@@ -58,4 +58,29 @@ describe('.npy files written as rows arrive', () => {
       256,
     );
   });
+
+  it("hands its flush hook whole rows, in order, and keeps none of the caller's buffers", async () => {
+    const path = join(directory, 'flushed-rows.npy');
+    const flushed: Float32Array[] = [];
+    // 14 floats a row: 56 bytes, which 1 MiB is not a multiple of.
+    const writer = await NpyWriter.create(path, 'float32', [14], async (rows) => {
+      expect(rows.byteLength % 56).toBe(0);
+      flushed.push(new Float32Array(new Uint8Array(rows).buffer));
+    });
+    const rows = 40_000;
+    const input = Float32Array.from({ length: rows * 14 }, (_, index) => index);
+    for (let row = 0; row < rows; row += 100) {
+      const part = input.slice(row * 14, (row + 100) * 14);
+      await writer.append(part);
+      part.fill(-1); // the writer copied it
+    }
+    expect(await writer.close()).toEqual({ rows, bytes: 256 + rows * 56 });
+    expect(flushed.length).toBeGreaterThan(1);
+    const seen = new Float32Array(flushed.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of flushed) seen.set(part, (at += part.length) - part.length);
+    expect(seen).toEqual(input);
+    const { data } = parseNpy(await readFile(path));
+    expect(new Float32Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.length))).toEqual(input);
+  });
 });

@@ -39,13 +39,15 @@ export function npyHeader(descr: string, rows: number, rowShape: readonly number
 }
 
 /**
- * Writes one NumPy `.npy` file as rows arrive, so a training set streams to disk: memory holds at
- * most ~1 MiB of pending rows whatever the dataset's size. The header (with the final row count)
- * is written over its reserved space at close.
+ * Writes one NumPy `.npy` file as rows arrive, so a training set streams to disk: rows are copied
+ * into a buffer of its own (~1 MiB) and written when it fills, so memory is flat whatever the
+ * dataset's size and no caller's buffer is kept alive. The header (with the final row count) is
+ * written over its reserved space at close.
  */
 export class NpyWriter {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  /** Whole rows only, so that each flush hands `onFlush` whole rows. */
+  private readonly buffer: Buffer;
+  private buffered = 0;
   private position = HEADER_BYTES;
   private rows = 0;
   private readonly rowBytes: number;
@@ -55,26 +57,36 @@ export class NpyWriter {
     private readonly descr: string,
     private readonly rowShape: readonly number[],
     itemBytes: number,
+    private readonly onFlush: ((rows: Uint8Array) => Promise<void>) | undefined,
   ) {
     this.rowBytes = rowShape.reduce((product, dimension) => product * dimension, itemBytes);
+    this.buffer = Buffer.allocUnsafe(Math.max(1, Math.floor(FLUSH_BYTES / this.rowBytes)) * this.rowBytes);
   }
 
-  static async create(path: string, dtype: NpyDtype, rowShape: readonly number[]): Promise<NpyWriter> {
+  /** `onFlush` sees each run of rows before it is written (whole rows; copy them to keep them). */
+  static async create(
+    path: string,
+    dtype: NpyDtype,
+    rowShape: readonly number[],
+    onFlush?: (rows: Uint8Array) => Promise<void>,
+  ): Promise<NpyWriter> {
     const descr = npyDescr[dtype];
-    return new NpyWriter(await open(path, 'wx', 0o644), descr, rowShape, Number(descr.slice(2)));
+    return new NpyWriter(await open(path, 'wx', 0o644), descr, rowShape, Number(descr.slice(2)), onFlush);
   }
 
-  /**
-   * Appends whole rows: `values` holds rows × row size numbers of the writer's dtype (bools as 0/1
-   * bytes). They are kept by reference until written: do not change them afterwards.
-   */
+  /** Appends whole rows: `values` holds rows × row size numbers of the writer's dtype (bools as 0/1 bytes). */
   async append(values: ArrayBufferView): Promise<void> {
     if (values.byteLength % this.rowBytes !== 0)
       throw new Error(`${values.byteLength} bytes are not whole rows of ${this.rowBytes} bytes (${this.descr} ${this.rowShape.join('×')})`);
     this.rows += values.byteLength / this.rowBytes;
-    this.pending.push(Buffer.from(values.buffer, values.byteOffset, values.byteLength));
-    this.pendingBytes += values.byteLength;
-    if (this.pendingBytes >= FLUSH_BYTES) await this.flush();
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    for (let copied = 0; copied < bytes.length;) {
+      const length = Math.min(bytes.length - copied, this.buffer.length - this.buffered);
+      this.buffer.set(bytes.subarray(copied, copied + length), this.buffered);
+      this.buffered += length;
+      copied += length;
+      if (this.buffered === this.buffer.length) await this.flush();
+    }
   }
 
   async close(): Promise<{ rows: number; bytes: number }> {
@@ -89,16 +101,15 @@ export class NpyWriter {
 
   /** Closes without completing the file (a failed materialisation removes its folder). */
   async abandon(): Promise<void> {
-    this.pending = [];
+    this.buffered = 0;
     await this.file.close().catch(() => undefined);
   }
 
   private async flush(): Promise<void> {
-    if (this.pendingBytes === 0) return;
-    const chunk = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    await this.file.write(chunk, 0, chunk.length, this.position);
-    this.position += chunk.length;
+    if (this.buffered === 0) return;
+    await this.onFlush?.(this.buffer.subarray(0, this.buffered));
+    await this.file.write(this.buffer, 0, this.buffered, this.position);
+    this.position += this.buffered;
+    this.buffered = 0;
   }
 }

@@ -12,6 +12,7 @@ import { policyLimits, policyManifestSchema, type Feature, type TrainingProblem 
 import tarStream from 'tar-stream';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { newId } from '../common/ids.js';
+import { AppError } from '../errors/app-error.js';
 import type { KuraConfig } from '../config/config.js';
 import { JAIL_LEVEL, KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { DatasetsRepository } from '../datasets/datasets.repository.js';
@@ -28,7 +29,7 @@ import { runTrainerProcess, type TrainerOutcome } from './trainer-process.js';
 import { TrainerValidationService } from './trainer-validation.service.js';
 import { TrainersRepository } from './trainers.repository.js';
 import { guardedMessage } from './run-output.js';
-import { materialiseTrainingSet, TrainingSetError } from './training-set.js';
+import { materialiseTrainingSet, TrainingSetError, type TrainingSetMeta } from './training-set.js';
 import { TrainingsRepository, type TrainingRecord } from './trainings.repository.js';
 import { toSourceView } from './trainings.service.js';
 
@@ -106,7 +107,12 @@ export class TrainingRunner {
       if (!trainer?.manifest) return fail('TRAINER_NOT_READY', `trainer ${training.trainerId} is not ready`);
       const { root: code } = await this.validation.unpack(trainer.bundleKey, join(folder, 'code'));
       const data = join(folder, 'data');
-      await this.materialise(training, trainer.manifest.features, data, cancel.signal);
+      const materialising = performance.now();
+      const meta = await this.materialise(training, trainer.manifest.features, data, cancel.signal);
+      this.logger.info(
+        { trainingId, steps: meta.steps, episodes: meta.episodes, ms: Math.round(performance.now() - materialising) },
+        'training set written',
+      );
       await writeFile(join(data, 'hyperparameters.json'), JSON.stringify(training.request.hyperparameters), { mode: 0o644 });
       const out = join(folder, 'out');
       await mkdir(out, { mode: 0o777 });
@@ -148,6 +154,11 @@ export class TrainingRunner {
           { status: 'failed', error: { code: error.code, message: error.message, location: error.location } },
           log,
         );
+      } else if (error instanceof AppError && error.code === 'SHARD_CORRUPT') {
+        // The store, not the trainer: said plainly so that the dataset's owner can re-ingest.
+        this.logger.error({ trainingId, err: error }, 'training set unreadable');
+        const problem = { code: error.code, message: guardedMessage(error.message, guarded) };
+        await this.finish(training, { status: 'failed', metrics, error: problem }, log);
       } else if (error instanceof RunFailure) {
         await this.finish(training, { status: 'failed', metrics, error: error.problem }, log);
       } else {
@@ -178,7 +189,12 @@ export class TrainingRunner {
   }
 
   /** Writes the run's training set: its pinned episodes of each source, the trainer's features. */
-  private async materialise(training: TrainingRecord, features: string[], directory: string, signal: AbortSignal): Promise<void> {
+  private async materialise(
+    training: TrainingRecord,
+    features: string[],
+    directory: string,
+    signal: AbortSignal,
+  ): Promise<TrainingSetMeta> {
     const specs = [];
     for (const source of training.sources) {
       const dataset = await this.datasets.findById(source.datasetId);
@@ -212,7 +228,7 @@ export class TrainingRunner {
     const plan = await this.reader.plan(slice, { forward: false });
     if (plan.kind !== 'decode') throw new Error('a training set needs decoded batches');
     const byName = new Map(columns.map((column) => [column.name, column.feature]));
-    await materialiseTrainingSet({
+    return materialiseTrainingSet({
       plan,
       features: features.map((name) => ({ name, feature: byName.get(name) as Feature })),
       sources: training.sources.map(toSourceView),

@@ -1,10 +1,12 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { DataType, type Data, type RecordBatch } from 'apache-arrow';
-import { DatasetStatsAccumulator, decodeRgb, imageShape, type DatasetStatsSummary, type NumericArray } from '@kura/formats';
+import type { RecordBatch } from 'apache-arrow';
+import { decodeRgb, imageShape, type DatasetStatsSummary } from '@kura/formats';
 import { valuesPerStep, type Feature, type TrainingSourceView } from '@kura/schema';
+import { columnValues } from '../slices/batch-values.js';
 import type { DecodePlan } from '../slices/slice-reader.js';
 import { NpyWriter, type NpyDtype } from './npy-writer.js';
+import { StatsThread } from './stats-thread.js';
 
 /** One source of a training set, as meta.json describes it (as the run's record shows it). */
 export type TrainingSetSource = TrainingSourceView;
@@ -67,7 +69,8 @@ const INDEX_FILES = {
 export async function materialiseTrainingSet(params: MaterialiseParams): Promise<TrainingSetMeta> {
   await mkdir(params.directory, { recursive: true, mode: 0o755 });
   const writers = new Map<string, NpyWriter>();
-  const stats = new DatasetStatsAccumulator();
+  const stats = StatsThread.start();
+  const mediaFrames = new Map<string, number>();
   const sourcePosition = new Map(params.sources.map((source, position) => [source.datasetId, position]));
   let tasks: string[] = [];
   let steps = 0;
@@ -84,7 +87,10 @@ export async function materialiseTrainingSet(params: MaterialiseParams): Promise
       const shape = image ? [feature.shape[0]!, feature.shape[1]!, 3] : feature.shape;
       const file = `${name}.npy`;
       featureFiles[name] = { file, dtype, shape, ...(feature.names ? { names: feature.names } : {}) };
-      writers.set(name, await NpyWriter.create(join(params.directory, file), dtype, shape));
+      // Statistics are taken from the rows as they are written, on a thread of their own.
+      const size = valuesPerStep(feature);
+      const onFlush = image ? undefined : (rows: Uint8Array) => stats.add(name, size, dtype, rows);
+      writers.set(name, await NpyWriter.create(join(params.directory, file), dtype, shape, onFlush));
     }
     for await (const { item, batches } of params.plan.episodes()) {
       if (params.signal?.aborted) throw params.signal.reason;
@@ -111,18 +117,17 @@ export async function materialiseTrainingSet(params: MaterialiseParams): Promise
         for (const { name, feature } of params.features) {
           if (feature.dtype === 'image') {
             await appendImages(writers.get(name)!, batch, name, feature, item.source.datasetId);
-            stats.addMediaFrames(name, rows);
+            mediaFrames.set(name, (mediaFrames.get(name) ?? 0) + rows);
             continue;
           }
-          const size = valuesPerStep(feature);
-          const values = columnValues(batch, name, rows, size, true);
-          await writers.get(name)!.append(values);
-          stats.numeric(name, size).addColumn(values as NumericArray, rows);
+          await writers.get(name)!.append(columnValues(batch, name, rows, valuesPerStep(feature), true));
         }
       }
     }
     for (const writer of writers.values()) await writer.close();
     writers.clear();
+    const summary = await stats.finish();
+    for (const [name, frames] of mediaFrames) summary.addMediaFrames(name, frames);
     const meta: TrainingSetMeta = {
       format: 'kura.training-set/1',
       steps,
@@ -131,7 +136,7 @@ export async function materialiseTrainingSet(params: MaterialiseParams): Promise
       index: INDEX_FILES,
       tasks,
       sources: params.sources,
-      stats: stats.summary(),
+      stats: summary.summary(),
       fps,
       robotId: params.robotId,
     };
@@ -139,25 +144,10 @@ export async function materialiseTrainingSet(params: MaterialiseParams): Promise
     return meta;
   } catch (error) {
     for (const writer of writers.values()) await writer.abandon();
+    await stats.stop();
     await rm(params.directory, { recursive: true, force: true });
     throw error;
   }
-}
-
-/** A column's values for `rows` rows (`size` numbers each), as the typed array Arrow holds; bools unpacked to 0/1 bytes. */
-function columnValues(batch: RecordBatch, name: string, rows: number, size: number, list = false): ArrayBufferView {
-  const column = batch.getChild(name);
-  if (!column) throw new Error(`the training set's batches have no column "${name}"`);
-  if (column.data.length !== 1) throw new Error(`column "${name}" has ${column.data.length} chunks in one batch`);
-  const outer = column.data[0]!;
-  // A FixedSizeList's values sit in its child; offsets count rows of the list and values of the child.
-  const data = (list ? outer.children[0]! : outer) as Data;
-  const start = list ? outer.offset * size + data.offset : data.offset;
-  if (DataType.isBool(data.type)) {
-    const bits = data.values as Uint8Array;
-    return Uint8Array.from({ length: rows * size }, (_, index) => (bits[(start + index) >> 3]! >> ((start + index) & 7)) & 1);
-  }
-  return (data.values as NumericArray).subarray(start, start + rows * size);
 }
 
 const toBigInt64 = (values: ArrayBufferView): BigInt64Array =>

@@ -51,14 +51,6 @@ export class ShardReader {
     return prelude;
   }
 
-  /** An episode's record batch messages, checked against their recorded checksum. */
-  async episodeBytes(episode: EpisodeRecord): Promise<Buffer> {
-    const bytes = await this.readRange(episode.shardKey, Number(episode.byteOffset), Number(episode.byteLength));
-    const checksum = createHash('sha256').update(bytes).digest('hex');
-    if (checksum !== episode.checksum) throw shardCorrupt(episode, checksum);
-    return bytes;
-  }
-
   /**
    * The bytes of episodes that lie back to back in one shard, read as one range and streamed; each
    * episode is checked against its checksum as its last byte passes (a mismatch ends the stream).
@@ -95,9 +87,38 @@ export class ShardReader {
 
   /** An episode's record batches, decoded (its task column refers to the shard's dictionary). */
   async decode(episode: EpisodeRecord): Promise<RecordBatch[]> {
-    const [prelude, bytes] = await Promise.all([this.prelude(episode.shardKey), this.episodeBytes(episode)]);
-    // Handed over as separate chunks: the reader slices the batch bodies out of `bytes` without a copy.
-    return RecordBatchReader.from([prelude.schemaMessage, prelude.dictionaryMessages, bytes, ARROW_STREAM_END]).readAll();
+    return (await this.decodeSpan([episode]))[0]!;
+  }
+
+  /**
+   * The record batches of several episodes of one shard, in the order given (ascending offsets,
+   * spanning at most `spanLimit` bytes — see {@link episodeSpans}): one ranged read for all of them,
+   * each episode checked against its checksum. Gaps between them (episodes left out) are read and
+   * dropped, which costs less than a read per episode.
+   */
+  async decodeSpan(episodes: readonly EpisodeRecord[]): Promise<RecordBatch[][]> {
+    const first = episodes[0]!;
+    const last = episodes[episodes.length - 1]!;
+    const start = Number(first.byteOffset);
+    const [prelude, bytes] = await Promise.all([
+      this.prelude(first.shardKey),
+      this.readRange(first.shardKey, start, Number(last.byteOffset + last.byteLength) - start),
+    ]);
+    const own = episodes.map((episode) => {
+      if (episode.shardKey !== first.shardKey) throw new Error(`a span mixes shards ${first.shardKey} and ${episode.shardKey}`);
+      const offset = Number(episode.byteOffset) - start;
+      const part = bytes.subarray(offset, offset + Number(episode.byteLength));
+      const checksum = createHash('sha256').update(part).digest('hex');
+      if (checksum !== episode.checksum) throw shardCorrupt(episode, checksum);
+      return part;
+    });
+    // One reader for the span (the schema and dictionary decoded once), its batches dealt out by each episode's count.
+    const batches = RecordBatchReader.from([prelude.schemaMessage, prelude.dictionaryMessages, ...own, ARROW_STREAM_END]).readAll();
+    const expected = episodes.reduce((sum, episode) => sum + episode.batchCount, 0);
+    if (batches.length !== expected)
+      throw new Error(`shard ${first.shardKey}: ${batches.length} record batches where the episodes hold ${expected}`);
+    let next = 0;
+    return episodes.map((episode) => batches.slice(next, (next += episode.batchCount)));
   }
 
   private async loadPrelude(shardKey: string): Promise<ShardPrelude> {
@@ -133,6 +154,39 @@ export class ShardReader {
     if (bytes.length !== length) throw new Error(`shard ${key}: read ${bytes.length} bytes at ${offset}, expected ${length}`);
     return bytes;
   }
+}
+
+/**
+ * Groups episodes (in their order) into spans that one ranged read serves: same shard, each after
+ * the previous one, at most `gapLimit` bytes between them and `spanLimit` bytes in all.
+ */
+export async function* episodeSpans<T>(
+  items: AsyncIterable<T>,
+  episodeOf: (item: T) => EpisodeRecord,
+  limits: { spanLimit: number; gapLimit: number },
+): AsyncGenerator<T[]> {
+  let span: T[] = [];
+  let start = 0n;
+  let end = 0n;
+  let shardKey = '';
+  for await (const item of items) {
+    const episode = episodeOf(item);
+    const joins =
+      span.length > 0 &&
+      episode.shardKey === shardKey &&
+      episode.byteOffset >= end &&
+      episode.byteOffset - end <= BigInt(limits.gapLimit) &&
+      episode.byteOffset + episode.byteLength - start <= BigInt(limits.spanLimit);
+    if (!joins) {
+      if (span.length > 0) yield span;
+      span = [];
+      start = episode.byteOffset;
+      shardKey = episode.shardKey;
+    }
+    span.push(item);
+    end = episode.byteOffset + episode.byteLength;
+  }
+  if (span.length > 0) yield span;
 }
 
 /** The IPC stream schema message of a schema (what a stream writer writes first). */
