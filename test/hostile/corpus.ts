@@ -13,8 +13,8 @@ import type { CaseClient, Reply } from './kura.js';
 import { statusOf } from './kura.js';
 import type { World } from './world.js';
 
-export type Family = 'uploads' | 'archives' | 'http' | 'auth' | 'policies' | 'websocket';
-export const families: readonly Family[] = ['uploads', 'archives', 'http', 'auth', 'policies', 'websocket'];
+export type Family = 'uploads' | 'archives' | 'http' | 'auth' | 'policies' | 'trainers' | 'websocket';
+export const families: readonly Family[] = ['uploads', 'archives', 'http', 'auth', 'policies', 'trainers', 'websocket'];
 
 export interface CaseContext {
   client: CaseClient;

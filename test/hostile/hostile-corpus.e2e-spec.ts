@@ -20,7 +20,7 @@ const RSS_BUDGET_BYTES = 150 * MiB;
 /** Cases waiting on jobs (uploads, policies) at once, and quick request cases at once. */
 const JOB_CASES_AT_ONCE = 6;
 const QUICK_CASES_AT_ONCE = 4;
-const jobFamilies: readonly Family[] = ['uploads', 'archives', 'policies'];
+const jobFamilies: readonly Family[] = ['uploads', 'archives', 'policies', 'trainers'];
 
 /** The configuration the corpus runs with: small enough limits that bombs end quickly. */
 const environment = {
@@ -29,6 +29,8 @@ const environment = {
   KURA_INGEST_TIMEOUT_S: '60',
   KURA_MAX_UPLOAD_BYTES: String(96 * MiB),
   KURA_POLICY_MAX_BUNDLE_BYTES: String(16 * MiB),
+  KURA_TRAINER_MAX_BUNDLE_BYTES: String(16 * MiB),
+  KURA_TRAINING_MAX_OUTPUT_BYTES: String(32 * MiB),
   LOG_LEVEL: 'info',
 };
 

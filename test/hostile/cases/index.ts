@@ -4,9 +4,10 @@ import { archiveCases } from './archives.js';
 import { authCases } from './auth.js';
 import { httpCases } from './http.js';
 import { policyCases } from './policies.js';
+import { trainerCases } from './trainers.js';
 import { uploadCases } from './uploads.js';
 import { websocketCases } from './websocket.js';
 
 export function allCases(): HostileCase[] {
-  return [...uploadCases(), ...archiveCases(), ...policyCases(), ...httpCases(), ...authCases(), ...websocketCases()];
+  return [...uploadCases(), ...archiveCases(), ...policyCases(), ...trainerCases(), ...httpCases(), ...authCases(), ...websocketCases()];
 }
