@@ -89,6 +89,15 @@ describe('bwrap level', () => {
     expect(big.exit.outcome).not.toBe('ok');
   });
 
+  it('sees a host device only when it is given as one (how a GPU is passed to a trainer)', async () => {
+    const mounts = [{ path: behaviours }, { path: inside }, { path: output, writable: true }];
+    expect((await run('bwrap', ['read', '/dev/fuse'], { mounts })).messages).toEqual([{ error: 'ENOENT' }]);
+    const given = await run('bwrap', ['read', '/dev/fuse'], { mounts: [...mounts, { path: '/dev/fuse', device: true }] });
+    // The node is there and opens; fuse refuses a read before it is mounted (EPERM), which is its own answer.
+    expect(given.messages).toHaveLength(1);
+    expect(given.messages[0]).not.toEqual({ error: 'ENOENT' });
+  });
+
   it('has no network and none of the parent environment', async () => {
     process.env.KURA_JAIL_TEST_SECRET = 'do-not-pass';
     try {

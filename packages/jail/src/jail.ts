@@ -54,6 +54,8 @@ export interface JailLimits {
 export interface JailMount {
   path: string;
   writable?: boolean;
+  /** A device node (a GPU) the child may open: bound as a device (`bwrap --dev-bind`). */
+  device?: boolean;
   at?: string;
 }
 
@@ -227,7 +229,8 @@ export class JailedProcess {
     const stdio: Array<'pipe' | 'ignore'> = ['pipe', request.onOutput ? 'pipe' : 'ignore', 'pipe', 'pipe'];
     const started = Date.now();
     if (request.level === 'bwrap') {
-      const mounts = request.mounts.flatMap((mount) => [mount.writable ? '--bind' : '--ro-bind', mount.path, mount.at ?? mount.path]);
+      const bind = (mount: JailMount) => (mount.device ? '--dev-bind' : mount.writable ? '--bind' : '--ro-bind');
+      const mounts = request.mounts.flatMap((mount) => [bind(mount), mount.path, mount.at ?? mount.path]);
       const setenv = Object.entries(environment).flatMap(([name, value]) => ['--setenv', name, value]);
       this.child = spawn(
         'bwrap',

@@ -88,6 +88,13 @@ const environmentSchema = z.object({
   KURA_TRAINING_MAX_OUTPUT_FILES: z.preprocess(emptyAsUndefined, positiveInt.max(100_000).default(1000)),
   KURA_TRAINING_DIR: z.preprocess(emptyAsUndefined, z.string().min(1).optional()),
   KURA_TRAINING_PROCESSES: z.preprocess(emptyAsUndefined, positiveInt.min(16).default(64)),
+  KURA_TRAINING_GPUS: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^(all|none|\d{1,3}(,\d{1,3})*)$/, '"all", "none" or GPU numbers like "0,1"')
+      .default('none'),
+  ),
   KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
@@ -137,6 +144,8 @@ export interface KuraConfig {
     processes: number;
     python: string;
     directory: string;
+    /** GPUs (NVIDIA device numbers) every run is given: `all` found at start, or none (`[]`). */
+    gpus: 'all' | number[];
   };
   /**
    * The jail for untrusted work (packages/jail): `auto` takes bubblewrap where it runs. `ingest`:
@@ -290,6 +299,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       processes: env.KURA_TRAINING_PROCESSES,
       python: env.KURA_PYTHON,
       directory: resolve(env.KURA_TRAINING_DIR ?? join(tmpdir(), 'kura-training')),
+      gpus:
+        env.KURA_TRAINING_GPUS === 'all' ? 'all' : env.KURA_TRAINING_GPUS === 'none' ? [] : env.KURA_TRAINING_GPUS.split(',').map(Number),
     },
     sandbox: {
       setting: env.KURA_SANDBOX,

@@ -2,6 +2,7 @@ import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startJailed, type JailExit, type JailLevel } from '@kura/jail';
 import type { TrainingResources } from '@kura/schema';
+import type { GpuDevices } from './gpu-devices.js';
 import { MetricSeries, RunLog } from './run-output.js';
 
 /** Where a trainer sees its parts (bubblewrap); at level `unsafe-none` it is told their host paths instead. */
@@ -22,6 +23,8 @@ export interface TrainerProcessParams {
   guarded: boolean;
   env?: Record<string, string>;
   signal: AbortSignal;
+  /** GPUs given to the run (KURA_TRAINING_GPUS): their device nodes are bound into the jail. */
+  gpus?: GpuDevices | undefined;
   /** Called about once a second with the metrics so far, to persist them. */
   onProgress?: (metrics: MetricSeries) => void;
 }
@@ -59,6 +62,7 @@ export async function runTrainerProcess(params: TrainerProcessParams): Promise<T
       { path: params.codeDir, at: TRAINER_PATHS.code },
       { path: params.dataDir, at: TRAINER_PATHS.data },
       { path: params.outDir, at: TRAINER_PATHS.out, writable: true },
+      ...(params.gpus?.paths ?? []).map((path) => ({ path, device: true })),
     ],
     cwd: paths.code,
     env: {
@@ -69,6 +73,7 @@ export async function runTrainerProcess(params: TrainerProcessParams): Promise<T
       OMP_NUM_THREADS: threads,
       OPENBLAS_NUM_THREADS: threads,
       MKL_NUM_THREADS: threads,
+      KURA_GPU_COUNT: String(params.gpus?.count ?? 0),
       ...params.env,
     },
     limits: {

@@ -25,6 +25,7 @@ import { PolicyValidationService } from '../policies/policy-validation.service.j
 import { resolveSliceColumns } from '../slices/slice-columns.js';
 import { SliceReader } from '../slices/slice-reader.js';
 import type { SliceRecord } from '../slices/slices.repository.js';
+import { gpuDevices, type GpuDevices } from './gpu-devices.js';
 import { runTrainerProcess, type TrainerOutcome } from './trainer-process.js';
 import { TrainerValidationService } from './trainer-validation.service.js';
 import { TrainersRepository } from './trainers.repository.js';
@@ -78,7 +79,12 @@ export class TrainingRunner {
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(JAIL_LEVEL) private readonly jail: JailLevelChoice,
     @Inject(LOGGER) private readonly logger: Logger,
-  ) {}
+  ) {
+    // Checked at start: a machine without the GPUs it is told to give says so before any run.
+    this.gpus = gpuDevices(config.training.gpus);
+  }
+
+  private readonly gpus: GpuDevices | undefined;
 
   async run(trainingId: string): Promise<void> {
     const claim = await this.trainings.claim(trainingId);
@@ -132,6 +138,7 @@ export class TrainingRunner {
         guarded,
         env: { KURA_POLICY_NAME: training.request.policyName ?? trainer.manifest.name, KURA_TRAINING_ID: trainingId },
         signal: cancel.signal,
+        gpus: this.gpus,
         onProgress: (series) => void this.trainings.saveMetrics(trainingId, series.toJSON()).catch(() => undefined),
       });
       log = result.log;
