@@ -196,6 +196,17 @@ function bundleCases(): HostileCase[] {
 
 // ------------------------------------------------------------------------------------------------ runs
 
+/** An ONNX policy manifest as a Python string literal, for trainers that leave one in /out. */
+const onnxPolicyJson = JSON.stringify(
+  JSON.stringify({
+    name: 'left-by-a-trainer',
+    runtime: 'onnx',
+    entry: 'model.onnx',
+    observation: ['observation.state'],
+    action: { shape: [2] },
+  }),
+);
+
 /** A trainer that exits 0 without a model: its run ends `failed TRAINING_OUTPUT_MISSING`. */
 const NO_MODEL = 'failed TRAINING_OUTPUT_MISSING';
 
@@ -273,14 +284,13 @@ print(json.dumps({"written": written}))
       return `${result.outcome}, ${last(result, 'written') === 0 ? 'nothing written' : `wrote ${last(result, 'written')}`}`;
     }),
     runCase('run/model-is-a-symlink-to-the-canary', 'failed TRAINING_OUTPUT_INVALID', async (context) => {
-      const policy = { name: 'linked', runtime: 'onnx', entry: 'model.onnx', observation: ['observation.state'], action: { shape: [2] } };
       const result = await trainAndWait(
         context,
         `
 import json, os
 out = os.environ["KURA_OUT_DIR"]
 os.symlink(${JSON.stringify(context.canary.textFiles[1] ?? context.canary.textFiles[0])}, os.path.join(out, "model.onnx"))
-open(os.path.join(out, "policy.json"), "w").write(${JSON.stringify(JSON.stringify(policy))})
+open(os.path.join(out, "policy.json"), "w").write(${onnxPolicyJson})
 `,
       );
       return result.outcome;
@@ -302,14 +312,13 @@ os.symlink("/etc/passwd", os.path.join(out, "policy.json"))
         ).outcome,
     ),
     runCase('run/model-is-garbage', 'failed TRAINING_POLICY_REJECTED', async (context) => {
-      const policy = { name: 'garbage', runtime: 'onnx', entry: 'model.onnx', observation: ['observation.state'], action: { shape: [2] } };
       const result = await trainAndWait(
         context,
         `
 import os
 out = os.environ["KURA_OUT_DIR"]
 open(os.path.join(out, "model.onnx"), "wb").write(os.urandom(4096))
-open(os.path.join(out, "policy.json"), "w").write(${JSON.stringify(JSON.stringify(policy))})
+open(os.path.join(out, "policy.json"), "w").write(${onnxPolicyJson})
 `,
       );
       return result.outcome;

@@ -185,6 +185,8 @@ export class TrainingRunner {
 
   /** A worker died inside this run (`deaths` times, or one found it started): failed, its files removed. */
   async lost(trainingId: string): Promise<void> {
+    // Files first: once the record says failed, nothing of the run is left on disk.
+    await rm(join(this.config.training.directory, trainingId), { recursive: true, force: true }).catch(() => undefined);
     await this.trainings.finish(trainingId, {
       status: 'failed',
       error: {
@@ -192,7 +194,6 @@ export class TrainingRunner {
         message: 'the worker running this training stopped (killed or crashed) before it ended; runs are not retried: start it again',
       },
     });
-    await rm(join(this.config.training.directory, trainingId), { recursive: true, force: true }).catch(() => undefined);
   }
 
   /** Writes the run's training set: its pinned episodes of each source, the trainer's features. */
