@@ -5,9 +5,11 @@
 //   "400 VALIDATION_FAILED"       an HTTP answer (status and error code; a bare status for 2xx)
 //   "failed ARCHIVE_CORRUPT"      an upload that ended failed, with its first error's code
 //   "published"                   an upload that was published
+//   "needs_mapping"               an upload (a ROS 2 bag) that ended asking for a mapping
 //   "rejected MANIFEST_INVALID"   a policy bundle that ended rejected, with its first error's code
 //   "ready"                       a policy that became ready
 //   free text                     what a WebSocket or multi-step case saw, e.g. "FRAME_INVALID, open, 0 recorded"
+import { isFinishedUpload, type UploadStatus } from '@kura/schema';
 import type { Canary } from './canary.js';
 import type { CaseClient, Reply } from './kura.js';
 import { statusOf } from './kura.js';
@@ -44,7 +46,7 @@ export const expectationsOf = (hostile: HostileCase): readonly string[] =>
 /** How long a case may wait for its upload or policy job before it counts as stuck. */
 export const JOB_TIMEOUT_MS = 120_000;
 
-const terminalUpload = (reply: Reply) => reply.status !== 200 || reply.body?.status === 'published' || reply.body?.status === 'failed';
+const terminalUpload = (reply: Reply) => reply.status !== 200 || isFinishedUpload(reply.body?.status as UploadStatus);
 
 /** An upload's end in the corpus notation: `published`, `failed <first code>`, or what it was stuck at. */
 export function uploadOutcome(reply: Reply): string {
@@ -55,7 +57,7 @@ export function uploadOutcome(reply: Reply): string {
     const first = Array.isArray(errors) ? (errors[0] as { code?: unknown } | undefined) : undefined;
     return `failed ${typeof first?.code === 'string' ? first.code : '(no error)'}`;
   }
-  if (status === 'published') return 'published';
+  if (status === 'published' || status === 'needs_mapping') return status;
   return `still ${status} after ${JOB_TIMEOUT_MS / 1000} s`;
 }
 

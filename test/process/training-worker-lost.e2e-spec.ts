@@ -124,7 +124,8 @@ describe('a worker killed mid-run', () => {
     worker.child.kill('SIGKILL');
     await worker.exited;
     // The jail dies with its parent: no trainer outlives the worker.
-    await eventually(async () => ((await processesNaming(id)).length === 0 ? true : undefined), 10_000);
+    // Seconds on a loaded machine: what matters is that none is left, not how fast it goes.
+    await eventually(async () => ((await processesNaming(id)).length === 0 ? true : undefined), 30_000);
 
     await startWorker();
     const lost = await eventually(async () => {

@@ -1,4 +1,5 @@
 import jpeg from 'jpeg-js';
+import { isFinishedUpload } from '@kura/schema';
 import { bearer, eventually, type TestApp } from './app.js';
 
 // jpeg-js takes ~60 ms per call, so each shade is encoded once.
@@ -112,11 +113,11 @@ export interface UploadOptions {
   timeoutMs?: number;
 }
 
-/** Waits until an upload is published or failed; returns it as GET /v1/uploads/:id shows it. */
+/** Waits until an upload is published, failed or needs a mapping; returns it as GET /v1/uploads/:id shows it. */
 export function waitForUpload(kura: TestApp, operatorKey: string, uploadId: string, timeoutMs = 60_000) {
   return eventually(async () => {
     const response = await kura.request.get(`/v1/uploads/${uploadId}`).set(bearer(operatorKey));
-    return response.body.status === 'published' || response.body.status === 'failed' ? response.body : undefined;
+    return isFinishedUpload(response.body.status) ? response.body : undefined;
   }, timeoutMs);
 }
 

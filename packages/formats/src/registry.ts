@@ -3,6 +3,7 @@ import type { FormatRegistration } from './format.js';
 import { hdf5AlohaFormat, hdf5RobomimicFormat } from './hdf5/format.js';
 import type { FormatName, Importer, ImportSource } from './importer.js';
 import { lerobotFormat } from './lerobot/format.js';
+import { mcapFormat } from './mcap/format.js';
 import { kuraNdjsonFormat } from './ndjson/format.js';
 import { rldsFormat } from './rlds/format.js';
 
@@ -16,6 +17,7 @@ export { noOptions, optionsPath } from './format.js';
  * one line here.
  */
 const registrations: { readonly [Name in FormatName]: FormatRegistration & { readonly name: Name } } = {
+  mcap: mcapFormat,
   lerobot: lerobotFormat,
   rlds: rldsFormat,
   'hdf5-aloha': hdf5AlohaFormat,

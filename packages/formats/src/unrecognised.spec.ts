@@ -55,7 +55,7 @@ describe('FORMAT_UNKNOWN', () => {
       },
     });
     const layouts = (error.details as { layouts: Array<{ format: string }> }).layouts.map((layout) => layout.format);
-    expect(layouts.sort()).toEqual(['hdf5-aloha', 'hdf5-robomimic', 'kura-ndjson', 'lerobot', 'rlds']);
+    expect(layouts.sort()).toEqual(['hdf5-aloha', 'hdf5-robomimic', 'kura-ndjson', 'lerobot', 'mcap', 'rlds']);
   });
 
   it('names the archive and what its files are', async () => {

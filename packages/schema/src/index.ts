@@ -15,6 +15,7 @@ export * from './dtypes.js';
 export * from './slices.js';
 export * from './policies.js';
 export * from './uploads.js';
+export * from './mcap.js';
 export * from './inference.js';
 export * from './usage.js';
 export * from './text.js';

@@ -2,11 +2,20 @@ import { z } from 'zod';
 import type { ImportIssue } from './errors.js';
 import { formatNames } from './formats.js';
 import { featureNamePattern } from './features.js';
+import type { McapInspection } from './mcap.js';
 import { listQuerySchema } from './pagination.js';
 import { findUnstorableText } from './text.js';
 
-export const uploadStatuses = ['uploading', 'received', 'processing', 'published', 'failed'] as const;
+export const uploadStatuses = ['uploading', 'received', 'processing', 'published', 'failed', 'needs_mapping'] as const;
 export type UploadStatus = (typeof uploadStatuses)[number];
+/**
+ * Where an upload ends: `published`, `failed`, or `needs_mapping` (a ROS 2 bag that came without a
+ * mapping: its `inspection` lists the topics and suggests one; upload again with `options.mapping`).
+ */
+export const finishedUploadStatuses: readonly UploadStatus[] = ['published', 'failed', 'needs_mapping'];
+export const isFinishedUpload = (status: UploadStatus): boolean => finishedUploadStatuses.includes(status);
+/** The error code of an upload that ended `needs_mapping`; its details hold the inspection. */
+export const MAPPING_REQUIRED = 'MAPPING_REQUIRED';
 
 /**
  * A feature-name map; `__proto__` (which a plain object cannot hold as a key: zod would drop it without
@@ -129,6 +138,8 @@ export interface UploadView {
   version: number | null;
   errors: ImportIssue[];
   warnings: ImportIssue[];
+  /** When `needs_mapping`: the bag's topics and a suggested mapping (docs/mcap.md); else null. */
+  inspection: McapInspection | null;
   createdAt: string;
   finishedAt: string | null;
 }

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { MultipartPlan, UploadView } from '@kura/schema';
+import { isFinishedUpload, type MultipartPlan, type UploadView } from '@kura/schema';
 import { KuraError } from './errors.js';
 import type { HttpClient } from './http.js';
 import { poll } from './poll.js';
@@ -42,11 +42,11 @@ export class Uploads {
     return this.http.json('GET', `/v1/uploads/${encodeURIComponent(id)}`);
   }
 
-  /** Polls until the upload is published or failed; `onValue` sees each status on the way. */
+  /** Polls until the upload is published, failed or needs a mapping; `onValue` sees each status on the way. */
   wait(id: string, options: { intervalMs?: number; onValue?: (upload: UploadView) => void } = {}): Promise<UploadView> {
     return poll(
       () => this.get(id),
-      (upload) => upload.status === 'published' || upload.status === 'failed',
+      (upload) => isFinishedUpload(upload.status),
       { ...options, timeoutMs: Number.POSITIVE_INFINITY },
     );
   }

@@ -8,6 +8,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
+import { JOINTS, writeRobotBag } from '../../../packages/formats/src/mcap/testing.js';
 import { maskedCrc32c } from '../../../packages/formats/src/rlds/tfrecord.js';
 import type { CaseContext, HostileCase, UploadOptions } from '../corpus.js';
 import { upload, uploadAndWait } from '../corpus.js';
@@ -922,6 +923,136 @@ function formatCases(): HostileCase[] {
   ];
 }
 
+/** The generated robot bag (packages/formats/src/mcap/testing.ts), written once per case. */
+async function robotBag(context: CaseContext): Promise<Buffer> {
+  const path = join(context.scratch, 'robot.mcap');
+  await writeRobotBag(path);
+  return readFile(path);
+}
+const robotMapping = {
+  rateHz: 10,
+  splitGapS: 1,
+  features: {
+    'observation.state': { topic: '/joint_states', field: 'position', names: JOINTS },
+    action: { topic: '/arm/command', field: ['linear.x', 'angular.z'] },
+    'observation.images.front': { topic: '/camera/front/image_raw/compressed' },
+  },
+};
+const withMapping = (mapping: unknown) => `format=mcap&options=${encodeURIComponent(JSON.stringify({ mapping }))}`;
+
+/** Offset of the first record with `opcode` after the magic (records: opcode, u64 length, body). */
+function recordAt(bytes: Buffer, opcode: number): number {
+  let at = 8;
+  while (at < bytes.length && bytes[at] !== opcode) at += 9 + Number(bytes.readBigUInt64LE(at + 1));
+  return at;
+}
+
+// ROS 2 bags: damaged, lying, bombs, the wrong container, mappings that point nowhere or at prototypes.
+function mcapCases(): HostileCase[] {
+  const mc = (name: string, expect: string | readonly string[], options: (context: CaseContext) => Promise<UploadOptions>) =>
+    uploadCase(`mcap/${name}`, expect, options);
+  const bag =
+    (change: (bytes: Buffer) => Buffer, query = withMapping(robotMapping)) =>
+    async (context: CaseContext) => ({
+      body: change(Buffer.from(await robotBag(context))),
+      query: `${query}&fileName=robot.mcap`,
+    });
+  return [
+    mc(
+      'valid-control',
+      'published',
+      bag((bytes) => bytes),
+    ),
+    mc(
+      'no-mapping-asks-for-one',
+      'needs_mapping',
+      bag((bytes) => bytes, 'format=mcap'),
+    ),
+    // Cut before its summary and inside its data: read from the start, every message before the cut kept.
+    mc(
+      'cut-short',
+      'published',
+      bag((bytes) => bytes.subarray(0, bytes.length - 300)),
+    ),
+    mc(
+      'only-the-magic',
+      ['failed MCAP_CORRUPT', 'failed MCAP_TOPIC_MISSING', 'failed INGEST_EMPTY'],
+      bag((bytes) => bytes.subarray(0, 8)),
+    ),
+    mc(
+      'garbage-after-the-magic',
+      ['failed MCAP_CORRUPT', 'failed MCAP_TOPIC_MISSING'],
+      bag((bytes) => Buffer.concat([bytes.subarray(0, 8), Buffer.alloc(4096, 0xa5)])),
+    ),
+    mc(
+      'a-chunk-claims-a-terabyte',
+      ['failed INGEST_LIMIT_EXCEEDED', 'failed MCAP_CORRUPT'],
+      bag((bytes) => {
+        const at = recordAt(bytes, 0x06);
+        bytes.writeBigUInt64LE(2n ** 40n, at + 9 + 16);
+        return bytes;
+      }),
+    ),
+    mc(
+      'a-record-claims-past-the-end',
+      ['failed MCAP_CORRUPT', 'failed MCAP_TOPIC_MISSING'],
+      bag((bytes) => {
+        const at = recordAt(bytes, 0x06);
+        bytes.writeBigUInt64LE(2n ** 62n, at + 1);
+        return bytes;
+      }),
+    ),
+    mc(
+      'flipped-bytes-in-a-chunk',
+      ['failed MCAP_CORRUPT', 'failed MCAP_MESSAGE_INVALID'],
+      bag((bytes) => {
+        const at = recordAt(bytes, 0x06);
+        bytes.fill(0xff, at + 200, at + 264);
+        return bytes;
+      }),
+    ),
+    mc('rosbag2-sqlite', 'failed ROSBAG_DB3_UNSUPPORTED', async () => ({
+      body: Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.alloc(4080)]),
+      query: 'fileName=rosbag2_0.db3',
+    })),
+    mc(
+      'mapping-names-a-missing-topic',
+      'failed MCAP_TOPIC_MISSING',
+      bag((bytes) => bytes, withMapping({ rateHz: 10, features: { action: { topic: '/cmd_vel', field: 'linear.x' } } })),
+    ),
+    mc(
+      'mapping-field-through-the-prototype',
+      'failed MCAP_FIELD_MISSING',
+      bag((bytes) => bytes, withMapping({ rateHz: 10, features: { action: { topic: '/arm/command', field: '__proto__.constructor' } } })),
+    ),
+    mc(
+      'mapping-joint-that-is-not-there',
+      'failed MCAP_JOINT_MISSING',
+      bag(
+        (bytes) => bytes,
+        withMapping({ rateHz: 10, features: { 'observation.state': { topic: '/joint_states', field: 'position', names: ['tail'] } } }),
+      ),
+    ),
+    mc(
+      'mapping-without-a-clock',
+      '400 VALIDATION_FAILED',
+      bag((bytes) => bytes, withMapping({ features: { action: { topic: '/arm/command', field: 'linear.x' } } })),
+    ),
+    mc(
+      'mapping-with-a-million-hz',
+      '400 VALIDATION_FAILED',
+      bag((bytes) => bytes, withMapping({ ...robotMapping, rateHz: 1e6 })),
+    ),
+    // An archive of bags with its mapping inside; and one whose mapping file is not a mapping.
+    mc('archive-with-its-mapping', 'published', async (context) => ({
+      body: gzip(tarOf({ 'bags/robot.mcap': await robotBag(context), 'kura-mapping.json': JSON.stringify(robotMapping) })),
+    })),
+    mc('archive-with-a-broken-mapping', 'failed MAPPING_INVALID', async (context) => ({
+      body: gzip(tarOf({ 'bags/robot.mcap': await robotBag(context), 'kura-mapping.json': '{"rateHz": 10, "features": ' })),
+    })),
+  ];
+}
+
 export function uploadCases(): HostileCase[] {
-  return [...ndjsonCases(), ...lerobotCases(), ...rldsCases(), ...alohaCases(), ...robomimicCases(), ...formatCases()];
+  return [...ndjsonCases(), ...lerobotCases(), ...rldsCases(), ...alohaCases(), ...robomimicCases(), ...mcapCases(), ...formatCases()];
 }

@@ -424,7 +424,9 @@ function UploadsTable({ uploads }: { uploads: Upload[] }) {
             <td class="num">{upload.version ?? '—'}</td>
             <td>{formatDate(upload.createdAt)}</td>
             <td>
-              {upload.errors.length > 0 ? (
+              {upload.inspection ? (
+                <UploadInspection inspection={upload.inspection} message={upload.errors[0]?.message ?? ''} />
+              ) : upload.errors.length > 0 ? (
                 <ul class="issues errors">
                   {upload.errors.map((issue, index) => (
                     <li key={index}>
@@ -453,5 +455,51 @@ function UploadsTable({ uploads }: { uploads: Upload[] }) {
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** A bag that came without a mapping: its topics, and the suggested mapping to upload again with. */
+function UploadInspection(props: { inspection: NonNullable<Upload['inspection']>; message: string }) {
+  const { inspection } = props;
+  return (
+    <div class="inspection">
+      <p>{props.message}</p>
+      <table>
+        <thead>
+          <tr>
+            <th>topic</th>
+            <th>schema</th>
+            <th class="num">messages</th>
+            <th class="num">Hz</th>
+            <th>fields</th>
+          </tr>
+        </thead>
+        <tbody>
+          {inspection.topics.map((topic) => (
+            <tr key={topic.topic}>
+              <td>
+                <code>{topic.topic}</code>
+              </td>
+              <td>{topic.schemaName ?? '—'}</td>
+              <td class="num">{formatNumber(topic.messageCount)}</td>
+              <td class="num">{topic.rateHz ?? '—'}</td>
+              <td>
+                {topic.undecodable
+                  ? `not readable: ${topic.undecodable}`
+                  : topic.fields
+                      .map((field) => (field.kind === 'numeric' ? `${field.path}[${field.size}]` : `${field.path} (${field.kind})`))
+                      .join(', ')}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {inspection.suggestedMapping ? (
+        <details open>
+          <summary>suggested mapping (upload again with it as options)</summary>
+          <pre>{JSON.stringify({ mapping: inspection.suggestedMapping }, null, 2)}</pre>
+        </details>
+      ) : null}
+    </div>
   );
 }

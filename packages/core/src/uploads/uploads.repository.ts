@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import type { ImportIssue, UploadStatus } from '@kura/schema';
+import { MAPPING_REQUIRED, type ImportIssue, type UploadStatus } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
 
 /** State of a resumable upload while its parts arrive. */
@@ -184,11 +184,12 @@ export class UploadsRepository {
     await this.prisma.upload.updateMany({ where: { id, status: 'processing' }, data: { progress } });
   }
 
+  /** Ends an upload unpublished: `failed`, or `needs_mapping` when its first error says a mapping is missing (the inspection in its details). */
   async markFailed(id: string, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.prisma.upload.update({
       where: { id },
       data: {
-        status: 'failed',
+        status: errors[0]?.code === MAPPING_REQUIRED ? 'needs_mapping' : 'failed',
         errors: errors as unknown as Prisma.InputJsonValue,
         warnings: warnings as unknown as Prisma.InputJsonValue,
         finishedAt: new Date(),

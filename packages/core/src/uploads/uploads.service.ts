@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Inject, Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import type { FormatName } from '@kura/formats';
-import type { ListQuery, MultipartPlan, Page, UploadStatus, UploadView } from '@kura/schema';
+import type { ListQuery, McapInspection, MultipartPlan, Page, UploadStatus, UploadView } from '@kura/schema';
 import { ownsOrAdmin, requireRole, type Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
 import { newId } from '../common/ids.js';
@@ -353,6 +353,7 @@ export function toView(upload: UploadRecord): UploadView {
     version: upload.version,
     errors: upload.errors,
     warnings: upload.warnings,
+    inspection: upload.status === 'needs_mapping' ? ((upload.errors[0]?.details?.inspection as McapInspection | undefined) ?? null) : null,
     createdAt: upload.createdAt.toISOString(),
     finishedAt: upload.finishedAt?.toISOString() ?? null,
   };

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { DatasetStatsAccumulator, ImportError, type FormatName, type ImportIssue } from '@kura/formats';
 import type { JailLevelChoice } from '@kura/jail';
-import type { FeatureSpec } from '@kura/schema';
+import { isFinishedUpload, type FeatureSpec } from '@kura/schema';
 import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
 import { readJsonBlob, writeJsonBlob } from '../../blobs/json-blobs.js';
 import type { KuraConfig } from '../../config/config.js';
@@ -101,7 +101,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   async ingest(uploadId: string, attempt: { attempt: number; maxAttempts: number }): Promise<void> {
     const upload = await this.uploads.findById(uploadId);
     if (!upload) throw new UnrecoverableJobError(`upload ${uploadId} does not exist`);
-    if (upload.status === 'published' || upload.status === 'failed') return;
+    if (isFinishedUpload(upload.status)) return;
     // Under the data folder, so the filesystem store can take shards over by renaming them.
     const work = join(this.config.dataDir, 'work', uploadId);
     const warnings: ImportIssue[] = [];
@@ -332,7 +332,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   /** Fails an upload whose processing process died `deaths` times: it is not tried again. */
   async abandon(uploadId: string, deaths: number): Promise<void> {
     const upload = await this.uploads.findById(uploadId);
-    if (!upload || upload.status === 'published' || upload.status === 'failed') return;
+    if (!upload || isFinishedUpload(upload.status)) return;
     const message = `the process importing this upload died ${deaths} times (killed or out of memory); it is not tried again`;
     await this.fail(upload, [{ code: 'INGEST_CRASHED', message, location: {} }], []);
     await rm(join(this.config.dataDir, 'work', uploadId), { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { formatDescriptions, formatNames } from '@kura/schema';
+import { formatDescriptions, formatNames, type McapInspection } from '@kura/schema';
 import type { UploadView } from '../../client.js';
 import { KuraError } from '../../errors.js';
 import { configDirectory } from '../config.js';
@@ -86,9 +86,18 @@ function report(context: CommandContext, upload: UploadView): void {
     if (upload.status === 'published')
       lines.push(`  version ${upload.version}: ${upload.episodeCount} episodes, ${upload.stepCount} steps, format ${upload.format}`);
     for (const warning of upload.warnings) lines.push(`  warning ${issueLine(warning)}`);
+    if (upload.inspection) {
+      lines.push(`  ${upload.errors[0]?.message ?? 'a mapping is needed'}`, ...inspectionLines(upload.inspection));
+      return lines;
+    }
     for (const error of upload.errors) lines.push(`  error ${issueLine(error)}`);
     return lines;
   });
+  if (upload.status === 'needs_mapping')
+    throw new KuraError(
+      'MAPPING_REQUIRED',
+      `upload ${upload.id} needs a mapping: upload again with --options '{"mapping": …}' (the suggestion above is a start)`,
+    );
   if (upload.status === 'failed') {
     const first = upload.errors[0];
     throw new KuraError('UPLOAD_FAILED', `upload ${upload.id} failed${first ? `: ${issueLine(first)}` : ''}`);
@@ -107,4 +116,20 @@ function jsonObjectOption(value: string | undefined, name: string): Record<strin
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
     throw new KuraError('BAD_ARGUMENT', `${name} must be a JSON object, e.g. {}`);
   return parsed as Record<string, unknown>;
+}
+
+/** A bag's topics as a table, and the suggested mapping as the JSON to pass back in --options. */
+function inspectionLines(inspection: McapInspection): string[] {
+  const lines = [`  topics of ${inspection.file}${inspection.files > 1 ? ` (and ${inspection.files - 1} more files)` : ''}:`];
+  for (const topic of inspection.topics) {
+    const fields = topic.fields.map((field) => (field.kind === 'numeric' ? `${field.path}[${field.size}]` : `${field.path}:${field.kind}`));
+    const rate = topic.rateHz === null ? '' : ` ${topic.rateHz} Hz`;
+    lines.push(
+      `    ${topic.topic} (${topic.schemaName ?? 'no schema'}, ${topic.messageCount} messages${rate})` +
+        (topic.undecodable ? ` — not readable: ${topic.undecodable}` : fields.length > 0 ? ` ${fields.join(' ')}` : ''),
+    );
+  }
+  if (inspection.suggestedMapping)
+    lines.push('  suggested mapping (pass it as --options):', `    ${JSON.stringify({ mapping: inspection.suggestedMapping })}`);
+  return lines;
 }
