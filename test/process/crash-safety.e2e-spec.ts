@@ -205,7 +205,7 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
       const bytes = await readFile(join(dataDir, 'blobs', shard.key));
       expect(createHash('sha256').update(bytes).digest('hex')).toBe(shard.sha256);
     }
-  });
+  }, 240_000); // five restarts (each waits up to 20 s) and a minute to publish: more than the default 60 s on a loaded machine
 });
 
 describe('crash safety of ingest in services mode (SIGKILL of a worker)', () => {

@@ -7,7 +7,17 @@ import { ImportError, type ImportedEpisode, type ImportIssue, type ImportSource 
 import { mcapImporter } from './import.js';
 import type { McapInspection } from '@kura/schema';
 import { mcapOptionsSchema, type McapMapping } from './mapping.js';
-import { BAG_START, cameraFrame, commandValues, JOINTS, jointValue, robotBagSchedule, streamTimes, writeRobotBag } from './testing.js';
+import {
+  BAG_START,
+  cameraFrame,
+  COMMAND_FIELDS,
+  commandValues,
+  JOINTS,
+  jointValue,
+  robotBagSchedule,
+  streamTimes,
+  writeRobotBag,
+} from './testing.js';
 
 const fixtures = fileURLToPath(new URL('../../../../test/fixtures/mcap/rosbag2/', import.meta.url));
 let scratch: string;
@@ -94,7 +104,7 @@ describe('inspecting a bag that comes without a mapping', () => {
         'observation.state': { topic: '/joint_states', field: 'position', names: JOINTS, namesField: 'name' },
         action: {
           topic: '/arm/command',
-          field: ['linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', 'angular.z'],
+          field: COMMAND_FIELDS,
           namesField: 'name',
         },
         'observation.images.front': { topic: '/camera/front/image_raw/compressed', field: 'data', namesField: 'name' },
@@ -133,7 +143,7 @@ describe('aligning topics onto steps', () => {
       'observation.state': { topic: '/joint_states', field: 'position', names: JOINTS, namesField: 'name' },
       action: {
         topic: '/arm/command',
-        field: ['linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', 'angular.z'],
+        field: COMMAND_FIELDS,
         namesField: 'name',
       },
       'observation.images.front': { topic: '/camera/front/image_raw/compressed', namesField: 'name' },

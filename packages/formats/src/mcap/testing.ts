@@ -25,6 +25,8 @@ const schemas = {
 
 /** Joint `joint` at `t` seconds from the bag's start. */
 export const jointValue = (t: number, joint: number) => Math.round(Math.sin(t * 2 + joint) * 1e6) / 1e6;
+/** The command topic's fields, in the order `commandValues` gives them. */
+export const COMMAND_FIELDS = ['linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', 'angular.z'];
 /** The command (Twist: linear x, y, z, angular x, y, z) at `t` seconds. */
 export const commandValues = (t: number) => [t, -t, 2 * t, Math.round(Math.cos(t) * 1e6) / 1e6, 0.5, -0.5];
 /** The camera frame with number `frame`: an 8×6 PNG whose pixels all hold `frame % 256`. */
