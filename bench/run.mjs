@@ -4,8 +4,16 @@ import { benchSlices } from './slices.mjs';
 import { benchPolicies } from './policies.mjs';
 import { benchInference } from './inference.mjs';
 import { benchTraining } from './training.mjs';
+import { benchMcap } from './mcap.mjs';
 
-const benches = { ingest: benchIngest, slices: benchSlices, policies: benchPolicies, inference: benchInference, training: benchTraining };
+const benches = {
+  ingest: benchIngest,
+  slices: benchSlices,
+  policies: benchPolicies,
+  inference: benchInference,
+  training: benchTraining,
+  mcap: benchMcap,
+};
 const names = process.argv.slice(2);
 const selected = names.length > 0 ? names : Object.keys(benches);
 for (const name of selected) {

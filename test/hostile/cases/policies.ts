@@ -337,7 +337,11 @@ function pythonCases(): HostileCase[] {
       'rejected POLICY_THREW',
       () => 'import os\nassert os.system("cat /etc/shadow > /tmp/x") == 0 and open("/tmp/x").read()',
     ),
-    python('subprocess', 'rejected POLICY_THREW', () => 'import subprocess; subprocess.run(["cat", "/etc/shadow"], check=True)'),
+    python(
+      'subprocess',
+      ['rejected POLICY_THREW', 'rejected POLICY_TIMEOUT'],
+      () => 'import subprocess; subprocess.run(["cat", "/etc/shadow"], check=True)',
+    ),
     python(
       'fork-bomb',
       ['rejected POLICY_THREW', 'rejected POLICY_TIMEOUT', 'rejected POLICY_CRASHED'],

@@ -29,9 +29,21 @@ export const jointValue = (t: number, joint: number) => Math.round(Math.sin(t * 
 export const COMMAND_FIELDS = ['linear.x', 'linear.y', 'linear.z', 'angular.x', 'angular.y', 'angular.z'];
 /** The command (Twist: linear x, y, z, angular x, y, z) at `t` seconds. */
 export const commandValues = (t: number) => [t, -t, 2 * t, Math.round(Math.cos(t) * 1e6) / 1e6, 0.5, -0.5];
-/** The camera frame with number `frame`: an 8×6 PNG whose pixels all hold `frame % 256`. */
-export const cameraFrame = (frame: number) =>
-  encodePng({ pixels: new Uint8Array(8 * 6 * 3).fill(frame % 256), width: 8, height: 6, channels: 3 });
+/**
+ * The camera frame with number `frame`: an 8×6 PNG whose pixels all hold `frame % 256`; with a size,
+ * a frame of that size filled with noise (seeded by the frame number), so that it does not compress
+ * (the bench's bags).
+ */
+export function cameraFrame(frame: number, size?: { width: number; height: number }): Uint8Array {
+  if (!size) return encodePng({ pixels: new Uint8Array(8 * 6 * 3).fill(frame % 256), width: 8, height: 6, channels: 3 });
+  const pixels = new Uint8Array(size.width * size.height * 3);
+  let state = (frame + 1) * 2654435761;
+  for (let index = 0; index < pixels.length; index++) {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    pixels[index] = state >>> 24;
+  }
+  return encodePng({ pixels, width: size.width, height: size.height, channels: 3 });
+}
 
 export interface RobotBagSchedule {
   /** Each episode's [start, end) in ns from BAG_START. */
@@ -82,7 +94,7 @@ class FileWritable implements IWritable {
 /** Writes the robot bag to `path` (lz4 chunks, or none): joints, commands, camera and task, in log-time order. */
 export async function writeRobotBag(
   path: string,
-  options: { compression?: 'lz4' | 'none'; schedule?: RobotBagSchedule } = {},
+  options: { compression?: 'lz4' | 'none'; schedule?: RobotBagSchedule; frameSize?: { width: number; height: number } } = {},
 ): Promise<void> {
   const schedule = options.schedule ?? robotBagSchedule;
   const file = await open(path, 'w');
@@ -134,7 +146,7 @@ export async function writeRobotBag(
       messages.push({
         topic: '/camera/front/image_raw/compressed',
         time,
-        message: { header: stampOf(time, 'front'), format: 'png', data: cameraFrame(frame++) },
+        message: { header: stampOf(time, 'front'), format: 'png', data: cameraFrame(frame++, options.frameSize) },
       });
   }
   // Log-time order, the topics' order breaking ties (as a recorder would interleave them).
