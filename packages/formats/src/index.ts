@@ -18,5 +18,6 @@ export * from './kura-arrow/ipc-encode.js';
 export * from './export-error.js';
 export * from './parquet/export.js';
 export * from './lerobot/export.js';
+export { batchesToMcap } from './mcap/export.js';
 export * from './budget.js';
 export * from './image-decode.js';

@@ -47,7 +47,7 @@ export class SlicesController {
    */
   @Get(':id/data')
   @documentQuery(sliceDataQuerySchema)
-  @ApiHeader({ name: 'Range', required: false, description: 'bytes=<first>-<last> (arrow-file, parquet, lerobot)' })
+  @ApiHeader({ name: 'Range', required: false, description: 'bytes=<first>-<last> (arrow-file, parquet, lerobot, mcap)' })
   @ApiProduces(
     'application/vnd.apache.arrow.stream',
     'application/vnd.apache.arrow.file',

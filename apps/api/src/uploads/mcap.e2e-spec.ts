@@ -29,13 +29,13 @@ describe('ROS 2 bags (MCAP)', () => {
     await rm(scratch, { recursive: true, force: true });
   });
 
-  const upload = async (datasetId: string, query: Record<string, string>): Promise<UploadView> => {
+  const upload = async (datasetId: string, query: Record<string, string>, body: Buffer = bag): Promise<UploadView> => {
     const accepted = await kura.request
       .post(`/v1/datasets/${datasetId}/uploads`)
       .query({ fileName: 'robot.mcap', ...query })
       .set(bearer(operator.key))
       .set('Content-Type', 'application/octet-stream')
-      .send(bag);
+      .send(body);
     expect(accepted.status).toBe(202);
     return (await waitForUpload(kura, operator.key, accepted.body.id as string, 60_000)) as UploadView;
   };
@@ -89,6 +89,50 @@ describe('ROS 2 bags (MCAP)', () => {
     expect(first.timestamp).toBe(0);
     // float32 on both sides: the download writes float32 values in their shortest form.
     expect(first.observation.state.map(Math.fround)).toEqual(JOINTS.map((_, joint) => Math.fround(jointValue(3.1, joint))));
+  });
+
+  it('exports a slice as MCAP that imports back, with the mapping it carries, to the same rows', async () => {
+    const datasetId = await createDataset(kura, operator.key, 'private');
+    const inspected = await upload(datasetId, {});
+    const mapping: McapMapping = { ...inspected.inspection!.suggestedMapping!, rateHz: 10, splitGapS: 1 };
+    expect((await upload(datasetId, { format: 'mcap', options: JSON.stringify({ mapping }) })).status).toBe('published');
+    const ndjsonOf = async (id: string) => {
+      const slice = await kura.request
+        .post('/v1/slices')
+        .set(bearer(kura.adminKey))
+        .send({ sources: [{ datasetId: id }] });
+      return {
+        slice: slice.body.id as string,
+        rows: (await getBytes(kura, `/v1/slices/${slice.body.id as string}/data?format=ndjson`, bearer(kura.adminKey))).body.toString(
+          'utf8',
+        ),
+      };
+    };
+    const original = await ndjsonOf(datasetId);
+    const exported = await getBytes(kura, `/v1/slices/${original.slice}/data?format=mcap`, bearer(kura.adminKey));
+    expect(exported.status).toBe(200);
+    expect(exported.headers['content-type']).toContain('application/x-mcap');
+    expect(exported.body.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x4d, 0x43, 0x41, 0x50, 0x30, 0x0d, 0x0a]));
+
+    // No options: the file's own kura.mapping metadata maps it.
+    const copy = await createDataset(kura, operator.key, 'private');
+    const reimported = await upload(copy, { fileName: 'slice.mcap' }, exported.body);
+    expect([reimported.status, reimported.errors, reimported.warnings, reimported.episodeCount, reimported.stepCount]).toEqual([
+      'published',
+      [],
+      [],
+      2,
+      18,
+    ]);
+    const rows = (text: string) =>
+      text
+        .trimEnd()
+        .split('\n')
+        .map((line) => {
+          const { sourceEpisode: _, ...step } = JSON.parse(line) as Record<string, unknown>;
+          return step;
+        });
+    expect(rows((await ndjsonOf(copy)).rows)).toEqual(rows(original.rows));
   });
 
   it('refuses a mapping that names a topic the bag does not have, saying which it has', async () => {

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import type { RecordBatch } from 'apache-arrow';
-import { arrowToParquet, batchesToNdjson, encodeArrowIpc, exportLerobotTar } from '@kura/formats';
+import { arrowToParquet, batchesToMcap, batchesToNdjson, encodeArrowIpc, exportLerobotTar } from '@kura/formats';
 import { sliceFormatExtensions, type FeatureSpec, type SliceFormat } from '@kura/schema';
 import type { Principal } from '../auth/principal.js';
 import { BLOB_STORE, type BlobStore } from '../blobs/blob-store.js';
@@ -34,6 +34,7 @@ const formats: Record<SliceFormat, { contentType: string; ranges: boolean }> = {
   parquet: { contentType: 'application/vnd.apache.parquet', ranges: true },
   ndjson: { contentType: 'application/x-ndjson', ranges: false },
   lerobot: { contentType: 'application/x-tar', ranges: true },
+  mcap: { contentType: 'application/x-mcap', ranges: true },
 };
 
 /** What the HTTP layer sends. */
@@ -188,6 +189,8 @@ export class SliceDownloadService {
         return { bytes: undefined, chunks: arrowToParquet({ schema: decoded.schema, batches: batches() }) };
       case 'ndjson':
         return { bytes: undefined, chunks: batchesToNdjson({ schema: decoded.schema, batches: batches() }) };
+      case 'mcap':
+        return { bytes: undefined, chunks: batchesToMcap({ schema: decoded.schema, batches: batches() }) };
       case 'lerobot': {
         const manifest = await this.firstManifest(slice);
         const features: FeatureSpec = Object.fromEntries(

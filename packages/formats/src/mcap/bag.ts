@@ -95,6 +95,8 @@ export class Bag {
 
   /** Set by a streamed read that reached the end of the file before the end of the MCAP (a bag cut short). */
   truncated = false;
+  /** Metadata records met by a streamed read, by name (the first of each). */
+  private readonly streamedMetadata = new Map<string, ReadonlyMap<string, string>>();
 
   static async open(file: SourceFile, budget: IngestBudget): Promise<Bag> {
     if (!(await startsWith(file, MCAP_MAGIC)))
@@ -159,6 +161,15 @@ export class Bag {
     }
   }
 
+  /** The entries of the first metadata record named `name`, if the bag has one. */
+  async metadata(name: string): Promise<ReadonlyMap<string, string> | undefined> {
+    if (this.indexed) {
+      for await (const record of this.indexed.readMetadata({ name })) return record.metadata;
+      return undefined;
+    }
+    return this.streamedMetadata.get(name);
+  }
+
   /** The first message of a topic, if it has one. */
   async first(topic: string): Promise<BagMessage | undefined> {
     for await (const message of this.messages([topic])) return message;
@@ -189,6 +200,8 @@ export class Bag {
           if (!record) break;
           if (record.type === 'Schema') schemas.set(record.id, record);
           else if (record.type === 'Channel') channels.set(record.id, record);
+          else if (record.type === 'Metadata' && !this.streamedMetadata.has(record.name))
+            this.streamedMetadata.set(record.name, record.metadata);
           else if (record.type === 'Message') {
             const channel = channels.get(record.channelId);
             if (channel && (!wanted || wanted.has(channel.topic))) yield { channel, logTime: record.logTime, data: record.data };

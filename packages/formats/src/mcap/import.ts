@@ -9,7 +9,7 @@ import { Aligner, type AlignedFeature } from './align.js';
 import { Bag, MCAP_MAGIC, SQLITE_MAGIC, startsWith, type BagMessage } from './bag.js';
 import { channelDecoder, headerStamp, numbersOf, valueAt } from './decode.js';
 import { inspectBag } from './inspect.js';
-import { defaultMaxAgeS, mcapMappingSchema, type MappedFeature, type McapMapping, type McapOptions } from './mapping.js';
+import { defaultMaxAgeS, MAPPING_METADATA, mcapMappingSchema, type MappedFeature, type McapMapping, type McapOptions } from './mapping.js';
 
 /** A mapping shipped inside the upload (an archive of bags), used when the upload's options have none. */
 export const MAPPING_FILE = 'kura-mapping.json';
@@ -63,8 +63,8 @@ export const mcapImporter: Importer<McapOptions> = {
         { file: db3.path },
       );
     if (bags.length === 0) throw new ImportError('MCAP_NOT_MCAP', 'the upload holds no MCAP file', {});
-    const mapping = context.options?.mapping ?? (await mappingFile(source));
     const budget = IngestBudget.of(context, source);
+    const mapping = context.options?.mapping ?? (await mappingFile(source)) ?? (await embeddedMapping(bags[0]!, budget));
     if (!mapping) {
       const bag = await Bag.open(bags[0]!, budget);
       try {
@@ -118,6 +118,46 @@ async function mappingFile(source: ImportSource): Promise<McapMapping | undefine
   return parsed.data;
 }
 
+/** The mapping a bag carries in its `kura.mapping` metadata (Kura's own MCAP export writes it), checked as options are. */
+async function embeddedMapping(file: SourceFile, budget: IngestBudget): Promise<McapMapping | undefined> {
+  const bag = await Bag.open(file, budget);
+  let text: string | undefined;
+  try {
+    text = (await bag.metadata(MAPPING_METADATA))?.get('mapping');
+  } finally {
+    await bag.close();
+  }
+  if (text === undefined) return undefined;
+  const parsed = mcapMappingSchema.safeParse(safeJson(text));
+  if (!parsed.success)
+    throw new ImportError(
+      'MAPPING_INVALID',
+      `${file.path}: its ${MAPPING_METADATA} metadata is not a mapping: ${parsed.error.issues[0]!.message}`,
+      {
+        file: file.path,
+      },
+    );
+  return parsed.data;
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+};
+
+/** An image's bytes: as the message holds them, or base64 text (JSON messages: Foxglove's CompressedImage). */
+function imageBytes(value: unknown): Uint8Array | undefined {
+  if (value instanceof Uint8Array) return value;
+  if (typeof value === 'string' && value.length > 0 && /^[A-Za-z0-9+/]+=*$/.test(value.slice(0, 64))) {
+    const bytes = Buffer.from(value, 'base64');
+    return imageEncoding(bytes) ? bytes : undefined;
+  }
+  return undefined;
+}
+
 /** Checks every mapped topic and field against the first bag and settles each feature's shape from its topic's first message. */
 async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureReader[]> {
   const byTopic = new Map([...bag.channels.values()].map((channel) => [channel.topic, channel]));
@@ -142,7 +182,7 @@ async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureRe
     const message = decodeOrThrow(decoder.decode, first, bag.file.path);
     const maxAgeNs = BigInt(Math.round((mapped.maxAgeS ?? defaultMaxAgeS(mapping)) * 1e9));
     const path = typeof mapped.field === 'string' ? mapped.field : undefined;
-    const bytes = valueAt(message, path ?? 'data');
+    const bytes = imageBytes(valueAt(message, path ?? 'data')) ?? valueAt(message, path ?? 'data');
     if (
       bytes instanceof Uint8Array &&
       (path === undefined || imageEncoding(bytes)) &&
@@ -257,9 +297,9 @@ function imageOf(
   encoding: 'jpeg' | 'png',
   shape: [number, number, number],
 ): Uint8Array {
-  const bytes = valueAt(message, path);
-  const header = bytes instanceof Uint8Array ? imageShape(bytes) : undefined;
-  if (!(bytes instanceof Uint8Array) || imageEncoding(bytes) !== encoding || !header || header.some((size, index) => size !== shape[index]))
+  const bytes = imageBytes(valueAt(message, path));
+  const header = bytes ? imageShape(bytes) : undefined;
+  if (!bytes || imageEncoding(bytes) !== encoding || !header || header.some((size, index) => size !== shape[index]))
     throw new ImportError(
       'MCAP_IMAGE_UNSUPPORTED',
       `topic ${topic}: a frame of ${name} is not a ${shape[1]}×${shape[0]} ${encoding.toUpperCase()} like the first`,
