@@ -64,14 +64,15 @@ function timeCp(source, scratch) {
   return seconds;
 }
 
-export function upload(port, key, datasetId, path, bytes) {
+/** POSTs a file as an upload (`query`: the upload's query string); resolves with the 202 body. */
+export function upload(port, key, datasetId, path, bytes, query = 'format=kura-ndjson') {
   return new Promise((resolve, reject) => {
     const req = request(
       {
         host: '127.0.0.1',
         port,
         method: 'POST',
-        path: `/v1/datasets/${datasetId}/uploads?format=kura-ndjson`,
+        path: `/v1/datasets/${datasetId}/uploads?${query}`,
         headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes },
       },
       (res) => {

@@ -6,16 +6,14 @@
 // alignment, no shards). Memory: the api's peak RSS and the largest RSS of its children (the jailed
 // ingest child) sampled every 50 ms.
 import { execFileSync } from 'node:child_process';
-import { createReadStream } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bag } from '../packages/formats/dist/mcap/bag.js';
 import { channelDecoder } from '../packages/formats/dist/mcap/decode.js';
 import { IngestBudget } from '../packages/formats/dist/budget.js';
-import { JOINTS, writeRobotBag } from '../packages/formats/dist/mcap/testing.js';
-import { peakRss } from './ingest.mjs';
+import { JOINTS, writeRobotBag } from '../packages/formats/dist/mcap/robot-bag.js';
+import { peakRss, upload } from './ingest.mjs';
 import { apiClient, freePort, startApi, waitForHealthy } from './support.mjs';
 
 const MB = 1e6;
@@ -72,27 +70,16 @@ async function rssOf(pid) {
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
 
-function uploadBag(port, key, datasetId, path, bytes) {
-  const query = new globalThis.URLSearchParams({ format: 'mcap', fileName: 'robot.mcap', options: JSON.stringify({ mapping }) });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: `/v1/datasets/${datasetId}/uploads?${query}`,
-        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/octet-stream', 'Content-Length': bytes },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (chunk) => (text += chunk));
-        res.on('end', () => (res.statusCode === 202 ? resolve(JSON.parse(text)) : reject(new Error(`${res.statusCode} ${text}`))));
-      },
-    );
-    req.on('error', reject);
-    createReadStream(path).pipe(req);
-  });
-}
+/** The bag's upload: format mcap with the mapping as options. */
+const uploadBag = (port, key, datasetId, path, bytes) =>
+  upload(
+    port,
+    key,
+    datasetId,
+    path,
+    bytes,
+    new globalThis.URLSearchParams({ format: 'mcap', fileName: 'robot.mcap', options: JSON.stringify({ mapping }) }).toString(),
+  );
 
 /** The reader alone: every message read and decoded, nothing else. */
 async function readAll(path, bytes) {

@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { JOINTS, writeRobotBag } from '../../../packages/formats/src/mcap/testing.js';
+import { JOINTS, writeRobotBag } from '../../../packages/formats/src/mcap/robot-bag.js';
 import { maskedCrc32c } from '../../../packages/formats/src/rlds/tfrecord.js';
 import type { CaseContext, HostileCase, UploadOptions } from '../corpus.js';
 import { upload, uploadAndWait } from '../corpus.js';

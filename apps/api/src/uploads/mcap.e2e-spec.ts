@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { McapMapping, UploadView } from '@kura/schema';
 import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { createDataset, waitForUpload } from '../../../../test/support/datasets.js';
-import { JOINTS, jointValue, writeRobotBag } from '../../../../packages/formats/src/mcap/testing.js';
+import { JOINTS, jointValue, writeRobotBag } from '../../../../packages/formats/src/mcap/robot-bag.js';
 
 describe('ROS 2 bags (MCAP)', () => {
   let kura: TestApp;

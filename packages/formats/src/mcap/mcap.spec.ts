@@ -17,7 +17,7 @@ import {
   robotBagSchedule,
   streamTimes,
   writeRobotBag,
-} from './testing.js';
+} from './robot-bag.js';
 
 const fixtures = fileURLToPath(new URL('../../../../test/fixtures/mcap/rosbag2/', import.meta.url));
 let scratch: string;
