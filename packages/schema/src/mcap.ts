@@ -16,7 +16,8 @@ export const mappedFeatureSchema = z.strictObject({
   topic,
   /**
    * The field(s) holding the values: one path (`position`), or several whose values are joined
-   * (`["linear.x", "angular.z"]`). Images: the encoded bytes of a CompressedImage (`data`, the default).
+   * (`["linear.x", "angular.z"]`). Images: the encoded bytes of a CompressedImage, or the pixels of a
+   * raw Image (`data`, the default; a raw image is stored as PNG).
    */
   field: z.union([fieldPath, z.array(fieldPath).min(1).max(64)]).optional(),
   /** Joint order: pick the values by these names out of `namesField` (JointState's `name`), whatever order each message has. */
@@ -61,6 +62,8 @@ export type McapOptions = z.infer<typeof mcapOptionsSchema>;
 export type InspectedField =
   | { path: string; kind: 'numeric'; size: number }
   | { path: string; kind: 'image'; encoding: 'jpeg' | 'png' }
+  /** A raw `sensor_msgs/Image` (its `data`): imported as PNG when its pixel format is one Kura converts (docs/mcap.md). */
+  | { path: string; kind: 'image'; encoding: 'raw'; pixelFormat: string; convertible: boolean }
   | { path: string; kind: 'names'; names: string[] }
   | { path: string; kind: 'text' };
 
@@ -89,4 +92,12 @@ export interface McapInspection {
   topics: InspectedTopic[];
   /** A mapping that can be sent back unchanged as `options.mapping`, or null when nothing looks like robot data. */
   suggestedMapping: McapMapping | null;
+}
+
+/** A field as the CLI and the viewer list it: `position[6]`, `data (jpeg image)`, `data (raw bgr8 image)`, `name (names)`. */
+export function inspectedFieldLabel(field: InspectedField): string {
+  if (field.kind === 'numeric') return `${field.path}[${field.size}]`;
+  if (field.kind !== 'image') return `${field.path} (${field.kind})`;
+  if (field.encoding !== 'raw') return `${field.path} (${field.encoding} image)`;
+  return `${field.path} (raw ${field.pixelFormat} image${field.convertible ? '' : ', a pixel format Kura does not convert'})`;
 }

@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { parquetWriteBuffer } from 'hyparquet-writer';
-import { JOINTS, writeRobotBag } from '../../../packages/formats/src/mcap/robot-bag.js';
+import { cameraTopic, JOINTS, writeRobotBag } from '../../../packages/formats/src/mcap/robot-bag.js';
 import { maskedCrc32c } from '../../../packages/formats/src/rlds/tfrecord.js';
 import type { CaseContext, HostileCase, UploadOptions } from '../corpus.js';
 import { upload, uploadAndWait } from '../corpus.js';
@@ -923,10 +923,10 @@ function formatCases(): HostileCase[] {
   ];
 }
 
-/** The generated robot bag (packages/formats/src/mcap/testing.ts), written once per case. */
-async function robotBag(context: CaseContext): Promise<Buffer> {
+/** The generated robot bag (packages/formats/src/mcap/robot-bag.ts), written once per case. */
+async function robotBag(context: CaseContext, options: Parameters<typeof writeRobotBag>[1] = {}): Promise<Buffer> {
   const path = join(context.scratch, 'robot.mcap');
-  await writeRobotBag(path);
+  await writeRobotBag(path, options);
   return readFile(path);
 }
 const robotMapping = {
@@ -1042,6 +1042,45 @@ function mcapCases(): HostileCase[] {
       'mapping-with-a-million-hz',
       '400 VALIDATION_FAILED',
       bag((bytes) => bytes, withMapping({ ...robotMapping, rateHz: 1e6 })),
+    ),
+    // Other encodings: schemas that do not parse, messages cut short, raw images that lie about their size.
+    ...(
+      [
+        ['protobuf-descriptor-is-garbage', 'protobuf', () => Buffer.alloc(300, 0xfe)],
+        ['protobuf-descriptor-lacks-the-type', 'protobuf', () => Buffer.alloc(0)],
+        ['ros2idl-schema-does-not-parse', 'ros2idl', () => Buffer.from('module sensor_msgs { struct JointState { sequence<')],
+        ['ros1msg-schema-does-not-parse', 'ros1msg', () => Buffer.from('float64[ position\nHeader header header')],
+      ] as const
+    ).map(([name, encoding, schema]) =>
+      mc(name, 'failed MCAP_ENCODING_UNSUPPORTED', async (context) => ({
+        body: await robotBag(context, { encoding, tamper: { schema } }),
+        query: `${withMapping(robotMapping)}&fileName=robot.mcap`,
+      })),
+    ),
+    ...(['ros1msg', 'protobuf', 'ros2idl'] as const).map((encoding) =>
+      mc(`${encoding}-message-cut-short`, 'failed MCAP_MESSAGE_INVALID', async (context) => ({
+        body: await robotBag(context, {
+          encoding,
+          tamper: { bytes: (topic, data, index) => (topic === '/joint_states' && index > 40 ? data.subarray(0, 9) : data) },
+        }),
+        query: `${withMapping(robotMapping)}&fileName=robot.mcap`,
+      })),
+    ),
+    ...(
+      [
+        ['raw-image-claims-two-billion-rows', (_index: number) => ({ height: 2_000_000_000 })],
+        ['raw-image-claims-a-zero-step', (_index: number) => ({ step: 0 })],
+        ['raw-image-shrinks-midway', (index: number) => (index > 50 ? { height: 3, data: new Uint8Array(3 * 27) } : {})],
+        ['raw-image-changes-encoding-midway', (index: number) => (index > 50 ? { encoding: 'mono8' } : {})],
+      ] as const
+    ).map(([name, change]) =>
+      mc(name, 'failed MCAP_IMAGE_UNSUPPORTED', async (context) => ({
+        body: await robotBag(context, {
+          camera: 'rgb8',
+          tamper: { message: (topic, message, index) => (topic === cameraTopic('rgb8') ? { ...message, ...change(index) } : message) },
+        }),
+        query: `${withMapping({ ...robotMapping, features: { ...robotMapping.features, 'observation.images.front': { topic: cameraTopic('rgb8') } } })}&fileName=robot.mcap`,
+      })),
     ),
     // An archive of bags with its mapping inside; and one whose mapping file is not a mapping.
     mc('archive-with-its-mapping', 'published', async (context) => ({

@@ -483,13 +483,7 @@ function UploadInspection(props: { inspection: NonNullable<Upload['inspection']>
               <td>{topic.schemaName ?? '—'}</td>
               <td class="num">{formatNumber(topic.messageCount)}</td>
               <td class="num">{topic.rateHz ?? '—'}</td>
-              <td>
-                {topic.undecodable
-                  ? `not readable: ${topic.undecodable}`
-                  : topic.fields
-                      .map((field) => (field.kind === 'numeric' ? `${field.path}[${field.size}]` : `${field.path} (${field.kind})`))
-                      .join(', ')}
-              </td>
+              <td>{topic.undecodable ? `not readable: ${topic.undecodable}` : topic.fields.map(fieldLabel).join(', ')}</td>
             </tr>
           ))}
         </tbody>
@@ -502,4 +496,14 @@ function UploadInspection(props: { inspection: NonNullable<Upload['inspection']>
       ) : null}
     </div>
   );
+}
+
+type InspectedField = NonNullable<Upload['inspection']>['topics'][number]['fields'][number];
+
+/** `position[6]`, `data (jpeg image)`, `data (raw bgr8 image)`: as the CLI lists a bag's fields (inspectedFieldLabel in @kura/schema, which the viewer does not bundle). */
+function fieldLabel(field: InspectedField): string {
+  if (field.kind === 'numeric') return `${field.path}[${field.size}]`;
+  if (field.kind !== 'image') return `${field.path} (${field.kind})`;
+  if (field.encoding !== 'raw') return `${field.path} (${field.encoding} image)`;
+  return `${field.path} (raw ${field.pixelFormat} image${field.convertible ? '' : ', not convertible'})`;
 }

@@ -9,6 +9,7 @@ import { Aligner, type AlignedFeature } from './align.js';
 import { Bag, MCAP_MAGIC, SQLITE_MAGIC, startsWith, type BagMessage } from './bag.js';
 import { channelDecoder, headerStamp, numbersOf, valueAt } from './decode.js';
 import { inspectBag } from './inspect.js';
+import { rawImageAt, rawImageShape, rawImageToPng } from './raw-image.js';
 import { defaultMaxAgeS, MAPPING_METADATA, mcapMappingSchema, type MappedFeature, type McapMapping, type McapOptions } from './mapping.js';
 
 /** A mapping shipped inside the upload (an archive of bags), used when the upload's options have none. */
@@ -182,6 +183,21 @@ async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureRe
     const message = decodeOrThrow(decoder.decode, first, bag.file.path);
     const maxAgeNs = BigInt(Math.round((mapped.maxAgeS ?? defaultMaxAgeS(mapping)) * 1e9));
     const path = typeof mapped.field === 'string' ? mapped.field : undefined;
+    const raw = mapped.names === undefined && !Array.isArray(mapped.field) ? rawImageAt(message, path ?? 'data') : undefined;
+    if (raw) {
+      const shape = rawImageShape(raw);
+      if (typeof shape === 'string') throw new ImportError('MCAP_IMAGE_UNSUPPORTED', `topic ${mapped.topic}: ${shape}`, where(name));
+      readers.push({
+        name,
+        kind: 'image',
+        size: 0,
+        maxAgeNs,
+        mapped,
+        spec: { dtype: 'image', shape, encoding: 'png' },
+        read: (decoded, file) => rawFrameOf(decoded, path ?? 'data', mapped.topic, name, file, raw.encoding, shape),
+      });
+      continue;
+    }
     const bytes = imageBytes(valueAt(message, path ?? 'data')) ?? valueAt(message, path ?? 'data');
     if (
       bytes instanceof Uint8Array &&
@@ -194,7 +210,7 @@ async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureRe
       if (!encoding || !shape)
         throw new ImportError(
           'MCAP_IMAGE_UNSUPPORTED',
-          `topic ${mapped.topic}: ${path ?? 'data'} is not a JPEG or PNG image (raw sensor_msgs/Image is not read yet: publish CompressedImage, or map a compressed topic)`,
+          `topic ${mapped.topic}: ${path ?? 'data'} is neither a JPEG or PNG image nor the data of a raw Image (width, height, step, encoding beside it)`,
           where(name),
         );
       readers.push({
@@ -307,6 +323,27 @@ function imageOf(
     );
   // A copy: the decoded bytes may be a view of the whole decompressed chunk.
   return bytes.slice();
+}
+
+/** A raw frame as PNG; every frame of the topic must have the first one's pixel format and size. */
+function rawFrameOf(
+  message: unknown,
+  path: string,
+  topic: string,
+  name: string,
+  file: string,
+  encoding: string,
+  shape: [number, number, number],
+): Uint8Array {
+  const raw = rawImageAt(message, path);
+  const found = raw ? rawImageShape(raw) : 'it is not a raw Image';
+  if (!raw || typeof found === 'string' || raw.encoding !== encoding || found.some((size, index) => size !== shape[index]))
+    throw new ImportError(
+      'MCAP_IMAGE_UNSUPPORTED',
+      `topic ${topic}: a frame of ${name} is not a ${shape[1]}×${shape[0]} ${encoding} image like the first${typeof found === 'string' ? ` (${found})` : ''}`,
+      { file, field: name },
+    );
+  return rawImageToPng(raw);
 }
 
 /** The bags' episodes, file by file: messages of the mapped topics aligned on the mapping's clock. */

@@ -1,12 +1,14 @@
 import { imageEncoding } from '../image-header.js';
 import type { Bag } from './bag.js';
 import { channelDecoder, numbersOf } from './decode.js';
+import { rawImageAt, rawImageShape } from './raw-image.js';
 import type { InspectedField, InspectedTopic, MappedFeature, McapInspection, McapMapping } from '@kura/schema';
 
 /** Fields listed per topic, at most; deeper or further ones are not shown (they can still be mapped by path). */
 const MAX_FIELDS = 64;
 const MAX_DEPTH = 5;
 const NAMES_SHOWN = 256;
+const RAW_IMAGE_KEYS = new Set(['height', 'width', 'step', 'encoding', 'is_bigendian', 'data']);
 
 /** The numeric, image, names and text fields of a decoded message, by dotted path. */
 export function fieldsOf(message: unknown): InspectedField[] {
@@ -27,6 +29,15 @@ export function fieldsOf(message: unknown): InspectedField[] {
     }
     if (typeof value === 'string' && path !== '') {
       fields.push({ path, kind: 'text' });
+      return;
+    }
+    const raw = value !== null && typeof value === 'object' ? rawImageAt(value, 'data') : undefined;
+    if (raw) {
+      // The image's own fields (size, step, pixel format) describe `data`: listed as the image, not as numbers.
+      for (const [key, child] of Object.entries(value as object))
+        if (!RAW_IMAGE_KEYS.has(key)) walk(child, path === '' ? key : `${path}.${key}`, depth + 1);
+      const convertible = typeof rawImageShape(raw) !== 'string';
+      fields.push({ path: path === '' ? 'data' : `${path}.data`, kind: 'image', encoding: 'raw', pixelFormat: raw.encoding, convertible });
       return;
     }
     if (Array.isArray(value)) {
@@ -95,7 +106,8 @@ const round = (value: number) => Math.round(value * 1000) / 1000;
 
 /**
  * A first mapping from what the topics hold: a JointState's positions (by joint name) as the state,
- * a command topic's numbers as the action, each compressed image topic as a camera, a string topic
+ * a command topic's numbers as the action, each image topic (compressed, or raw in a pixel format Kura
+ * converts) as a camera, a string topic
  * named like a task as the task; the clock at the state's rate.
  */
 export function suggestMapping(topics: InspectedTopic[]): McapMapping | null {
@@ -123,7 +135,7 @@ export function suggestMapping(topics: InspectedTopic[]): McapMapping | null {
   if (actionLike) use('action', actionLike, numericFeature(actionLike));
   const taken = new Set<string>();
   for (const topic of usable) {
-    const image = topic.fields.find((field) => field.kind === 'image');
+    const image = topic.fields.find((field) => field.kind === 'image' && (field.encoding !== 'raw' || field.convertible));
     if (!image) continue;
     const base = cameraName(topic.topic);
     let name = `observation.images.${base}`;

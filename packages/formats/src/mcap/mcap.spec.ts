@@ -7,9 +7,14 @@ import { ImportError, type ImportedEpisode, type ImportIssue, type ImportSource 
 import { mcapImporter } from './import.js';
 import type { McapInspection } from '@kura/schema';
 import { mcapOptionsSchema, type McapMapping } from './mapping.js';
+import { decode as decodePng } from 'fast-png';
 import {
   BAG_START,
   cameraFrame,
+  cameraTopic,
+  rawFramePixels,
+  type RawCameraFormat,
+  type RobotBagEncoding,
   COMMAND_FIELDS,
   commandValues,
   JOINTS,
@@ -131,6 +136,7 @@ function expectedStep(tick: bigint, episode: [bigint, bigint]) {
     state: JOINTS.map((_, index) => Math.fround(jointValue(Number(joint) / 1e9, index))),
     action: commandValues(Number(command) / 1e9).map(Math.fround),
     frame: camera === undefined ? undefined : cameraFrame(cameraTimes.indexOf(camera)),
+    frameNumber: camera === undefined ? -1 : cameraTimes.indexOf(camera),
   };
 }
 
@@ -175,6 +181,89 @@ describe('aligning topics onto steps', () => {
         expect(Buffer.from(frames[step]!).equals(Buffer.from(expected.frame!))).toBe(true);
       }
     }
+  });
+
+  it.each<RobotBagEncoding>(['ros2idl', 'ros1msg', 'protobuf'])(
+    'reads the same messages in %s as in ROS 2 .msg: same steps, header stamps too',
+    async (encoding) => {
+      const path = join(scratch, `robot-${encoding}.mcap`);
+      await writeRobotBag(path, { encoding });
+      const found = await inspection(path);
+      expect(found.topics.map((topic) => [topic.topic, topic.undecodable])).toEqual([
+        ['/arm/command', null],
+        ['/camera/front/image_raw/compressed', null],
+        ['/joint_states', null],
+        ['/task', null],
+      ]);
+      expect(found.suggestedMapping?.features).toEqual((await inspection(robotBag)).suggestedMapping?.features);
+      const reference = await importBags([robotBag], { mapping });
+      for (const time of ['log', 'header'] as const) {
+        const { episodes, warnings } = await importBags([path], { mapping: { ...mapping, time } });
+        expect(warnings).toEqual([]);
+        // Everything but the file's name: steps, values, frames, tasks, sync reports.
+        const unnamed = (list: ImportedEpisode[]) =>
+          list.map(({ sourceId, sourceEpisode: _, file: __, ...rest }) => ({ ...rest, id: sourceId.split('#')[1] }));
+        expect(unnamed(episodes)).toEqual(unnamed(reference.episodes));
+      }
+    },
+  );
+
+  it.each<[RawCameraFormat, number]>([
+    ['rgb8', 3],
+    ['bgr8', 3],
+    ['mono8', 1],
+    ['16UC1', 1],
+  ])('turns a raw %s camera into PNG frames with its exact pixels (rows padded, BGR swapped, 16-bit kept)', async (format, channels) => {
+    const path = join(scratch, `raw-${format}.mcap`);
+    await writeRobotBag(path, { camera: format });
+    const found = await inspection(path);
+    const camera = found.topics.find((topic) => topic.topic === cameraTopic(format))!;
+    expect(camera.fields).toEqual([
+      expect.objectContaining({ path: 'header.stamp.sec' }),
+      expect.objectContaining({ path: 'header.stamp.nanosec' }),
+      { path: 'header.frame_id', kind: 'text' },
+      { path: 'data', kind: 'image', encoding: 'raw', pixelFormat: format, convertible: true },
+    ]);
+    const suggested = found.suggestedMapping!;
+    expect(suggested.features['observation.images.front']).toEqual({ topic: cameraTopic(format), field: 'data', namesField: 'name' });
+    const { episodes, result } = await importBags([path], {
+      mapping: {
+        ...mapping,
+        features: { ...mapping.features, 'observation.images.front': suggested.features['observation.images.front'] },
+      },
+    });
+    expect(result.features['observation.images.front']).toEqual({ dtype: 'image', shape: [6, 8, channels], encoding: 'png' });
+    expect(episodes.map((episode) => episode.length)).toEqual([9, 9]);
+    for (const [index, episode] of episodes.entries()) {
+      const span = robotBagSchedule.episodes[index]!;
+      const frames = (episode.features['observation.images.front'] as { frames: Uint8Array[] }).frames;
+      for (let step = 0; step < episode.length; step++) {
+        const png = decodePng(frames[step]!);
+        expect([png.width, png.height, png.channels, png.depth]).toEqual([8, 6, channels, format === '16UC1' ? 16 : 8]);
+        const { frameNumber } = expectedStep(span[0] + BigInt(step + 1) * 100_000_000n, span);
+        expect(Array.from(png.data)).toEqual(rawFramePixels(frameNumber, format));
+      }
+    }
+  });
+
+  it('refuses a raw camera in a pixel format it does not convert, naming the format; the suggestion leaves that camera out', async () => {
+    const path = join(scratch, 'raw-bayer.mcap');
+    await writeRobotBag(path, { camera: 'bayer_rggb8' });
+    const found = await inspection(path);
+    expect(found.topics.find((topic) => topic.topic === cameraTopic('bayer_rggb8'))!.fields.at(-1)).toEqual({
+      path: 'data',
+      kind: 'image',
+      encoding: 'raw',
+      pixelFormat: 'bayer_rggb8',
+      convertible: false,
+    });
+    expect(Object.keys(found.suggestedMapping!.features)).toEqual(['observation.state', 'action']);
+    const error = await refusal([path], {
+      mapping: { ...mapping, features: { ...mapping.features, 'observation.images.front': { topic: cameraTopic('bayer_rggb8') } } },
+    });
+    expect(error.code).toBe('MCAP_IMAGE_UNSUPPORTED');
+    expect(error.message).toContain('"bayer_rggb8"');
+    expect(error.location).toEqual({ file: 'raw-bayer.mcap', field: 'mapping.features.observation.images.front' });
   });
 
   it('drops and counts ticks whose sample is too old, and takes a reference topic as the clock', async () => {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { formatDescriptions, formatNames, type McapInspection } from '@kura/schema';
+import { formatDescriptions, formatNames, inspectedFieldLabel, type McapInspection } from '@kura/schema';
 import type { UploadView } from '../../client.js';
 import { KuraError } from '../../errors.js';
 import { configDirectory } from '../config.js';
@@ -122,7 +122,7 @@ function jsonObjectOption(value: string | undefined, name: string): Record<strin
 function inspectionLines(inspection: McapInspection): string[] {
   const lines = [`  topics of ${inspection.file}${inspection.files > 1 ? ` (and ${inspection.files - 1} more files)` : ''}:`];
   for (const topic of inspection.topics) {
-    const fields = topic.fields.map((field) => (field.kind === 'numeric' ? `${field.path}[${field.size}]` : `${field.path}:${field.kind}`));
+    const fields = topic.fields.map(inspectedFieldLabel);
     const rate = topic.rateHz === null ? '' : ` ${topic.rateHz} Hz`;
     lines.push(
       `    ${topic.topic} (${topic.schemaName ?? 'no schema'}, ${topic.messageCount} messages${rate})` +
