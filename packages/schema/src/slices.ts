@@ -146,7 +146,7 @@ export const createSliceRequestSchema = z
 export type CreateSliceRequest = z.infer<typeof createSliceRequestSchema>;
 
 /** The download formats of `GET /v1/slices/:id/data`. */
-export const sliceFormats = ['arrow', 'arrow-file', 'parquet', 'ndjson', 'lerobot', 'mcap'] as const;
+export const sliceFormats = ['arrow', 'arrow-file', 'parquet', 'ndjson', 'lerobot', 'lerobot-v2.1', 'mcap'] as const;
 export type SliceFormat = (typeof sliceFormats)[number];
 /** The file extension of each download format: the server names its downloads with it, the CLI reads `--out` by it. */
 export const sliceFormatExtensions: Readonly<Record<SliceFormat, string>> = {
@@ -155,6 +155,7 @@ export const sliceFormatExtensions: Readonly<Record<SliceFormat, string>> = {
   parquet: 'parquet',
   ndjson: 'ndjson',
   lerobot: 'tar',
+  'lerobot-v2.1': 'tar',
   mcap: 'mcap',
 };
 export const sliceDataQuerySchema = z.strictObject({ format: z.enum(sliceFormats).default('arrow') });

@@ -8,7 +8,7 @@ import { retryDelayMs, sleep, type HttpClient } from './http.js';
 import { counted } from './streams.js';
 
 /** Formats the server serves with Range (they are files with a known length): a download of them resumes. */
-const RESUMABLE_FORMATS: ReadonlySet<string> = new Set(['arrow-file', 'parquet', 'lerobot']);
+const RESUMABLE_FORMATS: ReadonlySet<string> = new Set(['arrow-file', 'parquet', 'lerobot', 'lerobot-v2.1', 'mcap']);
 
 interface PartialDownload {
   url: string;

@@ -162,38 +162,45 @@ describe.each([
     expect(first.action).toHaveLength(features.action.shape[0]);
   });
 
-  it('lerobot: a v2.1 tar that Kura imports again to the same rows', async () => {
-    const { status, headers, body } = await download('lerobot');
-    expect(status).toBe(200);
-    expect(headers['content-type']).toBe('application/x-tar');
-    const files = await untar(body);
-    const info = JSON.parse(files.get('meta/info.json')!.toString('utf8')) as {
-      codebase_version: string;
-      total_episodes: number;
-      total_frames: number;
-    };
-    expect(info).toMatchObject({ codebase_version: 'v2.1', total_episodes: 4, total_frames: FIXTURE_STEPS });
-    expect([...files.keys()].filter((name) => name.endsWith('.parquet'))).toHaveLength(4);
+  it.each([
+    ['lerobot', 'v3.0', ['data/chunk-000/file-000.parquet', 'meta/episodes/chunk-000/file-000.parquet', 'meta/tasks.parquet']],
+    ['lerobot-v2.1', 'v2.1', [0, 1, 2, 3].map((episode) => `data/chunk-000/episode_00000${episode}.parquet`)],
+  ] as const)(
+    '%s: a LeRobot %s tar that Kura imports again to the same rows',
+    async (format, version, parquetFiles) => {
+      const { status, headers, body } = await download(format);
+      expect(status).toBe(200);
+      expect(headers['content-type']).toBe('application/x-tar');
+      const files = await untar(body);
+      const info = JSON.parse(files.get('meta/info.json')!.toString('utf8')) as {
+        codebase_version: string;
+        total_episodes: number;
+        total_frames: number;
+      };
+      expect(info).toMatchObject({ codebase_version: version, total_episodes: 4, total_frames: FIXTURE_STEPS });
+      expect([...files.keys()].filter((name) => name.endsWith('.parquet')).sort()).toEqual([...parquetFiles].sort());
 
-    const copy = await createDataset(kura, operator.key, 'private');
-    const reimported = await ingest(body, copy);
-    expect(reimported).toMatchObject({ episodeCount: 4, stepCount: FIXTURE_STEPS });
-    const again = await kura.request
-      .post('/v1/slices')
-      .set(bearer(kura.adminKey))
-      .send({ sources: [{ datasetId: copy }], columns: ['observation.state', 'action'] });
-    const original = await kura.request
-      .post('/v1/slices')
-      .set(bearer(kura.adminKey))
-      .send({ sources: [{ datasetId }], columns: ['observation.state', 'action'] });
-    const [left, right] = await Promise.all(
-      [original.body.id, again.body.id].map(async (id: string) =>
-        tableFromIPC((await getBytes(kura, `/v1/slices/${id}/data`, bearer(kura.adminKey))).body),
-      ),
-    );
-    expect(right!.numRows).toBe(left!.numRows);
-    for (const column of ['episode_index', 'step_index', 'timestamp', 'observation.state', 'action']) {
-      expect(valuesOf(right!.getChild(column)!)).toEqual(valuesOf(left!.getChild(column)!));
-    }
-  }, 120_000);
+      const copy = await createDataset(kura, operator.key, 'private');
+      const reimported = await ingest(body, copy);
+      expect(reimported).toMatchObject({ episodeCount: 4, stepCount: FIXTURE_STEPS });
+      const again = await kura.request
+        .post('/v1/slices')
+        .set(bearer(kura.adminKey))
+        .send({ sources: [{ datasetId: copy }], columns: ['observation.state', 'action'] });
+      const original = await kura.request
+        .post('/v1/slices')
+        .set(bearer(kura.adminKey))
+        .send({ sources: [{ datasetId }], columns: ['observation.state', 'action'] });
+      const [left, right] = await Promise.all(
+        [original.body.id, again.body.id].map(async (id: string) =>
+          tableFromIPC((await getBytes(kura, `/v1/slices/${id}/data`, bearer(kura.adminKey))).body),
+        ),
+      );
+      expect(right!.numRows).toBe(left!.numRows);
+      for (const column of ['episode_index', 'step_index', 'timestamp', 'observation.state', 'action']) {
+        expect(valuesOf(right!.getChild(column)!)).toEqual(valuesOf(left!.getChild(column)!));
+      }
+    },
+    120_000,
+  );
 });

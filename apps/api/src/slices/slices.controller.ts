@@ -42,12 +42,12 @@ export class SlicesController {
   }
 
   /**
-   * The slice's rows in a format. `arrow-file`, `parquet` and `lerobot` answer `Range` (206) so an
+   * The slice's rows in a format. `arrow-file`, `parquet`, `lerobot`, `lerobot-v2.1` and `mcap` answer `Range` (206) so an
    * interrupted download resumes; every format has a strong ETag (`If-None-Match` → 304).
    */
   @Get(':id/data')
   @documentQuery(sliceDataQuerySchema)
-  @ApiHeader({ name: 'Range', required: false, description: 'bytes=<first>-<last> (arrow-file, parquet, lerobot, mcap)' })
+  @ApiHeader({ name: 'Range', required: false, description: 'bytes=<first>-<last> (arrow-file, parquet, lerobot, lerobot-v2.1, mcap)' })
   @ApiProduces(
     'application/vnd.apache.arrow.stream',
     'application/vnd.apache.arrow.file',

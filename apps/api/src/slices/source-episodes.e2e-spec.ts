@@ -131,8 +131,8 @@ describe('source episode ids', () => {
     ]);
   });
 
-  it('the LeRobot export keeps them as source_episode in meta/episodes.jsonl', async () => {
-    const { body } = await download(await slice(), 'lerobot');
+  it('the LeRobot v2.1 export keeps them as source_episode in meta/episodes.jsonl', async () => {
+    const { body } = await download(await slice(), 'lerobot-v2.1');
     const episodes = (await untar(body))
       .get('meta/episodes.jsonl')!
       .toString('utf8')

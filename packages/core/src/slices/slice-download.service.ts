@@ -26,7 +26,8 @@ import { UsageMeter } from '../usage/usage.meter.js';
  * are never served as the new ones.
  */
 // 2: source episode ids (schema metadata `kura.source_episodes`, NDJSON `sourceEpisode`, LeRobot `source_episode`).
-export const DOWNLOAD_REVISION = 2;
+// 3: `lerobot` is LeRobot v3.0 (v2.1 is `lerobot-v2.1`).
+export const DOWNLOAD_REVISION = 3;
 
 const formats: Record<SliceFormat, { contentType: string; ranges: boolean }> = {
   arrow: { contentType: 'application/vnd.apache.arrow.stream', ranges: false },
@@ -34,6 +35,7 @@ const formats: Record<SliceFormat, { contentType: string; ranges: boolean }> = {
   parquet: { contentType: 'application/vnd.apache.parquet', ranges: true },
   ndjson: { contentType: 'application/x-ndjson', ranges: false },
   lerobot: { contentType: 'application/x-tar', ranges: true },
+  'lerobot-v2.1': { contentType: 'application/x-tar', ranges: true },
   mcap: { contentType: 'application/x-mcap', ranges: true },
 };
 
@@ -115,7 +117,8 @@ export class SliceDownloadService {
       const made = await this.make(slice, format);
       return { ...base, totalBytes: made.bytes, range: undefined, body: streamOf(made.chunks) };
     }
-    const cacheKey = `slices/${slice.id}/download.r${DOWNLOAD_REVISION}.${sliceFormatExtensions[format]}`;
+    // The format's name as well as its extension: `lerobot` and `lerobot-v2.1` are both `.tar`.
+    const cacheKey = `slices/${slice.id}/download.r${DOWNLOAD_REVISION}.${format}.${sliceFormatExtensions[format]}`;
     let cached = await this.blobs.head({ key: cacheKey });
     if (!cached && requested) {
       await this.makeIntoCache(slice, format, cacheKey);
@@ -167,9 +170,14 @@ export class SliceDownloadService {
   }
 
   private async workFile(slice: SliceRecord): Promise<{ path: string; directory: string }> {
+    const { directory } = await this.workFolder();
+    return { directory, path: join(directory, slice.id) };
+  }
+
+  private async workFolder(): Promise<{ directory: string }> {
     const directory = join(this.config.dataDir, 'work', 'downloads', newId('dl'));
     await mkdir(directory, { recursive: true });
-    return { directory, path: join(directory, slice.id) };
+    return { directory };
   }
 
   /** The download's bytes, made from the shards. */
@@ -191,27 +199,30 @@ export class SliceDownloadService {
         return { bytes: undefined, chunks: batchesToNdjson({ schema: decoded.schema, batches: batches() }) };
       case 'mcap':
         return { bytes: undefined, chunks: batchesToMcap({ schema: decoded.schema, batches: batches() }) };
-      case 'lerobot': {
+      case 'lerobot':
+      case 'lerobot-v2.1': {
         const manifest = await this.firstManifest(slice);
+        // v3.0 spools each data file before it goes into the tar (a tar entry's size comes first).
+        const scratch = format === 'lerobot' ? (await this.workFolder()).directory : undefined;
         const features: FeatureSpec = Object.fromEntries(
           slice.columns.flatMap((column) => (column.feature ? [[column.name, column.feature]] : [])),
         );
-        return {
-          bytes: undefined,
-          chunks: exportLerobotTar({
-            features,
-            // Every stride-th step is kept, so the exported frames come that much less often.
-            fps: manifest.fps / (slice.steps?.stride ?? 1),
-            robotType: manifest.robotType,
-            mtime: slice.createdAt,
-            episodes: episodesOf(decoded),
-            openVideo: async (blobKey: string) => {
-              const info = await this.blobs.head({ key: blobKey });
-              if (!info) throw new Error(`video blob ${blobKey} is missing`);
-              return { bytes: info.bytes, stream: await this.blobs.get({ key: blobKey }) };
-            },
-          }),
-        };
+        const chunks = exportLerobotTar({
+          version: format === 'lerobot' ? 'v3.0' : 'v2.1',
+          ...(scratch ? { scratch } : {}),
+          features,
+          // Every stride-th step is kept, so the exported frames come that much less often.
+          fps: manifest.fps / (slice.steps?.stride ?? 1),
+          robotType: manifest.robotType,
+          mtime: slice.createdAt,
+          episodes: episodesOf(decoded),
+          openVideo: async (blobKey: string) => {
+            const info = await this.blobs.head({ key: blobKey });
+            if (!info) throw new Error(`video blob ${blobKey} is missing`);
+            return { bytes: info.bytes, stream: await this.blobs.get({ key: blobKey }) };
+          },
+        });
+        return { bytes: undefined, chunks: scratch ? removedAfter(chunks, scratch) : chunks };
       }
     }
   }
@@ -236,6 +247,15 @@ export class SliceDownloadService {
  * each, and Readable.from's default of 16 would hold 16 MiB per slow download.
  */
 const streamOf = (chunks: AsyncIterable<Uint8Array>) => Readable.from(chunks, { objectMode: true, highWaterMark: 2 });
+
+/** The chunks, then the folder removed, however the reader ends (done, stopped early or failed). */
+async function* removedAfter(chunks: AsyncIterable<Uint8Array>, directory: string): AsyncGenerator<Uint8Array> {
+  try {
+    yield* chunks;
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
 
 async function* flattenBatches(plan: DecodePlan): AsyncGenerator<RecordBatch> {
   for await (const { batches } of plan.episodes()) yield* batches;

@@ -1,22 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { Dictionary, Field, Int32, makeData, RecordBatch, Schema, Struct, Utf8, Vector, vectorFromArray, type Data } from 'apache-arrow';
 import { parquetMetadata, parquetReadObjects } from 'hyparquet';
 import { decode as decodePng } from 'fast-png';
 import type { FeatureSpec } from '@kura/schema';
 import { ExportError } from '../export-error.js';
-import type { ImportedEpisode } from '../importer.js';
 import { sourceFromDirectory, sourceFromFiles } from '../source.js';
 import { importAll, type ImportedAll } from '../testing/import-all.js';
+import {
+  expectSameEpisode,
+  exportAndReimport,
+  frames,
+  kuraEpisodes,
+  MTIME,
+  strided,
+  tensor,
+  withDatasetId,
+} from '../testing/lerobot-round-trip.js';
 import { collectBytes, shardBatches } from '../testing/shard-batches.js';
-import { exportLerobotTar, type LerobotExportEpisode, type LerobotExportParams } from './export.js';
+import { exportLerobotTar } from './export.js';
 import { lerobotImporter } from './import.js';
 
 // Our own v2.0 fixture (fixtures/make_fixtures.py): 2 episodes present (3 and 4 steps) with a float32
@@ -26,10 +32,6 @@ const v20Small = fileURLToPath(new URL('./fixtures/v2_0_small/', import.meta.url
 // test/fixtures/lerobot_v2.1/unitree_g1; episode 29 is the one with its mp4.
 const unitreeG1 = fileURLToPath(new URL('../../../../test/fixtures/lerobot_v2.1/unitree_g1/', import.meta.url));
 const CAM_HIGH = 'observation.images.cam_high';
-const MTIME = new Date('2026-01-02T03:04:05Z');
-
-const run = promisify(execFile);
-
 let scratch: string;
 beforeAll(async () => {
   scratch = await mkdtemp(join(tmpdir(), 'kura-lerobot-export-'));
@@ -38,105 +40,20 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-function folder(label: string): string {
-  return join(scratch, `${label}-${Math.random().toString(36).slice(2, 10)}`);
-}
-
-/** Kura batches of imported episodes, through a real shard, grouped by episode in shard order. */
-async function kuraEpisodes(
-  imported: ImportedAll,
-  options: { firstIndex?: number; videoBlobs?: Record<string, string> } = {},
-): Promise<{ schema: Schema; episodes: LerobotExportEpisode[] }> {
-  const firstIndex = options.firstIndex ?? 0;
-  const { schema, batches } = await shardBatches({
-    features: imported.features,
-    episodes: imported.episodes.map((episode, position) => ({
-      episodeIndex: firstIndex + position,
-      episode,
-      fps: imported.fps ?? 30,
-      ...(options.videoBlobs ? { videoBlobs: options.videoBlobs } : {}),
-    })),
-  });
-  const byEpisode = new Map<bigint, RecordBatch[]>();
-  for (const batch of batches) {
-    const index = batch.getChild('episode_index')!.get(0) as bigint;
-    byEpisode.set(index, [...(byEpisode.get(index) ?? []), batch]);
-  }
-  return { schema, episodes: [...byEpisode.values()].map((episodeBatches) => ({ batches: episodeBatches })) };
-}
-
-/** Exports to a tar file, unpacks it with the system's tar and re-imports it. */
-async function roundTrip(params: Omit<LerobotExportParams, 'mtime' | 'openVideo'> & Partial<Pick<LerobotExportParams, 'openVideo'>>) {
-  const tar = await collectBytes(
-    exportLerobotTar({
-      mtime: MTIME,
-      openVideo: async (blobKey) => {
-        throw new Error(`no video ${blobKey} in this test`);
-      },
-      ...params,
-    }),
-  );
-  const root = folder('export');
-  await mkdir(root, { recursive: true });
-  await writeFile(join(root, 'export.tar'), tar);
-  const names = (await run('tar', ['-tf', join(root, 'export.tar')])).stdout.trim().split('\n');
-  const unpacked = join(root, 'unpacked');
-  await mkdir(unpacked);
-  await run('tar', ['-xf', join(root, 'export.tar'), '-C', unpacked]);
-  const dataset = params.folder ? join(unpacked, params.folder) : unpacked;
-  const reimported = await importAll(lerobotImporter, await sourceFromDirectory(params.folder ? unpacked : dataset), { validate: true });
-  const meta = async (name: string) => readFile(join(dataset, 'meta', name), 'utf8');
+/** The v2.1 export, unpacked and re-imported, with its JSON-lines metadata. */
+async function roundTrip(params: Parameters<typeof exportAndReimport>[1]) {
+  const exported = await exportAndReimport(scratch, params);
   const jsonl = async (name: string) =>
-    (await meta(name))
+    (await readFile(join(exported.dataset, 'meta', name), 'utf8'))
       .trim()
       .split('\n')
       .map((line) => JSON.parse(line) as Record<string, unknown>);
   return {
-    tar,
-    names,
-    dataset,
-    reimported,
-    info: JSON.parse(await meta('info.json')) as Record<string, unknown>,
+    ...exported,
     episodes: await jsonl('episodes.jsonl'),
     tasks: await jsonl('tasks.jsonl'),
     stats: await jsonl('episodes_stats.jsonl'),
   };
-}
-
-function tensor(episode: ImportedEpisode, name: string): number[] {
-  const values = episode.features[name];
-  if (values?.kind !== 'tensor') throw new Error(`${name} is not a tensor feature`);
-  return Array.from(values.values, Number);
-}
-
-function frames(episode: ImportedEpisode, name: string): Uint8Array[] {
-  const values = episode.features[name];
-  if (values?.kind !== 'image') throw new Error(`${name} is not an image feature`);
-  return values.frames;
-}
-
-/** The reward column a Kura shard stores for an episode: NaN (null) where the source has none. */
-function storedReward(episode: ImportedEpisode): number[] {
-  return episode.reward ? Array.from(episode.reward) : new Array<number>(episode.length).fill(NaN);
-}
-
-/** The is_terminal column a Kura shard stores (shard-writer: without flags, only a successful last step is terminal). */
-function storedTerminal(episode: ImportedEpisode): number[] {
-  if (episode.isTerminal) return Array.from(episode.isTerminal);
-  return Array.from({ length: episode.length }, (_, step) => (step === episode.length - 1 && episode.success === true ? 1 : 0));
-}
-
-/** Same steps, values, tasks and outcomes (what a Kura shard keeps of an episode). */
-function expectSameEpisode(actual: ImportedEpisode, expected: ImportedEpisode, features: FeatureSpec): void {
-  expect(actual.length).toBe(expected.length);
-  expect(Array.from(actual.timestamp!)).toEqual(Array.from(expected.timestamp!, (time) => Math.fround(time)));
-  expect(actual.stepTasks ?? actual.task).toEqual(expected.stepTasks ?? expected.task);
-  expect(storedReward(actual)).toEqual(storedReward(expected));
-  expect(storedTerminal(actual)).toEqual(storedTerminal(expected));
-  for (const [name, feature] of Object.entries(features)) {
-    if (feature.dtype === 'image') expect(frames(actual, name)).toEqual(frames(expected, name));
-    else if (feature.dtype !== 'video') expect(tensor(actual, name)).toEqual(tensor(expected, name));
-  }
 }
 
 describe('exportLerobotTar: v2_0_small (images, rewards, done flags, nested shapes)', () => {
@@ -451,42 +368,6 @@ describe('exportLerobotTar: unitree_g1 episode 29 (a video feature; YifanTian07/
     expect((failure as ExportError).code).toBe('LEROBOT_EXPORT_VIDEO_SIZE');
   });
 });
-
-/** Every `stride`-th row of the named columns of a batch, rebuilt as new Arrow data (a step-strided slice). */
-function strided(batch: RecordBatch, stride: number, names: string[]): RecordBatch {
-  const rows = Array.from({ length: Math.ceil(batch.numRows / stride) }, (_, index) => index * stride);
-  const plain = (value: unknown): unknown => (value instanceof Vector ? Array.from(value as Iterable<unknown>, plain) : value);
-  const fields = names.map((name) => batch.schema.fields.find((field) => field.name === name)!);
-  const children = fields.map((field) => {
-    const vector = batch.getChild(field.name)!;
-    return vectorFromArray(
-      rows.map((row) => plain(vector.get(row))),
-      field.type,
-    ).data[0]!;
-  });
-  return new RecordBatch(
-    new Schema(fields, batch.schema.metadata),
-    makeData({ type: new Struct(fields), length: rows.length, nullCount: 0, children }),
-  );
-}
-
-/** A batch with a leading dataset_id column, as multi-dataset slices carry it. */
-function withDatasetId(batch: RecordBatch, datasetId: string): RecordBatch {
-  const type = new Dictionary(new Utf8(), new Int32());
-  const ids = makeData({
-    type,
-    length: batch.numRows,
-    data: new Int32Array(batch.numRows),
-    dictionary: vectorFromArray([datasetId], new Utf8()),
-  });
-  const fields = [new Field('dataset_id', type, false), ...batch.schema.fields];
-  const children: Data[] = [ids, ...batch.data.children];
-  return new RecordBatch(
-    new Schema(fields, batch.schema.metadata),
-    makeData({ type: new Struct(fields), length: batch.numRows, nullCount: 0, children }),
-  );
-}
-
 describe('exportLerobotTar: a step-strided, projected slice', () => {
   it('exports every other step of some columns and re-imports them', async () => {
     const imported = await importAll(lerobotImporter, await sourceFromDirectory(v20Small), { validate: true });

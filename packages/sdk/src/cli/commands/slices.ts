@@ -6,9 +6,9 @@ import { KuraError } from '../../errors.js';
 import { contextOf } from '../context.js';
 import { formatBytes } from '../output.js';
 
-/** What an `--out` extension means: the server's own download extensions, and two common aliases. */
+/** What an `--out` extension means: the server's own download extensions (the first format to use one: `.tar` is `lerobot`), and two common aliases. */
 const FORMAT_OF_EXTENSION: Readonly<Record<string, SliceFormat>> = {
-  ...Object.fromEntries(sliceFormats.map((format) => [`.${sliceFormatExtensions[format]}`, format])),
+  ...Object.fromEntries([...sliceFormats].reverse().map((format) => [`.${sliceFormatExtensions[format]}`, format])),
   '.feather': 'arrow-file',
   '.jsonl': 'ndjson',
 };
@@ -21,7 +21,7 @@ Without --format, the extension of --out picks the format:
   .arrows           arrow       Arrow IPC stream format (pyarrow.ipc.open_stream)
   .parquet          parquet
   .ndjson, .jsonl   ndjson      Kura NDJSON, one step per line
-  .tar              lerobot     a LeRobot v2.1 dataset as a tar archive
+  .tar              lerobot     a LeRobot v3.0 dataset as a tar archive (--format lerobot-v2.1 for v2.1)
 Any other extension writes ${DEFAULT_FORMAT} and says so on stderr. A --format that contradicts a
 known extension is refused (exit 2).`;
 
@@ -43,7 +43,7 @@ export function sliceFormatFor(out: string, requested: string | undefined): { fo
   }
   const format = sliceFormats.find((known) => known === requested);
   if (format === undefined) throw new KuraError('BAD_ARGUMENT', `--format must be one of ${sliceFormats.join(', ')}, got ${requested}`);
-  if (implied !== undefined && implied !== format) {
+  if (implied !== undefined && sliceFormatExtensions[implied] !== sliceFormatExtensions[format]) {
     throw new KuraError(
       'BAD_ARGUMENT',
       `--format ${format} contradicts --out ${out}, whose extension ${extension} means ${implied}; drop --format or change the extension`,
