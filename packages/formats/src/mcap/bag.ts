@@ -39,7 +39,18 @@ function decompressHandlers(file: SourceFile, budget: IngestBudget): DecompressH
   };
 }
 
+/** Bytes read ahead of the reader per window: the next chunks are on their way while this one is decompressed. */
+const READ_AHEAD = 2 * 1024 * 1024;
+
+/**
+ * The file as @mcap/core reads it: at the offsets its records name, one record after the other,
+ * waiting for each. So the file is also read ahead in windows of `READ_AHEAD` bytes: once a read
+ * reaches the second half of a window, the window after it is read in the background (two windows
+ * at most), and a read that falls inside a window is served from it.
+ */
 class FileReadable implements IReadable {
+  private windows: Array<{ offset: number; bytes: Promise<Uint8Array> }> = [];
+
   constructor(
     private readonly file: FileHandle,
     private readonly bytes: number,
@@ -50,10 +61,38 @@ class FileReadable implements IReadable {
   async read(offset: bigint, length: bigint): Promise<Uint8Array> {
     // Lengths come from the file's records: nothing past its end is allocated.
     if (offset + length > BigInt(this.bytes)) throw new Error(`a record at ${offset} claims ${length} bytes, past the end of the file`);
-    const buffer = new Uint8Array(Number(length));
+    const [start, size] = [Number(offset), Number(length)];
+    const end = start + size;
+    // The windows holding this read: one, or two in a row when a record crosses from one into the next.
+    const first = this.windows.findIndex((window) => start >= window.offset && start < window.offset + READ_AHEAD);
+    const held = first < 0 ? [] : this.windows.slice(first, end <= this.windows[first]!.offset + READ_AHEAD ? first + 1 : first + 2);
+    const covered = held.length > 0 && end <= held.at(-1)!.offset + READ_AHEAD;
+    if (!covered) this.windows = [];
+    const last = this.windows.at(-1);
+    // Reading on from here: the next window starts where the last one ends (or where this read does).
+    if (!last || end >= last.offset + READ_AHEAD / 2) {
+      const from = last ? last.offset + READ_AHEAD : end;
+      if (from < this.bytes) {
+        const bytes = this.readAt(from, Math.min(READ_AHEAD, this.bytes - from));
+        // Awaited by the read that uses it; a failure no read needs must not count as unhandled.
+        bytes.catch(() => undefined);
+        this.windows = [...this.windows.filter((kept) => kept.offset + READ_AHEAD > start), { offset: from, bytes }].slice(-3);
+      }
+    }
+    if (!covered) return this.readAt(start, size);
+    const parts = await Promise.all(held.map((window) => window.bytes));
+    if (parts.length === 1) return parts[0]!.subarray(start - held[0]!.offset, end - held[0]!.offset);
+    const joined = new Uint8Array(size);
+    joined.set(parts[0]!.subarray(start - held[0]!.offset));
+    joined.set(parts[1]!.subarray(0, end - held[1]!.offset), READ_AHEAD - (start - held[0]!.offset));
+    return joined;
+  }
+
+  private async readAt(start: number, size: number): Promise<Uint8Array> {
+    const buffer = new Uint8Array(size);
     for (let done = 0; done < buffer.length;) {
-      const { bytesRead } = await this.file.read(buffer, done, buffer.length - done, Number(offset) + done);
-      if (bytesRead === 0) throw new Error(`the file ends at ${Number(offset) + done} bytes`);
+      const { bytesRead } = await this.file.read(buffer, done, buffer.length - done, start + done);
+      if (bytesRead === 0) throw new Error(`the file ends at ${start + done} bytes`);
       done += bytesRead;
     }
     return buffer;

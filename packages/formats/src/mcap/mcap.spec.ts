@@ -140,6 +140,18 @@ function expectedStep(tick: bigint, episode: [bigint, bigint]) {
   };
 }
 
+const aligned: McapMapping = {
+  rateHz: 10,
+  time: 'log',
+  splitGapS: 1,
+  features: {
+    'observation.state': { topic: '/joint_states', field: 'position', names: JOINTS, namesField: 'name' },
+    action: { topic: '/arm/command', field: COMMAND_FIELDS, namesField: 'name' },
+    'observation.images.front': { topic: '/camera/front/image_raw/compressed', namesField: 'name' },
+  },
+  task: { topic: '/task', field: 'data' },
+};
+
 describe('aligning topics onto steps', () => {
   const mapping: McapMapping = {
     rateHz: 10,
@@ -307,6 +319,27 @@ describe('aligning topics onto steps', () => {
     const streamed = await importBags([cut], { mapping });
     expect(streamed.episodes.map((episode) => episode.length)).toEqual([9, 9]);
     expect(streamed.warnings.map((warning) => warning.code)).toEqual(['MCAP_TRUNCATED']);
+  });
+});
+
+describe('reading a bag larger than the read-ahead windows', () => {
+  it('gives every camera frame byte for byte, records crossing window edges included', async () => {
+    const path = join(scratch, 'large.mcap');
+    const size = { width: 160, height: 120 };
+    // One 6 s episode: 90 noise frames of ~57 KB (5 MB), in 64 KiB chunks that straddle the 2 MiB windows.
+    const schedule = { ...robotBagSchedule, episodes: [[0n, 6_000_000_000n]] as Array<[bigint, bigint]>, tasks: ['long'] };
+    await writeRobotBag(path, { schedule, frameSize: size });
+    expect((await stat(path)).size).toBeGreaterThan(4 * 1024 * 1024);
+    const { episodes } = await importBags([path], { mapping: { ...aligned, rateHz: 15 } });
+    const frames = (episodes[0]!.features['observation.images.front'] as { frames: Uint8Array[] }).frames;
+    const cameraTimes = streamTimes(schedule.episodes[0]!, { rateHz: 15 }, schedule.cameraOffset);
+    expect(frames.length).toBeGreaterThan(80);
+    // At 15 Hz from the first sample (the joints, 3 ms before the camera), a step's frame is the one before its tick.
+    frames.forEach((frame, step) => {
+      const tick = BigInt(Math.round((step + 1) * (1e9 / 15)));
+      const number = cameraTimes.filter((time) => time <= tick).length - 1;
+      expect(Buffer.from(frame).equals(Buffer.from(cameraFrame(number, size)))).toBe(true);
+    });
   });
 });
 
