@@ -3,27 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC, type Vector } from 'apache-arrow';
 import { bearer, getBytes, s3Environment, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOfFolder, untar } from '../../../../test/support/archives.js';
 import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
+import { duckdbRows } from '../../../../test/support/duckdb.js';
 
 // Source: test/fixtures/lerobot_v2.1/unitree_g1 (see SOURCES.md): episodes 0, 1, 2, 29 of 479 + 393 + 343 + 221 steps.
 const fixture = (path: string) => fileURLToPath(new URL(`../../../../test/fixtures/${path}`, import.meta.url));
 const FIXTURE_EPISODES = [0, 1, 2, 29];
 const FIXTURE_STEPS = 479 + 393 + 343 + 221;
 
-async function duckdb(sql: string): Promise<Array<Record<string, unknown>>> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const connection = await instance.connect();
-  try {
-    return (await connection.runAndReadAll(sql)).getRowObjectsJS();
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
-}
+const duckdb = duckdbRows;
 
 /** A column's values as plain numbers and arrays (lists and int64 included), for exact comparison. */
 const valuesOf = (vector: Vector) =>

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { DuckDBInstance } from '@duckdb/node-api';
 import { tableFromIPC } from 'apache-arrow';
 import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { duckdbRows } from '../../../../test/support/duckdb.js';
 import { tarGzOfFolder, untar } from '../../../../test/support/archives.js';
 import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 
@@ -20,19 +20,10 @@ const robomimicFixture = fileURLToPath(
 
 /** What DuckDB (a reader that is not Kura's) finds in a Parquet file's key-value metadata. */
 async function parquetKeyValues(path: string): Promise<Record<string, string>> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const connection = await instance.connect();
-  try {
-    const rows = (
-      await connection.runAndReadAll(`SELECT decode(key) AS key, decode(value) AS value FROM parquet_kv_metadata('${path}')`)
-    ).getRowObjectsJS();
-    const entries: Array<[string, string]> = [];
-    for (const { key, value } of rows) if (typeof key === 'string' && typeof value === 'string') entries.push([key, value]);
-    return Object.fromEntries(entries);
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
+  const rows = await duckdbRows(`SELECT decode(key) AS key, decode(value) AS value FROM parquet_kv_metadata('${path}')`);
+  const entries: Array<[string, string]> = [];
+  for (const { key, value } of rows) if (typeof key === 'string' && typeof value === 'string') entries.push([key, value]);
+  return Object.fromEntries(entries);
 }
 
 describe('source episode ids', () => {

@@ -4,7 +4,6 @@ import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DuckDBInstance } from '@duckdb/node-api';
 import type { FeatureSpec } from '@kura/schema';
 import type { ImportedEpisode } from '../importer.js';
 import { sourceFromDirectory } from '../source.js';
@@ -19,6 +18,7 @@ import {
   withDatasetId,
 } from '../testing/lerobot-round-trip.js';
 import { collectBytes } from '../testing/shard-batches.js';
+import { duckdbRows } from '../../../../test/support/duckdb.js';
 import { numericStats } from './episode-stats.js';
 import { exportLerobotTar } from './export.js';
 import { lerobotImporter } from './import.js';
@@ -38,17 +38,7 @@ afterAll(async () => {
   await rm(scratch, { recursive: true, force: true });
 });
 
-/** Runs SQL with DuckDB (a reader that is not Kura's) and returns the rows as JS values. */
-async function duckdb(sql: string): Promise<Record<string, unknown>[]> {
-  const instance = await DuckDBInstance.create(':memory:');
-  const connection = await instance.connect();
-  try {
-    return (await connection.runAndReadAll(sql)).getRowObjectsJS();
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
-}
+const duckdb = duckdbRows;
 
 const v3 = { version: 'v3.0' as const };
 const spool = () => mkdtemp(join(scratch, 'spool-'));

@@ -187,15 +187,11 @@ async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureRe
     if (raw) {
       const shape = rawImageShape(raw);
       if (typeof shape === 'string') throw new ImportError('MCAP_IMAGE_UNSUPPORTED', `topic ${mapped.topic}: ${shape}`, where(name));
-      readers.push({
-        name,
-        kind: 'image',
-        size: 0,
-        maxAgeNs,
-        mapped,
-        spec: { dtype: 'image', shape, encoding: 'png' },
-        read: (decoded, file) => rawFrameOf(decoded, path ?? 'data', mapped.topic, name, file, raw.encoding, shape),
-      });
+      readers.push(
+        imageReader(name, mapped, maxAgeNs, { dtype: 'image', shape, encoding: 'png' }, (decoded, file) =>
+          rawFrameOf(decoded, path ?? 'data', mapped.topic, name, file, raw.encoding, shape),
+        ),
+      );
       continue;
     }
     const bytes = imageBytes(valueAt(message, path ?? 'data')) ?? valueAt(message, path ?? 'data');
@@ -213,15 +209,11 @@ async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureRe
           `topic ${mapped.topic}: ${path ?? 'data'} is neither a JPEG or PNG image nor the data of a raw Image (width, height, step, encoding beside it)`,
           where(name),
         );
-      readers.push({
-        name,
-        kind: 'image',
-        size: 0,
-        maxAgeNs,
-        mapped,
-        spec: { dtype: 'image', shape, encoding },
-        read: (decoded, file) => imageOf(decoded, path ?? 'data', mapped.topic, name, file, encoding, shape),
-      });
+      readers.push(
+        imageReader(name, mapped, maxAgeNs, { dtype: 'image', shape, encoding }, (decoded, file) =>
+          imageOf(decoded, path ?? 'data', mapped.topic, name, file, encoding, shape),
+        ),
+      );
       continue;
     }
     if (mapped.field === undefined)
@@ -255,6 +247,11 @@ async function featureReaders(bag: Bag, mapping: McapMapping): Promise<FeatureRe
     });
   }
   return readers;
+}
+
+/** An image feature's reader: one frame per message, its encoded bytes as the step's value. */
+function imageReader(name: string, mapped: MappedFeature, maxAgeNs: bigint, spec: Feature, read: FeatureReader['read']): FeatureReader {
+  return { name, kind: 'image', size: 0, maxAgeNs, mapped, spec, read };
 }
 
 function decodeOrThrow(decode: (data: Uint8Array) => unknown, message: BagMessage, file: string): unknown {

@@ -153,21 +153,7 @@ const aligned: McapMapping = {
 };
 
 describe('aligning topics onto steps', () => {
-  const mapping: McapMapping = {
-    rateHz: 10,
-    time: 'log',
-    splitGapS: 1,
-    features: {
-      'observation.state': { topic: '/joint_states', field: 'position', names: JOINTS, namesField: 'name' },
-      action: {
-        topic: '/arm/command',
-        field: COMMAND_FIELDS,
-        namesField: 'name',
-      },
-      'observation.images.front': { topic: '/camera/front/image_raw/compressed', namesField: 'name' },
-    },
-    task: { topic: '/task', field: 'data' },
-  };
+  const mapping = aligned;
 
   it("gives each step every feature's latest sample at or before its tick, episodes split at the gap", async () => {
     const { episodes, result, warnings } = await importBags([robotBag], { mapping });

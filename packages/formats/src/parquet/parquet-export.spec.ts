@@ -2,7 +2,6 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDBInstance } from '@duckdb/node-api';
 import {
   Dictionary,
   Field,
@@ -22,6 +21,7 @@ import { ExportError } from '../export-error.js';
 import type { ShardEpisode } from '../kura-arrow/shard-writer.js';
 import { encodePng } from '../png.js';
 import { collectBytes, shardBatches } from '../testing/shard-batches.js';
+import { duckdbRows } from '../../../../test/support/duckdb.js';
 import { arrowToParquet } from './export.js';
 
 const features: FeatureSpec = {
@@ -121,14 +121,7 @@ async function readRows(bytes: Buffer): Promise<ParquetRow[]> {
 async function duckdb(bytes: Buffer, sql: (file: string) => string): Promise<Record<string, unknown>[]> {
   const file = join(scratch, `export-${Math.random().toString(36).slice(2, 10)}.parquet`);
   await writeFile(file, bytes);
-  const instance = await DuckDBInstance.create(':memory:');
-  const connection = await instance.connect();
-  try {
-    return (await connection.runAndReadAll(sql(`read_parquet('${file}')`))).getRowObjectsJS();
-  } finally {
-    connection.closeSync();
-    instance.closeSync();
-  }
+  return duckdbRows(sql(`read_parquet('${file}')`));
 }
 
 /** The named columns of a batch. (apache-arrow's RecordBatch.select leaves holes in the children of its result.) */
