@@ -50,6 +50,8 @@ const READ_AHEAD = 2 * 1024 * 1024;
  */
 class FileReadable implements IReadable {
   private windows: Array<{ offset: number; bytes: Promise<Uint8Array> }> = [];
+  /** The reader's last read: where a record that turns out damaged came from. */
+  lastRead: { offset: number; length: number } | undefined;
 
   constructor(
     private readonly file: FileHandle,
@@ -63,6 +65,7 @@ class FileReadable implements IReadable {
     if (offset + length > BigInt(this.bytes)) throw new Error(`a record at ${offset} claims ${length} bytes, past the end of the file`);
     const [start, size] = [Number(offset), Number(length)];
     const end = start + size;
+    this.lastRead = { offset: start, length: size };
     // The windows holding this read: one, or two in a row when a record crosses from one into the next.
     const first = this.windows.findIndex((window) => start >= window.offset && start < window.offset + READ_AHEAD);
     const held = first < 0 ? [] : this.windows.slice(first, end <= this.windows[first]!.offset + READ_AHEAD ? first + 1 : first + 2);
@@ -132,6 +135,8 @@ export class Bag {
     public span: { start: bigint; end: bigint } | undefined,
   ) {}
 
+  /** The indexed reader's file, for where a damaged record was read. */
+  private readable: FileReadable | undefined;
   /** Set by a streamed read that reached the end of the file before the end of the MCAP (a bag cut short). */
   truncated = false;
   /** Metadata records met by a streamed read, by name (the first of each). */
@@ -141,9 +146,10 @@ export class Bag {
     if (!(await startsWith(file, MCAP_MAGIC)))
       throw new ImportError('MCAP_NOT_MCAP', `${file.path} does not begin with the MCAP magic bytes`, { file: file.path });
     const handle = await open(file.absolutePath, 'r');
+    const readable = new FileReadable(handle, file.bytes);
     try {
       const reader = await McapIndexedReader.Initialize({
-        readable: new FileReadable(handle, file.bytes),
+        readable,
         decompressHandlers: decompressHandlers(file, budget),
       });
       const counts = new Map<number, number>();
@@ -151,7 +157,11 @@ export class Bag {
       const statistics = reader.statistics;
       const span =
         statistics && statistics.messageCount > 0n ? { start: statistics.messageStartTime, end: statistics.messageEndTime } : undefined;
-      if (statistics) return new Bag(file, budget, handle, reader, undefined, reader.channelsById, reader.schemasById, counts, span);
+      if (statistics) {
+        const bag = new Bag(file, budget, handle, reader, undefined, reader.channelsById, reader.schemasById, counts, span);
+        bag.readable = readable;
+        return bag;
+      }
       await handle.close();
       return Bag.streamed(file, budget, 'its summary has no statistics');
     } catch (error) {
@@ -196,7 +206,13 @@ export class Bag {
       }
     } catch (error) {
       if (error instanceof ImportError) throw error;
-      throw new ImportError('MCAP_CORRUPT', `${this.file.path} cannot be read: ${(error as Error).message}`, { file: this.file.path });
+      const near = this.readable?.lastRead;
+      throw new ImportError(
+        'MCAP_CORRUPT',
+        `${this.file.path} cannot be read${near ? ` (the record at byte ${near.offset}, ${near.length} bytes)` : ''}: ${(error as Error).message}`,
+        { file: this.file.path },
+        near ? { offset: near.offset } : undefined,
+      );
     }
   }
 

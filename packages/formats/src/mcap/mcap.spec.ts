@@ -375,6 +375,23 @@ describe('refusals, each with its code and where', () => {
     const broken = await refusal([damaged], { mapping: base });
     expect(['MCAP_CORRUPT', 'MCAP_MESSAGE_INVALID']).toContain(broken.code);
     expect(broken.location.file).toBe('damaged.mcap');
+
+    // A chunk whose bytes still parse but no longer match its CRC: refused, naming where its record starts.
+    const flipped = join(scratch, 'flipped.mcap');
+    await writeRobotBag(flipped, { compression: 'none' });
+    const at = Math.floor((await stat(flipped)).size / 2);
+    const file = await open(flipped, 'r+');
+    const byte = Buffer.alloc(1);
+    await file.read(byte, 0, 1, at);
+    await file.write(Buffer.of(byte[0]! ^ 0xff), 0, 1, at);
+    await file.close();
+    const crc = await refusal([flipped], { mapping: base });
+    expect(crc.code).toBe('MCAP_CORRUPT');
+    expect(crc.message).toMatch(/CRC/);
+    const offset = crc.details!.offset as number;
+    expect(offset).toBeLessThanOrEqual(at);
+    expect(at - offset).toBeLessThan(128 * 1024);
+    expect(crc.message).toContain(`byte ${offset}`);
   });
 
   it('refuses a chunk that claims a terabyte uncompressed before allocating it', async () => {
