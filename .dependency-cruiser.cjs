@@ -23,6 +23,7 @@ const coreLayers = [
   'uploads',
   'policies',
   'training',
+  'ledger',
   'inference',
   'health',
 ];

@@ -445,10 +445,15 @@ describe('web viewer in Chromium', () => {
     const note = await page.locator('[data-testid="inline-error"]').innerText();
     expect(note).toContain('operator and admin keys');
     expect(note).toContain('AUTH_REQUIRED');
+    // Terms for everyone; earnings only for the dataset's owner.
+    expect(await page.locator('[data-testid="terms"]').innerText()).toContain('No terms set');
+    expect(await page.locator('[data-testid="earnings"]').count()).toBe(0);
     await typeKey(operator.key);
     const uploads = page.locator('[data-testid="uploads-table"]');
     await uploads.waitFor();
     expect(await uploads.innerText()).toContain('published');
+    await page.locator('[data-testid="earnings"]').waitFor();
+    expect(await page.locator('[data-testid="earnings"]').innerText()).toContain('0.00 USD from 0 calls');
     await forgetKey();
   });
 

@@ -19,6 +19,7 @@ import { SessionsController } from './inference/sessions.controller.js';
 import { TrainersController } from './training/trainers.controller.js';
 import { TrainingsController } from './training/trainings.controller.js';
 import { UsageController } from './usage/usage.controller.js';
+import { LedgerController } from './ledger/ledger.controller.js';
 
 @Module({})
 export class AppModule {
@@ -41,6 +42,7 @@ export class AppModule {
         TrainingsController,
         InferenceController,
         SessionsController,
+        LedgerController,
         UsageController,
       ],
       // Text first: a request Postgres could not store is refused before the key is looked up.

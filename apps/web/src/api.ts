@@ -2,6 +2,8 @@
 // header field sent as `Authorization: Bearer`, and errors kept with the API's code and message.
 
 import type {
+  DatasetEarningsView,
+  DatasetTermsHistoryView,
   DatasetView,
   EpisodeView,
   ErrorLocation,
@@ -111,6 +113,8 @@ export type FeatureSpec = Spec;
 export type Feature = Spec[string];
 export type Names = NonNullable<Feature['names']>;
 export type Dataset = DatasetView;
+export type Terms = DatasetTermsHistoryView;
+export type Earnings = DatasetEarningsView;
 export type Robot = RobotView;
 export type Episode = EpisodeView;
 export type Location = ErrorLocation;

@@ -15,6 +15,7 @@ import { inferenceDomain } from './inference/index.js';
 import { BullmqJobQueue } from './jobs/bullmq-job-queue.js';
 import { InProcessJobQueue } from './jobs/in-process-job-queue.js';
 import { jobsDomain } from './jobs/index.js';
+import { ledgerDomain } from './ledger/index.js';
 import { JOB_HANDLERS } from './jobs/job-handler.js';
 import { JOB_QUEUE, type JobQueue } from './jobs/job-queue.js';
 import type { Logger } from './logging/logger.js';
@@ -41,6 +42,7 @@ const domains: DomainProviders[] = [
   uploadsDomain,
   policiesDomain,
   trainingDomain,
+  ledgerDomain,
   inferenceDomain,
   healthDomain,
 ];

@@ -14,6 +14,7 @@ export * from './jobs/index.js';
 export * from './auth/index.js';
 export * from './blobs/index.js';
 export * from './usage/index.js';
+export * from './ledger/index.js';
 export * from './robots/index.js';
 export * from './datasets/index.js';
 export * from './slices/index.js';

@@ -18,5 +18,6 @@ export * from './uploads.js';
 export * from './mcap.js';
 export * from './inference.js';
 export * from './usage.js';
+export * from './ledger.js';
 export * from './text.js';
 export * from './training.js';

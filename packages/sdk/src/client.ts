@@ -7,6 +7,10 @@ import type {
   createSessionRequestSchema,
   createSliceRequestSchema,
   createTrainingRequestSchema,
+  DatasetEarningsView,
+  DatasetTermsHistoryView,
+  datasetTermsRequestSchema,
+  DatasetTermsView,
   DatasetView,
   endSessionRequestSchema,
   EpisodeQuery,
@@ -15,6 +19,7 @@ import type {
   EvaluationView,
   GrantView,
   LeaderboardEntry,
+  LedgerView,
   Page,
   PolicyView,
   RobotView,
@@ -135,6 +140,13 @@ export class KuraClient {
       this.http.json('POST', `/v1/datasets/${enc(id)}/grants`, { body: { json: { keyId } }, idempotent: true }),
     grants: (id: string): Promise<Page<GrantView>> => this.http.json('GET', `/v1/datasets/${enc(id)}/grants`),
     revokeGrant: (id: string, keyId: string): Promise<unknown> => this.http.json('DELETE', `/v1/datasets/${enc(id)}/grants/${enc(keyId)}`),
+    /** Sets the dataset's terms (owner or admin): edge export, fee per 1,000 policy calls, text (docs/ledger.md). */
+    setTerms: (id: string, request: z.input<typeof datasetTermsRequestSchema>): Promise<DatasetTermsView> =>
+      this.http.json('PUT', `/v1/datasets/${enc(id)}/terms`, { body: { json: request }, idempotent: true }),
+    terms: (id: string): Promise<DatasetTermsHistoryView> => this.http.json('GET', `/v1/datasets/${enc(id)}/terms`),
+    /** What the calls of policies trained on the dataset earned it (owner or admin). */
+    earnings: (id: string, query: { from?: string; to?: string } = {}): Promise<DatasetEarningsView> =>
+      this.http.json('GET', `/v1/datasets/${enc(id)}/earnings`, { query }),
   };
 
   readonly slices = {
@@ -222,6 +234,11 @@ export class KuraClient {
 
   usage(query: { from?: string; to?: string; keyId?: string } = {}): Promise<{ from: string; to: string; items: UsageView[] }> {
     return this.http.json('GET', '/v1/usage', { query });
+  }
+
+  /** Every dataset's earnings over a range (admins; docs/ledger.md). */
+  ledger(query: { from?: string; to?: string } = {}): Promise<LedgerView> {
+    return this.http.json('GET', '/v1/ledger', { query });
   }
 }
 

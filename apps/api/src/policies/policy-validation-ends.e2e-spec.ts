@@ -205,6 +205,7 @@ describe('a validation past KURA_POLICY_VALIDATION_TIMEOUT_S', () => {
     expect(detail.body).toMatchObject({ name: 'bounded', version: 1 });
 
     const next = await uploadPolicyUntilSettled(kura, developer.key, await jsBundle({ name: 'quick' }), 20_000);
-    expect(next.policy).toMatchObject({ status: 'ready' });
+    // With its errors: a full suite on 2 busy cores once timed the quick policy out too (2 s for the whole validation).
+    expect({ status: next.policy.status, errors: next.policy.errors }).toEqual({ status: 'ready', errors: [] });
   });
 });

@@ -1,5 +1,18 @@
 import { useState } from 'preact/hooks';
-import { api, type ApiError, enc, type Dataset, type Episode, type Feature, type Page, type Robot, type Stats, type Upload } from '../api';
+import {
+  api,
+  type ApiError,
+  enc,
+  type Dataset,
+  type Earnings,
+  type Episode,
+  type Feature,
+  type Page,
+  type Robot,
+  type Stats,
+  type Terms,
+  type Upload,
+} from '../api';
 import { componentNames, formatLocation, isNumeric, sortedFeatures } from '../features';
 import { asApiError, Badge, formatBytes, formatDate, formatNumber, InlineError, Loading, useLoad } from '../ui';
 
@@ -27,6 +40,7 @@ export function DatasetPage(props: { datasetId: string }) {
           <FeaturesSection dataset={dataset} />
           <StatsSection dataset={dataset} />
           <EpisodesSection dataset={dataset} />
+          <TermsSection datasetId={dataset.id} />
           <UploadsSection datasetId={dataset.id} />
         </>
       )}
@@ -364,6 +378,74 @@ function EpisodesTable({ dataset, episodes }: { dataset: Dataset; episodes: Epis
         ))}
       </tbody>
     </table>
+  );
+}
+
+/** The dataset's terms (anyone), and to its owner what policies trained on it earned this month (docs/ledger.md). */
+function TermsSection({ datasetId }: { datasetId: string }) {
+  const terms = useLoad(() => api<Terms>(`/v1/datasets/${enc(datasetId)}/terms`), [datasetId]);
+  // Only the owner (or an admin) may read earnings: for anyone else the request is refused and the table is left out.
+  const earnings = useLoad(() => api<Earnings>(`/v1/datasets/${enc(datasetId)}/earnings`), [datasetId]);
+  const current = terms.state === 'ok' ? terms.value.current : null;
+  return (
+    <section data-testid="terms">
+      <h2>Terms</h2>
+      {terms.state === 'error' ? <InlineError error={terms.error} /> : null}
+      {terms.state === 'ok' ? (
+        current ? (
+          <p class="facts">
+            {current.feePer1000Calls} {current.currency} per 1,000 calls of a policy trained on it · edge export {current.edgeExport} ·
+            since {formatDate(current.effectiveFrom)}
+            {current.text ? ` · ${current.text}` : ''}
+          </p>
+        ) : (
+          <p class="empty">No terms set: no fee, no edge export.</p>
+        )
+      ) : null}
+      {earnings.state === 'ok' ? <EarningsTable earnings={earnings.value} /> : null}
+    </section>
+  );
+}
+
+function EarningsTable({ earnings }: { earnings: Earnings }) {
+  return (
+    <div data-testid="earnings">
+      <h3>
+        Earnings since {formatDate(earnings.from)}: {earnings.totals.amount} {earnings.currency} from {formatNumber(earnings.totals.calls)}{' '}
+        calls
+      </h3>
+      {earnings.lines.length === 0 ? (
+        <p class="empty">No policy trained on this dataset has been called in this period.</p>
+      ) : (
+        <table>
+          <thead>
+            <tr>
+              <th>policy</th>
+              <th class="num">share</th>
+              <th class="num">fee / 1,000</th>
+              <th class="num">calls</th>
+              <th class="num">earned</th>
+            </tr>
+          </thead>
+          <tbody>
+            {earnings.lines.map((line) => (
+              <tr key={`${line.policyId}-${line.termsId ?? 'none'}`}>
+                <td>
+                  <a href={`/policies/${enc(line.policyId)}`}>{line.policyName ?? line.policyId}</a> v{line.policyVersion ?? '?'}
+                </td>
+                <td class="num">{line.share}</td>
+                <td class="num">{line.feeMinorPer1000}</td>
+                <td class="num">{formatNumber(line.calls.total)}</td>
+                <td class="num">{line.amountMinor}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <p class="note">
+        Fees and amounts in minor units ({earnings.currency === 'JPY' ? 'yen' : 'cents'}); each line is rounded once, half to even.
+      </p>
+    </div>
   );
 }
 

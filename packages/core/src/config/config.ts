@@ -27,6 +27,11 @@ const queueConcurrencyVariables = Object.fromEntries(
   jobQueueNames.map((queue) => [queueConcurrencyVariable(queue), jobConcurrency]),
 ) as Record<QueueConcurrencyVariable, typeof jobConcurrency>;
 
+/** A currency's minor-unit digits as ICU knows them (USD 2, JPY 0, BHD 3; 2 for a code it does not know). */
+export function currencyDigits(code: string): number {
+  return new Intl.NumberFormat('en', { style: 'currency', currency: code }).resolvedOptions().maximumFractionDigits ?? 2;
+}
+
 /** Every environment variable Kura reads. Anything else in the environment is ignored. */
 const environmentSchema = z.object({
   PORT: z.preprocess(emptyAsUndefined, port.default(8080)),
@@ -95,6 +100,13 @@ const environmentSchema = z.object({
       .regex(/^(all|none|\d{1,3}(,\d{1,3})*)$/, '"all", "none" or GPU numbers like "0,1"')
       .default('none'),
   ),
+  KURA_CURRENCY: z.preprocess(
+    emptyAsUndefined,
+    z
+      .string()
+      .regex(/^[A-Z]{3}$/, 'an ISO 4217 currency code like "USD"')
+      .default('USD'),
+  ),
   KURA_SESSION_IDLE_S: z.preprocess(emptyAsUndefined, positiveInt.max(7 * 24 * 3600).default(300)),
   KURA_SHUTDOWN_TIMEOUT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(30_000)),
   LOG_LEVEL: z.preprocess(emptyAsUndefined, z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info')),
@@ -131,6 +143,8 @@ export interface KuraConfig {
   };
   /** Sessions without a step for this long end as truncated. */
   sessions: { idleSeconds: number };
+  /** The currency of dataset fees and the ledger (docs/ledger.md), and its minor-unit digits (2 for USD, 0 for JPY). */
+  ledger: { currency: string; digits: number };
   /**
    * Training on the platform (docs/training.md): trainer bundles' size, what a run may leave in /out,
    * its processes and threads, the interpreter (KURA_PYTHON) and the work folder of runs (their code,
@@ -292,6 +306,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       maxHosts: env.KURA_POLICY_HOSTS_MAX,
     },
     sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
+    ledger: { currency: env.KURA_CURRENCY, digits: currencyDigits(env.KURA_CURRENCY) },
     training: {
       maxBundleBytes: env.KURA_TRAINER_MAX_BUNDLE_BYTES,
       maxOutputBytes: env.KURA_TRAINING_MAX_OUTPUT_BYTES,

@@ -118,7 +118,7 @@ export class DatasetsService {
   }
 
   /** The dataset when the caller owns it (or is an admin); 404 when it may not see it, 403 when it only may not change it. */
-  private async findOwned(principal: Principal, datasetId: string, action: string): Promise<DatasetRecord> {
+  async findOwned(principal: Principal, datasetId: string, action: string): Promise<DatasetRecord> {
     requireRole(principal, ['operator', 'developer', 'user'], action);
     const { dataset } = await this.reach(principal, datasetId);
     if (!ownsOrAdmin(principal, dataset.ownerKeyId)) {

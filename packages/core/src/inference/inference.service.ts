@@ -58,7 +58,7 @@ export class InferenceService {
         const started = performance.now();
         const output = await runtime.act(observation, { step: 0, task: request.task });
         const latencyMs = Math.round((performance.now() - started) * 1000) / 1000;
-        this.meter.record(principal.keyId, { actCalls: 1, inferenceMs: latencyMs });
+        this.meter.record(principal.keyId, { actCalls: 1, inferenceMs: latencyMs }, policy.id);
         // float32 out of the sandbox: written with the fewest digits that read back the same.
         const action = unnormalize(Array.from(output, shortFloat32), normalization);
         return { action: shapeAction(action, ready.manifest), policyId: policy.id, latencyMs };

@@ -161,7 +161,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
           );
           const started = performance.now();
           const raw = await runtime.act(observation, { step: stepIndex, task: live.task ?? undefined });
-          this.meter.record(live.ownerKeyId, { sessionSteps: 1, inferenceMs: performance.now() - started });
+          this.meter.record(live.ownerKeyId, { sessionSteps: 1, inferenceMs: performance.now() - started }, live.policy.id);
           return unnormalize(Array.from(raw, shortFloat32), normalization);
         });
       } catch (error) {

@@ -1,7 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { LOGGER } from '../database/database.tokens.js';
 import type { Logger } from '../logging/logger.js';
-import { UsageRepository } from './usage.repository.js';
+import { UsageRepository, type PolicyUsage } from './usage.repository.js';
 
 export interface UsageAmounts {
   actCalls?: number;
@@ -20,6 +20,8 @@ export const USAGE_FLUSH_MS = 5000;
 @Injectable()
 export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown {
   private pending = new Map<string, { keyId: string; bucket: Date; amounts: Required<UsageAmounts> }>();
+  /** Calls per policy, calling key and minute: the ledger's input (docs/ledger.md). */
+  private pendingPolicies = new Map<string, PolicyUsage>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -39,8 +41,22 @@ export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown
     await this.flush().catch((error: unknown) => this.logger.warn({ err: error }, 'usage flush at shutdown failed'));
   }
 
-  record(keyId: string, amounts: UsageAmounts): void {
-    this.add(keyId, new Date(Math.floor(Date.now() / 60_000) * 60_000), amounts);
+  /** Counts use by a key; a policy call (act, session step) also counts for its policy when `policyId` is given. */
+  record(keyId: string, amounts: UsageAmounts, policyId?: string): void {
+    const bucket = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+    this.add(keyId, bucket, amounts);
+    if (policyId !== undefined && (amounts.actCalls || amounts.sessionSteps))
+      this.addPolicy({ policyId, keyId, bucket, actCalls: amounts.actCalls ?? 0, sessionSteps: amounts.sessionSteps ?? 0 });
+  }
+
+  private addPolicy(usage: PolicyUsage): void {
+    const id = `${usage.policyId}|${usage.keyId}|${usage.bucket.getTime()}`;
+    const entry = this.pendingPolicies.get(id);
+    if (!entry) this.pendingPolicies.set(id, { ...usage });
+    else {
+      entry.actCalls += usage.actCalls;
+      entry.sessionSteps += usage.sessionSteps;
+    }
   }
 
   /** What this process counted for a key since a time and has not flushed yet. */
@@ -72,16 +88,24 @@ export class UsageMeter implements OnApplicationBootstrap, OnApplicationShutdown
   /** Adds what was counted since the last flush; on failure the counts are kept for the next one. */
   async flush(): Promise<void> {
     const batch = [...this.pending.values()];
+    const policies = [...this.pendingPolicies.values()];
     this.pending = new Map();
+    this.pendingPolicies = new Map();
     let written = 0;
+    let policiesWritten = 0;
     try {
       for (const { keyId, bucket, amounts } of batch) {
         await this.usageRows.add(keyId, bucket, amounts);
         written++;
       }
+      for (const usage of policies) {
+        await this.usageRows.addPolicy(usage);
+        policiesWritten++;
+      }
     } finally {
       // What was not written goes back, under its own minute, for the next flush.
       for (const { keyId, bucket, amounts } of batch.slice(written)) this.add(keyId, bucket, amounts);
+      for (const usage of policies.slice(policiesWritten)) this.addPolicy(usage);
     }
   }
 }

@@ -9,7 +9,16 @@ export interface UsageTotals {
   bytesServed: number;
 }
 
-/** The `usage_counters` table: metered use per key and minute. */
+/** A policy's calls by one key in one minute (`policy_usage_counters`). */
+export interface PolicyUsage {
+  policyId: string;
+  keyId: string;
+  bucket: Date;
+  actCalls: number;
+  sessionSteps: number;
+}
+
+/** The `usage_counters` table: metered use per key and minute; and `policy_usage_counters`, the same per policy. */
 @Injectable()
 export class UsageRepository {
   constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
@@ -24,6 +33,16 @@ export class UsageRepository {
         session_steps = usage_counters.session_steps + EXCLUDED.session_steps,
         inference_ms = usage_counters.inference_ms + EXCLUDED.inference_ms,
         bytes_served = usage_counters.bytes_served + EXCLUDED.bytes_served`;
+  }
+
+  /** Adds a policy's calls by a key to their minute. */
+  async addPolicy(usage: PolicyUsage): Promise<void> {
+    await this.prisma.$executeRaw`
+      INSERT INTO policy_usage_counters (policy_id, key_id, bucket, act_calls, session_steps)
+      VALUES (${usage.policyId}, ${usage.keyId}, ${usage.bucket}, ${usage.actCalls}, ${usage.sessionSteps})
+      ON CONFLICT (policy_id, key_id, bucket) DO UPDATE SET
+        act_calls = policy_usage_counters.act_calls + EXCLUDED.act_calls,
+        session_steps = policy_usage_counters.session_steps + EXCLUDED.session_steps`;
   }
 
   /** The session steps stored for a key from `since` on. */

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { formatLocation, KuraApiError, KuraError, KuraNetworkError } from '../errors.js';
 import { datasetsCommand } from './commands/datasets.js';
+import { ledgerCommand } from './commands/ledger.js';
 import { loginCommand } from './commands/login.js';
 import { policyCommands } from './commands/policies.js';
 import { robotsCommand } from './commands/robots.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   loginCommand(program);
   robotsCommand(program);
   datasetsCommand(program);
+  ledgerCommand(program);
   uploadCommands(program);
   sliceCommand(program);
   policyCommands(program);

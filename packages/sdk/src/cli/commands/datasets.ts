@@ -64,4 +64,64 @@ export function datasetsCommand(program: Command): void {
         ),
       ]);
     });
+  datasets
+    .command('terms <id>')
+    .description("show a dataset's terms, or set them (owner or admin) with --fee and --edge-export")
+    .option('--fee <amount>', 'fee per 1,000 calls of a policy trained on it, in the deployment currency ("2.50")')
+    .option('--edge-export <allow|deny>', 'whether policies trained on it may be exported to a robot')
+    .option('--text <text>', 'the terms in words')
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: Record<string, string | boolean | undefined>) => {
+      const { client, output } = await contextOf(options);
+      if (options.fee !== undefined || options.edgeExport !== undefined) {
+        const set = await client.datasets.setTerms(id, {
+          edgeExport: String(options.edgeExport ?? 'deny') as 'allow' | 'deny',
+          feePer1000Calls: String(options.fee ?? '0'),
+          ...(options.text ? { text: String(options.text) } : {}),
+        });
+        output.result(set, () => `terms of ${id} set: ${termsLine(set)}`);
+        return;
+      }
+      const terms = await client.datasets.terms(id);
+      output.result(terms, () => [
+        terms.current ? `current: ${termsLine(terms.current)}` : 'no terms: no fee, no edge export',
+        ...terms.history.slice(terms.current ? 1 : 0).map((earlier) => `  before: ${termsLine(earlier)}`),
+      ]);
+    });
+  datasets
+    .command('earnings <id>')
+    .description('what calls of policies trained on the dataset earned it (owner or admin)')
+    .option('--from <date>', 'ISO date or time (default: the start of this month, UTC)')
+    .option('--to <date>', 'ISO date or time, exclusive (default: now)')
+    .option('--json', 'print JSON')
+    .action(async (id: string, options: Record<string, string | boolean | undefined>) => {
+      const { client, output } = await contextOf(options);
+      const earned = await client.datasets.earnings(id, {
+        ...(options.from ? { from: String(options.from) } : {}),
+        ...(options.to ? { to: String(options.to) } : {}),
+      });
+      output.result(earned, () => [
+        `${earned.datasetId} from ${earned.from} to ${earned.to}: ${earned.totals.calls} calls, ${earned.totals.amount} ${earned.currency}`,
+        ...table(
+          earned.lines.map((line) => ({
+            policy: `${line.policyName ?? line.policyId} v${line.policyVersion ?? '?'}`,
+            share: line.share,
+            fee: line.feeMinorPer1000,
+            calls: line.calls.total,
+            amountMinor: line.amountMinor,
+          })),
+          ['policy', 'share', 'fee', 'calls', 'amountMinor'],
+        ),
+      ]);
+    });
+}
+
+function termsLine(terms: {
+  feePer1000Calls: string;
+  currency: string;
+  edgeExport: string;
+  effectiveFrom: string;
+  text: string | null;
+}): string {
+  return `${terms.feePer1000Calls} ${terms.currency} per 1,000 calls, edge export ${terms.edgeExport}, from ${terms.effectiveFrom}${terms.text ? ` — ${terms.text}` : ''}`;
 }
