@@ -24,6 +24,7 @@ const coreLayers = [
   'policies',
   'training',
   'ledger',
+  'edge',
   'inference',
   'health',
 ];

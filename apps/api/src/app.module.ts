@@ -20,6 +20,7 @@ import { TrainersController } from './training/trainers.controller.js';
 import { TrainingsController } from './training/trainings.controller.js';
 import { UsageController } from './usage/usage.controller.js';
 import { LedgerController } from './ledger/ledger.controller.js';
+import { EdgeController } from './edge/edge.controller.js';
 
 @Module({})
 export class AppModule {
@@ -43,6 +44,7 @@ export class AppModule {
         InferenceController,
         SessionsController,
         LedgerController,
+        EdgeController,
         UsageController,
       ],
       // Text first: a request Postgres could not store is refused before the key is looked up.

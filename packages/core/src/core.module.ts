@@ -14,6 +14,7 @@ import { healthDomain } from './health/index.js';
 import { inferenceDomain } from './inference/index.js';
 import { BullmqJobQueue } from './jobs/bullmq-job-queue.js';
 import { InProcessJobQueue } from './jobs/in-process-job-queue.js';
+import { edgeDomain } from './edge/index.js';
 import { jobsDomain } from './jobs/index.js';
 import { ledgerDomain } from './ledger/index.js';
 import { JOB_HANDLERS } from './jobs/job-handler.js';
@@ -43,6 +44,7 @@ const domains: DomainProviders[] = [
   policiesDomain,
   trainingDomain,
   ledgerDomain,
+  edgeDomain,
   inferenceDomain,
   healthDomain,
 ];

@@ -15,6 +15,7 @@ export * from './auth/index.js';
 export * from './blobs/index.js';
 export * from './usage/index.js';
 export * from './ledger/index.js';
+export * from './edge/index.js';
 export * from './robots/index.js';
 export * from './datasets/index.js';
 export * from './slices/index.js';

@@ -19,5 +19,6 @@ export * from './mcap.js';
 export * from './inference.js';
 export * from './usage.js';
 export * from './ledger.js';
+export * from './edge.js';
 export * from './text.js';
 export * from './training.js';

@@ -2,12 +2,15 @@
  * @jest-environment ./packages/core/src/policies/runtimes/testing/node-typed-arrays-environment.mjs
  */
 
-// Dataset terms and the ledger (docs/ledger.md): a policy trained on two datasets whose owners ask
-// different fees; its calls are split between them by the run's source weights, to the cent.
+// Dataset terms, the ledger and edge packages (docs/ledger.md, docs/edge.md): a policy trained on two
+// datasets whose owners ask different fees; its calls are split between them by the run's source
+// weights, to the cent; it goes to a device only when both datasets allow it, under a signed license.
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { PrismaClient } from '@kura/core';
+import { generateKeyPairSync } from 'node:crypto';
+import { EdgePackageError, PrismaClient, unpackEdgePackage, verifyEdgePackage } from '@kura/core';
+import type { EdgeKeysView, EdgeLicense } from '@kura/schema';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOf } from '../../../../test/support/archives.js';
 import { createDataset, publish } from '../../../../test/support/datasets.js';
@@ -249,5 +252,112 @@ describe('dataset terms and the ledger', () => {
     expect((await kura.request.get('/v1/ledger').set(as(owner.key))).status).toBe(403);
     expect((await earnings(datasetB, owner.key)).status).toBe(403);
     expect((await earnings(datasetA, owner.key, '?from=2026-12-02&to=2026-12-01')).body.error.code).toBe('VALIDATION_FAILED');
+  });
+
+  it('exports the policy to a device only when every lineage dataset allows it, under a license a device can check', async () => {
+    const expiresAt = new Date(Date.now() + 7 * 86_400_000).toISOString();
+    const exportIt = (key = developer.key, body: Record<string, unknown> = { deviceId: 'arm-7', expiresAt, callQuota: 5000 }) =>
+      kura.request
+        .post(`/v1/policies/${policyId}/edge-exports`)
+        .set(as(key))
+        .send(body)
+        .buffer(true)
+        .parse((response, done) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => done(null, Buffer.concat(chunks)));
+        });
+    const errorOf = (reply: { body: Buffer }) => JSON.parse(reply.body.toString('utf8')) as { error: { code: string; details?: unknown } };
+
+    // B's terms deny edge export: refused, naming B.
+    const denied = await exportIt();
+    expect(denied.status).toBe(403);
+    expect(errorOf(denied).error).toMatchObject({ code: 'EDGE_EXPORT_DENIED', details: { datasets: [{ datasetId: datasetB }] } });
+    expect(errorOf(await exportIt(developer.key, { deviceId: 'arm-7', expiresAt: '2020-01-01T00:00:00Z' })).error.code).toBe(
+      'EDGE_EXPIRY_INVALID',
+    );
+    expect((await exportIt(user.key)).status).toBe(404);
+
+    // B's owner allows it: the package comes, and checks out against the published keys.
+    await setTerms(datasetB, otherOwner.key, { edgeExport: 'allow', feePer1000Calls: '5.00' });
+    const made = await exportIt();
+    expect(made.status).toBe(201);
+    expect(made.headers['content-type']).toBe('application/x-tar');
+    const exportId = made.headers['kura-edge-export-id'] as string;
+    const files = await unpackEdgePackage(made.body);
+    expect([...files.keys()].sort()).toEqual(['license.json', 'license.sig', 'policy.json', 'policy.tar.gz']);
+    const keys = (await kura.request.get('/v1/edge/keys')).body as EdgeKeysView;
+    const license: EdgeLicense = verifyEdgePackage(files, keys);
+    expect(license).toMatchObject({
+      exportId,
+      deviceId: 'arm-7',
+      callQuota: 5000,
+      expiresAt,
+      licensee: { keyId: developer.id },
+      policy: { id: policyId, runtime: 'onnx', normalizationSha256: null },
+      lineage: [
+        { datasetId: datasetA, weight: 3, share: 0.75 },
+        { datasetId: datasetB, weight: 1, share: 0.25 },
+      ],
+      terms: [
+        { datasetId: datasetA, edgeExport: 'allow', feeMinorPer1000: 200, currency: 'USD' },
+        { datasetId: datasetB, edgeExport: 'allow', feeMinorPer1000: 500, currency: 'USD' },
+      ],
+    });
+
+    // Tampering is caught, each with its code: the model, the license, the key, the clock.
+    const changed = (name: string, change: (bytes: Buffer) => Buffer) =>
+      new Map([...files].map(([file, bytes]) => [file, file === name ? change(Buffer.from(bytes)) : bytes]));
+    const refusal = (check: () => unknown) => {
+      try {
+        check();
+      } catch (error) {
+        if (error instanceof EdgePackageError) return error.code;
+        throw error;
+      }
+      return 'accepted';
+    };
+    const flipLast = (bytes: Buffer) => {
+      bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
+      return bytes;
+    };
+    const moreCalls = (bytes: Buffer) => Buffer.from(bytes.toString('utf8').replace('"callQuota": 5000', '"callQuota": 5000000'));
+    const { publicKey } = generateKeyPairSync('ed25519');
+    const impostor: EdgeKeysView = { keys: keys.keys.map((key) => ({ ...key, x: String(publicKey.export({ format: 'jwk' }).x) })) };
+    expect([
+      refusal(() => verifyEdgePackage(changed('policy.tar.gz', flipLast), keys)),
+      refusal(() => verifyEdgePackage(changed('license.json', moreCalls), keys)),
+      refusal(() => verifyEdgePackage(files, impostor)),
+      refusal(() => verifyEdgePackage(files, { keys: [] })),
+      refusal(() => verifyEdgePackage(files, keys, new Date(Date.now() + 8 * 86_400_000))),
+      refusal(() => verifyEdgePackage(files, keys)),
+    ]).toEqual([
+      'EDGE_POLICY_TAMPERED',
+      'EDGE_SIGNATURE_INVALID',
+      'EDGE_SIGNATURE_INVALID',
+      'EDGE_KEY_UNKNOWN',
+      'EDGE_LICENSE_EXPIRED',
+      'accepted',
+    ]);
+
+    // Terms changed later bind later exports only: the export keeps the terms it was made under.
+    await setTerms(datasetB, otherOwner.key, { edgeExport: 'deny', feePer1000Calls: '9.00' });
+    expect((await exportIt()).status).toBe(403);
+    const kept = await kura.request.get(`/v1/edge-exports/${exportId}`).set(as(developer.key));
+    expect(kept.body.license.terms[1]).toMatchObject({ datasetId: datasetB, edgeExport: 'allow', feeMinorPer1000: 500 });
+
+    // Rotation: a new key signs; the old one stays published while this export lives. Revocation is recorded.
+    const rotated = await kura.request.post('/v1/edge/keys/rotate').set(as(kura.adminKey));
+    expect(rotated.status).toBe(201);
+    expect((rotated.body as EdgeKeysView).keys.map((key) => key.kid)).toContain(license.kid);
+    expect((rotated.body as EdgeKeysView).keys).toHaveLength(2);
+    expect(refusal(() => verifyEdgePackage(files, rotated.body as EdgeKeysView))).toBe('accepted');
+    expect((await kura.request.post('/v1/edge/keys/rotate').set(as(developer.key))).status).toBe(403);
+    const revoked = await kura.request.delete(`/v1/edge-exports/${exportId}`).set(as(developer.key));
+    expect(revoked.body.revokedAt).toEqual(expect.any(String));
+    const listed = await kura.request.get(`/v1/policies/${policyId}/edge-exports`).set(as(developer.key));
+    expect(listed.body.items.map((item: { id: string; revokedAt: string | null }) => [item.id, item.revokedAt !== null])).toEqual([
+      [exportId, true],
+    ]);
   });
 });
