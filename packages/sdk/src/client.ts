@@ -12,6 +12,9 @@ import type {
   datasetTermsRequestSchema,
   DatasetTermsView,
   DatasetView,
+  edgeExportRequestSchema,
+  EdgeExportView,
+  EdgeKeysView,
   endSessionRequestSchema,
   EpisodeQuery,
   EpisodeView,
@@ -235,6 +238,28 @@ export class KuraClient {
   usage(query: { from?: string; to?: string; keyId?: string } = {}): Promise<{ from: string; to: string; items: UsageView[] }> {
     return this.http.json('GET', '/v1/usage', { query });
   }
+
+  /** Edge packages (docs/edge.md): policies exported to run on a robot's own computer under a signed license. */
+  readonly edge = {
+    /** Exports a ready policy (its owner): the package's bytes (a .tar) and the export's id. */
+    export: async (
+      policyId: string,
+      request: z.input<typeof edgeExportRequestSchema>,
+    ): Promise<{ exportId: string; bytes: Uint8Array }> => {
+      const reply = await this.http.bytes('POST', `/v1/policies/${enc(policyId)}/edge-exports`, {
+        body: { json: request },
+        headers: { Accept: 'application/x-tar' },
+      });
+      return { exportId: reply.headers.get('kura-edge-export-id') ?? '', bytes: reply.bytes };
+    },
+    exports: (policyId: string): Promise<{ items: EdgeExportView[] }> =>
+      this.http.json('GET', `/v1/policies/${enc(policyId)}/edge-exports`),
+    get: (id: string): Promise<EdgeExportView> => this.http.json('GET', `/v1/edge-exports/${enc(id)}`),
+    revoke: (id: string): Promise<EdgeExportView> => this.http.json('DELETE', `/v1/edge-exports/${enc(id)}`, { idempotent: true }),
+    /** The public keys licenses are signed with (JWKS style; no key needed). */
+    keys: (): Promise<EdgeKeysView> => this.http.json('GET', '/v1/edge/keys'),
+    rotateKeys: (): Promise<EdgeKeysView> => this.http.json('POST', '/v1/edge/keys/rotate'),
+  };
 
   /** Every dataset's earnings over a range (admins; docs/ledger.md). */
   ledger(query: { from?: string; to?: string } = {}): Promise<LedgerView> {

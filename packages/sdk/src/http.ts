@@ -83,6 +83,12 @@ export class HttpClient {
     return { text: await response.text(), headers: response.headers };
   }
 
+  /** A request and its reply's bytes (a package, an archive), with the reply's headers. */
+  async bytes(method: string, path: string, options: RequestOptions = {}): Promise<{ bytes: Uint8Array; headers: Headers }> {
+    const response = await this.send(method, path, options);
+    return { bytes: new Uint8Array(await response.arrayBuffer()), headers: response.headers };
+  }
+
   /** A JSON request and its JSON reply. */
   async json<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
     const response = await this.send(method, path, options);

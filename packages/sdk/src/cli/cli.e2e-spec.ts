@@ -438,6 +438,21 @@ describe('the kura CLI against a running instance', () => {
     expect(badObservation.stderr).toMatch(/^kura: OBSERVATION_INVALID: .*\(at field observation\.observation\.other\)\n$/);
     expect((await run(['act', policyId, '--obs', '{not json'], as(user.key))).stderr).toMatch(/^kura: BAD_ARGUMENT: --obs is not JSON/);
 
+    // An uploaded policy has no lineage: its owner may export it to a device; nobody else may.
+    const expires = new Date(Date.now() + 86_400_000).toISOString();
+    const exported = await run(
+      ['policies', 'export', policyId, '--device', 'arm-1', '--expires', expires, '--out', join(home, 'arm-1.tar'), '--json'],
+      as(developer.key),
+    );
+    expect(exported.code).toBe(0);
+    expect(exported.json()).toMatchObject({ exportId: expect.stringMatching(/^edx_/), file: join(home, 'arm-1.tar') });
+    expect((await readFile(join(home, 'arm-1.tar'))).subarray(257, 262).toString()).toBe('ustar');
+    const stranger = await run(
+      ['policies', 'export', policyId, '--device', 'x', '--expires', expires, '--out', join(home, 'x.tar')],
+      as(user.key),
+    );
+    expect([stranger.code, stranger.stderr]).toEqual([1, expect.stringMatching(/^kura: FORBIDDEN: /)]);
+
     await writeFile(join(folder, 'policy.js'), 'var nothing = 1;');
     const rejected = await run(['policies', 'push', folder], as(developer.key));
     expect(rejected.code).toBe(1);

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { buffer } from 'node:stream/consumers';
 import { createGzip } from 'node:zlib';
 import type { Command } from 'commander';
@@ -85,5 +85,28 @@ export function policyCommands(program: Command): void {
       }
       const result = await client.policies.act(policyId, { observation, ...(options.task ? { task: options.task } : {}) });
       output.result(result, () => `action ${JSON.stringify(result.action)} (${result.latencyMs} ms)`);
+    });
+
+  policies
+    .command('export <policy>')
+    .description("export a policy to run on a robot's own computer, under a signed license (docs/edge.md)")
+    .requiredOption('--device <id>', 'the robot computer the package is for')
+    .requiredOption('--expires <date>', 'when the package stops running (ISO date; at most 366 days away)')
+    .option('--quota <calls>', 'calls the package may make')
+    .requiredOption('--out <file.tar>', 'where to write the package')
+    .option('--json', 'print JSON')
+    .action(async (policyId: string, options: { device: string; expires: string; quota?: string; out: string; json?: boolean }) => {
+      const { client, output } = await contextOf(options);
+      const quota = integerOption(options.quota, '--quota');
+      const made = await client.edge.export(policyId, {
+        deviceId: options.device,
+        expiresAt: options.expires,
+        ...(quota !== undefined ? { callQuota: quota } : {}),
+      });
+      await writeFile(options.out, made.bytes);
+      output.result(
+        { exportId: made.exportId, file: options.out, bytes: made.bytes.byteLength },
+        () => `export ${made.exportId} of ${policyId} for device ${options.device}: ${options.out} (${made.bytes.byteLength} bytes)`,
+      );
     });
 }
