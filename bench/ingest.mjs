@@ -55,7 +55,8 @@ export async function writeReference(path, episodes) {
   await new Promise((resolve, reject) => out.end((error) => (error ? reject(error) : resolve())));
 }
 
-function timeCp(source, scratch) {
+/** Seconds `cp` takes to copy `source` into `scratch` (the copy is removed). */
+export function timeCp(source, scratch) {
   const target = join(scratch, 'copy');
   const started = process.hrtime.bigint();
   execFileSync('cp', [source, target]);

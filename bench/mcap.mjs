@@ -1,20 +1,19 @@
 // `npm run bench -- mcap`: ROS 2 bag ingest. A generated robot bag (joints 100 Hz, Twist commands
 // 30 Hz, a 160×120 noise PNG camera at 15 Hz that does not compress, 6 s episodes 2 s apart;
-// packages/formats/src/mcap/testing.ts) of ~50 MB at 1× and ~200 MB at 4× (KURA_BENCH_MCAP_MB),
+// packages/formats/src/mcap/robot-bag.ts) of ~50 MB at 1× and ~200 MB at 4× (KURA_BENCH_MCAP_MB),
 // uploaded with a mapping to an embedded api and published. Baselines in the same run: `cp` of the
 // file, and the reader alone (every message of the bag read and decoded in this process, no
 // alignment, no shards). Memory: the api's peak RSS and the largest RSS of its children (the jailed
 // ingest child) sampled every 50 ms.
-import { execFileSync } from 'node:child_process';
-import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Bag } from '../packages/formats/dist/mcap/bag.js';
 import { channelDecoder } from '../packages/formats/dist/mcap/decode.js';
 import { IngestBudget } from '../packages/formats/dist/budget.js';
 import { JOINTS, writeRobotBag } from '../packages/formats/dist/mcap/robot-bag.js';
-import { peakRss, upload } from './ingest.mjs';
-import { apiClient, freePort, startApi, waitForHealthy } from './support.mjs';
+import { peakRss, timeCp, upload } from './ingest.mjs';
+import { startScratchApi } from './support.mjs';
 
 const MB = 1e6;
 const SECOND = 1_000_000_000n;
@@ -100,43 +99,31 @@ async function readAll(path, bytes) {
 
 async function run(scale, episodesAt1x) {
   const scratch = await mkdtemp(join(tmpdir(), 'kura-bench-mcap-'));
-  await chmod(scratch, 0o755);
-  const key = `kura_${'m'.repeat(43)}`;
   try {
     const path = join(scratch, 'robot.mcap');
     await writeRobotBag(path, { schedule: schedule(episodesAt1x * scale), frameSize: FRAME });
     const bytes = (await stat(path)).size;
-    const cpStarted = process.hrtime.bigint();
-    execFileSync('cp', [path, join(scratch, 'copy.mcap')]);
-    const cpSeconds = seconds(cpStarted);
-    await rm(join(scratch, 'copy.mcap'));
+    const cpSeconds = timeCp(path, scratch);
     const reader = await readAll(path, bytes);
 
-    const port = await freePort();
-    const api = startApi({
-      KURA_DATA_DIR: join(scratch, 'data'),
-      HOST: '127.0.0.1',
-      KURA_ADMIN_KEY: key,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-    });
+    const kura = await startScratchApi('mcap');
+    const pid = kura.api.child.pid;
     try {
-      await waitForHealthy(`http://127.0.0.1:${port}`);
-      const call = apiClient(`http://127.0.0.1:${port}`, key);
+      const { call } = kura;
       const robot = await call('/v1/robots', { name: 'bench', robotType: 'so101', controlFrequencyHz: 15, actionSpace: 'joint_position' });
       const datasetId = (await call('/v1/datasets', { name: `mcap-${scale}`, robotId: robot.id, access: 'private' })).id;
       await sleep(500);
-      const idle = await peakRss(api.child.pid);
+      const idle = await peakRss(pid);
       let childPeak = 0;
       let sampling = true;
       const sampler = (async () => {
         while (sampling) {
-          for (const pid of await descendants(api.child.pid)) childPeak = Math.max(childPeak, await rssOf(pid));
+          for (const child of await descendants(pid)) childPeak = Math.max(childPeak, await rssOf(child));
           await sleep(50);
         }
       })();
       const started = process.hrtime.bigint();
-      const accepted = await uploadBag(port, key, datasetId, path, bytes);
+      const accepted = await uploadBag(kura.port, kura.key, datasetId, path, bytes);
       let upload;
       for (;;) {
         upload = await call(`/v1/uploads/${accepted.id}`);
@@ -159,11 +146,11 @@ async function run(scale, episodesAt1x) {
         'cp MB/s': Math.round(bytes / MB / cpSeconds),
         'ratio to reader': +(reader.seconds / ingestSeconds).toFixed(3),
         'ratio to cp': +(cpSeconds / ingestSeconds).toFixed(4),
-        'api idle / peak RSS MB': `${Math.round(idle / MB)} / ${Math.round((await peakRss(api.child.pid)) / MB)}`,
+        'api idle / peak RSS MB': `${Math.round(idle / MB)} / ${Math.round((await peakRss(pid)) / MB)}`,
         'ingest child peak RSS MB': Math.round(childPeak / MB),
       };
     } finally {
-      await api.stop();
+      await kura.stop();
     }
   } finally {
     await rm(scratch, { recursive: true, force: true });

@@ -13,15 +13,11 @@ import { Prisma, PrismaClient } from '../database/prisma.js';
 export class EdgeKeysService {
   constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
 
-  /** Signs `bytes` with the signing key: its kid and the base64url signature. */
-  async sign(bytes: Uint8Array): Promise<{ kid: string; signature: string }> {
+  /** The signing key (made when there is none): its kid, to name in what it signs, and a base64url signer. */
+  async signer(): Promise<{ kid: string; sign: (bytes: Uint8Array) => string }> {
     const key = await this.signingKey();
-    return { kid: key.kid, signature: sign(null, bytes, createPrivateKey(key.privateKey)).toString('base64url') };
-  }
-
-  /** The kid that signs now (made when there is none). */
-  async signingKid(): Promise<string> {
-    return (await this.signingKey()).kid;
+    const privateKey = createPrivateKey(key.privateKey);
+    return { kid: key.kid, sign: (bytes) => sign(null, bytes, privateKey).toString('base64url') };
   }
 
   /** The published keys, JWKS style. */

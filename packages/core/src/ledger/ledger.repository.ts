@@ -6,6 +6,8 @@ export interface TermsUsageRow {
   policyId: string;
   termsId: string | null;
   feeMinorPer1000: bigint;
+  /** The terms' currency; null with no terms. */
+  currency: string | null;
   actCalls: bigint;
   sessionSteps: bigint;
 }
@@ -57,16 +59,16 @@ export class LedgerRepository {
   async usageByTerms(params: { datasetId: string; policyIds: readonly string[]; from: Date; to: Date }): Promise<TermsUsageRow[]> {
     if (params.policyIds.length === 0) return [];
     return this.prisma.$queryRaw<TermsUsageRow[]>`
-      SELECT u.policy_id AS "policyId", t.id AS "termsId", COALESCE(t.fee_minor_per_1000, 0)::bigint AS "feeMinorPer1000",
+      SELECT u.policy_id AS "policyId", t.id AS "termsId", COALESCE(t.fee_minor_per_1000, 0)::bigint AS "feeMinorPer1000", t.currency,
              SUM(u.act_calls)::bigint AS "actCalls", SUM(u.session_steps)::bigint AS "sessionSteps"
       FROM policy_usage_counters u
       LEFT JOIN LATERAL (
-        SELECT id, fee_minor_per_1000 FROM dataset_terms
+        SELECT id, fee_minor_per_1000, currency FROM dataset_terms
         WHERE dataset_id = ${params.datasetId} AND effective_from <= u.bucket
         ORDER BY effective_from DESC, created_at DESC LIMIT 1
       ) t ON true
       WHERE u.policy_id IN (${Prisma.join([...params.policyIds])}) AND u.bucket >= ${params.from} AND u.bucket < ${params.to}
-      GROUP BY u.policy_id, t.id, t.fee_minor_per_1000
+      GROUP BY u.policy_id, t.id, t.fee_minor_per_1000, t.currency
       ORDER BY u.policy_id, t.id NULLS FIRST`;
   }
 

@@ -11,7 +11,7 @@ import type {
 } from '@kura/schema';
 import { requireRole, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
-import type { KuraConfig } from '../config/config.js';
+import { currencyDigits, type KuraConfig } from '../config/config.js';
 import { KURA_CONFIG } from '../database/database.tokens.js';
 import { DatasetsService } from '../datasets/datasets.service.js';
 import { feeTooPrecise } from './ledger.errors.js';
@@ -115,7 +115,6 @@ export class LedgerService {
     }
     const byId = new Map(lineage.map((policy) => [policy.policyId, policy]));
     const rows = await this.ledger.usageByTerms({ datasetId, policyIds: [...shareOf.keys()], ...range });
-    const currencies = new Map((await this.terms.history(datasetId)).map((record) => [record.id, record.currency]));
     return rows.map((row) => {
       const share = shareOf.get(row.policyId)!;
       const policy = byId.get(row.policyId)!;
@@ -128,7 +127,7 @@ export class LedgerService {
         share: shareNumber(share),
         termsId: row.termsId,
         feeMinorPer1000: Number(row.feeMinorPer1000),
-        currency: (row.termsId && currencies.get(row.termsId)) || this.config.ledger.currency,
+        currency: row.currency ?? this.config.ledger.currency,
         calls: { act: Number(row.actCalls), sessionSteps: Number(row.sessionSteps), total: Number(total) },
         amountMinor: Number(amountMinor(total, row.feeMinorPer1000, share)),
       };
@@ -146,12 +145,11 @@ export class LedgerService {
   }
 
   private termsView(record: TermsRecord): DatasetTermsView {
-    const digits = record.currency === this.config.ledger.currency ? this.config.ledger.digits : 2;
     return {
       id: record.id,
       datasetId: record.datasetId,
       edgeExport: record.edgeExport,
-      feePer1000Calls: minorToDecimal(record.feeMinorPer1000, digits),
+      feePer1000Calls: minorToDecimal(record.feeMinorPer1000, currencyDigits(record.currency)),
       feeMinorPer1000: Number(record.feeMinorPer1000),
       currency: record.currency,
       text: record.text,
