@@ -199,9 +199,11 @@ function scriptCases(): HostileCase[] {
   return [
     script('loop-at-top-level', 'rejected POLICY_TIMEOUT', 'while (true) {}\nfunction act() { return [0, 0]; }'),
     script('loop-in-act', 'rejected POLICY_TIMEOUT', 'function act() { for (;;) {} }'),
+    // The top level has 1 s: on a machine loaded by other suites, V8's last-ditch collections near the
+    // limit can outlast it. Either code ends it; runtimes.spec pins POLICY_MEMORY_LIMIT with a generous clock.
     script(
       'memory-at-top-level',
-      'rejected POLICY_MEMORY_LIMIT',
+      ['rejected POLICY_MEMORY_LIMIT', 'rejected POLICY_TIMEOUT'],
       'const hoard = []; while (true) hoard.push(new Array(1e6).fill(1.5));\nfunction act() { return [0, 0]; }',
     ),
     // Past the memory limit or the 50 ms call limit, whichever comes first: both end it.
