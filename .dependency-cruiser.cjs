@@ -24,8 +24,8 @@ const coreLayers = [
   'policies',
   'training',
   'ledger',
-  'edge',
   'inference',
+  'edge',
   'health',
 ];
 const coreLayerRules = coreLayers.map((folder, index) => ({
@@ -113,6 +113,20 @@ module.exports = {
       comment: 'The SDK talks to the api over HTTP: of the workspace packages it imports @kura/schema only, never the server.',
       from: { path: '^packages/sdk/' },
       to: { path: '^(packages/(core|formats|jail)|apps)/' },
+    },
+    {
+      name: 'sdk-loads-the-edge-runner-in-its-edge-commands-only',
+      severity: 'error',
+      comment: 'The client and the other commands stay light: only `kura edge` loads @kura/edge (and with it the runtimes).',
+      from: { path: '^packages/sdk/', pathNot: '^packages/sdk/src/cli/commands/edge\\.ts$' },
+      to: { path: '^packages/edge/' },
+    },
+    {
+      name: 'edge-uses-the-runtime-entry-only',
+      severity: 'error',
+      comment: 'The edge runner takes of @kura/core only `@kura/core/edge-runtime` (no Nest, Prisma or services: it runs without a database).',
+      from: { path: '^packages/edge/' },
+      to: { path: '^packages/core/src/', pathNot: '^packages/core/src/edge-runtime\\.ts$' },
     },
     {
       name: 'web-depends-on-the-contract-only',

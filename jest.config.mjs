@@ -16,7 +16,8 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   transform: { '^.+\\.ts$': ['@swc/jest', swc] },
   moduleNameMapper: {
-    '^@kura/(schema|core|formats|jail)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@kura/(schema|core|formats|jail|edge)$': '<rootDir>/packages/$1/src/index.ts',
+    '^@kura/core/edge-runtime$': '<rootDir>/packages/core/src/edge-runtime.ts',
     '^@kura/(schema|core|formats)/testing$': '<rootDir>/packages/$1/src/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -44,8 +44,8 @@ const domains: DomainProviders[] = [
   policiesDomain,
   trainingDomain,
   ledgerDomain,
-  edgeDomain,
   inferenceDomain,
+  edgeDomain,
   healthDomain,
 ];
 const jobHandlerClasses = domains.flatMap((domain) => domain.jobHandlers ?? []);

@@ -80,6 +80,7 @@ export interface EdgeExportView {
   createdAt: string;
   revokedAt: string | null;
   license: EdgeLicense;
+  usage: EdgeUsageView;
 }
 
 /** One published key, JWK style (RFC 8037). */
@@ -95,4 +96,69 @@ export interface EdgeKeyJwk {
 /** `GET /v1/edge/keys`: the keys a device checks licenses against (the signing one, and retired ones while their exports live). */
 export interface EdgeKeysView {
   keys: EdgeKeyJwk[];
+}
+
+export const EDGE_USAGE_FORMAT = 'kura-edge-usage/1';
+/** Most records one usage report may carry (a device with more sends several reports). */
+export const EDGE_MAX_RECORDS_PER_REPORT = 10_000;
+
+/**
+ * One record of a device's usage log: the calls made in a window of time, chained to the record
+ * before it by `prev` (the first one's `prev` is the export's genesis hash). `hash` is the sha256 of
+ * the other fields (docs/edge.md, "The usage log"), so a changed, dropped or reordered record shows.
+ */
+export const edgeUsageRecordSchema = z.strictObject({
+  exportId: z.string().min(1).max(64),
+  seq: z.number().int().positive().max(Number.MAX_SAFE_INTEGER),
+  /** UTC with milliseconds, as `Date.toISOString()` writes it. */
+  from: z.iso.datetime({ precision: 3 }),
+  to: z.iso.datetime({ precision: 3 }),
+  calls: z.number().int().nonnegative().max(1e15),
+  prev: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex'),
+  hash: z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in hex'),
+});
+export type EdgeUsageRecord = z.infer<typeof edgeUsageRecordSchema>;
+
+/** `POST /v1/edge-exports/:id/usage` body: records in order, continuing the last one the deployment accepted. */
+export const edgeUsageReportSchema = z.strictObject({
+  records: z.array(edgeUsageRecordSchema).max(EDGE_MAX_RECORDS_PER_REPORT),
+});
+export type EdgeUsageReport = z.infer<typeof edgeUsageReportSchema>;
+
+/** `POST /v1/edge-exports/:id/renew` body. */
+export const edgeRenewRequestSchema = z.strictObject({
+  /** The new expiry: in the future, at most EDGE_MAX_LIFETIME_DAYS away. */
+  expiresAt: z.coerce.date(),
+});
+export type EdgeRenewRequest = z.infer<typeof edgeRenewRequestSchema>;
+
+/** What the deployment has of an export's usage log. */
+export interface EdgeUsageView {
+  /** The last accepted record (0 and the genesis hash before the first report). */
+  lastSeq: number;
+  lastHash: string;
+  /** The end of the last accepted record's window. */
+  lastTo: string | null;
+  /** Calls in all accepted records. */
+  calls: number;
+  lastReportAt: string | null;
+}
+
+/** The reply to a usage report. */
+export interface EdgeUsageReportView extends EdgeUsageView {
+  exportId: string;
+  /** Records this report added, and those it repeated (already accepted, ignored). */
+  accepted: number;
+  duplicates: number;
+  /** True when the accepted calls pass the export's call quota (they are still counted). */
+  overQuota: boolean;
+}
+
+/** The reply to a renewal: license.json and license.sig for the device's package. */
+export interface EdgeRenewView {
+  export: EdgeExportView;
+  /** license.json, exactly the text signed. */
+  license: string;
+  /** license.sig: its base64url Ed25519 signature. */
+  signature: string;
 }

@@ -53,7 +53,11 @@ export const ledgerQuerySchema = z
   .refine((query) => !query.from || !query.to || query.from <= query.to, { message: 'from is after to', path: ['from'] });
 export type LedgerQuery = z.infer<typeof ledgerQuerySchema>;
 
-/** One policy's calls under one set of a dataset's terms, and what they earned the dataset. */
+/**
+ * One policy's calls under one set of a dataset's terms, and what they earned the dataset: the
+ * deployment's own calls (act, session steps), or one edge export's reported calls (`exportId`),
+ * priced by the terms its license recorded.
+ */
 export interface EarningsLine {
   datasetId: string;
   policyId: string;
@@ -66,7 +70,9 @@ export interface EarningsLine {
   feeMinorPer1000: number;
   /** The terms' currency (the deployment's; terms set under another KURA_CURRENCY keep theirs and are left out of totals). */
   currency: string;
-  calls: { act: number; sessionSteps: number; total: number };
+  calls: { act: number; sessionSteps: number; edge: number; total: number };
+  /** The edge export whose reported calls these are; null for calls made on the deployment. */
+  exportId: string | null;
   /** calls × fee × share / 1,000, rounded half to even to a whole minor unit. */
   amountMinor: number;
 }

@@ -13,6 +13,9 @@ import type {
   DatasetTermsView,
   DatasetView,
   edgeExportRequestSchema,
+  EdgeRenewView,
+  EdgeUsageRecord,
+  EdgeUsageReportView,
   EdgeExportView,
   EdgeKeysView,
   endSessionRequestSchema,
@@ -259,6 +262,12 @@ export class KuraClient {
     /** The public keys licenses are signed with (JWKS style; no key needed). */
     keys: (): Promise<EdgeKeysView> => this.http.json('GET', '/v1/edge/keys'),
     rotateKeys: (): Promise<EdgeKeysView> => this.http.json('POST', '/v1/edge/keys/rotate'),
+    /** Reports usage-log records (in order, continuing the last accepted one; repeats are skipped). */
+    report: (id: string, records: EdgeUsageRecord[]): Promise<EdgeUsageReportView> =>
+      this.http.json('POST', `/v1/edge-exports/${enc(id)}/usage`, { body: { json: { records } }, idempotent: true }),
+    /** A new license with a later expiry, once the device reported recently. */
+    renew: (id: string, expiresAt: string): Promise<EdgeRenewView> =>
+      this.http.json('POST', `/v1/edge-exports/${enc(id)}/renew`, { body: { json: { expiresAt } } }),
   };
 
   /** Every dataset's earnings over a range (admins; docs/ledger.md). */

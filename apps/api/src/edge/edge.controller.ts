@@ -1,8 +1,15 @@
-import { Controller, Delete, Get, Param, Post, Res } from '@nestjs/common';
+import { Controller, Delete, Get, HttpCode, Param, Post, Res } from '@nestjs/common';
 import { ApiBearerAuth, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { EdgeExportsService, EdgeKeysService, requireRole, type Principal } from '@kura/core';
-import { edgeExportRequestSchema, type EdgeExportRequest } from '@kura/schema';
+import {
+  edgeExportRequestSchema,
+  edgeRenewRequestSchema,
+  edgeUsageReportSchema,
+  type EdgeExportRequest,
+  type EdgeRenewRequest,
+  type EdgeUsageReport,
+} from '@kura/schema';
 import { CurrentPrincipal } from '../http/principal.decorator.js';
 import { documentBody, JsonBody } from '../http/zod.js';
 
@@ -57,6 +64,35 @@ export class EdgeController {
   @Delete('edge-exports/:id')
   revoke(@CurrentPrincipal() principal: Principal, @Param('id') id: string) {
     return this.exports.revoke(principal, id);
+  }
+
+  /**
+   * A device's usage log, reported (its licensee, or an admin): records in order that continue the
+   * last accepted one; records already accepted are recognised and skipped. 409 with an
+   * EDGE_USAGE_* code naming the record when the chain does not continue; EDGE_EXPORT_REVOKED once revoked.
+   */
+  @Post('edge-exports/:id/usage')
+  @HttpCode(200)
+  @documentBody(edgeUsageReportSchema)
+  report(@CurrentPrincipal() principal: Principal, @Param('id') id: string, @JsonBody(edgeUsageReportSchema) report: EdgeUsageReport) {
+    return this.exports.report(principal, id, report);
+  }
+
+  /**
+   * A new license with a later expiry (its licensee, or an admin), when the device reported usage
+   * within KURA_EDGE_REPORT_MAX_AGE_DAYS: `{export, license, signature}`, the license as the exact
+   * text signed, for the device's package (kura edge renew).
+   */
+  @Post('edge-exports/:id/renew')
+  @HttpCode(200)
+  @documentBody(edgeRenewRequestSchema)
+  async renew(
+    @CurrentPrincipal() principal: Principal,
+    @Param('id') id: string,
+    @JsonBody(edgeRenewRequestSchema) request: EdgeRenewRequest,
+  ) {
+    const { view, license, signature } = await this.exports.renew(principal, id, request);
+    return { export: view, license, signature };
   }
 
   /** The public keys licenses are signed with, JWKS style (no key needed): devices check packages against them. */

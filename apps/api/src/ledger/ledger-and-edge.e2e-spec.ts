@@ -5,12 +5,20 @@
 // Dataset terms, the ledger and edge packages (docs/ledger.md, docs/edge.md): a policy trained on two
 // datasets whose owners ask different fees; its calls are split between them by the run's source
 // weights, to the cent; it goes to a device only when both datasets allow it, under a signed license.
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { generateKeyPairSync } from 'node:crypto';
-import { EdgePackageError, PrismaClient, unpackEdgePackage, verifyEdgePackage } from '@kura/core';
-import type { EdgeKeysView, EdgeLicense } from '@kura/schema';
+import { Packr, Unpackr } from 'msgpackr';
+import { WebSocket } from 'ws';
+import { EdgeRunner, UsageLog } from '@kura/edge';
+import { EdgePackageError, genesisHash, packEdgePackage, PrismaClient, sealRecord, unpackEdgePackage, verifyEdgePackage } from '@kura/core';
+import type { EdgeKeysView, EdgeLicense, EdgeUsageRecord } from '@kura/schema';
+import { kuraBin, runKura } from '../../../../test/support/cli.js';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { tarGzOf } from '../../../../test/support/archives.js';
 import { createDataset, publish } from '../../../../test/support/datasets.js';
@@ -208,7 +216,8 @@ describe('dataset terms and the ledger', () => {
       expect.objectContaining({
         policyId,
         share: 0.75,
-        calls: { act: 8, sessionSteps: 0, total: 8 },
+        calls: { act: 8, sessionSteps: 0, edge: 0, total: 8 },
+        exportId: null,
         feeMinorPer1000: 200,
         amountMinor: 1,
       }),
@@ -360,4 +369,209 @@ describe('dataset terms and the ledger', () => {
       [exportId, true],
     ]);
   });
+  it('runs the package offline with kura edge run and serve, reports its log, and the ledger splits the edge calls by the license’s terms', async () => {
+    await kura.app.listen(0, '127.0.0.1');
+    const url = `http://127.0.0.1:${(kura.app.getHttpServer().address() as AddressInfo).port}`;
+    const work = await mkdtemp(join(tmpdir(), 'kura-edge-e2e-'));
+    const state = join(work, 'state');
+    const packagePath = join(work, 'arm-7.tar');
+    // The device's commands get no server: a closed port stands for "offline".
+    const offline = { XDG_CONFIG_HOME: work, KURA_URL: 'http://127.0.0.1:9', KURA_EDGE_STATE_DIR: state };
+    const online = { ...offline, KURA_URL: url, KURA_API_KEY: developer.key };
+    let serving: ReturnType<typeof spawn> | undefined;
+    const kuraCli = (args: string[], env: Record<string, string> = offline) => runKura(args, env);
+    try {
+      // Both datasets allow export: A at 2.00, B at 5.00 per 1,000 calls; the export records those terms.
+      await setTerms(datasetB, otherOwner.key, { edgeExport: 'allow', feePer1000Calls: '5.00' });
+      const expires = new Date(Date.now() + 7 * 86_400_000).toISOString();
+      const exported = await kuraCli(
+        ['policies', 'export', policyId, '--device', 'arm-7', '--expires', expires, '--quota', '1000', '--out', packagePath, '--json'],
+        online,
+      );
+      expect(exported.code).toBe(0);
+      const exportId = exported.json().exportId as string;
+      // B's owner raises the fee afterwards: this export's calls stay at 5.00.
+      await setTerms(datasetB, otherOwner.key, { edgeExport: 'allow', feePer1000Calls: '9.00' });
+      expect((await kuraCli(['edge', 'keys'], online)).code).toBe(0);
+      expect((await kuraCli(['edge', 'verify', packagePath, '--json'])).json()).toMatchObject({ exportId, deviceId: 'arm-7' });
+
+      // kura edge run: the same action as the server's act, offline, with onnxruntime in the jail.
+      const observation = { 'observation.state': [1, 2, 3, 4] };
+      const server = await kura.request.post(`/v1/policies/${policyId}/act`).set(as(developer.key)).send({ observation });
+      const ran = await kuraCli(['edge', 'run', packagePath, '--device', 'arm-7', '--obs', JSON.stringify(observation), '--json']);
+      expect([ran.code, ran.stderr]).toEqual([0, '']);
+      expect(ran.json()).toMatchObject({ action: server.body.action, policyId });
+      // The same observation checks as the server's.
+      for (const wrong of [{ 'observation.state': [1, 2] }, { 'observation.state': [1, 2, 3, 'four'] }, {}]) {
+        const refused = await kura.request.post(`/v1/policies/${policyId}/act`).set(as(developer.key)).send({ observation: wrong });
+        const bad = await kuraCli(['edge', 'run', packagePath, '--device', 'arm-7', '--obs', JSON.stringify(wrong)]);
+        expect([bad.code, bad.stderr]).toEqual([1, expect.stringContaining(`kura: ${refused.body.error.code as string}: `)]);
+      }
+      const elsewhere = await kuraCli(['edge', 'run', packagePath, '--device', 'arm-8', '--obs', JSON.stringify(observation)]);
+      expect(elsewhere.stderr).toContain('EDGE_DEVICE_MISMATCH');
+
+      // kura edge serve: POST /act and openpi's WebSocket, locally.
+      serving = spawn(process.execPath, [kuraBin, 'edge', 'serve', packagePath, '--device', 'arm-7', '--port', '0', '--json'], {
+        env: { PATH: process.env.PATH, ...offline },
+      });
+      const stderr: string[] = [];
+      serving.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+      // --json prints {url, exportId} once it listens.
+      const local = await new Promise<string>((resolve, reject) => {
+        let printed = '';
+        serving!.stdout!.on('data', (chunk: Buffer) => {
+          printed += chunk.toString();
+          if (printed.trimEnd().endsWith('}')) resolve((JSON.parse(printed) as { url: string }).url);
+        });
+        serving!.once('exit', (code) => reject(new Error(`kura edge serve exited ${code}: ${stderr.join('')}`)));
+      });
+      for (let call = 0; call < 3; call++) {
+        const reply = await fetch(`${local}/act`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ observation }),
+        });
+        expect([reply.status, ((await reply.json()) as { action: number[] }).action]).toEqual([200, server.body.action]);
+      }
+      const socket = new WebSocket(`${local.replace('http', 'ws')}/`);
+      const messages: Buffer[] = [];
+      await new Promise<void>((resolve, reject) => {
+        socket.on('message', (data: Buffer) => {
+          messages.push(data);
+          if (messages.length === 1)
+            socket.send(
+              new Packr({ useRecords: false }).pack({
+                'observation/state': {
+                  __ndarray__: true,
+                  data: Buffer.from(new Float32Array([1, 2, 3, 4]).buffer),
+                  dtype: '<f4',
+                  shape: [4],
+                },
+              }),
+            );
+          else resolve();
+        });
+        socket.on('error', reject);
+      });
+      socket.close();
+      // msgpack_numpy's reply: bin keys inside the ndarray map.
+      const reply = new Unpackr({ useRecords: false, mapsAsObjects: false }).unpack(messages[1]!) as Map<unknown, unknown>;
+      const ndarray = reply.get('actions') as Map<Uint8Array, unknown>;
+      const data = [...ndarray].find(([key]) => Buffer.from(key).toString() === 'data')![1] as Uint8Array;
+      const actions = new Float32Array(new Uint8Array(data).buffer);
+      expect(Array.from(actions).map((value, index) => Math.abs(value - (server.body.action as number[])[index]!) < 1e-5)).toEqual([
+        true,
+        true,
+        true,
+      ]);
+      const stopped = new Promise((resolve) => serving!.once('exit', resolve));
+      serving.kill('SIGTERM');
+      expect(await stopped).toBe(0);
+
+      // The log: a record per run, and the server's window; chained, synced.
+      const log = await UsageLog.read(state, exportId);
+      expect([log.head.seq, log.calls]).toEqual([2, 5]);
+
+      // The device made 995 more calls (as its log would hold them), and reports: 1,000 edge calls.
+      const more = await UsageLog.open(state, exportId);
+      await more.append({ from: new Date(), to: new Date(), calls: 995 });
+      await more.close();
+      const reported = await kuraCli(['edge', 'report', packagePath, '--json'], online);
+      expect([reported.code, reported.stderr]).toEqual([0, '']);
+      expect(reported.json()).toMatchObject({ exportId, accepted: 3, duplicates: 0, calls: 1000, lastSeq: 3, overQuota: false });
+
+      // A: 1,000 × 2.00/1,000 × 3/4 = 1.50; B: 1,000 × 5.00 (the license's, not today's 9.00)/1,000 × 1/4 = 1.25.
+      const edgeLine = async (datasetId: string, key: string) =>
+        ((await earnings(datasetId, key)).body.lines as Array<{ exportId: string | null }>).find((line) => line.exportId === exportId);
+      expect(await edgeLine(datasetA, owner.key)).toMatchObject({
+        policyId,
+        share: 0.75,
+        feeMinorPer1000: 200,
+        calls: { act: 0, sessionSteps: 0, edge: 1000, total: 1000 },
+        amountMinor: 150,
+      });
+      expect(await edgeLine(datasetB, otherOwner.key)).toMatchObject({ share: 0.25, feeMinorPer1000: 500, amountMinor: 125 });
+
+      // The quota is spent: the device refuses the next call.
+      const spent = await kuraCli(['edge', 'run', packagePath, '--device', 'arm-7', '--obs', JSON.stringify(observation)]);
+      expect([spent.code, spent.stderr]).toEqual([1, expect.stringContaining('EDGE_QUOTA_EXCEEDED')]);
+
+      // Reports that skip, repeat, rewrite or reorder records are refused, each with its code and record.
+      const records = log.after(0).concat((await UsageLog.read(state, exportId)).after(2));
+      const last = records[2]!;
+      const next = (fields: Partial<EdgeUsageRecord> = {}) => {
+        const at = new Date(Date.parse(last.to) + 1000).toISOString();
+        return sealRecord({ exportId, seq: 4, from: at, to: at, calls: 7, prev: last.hash, ...fields });
+      };
+      const report = (body: EdgeUsageRecord[]) =>
+        kura.request.post(`/v1/edge-exports/${exportId}/usage`).set(as(developer.key)).send({ records: body });
+      const outcome = async (body: EdgeUsageRecord[]) => {
+        const answer = await report(body);
+        return [answer.status, answer.body.error?.code ?? 'accepted', answer.body.error?.details?.location?.field];
+      };
+      expect([
+        await outcome([{ ...next(), calls: 70 }]),
+        await outcome([next({ seq: 5 })]),
+        await outcome([next({ prev: records[1]!.hash })]),
+        await outcome([
+          sealRecord({ exportId, seq: 1, from: records[0]!.from, to: records[0]!.to, calls: 0, prev: genesisHash(exportId) }),
+        ]),
+        await outcome([records[1]!, records[0]!]),
+        await outcome([next({ from: records[0]!.from })]),
+        await outcome([{ ...next(), exportId: 'edx_other' }]),
+      ]).toEqual([
+        [409, 'EDGE_USAGE_TAMPERED', 'records.0.hash'],
+        [409, 'EDGE_USAGE_GAP', 'records.0.seq'],
+        [409, 'EDGE_USAGE_CHAIN_BROKEN', 'records.0.prev'],
+        [409, 'EDGE_USAGE_REWRITTEN', 'records.0.hash'],
+        [409, 'EDGE_USAGE_REORDERED', 'records.1.seq'],
+        [409, 'EDGE_USAGE_TIME_INVALID', 'records.0.from'],
+        [409, 'EDGE_USAGE_WRONG_EXPORT', 'records.0.exportId'],
+      ]);
+      // The same report again is accepted and changes nothing.
+      const again = await report(records);
+      expect([again.status, again.body.accepted, again.body.duplicates, again.body.calls]).toEqual([200, 0, 3, 1000]);
+
+      // A tampered log on the device is caught before the policy runs; so is a tampered package.
+      const logFile = join(state, `${exportId}.usage.log`);
+      const intact = await readFile(logFile, 'utf8');
+      await writeFile(logFile, intact.replace('"calls":995', '"calls":5'));
+      const forged = await kuraCli(['edge', 'run', packagePath, '--device', 'arm-7', '--obs', JSON.stringify(observation)]);
+      expect([forged.code, forged.stderr]).toEqual([1, expect.stringContaining('EDGE_USAGE_TAMPERED')]);
+      await writeFile(logFile, intact);
+      const files = await unpackEdgePackage(await readFile(packagePath));
+      const model = Buffer.from(files.get('policy.tar.gz')!);
+      model.writeUInt8(model.readUInt8(model.length - 1) ^ 0xff, model.length - 1);
+      const tamperedPath = join(work, 'tampered.tar');
+      await writeFile(
+        tamperedPath,
+        await packEdgePackage(
+          [...files].map(([name, bytes]) => [name, name === 'policy.tar.gz' ? model : bytes]),
+          new Date(),
+        ),
+      );
+      const tampered = await kuraCli(['edge', 'run', tamperedPath, '--device', 'arm-7', '--obs', JSON.stringify(observation)]);
+      expect([tampered.code, tampered.stderr]).toEqual([1, expect.stringContaining('EDGE_POLICY_TAMPERED')]);
+
+      // A clock set back before the last counted call is refused.
+      const keys = JSON.parse(await readFile(join(state, 'keys.json'), 'utf8')) as EdgeKeysView;
+      const past = new Date(Date.now() - 3_600_000);
+      await expect(EdgeRunner.open({ packagePath, keys, deviceId: 'arm-7', stateDir: state, now: () => past })).rejects.toMatchObject({
+        code: 'EDGE_CLOCK_BACKWARDS',
+      });
+
+      // Renewal after a recent report: a new license in the package; then revocation ends reports and renewals.
+      const later = new Date(Date.now() + 30 * 86_400_000).toISOString();
+      const renewed = await kuraCli(['edge', 'renew', packagePath, '--expires', later, '--json'], online);
+      expect([renewed.code, renewed.stderr]).toEqual([0, '']);
+      expect((await kuraCli(['edge', 'verify', packagePath, '--json'])).json()).toMatchObject({ exportId, expiresAt: later });
+      await kura.request.delete(`/v1/edge-exports/${exportId}`).set(as(developer.key));
+      const afterRevoke = await kuraCli(['edge', 'report', packagePath], online);
+      expect([afterRevoke.code, afterRevoke.stderr]).toEqual([1, expect.stringContaining('EDGE_EXPORT_REVOKED')]);
+      expect((await kuraCli(['edge', 'renew', packagePath, '--expires', later], online)).stderr).toContain('EDGE_EXPORT_REVOKED');
+    } finally {
+      serving?.kill('SIGKILL');
+      await rm(work, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

@@ -429,9 +429,11 @@ function EarningsTable({ earnings }: { earnings: Earnings }) {
           </thead>
           <tbody>
             {earnings.lines.map((line) => (
-              <tr key={`${line.policyId}-${line.termsId ?? 'none'}`}>
+              <tr key={`${line.policyId}-${line.termsId ?? 'none'}-${line.exportId ?? 'server'}`}>
                 <td>
                   <a href={`/policies/${enc(line.policyId)}`}>{line.policyName ?? line.policyId}</a> v{line.policyVersion ?? '?'}
+                  {/* Calls an edge package reported, priced by the terms of its license. */}
+                  {line.exportId ? ` · on a device (${line.exportId})` : ''}
                 </td>
                 <td class="num">{line.share}</td>
                 <td class="num">{line.feeMinorPer1000}</td>

@@ -100,6 +100,7 @@ const environmentSchema = z.object({
       .regex(/^(all|none|\d{1,3}(,\d{1,3})*)$/, '"all", "none" or GPU numbers like "0,1"')
       .default('none'),
   ),
+  KURA_EDGE_REPORT_MAX_AGE_DAYS: z.preprocess(emptyAsUndefined, positiveInt.max(3660).default(30)),
   KURA_CURRENCY: z.preprocess(
     emptyAsUndefined,
     z
@@ -145,6 +146,8 @@ export interface KuraConfig {
   sessions: { idleSeconds: number };
   /** The currency of dataset fees and the ledger (docs/ledger.md), and its minor-unit digits (2 for USD, 0 for JPY). */
   ledger: { currency: string; digits: number };
+  /** Edge exports (docs/edge.md): a renewal needs a usage report at most `reportMaxAgeDays` old. */
+  edge: { reportMaxAgeDays: number };
   /**
    * Training on the platform (docs/training.md): trainer bundles' size, what a run may leave in /out,
    * its processes and threads, the interpreter (KURA_PYTHON) and the work folder of runs (their code,
@@ -307,6 +310,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
     },
     sessions: { idleSeconds: env.KURA_SESSION_IDLE_S },
     ledger: { currency: env.KURA_CURRENCY, digits: currencyDigits(env.KURA_CURRENCY) },
+    edge: { reportMaxAgeDays: env.KURA_EDGE_REPORT_MAX_AGE_DAYS },
     training: {
       maxBundleBytes: env.KURA_TRAINER_MAX_BUNDLE_BYTES,
       maxOutputBytes: env.KURA_TRAINING_MAX_OUTPUT_BYTES,

@@ -35,3 +35,30 @@ export const edgeExpiryInvalid = (expiresAt: Date, maxDays: number) =>
     details: { expiresAt: expiresAt.toISOString(), maxDays },
     location: { field: 'expiresAt' },
   });
+
+export const edgeExportRevoked = (id: string, revokedAt: Date) =>
+  new AppError({
+    code: 'EDGE_EXPORT_REVOKED',
+    kind: 'conflict',
+    message: `edge export "${id}" was revoked at ${revokedAt.toISOString()}: its reports and renewals are refused`,
+    details: { exportId: id, revokedAt: revokedAt.toISOString() },
+  });
+
+/** A usage report whose records do not continue the accepted chain (usage-chain.ts names the code). */
+export const edgeUsageRefused = (code: string, message: string, index: number, field: string) =>
+  new AppError({
+    code,
+    kind: 'conflict',
+    message,
+    location: { field: `records.${index}.${field}` },
+  });
+
+export const edgeReportRequired = (id: string, lastReportAt: Date | null, maxAgeDays: number) =>
+  new AppError({
+    code: 'EDGE_REPORT_REQUIRED',
+    kind: 'conflict',
+    message: `edge export "${id}" is renewed only after a usage report at most ${maxAgeDays} days old (KURA_EDGE_REPORT_MAX_AGE_DAYS); ${
+      lastReportAt ? `the last came at ${lastReportAt.toISOString()}` : 'none came yet'
+    }: run kura edge report first`,
+    details: { exportId: id, lastReportAt: lastReportAt?.toISOString() ?? null, maxAgeDays },
+  });

@@ -6,6 +6,7 @@ export * from './edge.errors.js';
 export * from './edge-exports.service.js';
 export * from './edge-keys.service.js';
 export * from './edge-package.js';
+export * from './usage-chain.js';
 
 export const edgeDomain: DomainProviders = {
   providers: [EdgeKeysService, EdgeExportsService],

@@ -18,6 +18,22 @@ export type ErrorKind =
   | 'unavailable' // 503
   | 'internal'; // 500
 
+/** The HTTP status of each kind: the api's error filter and the edge runner's server both answer with it. */
+export const statusByKind: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unsupported_media_type: 415,
+  unprocessable: 422,
+  range_not_satisfiable: 416,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
 /** A failure with a stable code (`ROBOT_NOT_FOUND`) and a message that says what and where. */
 export class AppError extends Error {
   readonly code: string;

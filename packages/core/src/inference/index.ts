@@ -7,6 +7,8 @@ import { SessionsService } from './sessions.service.js';
 
 export * from './inference.errors.js';
 export * from './inference.service.js';
+export * from './observation.js';
+export * from './openpi-frames.js';
 export * from './sessions.service.js';
 export * from './policy-pool.js';
 

@@ -3,7 +3,8 @@ import type { FeatureSpec, PolicyManifest } from '@kura/schema';
 import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG } from '../database/database.tokens.js';
 import type { PolicyRecord } from '../policies/policies.repository.js';
-import { PolicyLoader, type PolicyNormalization } from '../policies/policy-loader.service.js';
+import type { PolicyNormalization } from '../policies/normalization.js';
+import { PolicyLoader } from '../policies/policy-loader.service.js';
 import { isPolicyError, type PolicyRuntime } from '../policies/runtimes/policy-runtime.js';
 import { policyHostsBusy } from './inference.errors.js';
 

@@ -13,10 +13,10 @@ import { AppError } from '../errors/app-error.js';
 import type { Logger } from '../logging/logger.js';
 import { policyNotReady } from '../policies/policies.errors.js';
 import { PoliciesService } from '../policies/policies.service.js';
-import { normalize, unnormalize } from '../policies/policy-loader.service.js';
+import { normalize, unnormalize } from '../policies/normalization.js';
 import { isPolicyError } from '../policies/runtimes/policy-runtime.js';
 import { UploadsService } from '../uploads/uploads.service.js';
-import { parseObservation, shapeAction, type JsonObservation } from './inference.service.js';
+import { parseObservation, shapeAction, type JsonObservation } from './observation.js';
 import { QuotaService } from '../usage/quota.service.js';
 import { UsageMeter } from '../usage/usage.meter.js';
 import {

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import type { EdgeLicense } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
 
 /** Calls of one policy under one set of a dataset's terms (null: before the dataset had terms). */
@@ -10,6 +11,14 @@ export interface TermsUsageRow {
   currency: string | null;
   actCalls: bigint;
   sessionSteps: bigint;
+}
+
+/** One edge export's reported calls in a range, and its license (lineage and terms as exported). */
+export interface EdgeUsageRow {
+  exportId: string;
+  policyId: string;
+  license: EdgeLicense;
+  calls: bigint;
 }
 
 /** A policy trained on the platform and its run's pinned sources (the lineage the ledger splits by). */
@@ -70,6 +79,24 @@ export class LedgerRepository {
       WHERE u.policy_id IN (${Prisma.join([...params.policyIds])}) AND u.bucket >= ${params.from} AND u.bucket < ${params.to}
       GROUP BY u.policy_id, t.id, t.fee_minor_per_1000, t.currency
       ORDER BY u.policy_id, t.id NULLS FIRST`;
+  }
+
+  /**
+   * Calls the devices of edge exports reported in [from, to) (by the end of each record's window),
+   * per export whose license names `datasetId` in its lineage (every export when undefined), with the
+   * license the calls are priced by.
+   */
+  async edgeUsage(params: { datasetId: string | undefined; from: Date; to: Date }): Promise<EdgeUsageRow[]> {
+    const lineage =
+      params.datasetId === undefined
+        ? Prisma.empty
+        : Prisma.sql`AND e.license -> 'lineage' @> ${JSON.stringify([{ datasetId: params.datasetId }])}::jsonb`;
+    return this.prisma.$queryRaw<EdgeUsageRow[]>`
+      SELECT e.id AS "exportId", e.policy_id AS "policyId", e.license, SUM(r.calls)::bigint AS calls
+      FROM edge_usage_records r JOIN edge_exports e ON e.id = r.export_id
+      WHERE r.to_at >= ${params.from} AND r.to_at < ${params.to} ${lineage}
+      GROUP BY e.id, e.policy_id, e.license
+      ORDER BY e.policy_id, e.id`;
   }
 
   /** Names and owners of datasets, by id. */

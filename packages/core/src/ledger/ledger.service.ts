@@ -105,17 +105,10 @@ export class LedgerService {
   /** One line per policy and terms: the calls in the range priced minute by minute, the dataset's share of them. */
   private async datasetLines(datasetId: string, lineage: LineageRecord[], range: Range): Promise<EarningsLine[]> {
     const shareOf = new Map<string, Fraction>();
-    for (const policy of lineage) {
-      // A dataset named by several sources of one run (two versions) has their weights together.
-      const weights = new Map<string, number>();
-      for (const source of policy.sources) weights.set(source.datasetId, (weights.get(source.datasetId) ?? 0) + source.weight);
-      const ids = [...weights.keys()];
-      const fractions = shares(ids.map((id) => weights.get(id)!));
-      shareOf.set(policy.policyId, fractions[ids.indexOf(datasetId)]!);
-    }
+    for (const policy of lineage) shareOf.set(policy.policyId, datasetShare(policy.sources, datasetId));
     const byId = new Map(lineage.map((policy) => [policy.policyId, policy]));
     const rows = await this.ledger.usageByTerms({ datasetId, policyIds: [...shareOf.keys()], ...range });
-    return rows.map((row) => {
+    const lines = rows.map((row): EarningsLine => {
       const share = shareOf.get(row.policyId)!;
       const policy = byId.get(row.policyId)!;
       const total = row.actCalls + row.sessionSteps;
@@ -128,9 +121,41 @@ export class LedgerService {
         termsId: row.termsId,
         feeMinorPer1000: Number(row.feeMinorPer1000),
         currency: row.currency ?? this.config.ledger.currency,
-        calls: { act: Number(row.actCalls), sessionSteps: Number(row.sessionSteps), total: Number(total) },
+        calls: { act: Number(row.actCalls), sessionSteps: Number(row.sessionSteps), edge: 0, total: Number(total) },
+        exportId: null,
         amountMinor: Number(amountMinor(total, row.feeMinorPer1000, share)),
       };
+    });
+    return [...lines, ...(await this.edgeLines(datasetId, range))];
+  }
+
+  /**
+   * One line per edge export whose devices reported calls in the range: priced by the terms its
+   * license recorded at export (a later change of terms binds later exports only), shared by its lineage.
+   */
+  private async edgeLines(datasetId: string, range: Range): Promise<EarningsLine[]> {
+    const rows = await this.ledger.edgeUsage({ datasetId, ...range });
+    return rows.flatMap((row) => {
+      const { license } = row;
+      const terms = license.terms.find((item) => item.datasetId === datasetId);
+      if (!terms) return [];
+      const share = datasetShare(license.lineage, datasetId);
+      const fee = BigInt(terms.feeMinorPer1000);
+      return [
+        {
+          datasetId,
+          policyId: row.policyId,
+          policyName: license.policy.name,
+          policyVersion: license.policy.version,
+          share: shareNumber(share),
+          termsId: terms.termsId,
+          feeMinorPer1000: terms.feeMinorPer1000,
+          currency: terms.currency,
+          calls: { act: 0, sessionSteps: 0, edge: Number(row.calls), total: Number(row.calls) },
+          exportId: row.exportId,
+          amountMinor: Number(amountMinor(row.calls, fee, share)),
+        },
+      ];
     });
   }
 
@@ -157,6 +182,14 @@ export class LedgerService {
       setAt: record.createdAt.toISOString(),
     };
   }
+}
+
+/** A dataset's share of a run's sources: a dataset named by several sources (two versions) has their weights together. */
+function datasetShare(sources: ReadonlyArray<{ datasetId: string; weight: number }>, datasetId: string): Fraction {
+  const weights = new Map<string, number>();
+  for (const source of sources) weights.set(source.datasetId, (weights.get(source.datasetId) ?? 0) + source.weight);
+  const ids = [...weights.keys()];
+  return shares(ids.map((id) => weights.get(id)!))[ids.indexOf(datasetId)]!;
 }
 
 interface Range {

@@ -10,7 +10,8 @@ import type { Logger } from '../logging/logger.js';
 import { SliceReader, wholeEpisodesOf } from '../slices/slice-reader.js';
 import { EvaluationsRepository } from './evaluations.repository.js';
 import { PoliciesRepository } from './policies.repository.js';
-import { NormalizationUnavailable, normalize, PolicyLoader, unnormalize, type PolicyNormalization } from './policy-loader.service.js';
+import { normalize, unnormalize, type PolicyNormalization } from './normalization.js';
+import { NormalizationUnavailable, PolicyLoader } from './policy-loader.service.js';
 import { isPolicyError, type PolicyRuntime } from './runtimes/policy-runtime.js';
 
 class EvaluationFailure extends Error {

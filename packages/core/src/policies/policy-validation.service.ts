@@ -1,12 +1,11 @@
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   observationShapeProblem,
   policyLimits,
-  policyManifestSchema,
   storableText,
   type FeatureSpec,
   type PolicyManifest,
@@ -18,9 +17,10 @@ import type { KuraConfig } from '../config/config.js';
 import { KURA_CONFIG, LOGGER } from '../database/database.tokens.js';
 import { DatasetReachService } from '../datasets/dataset-reach.service.js';
 import type { Logger } from '../logging/logger.js';
-import { BundleRejection as Rejection, rejectBundle, unpackBundle } from '../common/bundle.js';
+import { BundleRejection as Rejection } from '../common/bundle.js';
 import { NormalizationUnavailable, readableNormalizationDataset } from './normalization-access.js';
 import { PoliciesRepository, type PolicyRecord } from './policies.repository.js';
+import { policyEntryPath, unpackPolicyBundle, type PolicyBundleLimits } from './policy-bundle.js';
 import { PolicyHosts } from './hosts/policy-hosts.service.js';
 import {
   isPolicyError,
@@ -30,8 +30,6 @@ import {
   type PolicyRuntimeLimits,
 } from './runtimes/policy-runtime.js';
 import { truncateText } from './runtimes/runtime-api.js';
-
-const MiB = 1024 * 1024;
 
 /** A 1×1 JPEG: what an image feature holds in the synthetic observation of validation. */
 const TINY_JPEG = Buffer.from(
@@ -56,6 +54,12 @@ export class PolicyValidationService {
     @Inject(KURA_CONFIG) private readonly config: KuraConfig,
     @Inject(LOGGER) private readonly logger: Logger,
   ) {}
+
+  /** What a bundle may expand to and hold here. */
+  bundleLimits(): PolicyBundleLimits {
+    const { maxBundleBytes, maxModelBytes } = this.config.policies;
+    return { maxBundleBytes, maxModelBytes, archive: this.config.uploads.archive };
+  }
 
   /** The sandbox limits of this deployment (KURA_POLICY_*). */
   runtimeLimits(): Partial<PolicyRuntimeLimits> {
@@ -166,11 +170,11 @@ export class PolicyValidationService {
       await infrastructure('reading the bundle from the blob store', async () =>
         pipeline(await this.blobs.get({ key: policy.bundleKey }), createWriteStream(bundle), { signal }),
       );
-      const { manifest, root } = await this.unpack(bundle, join(work, 'files'), signal);
+      const { manifest, root } = await unpackPolicyBundle(bundle, join(work, 'files'), this.bundleLimits(), signal);
       progress.manifest = manifest;
       // A readable manifest names the policy: from here on the upload is a version of it, even if rejected.
       await infrastructure('numbering the version', () => this.policies.assignVersion(policy.id, manifest.name));
-      const entry = await readFile(await this.entryPath(manifest, root));
+      const entry = await readFile(await policyEntryPath(manifest, root, this.config.policies.maxModelBytes));
       await this.tryInSandbox({ manifest, entry, policyId: policy.id, ownerKeyId: policy.ownerKeyId }, signal);
       stopPastDeadline(signal, progress.deadline);
       const entryKey = `policies/${policy.id}/entry`;
@@ -232,54 +236,10 @@ export class PolicyValidationService {
     const bundle = `${destination}.bundle`;
     try {
       await pipeline(await this.blobs.get({ key: policy.bundleKey }), createWriteStream(bundle));
-      return (await this.unpack(bundle, destination, new AbortController().signal)).root;
+      return (await unpackPolicyBundle(bundle, destination, this.bundleLimits(), new AbortController().signal)).root;
     } finally {
       await rm(bundle, { force: true });
     }
-  }
-
-  /** Extracts the bundle and returns its checked manifest and the folder holding it. */
-  private async unpack(bundle: string, destination: string, signal: AbortSignal): Promise<{ manifest: PolicyManifest; root: string }> {
-    const { manifest, root } = await unpackBundle({
-      file: bundle,
-      destination,
-      kind: 'policy',
-      manifestName: 'policy.json',
-      maxManifestBytes: policyLimits.maxManifestBytes,
-      largeManifestHint: 'give large statistics through normalization.datasetId',
-      schema: policyManifestSchema,
-      limits: {
-        maxExpandedBytes: Math.min(4 * this.config.policies.maxBundleBytes, 1024 * MiB, this.config.uploads.archive.maxExpandedBytes),
-        maxTotalExpansionRatio: this.config.uploads.archive.maxTotalExpansionRatio,
-        maxFiles: 10_000,
-      },
-      signal,
-    });
-    return { manifest, root };
-  }
-
-  /** The entry file inside the bundle folder `root`: present, not outside it, not too large to load. */
-  private async entryPath(manifest: PolicyManifest, root: string): Promise<string> {
-    const path = resolve(root, manifest.entry);
-    if (!path.startsWith(root + sep))
-      rejectBundle('BUNDLE_PATH_TRAVERSAL', `entry "${manifest.entry}" points outside the bundle`, { field: 'entry' }, manifest);
-    const info = await stat(path).catch(() => undefined);
-    if (!info?.isFile())
-      rejectBundle(
-        'BUNDLE_ENTRY_MISSING',
-        `entry "${manifest.entry}" is not a file in the bundle`,
-        { file: manifest.entry, field: 'entry' },
-        manifest,
-      );
-    if (manifest.runtime === 'onnx' && info!.size > this.config.policies.maxModelBytes) {
-      rejectBundle(
-        'ONNX_TOO_LARGE',
-        `model "${manifest.entry}" has ${info!.size} bytes; the limit is ${this.config.policies.maxModelBytes} (KURA_POLICY_MAX_MODEL_BYTES)`,
-        { file: manifest.entry },
-        manifest,
-      );
-    }
-    return path;
   }
 
   /** Loads the policy in the sandbox and calls it once; a failure rejects it with the sandbox's code. */

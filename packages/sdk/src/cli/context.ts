@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { KuraClient } from '../client.js';
 import { KuraError } from '../errors.js';
 import { loadConfig, type CliConfig } from './config.js';
@@ -32,4 +33,18 @@ export function bytesOption(value: string | undefined, name: string): number | u
   if (!match) throw new KuraError('BAD_ARGUMENT', `${name} must be a size like 5MiB or 67108864, got "${value}"`);
   const factors: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
   return Math.round(Number(match[1]) * factors[(match[2] ?? 'b').toLowerCase()]!);
+}
+
+/** `--obs`: an observation as JSON, or `@file.json`. */
+export async function observationOption(value: string): Promise<Record<string, unknown>> {
+  const text = value.startsWith('@')
+    ? await readFile(value.slice(1), 'utf8').catch((error: NodeJS.ErrnoException) => {
+        throw new KuraError('PATH_NOT_FOUND', `${value.slice(1)}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
+      })
+    : value;
+  try {
+    return JSON.parse(text) as Record<string, unknown>;
+  } catch (error) {
+    throw new KuraError('BAD_ARGUMENT', `--obs is not JSON: ${(error as Error).message}`);
+  }
 }

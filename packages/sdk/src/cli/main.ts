@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { formatLocation, KuraApiError, KuraError, KuraNetworkError } from '../errors.js';
 import { datasetsCommand } from './commands/datasets.js';
+import { edgeCommands } from './commands/edge.js';
 import { ledgerCommand } from './commands/ledger.js';
 import { loginCommand } from './commands/login.js';
 import { policyCommands } from './commands/policies.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   sliceCommand(program);
   policyCommands(program);
   trainingCommands(program);
+  edgeCommands(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

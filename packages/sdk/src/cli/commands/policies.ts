@@ -1,10 +1,10 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { buffer } from 'node:stream/consumers';
 import { createGzip } from 'node:zlib';
 import type { Command } from 'commander';
 import { KuraError } from '../../errors.js';
 import { sourceOf } from '../../sources.js';
-import { contextOf, integerOption } from '../context.js';
+import { contextOf, integerOption, observationOption } from '../context.js';
 import { issueLine } from '../output.js';
 
 export function policyCommands(program: Command): void {
@@ -72,17 +72,7 @@ export function policyCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (policyId: string, options: { obs: string; task?: string; json?: boolean }) => {
       const { client, output } = await contextOf(options);
-      const text = options.obs.startsWith('@')
-        ? await readFile(options.obs.slice(1), 'utf8').catch((error: NodeJS.ErrnoException) => {
-            throw new KuraError('PATH_NOT_FOUND', `${options.obs.slice(1)}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`);
-          })
-        : options.obs;
-      let observation: Record<string, unknown>;
-      try {
-        observation = JSON.parse(text) as Record<string, unknown>;
-      } catch (error) {
-        throw new KuraError('BAD_ARGUMENT', `--obs is not JSON: ${(error as Error).message}`);
-      }
+      const observation = await observationOption(options.obs);
       const result = await client.policies.act(policyId, { observation, ...(options.task ? { task: options.task } : {}) });
       output.result(result, () => `action ${JSON.stringify(result.action)} (${result.latencyMs} ms)`);
     });

@@ -1,0 +1,15 @@
+/**
+ * `@kura/core/edge-runtime`: what the edge runner (@kura/edge) shares with the server, without Nest,
+ * Prisma or any service: package verification, the usage log's hash chain, and policies loaded in
+ * the same jailed hosts and called with the same observation checks and normalization.
+ */
+export * from './edge/edge-package.js';
+export * from './edge/usage-chain.js';
+export * from './edge/packaged-policy.js';
+export { invalidObservation } from './inference/inference.errors.js';
+export type { JsonObservation } from './inference/observation.js';
+export { isPolicyError } from './policies/runtimes/policy-runtime.js';
+export { AppError, statusByKind } from './errors/app-error.js';
+export { BundleRejection } from './common/bundle.js';
+export { asFrameInvalid, decodeOpenpiFrame, encodeOpenpiActions, encodeOpenpiMetadata } from './inference/openpi-frames.js';
+export { frameNotBinary } from './inference/inference.errors.js';
