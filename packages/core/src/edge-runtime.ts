@@ -11,5 +11,4 @@ export type { JsonObservation } from './inference/observation.js';
 export { isPolicyError } from './policies/runtimes/policy-runtime.js';
 export { AppError, statusByKind } from './errors/app-error.js';
 export { BundleRejection } from './common/bundle.js';
-export { asFrameInvalid, decodeOpenpiFrame, encodeOpenpiActions, encodeOpenpiMetadata } from './inference/openpi-frames.js';
-export { frameNotBinary } from './inference/inference.errors.js';
+export { answerOpenpiFrames } from './inference/openpi-frames.js';

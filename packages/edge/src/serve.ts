@@ -1,16 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  AppError,
-  asFrameInvalid,
-  decodeOpenpiFrame,
-  encodeOpenpiActions,
-  encodeOpenpiMetadata,
-  frameNotBinary,
-  isPolicyError,
-  statusByKind,
-} from '@kura/core/edge-runtime';
+import { AppError, answerOpenpiFrames, isPolicyError, statusByKind } from '@kura/core/edge-runtime';
 import { actRequestSchema } from '@kura/schema';
 import { EdgeRunError } from './edge.errors.js';
 import type { EdgeRunner } from './edge-runner.js';
@@ -100,35 +91,21 @@ export async function serveEdgePolicy(
 function openpiConnection(runner: EdgeRunner, client: WebSocket): void {
   const manifest = runner.manifest;
   client.on('error', () => client.terminate());
-  client.send(
-    encodeOpenpiMetadata({
+  let step = 0;
+  answerOpenpiFrames(client, {
+    metadata: {
       export_id: runner.license.exportId,
       policy_id: runner.license.policy.id,
       observation: manifest.observation,
       action_shape: manifest.action.shape,
-    }),
-  );
-  let step = 0;
-  let busy = Promise.resolve();
-  client.on('message', (data, isBinary) => {
-    busy = busy.then(async () => {
-      if (client.readyState !== client.OPEN) return;
-      try {
-        if (!isBinary) throw frameNotBinary();
-        const frame = decodeOpenpiFrame(Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data as ArrayBuffer)]));
-        const observation = Object.fromEntries(Object.entries(frame.observation).filter(([name]) => manifest.observation.includes(name)));
-        const started = performance.now();
-        const { action } = await runner.act(observation, { step, task: frame.task }).catch((error: unknown) => {
-          throw asFrameInvalid(error, frame.keys);
-        });
-        step += 1;
-        client.send(encodeOpenpiActions(action, performance.now() - started));
-      } catch (error) {
-        const { body } = errorReply(error);
-        client.send(`${body.error.code}: ${body.error.message}`);
-        if (body.error.code !== 'FRAME_INVALID') client.close(1011, body.error.code.slice(0, 100));
-      }
-    });
+    },
+    features: manifest.observation,
+    act: async (observation, task) => {
+      const { action } = await runner.act(observation, { step, task });
+      step += 1;
+      return action;
+    },
+    describe: (error) => errorReply(error).body.error,
   });
 }
 

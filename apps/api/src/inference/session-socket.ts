@@ -1,18 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import {
-  AppError,
-  asFrameInvalid,
-  decodeOpenpiFrame,
-  encodeOpenpiActions,
-  encodeOpenpiMetadata,
-  frameNotBinary,
-  type KeysService,
-  type SessionsService,
-  type Logger,
-  type Principal,
-} from '@kura/core';
+import { AppError, answerOpenpiFrames, type KeysService, type SessionsService, type Logger, type Principal } from '@kura/core';
 import { statusByKind } from '../http/error-body.js';
 
 const socketPath = /^\/v1\/sessions\/([A-Za-z0-9_]+)\/ws$/;
@@ -84,32 +73,17 @@ function serve(params: {
   const { client } = params;
   // ws reports a frame over maxPayload (after closing with 1009) and protocol errors here; unheard, they would end the process.
   client.on('error', (error) => params.logger.warn({ err: error, sessionId: params.sessionId }, 'WebSocket closed on a protocol error'));
-  client.send(encodeOpenpiMetadata(params.metadata));
-  let busy = Promise.resolve();
-  client.on('message', (data, isBinary) => {
-    busy = busy.then(async () => {
-      if (client.readyState !== client.OPEN) return;
-      try {
-        if (!isBinary) throw frameNotBinary();
-        const frame = decodeOpenpiFrame(Buffer.concat(Array.isArray(data) ? data : [Buffer.from(data as ArrayBuffer)]));
-        // openpi clients send what their own policy config names; the policy reads its features only.
-        const wanted = params.metadata.observation as string[];
-        frame.observation = Object.fromEntries(Object.entries(frame.observation).filter(([name]) => wanted.includes(name)));
-        const started = performance.now();
-        const result = await params.sessions
-          .step(params.principal, params.sessionId, { observation: frame.observation, ...(frame.task ? { task: frame.task } : {}) })
-          .catch((error: unknown) => {
-            throw asFrameInvalid(error, frame.keys);
-          });
-        client.send(encodeOpenpiActions(result.action, performance.now() - started));
-      } catch (error) {
-        const code = error instanceof AppError ? error.code : 'INTERNAL';
-        if (!(error instanceof AppError)) params.logger.error({ err: error, sessionId: params.sessionId }, 'WebSocket step failed');
-        client.send(`${code}: ${error instanceof Error ? error.message : String(error)}`);
-        // A refused frame recorded nothing: the robot may send the next one on the same socket.
-        if (code !== 'FRAME_INVALID') client.close(1011, code.slice(0, 100));
-      }
-    });
+  answerOpenpiFrames(client, {
+    metadata: params.metadata,
+    features: params.metadata.observation as string[],
+    // Each frame is a session step: recorded before the reply.
+    act: async (observation, task) =>
+      (await params.sessions.step(params.principal, params.sessionId, { observation, ...(task ? { task } : {}) })).action,
+    describe: (error) => {
+      if (error instanceof AppError) return error;
+      params.logger.error({ err: error, sessionId: params.sessionId }, 'WebSocket step failed');
+      return { code: 'INTERNAL', message: error instanceof Error ? error.message : String(error) };
+    },
   });
 }
 

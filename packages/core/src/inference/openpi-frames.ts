@@ -2,7 +2,7 @@ import { Packr, Unpackr } from 'msgpackr';
 import { encodePng } from '@kura/formats';
 import { dtypeOfNumpyDescr, numericDtypeTable, unstorableTextProblem, type NumericDtype } from '@kura/schema';
 import { AppError } from '../errors/app-error.js';
-import { frameInvalid, frameNotMap, frameNotMsgpack } from './inference.errors.js';
+import { frameInvalid, frameNotBinary, frameNotMap, frameNotMsgpack } from './inference.errors.js';
 
 // openpi's policy-server frames (msgpack with msgpack_numpy arrays), for the server's session
 // WebSocket and the edge runner's (@kura/edge): both read and write them with this one codec.
@@ -153,3 +153,53 @@ function withStringKeys(value: unknown): unknown {
 
 const isRecord = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array);
+
+/** What of a `ws` WebSocket the frame loop uses (core does not depend on `ws`). */
+export interface OpenpiSocket {
+  readonly readyState: number;
+  readonly OPEN: number;
+  send(data: Buffer | string): void;
+  close(code: number, reason: string): void;
+  on(event: 'message', listener: (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => void): unknown;
+}
+
+/**
+ * openpi's conversation on one socket, for the server's sessions and the edge runner: the metadata
+ * first, then one reply per binary observation frame, in order. The policy sees only the features it
+ * observes (openpi clients send what their own config names). A frame Kura cannot use
+ * (FRAME_INVALID) is answered with a text frame and the socket stays open; any other failure is
+ * answered the same way, then the socket closes with 1011.
+ */
+export function answerOpenpiFrames(
+  client: OpenpiSocket,
+  params: {
+    metadata: Record<string, unknown>;
+    features: readonly string[];
+    act: (observation: Record<string, unknown>, task: string | undefined) => Promise<number[] | number[][]>;
+    /** The code and message a failure is answered with (and where it is logged). */
+    describe: (error: unknown) => { code: string; message: string };
+  },
+): void {
+  client.send(encodeOpenpiMetadata(params.metadata));
+  let busy = Promise.resolve();
+  client.on('message', (data, isBinary) => {
+    busy = busy.then(async () => {
+      if (client.readyState !== client.OPEN) return;
+      try {
+        if (!isBinary) throw frameNotBinary();
+        const frame = decodeOpenpiFrame(Buffer.concat(Array.isArray(data) ? data : [Buffer.isBuffer(data) ? data : Buffer.from(data)]));
+        const observation = Object.fromEntries(Object.entries(frame.observation).filter(([name]) => params.features.includes(name)));
+        const started = performance.now();
+        const action = await params.act(observation, frame.task).catch((error: unknown) => {
+          throw asFrameInvalid(error, frame.keys);
+        });
+        client.send(encodeOpenpiActions(action, performance.now() - started));
+      } catch (error) {
+        const { code, message } = params.describe(error);
+        client.send(`${code}: ${message}`);
+        // A refused frame did nothing: the robot may send the next one on the same socket.
+        if (code !== 'FRAME_INVALID') client.close(1011, code.slice(0, 100));
+      }
+    });
+  });
+}
