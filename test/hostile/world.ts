@@ -51,6 +51,8 @@ export interface World {
   slices: { bPrivate: string; aPrivate: string };
   uploads: { bPrivate: string; bMultipart: string };
   evaluations: { bPrivate: string };
+  /** Developer A's edge export of A's private policy (an uploaded policy: no lineage, so allowed); never reported to. */
+  edgeExports: { aPrivate: string };
   /** A next-page cursor of the robots list (valid there, foreign on other lists). */
   robotsCursor: string;
   /** A new private dataset of operator A (optionally with features): each upload case gets its own. */
@@ -204,6 +206,14 @@ export async function buildWorld(client: CaseClient): Promise<World> {
     'evaluation',
   );
 
+  const exported = await client.post(`/v1/policies/${policies.aPrivate}/edge-exports`, {
+    key: keys.developerA.key,
+    json: { deviceId: 'arm-a', expiresAt: new Date(Date.now() + 86_400_000).toISOString() },
+  });
+  if (exported.status !== 201)
+    throw new Error(`setting up the world: edge export answered ${exported.status}: ${exported.text.slice(0, 200)}`);
+  const edgeExports = { aPrivate: String(exported.headers['kura-edge-export-id']) };
+
   // B's secret must be in what B's own keys read, or a cross-key read would go unnoticed.
   for (const [key, path] of [
     [keys.operatorB, `/v1/datasets/${datasets.bPrivate}`],
@@ -230,6 +240,7 @@ export async function buildWorld(client: CaseClient): Promise<World> {
     slices,
     uploads: { bPrivate: bUpload, bMultipart: String((multipart.upload as { id: string }).id) },
     evaluations: { bPrivate: evaluation },
+    edgeExports,
     robotsCursor,
     async newDataset(caseClient, options = {}) {
       const owner = options.key ?? keys.operatorA;

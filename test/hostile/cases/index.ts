@@ -2,6 +2,7 @@
 import type { HostileCase } from '../corpus.js';
 import { archiveCases } from './archives.js';
 import { authCases } from './auth.js';
+import { edgeCases } from './edge.js';
 import { httpCases } from './http.js';
 import { policyCases } from './policies.js';
 import { trainerCases } from './trainers.js';
@@ -9,5 +10,14 @@ import { uploadCases } from './uploads.js';
 import { websocketCases } from './websocket.js';
 
 export function allCases(): HostileCase[] {
-  return [...uploadCases(), ...archiveCases(), ...policyCases(), ...trainerCases(), ...httpCases(), ...authCases(), ...websocketCases()];
+  return [
+    ...uploadCases(),
+    ...archiveCases(),
+    ...policyCases(),
+    ...trainerCases(),
+    ...httpCases(),
+    ...authCases(),
+    ...edgeCases(),
+    ...websocketCases(),
+  ];
 }

@@ -222,10 +222,10 @@ export class EdgeExportsService {
     const record = await this.owned(principal, id);
     if (record.revokedAt) throw edgeExportRevoked(record.id, record.revokedAt);
     const now = new Date();
+    checkExpiry(request.expiresAt, now);
     const maxAgeDays = this.config.edge.reportMaxAgeDays;
     if (!record.lastReportAt || now.getTime() - record.lastReportAt.getTime() > maxAgeDays * DAY)
       throw edgeReportRequired(record.id, record.lastReportAt, maxAgeDays);
-    checkExpiry(request.expiresAt, now);
     const signer = await this.keys.signer();
     const license: EdgeLicense = {
       ...(record.license as unknown as EdgeLicense),
