@@ -411,28 +411,37 @@ describe('dataset terms and the ledger', () => {
       expect(elsewhere.stderr).toContain('EDGE_DEVICE_MISMATCH');
 
       // kura edge serve: POST /act and openpi's WebSocket, locally.
-      serving = spawn(process.execPath, [kuraBin, 'edge', 'serve', packagePath, '--device', 'arm-7', '--port', '0', '--json'], {
-        env: { PATH: process.env.PATH, ...offline },
-      });
-      const stderr: string[] = [];
-      serving.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-      // --json prints {url, exportId} once it listens.
-      const local = await new Promise<string>((resolve, reject) => {
-        let printed = '';
-        serving!.stdout!.on('data', (chunk: Buffer) => {
-          printed += chunk.toString();
-          if (printed.trimEnd().endsWith('}')) resolve((JSON.parse(printed) as { url: string }).url);
+      const serve = async (...extra: string[]) => {
+        const child = spawn(
+          process.execPath,
+          [kuraBin, 'edge', 'serve', packagePath, '--device', 'arm-7', '--port', '0', '--json', ...extra],
+          {
+            env: { PATH: process.env.PATH, ...offline },
+          },
+        );
+        serving = child;
+        const stderr: string[] = [];
+        child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+        // --json prints {url, exportId} once it listens.
+        return new Promise<string>((resolve, reject) => {
+          let printed = '';
+          child.stdout.on('data', (chunk: Buffer) => {
+            printed += chunk.toString();
+            if (printed.trimEnd().endsWith('}')) resolve((JSON.parse(printed) as { url: string }).url);
+          });
+          child.once('exit', (code) => reject(new Error(`kura edge serve exited ${code}: ${stderr.join('')}`)));
         });
-        serving!.once('exit', (code) => reject(new Error(`kura edge serve exited ${code}: ${stderr.join('')}`)));
-      });
-      for (let call = 0; call < 3; call++) {
-        const reply = await fetch(`${local}/act`, {
+      };
+      const actLocally = async (at: string) => {
+        const reply = await fetch(`${at}/act`, {
           method: 'POST',
           headers: { 'Content-Type': 'application/json' },
           body: JSON.stringify({ observation }),
         });
         expect([reply.status, ((await reply.json()) as { action: number[] }).action]).toEqual([200, server.body.action]);
-      }
+      };
+      const local = await serve();
+      for (let call = 0; call < 3; call++) await actLocally(local);
       const socket = new WebSocket(`${local.replace('http', 'ws')}/`);
       const messages: Buffer[] = [];
       await new Promise<void>((resolve, reject) => {
@@ -465,20 +474,32 @@ describe('dataset terms and the ledger', () => {
         true,
       ]);
       const stopped = new Promise((resolve) => serving!.once('exit', resolve));
-      serving.kill('SIGTERM');
+      serving!.kill('SIGTERM');
       expect(await stopped).toBe(0);
 
       // The log: a record per run, and the server's window; chained, synced.
       const log = await UsageLog.read(state, exportId);
       expect([log.head.seq, log.calls]).toEqual([2, 5]);
 
-      // The device made 995 more calls (as its log would hold them), and reports: 1,000 edge calls.
+      // Killed mid-window, a server loses only that window: the one written before it is kept.
+      const crashing = await serve('--window', '3');
+      await actLocally(crashing);
+      await actLocally(crashing);
+      await eventually(async () => ((await UsageLog.read(state, exportId)).head.seq === 3 ? true : undefined), 10_000);
+      await actLocally(crashing);
+      const killed = new Promise((resolve) => serving!.once('exit', (_code, signal) => resolve(signal)));
+      serving!.kill('SIGKILL');
+      expect(await killed).toBe('SIGKILL');
+      const afterCrash = await UsageLog.read(state, exportId);
+      expect([afterCrash.head.seq, afterCrash.calls]).toEqual([3, 7]);
+
+      // The device made 993 more calls (as its log would hold them), and reports: 1,000 edge calls.
       const more = await UsageLog.open(state, exportId);
-      await more.append({ from: new Date(), to: new Date(), calls: 995 });
+      await more.append({ from: new Date(), to: new Date(), calls: 993 });
       await more.close();
       const reported = await kuraCli(['edge', 'report', packagePath, '--json'], online);
       expect([reported.code, reported.stderr]).toEqual([0, '']);
-      expect(reported.json()).toMatchObject({ exportId, accepted: 3, duplicates: 0, calls: 1000, lastSeq: 3, overQuota: false });
+      expect(reported.json()).toMatchObject({ exportId, accepted: 4, duplicates: 0, calls: 1000, lastSeq: 4, overQuota: false });
 
       // A: 1,000 × 2.00/1,000 × 3/4 = 1.50; B: 1,000 × 5.00 (the license's, not today's 9.00)/1,000 × 1/4 = 1.25.
       const edgeLine = async (datasetId: string, key: string) =>
@@ -497,11 +518,11 @@ describe('dataset terms and the ledger', () => {
       expect([spent.code, spent.stderr]).toEqual([1, expect.stringContaining('EDGE_QUOTA_EXCEEDED')]);
 
       // Reports that skip, repeat, rewrite or reorder records are refused, each with its code and record.
-      const records = log.after(0).concat((await UsageLog.read(state, exportId)).after(2));
-      const last = records[2]!;
+      const records = (await UsageLog.read(state, exportId)).after(0);
+      const last = records[3]!;
       const next = (fields: Partial<EdgeUsageRecord> = {}) => {
         const at = new Date(Date.parse(last.to) + 1000).toISOString();
-        return sealRecord({ exportId, seq: 4, from: at, to: at, calls: 7, prev: last.hash, ...fields });
+        return sealRecord({ exportId, seq: 5, from: at, to: at, calls: 7, prev: last.hash, ...fields });
       };
       const report = (body: EdgeUsageRecord[]) =>
         kura.request.post(`/v1/edge-exports/${exportId}/usage`).set(as(developer.key)).send({ records: body });
@@ -511,7 +532,7 @@ describe('dataset terms and the ledger', () => {
       };
       expect([
         await outcome([{ ...next(), calls: 70 }]),
-        await outcome([next({ seq: 5 })]),
+        await outcome([next({ seq: 6 })]),
         await outcome([next({ prev: records[1]!.hash })]),
         await outcome([
           sealRecord({ exportId, seq: 1, from: records[0]!.from, to: records[0]!.to, calls: 0, prev: genesisHash(exportId) }),
@@ -530,12 +551,12 @@ describe('dataset terms and the ledger', () => {
       ]);
       // The same report again is accepted and changes nothing.
       const again = await report(records);
-      expect([again.status, again.body.accepted, again.body.duplicates, again.body.calls]).toEqual([200, 0, 3, 1000]);
+      expect([again.status, again.body.accepted, again.body.duplicates, again.body.calls]).toEqual([200, 0, 4, 1000]);
 
       // A tampered log on the device is caught before the policy runs; so is a tampered package.
       const logFile = join(state, `${exportId}.usage.log`);
       const intact = await readFile(logFile, 'utf8');
-      await writeFile(logFile, intact.replace('"calls":995', '"calls":5'));
+      await writeFile(logFile, intact.replace('"calls":993', '"calls":3'));
       const forged = await kuraCli(['edge', 'run', packagePath, '--device', 'arm-7', '--obs', JSON.stringify(observation)]);
       expect([forged.code, forged.stderr]).toEqual([1, expect.stringContaining('EDGE_USAGE_TAMPERED')]);
       await writeFile(logFile, intact);
