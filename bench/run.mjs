@@ -5,6 +5,7 @@ import { benchPolicies } from './policies.mjs';
 import { benchInference } from './inference.mjs';
 import { benchTraining } from './training.mjs';
 import { benchMcap } from './mcap.mjs';
+import { benchScale } from './scale.mjs';
 
 const benches = {
   ingest: benchIngest,
@@ -13,6 +14,7 @@ const benches = {
   inference: benchInference,
   training: benchTraining,
   mcap: benchMcap,
+  scale: benchScale,
 };
 const names = process.argv.slice(2);
 const selected = names.length > 0 ? names : Object.keys(benches);

@@ -37,6 +37,9 @@ export interface NewEpisodeRow {
   bucket: number;
 }
 
+/** An upload adding this many episodes refreshes the table's planner statistics. */
+const ANALYZE_AFTER_ROWS = 1_000;
+
 /** Rows per INSERT: each statement sends one array per column, so its size is bounded, not its count of parameters. */
 const ROWS_PER_STATEMENT = 5_000;
 
@@ -158,6 +161,11 @@ export class EpisodesRepository {
           ${column((row) => row.bucket)}::smallint[]
         ) AS row`;
     }
+    // Fresh planner statistics before the rows become visible: until autovacuum gets to it, a table
+    // that just grew by thousands of rows is planned as the small one it was (a sort of every episode
+    // of the dataset for a 50-row page, instead of walking the primary key). ANALYZE samples a fixed
+    // number of rows, so its cost does not grow with the table.
+    if (params.rows.length >= ANALYZE_AFTER_ROWS) await this.prisma.$executeRaw`ANALYZE "episodes"`;
   }
 
   /**
