@@ -144,8 +144,8 @@ export async function peakRss(pid) {
  * file run in this process (the pre-jail path), in a jailed child at level `process`, and at `bwrap`.
  */
 async function timeConversions(file, scratch) {
-  const { convertUpload } = await import('../packages/core/dist/ingest/upload-conversion.js');
-  const { convertInJail, ConversionChildren } = await import('../packages/core/dist/ingest/jailed-conversion.js');
+  const { convertUpload } = await import('../packages/core/dist/uploads/ingest/upload-conversion.js');
+  const { convertInJail, ConversionChildren } = await import('../packages/core/dist/uploads/ingest/jailed-conversion.js');
   const request = (work) => ({
     datasetId: 'ds_bench',
     rawPath: file,
