@@ -3,7 +3,7 @@
 // timeout), stay invisible until then, and keep the source's own episode ids.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaClient } from '@kura/core';
-import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { createDataset, uploadAndWait } from '../../../../test/support/datasets.js';
 import { CAM_HIGH, publishLerobot, unitreeEpisode29 } from '../../../../test/support/lerobot-video.js';
 
@@ -68,6 +68,57 @@ describe('publishing a version', () => {
     const versions = await kura.request.get(`/v1/datasets/${datasetId}/versions`).expect(200);
     expect(versions.body.items).toMatchObject([{ version: 1, episodeCount: EPISODES, stepCount: EPISODES }]);
   }, 300_000);
+
+  it('publishes 100 uploads sent at once into one dataset as versions 1–100, every episode once', async () => {
+    const datasetId = await createDataset(kura, operator.key);
+    // 200 took 172 s here (docs/benchmarks.md); 100 keeps the suite's time while testing the same.
+    const UPLOADS = 100;
+    // Each upload holds two episodes named after it: any loss or duplicate shows by name.
+    const body = (upload: number) =>
+      Buffer.from(
+        [0, 1]
+          .map((episode) =>
+            JSON.stringify({ episode: `u${upload}-${episode}`, step: 0, observation: { state: [upload, episode] }, action: [0] }),
+          )
+          .join('\n') + '\n',
+      );
+    const accepted = await Promise.all(
+      Array.from({ length: UPLOADS }, (_, upload) =>
+        kura.request
+          .post(`/v1/datasets/${datasetId}/uploads?format=kura-ndjson`)
+          .set(bearer(operator.key))
+          .set('Content-Type', 'application/x-ndjson')
+          .send(body(upload)),
+      ),
+    );
+    expect(accepted.filter((reply) => reply.status !== 202).map((reply) => reply.body)).toEqual([]);
+    // One poller for all (a poller per upload would be a load test of its own).
+    await eventually(async () => {
+      const dataset = await kura.request.get(`/v1/datasets/${datasetId}`).set(bearer(operator.key));
+      return dataset.body.latestVersion === UPLOADS ? true : undefined;
+    }, 400_000);
+    const uploads = await Promise.all(
+      accepted.map(async (reply) => (await kura.request.get(`/v1/uploads/${reply.body.id as string}`).set(bearer(operator.key))).body),
+    );
+    expect(uploads.filter((upload) => upload.status !== 'published')).toEqual([]);
+    const range = (count: number, from = 0) => Array.from({ length: count }, (_, index) => from + index);
+    expect(uploads.map((upload) => upload.version as number).sort((a, b) => a - b)).toEqual(range(UPLOADS, 1));
+
+    const episodes = await allEpisodes(datasetId);
+    expect(episodes.map((episode) => episode.episodeIndex)).toEqual(range(2 * UPLOADS));
+    expect(episodes.map((episode) => episode.sourceEpisode).sort()).toEqual(
+      range(UPLOADS)
+        .flatMap((upload) => [`u${upload}-0`, `u${upload}-1`])
+        .sort(),
+    );
+    // An upload's two episodes are neighbours, in the version it was published as.
+    const versionOf = new Map(uploads.map((upload) => [upload.id as string, upload.version as number]));
+    for (let index = 0; index < episodes.length; index += 2) {
+      expect(episodes[index]!.version).toBe(episodes[index + 1]!.version);
+      expect(episodes[index]!.sourceEpisode.replace(/-0$/, '')).toBe(episodes[index + 1]!.sourceEpisode.replace(/-1$/, ''));
+    }
+    expect(new Set(versionOf.values()).size).toBe(UPLOADS);
+  }, 600_000);
 
   it("keeps the source's own id of each episode: numbers and strings of NDJSON `episode`", async () => {
     const datasetId = await createDataset(kura, operator.key);
