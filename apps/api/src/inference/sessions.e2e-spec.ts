@@ -42,7 +42,8 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
       .send({ observation: { 'observation.state': state }, ...(reward !== undefined ? { reward } : {}) });
 
   beforeAll(async () => {
-    kura = await startTestApp();
+    // A generous call limit: these tests are about recording, and 12 hosts share 2 cores here.
+    kura = await startTestApp({ KURA_POLICY_CALL_TIMEOUT_MS: '5000' });
     operator = await kura.createKey('operator');
     user = await kura.createKey('user');
     developer = await kura.createKey('developer');
