@@ -6,9 +6,7 @@
 export * from './edge/edge-package.js';
 export * from './edge/usage-chain.js';
 export * from './edge/packaged-policy.js';
-export { invalidObservation } from './inference/inference.errors.js';
 export type { JsonObservation } from './inference/observation.js';
 export { isPolicyError } from './policies/runtimes/policy-runtime.js';
 export { AppError, statusByKind } from './errors/app-error.js';
-export { BundleRejection } from './common/bundle.js';
 export { answerOpenpiFrames } from './inference/openpi-frames.js';

@@ -144,8 +144,8 @@ export class EdgeRunner {
 
 /** A clock before the last record's end (or the open window's) was set back: refused, or windows could overlap. */
 function checkClock(log: UsageLog, now: Date, windowEnd?: Date): void {
-  const last = [log.head.to ? new Date(log.head.to) : undefined, windowEnd].filter((date): date is Date => date !== undefined);
-  const latest = last.reduce<Date | undefined>((max, date) => (max === undefined || date > max ? date : max), undefined);
+  // The open window starts after the last record ends, so its end, when there is one, is the latest.
+  const latest = windowEnd ?? (log.head.to ? new Date(log.head.to) : undefined);
   if (latest && now < latest)
     throw new EdgeRunError(
       'EDGE_CLOCK_BACKWARDS',
