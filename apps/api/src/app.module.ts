@@ -1,6 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { CoreModule, type KuraConfig, type Logger } from '@kura/core';
+import { CoreModule } from '@kura/core';
 import { DatasetsController } from './datasets/datasets.controller.js';
 import { StatsController } from './datasets/stats.controller.js';
 import { VersionsController } from './datasets/versions.controller.js';
@@ -24,7 +24,7 @@ import { EdgeController } from './edge/edge.controller.js';
 
 @Module({})
 export class AppModule {
-  static forRoot(params: { config: KuraConfig; logger: Logger; databaseUrl: string }): DynamicModule {
+  static forRoot(params: Parameters<typeof CoreModule.forRoot>[0]): DynamicModule {
     return {
       module: AppModule,
       imports: [CoreModule.forRoot(params)],

@@ -22,6 +22,8 @@ export async function createApp(params: {
   config: KuraConfig;
   logger: Logger;
   databaseUrl: string;
+  /** The embedded Postgres's outage, when this process supervises one (/health reports it). */
+  databaseOutage?: () => string | undefined;
   webDirectory?: string;
 }): Promise<NestExpressApplication> {
   const { config, logger } = params;

@@ -41,7 +41,7 @@ try {
     databaseUrl = config.database.url;
   }
   await applyMigrations({ databaseUrl, logger });
-  const app = await createApp({ config, logger, databaseUrl });
+  const app = await createApp({ config, logger, databaseUrl, databaseOutage: embedded ? () => embedded?.outage() : undefined });
   appHandle = app;
   await app.init();
   await app.get(KeysService).bootstrapAdminKey();

@@ -7,7 +7,7 @@ import { blobsDomain } from './blobs/index.js';
 import { S3BlobStore } from './blobs/s3-blob-store.js';
 import type { DomainProviders } from './common/domain.js';
 import type { KuraConfig } from './config/config.js';
-import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER, QUOTA_COUNTERS } from './database/database.tokens.js';
+import { DATABASE_OUTAGE, DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER, QUOTA_COUNTERS } from './database/database.tokens.js';
 import { createPrismaClient, PrismaClient } from './database/prisma.js';
 import { datasetsDomain } from './datasets/index.js';
 import { healthDomain } from './health/index.js';
@@ -86,11 +86,18 @@ class PrismaLifecycle implements OnApplicationShutdown {
  */
 @Module({})
 export class CoreModule {
-  static forRoot(params: { config: KuraConfig; logger: Logger; databaseUrl: string }): DynamicModule {
+  static forRoot(params: {
+    config: KuraConfig;
+    logger: Logger;
+    databaseUrl: string;
+    /** The embedded Postgres's outage, when this process supervises one. */
+    databaseOutage?: (() => string | undefined) | undefined;
+  }): DynamicModule {
     const providers: Provider[] = [
       { provide: KURA_CONFIG, useValue: params.config },
       { provide: LOGGER, useValue: params.logger },
       { provide: DATABASE_URL, useValue: params.databaseUrl },
+      { provide: DATABASE_OUTAGE, useValue: params.databaseOutage ?? (() => undefined) },
       { provide: PrismaClient, useFactory: () => createPrismaClient(params.databaseUrl) },
       PrismaLifecycle,
       { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },

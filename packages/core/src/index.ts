@@ -5,6 +5,7 @@
 export * from './config/config.js';
 export * from './logging/logger.js';
 export * from './errors/app-error.js';
+export * from './errors/outages.js';
 export * from './database/prisma.js';
 export * from './database/migrations.js';
 export * from './database/embedded-postgres.js';

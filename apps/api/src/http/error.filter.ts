@@ -1,7 +1,7 @@
 import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { ZodError } from 'zod';
-import { AppError, type Logger } from '@kura/core';
+import { AppError, outageError, type Logger } from '@kura/core';
 import { sendError, statusByKind } from './error-body.js';
 import { zodIssuesToDetails } from './zod.js';
 
@@ -31,6 +31,14 @@ export class ErrorFilter implements ExceptionFilter {
       const code = status === 404 ? 'ROUTE_NOT_FOUND' : status === 405 ? 'METHOD_NOT_ALLOWED' : `HTTP_${status}`;
       const message = status === 404 ? `no route ${request.method} ${request.path}` : exception.message;
       sendError(response, status, { code, message });
+      return;
+    }
+    const outage = outageError(exception);
+    if (outage) {
+      // A dependency is down (or the disk full): the client learns which, and may try again.
+      this.logger.warn({ err: exception, code: outage.code, method: request.method, path: request.path }, outage.message);
+      if (outage.kind === 'unavailable') response.setHeader('Retry-After', '1');
+      sendError(response, statusByKind[outage.kind], { code: outage.code, message: outage.message });
       return;
     }
     this.logger.error({ err: exception, method: request.method, path: request.path }, 'unhandled error');

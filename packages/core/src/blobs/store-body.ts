@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { AppError } from '../errors/app-error.js';
+import { outageError, outageOf } from '../errors/outages.js';
 import { meterBytes } from '../common/byte-meter.js';
 import type { BlobStore } from './blob-store.js';
 
@@ -39,7 +40,13 @@ async function readHashed(params: BodyLimits, consume: (stream: Readable) => Pro
   try {
     await consume(metered.stream);
   } catch (error) {
-    throw metered.exceeded() ? params.tooLarge() : params.interrupted(error);
+    if (metered.exceeded()) throw params.tooLarge();
+    // The store failed, not the client (a full disk, an object store that is down): say which. A
+    // bare socket error is the client's connection breaking off.
+    const outage = outageOf(error);
+    const outageReply = outage && outage !== 'service' ? outageError(error) : undefined;
+    if (outageReply) throw outageReply;
+    throw params.interrupted(error);
   }
   return { bytes: metered.bytes(), sha256: hash.digest('hex') };
 }

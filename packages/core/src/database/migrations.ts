@@ -25,6 +25,7 @@ export async function applyMigrations(params: { databaseUrl: string; logger: Log
   const directory = params.directory ?? defaultMigrationsDirectory;
   const migrations = await readMigrations(directory);
   const client = new pg.Client({ connectionString: params.databaseUrl });
+  client.on('error', () => undefined); // a lost connection fails the query in progress; it must not crash the process
   await client.connect();
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);

@@ -16,6 +16,7 @@ export type ErrorKind =
   | 'range_not_satisfiable' // 416
   | 'rate_limited' // 429
   | 'unavailable' // 503
+  | 'insufficient_storage' // 507: the server's disk is full
   | 'internal'; // 500
 
 /** The HTTP status of each kind: the api's error filter and the edge runner's server both answer with it. */
@@ -31,6 +32,7 @@ export const statusByKind: Record<ErrorKind, number> = {
   range_not_satisfiable: 416,
   rate_limited: 429,
   unavailable: 503,
+  insufficient_storage: 507,
   internal: 500,
 };
 

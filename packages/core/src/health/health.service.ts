@@ -7,7 +7,8 @@ import { JAIL_LEVEL } from '../database/database.tokens.js';
 
 export type CheckName = 'database' | 'queue' | 'blobs';
 export interface HealthReport {
-  status: 'ok' | 'error';
+  /** `degraded`: the database is down and this process is restarting it (embedded mode); `error`: a dependency fails. */
+  status: 'ok' | 'degraded' | 'error';
   /** "ok", or what went wrong. */
   checks: Record<CheckName, string>;
   /** How untrusted work (upload parsers, developers' code) is confined here, and why. */
@@ -33,7 +34,10 @@ export class HealthService {
       probe(() => this.blobs.ping()),
     ]);
     const checks = { database, queue, blobs };
-    return { status: Object.values(checks).every((result) => result === 'ok') ? 'ok' : 'error', checks, sandbox: this.sandbox };
+    const failing = Object.entries(checks).filter(([, result]) => result !== 'ok');
+    const status =
+      failing.length === 0 ? 'ok' : failing.every(([name]) => name === 'database') && this.database.recovering() ? 'degraded' : 'error';
+    return { status, checks, sandbox: this.sandbox };
   }
 }
 

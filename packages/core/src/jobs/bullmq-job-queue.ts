@@ -61,7 +61,9 @@ export class BullmqJobQueue implements JobQueue {
     this.lockMs = params.lockMs ?? 30_000;
     this.backoffMs = params.backoffMs;
     this.onError = params.onError ?? (() => undefined);
-    this.connection = new Redis(params.redisUrl);
+    // Enqueueing fails fast while Redis is down instead of waiting out ioredis's 20 reconnections
+    // (over a minute): the job is recorded in Postgres first, and recover() enqueues it once Redis is back.
+    this.connection = new Redis(params.redisUrl, { maxRetriesPerRequest: 1 });
     this.connection.on('error', this.onError);
     for (const queue of queuesToServe(params.queues)) {
       const bullmqQueue = new Queue<BullmqJobData>(bullmqQueueName(params.queueName, queue), { connection: this.connection });

@@ -15,4 +15,9 @@ export interface JobHandler<N extends JobName = JobName> {
    * it is not run again, so one poisonous input cannot take a process down in a loop.
    */
   abandon?(payload: JobPayload<N>, context: { jobId: string; deaths: number }): Promise<void>;
+  /**
+   * Records the coded failure of work whose last attempt failed (or that can never succeed): the
+   * handler itself must not decide an attempt is the last, since an outage is waited out above it.
+   */
+  gaveUp?(payload: JobPayload<N>, context: { jobId: string; message: string }): Promise<void>;
 }

@@ -303,8 +303,9 @@ export class UploadsService implements OnApplicationBootstrap {
     const upload = await this.uploads.findById(id);
     if (!upload) throw uploadNotFound(id);
     // Uploads belong to their dataset: whoever may not see it may not see them.
-    await this.datasets.findVisible(principal, upload.datasetId).catch(() => {
-      throw uploadNotFound(id);
+    await this.datasets.findVisible(principal, upload.datasetId).catch((error: unknown) => {
+      // Only "you may not see it" becomes not found; a database that failed to answer says so.
+      throw error instanceof AppError && (error.kind === 'not_found' || error.kind === 'forbidden') ? uploadNotFound(id) : error;
     });
     return toView(upload);
   }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import {
   Binary,
   Bool,
@@ -57,6 +57,17 @@ export interface WrittenEpisode {
  * dictionary holds the tasks of this shard only and is written once, before the batches (pyarrow
  * and Arrow C++ refuse dictionary deltas in the file format).
  */
+/**
+ * Writes all of `bytes`: a write may take fewer bytes than asked (a disk nearly full), and only the
+ * next one fails with ENOSPC. Ignoring the count would leave a hole in the shard instead of an error.
+ */
+async function writeFully(file: FileHandle, bytes: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < bytes.byteLength;) {
+    const { bytesWritten } = await file.write(bytes, offset, bytes.byteLength - offset);
+    offset += bytesWritten;
+  }
+}
+
 export async function writeShard(params: {
   path: string;
   features: FeatureSpec;
@@ -78,7 +89,7 @@ export async function writeShard(params: {
     let pendingBytes = 0;
     const writePending = async () => {
       if (pendingBytes === 0) return;
-      await file.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+      await writeFully(file, pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
       pending = [];
       pendingBytes = 0;
     };
@@ -91,10 +102,15 @@ export async function writeShard(params: {
     }
     await writePending();
   })();
+  // Its failure (ENOSPC) is awaited below; until then it must not count as an unhandled rejection.
+  let drainFailed = false;
+  drained.catch(() => (drainFailed = true));
   const batchCounts: number[] = [];
   try {
     writer.reset(undefined, schema);
     for (const item of params.episodes) {
+      // A failed write closed the writer's queue: say why (the write's error), not that it is closed.
+      if (drainFailed) await drained;
       let batches = 0;
       for (let start = 0; start < item.episode.length; start += MAX_BATCH_STEPS) {
         writer.write(buildBatch({ schema, item, start, end: Math.min(item.episode.length, start + MAX_BATCH_STEPS), tasks, dictionary }));
@@ -105,7 +121,7 @@ export async function writeShard(params: {
       // queue does not hold the whole shard.
       await new Promise((resolve) => setImmediate(resolve));
     }
-    writer.finish();
+    if (!drainFailed) writer.finish();
     await drained;
     await file.sync();
   } finally {

@@ -175,7 +175,9 @@ class JailedPolicyRuntime implements PolicyRuntime {
     host.sendFrame(request, body);
     host.restartDeadline(deadlineMs);
     const next = await this.answers!.next();
-    if (next.done) {
+    // An answer buffered before the deadline killed its host is late all the same: the call failed,
+    // and the next one must find a fresh host rather than take this answer as on time.
+    if (next.done || !host.alive) {
       const exit = await host.exit;
       if (this.host === host) this.host = undefined;
       throw hostDeath(exit, request.type, deadlineMs);

@@ -7,6 +7,10 @@ import pg from 'pg';
  */
 export async function withDatasetLock<T>(databaseUrl: string, datasetId: string, work: () => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: databaseUrl });
+  // A connection lost meanwhile (Postgres restarted) must not crash the process: pg emits it as an
+  // 'error' event. The lock goes with it, which is safe: publishing checks the version it started
+  // from, so a second ingest of the dataset cannot publish over this one.
+  client.on('error', () => undefined);
   await client.connect();
   try {
     await client.query("SELECT pg_advisory_lock(hashtextextended('kura.dataset:' || $1, 0))", [datasetId]);

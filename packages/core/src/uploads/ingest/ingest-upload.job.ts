@@ -10,12 +10,16 @@ export class IngestUploadJob implements JobHandler<'uploads.ingest'> {
 
   constructor(private readonly ingest: IngestService) {}
 
-  handle(payload: JobPayload<'uploads.ingest'>, context: { jobId: string; attempt: number; maxAttempts: number }): Promise<void> {
-    return this.ingest.ingest(payload.uploadId, { attempt: context.attempt, maxAttempts: context.maxAttempts });
+  handle(payload: JobPayload<'uploads.ingest'>): Promise<void> {
+    return this.ingest.ingest(payload.uploadId);
   }
 
   abandon(payload: JobPayload<'uploads.ingest'>, context: { deaths: number }): Promise<void> {
     return this.ingest.abandon(payload.uploadId, context.deaths);
+  }
+
+  gaveUp(payload: JobPayload<'uploads.ingest'>, context: { message: string }): Promise<void> {
+    return this.ingest.gaveUp(payload.uploadId, context.message);
   }
 }
 

@@ -11,6 +11,7 @@ import { readJsonBlob, writeJsonBlob } from '../../blobs/json-blobs.js';
 import type { KuraConfig } from '../../config/config.js';
 import { DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER } from '../../database/database.tokens.js';
 import { UnrecoverableJobError } from '../../jobs/job-queue.js';
+import { outageOf } from '../../errors/outages.js';
 import type { Logger } from '../../logging/logger.js';
 import { UploadsRepository, type UploadRecord } from '../uploads.repository.js';
 import { episodeBucket } from '../../datasets/episode-buckets.js';
@@ -98,7 +99,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     for (const name of names) if (!unfinished.has(name)) await rm(join(root, name), { recursive: true, force: true });
   }
 
-  async ingest(uploadId: string, attempt: { attempt: number; maxAttempts: number }): Promise<void> {
+  async ingest(uploadId: string): Promise<void> {
     const upload = await this.uploads.findById(uploadId);
     if (!upload) throw new UnrecoverableJobError(`upload ${uploadId} does not exist`);
     if (isFinishedUpload(upload.status)) return;
@@ -146,17 +147,19 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
           'upload published',
         );
       });
-    } catch (error) {
+    } catch (caught) {
+      // A full disk (the blob store's, or the work folder's as the child reports it) fails the
+      // upload at once: waiting would hold its partial files. Other errors are retried (JobsService
+      // waits out outages), and the last one fails the upload in gaveUp().
+      const error =
+        outageOf(caught) === 'disk'
+          ? new ImportError('STORAGE_FULL', `the server ran out of disk space while importing this upload: ${(caught as Error).message}`)
+          : caught;
       if (error instanceof ImportError) {
         await this.fail(upload, [error.toIssue()], warnings);
+        // Out of space, the upload's own bytes go too: it cannot be retried, and they hold the disk.
+        if (error.code === 'STORAGE_FULL') await this.blobs.delete({ key: upload.blobKey });
         throw new UnrecoverableJobError(`${error.code}: ${error.message}`);
-      }
-      if (attempt.attempt >= attempt.maxAttempts) {
-        await this.fail(
-          upload,
-          [{ code: 'INGEST_FAILED', message: `the upload could not be processed: ${(error as Error).message}`, location: {} }],
-          warnings,
-        );
       }
       throw error;
     } finally {
@@ -327,6 +330,13 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         warnings: params.warnings,
       },
     });
+  }
+
+  /** Fails an upload whose last attempt failed (`message`: why). */
+  async gaveUp(uploadId: string, message: string): Promise<void> {
+    const upload = await this.uploads.findById(uploadId);
+    if (!upload || isFinishedUpload(upload.status)) return;
+    await this.fail(upload, [{ code: 'INGEST_FAILED', message: `the upload could not be processed: ${message}`, location: {} }], []);
   }
 
   /** Fails an upload whose processing process died `deaths` times: it is not tried again. */

@@ -175,6 +175,13 @@ function deathError(
       `reading the upload took longer than ${Math.round(limits.wallClockMs / 1000)} s (KURA_INGEST_TIMEOUT_S)`,
       location,
     );
+  // The disk under the work folder is full: the server's problem, said as such (ingest.service fails the upload and frees its files).
+  if (/ENOSPC|EDQUOT/.test(said))
+    return new ImportError(
+      'STORAGE_FULL',
+      'the server ran out of disk space while importing this upload (its work folder is full)',
+      location,
+    );
   if (exit.outcome === 'file-size' || /EFBIG/.test(said))
     return new ImportError(
       'INGEST_FILE_SIZE_LIMIT',

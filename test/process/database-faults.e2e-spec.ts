@@ -1,0 +1,90 @@
+// Embedded mode supervises its own Postgres: when the postmaster dies (SIGKILL by pid, mid-ingest),
+// Kura starts it again on the same port and data and carries on. Meanwhile /health says degraded
+// (503) and requests answer 503 DATABASE_UNAVAILABLE, never a 500 or a dead process; every
+// interrupted ingest still publishes exactly once, with versions contiguous.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { restClient, sleep, type Reply, type RestClient } from '../support/faults.js';
+import { startScratchApi, type KuraProcess } from '../support/processes.js';
+import { rm } from 'node:fs/promises';
+
+const EPISODES = 300;
+const STEPS = 20;
+
+function ndjson(offset: number): string {
+  const lines: string[] = [];
+  for (let episode = 0; episode < EPISODES; episode++)
+    for (let step = 0; step < STEPS; step++)
+      lines.push(
+        JSON.stringify({ episode, step, observation: { state: [offset + episode, step, 1, 2, 3, 4, 5, 6] }, action: [episode, step] }),
+      );
+  return `${lines.join('\n')}\n`;
+}
+
+describe('embedded Postgres killed under load (supervised by the api)', () => {
+  let scratch: string;
+  let kura: KuraProcess;
+  let api: RestClient;
+  const adminKey = `kura_${'d'.repeat(43)}`;
+
+  beforeAll(async () => {
+    const started = await startScratchApi('pg-faults', adminKey);
+    ({ scratch, kura } = started);
+    api = restClient(started.baseUrl, adminKey);
+  });
+  afterAll(async () => {
+    if (kura.child.exitCode === null) {
+      kura.child.kill('SIGINT');
+      await kura.exited;
+    }
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  const postmasterPid = async () => Number((await readFile(join(scratch, 'data', 'pg', 'postmaster.pid'), 'utf8')).split('\n')[0]);
+
+  it('restarts a killed postmaster, says degraded meanwhile, and publishes every interrupted upload exactly once', async () => {
+    const datasetId = await api.dataset('postmaster-killed');
+    const uploads: string[] = [];
+    const seen = { degraded: 0, unavailable: 0, other: [] as Reply[] };
+    // Killed at three moments of an ingest: as it is queued, while it converts, and around publishing.
+    for (const [round, delayMs] of [0, 400, 900].entries()) {
+      const accepted = await api.upload(datasetId, ndjson(round * 1000));
+      expect(accepted.status).toBe(202);
+      uploads.push(String(accepted.body.id));
+      await sleep(delayMs);
+      const pid = await postmasterPid();
+      process.kill(pid, 'SIGKILL');
+      // Until Postgres answers again: health and a read, as fast as they come back.
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const [health, read] = await Promise.all([api.health(), api.call(`/v1/uploads/${uploads.at(-1)}`)]);
+        if (health.status === 503 && health.body.status === 'degraded') seen.degraded++;
+        for (const reply of [read]) {
+          if (reply.status === 503 && reply.body.error?.code === 'DATABASE_UNAVAILABLE') seen.unavailable++;
+          else if (reply.status !== 200) seen.other.push(reply);
+        }
+        if (health.status === 200 && (await postmasterPid()) !== pid) break;
+        expect(Date.now()).toBeLessThan(deadline);
+        await sleep(10);
+      }
+      expect(kura.child.exitCode).toBeNull();
+    }
+    console.log(`postmaster kills: degraded seen ${seen.degraded} times, DATABASE_UNAVAILABLE ${seen.unavailable} times`);
+    expect(seen.other).toEqual([]);
+    expect(seen.degraded).toBeGreaterThan(0);
+
+    for (const id of uploads) expect(await api.finished(id)).toMatchObject({ status: 'published', episodeCount: EPISODES });
+    const versions = (await api.call(`/v1/datasets/${datasetId}/versions`)).body.items!;
+    expect(versions.map((version) => version.version).sort()).toEqual([1, 2, 3]);
+    expect(new Set(versions.map((version) => version.uploadId))).toEqual(new Set(uploads));
+    // Every episode once: indices 0..899, each upload's in one block.
+    const episodes = await api.episodes(datasetId);
+    expect(episodes.map((episode) => episode.episodeIndex)).toEqual(Array.from({ length: 3 * EPISODES }, (_, index) => index));
+    for (const [block, version] of [...versions].sort((a, b) => Number(a.version) - Number(b.version)).entries())
+      expect(new Set(episodes.slice(block * EPISODES, (block + 1) * EPISODES).map((episode) => episode.version))).toEqual(
+        new Set([version.version]),
+      );
+    expect((await api.health()).body).toMatchObject({ status: 'ok' });
+  }, 180_000);
+});
