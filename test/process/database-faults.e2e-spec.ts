@@ -46,7 +46,7 @@ describe('embedded Postgres killed under load (supervised by the api)', () => {
   it('restarts a killed postmaster, says degraded meanwhile, and publishes every interrupted upload exactly once', async () => {
     const datasetId = await api.dataset('postmaster-killed');
     const uploads: string[] = [];
-    const seen = { degraded: 0, unavailable: 0, other: [] as Reply[] };
+    const seen = { degraded: 0, unavailable: 0, other: [] as Reply[], downMs: [] as number[] };
     // Killed at three moments of an ingest: as it is queued, while it converts, and around publishing.
     for (const [round, delayMs] of [0, 400, 900].entries()) {
       const accepted = await api.upload(datasetId, ndjson(round * 1000));
@@ -55,6 +55,7 @@ describe('embedded Postgres killed under load (supervised by the api)', () => {
       await sleep(delayMs);
       const pid = await postmasterPid();
       process.kill(pid, 'SIGKILL');
+      const killedAt = Date.now();
       // Until Postgres answers again: health and a read, as fast as they come back.
       const deadline = Date.now() + 30_000;
       for (;;) {
@@ -64,13 +65,18 @@ describe('embedded Postgres killed under load (supervised by the api)', () => {
           if (reply.status === 503 && reply.body.error?.code === 'DATABASE_UNAVAILABLE') seen.unavailable++;
           else if (reply.status !== 200) seen.other.push(reply);
         }
-        if (health.status === 200 && (await postmasterPid()) !== pid) break;
+        if (health.status === 200 && (await postmasterPid()) !== pid) {
+          seen.downMs.push(Date.now() - killedAt);
+          break;
+        }
         expect(Date.now()).toBeLessThan(deadline);
         await sleep(10);
       }
       expect(kura.child.exitCode).toBeNull();
     }
-    console.log(`postmaster kills: degraded seen ${seen.degraded} times, DATABASE_UNAVAILABLE ${seen.unavailable} times`);
+    console.log(
+      `postmaster kills: healthy again after ${seen.downMs.join(', ')} ms; degraded seen ${seen.degraded} times, DATABASE_UNAVAILABLE ${seen.unavailable} times`,
+    );
     expect(seen.other).toEqual([]);
     expect(seen.degraded).toBeGreaterThan(0);
 

@@ -107,7 +107,9 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     ]);
     await sleep(3000);
     await postgres.start();
+    const restarted = Date.now();
     await expectPublishedOnce(datasetId, uploads, 150);
+    console.log(`Postgres restart: 3 uploads published ${Date.now() - restarted} ms after it was back`);
     allAlive();
   }, 180_000);
 
@@ -127,7 +129,9 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     expect((await api.health()).body.checks).toMatchObject({ database: 'ok', blobs: 'ok' });
     await sleep(2000);
     await redis.start();
+    const restarted = Date.now();
     await expectPublishedOnce(datasetId, uploads, 100);
+    console.log(`Redis restart: ${uploads.length} uploads published ${Date.now() - restarted} ms after it was back`);
     allAlive();
   }, 180_000);
 
@@ -142,10 +146,12 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     expect((await api.health()).body.checks).toMatchObject({ database: 'ok', queue: 'ok' });
     await sleep(2000);
     await s3.start();
+    const restarted = Date.now();
     // The refused upload was not acknowledged: sent again, it is taken.
     const second = await api.upload(datasetId, ndjson(200, 2), { 'Idempotency-Key': 'second-upload' });
     expect(second.status).toBe(202);
     await expectPublishedOnce(datasetId, [String(first.body.id), String(second.body.id)], 200);
+    console.log(`S3 restart: both uploads published ${Date.now() - restarted} ms after it was back`);
     allAlive();
   }, 180_000);
 });

@@ -76,7 +76,8 @@ describe('a worker SIGKILLed in every phase of an ingest, 20 times', () => {
     worker = await startWorker();
   }, 120_000);
   afterAll(async () => {
-    for (const kura of [worker, apiProcess, ...killed]) if (kura && kura.child.exitCode === null && kura.child.signalCode === null) kura.child.kill('SIGKILL');
+    for (const kura of [worker, apiProcess, ...killed])
+      if (kura && kura.child.exitCode === null && kura.child.signalCode === null) kura.child.kill('SIGKILL');
     await database.drop();
     await rm(scratch, { recursive: true, force: true });
   });
@@ -132,7 +133,9 @@ describe('a worker SIGKILLed in every phase of an ingest, 20 times', () => {
     const lastManifest = JSON.parse(
       await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', String(RUNS), 'manifest.json'), 'utf8'),
     ) as { shards: Array<{ key: string; sha256: string }> };
-    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards'))).map((name) => `datasets/${datasetId}/shards/${name}`);
+    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards'))).map(
+      (name) => `datasets/${datasetId}/shards/${name}`,
+    );
     expect(onDisk.sort()).toEqual(lastManifest.shards.map((shard) => shard.key).sort());
     for (const shard of lastManifest.shards)
       expect(

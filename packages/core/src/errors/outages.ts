@@ -1,4 +1,4 @@
-import { AppError } from './app-error.js';
+import { AppError, type ErrorKind } from './app-error.js';
 
 /**
  * A service Kura depends on that failed under a request or a job: the database, the object store,
@@ -8,13 +8,13 @@ import { AppError } from './app-error.js';
  */
 export type Outage = 'database' | 'blobs' | 'queue' | 'disk' | 'service';
 
-const OUTAGE_ERRORS: Record<Outage, { code: string; message: string }> = {
-  database: { code: 'DATABASE_UNAVAILABLE', message: 'the database is not answering; try again shortly' },
-  blobs: { code: 'BLOB_STORE_UNAVAILABLE', message: 'the object store is not answering; try again shortly' },
-  queue: { code: 'QUEUE_UNAVAILABLE', message: 'the job queue (Redis) is not answering; try again shortly' },
-  disk: { code: 'STORAGE_FULL', message: 'the server has no space left for this; nothing of it was kept' },
+const OUTAGE_ERRORS: Record<Outage, { code: string; kind: ErrorKind; message: string }> = {
+  database: { code: 'DATABASE_UNAVAILABLE', kind: 'unavailable', message: 'the database is not answering; try again shortly' },
+  blobs: { code: 'BLOB_STORE_UNAVAILABLE', kind: 'unavailable', message: 'the object store is not answering; try again shortly' },
+  queue: { code: 'QUEUE_UNAVAILABLE', kind: 'unavailable', message: 'the job queue (Redis) is not answering; try again shortly' },
+  disk: { code: 'STORAGE_FULL', kind: 'insufficient_storage', message: 'the server has no space left for this; nothing of it was kept' },
   // A refused or dropped connection whose client is not recognised (a raw pg connection, say).
-  service: { code: 'SERVICE_UNAVAILABLE', message: 'a service Kura depends on is not answering; try again shortly' },
+  service: { code: 'SERVICE_UNAVAILABLE', kind: 'unavailable', message: 'a service Kura depends on is not answering; try again shortly' },
 };
 
 /** Socket-level failures: the peer is down, restarting or unreachable. */
@@ -68,8 +68,7 @@ export function outageOf(error: unknown): Outage | undefined {
 export function outageError(error: unknown): AppError | undefined {
   const outage = outageOf(error);
   if (!outage) return undefined;
-  const { code, message } = OUTAGE_ERRORS[outage];
-  return new AppError({ code, kind: outage === 'disk' ? 'insufficient_storage' : 'unavailable', message, cause: error });
+  return new AppError({ ...OUTAGE_ERRORS[outage], cause: error });
 }
 
 /** The error and its causes (AggregateError members included), nearest first, at most 8. */
