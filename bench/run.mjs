@@ -6,6 +6,7 @@ import { benchInference } from './inference.mjs';
 import { benchTraining } from './training.mjs';
 import { benchMcap } from './mcap.mjs';
 import { benchScale } from './scale.mjs';
+import { benchScaleDataset } from './scale-dataset.mjs';
 
 const benches = {
   ingest: benchIngest,
@@ -15,6 +16,8 @@ const benches = {
   training: benchTraining,
   mcap: benchMcap,
   scale: benchScale,
+  // Part two of `scale` alone.
+  'scale-dataset': benchScaleDataset,
 };
 const names = process.argv.slice(2);
 const selected = names.length > 0 ? names : Object.keys(benches);

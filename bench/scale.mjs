@@ -8,6 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { upload } from './ingest.mjs';
 import { percentile, startScratchApi } from './support.mjs';
+import { benchScaleDataset } from './scale-dataset.mjs';
+import { episodeFloorSeconds } from './episode-floor.mjs';
 
 const STEPS_PER_SHORT_EPISODE = 5;
 const LONG_EPISODES = 200;
@@ -79,6 +81,13 @@ export async function benchScale() {
       await writeNumeric(shortFile, many, STEPS_PER_SHORT_EPISODE);
       const long = await publishFile(server, robot.id, `long-${many}`, longFile);
       const short = await publishFile(server, robot.id, `short-${many}`, shortFile);
+      // The floor of one record batch per episode, on the same files (best of 2).
+      const floor = async (file) =>
+        Math.min(await episodeFloorSeconds(file, `${file}.arrow`), await episodeFloorSeconds(file, `${file}.arrow`));
+      const longFloor = await floor(longFile);
+      const shortFloor = await floor(shortFile);
+      await rm(`${longFile}.arrow`);
+      await rm(`${shortFile}.arrow`);
       await rm(longFile);
       await rm(shortFile);
       uploads.push({
@@ -89,6 +98,9 @@ export async function benchScale() {
         's (upload → published)': +short.seconds.toFixed(2),
         ratio: +(short.seconds / long.seconds).toFixed(2),
         'target ≤': 2,
+        'floor s (long/short)': `${longFloor.toFixed(2)}/${shortFloor.toFixed(2)}`,
+        'floor ratio': +(shortFloor / longFloor).toFixed(2),
+        'Kura − floor ratio': +((short.seconds - shortFloor) / (long.seconds - longFloor)).toFixed(2),
       });
       // The same reads on the dataset of few episodes and on the one of many.
       const readsOf = async (datasetId, episodes) => ({
@@ -122,7 +134,10 @@ export async function benchScale() {
   console.log(
     `publish: the same steps as ${LONG_EPISODES} long episodes and as many ${STEPS_PER_SHORT_EPISODE}-step ones, timed upload → published`,
   );
+  console.log(
+    'floor: a minimal program that only parses the NDJSON and writes one Arrow record batch per episode (apache-arrow, in process); "Kura − floor": the ratio of what Kura adds',
+  );
   console.table(reads);
   console.log(`reads: p50 of 20 sequential requests on the dataset of ${LONG_EPISODES} episodes and on the one of many (same steps)`);
-  return { uploads, reads };
+  return { uploads, reads, dataset: await benchScaleDataset() };
 }

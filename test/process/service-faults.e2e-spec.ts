@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { freePort } from '@kura/core';
+import { tarGzOf } from '../support/archives.js';
 import { restClient, restartablePostgres, restartableRedis, restartableS3, sleep, type RestClient } from '../support/faults.js';
 import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
 
@@ -110,6 +111,106 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     const restarted = Date.now();
     await expectPublishedOnce(datasetId, uploads, 150);
     console.log(`Postgres restart: 3 uploads published ${Date.now() - restarted} ms after it was back`);
+    allAlive();
+  }, 180_000);
+
+  it('Postgres stopped during a slice download: the transfer ends whole or visibly broken, new ones answer 503, and after the restart the same bytes', async () => {
+    const datasetId = await api.dataset('download-during-outage');
+    const accepted = await api.upload(datasetId, ndjson(3000, 7));
+    expect(await api.finished(String(accepted.body.id))).toMatchObject({ status: 'published' });
+    const slice = await api.post('/v1/slices', { sources: [{ datasetId }] });
+    expect(slice.status).toBe(201);
+    const url = `/v1/slices/${String(slice.body.id)}/data`;
+    const download = async () => {
+      const response = await fetch(`${api.baseUrl}${url}`, { headers: { Authorization: `Bearer ${adminKey}` } });
+      return { status: response.status, bytes: Buffer.from(await response.arrayBuffer()) };
+    };
+    const reference = await download();
+    expect(reference.status).toBe(200);
+
+    // A download under way (its first chunk read) when Postgres stops.
+    const response = await fetch(`${api.baseUrl}${url}`, { headers: { Authorization: `Bearer ${adminKey}` } });
+    expect(response.status).toBe(200);
+    const reader = response.body!.getReader();
+    const chunks: Uint8Array[] = [(await reader.read()).value!];
+    await postgres.stop();
+    let broken = false;
+    try {
+      for (let part = await reader.read(); !part.done; part = await reader.read()) chunks.push(part.value);
+    } catch {
+      broken = true;
+    }
+    const received = Buffer.concat(chunks);
+    // Never a short file that looks finished: either all of it, or an error the client can see.
+    if (!broken) expect(received.equals(reference.bytes)).toBe(true);
+    else expect(received.length).toBeLessThan(reference.bytes.length);
+    const during = await api.call(url);
+    expect([during.status, during.body.error?.code]).toEqual([503, 'DATABASE_UNAVAILABLE']);
+    await postgres.start();
+    const after = await download();
+    expect(after.status).toBe(200);
+    expect(after.bytes.equals(reference.bytes)).toBe(true);
+    console.log(
+      `slice download when Postgres stopped: ${broken ? 'broken off, visibly' : 'completed whole'} (${received.length} of ${reference.bytes.length} bytes)`,
+    );
+    allAlive();
+  }, 180_000);
+
+  it("Postgres stopped during a session's steps: steps answer or 503, every acknowledged step is kept, and the episode is published once", async () => {
+    const datasetId = await api.dataset('session-during-outage');
+    const policy = await api.call('/v1/policies?access=public', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/octet-stream' },
+      body: await tarGzOf({
+        'policy.json': JSON.stringify({
+          name: 'steady',
+          runtime: 'js',
+          entry: 'policy.js',
+          observation: ['observation.state'],
+          action: { shape: [1] },
+        }),
+        'policy.js': 'function act(o) { return [o["observation.state"][0] + 1]; }',
+      }),
+    });
+    expect(policy.status).toBe(202);
+    const deadline = Date.now() + 60_000;
+    while ((await api.call(`/v1/policies/${String(policy.body.id)}`)).body.status === 'validating' && Date.now() < deadline)
+      await sleep(100);
+    const session = await api.post('/v1/sessions', { policyId: policy.body.id, datasetId });
+    expect(session.status).toBe(201);
+    const sessionId = String(session.body.id);
+
+    // Steps one after another, before, during and after the outage; each answered 200 or 503.
+    const acknowledged: number[] = [];
+    const refused: string[] = [];
+    let stop = false;
+    const stepping = (async () => {
+      for (let value = 0; !stop; value++) {
+        const reply = await api.post(`/v1/sessions/${sessionId}/steps`, { observation: { 'observation.state': [value] } });
+        if (reply.status === 200) acknowledged.push(Number(reply.body.stepIndex));
+        else {
+          refused.push(`${reply.status} ${reply.body.error?.code}`);
+          await sleep(50);
+        }
+      }
+    })();
+    while (acknowledged.length < 20) await sleep(10);
+    await postgres.stop();
+    await sleep(1500);
+    await postgres.start();
+    const resumed = acknowledged.length;
+    while (acknowledged.length < resumed + 20) await sleep(10);
+    stop = true;
+    await stepping;
+    expect(new Set(refused)).toEqual(new Set(refused.length > 0 ? ['503 DATABASE_UNAVAILABLE'] : []));
+    // Acknowledged steps are numbered without gaps or repeats.
+    expect(acknowledged).toEqual(Array.from({ length: acknowledged.length }, (_, index) => index));
+
+    const ended = await api.post(`/v1/sessions/${sessionId}/end`, {});
+    expect(ended.status).toBe(200);
+    const upload = await api.finished(String(ended.body.uploadId));
+    expect(upload).toMatchObject({ status: 'published', episodeCount: 1, stepCount: acknowledged.length });
+    console.log(`session steps while Postgres restarted: ${acknowledged.length} acknowledged, ${refused.length} refused with 503`);
     allAlive();
   }, 180_000);
 

@@ -32,6 +32,7 @@ export function restClient(baseUrl: string, adminKey: string) {
   const post = (path: string, body: unknown) =>
     call(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
   return {
+    baseUrl,
     call,
     post,
     /** GET /health as a load balancer asks it: without a key (a key would be checked against the database). */

@@ -108,6 +108,34 @@ describe('slices', () => {
       expect(admin.body.withheld).toEqual({ heldOut: 0, grantRequired: 0 });
     });
 
+    it('selects what the episode query lists, for every filter (admin: held-out included)', async () => {
+      const expand = (ranges: string) =>
+        ranges.split(',').flatMap((range) => {
+          const [from, to = from] = range.split('-').map(Number);
+          return Array.from({ length: to! - from! + 1 }, (_, offset) => from! + offset);
+        });
+      const filters: Array<[string, Record<string, unknown>]> = [
+        ['episodes=0-3,7,18-30', { episodes: '0-3,7,18-30' }],
+        ['task=RED%20cube', { task: 'RED cube' }],
+        ['task=stack%20blocks%201', { task: 'stack blocks 1' }],
+        ['success=false&episodes=0-5', { success: false, episodes: '0-5' }],
+        ['minLength=7&maxLength=8', { minLength: 7, maxLength: 8 }],
+        [`uploadId=${uploadIds[1]}&episodes=10-13`, { uploadId: uploadIds[1], episodes: '10-13' }],
+      ];
+      for (const [search, body] of filters) {
+        const listed = (
+          (await kura.request.get(`/v1/datasets/${datasetId}/episodes?${search}`)).body.items as Array<{ episodeIndex: number }>
+        ).map((item) => item.episodeIndex);
+        const slice = await createSlice({ sources: [{ datasetId }], ...body }, kura.adminKey);
+        expect([search, slice.status, expand(slice.body.sources[0].episodes)]).toEqual([search, 201, listed]);
+      }
+      // LIKE's wildcards in a task are matched as themselves.
+      for (const task of ['%', '_', 'red_cube', 'stack%'])
+        expect((await createSlice({ sources: [{ datasetId }], task }, kura.adminKey)).body.error?.code).toBe('EMPTY_SELECTION');
+      const versionOne = await createSlice({ sources: [{ datasetId, version: 1 }], episodes: '10-15' }, kura.adminKey);
+      expect(expand(versionOne.body.sources[0].episodes)).toEqual([10, 11]);
+    });
+
     it('applies steps to the step count and drops episodes left empty', async () => {
       const response = await createSlice({ sources: [{ datasetId, version: 1 }], steps: { start: 6, stride: 1 } }, kura.adminKey);
       expect(response.status).toBe(201);

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 /**
  * How many of `total` sampled episodes each source gets: in proportion to its weight (largest
@@ -38,16 +38,23 @@ export function allocateSample(total: number, sources: ReadonlyArray<{ weight: n
   return counts;
 }
 
-/** `count` of the candidates chosen by a seeded hash (the same seed always picks the same ones), ascending. */
+/**
+ * `count` of the candidates chosen by a seeded hash (the same seed always picks the same ones),
+ * ascending: those whose sha256 of `seed:datasetId:index` starts with the smallest 32 bits (ties to
+ * the smaller index). Key and index are packed into one 64-bit number and sorted natively: the sort
+ * of an object per candidate cost as much as the hashing on a 100,000-episode dataset.
+ */
 export function chooseEpisodes(params: { candidates: number[]; count: number; seed: number; datasetId: string }): number[] {
   if (params.count >= params.candidates.length) return [...params.candidates];
-  const keyed = params.candidates.map((index) => ({
-    index,
-    key: createHash('sha256').update(`${params.seed}:${params.datasetId}:${index}`).digest().readUInt32BE(0),
-  }));
-  keyed.sort((first, second) => first.key - second.key || first.index - second.index);
-  return keyed
-    .slice(0, params.count)
-    .map((entry) => entry.index)
-    .sort((first, second) => first - second);
+  const prefix = `${params.seed}:${params.datasetId}:`;
+  const packed = new BigUint64Array(params.candidates.length);
+  for (let position = 0; position < params.candidates.length; position++) {
+    const index = params.candidates[position]!;
+    const key = hash('sha256', `${prefix}${index}`, 'buffer').readUInt32BE(0);
+    packed[position] = (BigInt(key) << 32n) | BigInt(index);
+  }
+  packed.sort();
+  const chosen: number[] = [];
+  for (let position = 0; position < params.count; position++) chosen.push(Number(packed[position]! & 0xffffffffn));
+  return chosen.sort((first, second) => first - second);
 }

@@ -17,7 +17,6 @@ import { allocateSample, chooseEpisodes } from './slice-sampling.js';
 import { SlicesRepository, type SliceRecord, type SliceSourceRecord } from './slices.repository.js';
 import { sliceNotFound, sliceReadDenied, sliceUnprocessable } from './slices.errors.js';
 
-const CANDIDATE_PAGE = 20_000;
 const RECENT_SLICES = 1000;
 
 /** Steps of an episode of `length` that `steps` keeps. */
@@ -101,22 +100,20 @@ export class SlicesService {
       const lengths = new Map<number, number>();
       const heldOut = new Set<number>();
       const pastSample = new Set<number>();
-      let afterIndex: number | undefined;
-      for (;;) {
-        const page = await this.episodes.list({ ...filter, afterIndex, take: CANDIDATE_PAGE });
-        for (const episode of page) {
-          const inSample = episode.bucket < SAMPLE_BUCKET_LIMIT || episode.episodeIndex === fallbackIndex;
-          if (isHeldOut(episode.bucket) && !source.reach.heldOut) withheldHeldOut++;
-          else if (source.reach.episodes === 'sample' && !inSample) withheldGrant++;
-          else if (keptSteps(episode.length, steps) > 0) {
-            indices.push(episode.episodeIndex);
-            lengths.set(episode.episodeIndex, episode.length);
-            if (isHeldOut(episode.bucket)) heldOut.add(episode.episodeIndex);
-            if (isSampleDataset && !inSample) pastSample.add(episode.episodeIndex);
-          }
+      const found = await this.episodes.candidates(filter);
+      for (let position = 0; position < found.indices.length; position++) {
+        const episodeIndex = found.indices[position]!;
+        const length = found.lengths[position]!;
+        const bucket = found.buckets[position]!;
+        const inSample = bucket < SAMPLE_BUCKET_LIMIT || episodeIndex === fallbackIndex;
+        if (isHeldOut(bucket) && !source.reach.heldOut) withheldHeldOut++;
+        else if (source.reach.episodes === 'sample' && !inSample) withheldGrant++;
+        else if (keptSteps(length, steps) > 0) {
+          indices.push(episodeIndex);
+          lengths.set(episodeIndex, length);
+          if (isHeldOut(bucket)) heldOut.add(episodeIndex);
+          if (isSampleDataset && !inSample) pastSample.add(episodeIndex);
         }
-        if (page.length < CANDIDATE_PAGE) break;
-        afterIndex = page[page.length - 1]!.episodeIndex;
       }
       candidates.push({ indices, lengths, heldOut, pastSample });
     }
