@@ -64,6 +64,9 @@ export async function episodeFloorSeconds(input, output) {
     if (step.episode !== episode && steps.length > 0) {
       writer.write(batchOf(index++, steps));
       steps = [];
+      // Let the drain take the batch's bytes (as Kura's shard writer does): a writer queue left to
+      // grow makes apache-arrow's writes quadratic.
+      await new Promise((resolve) => setImmediate(resolve));
     }
     episode = step.episode;
     steps.push(step);
