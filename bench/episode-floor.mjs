@@ -4,6 +4,7 @@
 // database. Its ratio (many short episodes against few long ones, same steps) is how much of Kura's
 // ratio the one-batch-per-episode layout costs by itself.
 import { createReadStream, createWriteStream } from 'node:fs';
+import { setImmediate } from 'node:timers';
 import { createInterface } from 'node:readline';
 import {
   Field,

@@ -2,16 +2,21 @@
 // the upload must be published exactly once, with every episode once, every shard whole, and no
 // shard file that the version does not reference. With the default KURA_JOB_MAX_DEATHS (2) the
 // third start fails the upload instead: a process that keeps dying on an upload stops trying.
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { randomBytes } from 'node:crypto';
 import { freePort } from '@kura/core';
-import { createTestDatabase, requireEnv } from '../support/database.js';
-import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
+import { createTestDatabase } from '../support/database.js';
+import { expectShardsAsListed } from '../support/faults.js';
+import {
+  servicesEnvironment,
+  startKuraProcess,
+  startWorker as startWorkerProcess,
+  waitForHealthy,
+  type KuraProcess,
+} from '../support/processes.js';
 
 const EPISODES = 120;
 const STEPS = 50;
@@ -193,18 +198,7 @@ describe('crash safety of ingest (SIGKILL of the embedded process)', () => {
     expect(episodes.every((episode) => episode.length === STEPS)).toBe(true);
 
     // Every shard file is one the version references, whole (its checksum matches), and no other exists.
-    const manifest = JSON.parse(
-      await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', '1', 'manifest.json'), 'utf8'),
-    ) as { shards: Array<{ key: string; sha256: string }> };
-    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards')))
-      .map((name) => `datasets/${datasetId}/shards/${name}`)
-      .sort();
-    expect(onDisk).toEqual(manifest.shards.map((shard) => shard.key).sort());
-    expect(manifest.shards.length).toBeGreaterThan(3);
-    for (const shard of manifest.shards) {
-      const bytes = await readFile(join(dataDir, 'blobs', shard.key));
-      expect(createHash('sha256').update(bytes).digest('hex')).toBe(shard.sha256);
-    }
+    expect(await expectShardsAsListed(dataDir, datasetId, 1)).toBeGreaterThan(3);
   }, 240_000); // five restarts (each waits up to 20 s) and a minute to publish: more than the default 60 s on a loaded machine
 });
 
@@ -226,15 +220,12 @@ describe('crash safety of ingest in services mode (SIGKILL of a worker)', () => 
     baseUrl = `http://127.0.0.1:${port}`;
     // Filesystem blobs shared by the processes of this machine; a short job lock so that the job of
     // a killed worker comes back quickly.
-    environment = {
-      DATABASE_URL: database.url,
-      REDIS_URL: requireEnv('KURA_TEST_REDIS_URL'),
-      KURA_QUEUE_NAME: `kura-test-${randomBytes(4).toString('hex')}`,
-      KURA_DATA_DIR: dataDir,
-      KURA_ADMIN_KEY: adminKey,
-      KURA_SHARD_BYTES: String(256 * 1024),
-      KURA_JOB_LOCK_MS: '1000',
-    };
+    environment = servicesEnvironment({
+      databaseUrl: database.url,
+      dataDir,
+      adminKey,
+      extra: { KURA_SHARD_BYTES: String(256 * 1024), KURA_JOB_LOCK_MS: '1000' },
+    });
     apiProcess = startKuraProcess('api', { ...environment, PORT: String(port), HOST: '127.0.0.1' });
     await waitForHealthy(baseUrl, apiProcess);
   });
@@ -246,13 +237,8 @@ describe('crash safety of ingest in services mode (SIGKILL of a worker)', () => 
   });
 
   const startWorker = async () => {
-    const worker = startKuraProcess('worker', environment);
+    const worker = await startWorkerProcess(environment, 20_000);
     workers.push(worker);
-    const deadline = Date.now() + 20_000;
-    while (!worker.output().includes('worker ready')) {
-      if (Date.now() > deadline || worker.child.exitCode !== null) throw new Error(`worker did not start:\n${worker.output()}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
     return worker;
   };
   const api = async (path: string, init: RequestInit = {}) => {
@@ -305,18 +291,6 @@ describe('crash safety of ingest in services mode (SIGKILL of a worker)', () => 
     expect(upload).toMatchObject({ status: 'published', episodeCount: EPISODES, stepCount: EPISODES * STEPS, version: 1 });
     const episodes = (await api(`/v1/datasets/${datasetId}/episodes?limit=500`)).items!;
     expect(episodes.map((episode) => episode.episodeIndex)).toEqual(Array.from({ length: EPISODES }, (_, index) => index));
-    const manifest = JSON.parse(
-      await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', '1', 'manifest.json'), 'utf8'),
-    ) as { shards: Array<{ key: string; sha256: string }> };
-    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards')))
-      .map((name) => `datasets/${datasetId}/shards/${name}`)
-      .sort();
-    expect(onDisk).toEqual(manifest.shards.map((shard) => shard.key).sort());
-    for (const shard of manifest.shards)
-      expect(
-        createHash('sha256')
-          .update(await readFile(join(dataDir, 'blobs', shard.key)))
-          .digest('hex'),
-      ).toBe(shard.sha256);
+    await expectShardsAsListed(dataDir, datasetId, 1);
   });
 });

@@ -7,10 +7,9 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort } from '@kura/core';
 import { tarGzOf } from '../support/archives.js';
 import { restClient, restartablePostgres, restartableRedis, restartableS3, sleep, type RestClient } from '../support/faults.js';
-import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
+import { startApiProcess, startWorker, type KuraProcess } from '../support/processes.js';
 
 const BUCKET = 'kura-faults';
 const STEPS = 20;
@@ -41,7 +40,6 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
       restartableRedis(),
       restartableS3(join(scratch, 's3'), BUCKET),
     ]);
-    const port = await freePort();
     environment = {
       DATABASE_URL: postgres.url,
       REDIS_URL: redis.url,
@@ -56,19 +54,10 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
       KURA_JOB_LOCK_MS: '1000',
       KURA_JOB_RECOVER_MS: '1000',
     };
-    const apiProcess = startKuraProcess('api', { ...environment, PORT: String(port), HOST: '127.0.0.1' });
-    processes.push(apiProcess);
-    await waitForHealthy(`http://127.0.0.1:${port}`, apiProcess, 60_000);
-    for (let index = 0; index < 2; index++) {
-      const worker = startKuraProcess('worker', environment);
-      processes.push(worker);
-      const deadline = Date.now() + 30_000;
-      while (!worker.output().includes('worker ready')) {
-        if (Date.now() > deadline || worker.child.exitCode !== null) throw new Error(`worker did not start:\n${worker.output()}`);
-        await sleep(50);
-      }
-    }
-    api = restClient(`http://127.0.0.1:${port}`, adminKey);
+    const started = await startApiProcess(environment);
+    processes.push(started.kura);
+    for (let index = 0; index < 2; index++) processes.push(await startWorker(environment));
+    api = restClient(started.baseUrl, adminKey);
   }, 120_000);
 
   afterAll(async () => {
@@ -91,14 +80,20 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     );
   };
 
-  it('Postgres stopped and started again during ingests: answers 503 DATABASE_UNAVAILABLE meanwhile, then publishes each upload once', async () => {
-    const datasetId = await api.dataset('postgres-restarted');
+  /** `count` uploads of `episodes` episodes each, all acknowledged; their ids. */
+  const uploadMany = async (datasetId: string, count: number, episodes: number) => {
     const uploads: string[] = [];
-    for (let index = 0; index < 3; index++) {
-      const accepted = await api.upload(datasetId, ndjson(150, index));
+    for (let index = 0; index < count; index++) {
+      const accepted = await api.upload(datasetId, ndjson(episodes, index));
       expect(accepted.status).toBe(202);
       uploads.push(String(accepted.body.id));
     }
+    return uploads;
+  };
+
+  it('Postgres stopped and started again during ingests: answers 503 DATABASE_UNAVAILABLE meanwhile, then publishes each upload once', async () => {
+    const datasetId = await api.dataset('postgres-restarted');
+    const uploads = await uploadMany(datasetId, 3, 150);
     await postgres.stop();
     const during = await Promise.all([api.call(`/v1/uploads/${uploads[0]}`), api.upload(datasetId, ndjson(5, 9)), api.health()]);
     expect(during.map((reply) => [reply.status, reply.body.error?.code ?? reply.body.status])).toEqual([
@@ -216,12 +211,7 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
 
   it('Redis restarted (losing every queued job) while jobs are queued and running: each upload is published once', async () => {
     const datasetId = await api.dataset('redis-restarted');
-    const uploads: string[] = [];
-    for (let index = 0; index < 6; index++) {
-      const accepted = await api.upload(datasetId, ndjson(100, index));
-      expect(accepted.status).toBe(202);
-      uploads.push(String(accepted.body.id));
-    }
+    const uploads = await uploadMany(datasetId, 6, 100);
     await redis.stop();
     // Accepted while Redis is down: the job is recorded in Postgres and enqueued once Redis is back.
     const whileDown = await api.upload(datasetId, ndjson(100, 6));

@@ -3,16 +3,14 @@
 // and read (unpacking), while shards are written (converting), and after the version's manifest is
 // written but before it is published (publishing). A new worker takes the job over each time; every
 // upload is published exactly once, versions stay contiguous, and no shard is left unreferenced.
-import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { freePort } from '@kura/core';
-import { createTestDatabase, requireEnv } from '../support/database.js';
-import { restClient, sleep, type RestClient } from '../support/faults.js';
-import { startKuraProcess, waitForHealthy, type KuraProcess } from '../support/processes.js';
+import { createTestDatabase } from '../support/database.js';
+import { expectShardsAsListed, restClient, sleep, type RestClient } from '../support/faults.js';
+import { servicesEnvironment, startApiProcess, startWorker, type KuraProcess } from '../support/processes.js';
 
 const RUNS = 20;
 const EPISODES = 60;
@@ -46,34 +44,16 @@ describe('a worker SIGKILLed in every phase of an ingest, 20 times', () => {
   let api: RestClient;
   const adminKey = `kura_${'k'.repeat(43)}`;
 
-  const startWorker = async () => {
-    const started = startKuraProcess('worker', environment);
-    const deadline = Date.now() + 30_000;
-    while (!started.output().includes('worker ready')) {
-      if (Date.now() > deadline || started.child.exitCode !== null) throw new Error(`worker did not start:\n${started.output()}`);
-      await sleep(20);
-    }
-    return started;
-  };
-
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'kura-kill-phases-'));
     dataDir = join(scratch, 'data');
     database = await createTestDatabase();
-    environment = {
-      DATABASE_URL: database.url,
-      REDIS_URL: requireEnv('KURA_TEST_REDIS_URL'),
-      KURA_QUEUE_NAME: `kura-kill-${randomBytes(4).toString('hex')}`,
-      KURA_DATA_DIR: dataDir,
-      KURA_ADMIN_KEY: adminKey,
-      // A killed worker's job is taken back within about a second.
-      KURA_JOB_LOCK_MS: '1000',
-    };
-    const port = await freePort();
-    apiProcess = startKuraProcess('api', { ...environment, PORT: String(port), HOST: '127.0.0.1' });
-    await waitForHealthy(`http://127.0.0.1:${port}`, apiProcess, 60_000);
-    api = restClient(`http://127.0.0.1:${port}`, adminKey);
-    worker = await startWorker();
+    // A killed worker's job is taken back within about a second.
+    environment = servicesEnvironment({ databaseUrl: database.url, dataDir, adminKey, extra: { KURA_JOB_LOCK_MS: '1000' } });
+    const started = await startApiProcess(environment);
+    apiProcess = started.kura;
+    api = restClient(started.baseUrl, adminKey);
+    worker = await startWorker(environment);
   }, 120_000);
   afterAll(async () => {
     for (const kura of [worker, apiProcess, ...killed])
@@ -117,7 +97,7 @@ describe('a worker SIGKILLed in every phase of an ingest, 20 times', () => {
       await worker.exited;
       killed.push(worker);
       if (!published) hits[phase]++;
-      worker = await startWorker();
+      worker = await startWorker(environment);
       expect(await api.finished(uploadId, 60_000)).toMatchObject({ status: 'published', version, episodeCount: EPISODES });
     }
     const seconds = Math.round((Date.now() - started) / 1000);
@@ -130,18 +110,6 @@ describe('a worker SIGKILLed in every phase of an ingest, 20 times', () => {
     const episodes = await api.episodes(datasetId);
     expect(episodes.map((episode) => episode.episodeIndex)).toEqual(Array.from({ length: RUNS * EPISODES }, (_, index) => index));
     // Every shard on disk is one the last version lists, whole.
-    const lastManifest = JSON.parse(
-      await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', String(RUNS), 'manifest.json'), 'utf8'),
-    ) as { shards: Array<{ key: string; sha256: string }> };
-    const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards'))).map(
-      (name) => `datasets/${datasetId}/shards/${name}`,
-    );
-    expect(onDisk.sort()).toEqual(lastManifest.shards.map((shard) => shard.key).sort());
-    for (const shard of lastManifest.shards)
-      expect(
-        createHash('sha256')
-          .update(await readFile(join(dataDir, 'blobs', shard.key)))
-          .digest('hex'),
-      ).toBe(shard.sha256);
+    await expectShardsAsListed(dataDir, datasetId, RUNS);
   }, 600_000);
 });

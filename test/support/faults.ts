@@ -2,7 +2,9 @@
 // process, and services the tests can stop and start again themselves — a Postgres, a Redis and an
 // S3 server of their own, so that a restart never touches the services other test files use.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdir } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { expect } from '@jest/globals';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -177,6 +179,27 @@ export async function restartableS3(directory: string, bucket: string) {
       await closed;
     },
   };
+}
+
+/**
+ * The filesystem blob store under `dataDir` holds exactly the shards that `version`'s manifest of
+ * `datasetId` lists, each whole (its sha256 matches); returns how many there are.
+ */
+export async function expectShardsAsListed(dataDir: string, datasetId: string, version: number): Promise<number> {
+  const manifest = JSON.parse(
+    await readFile(join(dataDir, 'blobs', 'datasets', datasetId, 'versions', String(version), 'manifest.json'), 'utf8'),
+  ) as { shards: Array<{ key: string; sha256: string }> };
+  const onDisk = (await readdir(join(dataDir, 'blobs', 'datasets', datasetId, 'shards'))).map(
+    (name) => `datasets/${datasetId}/shards/${name}`,
+  );
+  expect(onDisk.sort()).toEqual(manifest.shards.map((shard) => shard.key).sort());
+  for (const shard of manifest.shards)
+    expect(
+      createHash('sha256')
+        .update(await readFile(join(dataDir, 'blobs', shard.key)))
+        .digest('hex'),
+    ).toBe(shard.sha256);
+  return manifest.shards.length;
 }
 
 /** The folder of the restartable services of one test file. */

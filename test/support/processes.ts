@@ -3,7 +3,9 @@ import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { randomBytes } from 'node:crypto';
 import { freePort } from '@kura/core';
+import { requireEnv } from './database.js';
 
 export const repositoryRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -26,6 +28,44 @@ export function startKuraProcess(entry: 'api' | 'worker', environment: Record<st
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   return { child, output: () => output, exited };
+}
+
+/**
+ * Services mode on the test run's Redis (a queue name of its own) with filesystem blobs under
+ * `dataDir`, shared by the processes of this machine; `extra` adds or overrides variables.
+ */
+export function servicesEnvironment(params: { databaseUrl: string; dataDir: string; adminKey: string; extra?: Record<string, string> }) {
+  return {
+    DATABASE_URL: params.databaseUrl,
+    REDIS_URL: requireEnv('KURA_TEST_REDIS_URL'),
+    KURA_QUEUE_NAME: `kura-test-${randomBytes(4).toString('hex')}`,
+    KURA_DATA_DIR: params.dataDir,
+    KURA_ADMIN_KEY: params.adminKey,
+    ...params.extra,
+  };
+}
+
+/** The built api with `environment` on a free port of 127.0.0.1, once healthy. */
+export async function startApiProcess(
+  environment: Record<string, string>,
+  timeoutMs = 60_000,
+): Promise<{ kura: KuraProcess; baseUrl: string }> {
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const kura = startKuraProcess('api', { ...environment, PORT: String(port), HOST: '127.0.0.1' });
+  await waitForHealthy(baseUrl, kura, timeoutMs);
+  return { kura, baseUrl };
+}
+
+/** A worker (`npm run worker`) with `environment`, once it has logged that it is ready. */
+export async function startWorker(environment: Record<string, string>, timeoutMs = 30_000): Promise<KuraProcess> {
+  const worker = startKuraProcess('worker', environment);
+  const deadline = Date.now() + timeoutMs;
+  while (!worker.output().includes('worker ready')) {
+    if (Date.now() > deadline || worker.child.exitCode !== null) throw new Error(`worker did not start:\n${worker.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return worker;
 }
 
 /** Polls GET /health until it answers 200; returns the milliseconds it took. */
