@@ -38,6 +38,9 @@ export async function sendByteReply(
     onEarlyEnd: (error: unknown) => void;
   },
 ): Promise<void> {
+  // Nothing is sent before the body has its first bytes: a store that is down fails the request
+  // with its code (503 BLOB_STORE_UNAVAILABLE) instead of a 200 cut off at once.
+  if (reply.kind === 'bytes' && request.method !== 'HEAD') await untilFirstBytes(reply.body);
   response.setHeader('ETag', reply.etag);
   for (const [name, value] of Object.entries(options.headers ?? {})) response.setHeader(name, value);
   if (reply.kind === 'not-modified') {
@@ -66,4 +69,22 @@ export async function sendByteReply(
     options.onEarlyEnd(error);
     response.destroy();
   }
+}
+
+/** Resolves once `body` has bytes to read or has ended; rejects with its error if it fails first. */
+function untilFirstBytes(body: Readable): Promise<void> {
+  if (body.readableLength > 0 || body.readableEnded) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      body.off('readable', onReady);
+      body.off('end', onReady);
+      body.off('error', settle);
+      if (error) reject(error);
+      else resolve();
+    };
+    const onReady = () => settle();
+    body.on('readable', onReady);
+    body.on('end', onReady);
+    body.on('error', settle);
+  });
 }
