@@ -110,6 +110,9 @@ describeWithTmpfs('a full disk (tmpfs under the data folder)', () => {
     expect(failed).toMatchObject({ status: 'failed', errors: [expect.objectContaining({ code: 'STORAGE_FULL' })] });
     expect(String((failed.errors as Array<{ message: string }>)[0]!.message)).toContain('work folder');
     expect(await versionsOf(datasetId)).toEqual([]);
+    // The work folder is cleared just after the upload is marked failed.
+    const cleared = Date.now() + 10_000;
+    while (usedBytes(join(dataDir, 'work')) >= 64 * 1024 && Date.now() < cleared) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(usedBytes(join(dataDir, 'work'))).toBeLessThan(64 * 1024);
     await healthy();
 

@@ -20,4 +20,5 @@ export * from './parquet/export.js';
 export * from './lerobot/export.js';
 export { batchesToMcap } from './mcap/export.js';
 export * from './budget.js';
+export * from './file-writes.js';
 export * from './image-decode.js';

@@ -16,6 +16,7 @@ import {
   type ByteRange,
   type CompletedPart,
 } from './blob-store.js';
+import { writeFully } from '@kura/formats';
 import { byteStream, chunksOf, chunkToBuffer } from './stream-chunks.js';
 
 /** Folders of the store's own bookkeeping, at its root; keys may not start with them. */
@@ -374,14 +375,6 @@ export class FilesystemBlobStore implements BlobStore {
         if (info) yield info; // Absent when deleted since readdir.
       }
     }
-  }
-}
-
-async function writeFully(handle: FileHandle, chunk: Buffer): Promise<void> {
-  let written = 0;
-  while (written < chunk.length) {
-    const result = await handle.write(chunk, written, chunk.length - written);
-    written += result.bytesWritten;
   }
 }
 

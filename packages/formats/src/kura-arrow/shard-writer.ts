@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { writeFully } from '../file-writes.js';
 import {
   Binary,
   Bool,
@@ -57,17 +58,6 @@ export interface WrittenEpisode {
  * dictionary holds the tasks of this shard only and is written once, before the batches (pyarrow
  * and Arrow C++ refuse dictionary deltas in the file format).
  */
-/**
- * Writes all of `bytes`: a write may take fewer bytes than asked (a disk nearly full), and only the
- * next one fails with ENOSPC. Ignoring the count would leave a hole in the shard instead of an error.
- */
-async function writeFully(file: FileHandle, bytes: Uint8Array): Promise<void> {
-  for (let offset = 0; offset < bytes.byteLength;) {
-    const { bytesWritten } = await file.write(bytes, offset, bytes.byteLength - offset);
-    offset += bytesWritten;
-  }
-}
-
 export async function writeShard(params: {
   path: string;
   features: FeatureSpec;
