@@ -109,26 +109,30 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     allAlive();
   }, 180_000);
 
-  it('Postgres stopped during a slice download: the transfer ends whole or visibly broken, new ones answer 503, and after the restart the same bytes', async () => {
-    const datasetId = await api.dataset('download-during-outage');
+  /** A published 3,000-episode dataset's whole-dataset slice: its data URL and its bytes as downloaded now. */
+  const sliceWithBytes = async (name: string) => {
+    const datasetId = await api.dataset(name);
     const accepted = await api.upload(datasetId, ndjson(3000, 7));
     expect(await api.finished(String(accepted.body.id))).toMatchObject({ status: 'published' });
     const slice = await api.post('/v1/slices', { sources: [{ datasetId }] });
     expect(slice.status).toBe(201);
-    const url = `/v1/slices/${String(slice.body.id)}/data`;
-    const download = async () => {
-      const response = await fetch(`${api.baseUrl}${url}`, { headers: { Authorization: `Bearer ${adminKey}` } });
-      return { status: response.status, bytes: Buffer.from(await response.arrayBuffer()) };
-    };
-    const reference = await download();
-    expect(reference.status).toBe(200);
+    const path = `/v1/slices/${String(slice.body.id)}/data`;
+    return { path, url: `${api.baseUrl}${path}`, reference: await download(`${api.baseUrl}${path}`) };
+  };
+  const download = async (url: string) =>
+    Buffer.from(await (await fetch(url, { headers: { Authorization: `Bearer ${adminKey}` } })).arrayBuffer());
 
-    // A download under way (its first chunk read) when Postgres stops.
-    const response = await fetch(`${api.baseUrl}${url}`, { headers: { Authorization: `Bearer ${adminKey}` } });
+  /**
+   * Starts downloading `url`, reads its first chunk, runs `fault`, then reads on. Returns what
+   * arrived and whether the transfer broke off; asserts it is never a short body that ends as if
+   * whole: either all of `reference`, or fewer bytes and an error the client sees.
+   */
+  const downloadThrough = async (url: string, reference: Buffer, fault: () => Promise<void>) => {
+    const response = await fetch(url, { headers: { Authorization: `Bearer ${adminKey}` } });
     expect(response.status).toBe(200);
     const reader = response.body!.getReader();
     const chunks: Uint8Array[] = [(await reader.read()).value!];
-    await postgres.stop();
+    await fault();
     let broken = false;
     try {
       for (let part = await reader.read(); !part.done; part = await reader.read()) chunks.push(part.value);
@@ -136,18 +140,19 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
       broken = true;
     }
     const received = Buffer.concat(chunks);
-    // Never a short file that looks finished: either all of it, or an error the client can see.
-    if (!broken) expect(received.equals(reference.bytes)).toBe(true);
-    else expect(received.length).toBeLessThan(reference.bytes.length);
-    const during = await api.call(url);
+    if (!broken) expect(received.equals(reference)).toBe(true);
+    else expect(received.length).toBeLessThan(reference.length);
+    return `${broken ? 'broken off, visibly' : 'completed whole'} (${received.length} of ${reference.length} bytes)`;
+  };
+
+  it('Postgres stopped during a slice download: the transfer ends whole or visibly broken, new ones answer 503, and after the restart the same bytes', async () => {
+    const { path, url, reference } = await sliceWithBytes('download-during-outage');
+    const outcome = await downloadThrough(url, reference, () => postgres.stop());
+    const during = await api.call(path);
     expect([during.status, during.body.error?.code]).toEqual([503, 'DATABASE_UNAVAILABLE']);
     await postgres.start();
-    const after = await download();
-    expect(after.status).toBe(200);
-    expect(after.bytes.equals(reference.bytes)).toBe(true);
-    console.log(
-      `slice download when Postgres stopped: ${broken ? 'broken off, visibly' : 'completed whole'} (${received.length} of ${reference.bytes.length} bytes)`,
-    );
+    expect((await download(url)).equals(reference)).toBe(true);
+    console.log(`slice download when Postgres stopped: ${outcome}`);
     allAlive();
   }, 180_000);
 
@@ -227,28 +232,9 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
   }, 180_000);
 
   it('S3 stopped mid-download: transfers end whole, or break off visibly, or answer 503 — never a short body that looks whole — and after the restart the same bytes', async () => {
-    const datasetId = await api.dataset('s3-download');
-    const accepted = await api.upload(datasetId, ndjson(3000, 8));
-    expect(await api.finished(String(accepted.body.id))).toMatchObject({ status: 'published' });
-    const slice = await api.post('/v1/slices', { sources: [{ datasetId }] });
-    const url = `${api.baseUrl}/v1/slices/${String(slice.body.id)}/data`;
+    const { url, reference } = await sliceWithBytes('s3-download');
     const headers = { Authorization: `Bearer ${adminKey}` };
-    const reference = Buffer.from(await (await fetch(url, { headers })).arrayBuffer());
-
-    const response = await fetch(url, { headers });
-    expect(response.status).toBe(200);
-    const reader = response.body!.getReader();
-    const chunks: Uint8Array[] = [(await reader.read()).value!];
-    await s3.stop();
-    let broken = false;
-    try {
-      for (let part = await reader.read(); !part.done; part = await reader.read()) chunks.push(part.value);
-    } catch {
-      broken = true;
-    }
-    const received = Buffer.concat(chunks);
-    if (!broken) expect(received.equals(reference)).toBe(true);
-    else expect(received.length).toBeLessThan(reference.length);
+    const outcome = await downloadThrough(url, reference, () => s3.stop());
     // A download asked for meanwhile: 503 when its first bytes need the store, else (its prelude is
     // cached) it starts and breaks off visibly — never a 200 that ends as if whole.
     const during = await fetch(url, { headers })
@@ -263,9 +249,9 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
       .catch(() => ({ status: 0, code: undefined, broken: true }));
     expect(during.broken || (during.status === 503 && during.code === 'BLOB_STORE_UNAVAILABLE')).toBe(true);
     await s3.start();
-    expect(Buffer.from(await (await fetch(url, { headers })).arrayBuffer()).equals(reference)).toBe(true);
+    expect((await download(url)).equals(reference)).toBe(true);
     console.log(
-      `slice download when S3 stopped: ${broken ? 'broken off, visibly' : 'completed whole'} (${received.length} of ${reference.length} bytes)`,
+      `slice download when S3 stopped: ${outcome}; one asked for meanwhile: ${during.broken ? 'broken off' : `${during.status} ${during.code}`}`,
     );
     allAlive();
   }, 180_000);
