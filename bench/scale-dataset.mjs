@@ -37,7 +37,7 @@ async function writeNumeric(path, episodes, steps, seed) {
 }
 
 /** Uploads the file and waits until it is published; the seconds it took. */
-async function publish(server, datasetId, file) {
+export async function publish(server, datasetId, file) {
   const started = process.hrtime.bigint();
   const accepted = await upload(server.port, server.key, datasetId, file, (await stat(file)).size);
   for (;;) {
@@ -49,7 +49,7 @@ async function publish(server, datasetId, file) {
 }
 
 /** p50 over `runs` of the milliseconds `request()` takes. */
-async function p50(runs, request) {
+export async function p50(runs, request) {
   const times = [];
   for (let run = 0; run < runs; run++) {
     const started = process.hrtime.bigint();
@@ -59,7 +59,7 @@ async function p50(runs, request) {
   return percentile(times, 0.5);
 }
 
-async function get(server, path) {
+export async function get(server, path) {
   const response = await fetch(`${server.base}${path}`, { headers: { Authorization: `Bearer ${server.key}` } });
   const body = await response.arrayBuffer();
   if (!response.ok) throw new Error(`${path}: ${response.status} ${Buffer.from(body).toString('utf8').slice(0, 300)}`);

@@ -6,15 +6,12 @@ import { createWriteStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { upload } from './ingest.mjs';
-import { percentile, startScratchApi } from './support.mjs';
-import { benchScaleDataset } from './scale-dataset.mjs';
+import { startScratchApi } from './support.mjs';
+import { benchScaleDataset, get, p50, publish } from './scale-dataset.mjs';
 import { episodeFloorSeconds } from './episode-floor.mjs';
 
 const STEPS_PER_SHORT_EPISODE = 5;
 const LONG_EPISODES = 200;
-const seconds = (started) => Number(process.hrtime.bigint() - started) / 1e9;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Kura NDJSON of `episodes` × `steps` with a 6-number state and action, tasks cycling over 10. */
 async function writeNumeric(path, episodes, steps) {
@@ -33,32 +30,11 @@ async function writeNumeric(path, episodes, steps) {
 /** Uploads the file into a new dataset and waits until it is published: the seconds it took. */
 async function publishFile(server, robotId, name, file) {
   const dataset = await server.call('/v1/datasets', { name, robotId, access: 'private' });
-  const { size } = await stat(file);
-  const started = process.hrtime.bigint();
-  const accepted = await upload(server.port, server.key, dataset.id, file, size);
-  let result;
-  for (;;) {
-    result = await server.call(`/v1/uploads/${accepted.id}`);
-    if (result.status === 'published' || result.status === 'failed') break;
-    await sleep(100);
-  }
-  const took = seconds(started);
-  if (result.status !== 'published') throw new Error(`${name}: ${result.status} ${JSON.stringify(result.errors)}`);
-  return { datasetId: dataset.id, seconds: took, megabytes: size / 1e6 };
+  return { datasetId: dataset.id, seconds: await publish(server, dataset.id, file), megabytes: (await stat(file)).size / 1e6 };
 }
 
 /** p50 of `runs` sequential calls of `path`, in milliseconds. */
-async function timeRequest(server, path, runs = 20) {
-  const times = [];
-  for (let run = 0; run < runs; run++) {
-    const started = process.hrtime.bigint();
-    const response = await fetch(`${server.base}${path}`, { headers: { Authorization: `Bearer ${server.key}` } });
-    await response.arrayBuffer();
-    if (!response.ok) throw new Error(`${path}: ${response.status}`);
-    times.push(seconds(started) * 1000);
-  }
-  return percentile(times, 0.5);
-}
+const timeRequest = (server, path, runs = 20) => p50(runs, () => get(server, path));
 
 export async function benchScale() {
   const counts = (process.env.KURA_BENCH_SCALE_EPISODES ?? '20000,100000').split(',').map(Number);

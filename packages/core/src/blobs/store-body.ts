@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { AppError } from '../errors/app-error.js';
-import { outageError, outageOf } from '../errors/outages.js';
+import { outageError } from '../errors/outages.js';
 import { meterBytes } from '../common/byte-meter.js';
 import type { BlobStore } from './blob-store.js';
 
@@ -43,9 +43,8 @@ async function readHashed(params: BodyLimits, consume: (stream: Readable) => Pro
     if (metered.exceeded()) throw params.tooLarge();
     // The store failed, not the client (a full disk, an object store that is down): say which. A
     // bare socket error is the client's connection breaking off.
-    const outage = outageOf(error);
-    const outageReply = outage && outage !== 'service' ? outageError(error) : undefined;
-    if (outageReply) throw outageReply;
+    const outage = outageError(error);
+    if (outage && outage.code !== 'SERVICE_UNAVAILABLE') throw outage;
     throw params.interrupted(error);
   }
   return { bytes: metered.bytes(), sha256: hash.digest('hex') };

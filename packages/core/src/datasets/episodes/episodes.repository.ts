@@ -92,6 +92,9 @@ export class EpisodesRepository {
    * Supports the filters of a slice request (not `sampleOnly`, `excludeHeldOut`, `heldOutOnly`).
    */
   async candidates(filter: EpisodeFilter): Promise<{ indices: number[]; lengths: number[]; buckets: number[] }> {
+    // It mirrors toWhere() for a slice's filters only: one it does not translate must not be dropped silently.
+    if (filter.sampleOnly || filter.excludeHeldOut || filter.heldOutOnly)
+      throw new Error("candidates() takes a slice request's filters only (not sampleOnly, excludeHeldOut, heldOutOnly)");
     const conditions: Prisma.Sql[] = [Prisma.sql`"dataset_id" = ${filter.datasetId}`, Prisma.sql`"version" <= ${filter.version}`];
     if (filter.episodes)
       conditions.push(
