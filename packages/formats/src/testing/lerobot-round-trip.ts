@@ -139,7 +139,8 @@ export function strided(batch: RecordBatch, stride: number, names: string[]): Re
 
 /** A batch with a leading dataset_id column, as multi-dataset slices carry it. */
 export function withDatasetId(batch: RecordBatch, datasetId: string): RecordBatch {
-  const type = new Dictionary(new Utf8(), new Int32());
+  // Dictionary id 1, as slices give it (0 is the task column's); an automatic id can collide with 0.
+  const type = new Dictionary(new Utf8(), new Int32(), 1);
   const ids = makeData({
     type,
     length: batch.numRows,
