@@ -43,8 +43,10 @@ export interface PublishVersion extends VersionBlobKeys {
   stepCount: number;
   /** Set as the dataset's feature spec (when it has none yet, at its first version); undefined keeps it. */
   features: FeatureSpec | undefined;
-  /** The new version's episodes. */
+  /** The new version's episodes still to insert. */
   episodes: NewEpisodeRow[];
+  /** How many of its episode rows the caller inserted already (`EpisodesRepository.insertUnpublished`). */
+  insertedEpisodes?: number;
   /** The upload the version comes from, published with it. */
   upload: { id: string; format: string; episodeCount: number; stepCount: number; warnings: ImportIssue[] };
 }
@@ -95,6 +97,7 @@ export class VersionsRepository {
     // Rows of any other version number could be visible before they are published.
     if (version !== params.fromVersion + 1) throw new Error(`version ${version} does not follow version ${params.fromVersion}`);
     await this.episodes.insertUnpublished({ datasetId, version, uploadId: params.upload.id, rows: params.episodes });
+    await this.episodes.analyzeAfterInsert(params.episodes.length + (params.insertedEpisodes ?? 0));
     await this.prisma.$transaction([
       this.prisma.datasetVersion.create({
         data: {

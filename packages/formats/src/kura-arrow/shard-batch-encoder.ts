@@ -106,23 +106,16 @@ function writeMessageHeader(
   const base = 8;
   const u16 = (value: number, at: number) => bytes.writeUInt16LE(value, base + at);
   const u32 = (value: number, at: number) => bytes.writeUInt32LE(value, base + at);
+  // A vtable: its size, its table's size, then each field's offset in the table.
+  const vtable = (at: number, entries: number[]) => entries.forEach((value, index) => u16(value, at + 2 * index));
   u32(16, 0);
-  u16(12, 4);
-  u16(20, 6);
-  u16(16, 8);
-  u16(18, 10);
-  u16(4, 12);
-  u16(8, 14);
+  vtable(4, [12, 20, 16, 18, 4, 8]);
   bytes.writeInt32LE(12, base + 16);
   u32(48 - 20, 20);
   writeInt64(bytes, base + 24, batch.bodyLength);
   bytes.writeInt16LE(MetadataVersion.V5, base + 32);
   bytes.writeUInt8(MESSAGE_HEADER_RECORD_BATCH, base + 34);
-  u16(10, 36);
-  u16(20, 38);
-  u16(8, 40);
-  u16(4, 42);
-  u16(16, 44);
+  vtable(36, [10, 20, 8, 4, 16]);
   bytes.writeInt32LE(12, base + 48);
   u32(76 - 52, 52);
   writeInt64(bytes, base + 56, batch.rows);

@@ -207,11 +207,16 @@ export class EpisodesRepository {
           ${column((row) => row.bucket)}::smallint[]
         ) AS row`;
     }
-    // Fresh planner statistics before the rows become visible: until autovacuum gets to it, a table
-    // that just grew by thousands of rows is planned as the small one it was (a sort of every episode
-    // of the dataset for a 50-row page, instead of walking the primary key). ANALYZE samples a fixed
-    // number of rows, so its cost does not grow with the table.
-    if (params.rows.length >= ANALYZE_AFTER_ROWS) await this.prisma.$executeRaw`ANALYZE "episodes"`;
+  }
+
+  /**
+   * Fresh planner statistics before `newRows` rows become visible: until autovacuum gets to it, a
+   * table that just grew by thousands of rows is planned as the small one it was (a sort of every
+   * episode of the dataset for a 50-row page, instead of walking the primary key). ANALYZE samples a
+   * fixed number of rows, so its cost does not grow with the table.
+   */
+  async analyzeAfterInsert(newRows: number): Promise<void> {
+    if (newRows >= ANALYZE_AFTER_ROWS) await this.prisma.$executeRaw`ANALYZE "episodes"`;
   }
 
   /**

@@ -1,16 +1,58 @@
 // The jailed half of an ingest (see jailed-conversion.ts): reads one ConversionRequest from stdin,
 // converts, reports every step on the message channel and exits. An ImportError is the upload's
 // fault (coded); anything else is a bug in Kura or a limit, reported uncoded for the parent to map.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { ImportError } from '@kura/formats';
 import { jailChannel } from '@kura/jail';
-import { convertUpload, type ConversionMessage, type ConversionRequest } from './upload-conversion.js';
+import { READING_FILE, convertUpload, type ConversionMessage, type ConversionRequest } from './upload-conversion.js';
 
-const send = (message: ConversionMessage) => jailChannel.send(message);
+/** How often the episode count goes to the parent as progress. */
+const PROGRESS_MS = 250;
+
+let send = (message: ConversionMessage) => jailChannel.send(message);
+
+/**
+ * The episode being read goes into READING_FILE, written in place, and to the parent only as
+ * progress every PROGRESS_MS. A pipe message per episode cost both processes a wake-up: 1.9 s of
+ * 8.5 for 100,000 five-step episodes, against 0.1 s for the writes. The parent reads the file when
+ * the child dies, so a crash is still located at the episode it happened in.
+ */
+function sendReadingToFile(work: string): void {
+  let fd: number;
+  try {
+    fd = openSync(join(work, READING_FILE), 'w');
+  } catch {
+    return; // a full disk: every episode goes by message, as before
+  }
+  let written = 0;
+  let progressAt = 0;
+  const viaPipe = send;
+  send = (message) => {
+    if (message.type !== 'episode') return viaPipe(message);
+    const now = Date.now();
+    if (now - progressAt >= PROGRESS_MS) {
+      progressAt = now;
+      viaPipe(message);
+    }
+    // Padded over the previous record, whose end would otherwise remain.
+    const record = Buffer.from(JSON.stringify({ file: message.file, episode: message.count }).padEnd(written));
+    try {
+      writeSync(fd, record, 0, record.length, 0);
+      written = record.length;
+    } catch {
+      closeSync(fd);
+      send = viaPipe;
+      viaPipe(message);
+    }
+  };
+}
 
 async function main(): Promise<void> {
   jailChannel.exitWithParent();
   for await (const request of jailChannel.messages()) {
-    await convertUpload(request as ConversionRequest, send);
+    sendReadingToFile((request as ConversionRequest).work);
+    await convertUpload(request as ConversionRequest, (message) => send(message));
     return;
   }
   throw new Error('no conversion request arrived on stdin');

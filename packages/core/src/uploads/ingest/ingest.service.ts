@@ -16,7 +16,7 @@ import type { Logger } from '../../logging/logger.js';
 import { UploadsRepository, type UploadRecord } from '../uploads.repository.js';
 import { episodeBucket } from '../../datasets/episode-buckets.js';
 import { DatasetsRepository, type DatasetForNewVersion } from '../../datasets/datasets.repository.js';
-import { EpisodesRepository } from '../../datasets/episodes/episodes.repository.js';
+import { EpisodesRepository, type NewEpisodeRow } from '../../datasets/episodes/episodes.repository.js';
 import { VersionsRepository } from '../../datasets/versions.repository.js';
 import { ConversionChildren } from './jailed-conversion.js';
 import type { ConvertedEpisode } from './upload-conversion.js';
@@ -127,7 +127,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         const dataset = await this.datasets.findForNewVersion(upload.datasetId);
         await this.episodes.deleteUnpublished({ datasetId: dataset.id, latestVersion: dataset.latestVersion });
         const version = dataset.latestVersion + 1;
-        const result = await this.convert({ upload, work, rawPath, dataset, warn });
+        const result = await this.convert({ upload, work, rawPath, dataset, version, warn });
         phase('convert');
         if (droppedWarnings > 0)
           warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
@@ -188,6 +188,8 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     work: string;
     rawPath: string;
     dataset: { id: string; features: FeatureSpec | null; episodeCount: number; robot: { controlFrequencyHz: number } };
+    /** The version the upload will be published as: its episode rows are written with it, unpublished. */
+    version: number;
     warn: (issue: ImportIssue) => void;
   }): Promise<{
     format: FormatName;
@@ -235,6 +237,14 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
             await rm(shard.path);
           }
           shards.push({ key, bytes: shard.bytes, sha256: shard.sha256, episodes: shard.episodes.length });
+          // Its episode rows now, while the child converts the next shard; invisible until the
+          // version is published, and removed if the upload fails (or by the next attempt).
+          await this.episodes.insertUnpublished({
+            datasetId: upload.datasetId,
+            version: params.version,
+            uploadId: upload.id,
+            rows: shard.episodes.map((episode) => episodeRow(upload.datasetId, key, episode)),
+          });
           for (const episode of shard.episodes) episodes.push({ ...episode, shardKey: key });
         },
       },
@@ -307,21 +317,8 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       statsKey,
       sketchKey,
       features: dataset.features ? undefined : params.features,
-      episodes: result.episodes.map((written) => ({
-        episodeIndex: written.episodeIndex,
-        sourceEpisode: written.episode.sourceEpisode,
-        length: written.episode.length,
-        task: written.episode.task,
-        success: written.episode.success,
-        shardKey: written.shardKey,
-        batchStart: written.batchStart,
-        batchCount: written.batchCount,
-        byteOffset: written.byteOffset,
-        byteLength: written.byteLength,
-        checksum: written.checksum,
-        metadata: written.episode.metadata,
-        bucket: episodeBucket(dataset.id, written.episodeIndex),
-      })),
+      episodes: [],
+      insertedEpisodes: result.episodes.length,
       upload: {
         id: upload.id,
         format: params.format,
@@ -361,4 +358,23 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
 function safeFileName(name: string | null): string {
   const cleaned = basename(name ?? 'upload').replace(/[^A-Za-z0-9._-]/g, '_');
   return cleaned === '' || cleaned === '.' || cleaned === '..' ? 'upload' : cleaned;
+}
+
+/** The row of an episode of a shard, as publishing makes it visible. */
+function episodeRow(datasetId: string, shardKey: string, written: ConvertedEpisode): NewEpisodeRow {
+  return {
+    episodeIndex: written.episodeIndex,
+    sourceEpisode: written.episode.sourceEpisode,
+    length: written.episode.length,
+    task: written.episode.task,
+    success: written.episode.success,
+    shardKey,
+    batchStart: written.batchStart,
+    batchCount: written.batchCount,
+    byteOffset: written.byteOffset,
+    byteLength: written.byteLength,
+    checksum: written.checksum,
+    metadata: written.episode.metadata,
+    bucket: episodeBucket(datasetId, written.episodeIndex),
+  };
 }

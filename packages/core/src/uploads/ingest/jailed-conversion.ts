@@ -1,11 +1,17 @@
 import { existsSync } from 'node:fs';
-import { link, mkdir, rm } from 'node:fs/promises';
+import { link, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImportError, type DatasetStatsJson, type FormatName, type ImportIssue } from '@kura/formats';
 import type { FeatureSpec, ErrorLocation } from '@kura/schema';
 import { startJailed, type JailedProcess, type JailExit, type JailLevel } from '@kura/jail';
-import type { ConversionMessage, ConversionRequest, ConvertedEpisode, VideoFile } from './upload-conversion.js';
+import {
+  READING_FILE,
+  type ConversionMessage,
+  type ConversionRequest,
+  type ConvertedEpisode,
+  type VideoFile,
+} from './upload-conversion.js';
 
 /** Where Kura's code is: the jail mounts its `packages/` and `node_modules/` read-only, nothing else of it. */
 const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
@@ -151,7 +157,18 @@ async function runConversion(
     throw new ImportError(issue.code, issue.message, issue.location, issue.details);
   }
   if (exit.outcome === 'ok' && done && opened && format) return { format, ...opened, ...done };
-  throw deathError(exit, failure, location, limits);
+  throw deathError(exit, failure, (await lastReading(request.work)) ?? location, limits);
+}
+
+/** The location the child last wrote into READING_FILE: as recent as its last message, or more. */
+async function lastReading(work: string): Promise<ErrorLocation | undefined> {
+  try {
+    const reading = JSON.parse(await readFile(join(work, READING_FILE), 'utf8')) as { file?: unknown; episode?: unknown };
+    if (typeof reading.file !== 'string' || typeof reading.episode !== 'number') return undefined;
+    return { file: reading.file, episode: reading.episode };
+  } catch {
+    return undefined; // none written, or cut short
+  }
 }
 
 /** The coded error for a child that did not finish: its limit, or a crash (an uncoded error is a crash too). */

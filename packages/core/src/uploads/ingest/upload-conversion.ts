@@ -77,12 +77,18 @@ export interface EpisodeSummary {
 /** An episode as publishing needs it: where it is in its shard and what it is. */
 export type ConvertedEpisode = WrittenEpisode & { episode: EpisodeSummary };
 
+/**
+ * File of the work folder where the child keeps the location of the episode it is reading (JSON
+ * `{ file, episode }`, space-padded), for the parent to locate a crash; see ingest-child.ts.
+ */
+export const READING_FILE = 'reading.json';
+
 /** What the child tells the parent, in order. */
 export type ConversionMessage =
   | { type: 'format'; format: FormatName }
   | { type: 'opened'; features: FeatureSpec; fps: number; expectedEpisodes: number | null }
   | { type: 'warning'; issue: ImportIssue }
-  /** The episode being read now: the location of a crash. */
+  /** The episode being read now: progress, and the location of a crash (also in READING_FILE). */
   | { type: 'episode'; count: number; file: string; sourceId: string }
   /** A shard written into `out/`, with the videos its episodes are the first to use. */
   | { type: 'shard'; number: number; path: string; bytes: number; sha256: string; episodes: ConvertedEpisode[]; videos: VideoFile[] }
