@@ -157,4 +157,22 @@ describe('access levels: role × endpoint × level', () => {
     expect((await kura.request.get(`/v1/datasets/${datasets.private}`).set(bearer(reader.key))).status).toBe(404);
     expect((await kura.request.delete(`/v1/datasets/${datasets.private}/grants/${reader.id}`).set(bearer(keys.owner!))).status).toBe(404);
   });
+
+  it("a revoked grant stops the downloads of a slice whose plan the server keeps (small slices' plans are cached)", async () => {
+    const reader = await kura.createKey('developer');
+    await kura.request.post(`/v1/datasets/${datasets.private}/grants`).set(bearer(keys.owner!)).send({ keyId: reader.id }).expect(201);
+    const slice = await kura.request
+      .post('/v1/slices')
+      .set(bearer(reader.key))
+      .send({ sources: [{ datasetId: datasets.private }], episodes: '0-2' })
+      .expect(201);
+    const data = () => kura.request.get(`/v1/slices/${slice.body.id as string}/data`).set(bearer(reader.key));
+    const first = await data();
+    expect(first.status).toBe(200);
+    expect((await data()).status).toBe(200);
+    await kura.request.delete(`/v1/datasets/${datasets.private}/grants/${reader.id}`).set(bearer(keys.owner!)).expect(204);
+    const after = await data();
+    expect(after.status).toBe(404);
+    expect(after.body.error.code).toBe('SLICE_NOT_FOUND');
+  });
 });

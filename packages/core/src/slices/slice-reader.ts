@@ -53,6 +53,9 @@ export interface DecodePlan {
 const INDEX_CHUNK = 1000;
 /** Slices of up to this many episodes keep their episode rows in memory while they are read. */
 const KEPT_EPISODE_LIST = 4096;
+/** Plans of slices of up to this many episodes are kept, up to KEPT_PLANS of them (≤ 64k episode rows in memory). */
+const KEPT_PLAN_EPISODES = 64;
+const KEPT_PLANS = 1024;
 /** Largest run of adjacent episodes read with one ranged read. */
 const RUN_BYTES = 16 * 1024 * 1024;
 /** Episodes left out between two of a span (held out, filtered) are read over when they take at most this many bytes. */
@@ -66,6 +69,8 @@ const SPAN_GAP_BYTES = 1024 * 1024;
  */
 @Injectable()
 export class SliceReader {
+  private readonly plans = new Map<string, Promise<ForwardPlan | DecodePlan>>();
+
   constructor(
     private readonly episodes: EpisodesRepository,
     private readonly shards: ShardReader,
@@ -94,8 +99,30 @@ export class SliceReader {
     }
   }
 
-  /** How to read the slice; `forward: false` always decodes (for formats other than the IPC stream). */
-  async plan(slice: SliceRecord, options: { forward: boolean }): Promise<ForwardPlan | DecodePlan> {
+  /**
+   * How to read the slice; `forward: false` always decodes (for formats other than the IPC stream).
+   * Plans of small slices are kept: a slice and its published episodes never change, and planning
+   * (a query for the episode rows, the schema message with their source ids) cost about as much as
+   * sending a short episode. Who may read the slice is checked before, on every request.
+   */
+  plan(slice: SliceRecord, options: { forward: boolean }): Promise<ForwardPlan | DecodePlan> {
+    if (slice.episodeCount > KEPT_PLAN_EPISODES) return this.makePlan(slice, options);
+    const key = `${slice.id}:${options.forward}`;
+    let plan = this.plans.get(key);
+    if (plan) {
+      // Refresh its place: the map's order is the eviction order.
+      this.plans.delete(key);
+      this.plans.set(key, plan);
+      return plan;
+    }
+    plan = this.makePlan(slice, options);
+    plan.catch(() => this.plans.delete(key));
+    this.plans.set(key, plan);
+    if (this.plans.size > KEPT_PLANS) this.plans.delete(this.plans.keys().next().value!);
+    return plan;
+  }
+
+  private async makePlan(slice: SliceRecord, options: { forward: boolean }): Promise<ForwardPlan | DecodePlan> {
     const episodes = await this.episodeSource(slice);
     const shardKeys = new Set<string>();
     let episodeBytes = 0;
