@@ -178,6 +178,8 @@ export class SlicesService {
       withheldGrant,
       sources: sliceSources,
     });
+    // A slice is usually downloaded right after it is made.
+    this.remember(slice);
     return toView(slice);
   }
 
@@ -226,10 +228,14 @@ export class SlicesService {
     if (cached) return cached;
     const slice = await this.slices.findById(id);
     if (!slice) throw sliceNotFound(id);
-    // Only slices with a short episode list, so the cache stays small whatever the slices hold.
-    if (slice.sources.reduce((sum, source) => sum + source.episodes.length, 0) <= 4096) this.recent.set(id, slice);
-    if (this.recent.size > RECENT_SLICES) this.recent.delete(this.recent.keys().next().value!);
+    this.remember(slice);
     return slice;
+  }
+
+  private remember(slice: SliceRecord): void {
+    // Only slices with a short episode list, so the cache stays small whatever the slices hold.
+    if (slice.sources.reduce((sum, source) => sum + source.episodes.length, 0) <= 4096) this.recent.set(slice.id, slice);
+    if (this.recent.size > RECENT_SLICES) this.recent.delete(this.recent.keys().next().value!);
   }
 }
 

@@ -125,7 +125,12 @@ function writeMessageHeader(
   u32(batch.buffers, buffersAt);
 }
 
+/** A non-negative int64 into zero-filled bytes (the high word is written only when it is not zero). */
 function writeInt64(bytes: Buffer, at: number, value: number): void {
+  if (value < 0x1_0000_0000) {
+    if (value !== 0) bytes.writeUInt32LE(value, at);
+    return;
+  }
   bytes.writeUInt32LE(value % 0x1_0000_0000, at);
   bytes.writeUInt32LE(Math.floor(value / 0x1_0000_0000), at + 4);
 }
