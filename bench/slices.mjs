@@ -3,15 +3,14 @@
 // files over loopback. Figures: (a) full unprojected slice vs the static server, (b) a 1 % episode
 // slice vs the full slice, (c) 1-episode slices fetched by 32 concurrent clients (p50/p99),
 // (d) the api's peak RSS while serving, at both sizes.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordBatchReader } from 'apache-arrow';
-import pg from 'pg';
 import { peakRss, upload, writeReference } from './ingest.mjs';
+import { startServerProcess } from './slice-servers.mjs';
 import { freePort, percentile, startApi, waitForHealthy } from './support.mjs';
 
 const EPISODES_1X = 640;
@@ -60,63 +59,6 @@ async function episodeRanges(shards) {
     }
   }
   return ranges;
-}
-
-/** A plain static server of byte ranges of files: GET /<n> sends range n. */
-async function staticRangeServer(ranges) {
-  const server = createServer((req, res) => {
-    const range = ranges[Number(req.url.slice(1))];
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': range.end - range.start + 1 });
-    createReadStream(range.file, { start: range.start, end: range.end }).pipe(res);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: server.address().port, close: () => new Promise((resolve) => server.close(resolve)) };
-}
-
-/**
- * The floor of a 1-episode slice download: a minimal server doing only what cannot be skipped. It
- * finds the key (one query), checks that the dataset is its owner's (one query), looks up the
- * episode's byte range (one query), reads the range, checks its sha256 and sends it. It uses the
- * api's own embedded Postgres and shard files. It sends the episode's bytes alone, where Kura adds
- * the stream's schema and dictionary (a few KB). GET /<episode index>.
- */
-async function sliceFloorServer({ dataDir, datasetId, key }) {
-  const password = (await readFile(join(dataDir, 'pg-password'), 'utf8')).trim();
-  const port = Number((await readFile(join(dataDir, 'pg', 'postmaster.pid'), 'utf8')).split('\n')[3]);
-  const pool = new pg.Pool({ connectionString: `postgresql://kura:${encodeURIComponent(password)}@127.0.0.1:${port}/kura`, max: 10 });
-  const keyHash = createHash('sha256').update(key, 'utf8').digest('hex');
-  const answer = async (req, res) => {
-    const found = await pool.query('SELECT id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL', [keyHash]);
-    const dataset = await pool.query('SELECT owner_key_id FROM datasets WHERE id = $1', [datasetId]);
-    if (found.rows[0]?.id !== dataset.rows[0]?.owner_key_id) throw new Error('floor: the key does not own the dataset');
-    const episode = await pool.query(
-      'SELECT shard_key, byte_offset, byte_length, checksum FROM episodes WHERE dataset_id = $1 AND episode_index = $2',
-      [datasetId, Number(req.url.slice(1))],
-    );
-    const { shard_key: shardKey, byte_offset: offset, byte_length: length, checksum } = episode.rows[0];
-    const start = Number(offset);
-    const hash = createHash('sha256');
-    res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': Number(length) });
-    const stream = createReadStream(join(dataDir, 'blobs', shardKey), { start, end: start + Number(length) - 1 });
-    stream.on('data', (chunk) => hash.update(chunk));
-    stream.on('end', () => {
-      if (hash.digest('hex') !== checksum) res.destroy(new Error('floor: checksum mismatch'));
-    });
-    stream.pipe(res);
-  };
-  const server = createServer((req, res) =>
-    answer(req, res).catch((error) => {
-      res.destroy(error);
-    }),
-  );
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: server.address().port,
-    close: async () => {
-      await new Promise((resolve) => server.close(resolve));
-      await pool.end();
-    },
-  };
 }
 
 export async function benchSlices() {
@@ -234,10 +176,12 @@ export async function benchSlices() {
           );
         }
         const ranges = await episodeRanges(shards);
-        const rangeServer = await staticRangeServer(ranges);
+        // Both baselines run in a process of their own, as the api does: sharing the client's event
+        // loop would pace them differently from a server across a socket.
+        const rangeServer = await startServerProcess('static', { ranges });
         const staticLatencies = await concurrently((index) => `http://127.0.0.1:${rangeServer.port}/${episodeAt(index)}`);
         await rangeServer.close();
-        const floor = await sliceFloorServer({ dataDir: environment.KURA_DATA_DIR, datasetId, key });
+        const floor = await startServerProcess('floor', { dataDir: environment.KURA_DATA_DIR, datasetId, key });
         const floorLatencies = await concurrently((index) => `http://127.0.0.1:${floor.port}/${episodeAt(index)}`);
         await floor.close();
         const wholeLatencies = await concurrently((index) => `${base}/v1/slices/${wholeSlices[index]}/data`, auth);
