@@ -122,6 +122,11 @@ export class SliceReader {
     return plan;
   }
 
+  /** Plans a small slice's IPC stream in the background, so its first download finds the plan kept. */
+  planAhead(slice: SliceRecord): void {
+    if (slice.episodeCount <= KEPT_PLAN_EPISODES) this.plan(slice, { forward: true }).catch(() => undefined);
+  }
+
   private async makePlan(slice: SliceRecord, options: { forward: boolean }): Promise<ForwardPlan | DecodePlan> {
     const episodes = await this.episodeSource(slice);
     const shardKeys = new Set<string>();

@@ -178,8 +178,10 @@ export class SlicesService {
       withheldGrant,
       sources: sliceSources,
     });
-    // A slice is usually downloaded right after it is made.
+    // A slice is usually downloaded right after it is made: keep it, and plan its IPC stream now
+    // (small slices' plans are kept by the reader; a failure here is the download's to report).
     this.remember(slice);
+    this.reader.planAhead(slice);
     return toView(slice);
   }
 
