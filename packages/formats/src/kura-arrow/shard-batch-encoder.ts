@@ -171,6 +171,12 @@ class BatchOutput {
     writeInt64(this.bytes, at + 8, nullCount);
   }
 
+  /** A field node without nulls, and its validity buffer (empty: nothing is null). */
+  addField(length: number): void {
+    this.addNode(length, 0);
+    this.addBuffer(0);
+  }
+
   /** Records a body buffer of `length` bytes and returns where in `bytes` it starts (zeroed). */
   addBuffer(length: number): number {
     const at = this.buffersAt + 16 * this.buffer++;
@@ -215,8 +221,7 @@ const fixed = (bytesPerRow: (batch: BatchRows) => number, write: (batch: BatchRo
   buffers: 2,
   bodyBytes: (batch) => align8(bytesPerRow(batch)),
   write: (batch, out) => {
-    out.addNode(batch.rows, 0);
-    out.addBuffer(0);
+    out.addField(batch.rows);
     write(batch, out);
   },
 });
@@ -360,10 +365,8 @@ function featureColumn(name: string, type: DataType, feature: Feature): ColumnEn
       },
       write: (batch, out) => {
         const values = tensor(batch);
-        out.addNode(batch.rows, 0);
-        out.addBuffer(0);
-        out.addNode(values.length, 0);
-        out.addBuffer(0);
+        out.addField(batch.rows);
+        out.addField(values.length);
         if (isBool) out.addBits(values.length, (index) => Number(values[index]) !== 0);
         else out.addBytes(values);
       },
@@ -387,8 +390,7 @@ function featureColumn(name: string, type: DataType, feature: Feature): ColumnEn
       bodyBytes: (batch) => align8(4 * (batch.rows + 1)) + align8(dataBytes(batch)),
       write: (batch, out) => {
         const all = frames(batch);
-        out.addNode(batch.rows, 0);
-        out.addBuffer(0);
+        out.addField(batch.rows);
         const offsets = out.addBuffer(4 * (batch.rows + 1));
         const data = out.addBuffer(dataBytes(batch));
         let at = 0;
@@ -419,18 +421,15 @@ function featureColumn(name: string, type: DataType, feature: Feature): ColumnEn
       bodyBytes: (batch) => align8(4 * (batch.rows + 1)) + align8(blobOf(batch).byteLength * batch.rows) + align8(8 * batch.rows),
       write: (batch, out) => {
         const blob = blobOf(batch);
-        out.addNode(batch.rows, 0);
-        out.addBuffer(0);
-        out.addNode(batch.rows, 0);
-        out.addBuffer(0);
+        out.addField(batch.rows);
+        out.addField(batch.rows);
         const offsets = out.addBuffer(4 * (batch.rows + 1));
         const data = out.addBuffer(blob.byteLength * batch.rows);
         for (let row = 0; row < batch.rows; row++) {
           out.bytes.set(blob, data + row * blob.byteLength);
           out.bytes.writeInt32LE((row + 1) * blob.byteLength, offsets + 4 * (row + 1));
         }
-        out.addNode(batch.rows, 0);
-        out.addBuffer(0);
+        out.addField(batch.rows);
         out.addBytes(times(batch));
       },
     };
