@@ -49,7 +49,7 @@ export class ShardBatchEncoder {
     const batch: BatchRows = { item, start, end, rows: end - start, tasks: this.tasks };
     let bodyLength = 0;
     for (const column of this.columns) bodyLength += column.bodyBytes(batch);
-    const metadataLength = 8 + this.metadataBytes;
+    const metadataLength = PREFIX_BYTES + this.metadataBytes;
     const bytes = Buffer.allocUnsafe(metadataLength + bodyLength).fill(0);
     const out = new BatchOutput(bytes, metadataLength, this.nodeCount);
     for (const column of this.columns) column.write(batch, out);
@@ -94,6 +94,11 @@ export function encodeDictionaryMessage(
 //  84 + 16 n  buffers: count b, then b Buffer structs {offset, length} from 88 + 16 n
 // Every int64 and struct sits on an 8-byte boundary, as the flatbuffers verifier of Arrow C++ requires.
 const MESSAGE_FIXED_BYTES = 88;
+/** Where the FieldNode structs start, then the Buffer structs (after n nodes), in the flatbuffer. */
+const NODES_AT = 80;
+const buffersAt = (nodes: number) => MESSAGE_FIXED_BYTES + 16 * nodes;
+/** The continuation marker and the metadata length before the flatbuffer. */
+const PREFIX_BYTES = 8;
 const MESSAGE_HEADER_RECORD_BATCH = 3;
 
 function writeMessageHeader(
@@ -103,7 +108,7 @@ function writeMessageHeader(
 ): void {
   bytes.writeInt32LE(-1, 0);
   bytes.writeInt32LE(metadataBytes, 4);
-  const base = 8;
+  const base = PREFIX_BYTES;
   const u16 = (value: number, at: number) => bytes.writeUInt16LE(value, base + at);
   const u32 = (value: number, at: number) => bytes.writeUInt32LE(value, base + at);
   // A vtable: its size, its table's size, then each field's offset in the table.
@@ -117,12 +122,12 @@ function writeMessageHeader(
   bytes.writeUInt8(MESSAGE_HEADER_RECORD_BATCH, base + 34);
   vtable(36, [10, 20, 8, 4, 16]);
   bytes.writeInt32LE(12, base + 48);
-  u32(76 - 52, 52);
   writeInt64(bytes, base + 56, batch.rows);
-  const buffersAt = 84 + 16 * batch.nodes;
-  u32(buffersAt - 64, 64);
-  u32(batch.nodes, 76);
-  u32(batch.buffers, buffersAt);
+  // Each vector's count sits right before its first struct.
+  u32(NODES_AT - 4 - 52, 52);
+  u32(buffersAt(batch.nodes) - 4 - 64, 64);
+  u32(batch.nodes, NODES_AT - 4);
+  u32(batch.buffers, buffersAt(batch.nodes) - 4);
 }
 
 /** A non-negative int64 into zero-filled bytes (the high word is written only when it is not zero). */
@@ -160,13 +165,13 @@ class BatchOutput {
     private readonly bodyStart: number,
     nodeCount: number,
   ) {
-    this.buffersAt = 8 + 88 + 16 * nodeCount;
+    this.buffersAt = PREFIX_BYTES + buffersAt(nodeCount);
   }
 
   private readonly buffersAt: number;
 
   addNode(length: number, nullCount: number): void {
-    const at = 8 + 80 + 16 * this.node++;
+    const at = PREFIX_BYTES + NODES_AT + 16 * this.node++;
     writeInt64(this.bytes, at, length);
     writeInt64(this.bytes, at + 8, nullCount);
   }

@@ -92,7 +92,7 @@ export async function writeShard(params: {
       });
     }
     const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, recordBatchBlocks, dictionaryBlocks));
-    await append(STREAM_END);
+    await append(ARROW_STREAM_END);
     await append(footer);
     const footerLength = Buffer.alloc(4);
     footerLength.writeInt32LE(footer.byteLength);
@@ -109,8 +109,8 @@ export async function writeShard(params: {
 const FILE_MAGIC = Buffer.from('ARROW1', 'latin1');
 /** The magic and two bytes of padding: the first message starts 8-aligned. */
 const FILE_MAGIC_PADDED = Buffer.concat([FILE_MAGIC, Buffer.alloc(2)]);
-/** The end-of-stream marker a sequential reader stops at, before the footer. */
-const STREAM_END = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+/** The end-of-stream marker of the Arrow IPC stream format (continuation, then a zero length); files have it before the footer. */
+export const ARROW_STREAM_END = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
 
 /** Approximate in-memory size of an episode, to bound how many are held before a shard is written. */
 export function episodeBytes(episode: ImportedEpisode): number {

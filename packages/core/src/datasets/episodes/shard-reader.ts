@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import { ARROW_STREAM_END } from '@kura/formats';
 import { AsyncByteQueue, DataType, RecordBatchReader, RecordBatchStreamWriter, type RecordBatch, type Schema } from 'apache-arrow';
 import { BLOB_STORE, type BlobStore } from '../../blobs/blob-store.js';
 import { readBlobBytes } from '../../blobs/json-blobs.js';
 import { EpisodesRepository, type EpisodeRecord } from './episodes.repository.js';
 import { shardCorrupt } from './episodes.errors.js';
 
-/** The end-of-stream marker of the Arrow IPC stream format: continuation, then a zero length. */
-export const ARROW_STREAM_END = Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+export { ARROW_STREAM_END };
 
 /** What precedes a shard's record batches: its schema and its task dictionary. */
 export interface ShardPrelude {

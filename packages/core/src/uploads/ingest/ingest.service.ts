@@ -143,7 +143,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         });
         phase('publish');
         this.logger.info(
-          { uploadId, datasetId: upload.datasetId, version, episodes: result.episodes.length, steps: result.steps, ...timings },
+          { uploadId, datasetId: upload.datasetId, version, episodes: result.episodeCount, steps: result.steps, ...timings },
           'upload published',
         );
       });
@@ -196,13 +196,13 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     features: FeatureSpec;
     fps: number;
     shards: ShardRecord[];
-    episodes: Array<ConvertedEpisode & { shardKey: string }>;
+    episodeCount: number;
     steps: number;
     stats: DatasetStatsAccumulator;
   }> {
     const { upload } = params;
     const shards: ShardRecord[] = [];
-    const episodes: Array<ConvertedEpisode & { shardKey: string }> = [];
+    let episodeCount = 0;
     const archive = this.config.uploads.archive;
     const outcome = await this.children.convert(
       {
@@ -245,7 +245,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
             uploadId: upload.id,
             rows: shard.episodes.map((episode) => episodeRow(upload.datasetId, key, episode)),
           });
-          for (const episode of shard.episodes) episodes.push({ ...episode, shardKey: key });
+          episodeCount += shard.episodes.length;
         },
       },
     );
@@ -254,7 +254,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       features: outcome.features,
       fps: outcome.fps,
       shards,
-      episodes,
+      episodeCount,
       steps: outcome.steps,
       stats: DatasetStatsAccumulator.fromJSON(outcome.stats),
     };
@@ -280,7 +280,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     const previousManifest = previous
       ? ((await readJsonBlob(this.blobs, previous.manifestKey)) as { shards: ShardRecord[] })
       : { shards: [] };
-    const episodeCount = dataset.episodeCount + result.episodes.length;
+    const episodeCount = dataset.episodeCount + result.episodeCount;
     const stepCount = Number(dataset.stepCount) + result.steps;
     const manifest = {
       format: 'kura/1',
@@ -318,11 +318,11 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       sketchKey,
       features: dataset.features ? undefined : params.features,
       episodes: [],
-      insertedEpisodes: result.episodes.length,
+      insertedEpisodes: result.episodeCount,
       upload: {
         id: upload.id,
         format: params.format,
-        episodeCount: result.episodes.length,
+        episodeCount: result.episodeCount,
         stepCount: result.steps,
         warnings: params.warnings,
       },
