@@ -1,7 +1,7 @@
 // `npm run bench -- ingest`: ingest throughput and memory in embedded mode, against `cp` of the same
 // bytes measured in the same run. A reference upload (Kura NDJSON: 14-dim state and action, two
 // 96×96 JPEG cameras, 100 steps per episode) at 1× (200 episodes, ~200 MB) and 4× the size.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -134,6 +134,27 @@ async function timeBareHttpReceive(path, bytes, scratch) {
   return seconds;
 }
 
+/**
+ * The peer baseline: the same file converted by pyarrow alone (bench/pyarrow-convert.py: C++ JSON
+ * reader, base64 images decoded, Arrow IPC written), best of two; undefined when this machine's
+ * python3 has no pyarrow (the column is then left out). Seconds of the whole and of the JSON read.
+ */
+function timePyarrow(file, scratch) {
+  const target = join(scratch, 'pyarrow.arrow');
+  let best;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const run = spawnSync('python3', [join(import.meta.dirname, 'pyarrow-convert.py'), file, target], { encoding: 'utf8' });
+    if (run.status !== 0) {
+      if (attempt === 0) console.log(`pyarrow baseline left out: ${(run.stderr || run.error?.message || '').trim().split('\n').pop()}`);
+      return undefined;
+    }
+    const timing = JSON.parse(run.stdout);
+    if (!best || timing.seconds < best.seconds) best = timing;
+    execFileSync('rm', ['-f', target]);
+  }
+  return best;
+}
+
 export async function peakRss(pid) {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
@@ -205,6 +226,7 @@ export async function benchIngest() {
       const { size } = await stat(file);
       const cpSeconds = Math.min(timeCp(file, scratch), timeCp(file, scratch));
       const bareHttpSeconds = Math.min(await timeBareHttpReceive(file, size, scratch), await timeBareHttpReceive(file, size, scratch));
+      const pyarrow = timePyarrow(file, scratch);
       if (scale === scales[0]) {
         const times = await timeConversions(file, scratch);
         const base = times['in this process'];
@@ -268,6 +290,13 @@ export async function benchIngest() {
           'ratio to cp': +(cpSeconds / seconds).toFixed(3),
           'bare HTTP MB/s': +(size / 1e6 / bareHttpSeconds).toFixed(1),
           'ratio to bare HTTP': +(bareHttpSeconds / seconds).toFixed(3),
+          ...(pyarrow
+            ? {
+                'pyarrow s': +pyarrow.seconds.toFixed(2),
+                'ratio to pyarrow': +(pyarrow.seconds / seconds).toFixed(2),
+                'ratio to pyarrow read_json': +(pyarrow.readSeconds / seconds).toFixed(2),
+              }
+            : {}),
           'peak RSS MB': +(rss / 1e6).toFixed(0),
         });
       } finally {
@@ -278,7 +307,10 @@ export async function benchIngest() {
     }
   }
   console.table(rows);
-  console.log('targets: ratio to cp ≥ 0.5; peak RSS < 512 MB at both sizes');
+  console.log('targets: ratio to bare HTTP ≥ 0.5; ratio to pyarrow ≥ 1.0; peak RSS < 512 MB at both sizes');
+  console.log(
+    'pyarrow: bench/pyarrow-convert.py on the same file (read_json, base64 images decoded, IPC written; Python start not counted)',
+  );
   console.table(conversions);
   console.log('jail: the conversion alone (best of 3), in this process vs in the jailed child; target: the jail costs ≤ 15 % end to end');
   console.log('bare HTTP: a Node server that only hashes and fsyncs the same bytes, same client: the floor of any HTTP ingest here');

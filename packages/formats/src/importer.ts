@@ -13,7 +13,18 @@ export interface SourceFile {
   path: string;
   /** Where to read it. */
   absolutePath: string;
+  /** Its size; of a file still arriving, the size it will have. */
   bytes: number;
+  /**
+   * Set while the file is still being received (an upload converted as it arrives): readers that go
+   * from its start to its end read it through this. Only the Kura NDJSON importer is handed such files.
+   */
+  arriving?: ArrivingFile;
+}
+
+/** A file being written as it is read: its chunks, from the start, waiting for bytes not yet there, to its final size. */
+export interface ArrivingFile {
+  chunks(chunkBytes: number): AsyncIterable<Buffer>;
 }
 
 /**

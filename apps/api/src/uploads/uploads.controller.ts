@@ -107,6 +107,7 @@ export class UploadsController {
       expectedSha256,
       idempotencyKey,
       maxBytes: this.config.uploads.maxBytes,
+      declaredBytes: Number.isSafeInteger(declared) && declared > 0 ? declared : undefined,
     });
     return upload;
   }

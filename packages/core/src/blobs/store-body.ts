@@ -19,7 +19,13 @@ interface BodyLimits {
  * `maxBytes` fails with `tooLarge()` before the excess is stored, a body that breaks off fails with
  * `interrupted(error)`. Nothing is held in memory.
  */
-export function storeBody(params: BodyLimits & { blobs: BlobStore; key: string }): Promise<{ bytes: number; sha256: string }> {
+export function storeBody(
+  params: BodyLimits & {
+    blobs: BlobStore;
+    key: string;
+    /** Also sees every chunk, in order (a conversion reading the body as it arrives). */ tee?: (chunk: Buffer) => void;
+  },
+): Promise<{ bytes: number; sha256: string }> {
   return readHashed(params, (stream) => params.blobs.put({ key: params.key, body: stream }));
 }
 
@@ -29,13 +35,19 @@ export function hashBody(params: BodyLimits): Promise<{ bytes: number; sha256: s
 }
 
 /** Hands the metered, hashed body to `consume`, and maps its failure to `tooLarge` or `interrupted`. */
-async function readHashed(params: BodyLimits, consume: (stream: Readable) => Promise<unknown>): Promise<{ bytes: number; sha256: string }> {
+async function readHashed(
+  params: BodyLimits & { tee?: (chunk: Buffer) => void },
+  consume: (stream: Readable) => Promise<unknown>,
+): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256');
   const metered = meterBytes({
     body: params.body,
     limit: params.maxBytes,
     tooLarge: params.tooLarge,
-    onChunk: (chunk) => hash.update(chunk),
+    onChunk: (chunk) => {
+      hash.update(chunk);
+      params.tee?.(chunk);
+    },
   });
   try {
     await consume(metered.stream);

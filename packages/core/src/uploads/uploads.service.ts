@@ -12,7 +12,7 @@ import { DatasetsService } from '../datasets/datasets.service.js';
 import { AppError } from '../errors/app-error.js';
 import { JobsService } from '../jobs/jobs.service.js';
 import { ingestJobId } from './ingest/ingest-upload.job.js';
-import { IngestService } from './ingest/ingest.service.js';
+import { IngestService, type ArrivingBody, type UploadToConvert } from './ingest/ingest.service.js';
 import {
   idempotencyKeyReused,
   uploadChecksumMismatch,
@@ -50,6 +50,8 @@ export interface CreateUploadParams {
   /** The format's options, already checked by its options schema (the API does); they need `format`. */
   options?: Record<string, unknown> | undefined;
   maxBytes: number;
+  /** The body's size as its request declares it (Content-Length), when it does. */
+  declaredBytes?: number | undefined;
 }
 
 @Injectable()
@@ -87,8 +89,37 @@ export class UploadsService implements OnApplicationBootstrap {
       }
     }
 
-    this.ingest.prepareForUpload();
     const id = newId('upl');
+    const toConvert: UploadToConvert = {
+      id,
+      datasetId: params.datasetId,
+      fileName: params.fileName ?? null,
+      requestedFormat: params.format ?? null,
+      featureMap: params.featureMap ?? null,
+      dropFeatures: params.dropFeatures ?? [],
+      options: params.options ?? null,
+    };
+    // Converted as it arrives where it can be; else a spare child is readied meanwhile.
+    const arriving = await this.ingest.receiveArriving(toConvert, params.declaredBytes);
+    if (!arriving) this.ingest.prepareForUpload();
+    let queued = false;
+    try {
+      const stored = await this.storeAndQueue(params, toConvert, arriving);
+      queued = stored.created;
+      return stored;
+    } finally {
+      // Refused, broken off or not queued: the conversion has nobody to take it.
+      if (!queued) await arriving?.abandon();
+    }
+  }
+
+  /** Stores the body, records the upload and queues its ingest (see store). */
+  private async storeAndQueue(
+    params: CreateUploadParams & { ownerKeyId: string },
+    toConvert: UploadToConvert,
+    arriving: ArrivingBody | undefined,
+  ): Promise<{ upload: UploadView; created: boolean }> {
+    const { id } = toConvert;
     const blobKey = `datasets/${params.datasetId}/uploads/${id}/raw`;
     const { bytes, sha256 } = await storeBody({
       blobs: this.blobs,
@@ -97,6 +128,7 @@ export class UploadsService implements OnApplicationBootstrap {
       maxBytes: params.maxBytes,
       tooLarge: () => uploadTooLarge(params.maxBytes),
       interrupted: uploadInterrupted,
+      ...(arriving ? { tee: (chunk: Buffer) => arriving.write(chunk) } : {}),
     });
     if (bytes === 0 || (params.expectedSha256 && params.expectedSha256.toLowerCase() !== sha256)) {
       await this.blobs.delete({ key: blobKey });
@@ -104,18 +136,12 @@ export class UploadsService implements OnApplicationBootstrap {
     }
 
     const { record, created } = await this.uploads.create({
-      id,
-      datasetId: params.datasetId,
+      ...toConvert,
       ownerKeyId: params.ownerKeyId,
-      requestedFormat: params.format ?? null,
-      fileName: params.fileName ?? null,
       blobKey,
       bytes: BigInt(bytes),
       sha256,
       idempotencyKey: params.idempotencyKey ?? null,
-      featureMap: params.featureMap ?? null,
-      dropFeatures: params.dropFeatures ?? [],
-      options: params.options ?? null,
     });
     if (!created) {
       // Lost a race with the same idempotency key: keep the first upload only.
@@ -125,6 +151,8 @@ export class UploadsService implements OnApplicationBootstrap {
         throw idempotencyKeyReused({ idempotencyKey: params.idempotencyKey, uploadId: record.id, difference });
       return { upload: toView(record), created: false };
     }
+    // Before the job is queued: the job looks for the conversion when it starts.
+    await arriving?.arrived();
     await this.jobs.enqueue('uploads.ingest', { uploadId: id }, { id: ingestJobId(id) });
     return { upload: toView(record), created: true };
   }

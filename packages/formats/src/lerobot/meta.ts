@@ -398,7 +398,7 @@ function requireMetaFile(layout: DatasetLayout, path: string): SourceFile {
  * a line past the budget's `maxLineBytes` is INGEST_LIMIT_EXCEEDED.
  */
 export async function* jsonLines(file: SourceFile, budget: IngestBudget): AsyncGenerator<{ line: number; value: unknown }> {
-  for await (const { line, text, tooLong, bytes } of readLines(file.absolutePath, budget.limits.maxLineBytes)) {
+  for await (const { line, text, tooLong, bytes } of readLines(file, budget.limits.maxLineBytes)) {
     const at = { file: file.path, line };
     if (tooLong) budget.checkLine(bytes, at, `${file.path} line ${line}`);
     if (text === undefined) throw new ImportError('INVALID_UTF8', `${file.path} line ${line} is not valid UTF-8`, at);

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import type { Feature, FeatureSpec } from '@kura/schema';
+import type { ErrorLocation, Feature, FeatureSpec } from '@kura/schema';
 import { IngestBudget } from '../budget.js';
 import { withoutDroppedFeatures } from '../drop-features.js';
 import { imageShape } from '../image-header.js';
@@ -66,7 +66,7 @@ function onlyFile(source: ImportSource): SourceFile | undefined {
 }
 
 async function* parseSteps(file: SourceFile, budget: IngestBudget): AsyncGenerator<ParsedStep & { line: number }> {
-  for await (const { line, text, tooLong, bytes } of readLines(file.absolutePath, budget.limits.maxLineBytes)) {
+  for await (const { line, text, tooLong, bytes } of readLines(file, budget.limits.maxLineBytes)) {
     const at = { file: file.path, line };
     if (tooLong) budget.checkLine(bytes, at, `line ${line}`);
     if (text === undefined) throw new ImportError('INVALID_UTF8', `line ${line} is not valid UTF-8`, at);
@@ -288,20 +288,23 @@ class EpisodeBuilder {
   ) {}
 
   add(step: ParsedStep & { line: number }): void {
-    const at = { file: this.file, line: step.line, episode: this.id, step: step.step };
+    // Built only for an error: this runs once per step of every upload.
+    const at = (field?: string) => ({ file: this.file, line: step.line, episode: this.id, step: step.step, ...(field ? { field } : {}) });
     if (step.step !== this.length) {
-      throw new ImportError('NDJSON_STEP_ORDER', `line ${step.line}: episode ${this.id} expected step ${this.length}, got ${step.step}`, {
-        ...at,
-        field: 'step',
-      });
+      throw new ImportError(
+        'NDJSON_STEP_ORDER',
+        `line ${step.line}: episode ${this.id} expected step ${this.length}, got ${step.step}`,
+        at('step'),
+      );
     }
     if (this.length === 0) this.sourceEpisode = step.sourceEpisode;
     if (this.hasTimestamps === undefined) this.hasTimestamps = step.timestamp !== undefined;
     if (this.hasTimestamps !== (step.timestamp !== undefined)) {
-      throw new ImportError('NDJSON_INVALID_STEP', `line ${step.line}: either every step of an episode has a timestamp or none does`, {
-        ...at,
-        field: 'timestamp',
-      });
+      throw new ImportError(
+        'NDJSON_INVALID_STEP',
+        `line ${step.line}: either every step of an episode has a timestamp or none does`,
+        at('timestamp'),
+      );
     }
     if (step.timestamp !== undefined) this.timestamps.push(step.timestamp);
     this.rewards.push(step.reward ?? Number.NaN);
@@ -309,39 +312,48 @@ class EpisodeBuilder {
     this.terminal.push(step.isTerminal ? 1 : 0);
     if (step.success !== undefined) this.success = this.success === true || step.success;
     this.tasks.push(step.language ?? '');
+    const maxBytes = this.budget.limits.maxTensorBytes;
     for (const [name, value] of step.values) {
-      if (this.length > 0 && !this.vectors.has(name) && !this.images.has(name)) {
-        throw new ImportError('FEATURE_UNEXPECTED', `line ${step.line}: "${name}" appears at step ${step.step} but not at step 0`, {
-          ...at,
-          field: name,
-        });
-      }
-      const what = `"${name}" of episode ${this.id}`;
+      const what = () => `"${name}" of episode ${this.id}`;
       if (value.kind === 'vector') {
-        const column = this.vectors.get(name) ?? new Float32Column();
+        let column = this.vectors.get(name);
+        if (!column) {
+          if (this.length > 0 && !this.images.has(name)) this.unexpected(name, step, at);
+          this.vectors.set(name, (column = new Float32Column()));
+        }
         if (column.length !== this.length * value.values.length) {
           throw new ImportError(
             'EPISODE_SHAPE_MISMATCH',
             `line ${step.line}: "${name}" has ${value.values.length} values, unlike earlier steps`,
-            { ...at, field: name },
+            at(name),
           );
         }
-        this.budget.checkTensor((column.length + value.values.length) * Float32Array.BYTES_PER_ELEMENT, { ...at, field: name }, what);
+        const bytes = (column.length + value.values.length) * Float32Array.BYTES_PER_ELEMENT;
+        if (!(bytes <= maxBytes)) this.budget.checkTensor(bytes, at(name), what());
         column.push(value.values);
-        this.vectors.set(name, column);
       } else {
-        const column = this.images.get(name) ?? { frames: [], bytes: 0 };
-        this.budget.checkTensor(column.bytes + value.bytes.byteLength, { ...at, field: name }, what);
+        let column = this.images.get(name);
+        if (!column) {
+          if (this.length > 0 && !this.vectors.has(name)) this.unexpected(name, step, at);
+          this.images.set(name, (column = { frames: [], bytes: 0 }));
+        }
+        const bytes = column.bytes + value.bytes.byteLength;
+        if (!(bytes <= maxBytes)) this.budget.checkTensor(bytes, at(name), what());
         column.frames.push(value.bytes);
-        column.bytes += value.bytes.byteLength;
-        this.images.set(name, column);
+        column.bytes = bytes;
       }
     }
-    for (const name of [...this.vectors.keys(), ...this.images.keys()]) {
-      if (!step.values.has(name))
-        throw new ImportError('FEATURE_MISSING', `line ${step.line}: "${name}" is missing at step ${step.step}`, { ...at, field: name });
+    // Every name of this step is known by now: fewer of them than known means one is missing.
+    if (step.values.size !== this.vectors.size + this.images.size) {
+      for (const name of [...this.vectors.keys(), ...this.images.keys()])
+        if (!step.values.has(name))
+          throw new ImportError('FEATURE_MISSING', `line ${step.line}: "${name}" is missing at step ${step.step}`, at(name));
     }
     this.length++;
+  }
+
+  private unexpected(name: string, step: ParsedStep & { line: number }, at: (field: string) => ErrorLocation): never {
+    throw new ImportError('FEATURE_UNEXPECTED', `line ${step.line}: "${name}" appears at step ${step.step} but not at step 0`, at(name));
   }
 
   build(): ImportedEpisode {

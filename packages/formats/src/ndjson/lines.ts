@@ -1,12 +1,15 @@
 import { createReadStream } from 'node:fs';
+import type { SourceFile } from '../importer.js';
+
+const CHUNK_BYTES = 1024 * 1024;
 
 /**
- * The lines of a UTF-8 text file, one at a time, with their 1-based numbers. Bytes that are not
+ * The lines of a UTF-8 text file (read as it arrives when it is still arriving), one at a time, with their 1-based numbers. Bytes that are not
  * valid UTF-8 are reported (`text` undefined) instead of being replaced silently; a line longer than
  * `maxLineBytes` is reported (`tooLong`) once that many bytes were read, and ends the reading.
  */
 export async function* readLines(
-  path: string,
+  file: SourceFile,
   maxLineBytes: number,
 ): AsyncGenerator<{ line: number; text: string | undefined; tooLong: boolean; bytes: number }> {
   const decoder = new TextDecoder('utf-8', { fatal: true });
@@ -24,7 +27,9 @@ export async function* readLines(
       return { line, text: undefined, tooLong: false, bytes: bytes.length };
     }
   };
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+  const chunks =
+    file.arriving?.chunks(CHUNK_BYTES) ?? (createReadStream(file.absolutePath, { highWaterMark: CHUNK_BYTES }) as AsyncIterable<Buffer>);
+  for await (const chunk of chunks) {
     let start = 0;
     for (let newline = chunk.indexOf(0x0a); newline !== -1; newline = chunk.indexOf(0x0a, start)) {
       pending.push(chunk.subarray(start, newline));

@@ -18,12 +18,43 @@ import { episodeBucket } from '../../datasets/episode-buckets.js';
 import { DatasetsRepository, type DatasetForNewVersion } from '../../datasets/datasets.repository.js';
 import { EpisodesRepository, type NewEpisodeRow } from '../../datasets/episodes/episodes.repository.js';
 import { VersionsRepository } from '../../datasets/versions.repository.js';
-import { ConversionChildren } from './jailed-conversion.js';
-import type { ConvertedEpisode } from './upload-conversion.js';
+import { ConversionChildren, type ConversionHandlers } from './jailed-conversion.js';
+import type { ArrivingConversion } from './arriving-conversion.js';
+import type { ConversionRequest, ConvertedEpisode } from './upload-conversion.js';
 import { withDatasetLock } from './dataset-lock.js';
 import { isProcessAlive } from '../../common/processes.js';
 
 const MAX_WARNINGS = 1000;
+
+/**
+ * Uploads converted while they arrive at once, at most: more would be children started for uploads
+ * into the same dataset, of which only the first can be kept (the others start from its end).
+ */
+const MAX_ARRIVING = 2;
+
+/** What an upload is, as its conversion needs it (the upload's record, or the request still arriving). */
+export type UploadToConvert = Pick<
+  UploadRecord,
+  'id' | 'datasetId' | 'fileName' | 'requestedFormat' | 'featureMap' | 'dropFeatures' | 'options'
+>;
+
+/** A conversion started as the upload arrived, with the dataset it started from. */
+interface Arriving {
+  conversion: ArrivingConversion;
+  from: Pick<ConversionRequest, 'firstIndex' | 'datasetFeatures' | 'defaultFps'>;
+  /** Gives the conversion up if no ingest job claims it (a job run by another process, a crash between). */
+  unclaimed?: NodeJS.Timeout;
+}
+
+/** What the upload's receiver does with an arriving conversion (UploadsService.store). */
+export interface ArrivingBody {
+  /** Each chunk of the body, in order. */
+  write(chunk: Buffer): void;
+  /** The body is stored and the upload recorded: its ingest job may take the conversion over. */
+  arrived(): Promise<void>;
+  /** The body broke off or was refused: the conversion is dropped. */
+  abandon(): Promise<void>;
+}
 
 /** Spare children's folders are named `<pid>-<n>`: those of processes that are gone are removed at start. */
 async function removeSparesOfEndedProcesses(root: string): Promise<void> {
@@ -52,6 +83,8 @@ interface ShardRecord {
 @Injectable()
 export class IngestService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly children: ConversionChildren;
+  /** Conversions started as their upload arrived, by upload id, until its ingest job takes them. */
+  private readonly arriving = new Map<string, Arriving>();
 
   constructor(
     private readonly uploads: UploadsRepository,
@@ -85,7 +118,51 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     this.children.prepare().catch((error: unknown) => this.logger.warn({ err: error }, 'could not start a spare ingest child'));
   }
 
+  /**
+   * Starts converting a Kura NDJSON upload while its body arrives (undefined when it cannot): the
+   * body's bytes go to a jailed child as they are stored, so parsing overlaps receiving. The ingest
+   * job keeps the result when the dataset is still where it was when the upload began (no other
+   * upload published meanwhile); otherwise it converts the stored upload as usual. Only where this
+   * process runs the ingest (an in-process queue), and only for a body of declared size.
+   */
+  async receiveArriving(upload: UploadToConvert, bytes: number | undefined): Promise<ArrivingBody | undefined> {
+    if (this.config.queue.kind !== 'in-process' || upload.requestedFormat !== 'kura-ndjson' || !bytes) return undefined;
+    if (this.arriving.size >= MAX_ARRIVING) return undefined;
+    let request: ReturnType<IngestService['conversionRequest']>;
+    let conversion: ArrivingConversion | undefined;
+    try {
+      request = this.conversionRequest(upload, await this.datasets.findForNewVersion(upload.datasetId));
+      conversion = await this.children.startArriving(request, bytes);
+    } catch (error) {
+      // Only a head start lost: the upload is stored and converted as usual.
+      this.logger.warn({ err: error, uploadId: upload.id }, 'could not start converting the upload as it arrives');
+      return undefined;
+    }
+    if (!conversion) return undefined;
+    const arriving: Arriving = { conversion, from: request };
+    this.arriving.set(upload.id, arriving);
+    const drop = async () => {
+      if (this.arriving.get(upload.id) === arriving) this.arriving.delete(upload.id);
+      clearTimeout(arriving.unclaimed);
+      await conversion.abandon();
+    };
+    return {
+      write: (chunk) => conversion.write(chunk),
+      arrived: async () => {
+        if (!(await conversion.arrived())) return drop();
+        arriving.unclaimed = setTimeout(() => void drop(), this.config.sandbox.ingest.timeoutSeconds * 1000);
+        arriving.unclaimed.unref();
+      },
+      abandon: drop,
+    };
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    for (const [id, { conversion, unclaimed }] of this.arriving) {
+      this.arriving.delete(id);
+      clearTimeout(unclaimed);
+      await conversion.abandon();
+    }
     await this.children.close();
   }
 
@@ -118,17 +195,23 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       timings[`${name}Ms`] = Date.now() - phaseStart;
       phaseStart = Date.now();
     };
+    const arriving = this.arriving.get(uploadId);
+    this.arriving.delete(uploadId);
+    clearTimeout(arriving?.unclaimed);
     try {
       await rm(work, { recursive: true, force: true });
       await mkdir(work, { recursive: true });
-      const rawPath = await this.rawUploadPath(upload, work);
+      // An upload converted as it arrived is read from disk only if that conversion is not kept.
+      let rawPath = arriving ? undefined : await this.rawUploadPath(upload, work);
       phase('materialise');
       await withDatasetLock(this.databaseUrl, upload.datasetId, async () => {
         const dataset = await this.datasets.findForNewVersion(upload.datasetId);
         await this.episodes.deleteUnpublished({ datasetId: dataset.id, latestVersion: dataset.latestVersion });
         const version = dataset.latestVersion + 1;
-        const result = await this.convert({ upload, work, rawPath, dataset, version, warn });
-        phase('convert');
+        const early = arriving && (await this.keptArriving(arriving, upload, dataset));
+        rawPath ??= early ? undefined : await this.rawUploadPath(upload, work);
+        const result = await this.convert({ upload, work, rawPath, early, dataset, version, warn });
+        phase(early ? 'convertedWhileArriving' : 'convert');
         if (droppedWarnings > 0)
           warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
         await this.publish({
@@ -163,8 +246,52 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       }
       throw error;
     } finally {
+      await arriving?.conversion.abandon(); // a no-op once it was replayed
       await rm(work, { recursive: true, force: true });
     }
+  }
+
+  /**
+   * The arriving conversion, when it can stand for the upload's: it started from the dataset as it is
+   * now, and it finished. Otherwise it is dropped (and the upload converted again from its bytes).
+   */
+  private async keptArriving(
+    arriving: Arriving,
+    upload: UploadRecord,
+    dataset: DatasetForNewVersion,
+  ): Promise<ArrivingConversion | undefined> {
+    const now = this.conversionRequest(upload, dataset);
+    const same =
+      arriving.from.firstIndex === now.firstIndex &&
+      arriving.from.defaultFps === now.defaultFps &&
+      JSON.stringify(arriving.from.datasetFeatures) === JSON.stringify(now.datasetFeatures);
+    const result = same ? await arriving.conversion.result : undefined;
+    if (result && 'outcome' in result) return arriving.conversion;
+    // Its failures are redone from the stored bytes: the conversion that fails an upload is the usual one.
+    this.logger.info({ uploadId: upload.id, datasetMoved: !same }, 'the conversion made as the upload arrived is not kept');
+    await arriving.conversion.abandon();
+    return undefined;
+  }
+
+  /** What a jailed child needs to convert `upload` into `dataset`'s next version. */
+  private conversionRequest(
+    upload: UploadToConvert,
+    dataset: Pick<DatasetForNewVersion, 'features' | 'episodeCount' | 'robot'>,
+  ): Omit<ConversionRequest, 'rawPath' | 'work'> {
+    return {
+      datasetId: upload.datasetId,
+      fileName: safeFileName(upload.fileName),
+      requestedFormat: upload.requestedFormat as FormatName | null,
+      featureMap: upload.featureMap ?? {},
+      dropFeatures: upload.dropFeatures,
+      options: upload.options ?? {},
+      datasetFeatures: dataset.features,
+      firstIndex: dataset.episodeCount,
+      defaultFps: dataset.robot.controlFrequencyHz,
+      shardBytes: this.config.uploads.shardBytes,
+      archiveLimits: this.config.uploads.archive,
+      ingestLimits: this.config.uploads.ingestLimits,
+    };
   }
 
   /**
@@ -186,8 +313,11 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   private async convert(params: {
     upload: UploadRecord;
     work: string;
-    rawPath: string;
-    dataset: { id: string; features: FeatureSpec | null; episodeCount: number; robot: { controlFrequencyHz: number } };
+    /** The stored upload on local disk; unset when `early` is kept instead. */
+    rawPath: string | undefined;
+    /** A conversion made as the upload arrived, kept: its results are taken over as if made now. */
+    early: ArrivingConversion | undefined;
+    dataset: DatasetForNewVersion;
     /** The version the upload will be published as: its episode rows are written with it, unpublished. */
     version: number;
     warn: (issue: ImportIssue) => void;
@@ -203,52 +333,39 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     const { upload } = params;
     const shards: ShardRecord[] = [];
     let episodeCount = 0;
-    const archive = this.config.uploads.archive;
-    const outcome = await this.children.convert(
-      {
-        datasetId: upload.datasetId,
-        rawPath: params.rawPath,
-        fileName: safeFileName(upload.fileName),
-        work: params.work,
-        requestedFormat: upload.requestedFormat as FormatName | null,
-        featureMap: upload.featureMap ?? {},
-        dropFeatures: upload.dropFeatures,
-        options: upload.options ?? {},
-        datasetFeatures: params.dataset.features,
-        firstIndex: params.dataset.episodeCount,
-        defaultFps: params.dataset.robot.controlFrequencyHz,
-        shardBytes: this.config.uploads.shardBytes,
-        archiveLimits: archive,
-        ingestLimits: this.config.uploads.ingestLimits,
+    const handlers: ConversionHandlers = {
+      format: (format) => this.uploads.markProcessing(upload.id, format),
+      warning: params.warn,
+      progress: (count, expected) => this.uploads.setProgress(upload.id, expected ? Math.min(0.95, (count / expected) * 0.95) : 0.5),
+      shard: async (shard) => {
+        for (const video of shard.videos)
+          if (!(await this.blobs.head({ key: video.key })))
+            await this.blobs.put({ key: video.key, body: createReadStream(video.absolutePath), contentType: 'video/mp4' });
+        // Keyed by upload and number: a re-run after a crash overwrites the same objects.
+        const key = `datasets/${upload.datasetId}/shards/${upload.id}-${String(shard.number).padStart(4, '0')}.arrow`;
+        if (this.blobs.adoptFile) await this.blobs.adoptFile({ key, path: shard.path });
+        else {
+          await this.blobs.put({ key, body: createReadStream(shard.path), contentType: 'application/vnd.apache.arrow.file' });
+          await rm(shard.path);
+        }
+        shards.push({ key, bytes: shard.bytes, sha256: shard.sha256, episodes: shard.episodes.length });
+        // Its episode rows now, while the child converts the next shard; invisible until the
+        // version is published, and removed if the upload fails (or by the next attempt).
+        await this.episodes.insertUnpublished({
+          datasetId: upload.datasetId,
+          version: params.version,
+          uploadId: upload.id,
+          rows: shard.episodes.map((episode) => episodeRow(upload.datasetId, key, episode)),
+        });
+        episodeCount += shard.episodes.length;
       },
-      {
-        format: (format) => this.uploads.markProcessing(upload.id, format),
-        warning: params.warn,
-        progress: (count, expected) => this.uploads.setProgress(upload.id, expected ? Math.min(0.95, (count / expected) * 0.95) : 0.5),
-        shard: async (shard) => {
-          for (const video of shard.videos)
-            if (!(await this.blobs.head({ key: video.key })))
-              await this.blobs.put({ key: video.key, body: createReadStream(video.absolutePath), contentType: 'video/mp4' });
-          // Keyed by upload and number: a re-run after a crash overwrites the same objects.
-          const key = `datasets/${upload.datasetId}/shards/${upload.id}-${String(shard.number).padStart(4, '0')}.arrow`;
-          if (this.blobs.adoptFile) await this.blobs.adoptFile({ key, path: shard.path });
-          else {
-            await this.blobs.put({ key, body: createReadStream(shard.path), contentType: 'application/vnd.apache.arrow.file' });
-            await rm(shard.path);
-          }
-          shards.push({ key, bytes: shard.bytes, sha256: shard.sha256, episodes: shard.episodes.length });
-          // Its episode rows now, while the child converts the next shard; invisible until the
-          // version is published, and removed if the upload fails (or by the next attempt).
-          await this.episodes.insertUnpublished({
-            datasetId: upload.datasetId,
-            version: params.version,
-            uploadId: upload.id,
-            rows: shard.episodes.map((episode) => episodeRow(upload.datasetId, key, episode)),
-          });
-          episodeCount += shard.episodes.length;
-        },
-      },
-    );
+    };
+    const outcome = params.early
+      ? await params.early.replay(handlers)
+      : await this.children.convert(
+          { ...this.conversionRequest(upload, params.dataset), rawPath: params.rawPath!, work: params.work },
+          handlers,
+        );
     return {
       format: outcome.format,
       features: outcome.features,

@@ -1,56 +1,19 @@
 import { existsSync } from 'node:fs';
-import { link, mkdir, readFile, rm } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImportError, type DatasetStatsJson, type FormatName, type ImportIssue } from '@kura/formats';
 import type { FeatureSpec, ErrorLocation } from '@kura/schema';
 import { startJailed, type JailedProcess, type JailExit, type JailLevel } from '@kura/jail';
-import {
-  READING_FILE,
-  type ConversionMessage,
-  type ConversionRequest,
-  type ConvertedEpisode,
-  type VideoFile,
-} from './upload-conversion.js';
+import { ArrivingConversion, RecordedConversion } from './arriving-conversion.js';
+import type { ConversionHandlers, ConversionLimits, ConversionOutcome } from './conversion-handlers.js';
+import { READING_FILE, type ConversionMessage, type ConversionRequest } from './upload-conversion.js';
+
+export type { ConversionHandlers, ConversionLimits, ConversionOutcome, ConvertedShard } from './conversion-handlers.js';
 
 /** Where Kura's code is: the jail mounts its `packages/` and `node_modules/` read-only, nothing else of it. */
 const codeRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../..');
 const childScript = join(codeRoot, 'packages/core/dist/uploads/ingest/ingest-child.js');
-
-export interface ConversionLimits {
-  memoryBytes: number;
-  cpuSeconds: number;
-  wallClockMs: number;
-  /** Largest file the child may write: an extracted file or a shard. */
-  fileSizeBytes: number;
-}
-
-export interface ConvertedShard {
-  number: number;
-  path: string;
-  bytes: number;
-  sha256: string;
-  episodes: ConvertedEpisode[];
-  videos: VideoFile[];
-}
-
-/** What the parent does with the child's news, in the order it comes. */
-export interface ConversionHandlers {
-  format(format: FormatName): Promise<void>;
-  warning(issue: ImportIssue): void;
-  progress(episodes: number, expected: number | null): Promise<void>;
-  /** Takes the shard file (and the videos its episodes first used) into the blob store. */
-  shard(shard: ConvertedShard): Promise<void>;
-}
-
-export interface ConversionOutcome {
-  format: FormatName;
-  features: FeatureSpec;
-  fps: number;
-  steps: number;
-  episodes: number;
-  stats: DatasetStatsJson;
-}
 
 const MAX_MESSAGE_BYTES = 256 * 1024 * 1024;
 
@@ -301,6 +264,52 @@ export class ConversionChildren {
       // The next one is started after, not during: on two cores its module loading slowed this one by ~20 %.
       void this.prepare().catch(() => undefined);
     }
+  }
+
+  /**
+   * Starts converting an upload that is still being received, in the spare (started now when there
+   * is none): its bytes go into the spare's read-only `in/raw` as they come (ArrivingConversion),
+   * and the child reads them there as they land. Undefined when no child can be had.
+   */
+  async startArriving(
+    request: Omit<ConversionRequest, 'rawPath' | 'work' | 'arriving'>,
+    bytes: number,
+  ): Promise<ArrivingConversion | undefined> {
+    await this.prepare();
+    const spare = this.spare;
+    if (!spare?.child.alive) return undefined;
+    this.spare = undefined;
+    spare.leased = true;
+    spare.child.restartDeadline(this.options.limits.wallClockMs);
+    const rawPath = join(spare.folder, 'in', 'raw');
+    const release = async () => {
+      spare.child.kill();
+      await spare.child.exit;
+      await rm(spare.folder, { recursive: true, force: true }).catch(() => undefined);
+    };
+    let file: FileHandle;
+    try {
+      file = await open(rawPath, 'wx');
+    } catch {
+      await release();
+      return undefined;
+    }
+    const recorded = new RecordedConversion();
+    const finished = runConversion(
+      spare.child,
+      { ...request, rawPath, work: join(spare.folder, 'work'), arriving: { bytes } },
+      this.options.limits,
+      recorded.handlers,
+    );
+    // The next spare once this child is done, as after any conversion.
+    void finished.catch(() => undefined).finally(() => void this.prepare().catch(() => undefined));
+    return new ArrivingConversion({
+      file,
+      finished,
+      recorded,
+      release,
+      restartDeadline: () => spare.child.restartDeadline(this.options.limits.wallClockMs),
+    });
   }
 
   /** Lets the spare go (at shutdown). */

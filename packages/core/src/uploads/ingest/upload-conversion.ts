@@ -5,6 +5,8 @@ import { basename, join } from 'node:path';
 import {
   DatasetStatsAccumulator,
   ImportError,
+  arrivedBytes,
+  arrivingFile,
   IngestBudget,
   StatsError,
   checkFeatureSpec,
@@ -41,6 +43,11 @@ export interface ConversionRequest {
   datasetId: string;
   /** The uploaded bytes (read-only in the jail). */
   rawPath: string;
+  /**
+   * Set when rawPath is still being received and will hold `bytes` bytes: a Kura NDJSON upload is
+   * then converted as it arrives, any other once all of it is there.
+   */
+  arriving?: { bytes: number };
   /** The upload's file name, already safe for a local path. */
   fileName: string;
   /** The upload's work folder (writable in the jail): `files/` for an extracted archive, `out/` for shards. */
@@ -116,7 +123,35 @@ export interface VideoFile {
  */
 export async function convertUpload(request: ConversionRequest, report: (message: ConversionMessage) => void): Promise<void> {
   const source = await materialise(request);
-  const format = await chooseFormat(request.requestedFormat, source);
+  if (!request.arriving || !source.files.some((file) => file.arriving)) {
+    const done = await convertSource(request, source, await chooseFormat(request.requestedFormat, source), report);
+    return report({ type: 'done', ...done });
+  }
+  // Read as it arrives, the upload is checked against the formats' detectors once all of it is
+  // there, success or not: one that is not Kura NDJSON fails FORMAT_MISMATCH, as it would have.
+  const { bytes } = request.arriving;
+  const checkWhole = async () => {
+    await arrivedBytes(request.rawPath, bytes);
+    await chooseFormat(request.requestedFormat, await sourceFromFiles([{ path: request.fileName, absolutePath: request.rawPath }]));
+  };
+  let done: Awaited<ReturnType<typeof convertSource>>;
+  try {
+    done = await convertSource(request, source, 'kura-ndjson', report);
+  } catch (error) {
+    if (error instanceof ImportError) await checkWhole();
+    throw error;
+  }
+  await checkWhole();
+  report({ type: 'done', ...done });
+}
+
+/** Converts the upload's files with the importer of `format`; returns what the 'done' message says. */
+async function convertSource(
+  request: ConversionRequest,
+  source: ImportSource,
+  format: FormatName,
+  report: (message: ConversionMessage) => void,
+): Promise<{ steps: number; episodes: number; stats: DatasetStatsJson }> {
   report({ type: 'format', format });
   const options = parseFormatOptions(format, request.options);
   if (!options.success) {
@@ -203,14 +238,23 @@ export async function convertUpload(request: ConversionRequest, report: (message
   }
   await flush();
   if (count === 0) throw new ImportError('NO_EPISODES', 'the upload holds no episodes', {});
-  report({ type: 'done', steps, episodes: count, stats: stats.toJSON() });
+  return { steps, episodes: count, stats: stats.toJSON() };
 }
 
-/** The upload's files: an archive extracted into `files/`, or the single file under its name. */
+/**
+ * The upload's files: an archive extracted into `files/`, or the single file under its name. An
+ * upload still arriving is waited for, unless it is a requested Kura NDJSON file: that one is read as
+ * it comes (the only importer that reads its one file from start to end, once).
+ */
 async function materialise(request: ConversionRequest): Promise<ImportSource & { archive?: ArchiveKind }> {
-  const handle = await open(request.rawPath, 'r');
-  const { buffer, bytesRead } = await handle.read(Buffer.alloc(512), 0, 512, 0).finally(() => handle.close());
-  const kind = detectArchiveKind(buffer.subarray(0, bytesRead));
+  if (request.arriving) {
+    const { bytes } = request.arriving;
+    await arrivedBytes(request.rawPath, Math.min(bytes, ARCHIVE_HEAD_BYTES));
+    if (request.requestedFormat === 'kura-ndjson' && !detectArchiveKind(await readHead(request.rawPath)))
+      return { files: [{ path: request.fileName, absolutePath: request.rawPath, bytes, arriving: arrivingFile(request.rawPath, bytes) }] };
+    await arrivedBytes(request.rawPath, bytes);
+  }
+  const kind = detectArchiveKind(await readHead(request.rawPath));
   if (kind) {
     const destination = join(request.work, 'files');
     await mkdir(destination, { recursive: true });
@@ -218,6 +262,15 @@ async function materialise(request: ConversionRequest): Promise<ImportSource & {
     return { ...(await sourceFromDirectory(destination)), archive: kind };
   }
   return sourceFromFiles([{ path: request.fileName, absolutePath: request.rawPath }]);
+}
+
+/** Bytes an archive is recognised by. */
+const ARCHIVE_HEAD_BYTES = 512;
+
+async function readHead(path: string): Promise<Buffer> {
+  const handle = await open(path, 'r');
+  const { buffer, bytesRead } = await handle.read(Buffer.alloc(ARCHIVE_HEAD_BYTES), 0, ARCHIVE_HEAD_BYTES, 0).finally(() => handle.close());
+  return buffer.subarray(0, bytesRead);
 }
 
 async function chooseFormat(requested: FormatName | null, source: ImportSource & { archive?: ArchiveKind }): Promise<FormatName> {

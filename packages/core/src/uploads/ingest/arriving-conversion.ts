@@ -1,0 +1,143 @@
+import type { FileHandle } from 'node:fs/promises';
+import { writeFully, type FormatName, type ImportIssue } from '@kura/formats';
+import type { ConversionHandlers, ConversionOutcome, ConvertedShard } from './conversion-handlers.js';
+
+/** Most warnings kept for the replay: the ingest keeps 1,000 and counts the rest, so these are enough. */
+const KEPT_WARNINGS = 1001;
+
+/** A writer this far behind the body gives the early conversion up rather than hold more of it in memory. */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+
+type Recorded = { kind: 'format'; format: FormatName } | { kind: 'warning'; issue: ImportIssue } | { kind: 'shard'; shard: ConvertedShard };
+
+/**
+ * Handlers that only remember what a conversion said, in order: a conversion started before its
+ * upload exists (nothing may be written for it yet) is handed over to the ingest job by replaying them.
+ */
+export class RecordedConversion {
+  private readonly events: Recorded[] = [];
+  private keptWarnings = 0;
+  private droppedWarnings = 0;
+
+  readonly handlers: ConversionHandlers = {
+    format: async (format) => void this.events.push({ kind: 'format', format }),
+    warning: (issue) => {
+      if (this.keptWarnings >= KEPT_WARNINGS) return void this.droppedWarnings++;
+      this.keptWarnings++;
+      this.events.push({ kind: 'warning', issue });
+    },
+    // No upload to show progress on yet.
+    progress: async () => undefined,
+    shard: async (shard) => void this.events.push({ kind: 'shard', shard }),
+  };
+
+  async replay(handlers: ConversionHandlers): Promise<void> {
+    let lastWarning: ImportIssue | undefined;
+    for (const event of this.events) {
+      if (event.kind === 'format') await handlers.format(event.format);
+      else if (event.kind === 'shard') await handlers.shard(event.shard);
+      else handlers.warning((lastWarning = event.issue));
+    }
+    // Counted, not kept: the ingest keeps fewer than were recorded and only counts the rest.
+    for (let dropped = 0; lastWarning && dropped < this.droppedWarnings; dropped++) handlers.warning(lastWarning);
+  }
+}
+
+/**
+ * An upload converted while it is received (ConversionChildren.startArriving). The body's chunks are
+ * written, in order and without holding the body back, into the file the jailed child reads as it
+ * grows. Until the upload is recorded and its ingest job runs, what the child makes is only
+ * remembered; the job then replays it (or, when the dataset moved on meanwhile, abandons it and
+ * converts the stored upload as usual).
+ */
+export class ArrivingConversion {
+  private queue: Buffer[] = [];
+  private queuedBytes = 0;
+  private writing: Promise<void> | undefined;
+  private closed = false;
+  /** Set once the conversion is given up: the body broke off, the upload was refused, or writing failed. */
+  private released: Promise<void> | undefined;
+  /** How the child's conversion ended (never rejects). */
+  readonly result: Promise<{ outcome: ConversionOutcome } | { error: unknown }>;
+
+  constructor(
+    private readonly parts: {
+      /** The file the child reads (read-only to it). */
+      file: FileHandle;
+      finished: Promise<ConversionOutcome>;
+      recorded: RecordedConversion;
+      /** Ends the child and removes its folder. */
+      release: () => Promise<void>;
+      /** Gives the child its whole deadline again from now. */
+      restartDeadline: () => void;
+    },
+  ) {
+    this.result = parts.finished.then(
+      (outcome) => ({ outcome }),
+      (error: unknown) => ({ error }),
+    );
+  }
+
+  /** A chunk of the body, in order. Never waits: a writer too far behind gives the conversion up instead. */
+  write(chunk: Buffer): void {
+    if (this.released) return;
+    this.queue.push(chunk);
+    this.queuedBytes += chunk.length;
+    if (this.queuedBytes > MAX_QUEUED_BYTES) return void this.abandon();
+    this.writing ??= this.drain().finally(() => (this.writing = undefined));
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0 && !this.released) {
+        const batch = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
+        this.queue = [];
+        await writeFully(this.parts.file, batch);
+        this.queuedBytes -= batch.length;
+      }
+    } catch {
+      void this.abandon(); // a full disk under the spare: the stored upload is converted as usual
+    }
+  }
+
+  /** All of the body has come and is stored: false when the conversion was given up meanwhile. */
+  async arrived(): Promise<boolean> {
+    while (this.writing) await this.writing;
+    await this.close();
+    if (this.released) return false;
+    this.parts.restartDeadline();
+    return true;
+  }
+
+  /** Gives the conversion up: ends the child and removes its files. */
+  abandon(): Promise<void> {
+    this.released ??= (async () => {
+      this.queue = [];
+      while (this.writing) await this.writing;
+      await this.close();
+      await this.parts.release();
+    })();
+    return this.released;
+  }
+
+  /**
+   * Hands what the child made to `handlers` as a conversion in the ingest job would have, then frees
+   * its folder. Rejects with the child's error when it failed.
+   */
+  async replay(handlers: ConversionHandlers): Promise<ConversionOutcome> {
+    try {
+      const result = await this.result;
+      if ('error' in result) throw result.error;
+      await this.parts.recorded.replay(handlers);
+      return result.outcome;
+    } finally {
+      await this.abandon();
+    }
+  }
+
+  private async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.parts.file.close().catch(() => undefined);
+  }
+}
