@@ -29,11 +29,13 @@ const ARRIVAL_POLL_MS = 5;
 
 /**
  * A local file another process is still writing, in order, up to `bytes`: read as far as it is
- * there, then again once more has come. Whoever writes it kills the reader if it never completes.
+ * there, then again once more has come (also before it exists). Whoever writes it kills the reader
+ * if it never completes.
  */
 export function arrivingFile(path: string, bytes: number): ArrivingFile {
   return {
     async *chunks(chunkBytes) {
+      await arrivedBytes(path, Math.min(bytes, 1));
       const handle = await open(path, 'r');
       try {
         for (let position = 0; position < bytes;) {
@@ -54,7 +56,16 @@ export function arrivingFile(path: string, bytes: number): ArrivingFile {
   };
 }
 
-/** Waits until the arriving file at `path` holds at least `bytes` bytes. */
+/** Waits until the arriving file at `path` holds at least `bytes` bytes (it may not be there yet). */
 export async function arrivedBytes(path: string, bytes: number): Promise<void> {
-  while ((await stat(path)).size < bytes) await sleep(ARRIVAL_POLL_MS);
+  while ((await sizeSoFar(path)) < bytes) await sleep(ARRIVAL_POLL_MS);
+}
+
+async function sizeSoFar(path: string): Promise<number> {
+  try {
+    return (await stat(path)).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw error;
+  }
 }

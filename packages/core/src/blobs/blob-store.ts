@@ -28,10 +28,17 @@ export interface CompletedPart {
  *
  * Adapters: filesystem (embedded mode) and S3 (services mode). Both pass one contract suite.
  */
+/** Told the local file a blob is being written to (see BlobStore.put). */
+export type LocalFileListener = (path: string) => Promise<void>;
+
 export interface BlobStore {
   readonly kind: 'filesystem' | 's3';
-  /** Writes a blob from a stream; visible to readers only once complete (never half-written). */
-  put(params: { key: string; body: Readable | Buffer; contentType?: string }): Promise<{ bytes: number }>;
+  /**
+   * Writes a blob from a stream; visible to readers only once complete (never half-written). A
+   * store that writes a local file calls `onLocalFile` with it once it exists, before its first byte
+   * (an upload converted as it arrives reads it there); others never call it.
+   */
+  put(params: { key: string; body: Readable | Buffer; contentType?: string; onLocalFile?: LocalFileListener }): Promise<{ bytes: number }>;
   /** Reads a blob or a byte range of it. Throws BlobNotFoundError when absent; a range past the end is BlobRangeError. */
   get(params: { key: string; range?: ByteRange }): Promise<Readable>;
   /** Size and date of a blob, or undefined when there is none. */

@@ -15,8 +15,9 @@ import {
   type BlobStore,
   type ByteRange,
   type CompletedPart,
+  type LocalFileListener,
 } from './blob-store.js';
-import { writeFully } from '@kura/formats';
+import { writeChunksFully } from '@kura/formats';
 import { byteStream, chunksOf, chunkToBuffer } from './stream-chunks.js';
 
 /** Folders of the store's own bookkeeping, at its root; keys may not start with them. */
@@ -52,9 +53,17 @@ export class FilesystemBlobStore implements BlobStore {
     this.multipartDirectory = join(this.directory, MULTIPART_FOLDER);
   }
 
-  async put(params: { key: string; body: Readable | Buffer; contentType?: string }): Promise<{ bytes: number }> {
+  async put(params: {
+    key: string;
+    body: Readable | Buffer;
+    contentType?: string;
+    onLocalFile?: LocalFileListener;
+  }): Promise<{ bytes: number }> {
     const path = this.blobPath(params.key);
-    const written = await this.writeTemporaryFile({ chunks: chunksOf(params.body) });
+    const written = await this.writeTemporaryFile({
+      chunks: chunksOf(params.body),
+      ...(params.onLocalFile ? { onFile: params.onLocalFile } : {}),
+    });
     await this.moveIntoPlace({ temporaryPath: written.path, path, key: params.key });
     return { bytes: written.bytes };
   }
@@ -265,17 +274,20 @@ export class FilesystemBlobStore implements BlobStore {
   private async writeTemporaryFile(params: {
     chunks: AsyncIterable<Buffer>;
     onChunk?: (chunk: Buffer) => void;
+    /** Told the file's path once it exists, before anything is written to it. */
+    onFile?: LocalFileListener;
   }): Promise<{ path: string; bytes: number }> {
     await mkdir(this.temporaryDirectory, { recursive: true });
     const path = join(this.temporaryDirectory, randomBytes(16).toString('hex'));
     const handle = await open(path, 'wx');
+    await params.onFile?.(path).catch(() => undefined); // the listener's failure is its own
     let bytes = 0;
     // Network streams deliver ~64 KiB chunks; writing them in ~1 MiB runs halves the cost of a put.
     let pending: Buffer[] = [];
     let pendingBytes = 0;
     const flush = async () => {
       if (pendingBytes === 0) return;
-      await writeFully(handle, pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+      await writeChunksFully(handle, pending);
       pending = [];
       pendingBytes = 0;
     };

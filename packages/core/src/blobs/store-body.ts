@@ -4,7 +4,7 @@ import { finished } from 'node:stream/promises';
 import { AppError } from '../errors/app-error.js';
 import { outageError } from '../errors/outages.js';
 import { meterBytes } from '../common/byte-meter.js';
-import type { BlobStore } from './blob-store.js';
+import type { BlobStore, LocalFileListener } from './blob-store.js';
 
 /** The limits a request body is read under: its size, and the errors it fails with. */
 interface BodyLimits {
@@ -23,10 +23,15 @@ export function storeBody(
   params: BodyLimits & {
     blobs: BlobStore;
     key: string;
-    /** Also sees every chunk, in order (a conversion reading the body as it arrives). */ tee?: (chunk: Buffer) => void;
+    /** Sees every chunk, in order (a conversion reading the body as it arrives)… */
+    tee?: (chunk: Buffer) => void;
+    /** …or the local file the store writes the body to, where it writes one (BlobStore.put). */
+    onLocalFile?: LocalFileListener;
   },
 ): Promise<{ bytes: number; sha256: string }> {
-  return readHashed(params, (stream) => params.blobs.put({ key: params.key, body: stream }));
+  return readHashed(params, (stream) =>
+    params.blobs.put({ key: params.key, body: stream, ...(params.onLocalFile ? { onLocalFile: params.onLocalFile } : {}) }),
+  );
 }
 
 /** Reads a request body to its end for its sha256 and size only, storing nothing; the same limits as storeBody. */

@@ -128,7 +128,7 @@ export class UploadsService implements OnApplicationBootstrap {
       maxBytes: params.maxBytes,
       tooLarge: () => uploadTooLarge(params.maxBytes),
       interrupted: uploadInterrupted,
-      ...(arriving ? { tee: (chunk: Buffer) => arriving.write(chunk) } : {}),
+      ...(arriving ? { tee: (chunk: Buffer) => arriving.write(chunk), onLocalFile: (path: string) => arriving.share(path) } : {}),
     });
     if (bytes === 0 || (params.expectedSha256 && params.expectedSha256.toLowerCase() !== sha256)) {
       await this.blobs.delete({ key: blobKey });

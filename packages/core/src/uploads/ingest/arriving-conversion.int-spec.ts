@@ -2,7 +2,7 @@
 // body as the parent writes it, makes the same shards as a conversion of the stored file, and an
 // abandoned upload leaves no child and no file behind. Runs the built child (packages/core/dist).
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -136,6 +136,34 @@ describe(`conversions of arriving uploads (level ${level})`, () => {
       await children.close();
     }
     expect(await readdir(join(folder, 'spares'))).toEqual([]);
+  });
+
+  it('reads the file the body is stored in when it is shared, and copies nothing', async () => {
+    const root = join(folder, 'shared');
+    const children = new ConversionChildren({ level, limits, root });
+    try {
+      const body = ndjson();
+      const stored = join(folder, 'being-stored');
+      const handle = await open(stored, 'wx');
+      const { rawPath: _rawPath, work: _work, ...request } = testConversionRequest({ rawPath: '', work: '' });
+      const arriving = await children.startArriving(request, body.length);
+      await arriving!.share(stored);
+      const [spare] = await readdir(root);
+      // Chunks handed over besides are not written again: the child's file is the stored one.
+      let storing = Promise.resolve();
+      await trickle(body, (chunk) => {
+        arriving!.write(chunk);
+        storing = storing.then(async () => void (await handle.write(chunk)));
+      });
+      await storing;
+      await handle.close();
+      expect((await stat(join(root, spare!, 'in', 'raw'))).ino).toBe((await stat(stored)).ino);
+      expect(await arriving!.arrived()).toBe(true);
+      const outcome = await arriving!.replay(collecting().handlers);
+      expect(outcome).toMatchObject({ format: 'kura-ndjson', episodes: 400, steps: 4000 });
+    } finally {
+      await children.close();
+    }
   });
 
   it('ends the child and removes what it wrote when the upload breaks off', async () => {

@@ -1,5 +1,5 @@
-import type { FileHandle } from 'node:fs/promises';
-import { writeFully, type FormatName, type ImportIssue } from '@kura/formats';
+import { link, open, type FileHandle } from 'node:fs/promises';
+import { writeChunksFully, type FormatName, type ImportIssue } from '@kura/formats';
 import type { ConversionHandlers, ConversionOutcome, ConvertedShard } from './conversion-handlers.js';
 
 /** Most warnings kept for the replay: the ingest keeps 1,000 and counts the rest, so these are enough. */
@@ -44,17 +44,19 @@ export class RecordedConversion {
 }
 
 /**
- * An upload converted while it is received (ConversionChildren.startArriving). The body's chunks are
- * written, in order and without holding the body back, into the file the jailed child reads as it
- * grows. Until the upload is recorded and its ingest job runs, what the child makes is only
- * remembered; the job then replays it (or, when the dataset moved on meanwhile, abandons it and
- * converts the stored upload as usual).
+ * An upload converted while it is received (ConversionChildren.startArriving). The jailed child
+ * reads `rawPath` as it grows: a hard link to the file the blob store writes the body to (no copy),
+ * or, where the store writes none (S3), a file the body's chunks are written to in order, without
+ * holding the body back. Until the upload is recorded and its ingest job runs, what the child makes
+ * is only remembered; the job then replays it (or, when the dataset moved on meanwhile, abandons it
+ * and converts the stored upload as usual).
  */
 export class ArrivingConversion {
+  private how: 'undecided' | 'linked' | 'written' = 'undecided';
+  private file: FileHandle | undefined;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
   private writing: Promise<void> | undefined;
-  private closed = false;
   /** Set once the conversion is given up: the body broke off, the upload was refused, or writing failed. */
   private released: Promise<void> | undefined;
   /** How the child's conversion ended (never rejects). */
@@ -62,8 +64,8 @@ export class ArrivingConversion {
 
   constructor(
     private readonly parts: {
-      /** The file the child reads (read-only to it). */
-      file: FileHandle;
+      /** The file the child reads (read-only to it; it waits for it to appear). */
+      rawPath: string;
       finished: Promise<ConversionOutcome>;
       recorded: RecordedConversion;
       /** Ends the child and removes its folder. */
@@ -78,9 +80,21 @@ export class ArrivingConversion {
     );
   }
 
+  /** The local file the body is being stored in, before any of it is: linked for the child to read (chunks are then not written). */
+  async share(path: string): Promise<void> {
+    if (this.how !== 'undecided' || this.released) return;
+    try {
+      await link(path, this.parts.rawPath);
+      this.how = 'linked';
+    } catch {
+      // Another filesystem: the chunks are written instead.
+    }
+  }
+
   /** A chunk of the body, in order. Never waits: a writer too far behind gives the conversion up instead. */
   write(chunk: Buffer): void {
-    if (this.released) return;
+    if (this.released || this.how === 'linked') return;
+    this.how = 'written';
     this.queue.push(chunk);
     this.queuedBytes += chunk.length;
     if (this.queuedBytes > MAX_QUEUED_BYTES) return void this.abandon();
@@ -90,10 +104,11 @@ export class ArrivingConversion {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0 && !this.released) {
-        const batch = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue);
+        const batch = this.queue;
         this.queue = [];
-        await writeFully(this.parts.file, batch);
-        this.queuedBytes -= batch.length;
+        this.file ??= await open(this.parts.rawPath, 'wx');
+        await writeChunksFully(this.file, batch);
+        for (const chunk of batch) this.queuedBytes -= chunk.length;
       }
     } catch {
       void this.abandon(); // a full disk under the spare: the stored upload is converted as usual
@@ -136,8 +151,8 @@ export class ArrivingConversion {
   }
 
   private async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    await this.parts.file.close().catch(() => undefined);
+    const file = this.file;
+    this.file = undefined;
+    await file?.close().catch(() => undefined);
   }
 }

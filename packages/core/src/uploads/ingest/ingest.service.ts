@@ -48,6 +48,8 @@ interface Arriving {
 
 /** What the upload's receiver does with an arriving conversion (UploadsService.store). */
 export interface ArrivingBody {
+  /** The local file the body is being stored in, before its first byte: read there, chunks are not copied (write is then a no-op). */
+  share(path: string): Promise<void>;
   /** Each chunk of the body, in order. */
   write(chunk: Buffer): void;
   /** The body is stored and the upload recorded: its ingest job may take the conversion over. */
@@ -147,6 +149,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       await conversion.abandon();
     };
     return {
+      share: (path) => conversion.share(path),
       write: (chunk) => conversion.write(chunk),
       arrived: async () => {
         if (!(await conversion.arrived())) return drop();

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { link, mkdir, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { link, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ImportError, type DatasetStatsJson, type FormatName, type ImportIssue } from '@kura/formats';
@@ -268,8 +268,9 @@ export class ConversionChildren {
 
   /**
    * Starts converting an upload that is still being received, in the spare (started now when there
-   * is none): its bytes go into the spare's read-only `in/raw` as they come (ArrivingConversion),
-   * and the child reads them there as they land. Undefined when no child can be had.
+   * is none): the stored upload is linked as the spare's read-only `in/raw`, or its bytes written
+   * there as they come (ArrivingConversion), and the child reads them as they land. Undefined when
+   * no child can be had.
    */
   async startArriving(
     request: Omit<ConversionRequest, 'rawPath' | 'work' | 'arriving'>,
@@ -287,13 +288,6 @@ export class ConversionChildren {
       await spare.child.exit;
       await rm(spare.folder, { recursive: true, force: true }).catch(() => undefined);
     };
-    let file: FileHandle;
-    try {
-      file = await open(rawPath, 'wx');
-    } catch {
-      await release();
-      return undefined;
-    }
     const recorded = new RecordedConversion();
     const finished = runConversion(
       spare.child,
@@ -304,7 +298,7 @@ export class ConversionChildren {
     // The next spare once this child is done, as after any conversion.
     void finished.catch(() => undefined).finally(() => void this.prepare().catch(() => undefined));
     return new ArrivingConversion({
-      file,
+      rawPath,
       finished,
       recorded,
       release,
