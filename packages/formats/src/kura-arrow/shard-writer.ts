@@ -3,7 +3,7 @@ import { open } from 'node:fs/promises';
 import { MetadataVersion, Utf8, vectorFromArray, type Dictionary } from 'apache-arrow';
 import { FileBlock, Footer } from 'apache-arrow/ipc/metadata/file';
 import { kuraArrowSchema, type FeatureSpec } from '@kura/schema';
-import { writeFully } from '../file-writes.js';
+import { writeChunksFully } from '../file-writes.js';
 import { ShardBatchEncoder, encodeDictionaryMessage, type ShardEpisode } from './shard-batch-encoder.js';
 import type { ImportedEpisode } from '../importer.js';
 
@@ -52,7 +52,7 @@ export async function writeShard(params: {
   let pendingBytes = 0;
   const flush = async () => {
     if (pendingBytes === 0) return;
-    await writeFully(file, pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingBytes));
+    await writeChunksFully(file, pending);
     pending = [];
     pendingBytes = 0;
   };
@@ -99,7 +99,8 @@ export async function writeShard(params: {
     await append(footerLength);
     await append(FILE_MAGIC);
     await flush();
-    await file.sync();
+    // Not fsynced here: whoever keeps the file makes it durable (the blob store as it adopts it),
+    // and the converter goes on with the next shard meanwhile instead of waiting for the disk.
   } finally {
     await file.close();
   }

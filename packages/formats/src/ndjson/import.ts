@@ -66,6 +66,7 @@ function onlyFile(source: ImportSource): SourceFile | undefined {
 }
 
 async function* parseSteps(file: SourceFile, budget: IngestBudget): AsyncGenerator<ParsedStep & { line: number }> {
+  const images = new Base64Slabs();
   for await (const { line, text, tooLong, bytes } of readLines(file, budget.limits.maxLineBytes)) {
     const at = { file: file.path, line };
     if (tooLong) budget.checkLine(bytes, at, `line ${line}`);
@@ -82,9 +83,9 @@ async function* parseSteps(file: SourceFile, budget: IngestBudget): AsyncGenerat
       );
     }
     if (isEpisodeDocument(json)) {
-      for (const step of expandEpisodeDocument(json, file.path, line)) yield { ...parseStep(step, file.path, line), line };
+      for (const step of expandEpisodeDocument(json, file.path, line)) yield { ...parseStep(step, file.path, line, images), line };
     } else {
-      yield { ...parseStep(json, file.path, line), line };
+      yield { ...parseStep(json, file.path, line, images), line };
     }
   }
 }
@@ -125,7 +126,7 @@ function expandEpisodeDocument(
   });
 }
 
-function parseStep(json: unknown, file: string, line: number): ParsedStep {
+function parseStep(json: unknown, file: string, line: number, images: Base64Slabs): ParsedStep {
   const fail = (field: string, message: string, episode?: string, step?: number): never => {
     throw new ImportError('NDJSON_INVALID_STEP', `line ${line}: ${message}`, {
       file,
@@ -161,7 +162,7 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
     for (const [name, value] of Object.entries(observation as Record<string, unknown>)) {
       values.set(
         `observation.${name}`,
-        parseValue(value, `observation.${name}`, (message) => fail(`observation.${name}`, message, episode, step)),
+        parseValue(value, `observation.${name}`, (message) => fail(`observation.${name}`, message, episode, step), images),
       );
     }
   }
@@ -169,13 +170,13 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
   if (Array.isArray(action))
     values.set(
       'action',
-      parseValue(action, 'action', (message) => fail('action', message, episode, step)),
+      parseValue(action, 'action', (message) => fail('action', message, episode, step), images),
     );
   else if (typeof action === 'object' && action !== null) {
     for (const [name, value] of Object.entries(action))
       values.set(
         `action.${name}`,
-        parseValue(value, `action.${name}`, (message) => fail(`action.${name}`, message, episode, step)),
+        parseValue(value, `action.${name}`, (message) => fail(`action.${name}`, message, episode, step), images),
       );
   } else if (action !== undefined) fail('action', '"action" must be an array of numbers or an object of named arrays', episode, step);
   const isTerminal = record.isTerminal;
@@ -199,7 +200,7 @@ function parseStep(json: unknown, file: string, line: number): ParsedStep {
   };
 }
 
-function parseValue(value: unknown, field: string, fail: (message: string) => never): StepValue {
+function parseValue(value: unknown, field: string, fail: (message: string) => never, images: Base64Slabs): StepValue {
   if (Array.isArray(value)) {
     // JSON has no NaN or Infinity, so only type errors can occur here.
     if (!value.every((item) => typeof item === 'number')) return fail(`"${field}" must hold numbers only`);
@@ -209,7 +210,7 @@ function parseValue(value: unknown, field: string, fail: (message: string) => ne
     const entries = Object.entries(value);
     const [encoding, data] = entries[0] ?? [];
     if (entries.length === 1 && (encoding === 'jpeg' || encoding === 'png') && typeof data === 'string') {
-      const bytes = Buffer.from(data, 'base64');
+      const bytes = images.decode(data);
       if (bytes.length === 0) return fail(`"${field}" holds an empty image`);
       return { kind: 'image', encoding, bytes };
     }
@@ -397,5 +398,31 @@ class Float32Column {
 
   values(): Float32Array {
     return this.buffer.slice(0, this.length);
+  }
+}
+
+/** Bytes of one slab images are decoded into. */
+const SLAB_BYTES = 1024 * 1024;
+
+/**
+ * Decodes base64 images into shared 1 MiB slabs: one allocation per slab instead of one per image
+ * (~80,000 of them in a 200 MB upload of two cameras). A slab lives as long as an image cut from it.
+ */
+class Base64Slabs {
+  private slab = Buffer.allocUnsafe(0);
+  private used = 0;
+
+  decode(text: string): Buffer {
+    // At most this many bytes: 3 for every 4 characters.
+    const most = Math.ceil(text.length / 4) * 3;
+    if (most > SLAB_BYTES / 8) return Buffer.from(text, 'base64');
+    if (this.used + most > this.slab.length) {
+      this.slab = Buffer.allocUnsafe(SLAB_BYTES);
+      this.used = 0;
+    }
+    const written = this.slab.write(text, this.used, 'base64');
+    const bytes = this.slab.subarray(this.used, this.used + written);
+    this.used += written;
+    return bytes;
   }
 }

@@ -18,6 +18,7 @@ export class RecordedConversion {
   private readonly events: Recorded[] = [];
   private keptWarnings = 0;
   private droppedWarnings = 0;
+  private readonly flushing: Array<Promise<void>> = [];
 
   readonly handlers: ConversionHandlers = {
     format: async (format) => void this.events.push({ kind: 'format', format }),
@@ -28,10 +29,15 @@ export class RecordedConversion {
     },
     // No upload to show progress on yet.
     progress: async () => undefined,
-    shard: async (shard) => void this.events.push({ kind: 'shard', shard }),
+    shard: async (shard) => {
+      this.events.push({ kind: 'shard', shard });
+      // Written to disk now, while the child goes on: adopting it at the replay is then quick.
+      this.flushing.push(flushToDisk(shard.path));
+    },
   };
 
   async replay(handlers: ConversionHandlers): Promise<void> {
+    await Promise.all(this.flushing);
     let lastWarning: ImportIssue | undefined;
     for (const event of this.events) {
       if (event.kind === 'format') await handlers.format(event.format);
@@ -154,5 +160,15 @@ export class ArrivingConversion {
     const file = this.file;
     this.file = undefined;
     await file?.close().catch(() => undefined);
+  }
+}
+
+/** fsyncs a file (a failure is left for whoever adopts it to meet again). */
+async function flushToDisk(path: string): Promise<void> {
+  try {
+    const file = await open(path, 'r');
+    await file.sync().finally(() => file.close());
+  } catch {
+    // The blob store's adoption syncs the file again and reports what fails.
   }
 }
