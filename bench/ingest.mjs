@@ -266,6 +266,15 @@ export async function benchIngest() {
           actionSpace: 'joint_position',
         });
         const dataset = await call('/v1/datasets', { name: `bench-${scale}`, robotId: robot.id, access: 'private' });
+        // A server that has taken an upload before: one episode into another dataset first (its JIT
+        // warm, and a spare child waiting with its importers loaded, as after any upload).
+        const warmUp = join(scratch, 'warm-up.ndjson');
+        await writeReference(warmUp, 1);
+        const warmDataset = await call('/v1/datasets', { name: `bench-${scale}-warm-up`, robotId: robot.id, access: 'private' });
+        const warmUpload = await upload(port, key, warmDataset.id, warmUp, (await stat(warmUp)).size);
+        while (!['published', 'failed'].includes((await call(`/v1/uploads/${warmUpload.id}`)).status))
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        await new Promise((resolve) => setTimeout(resolve, 1500));
         const started = process.hrtime.bigint();
         const accepted = await upload(port, key, dataset.id, file, size);
         const receivedSeconds = Number(process.hrtime.bigint() - started) / 1e9;
