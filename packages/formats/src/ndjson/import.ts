@@ -4,13 +4,15 @@ import { IngestBudget } from '../budget.js';
 import { withoutDroppedFeatures } from '../drop-features.js';
 import { imageShape } from '../image-header.js';
 import { ImportError, type FeatureValues, type ImportedEpisode, type Importer, type ImportSource, type SourceFile } from '../importer.js';
-import { readLines } from './lines.js';
+import { readLineBatches, readLines, type TextLine } from './lines.js';
 import { stepLineKeys } from './step-line.js';
 
 const stepKeys = new Set<string>(stepLineKeys);
 
 type StepValue = { kind: 'vector'; values: number[] } | { kind: 'image'; encoding: 'jpeg' | 'png'; bytes: Uint8Array };
 interface ParsedStep {
+  /** The line it was read from. */
+  line: number;
   episode: string;
   /** The episode's id in the data it came from, when it differs from `episode` (a Kura export's lines carry it). */
   sourceEpisode: string | undefined;
@@ -51,12 +53,9 @@ export const kuraNdjsonImporter: Importer = {
     const file = onlyFile(source);
     if (!file) throw new ImportError('NDJSON_SINGLE_FILE', `kura-ndjson takes one file; the upload has ${source.files.length}`, {});
     const budget = IngestBudget.of(context, source);
-    let features: FeatureSpec | undefined;
-    for await (const step of parseSteps(file, budget)) {
-      features = specOf(step, file.path);
-      break;
-    }
-    if (!features) throw new ImportError('NO_EPISODES', `${file.path} holds no steps`, { file: file.path });
+    const step = await firstStep(file, budget);
+    if (!step) throw new ImportError('NO_EPISODES', `${file.path} holds no steps`, { file: file.path });
+    const features = specOf(step, file.path);
     return withoutDroppedFeatures({ features, featuresFile: file.path, episodes: readEpisodes(file, budget) }, context, file.path);
   },
 };
@@ -65,29 +64,60 @@ function onlyFile(source: ImportSource): SourceFile | undefined {
   return source.files.length === 1 ? source.files[0] : undefined;
 }
 
-async function* parseSteps(file: SourceFile, budget: IngestBudget): AsyncGenerator<ParsedStep & { line: number }> {
+/**
+ * The file's steps, a chunk of lines at a time (see readLineBatches). A line that fails ends the
+ * batch before it: the steps read until then are handed out first, so that what is wrong with them
+ * is reported before what is wrong with a later line, as when steps came one at a time.
+ */
+async function* parseStepBatches(file: SourceFile, budget: IngestBudget): AsyncGenerator<ParsedStep[]> {
   const images = new Base64Slabs();
-  for await (const { line, text, tooLong, bytes } of readLines(file, budget.limits.maxLineBytes)) {
-    const at = { file: file.path, line };
-    if (tooLong) budget.checkLine(bytes, at, `line ${line}`);
-    if (text === undefined) throw new ImportError('INVALID_UTF8', `line ${line} is not valid UTF-8`, at);
-    if (text.trim() === '') continue;
-    let json: unknown;
+  for await (const lines of readLineBatches(file, budget.limits.maxLineBytes)) {
+    const steps: ParsedStep[] = [];
     try {
-      json = JSON.parse(text);
+      for (const line of lines) parseLine(line, file, budget, images, steps);
     } catch (error) {
-      throw new ImportError(
-        'NDJSON_INVALID_JSON',
-        `line ${line} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
-        at,
-      );
+      if (steps.length > 0) yield steps;
+      throw error;
     }
-    if (isEpisodeDocument(json)) {
-      for (const step of expandEpisodeDocument(json, file.path, line)) yield { ...parseStep(step, file.path, line, images), line };
-    } else {
-      yield { ...parseStep(json, file.path, line, images), line };
-    }
+    if (steps.length > 0) yield steps;
   }
+}
+
+/** The first step of the file (its features are the upload's), reading no further than its line. */
+async function firstStep(file: SourceFile, budget: IngestBudget): Promise<ParsedStep | undefined> {
+  const steps: ParsedStep[] = [];
+  for await (const line of readLines(file, budget.limits.maxLineBytes)) {
+    parseLine(line, file, budget, new Base64Slabs(), steps);
+    if (steps.length > 0) return steps[0];
+  }
+  return undefined;
+}
+
+/** Adds the steps of one line to `steps`: none for a blank line, one for a step, all of an episode document's. */
+function parseLine(
+  { line, text, tooLong, bytes }: TextLine,
+  file: SourceFile,
+  budget: IngestBudget,
+  images: Base64Slabs,
+  steps: ParsedStep[],
+): void {
+  const at = { file: file.path, line };
+  if (tooLong) budget.checkLine(bytes, at, `line ${line}`);
+  if (text === undefined) throw new ImportError('INVALID_UTF8', `line ${line} is not valid UTF-8`, at);
+  if (text.trim() === '') return;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ImportError(
+      'NDJSON_INVALID_JSON',
+      `line ${line} is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+      at,
+    );
+  }
+  if (isEpisodeDocument(json)) {
+    for (const step of expandEpisodeDocument(json, file.path, line)) steps.push(parseStep(step, file.path, line, images));
+  } else steps.push(parseStep(json, file.path, line, images));
 }
 
 const episodeDocumentKeys = new Set(['episode', 'sourceEpisode', 'language', 'success', 'steps']);
@@ -187,6 +217,7 @@ function parseStep(json: unknown, file: string, line: number, images: Base64Slab
   if (language !== undefined && language !== null && typeof language !== 'string')
     fail('language', '"language" must be a string', episode, step);
   return {
+    line,
     episode,
     sourceEpisode: sourceEpisode as string | undefined,
     step,
@@ -242,29 +273,30 @@ function specOf(step: ParsedStep, file: string): FeatureSpec {
 async function* readEpisodes(file: SourceFile, budget: IngestBudget): AsyncGenerator<ImportedEpisode> {
   const finished = new Set<string>();
   let current: EpisodeBuilder | undefined;
-  for await (const step of parseSteps(file, budget)) {
-    if (current && current.id !== step.episode) {
-      finished.add(current.id);
-      yield current.build();
-      current = undefined;
-    }
-    if (!current) {
-      if (finished.has(step.episode)) {
-        throw new ImportError(
-          'NDJSON_EPISODE_NOT_CONTIGUOUS',
-          `line ${step.line}: episode ${step.episode} appears again after other episodes; its steps must be contiguous`,
-          {
-            file: file.path,
-            line: step.line,
-            episode: step.episode,
-            step: step.step,
-          },
-        );
+  for await (const steps of parseStepBatches(file, budget))
+    for (const step of steps) {
+      if (current && current.id !== step.episode) {
+        finished.add(current.id);
+        yield current.build();
+        current = undefined;
       }
-      current = new EpisodeBuilder(step.episode, file.path, budget);
+      if (!current) {
+        if (finished.has(step.episode)) {
+          throw new ImportError(
+            'NDJSON_EPISODE_NOT_CONTIGUOUS',
+            `line ${step.line}: episode ${step.episode} appears again after other episodes; its steps must be contiguous`,
+            {
+              file: file.path,
+              line: step.line,
+              episode: step.episode,
+              step: step.step,
+            },
+          );
+        }
+        current = new EpisodeBuilder(step.episode, file.path, budget);
+      }
+      current.add(step);
     }
-    current.add(step);
-  }
   if (current) yield current.build();
 }
 
@@ -288,7 +320,7 @@ class EpisodeBuilder {
     private readonly budget: IngestBudget,
   ) {}
 
-  add(step: ParsedStep & { line: number }): void {
+  add(step: ParsedStep): void {
     // Built only for an error: this runs once per step of every upload.
     const at = (field?: string) => ({ file: this.file, line: step.line, episode: this.id, step: step.step, ...(field ? { field } : {}) });
     if (step.step !== this.length) {
@@ -353,7 +385,7 @@ class EpisodeBuilder {
     this.length++;
   }
 
-  private unexpected(name: string, step: ParsedStep & { line: number }, at: (field: string) => ErrorLocation): never {
+  private unexpected(name: string, step: ParsedStep, at: (field: string) => ErrorLocation): never {
     throw new ImportError('FEATURE_UNEXPECTED', `line ${step.line}: "${name}" appears at step ${step.step} but not at step 0`, at(name));
   }
 
