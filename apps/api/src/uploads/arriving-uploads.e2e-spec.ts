@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { PrismaClient } from '@kura/core';
 import { ArrivingConversion } from '../../../../packages/core/src/uploads/ingest/arriving-conversion.js';
 import { bearer, eventually, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { createDataset, seedNdjson, uploadAndWait, waitForUpload } from '../../../../test/support/datasets.js';
@@ -16,7 +17,8 @@ describe('uploads converted as they arrive', () => {
   const replays = jest.spyOn(ArrivingConversion.prototype, 'replay');
 
   beforeAll(async () => {
-    kura = await startTestApp({ KURA_JOB_ATTEMPTS: '1' });
+    // Small shards: an upload makes several, handed over one by one.
+    kura = await startTestApp({ KURA_JOB_ATTEMPTS: '1', KURA_SHARD_BYTES: String(64 * 1024) });
     operator = await kura.createKey('operator');
   });
   afterEach(() => void replays.mockClear());
@@ -91,6 +93,19 @@ describe('uploads converted as they arrive', () => {
     );
     expect(detected).toMatchObject({ status: 'published', version: 2 });
     expect(replays).toHaveBeenCalledTimes(1);
+  });
+
+  it('fails an upload whose conversion fails as it arrives as any other, and leaves nothing of it', async () => {
+    const datasetId = await createDataset(kura, operator.key);
+    // Episodes enough for several shards before the bad line: some are handed over before it fails.
+    const good = seedNdjson({ episodes: 300, length: 10, images: true });
+    const done = await upload(datasetId, `${good}{"episode": 300, "step": \n`);
+    expect(done).toMatchObject({ status: 'failed', errors: [expect.objectContaining({ code: 'NDJSON_INVALID_JSON' })] });
+    expect(replays).toHaveBeenCalledTimes(1);
+    await expect(replays.mock.results[0]!.value).rejects.toMatchObject({ code: 'NDJSON_INVALID_JSON' });
+    expect(await kura.app.get(PrismaClient).episode.count({ where: { datasetId } })).toBe(0);
+    const shards = await readdir(join(kura.dataDir, 'blobs', 'datasets', datasetId, 'shards')).catch(() => []);
+    expect(shards).toEqual([]);
   });
 
   it('converts again when another upload published into the dataset meanwhile', async () => {

@@ -11,42 +11,71 @@ const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 type Recorded = { kind: 'format'; format: FormatName } | { kind: 'warning'; issue: ImportIssue } | { kind: 'shard'; shard: ConvertedShard };
 
 /**
- * Handlers that only remember what a conversion said, in order: a conversion started before its
- * upload exists (nothing may be written for it yet) is handed over to the ingest job by replaying them.
+ * Handlers that hold what a conversion says, in order, until someone takes it over: a conversion
+ * started before its upload exists (nothing may be written for it yet) is handed to the ingest job,
+ * which gets what was held and, from then on, each event as it comes.
  */
 export class RecordedConversion {
-  private readonly events: Recorded[] = [];
+  private events: Recorded[] = [];
   private keptWarnings = 0;
   private droppedWarnings = 0;
   private readonly flushing: Array<Promise<void>> = [];
+  /** Who takes the events once forward() was called. */
+  private target: ConversionHandlers | undefined;
+  /** Events are handled one after another; it rejects once one of them failed. */
+  private delivered: Promise<void> = Promise.resolve();
 
   readonly handlers: ConversionHandlers = {
-    format: async (format) => void this.events.push({ kind: 'format', format }),
-    warning: (issue) => {
-      if (this.keptWarnings >= KEPT_WARNINGS) return void this.droppedWarnings++;
-      this.keptWarnings++;
-      this.events.push({ kind: 'warning', issue });
-    },
-    // No upload to show progress on yet.
-    progress: async () => undefined,
-    shard: async (shard) => {
-      this.events.push({ kind: 'shard', shard });
-      // Written to disk now, while the child goes on: adopting it at the replay is then quick.
-      this.flushing.push(flushToDisk(shard.path));
-    },
+    format: (format) => this.deliver({ kind: 'format', format }),
+    // Not waited for, as handlers' warnings never are; a failure shows in the next event's.
+    warning: (issue) => void this.deliver({ kind: 'warning', issue }).catch(() => undefined),
+    // No upload to show progress on before the job takes over; the job's own after.
+    progress: async (episodes, expected) => this.target?.progress(episodes, expected),
+    shard: (shard) => this.deliver({ kind: 'shard', shard }),
   };
 
-  async replay(handlers: ConversionHandlers): Promise<void> {
-    await Promise.all(this.flushing);
-    let lastWarning: ImportIssue | undefined;
-    for (const event of this.events) {
-      if (event.kind === 'format') await handlers.format(event.format);
-      else if (event.kind === 'shard') await handlers.shard(event.shard);
-      else handlers.warning((lastWarning = event.issue));
-    }
-    // Counted, not kept: the ingest keeps fewer than were recorded and only counts the rest.
-    for (let dropped = 0; lastWarning && dropped < this.droppedWarnings; dropped++) handlers.warning(lastWarning);
+  /** Hands what was held to `handlers`, and every later event as it comes. */
+  forward(handlers: ConversionHandlers): Promise<void> {
+    this.delivered = this.delivered.then(async () => {
+      await Promise.all(this.flushing);
+      let lastWarning: ImportIssue | undefined;
+      for (const event of this.events) {
+        if (event.kind === 'warning') lastWarning = event.issue;
+        await apply(handlers, event);
+      }
+      // Counted, not kept: the ingest keeps fewer than were held and only counts the rest.
+      for (let dropped = 0; lastWarning && dropped < this.droppedWarnings; dropped++) handlers.warning(lastWarning);
+      this.events = [];
+      this.target = handlers;
+    });
+    return this.delivered;
   }
+
+  /** Settles once every event so far was handled (rejects when one failed). */
+  settled(): Promise<void> {
+    return this.delivered;
+  }
+
+  private deliver(event: Recorded): Promise<void> {
+    this.delivered = this.delivered.then(() => (this.target ? apply(this.target, event) : this.hold(event)));
+    return this.delivered;
+  }
+
+  private hold(event: Recorded): void {
+    if (event.kind === 'warning') {
+      if (this.keptWarnings >= KEPT_WARNINGS) return void this.droppedWarnings++;
+      this.keptWarnings++;
+    }
+    // Written to disk now, while the child goes on: adopting it later is then quick.
+    if (event.kind === 'shard') this.flushing.push(flushToDisk(event.shard.path));
+    this.events.push(event);
+  }
+}
+
+async function apply(handlers: ConversionHandlers, event: Recorded): Promise<void> {
+  if (event.kind === 'format') await handlers.format(event.format);
+  else if (event.kind === 'shard') await handlers.shard(event.shard);
+  else handlers.warning(event.issue);
 }
 
 /**
@@ -54,8 +83,8 @@ export class RecordedConversion {
  * reads `rawPath` as it grows: a hard link to the file the blob store writes the body to (no copy),
  * or, where the store writes none (S3), a file the body's chunks are written to in order, without
  * holding the body back. Until the upload is recorded and its ingest job runs, what the child makes
- * is only remembered; the job then replays it (or, when the dataset moved on meanwhile, abandons it
- * and converts the stored upload as usual).
+ * is only held; the job then takes it over as it goes on (or, when the dataset moved on meanwhile,
+ * abandons it and converts the stored upload as usual).
  */
 export class ArrivingConversion {
   private how: 'undecided' | 'linked' | 'written' = 'undecided';
@@ -142,14 +171,16 @@ export class ArrivingConversion {
   }
 
   /**
-   * Hands what the child made to `handlers` as a conversion in the ingest job would have, then frees
-   * its folder. Rejects with the child's error when it failed.
+   * Hands what the child made so far to `handlers`, then the rest as it comes, as a conversion in
+   * the ingest job would have; frees its folder at the end. Rejects with the conversion's error when
+   * it failed (then some shards may have been handed over already).
    */
   async replay(handlers: ConversionHandlers): Promise<ConversionOutcome> {
     try {
+      await this.parts.recorded.forward(handlers);
       const result = await this.result;
+      await this.parts.recorded.settled();
       if ('error' in result) throw result.error;
-      await this.parts.recorded.replay(handlers);
       return result.outcome;
     } finally {
       await this.abandon();

@@ -211,9 +211,30 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         const dataset = await this.datasets.findForNewVersion(upload.datasetId);
         await this.episodes.deleteUnpublished({ datasetId: dataset.id, latestVersion: dataset.latestVersion });
         const version = dataset.latestVersion + 1;
-        const early = arriving && (await this.keptArriving(arriving, upload, dataset));
-        rawPath ??= early ? undefined : await this.rawUploadPath(upload, work);
-        const result = await this.convert({ upload, work, rawPath, early, dataset, version, warn });
+        const early = arriving && this.keepsArriving(arriving, upload, dataset) ? arriving.conversion : undefined;
+        if (arriving && !early) await arriving.conversion.abandon();
+        let result: Awaited<ReturnType<IngestService['convert']>>;
+        try {
+          rawPath ??= early ? undefined : await this.rawUploadPath(upload, work);
+          result = await this.convert({ upload, work, rawPath, early, dataset, version, warn });
+        } catch (error) {
+          // The conversion made as the upload arrived failed: what it handed over goes, and the stored
+          // upload is converted as any other, so that the error an upload fails with is the usual one's.
+          if (!early || !(error instanceof ImportError)) throw error;
+          this.logger.info({ uploadId, code: error.code }, 'the conversion made as the upload arrived failed; converting it again');
+          await this.removeWritten(upload);
+          warnings.length = 0;
+          droppedWarnings = 0;
+          result = await this.convert({
+            upload,
+            work,
+            rawPath: await this.rawUploadPath(upload, work),
+            early: undefined,
+            dataset,
+            version,
+            warn,
+          });
+        }
         phase(early ? 'convertedWhileArriving' : 'convert');
         if (droppedWarnings > 0)
           warnings.push({ code: 'WARNINGS_TRUNCATED', message: `${droppedWarnings} more warnings were not kept`, location: {} });
@@ -255,25 +276,17 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /**
-   * The arriving conversion, when it can stand for the upload's: it started from the dataset as it is
-   * now, and it finished. Otherwise it is dropped (and the upload converted again from its bytes).
+   * Whether the conversion started as the upload arrived can stand for this one: it started from the
+   * dataset as it is now (no other upload published meanwhile). Whether it succeeds is seen as it goes.
    */
-  private async keptArriving(
-    arriving: Arriving,
-    upload: UploadRecord,
-    dataset: DatasetForNewVersion,
-  ): Promise<ArrivingConversion | undefined> {
+  private keepsArriving(arriving: Arriving, upload: UploadRecord, dataset: DatasetForNewVersion): boolean {
     const now = this.conversionRequest(upload, dataset);
     const same =
       arriving.from.firstIndex === now.firstIndex &&
       arriving.from.defaultFps === now.defaultFps &&
       JSON.stringify(arriving.from.datasetFeatures) === JSON.stringify(now.datasetFeatures);
-    const result = same ? await arriving.conversion.result : undefined;
-    if (result && 'outcome' in result) return arriving.conversion;
-    // Its failures are redone from the stored bytes: the conversion that fails an upload is the usual one.
-    this.logger.info({ uploadId: upload.id, datasetMoved: !same }, 'the conversion made as the upload arrived is not kept');
-    await arriving.conversion.abandon();
-    return undefined;
+    if (!same) this.logger.info({ uploadId: upload.id }, 'the dataset moved while the upload arrived; converting it again');
+    return same;
   }
 
   /** What a jailed child needs to convert `upload` into `dataset`'s next version. */
@@ -468,6 +481,11 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
   /** Marks the upload failed and removes what it wrote: nothing of a failed upload stays behind. */
   private async fail(upload: UploadRecord, errors: ImportIssue[], warnings: ImportIssue[]): Promise<void> {
     await this.uploads.markFailed(upload.id, errors, warnings);
+    await this.removeWritten(upload);
+  }
+
+  /** Removes the episode rows and shards the upload's conversion wrote (none of it is published). */
+  private async removeWritten(upload: UploadRecord): Promise<void> {
     await this.episodes.deleteUnpublishedOf(upload.id);
     for await (const blob of this.blobs.list({ prefix: `datasets/${upload.datasetId}/shards/${upload.id}-` }))
       await this.blobs.delete({ key: blob.key });
