@@ -98,7 +98,7 @@ describe(`conversions of arriving uploads (level ${level})`, () => {
       const expected = await contents(usual.shards);
 
       const { rawPath: _rawPath, work: _work, ...request } = testConversionRequest({ rawPath: '', work: '', shardBytes: 256 * 1024 });
-      const arriving = await children.startArriving(request, body.length);
+      const arriving = await children.startArriving(request, body.length, 'written');
       expect(arriving).toBeDefined();
       let settled = false;
       void arriving!.result.then(() => (settled = true));
@@ -146,10 +146,10 @@ describe(`conversions of arriving uploads (level ${level})`, () => {
       const stored = join(folder, 'being-stored');
       const handle = await open(stored, 'wx');
       const { rawPath: _rawPath, work: _work, ...request } = testConversionRequest({ rawPath: '', work: '' });
-      const arriving = await children.startArriving(request, body.length);
+      const arriving = await children.startArriving(request, body.length, 'shared');
       await arriving!.share(stored);
       const [spare] = await readdir(root);
-      // Chunks handed over besides are not written again: the child's file is the stored one.
+      // Chunks handed over besides are not written: the child's file is the stored one.
       let storing = Promise.resolve();
       await trickle(body, (chunk) => {
         arriving!.write(chunk);
@@ -172,7 +172,7 @@ describe(`conversions of arriving uploads (level ${level})`, () => {
     try {
       const body = ndjson();
       const { rawPath: _rawPath, work: _work, ...request } = testConversionRequest({ rawPath: '', work: '' });
-      const arriving = await children.startArriving(request, body.length);
+      const arriving = await children.startArriving(request, body.length, 'written');
       await trickle(body, (chunk) => arriving!.write(chunk), body.length / 2);
       await arriving!.abandon();
       expect(await arriving!.result).toEqual({ error: expect.any(ImportError) });
@@ -191,7 +191,7 @@ describe(`conversions of arriving uploads (level ${level})`, () => {
     try {
       const body = Buffer.concat([ndjson(), Buffer.from('{"episode": 1, "step": \n')]);
       const { rawPath: _rawPath, work: _work, ...request } = testConversionRequest({ rawPath: '', work: '' });
-      const arriving = await children.startArriving(request, body.length);
+      const arriving = await children.startArriving(request, body.length, 'written');
       await trickle(body, (chunk) => arriving!.write(chunk));
       await arriving!.arrived();
       const result = await arriving!.result;

@@ -87,7 +87,6 @@ async function apply(handlers: ConversionHandlers, event: Recorded): Promise<voi
  * abandons it and converts the stored upload as usual).
  */
 export class ArrivingConversion {
-  private how: 'undecided' | 'linked' | 'written' = 'undecided';
   private file: FileHandle | undefined;
   private queue: Buffer[] = [];
   private queuedBytes = 0;
@@ -101,6 +100,12 @@ export class ArrivingConversion {
     private readonly parts: {
       /** The file the child reads (read-only to it; it waits for it to appear). */
       rawPath: string;
+      /**
+       * How it gets there: `shared`, the store's own file is linked (share); `written`, the chunks
+       * are written to it (write). Decided ahead: a body's first chunks pass before the store has
+       * its file, and must not go both ways.
+       */
+      feed: 'shared' | 'written';
       finished: Promise<ConversionOutcome>;
       recorded: RecordedConversion;
       /** Ends the child and removes its folder. */
@@ -115,21 +120,16 @@ export class ArrivingConversion {
     );
   }
 
-  /** The local file the body is being stored in, before any of it is: linked for the child to read (chunks are then not written). */
+  /** The local file the body is being stored in, before any of it is (feed `shared`): linked for the child to read. */
   async share(path: string): Promise<void> {
-    if (this.how !== 'undecided' || this.released) return;
-    try {
-      await link(path, this.parts.rawPath);
-      this.how = 'linked';
-    } catch {
-      // Another filesystem: the chunks are written instead.
-    }
+    if (this.parts.feed !== 'shared' || this.released) return;
+    // Another filesystem: the stored upload is converted after the 202 instead.
+    await link(path, this.parts.rawPath).catch(() => this.abandon());
   }
 
-  /** A chunk of the body, in order. Never waits: a writer too far behind gives the conversion up instead. */
+  /** A chunk of the body, in order (feed `written`). Never waits: a writer too far behind gives the conversion up instead. */
   write(chunk: Buffer): void {
-    if (this.released || this.how === 'linked') return;
-    this.how = 'written';
+    if (this.released || this.parts.feed !== 'written') return;
     this.queue.push(chunk);
     this.queuedBytes += chunk.length;
     if (this.queuedBytes > MAX_QUEUED_BYTES) return void this.abandon();

@@ -48,9 +48,9 @@ interface Arriving {
 
 /** What the upload's receiver does with an arriving conversion (UploadsService.store). */
 export interface ArrivingBody {
-  /** The local file the body is being stored in, before its first byte: read there, chunks are not copied (write is then a no-op). */
+  /** The local file the body is being stored in, before its first byte (a store that writes one): the child reads it there. */
   share(path: string): Promise<void>;
-  /** Each chunk of the body, in order. */
+  /** Each chunk of the body, in order (for a store that writes no local file). */
   write(chunk: Buffer): void;
   /** The body is stored and the upload recorded: its ingest job may take the conversion over. */
   arrived(): Promise<void>;
@@ -134,7 +134,8 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     let conversion: ArrivingConversion | undefined;
     try {
       request = this.conversionRequest(upload, await this.datasets.findForNewVersion(upload.datasetId));
-      conversion = await this.children.startArriving(request, bytes);
+      // The filesystem store writes the body to a local file it shares (BlobStore.put's onLocalFile).
+      conversion = await this.children.startArriving(request, bytes, this.blobs.kind === 'filesystem' ? 'shared' : 'written');
     } catch (error) {
       // Only a head start lost: the upload is stored and converted as usual.
       this.logger.warn({ err: error, uploadId: upload.id }, 'could not start converting the upload as it arrives');

@@ -275,6 +275,7 @@ export class ConversionChildren {
   async startArriving(
     request: Omit<ConversionRequest, 'rawPath' | 'work' | 'arriving'>,
     bytes: number,
+    feed: 'shared' | 'written',
   ): Promise<ArrivingConversion | undefined> {
     await this.prepare();
     const spare = this.spare;
@@ -299,6 +300,7 @@ export class ConversionChildren {
     void finished.catch(() => undefined).finally(() => void this.prepare().catch(() => undefined));
     return new ArrivingConversion({
       rawPath,
+      feed,
       finished,
       recorded,
       release,
