@@ -256,9 +256,7 @@ export class ConversionChildren {
           handlers,
         );
       } finally {
-        spare.child.kill(); // a no-op once it has ended, as it has unless the parent gave up on it
-        await spare.child.exit;
-        await rm(spare.folder, { recursive: true, force: true }).catch(() => undefined);
+        await releaseSpare(spare);
       }
     } finally {
       // The next one is started after, not during: on two cores its module loading slowed this one by ~20 %.
@@ -278,17 +276,9 @@ export class ConversionChildren {
     feed: 'shared' | 'written',
   ): Promise<ArrivingConversion | undefined> {
     await this.prepare();
-    const spare = this.spare;
-    if (!spare?.child.alive) return undefined;
-    this.spare = undefined;
-    spare.leased = true;
-    spare.child.restartDeadline(this.options.limits.wallClockMs);
+    const spare = this.leaseSpare();
+    if (!spare) return undefined;
     const rawPath = join(spare.folder, 'in', 'raw');
-    const release = async () => {
-      spare.child.kill();
-      await spare.child.exit;
-      await rm(spare.folder, { recursive: true, force: true }).catch(() => undefined);
-    };
     const recorded = new RecordedConversion();
     const finished = runConversion(
       spare.child,
@@ -303,7 +293,7 @@ export class ConversionChildren {
       feed,
       finished,
       recorded,
-      release,
+      release: () => releaseSpare(spare),
       restartDeadline: () => spare.child.restartDeadline(this.options.limits.wallClockMs),
     });
   }
@@ -319,16 +309,21 @@ export class ConversionChildren {
     await spare.gone;
   }
 
-  /** The spare with the upload linked into it; undefined when there is none or the link cannot be made (another filesystem). */
-  private async takeSpare(rawPath: string): Promise<Spare | undefined> {
+  /** The spare, taken for one upload, when there is a live one: from now on it has its whole deadline for it. */
+  private leaseSpare(): Spare | undefined {
     const spare = this.spare;
-    if (!spare) return undefined;
+    if (!spare?.child.alive) return undefined;
     this.spare = undefined;
     spare.leased = true;
-    // From now on the child has its whole deadline for this upload.
     spare.child.restartDeadline(this.options.limits.wallClockMs);
+    return spare;
+  }
+
+  /** The spare with the upload linked into it; undefined when there is none or the link cannot be made (another filesystem). */
+  private async takeSpare(rawPath: string): Promise<Spare | undefined> {
+    const spare = this.leaseSpare();
+    if (!spare) return undefined;
     try {
-      if (!spare.child.alive) throw new Error('the spare has ended');
       await link(rawPath, join(spare.folder, 'in', 'raw'));
       return spare;
     } catch {
@@ -337,4 +332,11 @@ export class ConversionChildren {
       return undefined;
     }
   }
+}
+
+/** Ends a leased spare's child (a no-op once it has ended, as it has unless the parent gave up on it) and removes its folder. */
+async function releaseSpare(spare: Spare): Promise<void> {
+  spare.child.kill();
+  await spare.child.exit;
+  await rm(spare.folder, { recursive: true, force: true }).catch(() => undefined);
 }
