@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RecordBatchReader, Vector, type RecordBatch } from 'apache-arrow';
 import type { FeatureSpec } from '@kura/schema';
-import { MAX_BATCH_STEPS, writeShard, type ShardEpisode } from './shard-writer.js';
+import { hashShard, MAX_BATCH_STEPS, writeShard, writeShardUnhashed, type ShardEpisode } from './shard-writer.js';
 
 // The hand-laid IPC messages of the shard writer, read back by apache-arrow: every column type a
 // shard has, nulls and no nulls, one batch and several per episode. (pyarrow, whose flatbuffers
@@ -163,5 +163,29 @@ describe('writeShard (hand-encoded record batches)', () => {
     expect(long.getChild('language_instruction')!.nullCount).toBe(MAX_BATCH_STEPS / 4);
     expect(batches[0]!.getChild('discount')!.nullCount).toBe(1);
     expect(batches[0]!.getChild('language_instruction')!.nullCount).toBe(1);
+  });
+
+  it('writes the same bytes unhashed, and hashShard then gives the same hashes, episodes across 1 MiB reads included', async () => {
+    // Long episodes of ~1.3 MB and more, so that episode ranges start and end inside hashShard's reads.
+    const items = [...episodes, episode(7, 12_000, { reward: true }), episode(8, 3), episode(9, 30_000, { timestamp: true })];
+    const hashedPath = join(folder, 'hashed.arrow');
+    const unhashedPath = join(folder, 'unhashed.arrow');
+    const hashed = await writeShard({ path: hashedPath, features, episodes: items });
+    const unhashed = await writeShardUnhashed({ path: unhashedPath, features, episodes: items });
+    expect((await readFile(unhashedPath)).equals(await readFile(hashedPath))).toBe(true);
+    expect(hashed.bytes).toBeGreaterThan(3 * 1024 * 1024);
+    expect(unhashed.episodes).toEqual(hashed.episodes.map(({ checksum: _checksum, ...range }) => range));
+    expect(await hashShard(unhashedPath, unhashed.episodes)).toEqual({
+      sha256: hashed.sha256,
+      checksums: hashed.episodes.map((range) => range.checksum),
+    });
+  });
+
+  it('hashShard refuses a file that ends inside an episode', async () => {
+    const path = join(folder, 'cut.arrow');
+    const written = await writeShardUnhashed({ path, features, episodes });
+    const last = written.episodes.at(-1)!;
+    await writeFile(path, (await readFile(path)).subarray(0, last.byteOffset + 10));
+    await expect(hashShard(path, written.episodes)).rejects.toThrow(`ends before the byte range of its episode ${last.episodeIndex}`);
   });
 });

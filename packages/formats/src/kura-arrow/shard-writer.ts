@@ -6,20 +6,16 @@ import { kuraArrowSchema, type FeatureSpec } from '@kura/schema';
 import { writeChunksFully } from '../file-writes.js';
 import { ShardBatchEncoder, encodeDictionaryMessage, type ShardEpisode } from './shard-batch-encoder.js';
 import type { ImportedEpisode } from '../importer.js';
+import type { EpisodeRange, ShardHashes } from './shard-hash.js';
+
+export { hashShard, type EpisodeRange, type ShardHashes } from './shard-hash.js';
 
 /** Long episodes are split into record batches of at most this many steps. */
 export const MAX_BATCH_STEPS = 1000;
 
 export type { ShardEpisode } from './shard-batch-encoder.js';
 
-/** Where an episode ended up in the shard file. */
-export interface WrittenEpisode {
-  episodeIndex: number;
-  batchStart: number;
-  batchCount: number;
-  /** Byte range of its record batches (metadata and bodies), contiguous in the file. */
-  byteOffset: number;
-  byteLength: number;
+export interface WrittenEpisode extends EpisodeRange {
   /** sha256 of that byte range. */
   checksum: string;
 }
@@ -31,11 +27,34 @@ export interface WrittenEpisode {
  * and Arrow C++ refuse dictionary deltas in the file format). The layout is apache-arrow's file
  * writer's: magic, dictionary, batches, end-of-stream marker, footer (schema and blocks), magic.
  */
-export async function writeShard(params: {
+export async function writeShard(params: ShardParams): Promise<{ episodes: WrittenEpisode[]; bytes: number; sha256: string }> {
+  const written = await writeShardFile(params, true);
+  return {
+    episodes: written.episodes.map((episode, index) => ({ ...episode, checksum: written.hashes!.checksums[index]! })),
+    bytes: written.bytes,
+    sha256: written.hashes!.sha256,
+  };
+}
+
+/**
+ * writeShard without the hashes: the caller hashes the file (hashShard), e.g. on another thread
+ * while it goes on converting. The bytes are the same.
+ */
+export async function writeShardUnhashed(params: ShardParams): Promise<{ episodes: EpisodeRange[]; bytes: number }> {
+  const { episodes, bytes } = await writeShardFile(params, false);
+  return { episodes, bytes };
+}
+
+interface ShardParams {
   path: string;
   features: FeatureSpec;
   episodes: ShardEpisode[];
-}): Promise<{ episodes: WrittenEpisode[]; bytes: number; sha256: string }> {
+}
+
+async function writeShardFile(
+  params: ShardParams,
+  hashing: boolean,
+): Promise<{ episodes: EpisodeRange[]; bytes: number; hashes: ShardHashes | undefined }> {
   const schema = kuraArrowSchema(params.features);
   const tasks = new Map<string, number>();
   for (const { episode } of params.episodes)
@@ -45,7 +64,8 @@ export async function writeShard(params: {
   const encoder = new ShardBatchEncoder(schema, tasks);
 
   const file = await open(params.path, 'w');
-  const fileHash = createHash('sha256');
+  const fileHash = hashing ? createHash('sha256') : undefined;
+  const checksums: string[] = [];
   let position = 0;
   // Batches are small for short episodes: they go to the file in runs of ~4 MiB, saving syscalls.
   let pending: Uint8Array[] = [];
@@ -57,7 +77,7 @@ export async function writeShard(params: {
     pendingBytes = 0;
   };
   const append = async (bytes: Uint8Array) => {
-    fileHash.update(bytes);
+    fileHash?.update(bytes);
     pending.push(bytes);
     pendingBytes += bytes.byteLength;
     position += bytes.byteLength;
@@ -66,7 +86,7 @@ export async function writeShard(params: {
 
   const dictionaryBlocks: FileBlock[] = [];
   const recordBatchBlocks: FileBlock[] = [];
-  const written: WrittenEpisode[] = [];
+  const written: EpisodeRange[] = [];
   try {
     await append(FILE_MAGIC_PADDED);
     const dictionary = encodeDictionaryMessage(vectorFromArray([...tasks.keys()], new Utf8()), dictionaryId);
@@ -75,11 +95,11 @@ export async function writeShard(params: {
     for (const item of params.episodes) {
       const byteOffset = position;
       const batchStart = recordBatchBlocks.length;
-      const hash = createHash('sha256');
+      const hash = hashing ? createHash('sha256') : undefined;
       for (let start = 0; start < item.episode.length; start += MAX_BATCH_STEPS) {
         const batch = encoder.encode(item, start, Math.min(item.episode.length, start + MAX_BATCH_STEPS));
         recordBatchBlocks.push(new FileBlock(batch.metadataLength, batch.bodyLength, position));
-        hash.update(batch.bytes);
+        hash?.update(batch.bytes);
         await append(batch.bytes);
       }
       written.push({
@@ -88,8 +108,8 @@ export async function writeShard(params: {
         batchCount: recordBatchBlocks.length - batchStart,
         byteOffset,
         byteLength: position - byteOffset,
-        checksum: hash.digest('hex'),
       });
+      if (hash) checksums.push(hash.digest('hex'));
     }
     const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, recordBatchBlocks, dictionaryBlocks));
     await append(ARROW_STREAM_END);
@@ -104,7 +124,7 @@ export async function writeShard(params: {
   } finally {
     await file.close();
   }
-  return { episodes: written, bytes: position, sha256: fileHash.digest('hex') };
+  return { episodes: written, bytes: position, hashes: fileHash ? { sha256: fileHash.digest('hex'), checksums } : undefined };
 }
 
 const FILE_MAGIC = Buffer.from('ARROW1', 'latin1');

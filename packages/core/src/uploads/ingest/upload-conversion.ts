@@ -21,7 +21,7 @@ import {
   sourceFromDirectory,
   sourceFromFiles,
   validateEpisode,
-  writeShard,
+  writeShardUnhashed,
   type DatasetStatsJson,
   type FormatName,
   type ImportIssue,
@@ -34,6 +34,7 @@ import {
 } from '@kura/formats';
 import { valuesPerStep, type ErrorLocation, type FeatureSpec } from '@kura/schema';
 import { detectArchiveKind, extractArchive, type ArchiveKind, type ArchiveLimits } from '../../common/archive.js';
+import { ShardHashThread } from './shard-hash-thread.js';
 
 /**
  * Everything the jailed child needs to turn one upload into shards: plain JSON, since it crosses a
@@ -196,47 +197,68 @@ async function convertSource(
   let steps = 0;
   let count = 0;
 
+  // Shards are hashed on a thread while the next one is made, and reported in order once hashed.
+  const hashing = new ShardHashThread();
+  let reported = Promise.resolve();
   const flush = async () => {
     if (buffered.length === 0) return;
     const path = join(out, `shard-${shardNumber}.arrow`);
-    const result = await writeShard({ path, features, episodes: buffered });
-    const episodes = result.episodes.map((written, position) => ({ ...written, episode: summarise(buffered[position]!.episode) }));
-    report({ type: 'shard', number: shardNumber, path, bytes: result.bytes, sha256: result.sha256, episodes, videos: newVideos });
+    const written = await writeShardUnhashed({ path, features, episodes: buffered });
+    const summaries = buffered.map((item) => summarise(item.episode));
+    const hashed = hashing.hash(path, written.episodes);
+    // Awaited below; marked handled now so a failure meanwhile is not an unhandled rejection.
+    hashed.catch(() => undefined);
+    const shard = { number: shardNumber, path, bytes: written.bytes, videos: newVideos };
+    reported = reported.then(async () => {
+      const { sha256, checksums } = await hashed;
+      const episodes = written.episodes.map((range, position) => ({
+        ...range,
+        checksum: checksums[position]!,
+        episode: summaries[position]!,
+      }));
+      report({ type: 'shard', ...shard, sha256, episodes });
+    });
+    reported.catch(() => undefined);
     shardNumber++;
     buffered = [];
     bufferedBytes = 0;
     newVideos = [];
   };
 
-  for await (const raw of opened.episodes) {
-    report({ type: 'episode', count, file: raw.file, sourceId: raw.sourceId });
-    const episode = renameEpisodeFeatures(raw, request.featureMap);
-    validateEpisode(episode, features);
-    const bytes = episodeBytes(episode);
-    const where = { file: episode.file, episode: episode.sourceId };
-    budget.settleEpisode({ bytes, steps: episode.length }, where);
-    addEpisodeStats(stats, episode, features, where);
-    const videoBlobs: Record<string, string> = {};
-    for (const [name, values] of Object.entries(episode.features)) {
-      if (values.kind !== 'video') continue;
-      let key = videoKeys.get(values.file);
-      if (!key) {
-        const file = source.files.find((candidate) => candidate.path === values.file);
-        if (!file) throw new ImportError('VIDEO_MISSING', `the video ${values.file} is not in the upload`, { file: values.file });
-        key = await videoKey(request.datasetId, file.path, file.absolutePath);
-        videoKeys.set(values.file, key);
-        newVideos.push({ absolutePath: file.absolutePath, key });
+  try {
+    for await (const raw of opened.episodes) {
+      report({ type: 'episode', count, file: raw.file, sourceId: raw.sourceId });
+      const episode = renameEpisodeFeatures(raw, request.featureMap);
+      validateEpisode(episode, features);
+      const bytes = episodeBytes(episode);
+      const where = { file: episode.file, episode: episode.sourceId };
+      budget.settleEpisode({ bytes, steps: episode.length }, where);
+      addEpisodeStats(stats, episode, features, where);
+      const videoBlobs: Record<string, string> = {};
+      for (const [name, values] of Object.entries(episode.features)) {
+        if (values.kind !== 'video') continue;
+        let key = videoKeys.get(values.file);
+        if (!key) {
+          const file = source.files.find((candidate) => candidate.path === values.file);
+          if (!file) throw new ImportError('VIDEO_MISSING', `the video ${values.file} is not in the upload`, { file: values.file });
+          key = await videoKey(request.datasetId, file.path, file.absolutePath);
+          videoKeys.set(values.file, key);
+          newVideos.push({ absolutePath: file.absolutePath, key });
+        }
+        videoBlobs[name] = key;
       }
-      videoBlobs[name] = key;
+      buffered.push({ episodeIndex: request.firstIndex + count, episode, fps, videoBlobs });
+      bufferedBytes += bytes;
+      steps += episode.length;
+      count++;
+      // Episodes are held in memory up to this many bytes (or episodes), then written as one shard.
+      if (bufferedBytes >= request.shardBytes || buffered.length >= MAX_SHARD_EPISODES) await flush();
     }
-    buffered.push({ episodeIndex: request.firstIndex + count, episode, fps, videoBlobs });
-    bufferedBytes += bytes;
-    steps += episode.length;
-    count++;
-    // Episodes are held in memory up to this many bytes (or episodes), then written as one shard.
-    if (bufferedBytes >= request.shardBytes || buffered.length >= MAX_SHARD_EPISODES) await flush();
+    await flush();
+    await reported;
+  } finally {
+    await hashing.close();
   }
-  await flush();
   if (count === 0) throw new ImportError('NO_EPISODES', 'the upload holds no episodes', {});
   return { steps, episodes: count, stats: stats.toJSON() };
 }
