@@ -22,6 +22,11 @@ export type CreateSessionRequest = z.infer<typeof createSessionRequestSchema>;
 export const sessionStepRequestSchema = z.strictObject({
   observation: observationSchema,
   reward: z.number().finite().optional(),
+  /**
+   * The index this step is to get (0 for the first). With it a step can be sent again safely: a
+   * repeat of a recorded step replies with the recorded action (`replayed: true`).
+   */
+  stepIndex: z.number().int().min(0).optional(),
 });
 export type SessionStepRequest = z.infer<typeof sessionStepRequestSchema>;
 

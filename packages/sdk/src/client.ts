@@ -232,8 +232,12 @@ export class KuraClient {
   readonly sessions = {
     create: (request: CreateSession): Promise<SessionView> => this.http.json('POST', '/v1/sessions', { body: { json: request } }),
     get: (id: string): Promise<SessionView> => this.http.json('GET', `/v1/sessions/${enc(id)}`),
-    step: (id: string, request: SessionStep): Promise<{ action: number[] | number[][]; stepIndex: number }> =>
-      this.http.json('POST', `/v1/sessions/${enc(id)}/steps`, { body: { json: request } }),
+    /** With `stepIndex` the step is safe to send again, so it is retried like a GET (a repeat replies `replayed: true`). */
+    step: (id: string, request: SessionStep): Promise<{ action: number[] | number[][]; stepIndex: number; replayed?: true }> =>
+      this.http.json('POST', `/v1/sessions/${enc(id)}/steps`, {
+        body: { json: request },
+        idempotent: request.stepIndex !== undefined,
+      }),
     end: (id: string, request: EndSession = {}): Promise<{ uploadId: string | null }> =>
       this.http.json('POST', `/v1/sessions/${enc(id)}/end`, { body: { json: request }, idempotent: true }),
   };

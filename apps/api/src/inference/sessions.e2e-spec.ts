@@ -337,6 +337,55 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
     }
   });
 
+  it('replies to a step sent again with its stepIndex with the recorded action, and records it once', async () => {
+    const sessionId = (await start(await writableDataset())).body.id as string;
+    const indexed = (stepIndex: number, state: number[], reward?: number) =>
+      kura.request
+        .post(`/v1/sessions/${sessionId}/steps`)
+        .set(bearer(user.key))
+        .send({ observation: { 'observation.state': state }, stepIndex, ...(reward !== undefined ? { reward } : {}) });
+    // -0 and 0.1: the recorded observation (jsonb) is compared as JSON, as it was sent.
+    const first = await indexed(0, [0.1, -0], 0.5);
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({ action: [0.2, 1], stepIndex: 0 });
+    const again = await indexed(0, [0.1, -0], 0.5);
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ action: [0.2, 1], stepIndex: 0, replayed: true });
+    // The policy ran once for step 0: its instance counts this as its second call.
+    const second = await indexed(1, [2, 2]);
+    expect(second.body).toEqual({ action: [4, 2], stepIndex: 1 });
+
+    for (const [stepIndex, state, reward, why] of [
+      [0, [5, 5], 0.5, 'recorded with another observation'],
+      [0, [0.1, 0], undefined, 'recorded with another observation or reward'],
+      [5, [1, 1], undefined, 'has no step 4 yet'],
+    ] as const) {
+      const refused = await indexed(stepIndex, [...state], reward);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toMatchObject({ code: 'SESSION_STEP_CONFLICT', details: { step: stepIndex, nextStep: 2 } });
+      expect(refused.body.error.message).toContain(why);
+    }
+    expect((await indexed(-1, [1, 1])).status).toBe(400);
+
+    // The same retry landed through another process first: its recorded step is the reply.
+    const client = new pg.Client({ connectionString: kura.databaseUrl });
+    await client.connect();
+    try {
+      await client.query(
+        `BEGIN; INSERT INTO session_steps (session_id, step_index, observation, action, timestamp) VALUES ($1, 2, '{"observation.state": [3, 3]}', '[6, 7]', 0.5);
+         UPDATE sessions SET step_count = 3 WHERE id = $1; COMMIT;`.replace(/\$1/g, `'${sessionId}'`),
+      );
+      const landedElsewhere = await indexed(2, [3, 3]);
+      expect(landedElsewhere.status).toBe(200);
+      expect(landedElsewhere.body).toEqual({ action: [6, 7], stepIndex: 2, replayed: true });
+      const { rows } = await client.query('SELECT step_index FROM session_steps WHERE session_id = $1 ORDER BY step_index', [sessionId]);
+      expect(rows.map((row) => row.step_index)).toEqual([0, 1, 2]);
+    } finally {
+      await client.end();
+    }
+    expect((await kura.request.get(`/v1/sessions/${sessionId}`).set(bearer(user.key))).body.stepCount).toBe(3);
+  });
+
   it('ends idle sessions as truncated and ingests them', async () => {
     const quick = await startTestApp({ KURA_SESSION_IDLE_S: '1' });
     try {

@@ -50,12 +50,22 @@ export const sessionDatasetMismatch = (problems: string[]) =>
     location: { field: 'datasetId' },
   });
 
-export const sessionStepConflict = (id: string, stepIndex: number) =>
+/**
+ * The step cannot take `stepIndex`: another request recorded it (`raced`, or `recorded` with another
+ * observation than the one sent again with its index), or steps before it are missing (`gap`).
+ * `nextStep` is the index the session's next step gets, when known.
+ */
+export const sessionStepConflict = (id: string, stepIndex: number, nextStep?: number, why: 'raced' | 'recorded' | 'gap' = 'raced') =>
   new AppError({
     code: 'SESSION_STEP_CONFLICT',
     kind: 'conflict',
-    message: `step ${stepIndex} of session ${id} was recorded by another request; send the observation again`,
-    details: { sessionId: id, step: stepIndex },
+    message:
+      why === 'gap'
+        ? `session ${id} has no step ${stepIndex - 1} yet: its next step is ${nextStep}`
+        : why === 'recorded'
+          ? `step ${stepIndex} of session ${id} was recorded with another observation or reward; its next step is ${nextStep}`
+          : `step ${stepIndex} of session ${id} was recorded by another request; send the observation again`,
+    details: { sessionId: id, step: stepIndex, ...(nextStep !== undefined ? { nextStep } : {}) },
   });
 
 export const sessionEnded = (id: string, status: string) =>

@@ -94,6 +94,16 @@ export class SessionsRepository {
     });
   }
 
+  /** One recorded step (a step sent again with its index is compared with it). */
+  async stepAt(sessionId: string, stepIndex: number): Promise<SessionStepRecord | null> {
+    const row = await this.prisma.sessionStep.findUnique({
+      where: { sessionId_stepIndex: { sessionId, stepIndex } },
+      select: { stepIndex: true, observation: true, action: true, reward: true, timestamp: true },
+    });
+    // Written only from checked observations and actions (SessionsService.step).
+    return row && { ...row, observation: row.observation as Record<string, unknown>, action: row.action as number[] };
+  }
+
   /** The steps in order, a page at a time (for turning a session into an upload). */
   async steps(sessionId: string, afterIndex: number, take: number): Promise<SessionStepRecord[]> {
     const rows = await this.prisma.sessionStep.findMany({

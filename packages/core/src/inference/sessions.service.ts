@@ -133,11 +133,18 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
   async step(
     principal: Principal,
     id: string,
-    request: { observation: JsonObservation; reward?: number | undefined; task?: string | undefined },
-  ): Promise<{ action: number[] | number[][]; stepIndex: number }> {
+    request: { observation: JsonObservation; reward?: number | undefined; task?: string | undefined; stepIndex?: number | undefined },
+  ): Promise<{ action: number[] | number[][]; stepIndex: number; replayed?: true }> {
     requireRole(principal, ['user', 'developer'], 'run sessions');
     return this.serialize(id, async () => {
-      const live = await this.liveSession(principal, id);
+      let live = await this.liveSession(principal, id);
+      if (request.stepIndex !== undefined && request.stepIndex !== live.stepCount) {
+        // A retry, or another process stepped the session: read it again before deciding which.
+        this.live.delete(id);
+        live = await this.liveSession(principal, id);
+        if (request.stepIndex < live.stepCount) return this.replay(id, live, { ...request, stepIndex: request.stepIndex });
+        if (request.stepIndex > live.stepCount) throw sessionStepConflict(id, request.stepIndex, live.stepCount, 'gap');
+      }
       await this.checkStillWritable(principal, live);
       const parsed = parseObservation(live.policy.manifest, undefined, request.observation);
       // Checked before anything is recorded: a step unlike the episode's others would fail its ingest.
@@ -181,13 +188,34 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
         this.live.delete(id);
         const current = await this.sessions.findById(id);
         if (current && current.status !== 'open') throw sessionEnded(id, current.status);
-        throw sessionStepConflict(id, stepIndex);
+        // The same retry, landed first through another process.
+        if (request.stepIndex !== undefined) return this.replay(id, live, { ...request, stepIndex });
+        throw sessionStepConflict(id, stepIndex, current?.stepCount);
       }
       live.stepCount = stepIndex + 1;
       live.lastTimestamp = timestamp;
       live.shapes ??= { byFeature: shapes, source: 'the session’s first step' };
       return { action: shapeAction(action, live.policy.manifest), stepIndex };
     });
+  }
+
+  /**
+   * A step sent again with the index it was recorded at (its reply was lost): the recorded action,
+   * without running the policy or charging the quota again. The same observation and reward, or 409.
+   */
+  private async replay(
+    id: string,
+    live: LiveSession,
+    request: { observation: JsonObservation; reward?: number | undefined; stepIndex: number },
+  ): Promise<{ action: number[] | number[][]; stepIndex: number; replayed: true }> {
+    const recorded = await this.sessions.stepAt(id, request.stepIndex);
+    const current = await this.sessions.findById(id);
+    const same =
+      recorded !== null &&
+      (recorded.reward ?? null) === (request.reward ?? null) &&
+      canonicalJson(recorded.observation) === canonicalJson(request.observation);
+    if (!same) throw sessionStepConflict(id, request.stepIndex, current?.stepCount, 'recorded');
+    return { action: shapeAction(recorded.action, live.policy.manifest), stepIndex: request.stepIndex, replayed: true };
   }
 
   /** The session as this process last saw it step, or read from Postgres (then kept) when it has not. */
@@ -453,4 +481,16 @@ function toView(session: SessionRecord): SessionView {
     createdAt: session.createdAt.toISOString(),
     endedAt: session.endedAt?.toISOString() ?? null,
   };
+}
+
+/**
+ * JSON with object keys sorted, for comparing an observation with the recorded one: Postgres
+ * (jsonb) keeps keys in an order of its own, and writes -0 as 0 as JSON.stringify does.
+ */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    item !== null && typeof item === 'object' && !Array.isArray(item)
+      ? Object.fromEntries(Object.entries(item as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : item,
+  );
 }
