@@ -41,6 +41,24 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
       .set(bearer(user.key))
       .send({ observation: { 'observation.state': state }, ...(reward !== undefined ? { reward } : {}) });
 
+  /** A step recorded as another process records it: the step row, and the session's count moved on, in one transaction. */
+  const recordedElsewhere = async (
+    client: pg.Client,
+    sessionId: string,
+    stepIndex: number,
+    step: { state: number[]; action: number[] },
+  ) => {
+    await client.query('BEGIN');
+    await client.query('INSERT INTO session_steps (session_id, step_index, observation, action, timestamp) VALUES ($1, $2, $3, $4, 0.5)', [
+      sessionId,
+      stepIndex,
+      JSON.stringify({ 'observation.state': step.state }),
+      JSON.stringify(step.action),
+    ]);
+    await client.query('UPDATE sessions SET step_count = $2 WHERE id = $1', [sessionId, stepIndex + 1]);
+    await client.query('COMMIT');
+  };
+
   beforeAll(async () => {
     // A generous call limit: these tests are about recording, and 12 hosts share 2 cores here.
     kura = await startTestApp({ KURA_POLICY_CALL_TIMEOUT_MS: '5000' });
@@ -315,10 +333,7 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
     await client.connect();
     try {
       // Another process recorded step 1 meanwhile: this process's idea of the count is stale.
-      await client.query(
-        `BEGIN; INSERT INTO session_steps (session_id, step_index, observation, action, timestamp) VALUES ($1, 1, '{"observation.state": [9, 9]}', '[0, 0]', 0.5);
-         UPDATE sessions SET step_count = 2 WHERE id = $1; COMMIT;`.replace(/\$1/g, `'${sessionId}'`),
-      );
+      await recordedElsewhere(client, sessionId, 1, { state: [9, 9], action: [0, 0] });
       const conflict = await step(sessionId, [2, 2]);
       expect(conflict.status).toBe(409);
       expect(conflict.body.error).toMatchObject({ code: 'SESSION_STEP_CONFLICT', details: { step: 1 } });
@@ -371,10 +386,7 @@ describe('sessions: steps recorded durably, the session becomes an episode', () 
     const client = new pg.Client({ connectionString: kura.databaseUrl });
     await client.connect();
     try {
-      await client.query(
-        `BEGIN; INSERT INTO session_steps (session_id, step_index, observation, action, timestamp) VALUES ($1, 2, '{"observation.state": [3, 3]}', '[6, 7]', 0.5);
-         UPDATE sessions SET step_count = 3 WHERE id = $1; COMMIT;`.replace(/\$1/g, `'${sessionId}'`),
-      );
+      await recordedElsewhere(client, sessionId, 2, { state: [3, 3], action: [6, 7] });
       const landedElsewhere = await indexed(2, [3, 3]);
       expect(landedElsewhere.status).toBe(200);
       expect(landedElsewhere.body).toEqual({ action: [6, 7], stepIndex: 2, replayed: true });
