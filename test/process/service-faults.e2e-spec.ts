@@ -180,15 +180,23 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     expect(session.status).toBe(201);
     const sessionId = String(session.body.id);
 
-    // Steps one after another, before, during and after the outage; each answered 200 or 503.
+    // Steps one after another, before, during and after the outage; each answered 200 or 503. As a
+    // robot would, the client sends a refused step again with its stepIndex until it is answered.
     const acknowledged: number[] = [];
     const refused: string[] = [];
+    let replayed = 0;
     let stop = false;
     const stepping = (async () => {
-      for (let value = 0; !stop; value++) {
-        const reply = await api.post(`/v1/sessions/${sessionId}/steps`, { observation: { 'observation.state': [value] } });
-        if (reply.status === 200) acknowledged.push(Number(reply.body.stepIndex));
-        else {
+      for (let value = 0; !stop;) {
+        const reply = await api.post(`/v1/sessions/${sessionId}/steps`, {
+          observation: { 'observation.state': [value] },
+          stepIndex: acknowledged.length,
+        });
+        if (reply.status === 200) {
+          acknowledged.push(Number(reply.body.stepIndex));
+          if (reply.body.replayed) replayed++;
+          value++;
+        } else {
           refused.push(`${reply.status} ${reply.body.error?.code}`);
           await sleep(50);
         }
@@ -210,7 +218,9 @@ describe('services mode with Postgres, Redis and S3 restarted under load', () =>
     expect(ended.status).toBe(200);
     const upload = await api.finished(String(ended.body.uploadId));
     expect(upload).toMatchObject({ status: 'published', episodeCount: 1, stepCount: acknowledged.length });
-    console.log(`session steps while Postgres restarted: ${acknowledged.length} acknowledged, ${refused.length} refused with 503`);
+    console.log(
+      `session steps while Postgres restarted: ${acknowledged.length} acknowledged (${replayed} of them replays of a recorded step), ${refused.length} refused with 503 and sent again`,
+    );
     allAlive();
   }, 180_000);
 
