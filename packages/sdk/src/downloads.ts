@@ -1,11 +1,8 @@
-import { createWriteStream } from 'node:fs';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { SliceFormat } from '@kura/schema';
 import { describeNetworkError, KuraApiError, KuraError, KuraNetworkError } from './errors.js';
 import { retryDelayMs, sleep, type HttpClient } from './http.js';
-import { counted } from './streams.js';
 
 /** Formats the server serves with Range (they are files with a known length): a download of them resumes. */
 const RESUMABLE_FORMATS: ReadonlySet<string> = new Set(['arrow-file', 'parquet', 'lerobot', 'lerobot-v2.1', 'mcap']);
@@ -67,14 +64,19 @@ export class Downloads {
       let bytes = start;
       options.onProgress?.({ bytes, total });
       try {
-        await pipeline(
-          counted(
-            Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
-            (sent) => options.onProgress?.({ bytes: (bytes = sent), total }),
-            start,
-          ),
-          createWriteStream(partPath, { flags: continuing ? 'a' : 'w' }),
-        );
+        // Each chunk is on disk before the next is read, so a break keeps every byte counted:
+        // a stream in between would drop what it still buffered (all of it when the break comes
+        // before the file has opened), and the next run would start over.
+        const file = await open(partPath, continuing ? 'a' : 'w');
+        try {
+          for await (const chunk of Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>)) {
+            await writeFully(file, chunk as Uint8Array);
+            bytes += (chunk as Uint8Array).byteLength;
+            options.onProgress?.({ bytes, total });
+          }
+        } finally {
+          await file.close();
+        }
         if (total !== undefined && bytes < total) throw new Error(`the connection ended after ${bytes} of ${total} bytes`);
         return await finish(partPath, metaPath, out, bytes, resumedFrom);
       } catch (error) {
@@ -88,6 +90,10 @@ export class Downloads {
       }
     }
   }
+}
+
+async function writeFully(file: FileHandle, chunk: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < chunk.byteLength;) offset += (await file.write(chunk, offset, chunk.byteLength - offset)).bytesWritten;
 }
 
 function interrupted(cause: unknown, bytes: number, total: number | undefined, resumable: boolean): KuraError {
