@@ -142,7 +142,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
         // A retry, or another process stepped the session: read it again before deciding which.
         this.live.delete(id);
         live = await this.liveSession(principal, id);
-        if (request.stepIndex < live.stepCount) return this.replay(id, live, { ...request, stepIndex: request.stepIndex });
+        if (request.stepIndex < live.stepCount) return this.replay(id, live, { ...request, stepIndex: request.stepIndex }, live.stepCount);
         if (request.stepIndex > live.stepCount) throw sessionStepConflict(id, request.stepIndex, live.stepCount, 'gap');
       }
       await this.checkStillWritable(principal, live);
@@ -189,7 +189,7 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
         const current = await this.sessions.findById(id);
         if (current && current.status !== 'open') throw sessionEnded(id, current.status);
         // The same retry, landed first through another process.
-        if (request.stepIndex !== undefined) return this.replay(id, live, { ...request, stepIndex });
+        if (request.stepIndex !== undefined) return this.replay(id, live, { ...request, stepIndex }, current?.stepCount);
         throw sessionStepConflict(id, stepIndex, current?.stepCount);
       }
       live.stepCount = stepIndex + 1;
@@ -201,20 +201,21 @@ export class SessionsService implements OnApplicationBootstrap, OnApplicationShu
 
   /**
    * A step sent again with the index it was recorded at (its reply was lost): the recorded action,
-   * without running the policy or charging the quota again. The same observation and reward, or 409.
+   * without running the policy or charging the quota again. The same observation and reward, or 409
+   * (with `nextStep`, the session's count as the caller just read it).
    */
   private async replay(
     id: string,
     live: LiveSession,
     request: { observation: JsonObservation; reward?: number | undefined; stepIndex: number },
+    nextStep: number | undefined,
   ): Promise<{ action: number[] | number[][]; stepIndex: number; replayed: true }> {
     const recorded = await this.sessions.stepAt(id, request.stepIndex);
-    const current = await this.sessions.findById(id);
     const same =
       recorded !== null &&
       (recorded.reward ?? null) === (request.reward ?? null) &&
       canonicalJson(recorded.observation) === canonicalJson(request.observation);
-    if (!same) throw sessionStepConflict(id, request.stepIndex, current?.stepCount, 'recorded');
+    if (!same) throw sessionStepConflict(id, request.stepIndex, nextStep, 'recorded');
     return { action: shapeAction(recorded.action, live.policy.manifest), stepIndex: request.stepIndex, replayed: true };
   }
 

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { MetadataVersion, Utf8, vectorFromArray, type Dictionary } from 'apache-arrow';
 import { FileBlock, Footer } from 'apache-arrow/ipc/metadata/file';
@@ -6,7 +5,7 @@ import { kuraArrowSchema, type FeatureSpec } from '@kura/schema';
 import { writeChunksFully } from '../file-writes.js';
 import { ShardBatchEncoder, encodeDictionaryMessage, type ShardEpisode } from './shard-batch-encoder.js';
 import type { ImportedEpisode } from '../importer.js';
-import type { EpisodeRange, ShardHashes } from './shard-hash.js';
+import { hashShard, type EpisodeRange } from './shard-hash.js';
 
 export { hashShard, type EpisodeRange, type ShardHashes } from './shard-hash.js';
 
@@ -20,29 +19,15 @@ export interface WrittenEpisode extends EpisodeRange {
   checksum: string;
 }
 
-/**
- * Writes episodes to an Arrow IPC file (DESIGN.md): one record batch per episode, or per chunk of
- * ≤ MAX_BATCH_STEPS steps of a long one, so that any episode is a byte range of the file. The task
- * dictionary holds the tasks of this shard only and is written once, before the batches (pyarrow
- * and Arrow C++ refuse dictionary deltas in the file format). The layout is apache-arrow's file
- * writer's: magic, dictionary, batches, end-of-stream marker, footer (schema and blocks), magic.
- */
+/** writeShardUnhashed, then hashShard: the file with its sha256 and each episode's checksum. */
 export async function writeShard(params: ShardParams): Promise<{ episodes: WrittenEpisode[]; bytes: number; sha256: string }> {
-  const written = await writeShardFile(params, true);
+  const written = await writeShardUnhashed(params);
+  const { sha256, checksums } = await hashShard(params.path, written.episodes);
   return {
-    episodes: written.episodes.map((episode, index) => ({ ...episode, checksum: written.hashes!.checksums[index]! })),
+    episodes: written.episodes.map((episode, index) => ({ ...episode, checksum: checksums[index]! })),
     bytes: written.bytes,
-    sha256: written.hashes!.sha256,
+    sha256,
   };
-}
-
-/**
- * writeShard without the hashes: the caller hashes the file (hashShard), e.g. on another thread
- * while it goes on converting. The bytes are the same.
- */
-export async function writeShardUnhashed(params: ShardParams): Promise<{ episodes: EpisodeRange[]; bytes: number }> {
-  const { episodes, bytes } = await writeShardFile(params, false);
-  return { episodes, bytes };
 }
 
 interface ShardParams {
@@ -51,10 +36,15 @@ interface ShardParams {
   episodes: ShardEpisode[];
 }
 
-async function writeShardFile(
-  params: ShardParams,
-  hashing: boolean,
-): Promise<{ episodes: EpisodeRange[]; bytes: number; hashes: ShardHashes | undefined }> {
+/**
+ * Writes episodes to an Arrow IPC file (DESIGN.md): one record batch per episode, or per chunk of
+ * ≤ MAX_BATCH_STEPS steps of a long one, so that any episode is a byte range of the file. The task
+ * dictionary holds the tasks of this shard only and is written once, before the batches (pyarrow
+ * and Arrow C++ refuse dictionary deltas in the file format). The layout is apache-arrow's file
+ * writer's: magic, dictionary, batches, end-of-stream marker, footer (schema and blocks), magic.
+ * The caller hashes the file (hashShard), e.g. on another thread while it goes on converting.
+ */
+export async function writeShardUnhashed(params: ShardParams): Promise<{ episodes: EpisodeRange[]; bytes: number }> {
   const schema = kuraArrowSchema(params.features);
   const tasks = new Map<string, number>();
   for (const { episode } of params.episodes)
@@ -64,8 +54,6 @@ async function writeShardFile(
   const encoder = new ShardBatchEncoder(schema, tasks);
 
   const file = await open(params.path, 'w');
-  const fileHash = hashing ? createHash('sha256') : undefined;
-  const checksums: string[] = [];
   let position = 0;
   // Batches are small for short episodes: they go to the file in runs of ~4 MiB, saving syscalls.
   let pending: Uint8Array[] = [];
@@ -77,7 +65,6 @@ async function writeShardFile(
     pendingBytes = 0;
   };
   const append = async (bytes: Uint8Array) => {
-    fileHash?.update(bytes);
     pending.push(bytes);
     pendingBytes += bytes.byteLength;
     position += bytes.byteLength;
@@ -95,11 +82,9 @@ async function writeShardFile(
     for (const item of params.episodes) {
       const byteOffset = position;
       const batchStart = recordBatchBlocks.length;
-      const hash = hashing ? createHash('sha256') : undefined;
       for (let start = 0; start < item.episode.length; start += MAX_BATCH_STEPS) {
         const batch = encoder.encode(item, start, Math.min(item.episode.length, start + MAX_BATCH_STEPS));
         recordBatchBlocks.push(new FileBlock(batch.metadataLength, batch.bodyLength, position));
-        hash?.update(batch.bytes);
         await append(batch.bytes);
       }
       written.push({
@@ -109,7 +94,6 @@ async function writeShardFile(
         byteOffset,
         byteLength: position - byteOffset,
       });
-      if (hash) checksums.push(hash.digest('hex'));
     }
     const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, recordBatchBlocks, dictionaryBlocks));
     await append(ARROW_STREAM_END);
@@ -124,7 +108,7 @@ async function writeShardFile(
   } finally {
     await file.close();
   }
-  return { episodes: written, bytes: position, hashes: fileHash ? { sha256: fileHash.digest('hex'), checksums } : undefined };
+  return { episodes: written, bytes: position };
 }
 
 const FILE_MAGIC = Buffer.from('ARROW1', 'latin1');
