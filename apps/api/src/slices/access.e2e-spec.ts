@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { episodeBucket } from '@kura/core';
-import { bearer, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
+import pg from 'pg';
+import { bearer, eventually, getBytes, startTestApp, type TestApp } from '../../../../test/support/app.js';
 import { seedDataset } from '../../../../test/support/datasets.js';
 
 type Level = 'public' | 'sample' | 'private';
@@ -174,5 +175,47 @@ describe('access levels: role × endpoint × level', () => {
     const after = await data();
     expect(after.status).toBe(404);
     expect(after.body.error.code).toBe('SLICE_NOT_FOUND');
+  });
+
+  it("a dataset's access changed outside the api (psql) takes effect at once: a trigger announces it to the processes caching it", async () => {
+    const { datasetId } = await seedDataset(kura, keys.owner!, { episodes: 3, length: 2, access: 'public' });
+    const reader = await kura.createKey('developer');
+    const slice = await kura.request
+      .post('/v1/slices')
+      .set(bearer(reader.key))
+      .send({ sources: [{ datasetId }] })
+      .expect(201);
+    const data = () => kura.request.get(`/v1/slices/${slice.body.id as string}/data`).set(bearer(reader.key));
+    const sql = async (text: string) => {
+      const client = new pg.Client({ connectionString: kura.databaseUrl });
+      await client.connect();
+      try {
+        return (await client.query(text)).rows;
+      } finally {
+        await client.end();
+      }
+    };
+    expect((await data()).status).toBe(200);
+    // The cache is filled only while its listener is up (it starts with the first lookup).
+    await eventually(async () => {
+      const [listener] = await sql(
+        "SELECT 1 FROM pg_stat_activity WHERE query = 'LISTEN kura_dataset_changes' AND datname = current_database()",
+      );
+      return listener ? true : undefined;
+    }, 5000);
+    expect((await data()).status).toBe(200);
+    // Unannounced (the trigger off, which nothing in Kura does): the cached access still answers, which shows it is in use.
+    await sql(
+      `BEGIN; ALTER TABLE datasets DISABLE TRIGGER datasets_notify_access_change; UPDATE datasets SET access = 'private' WHERE id = '${datasetId}'; ALTER TABLE datasets ENABLE TRIGGER datasets_notify_access_change; COMMIT;`,
+    );
+    expect((await data()).status).toBe(200);
+    // Any update of the access column is announced, in its transaction, whoever makes it.
+    await sql(`UPDATE datasets SET access = 'private' WHERE id = '${datasetId}'`);
+    await eventually(async () => ((await data()).status === 404 ? true : undefined), 2000);
+    const after = await data();
+    expect(after.body.error.code).toBe('SLICE_NOT_FOUND');
+    // And back: public again is readable again.
+    await sql(`UPDATE datasets SET access = 'public' WHERE id = '${datasetId}'`);
+    await eventually(async () => ((await data()).status === 200 ? true : undefined), 2000);
   });
 });

@@ -1,16 +1,21 @@
 import { Injectable } from '@nestjs/common';
 import { anonymous, isAdmin, ownsOrAdmin, type Principal } from '../auth/principal.js';
 import { KeysRepository } from '../auth/keys.repository.js';
+import { DatasetAccessCache, type DatasetAccessRecord } from './dataset-access-cache.js';
 import { datasetNotFound } from './datasets.errors.js';
 import { DatasetsRepository, type DatasetRecord } from './datasets.repository.js';
 import { GrantsRepository } from './grants.repository.js';
 
-/** A caller's access to one dataset; see DatasetReachService.reach. */
-export interface DatasetReach {
-  dataset: DatasetRecord;
+/** What of one dataset's episodes a caller may read; see DatasetReachService.reach. */
+export interface ReadLevel {
   episodes: 'full' | 'sample';
   /** Whether held-out episodes may be read (admins). */
   heldOut: boolean;
+}
+
+/** A caller's access to one dataset, with the dataset. */
+export interface DatasetReach extends ReadLevel {
+  dataset: DatasetRecord;
 }
 
 /**
@@ -24,6 +29,7 @@ export class DatasetReachService {
     private readonly datasets: DatasetsRepository,
     private readonly grants: GrantsRepository,
     private readonly keys: KeysRepository,
+    private readonly cache: DatasetAccessCache,
   ) {}
 
   /**
@@ -35,14 +41,33 @@ export class DatasetReachService {
   async reach(principal: Principal, id: string): Promise<DatasetReach> {
     const dataset = await this.datasets.findById(id);
     if (!dataset) throw datasetNotFound(id);
+    return { dataset, ...(await this.levelOf(principal, dataset)) };
+  }
+
+  /**
+   * `reach` without the dataset's record, for checks on every read (slice downloads): the access
+   * level and owner come from DatasetAccessCache, so a request usually costs no query at all.
+   */
+  async readLevel(principal: Principal, id: string): Promise<ReadLevel> {
+    let dataset = this.cache.get(id);
+    if (!dataset) {
+      const readStarted = this.cache.readStarted();
+      dataset = (await this.datasets.findAccess(id)) ?? undefined;
+      if (!dataset) throw datasetNotFound(id);
+      this.cache.set(id, dataset, readStarted);
+    }
+    return this.levelOf(principal, dataset);
+  }
+
+  private async levelOf(principal: Principal, dataset: DatasetAccessRecord): Promise<ReadLevel> {
     const heldOut = isAdmin(principal);
     if (dataset.access === 'public' || (principal.kind === 'key' && ownsOrAdmin(principal, dataset.ownerKeyId))) {
-      return { dataset, episodes: 'full', heldOut };
+      return { episodes: 'full', heldOut };
     }
-    const granted = principal.kind === 'key' && (await this.grants.exists(id, principal.keyId));
-    if (granted) return { dataset, episodes: 'full', heldOut };
-    if (dataset.access === 'sample') return { dataset, episodes: 'sample', heldOut };
-    throw datasetNotFound(id);
+    const granted = principal.kind === 'key' && (await this.grants.exists(dataset.id, principal.keyId));
+    if (granted) return { episodes: 'full', heldOut };
+    if (dataset.access === 'sample') return { episodes: 'sample', heldOut };
+    throw datasetNotFound(dataset.id);
   }
 
   /**

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { DatasetAccess, FeatureSpec } from '@kura/schema';
 import { Prisma, PrismaClient } from '../database/prisma.js';
+import type { DatasetAccessRecord } from './dataset-access-cache.js';
 
 export interface DatasetRecord {
   id: string;
@@ -72,6 +73,11 @@ export class DatasetsRepository {
   async findById(id: string): Promise<DatasetRecord | null> {
     const row = await this.prisma.dataset.findUnique({ where: { id }, select: datasetSelect });
     return row ? toRecord(row) : null;
+  }
+
+  /** What decides who may read the dataset (DatasetReachService.readLevel). */
+  async findAccess(id: string): Promise<DatasetAccessRecord | null> {
+    return this.prisma.dataset.findUnique({ where: { id }, select: { id: true, access: true, ownerKeyId: true } });
   }
 
   /** What a new version builds on: the dataset's features, latest version and totals, and its robot's embodiment. Throws if the dataset does not exist. */

@@ -6,7 +6,7 @@ import { newId } from '../common/ids.js';
 import { decodeCursor, toPage } from '../common/pagination.js';
 import { RobotsService } from '../robots/robots.service.js';
 import { AppError } from '../errors/app-error.js';
-import { DatasetReachService, type DatasetReach } from './dataset-reach.service.js';
+import { DatasetReachService, type DatasetReach, type ReadLevel } from './dataset-reach.service.js';
 import { GrantsRepository, type GrantRecord } from './grants.repository.js';
 import {
   datasetNameTaken,
@@ -81,6 +81,11 @@ export class DatasetsService {
     return this.access.reach(principal, id);
   }
 
+  /** `reach` without the dataset's record, from a cache: for access checks on every read. */
+  async readLevel(principal: Principal, id: string): Promise<ReadLevel> {
+    return this.access.readLevel(principal, id);
+  }
+
   /**
    * `reach` for a dataset named in a request body (a slice source, an evaluation, a session): unknown
    * or invisible is 422 DATASET_NOT_FOUND at `field`, like any unknown id in a body.
@@ -128,7 +133,7 @@ export class DatasetsService {
   }
 }
 
-export type { DatasetReach } from './dataset-reach.service.js';
+export type { DatasetReach, ReadLevel } from './dataset-reach.service.js';
 
 const toGrantView = (grant: GrantRecord): GrantView => ({ ...grant, createdAt: grant.createdAt.toISOString() });
 

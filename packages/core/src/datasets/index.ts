@@ -1,4 +1,5 @@
 import type { DomainProviders } from '../common/domain.js';
+import { DatasetAccessCache } from './dataset-access-cache.js';
 import { DatasetReachService } from './dataset-reach.service.js';
 import { DatasetsRepository } from './datasets.repository.js';
 import { DatasetsService } from './datasets.service.js';
@@ -21,6 +22,7 @@ export { episodeBucket, SAMPLE_BUCKET_LIMIT, HELD_OUT_BUCKET_START } from './epi
 export const datasetsDomain: DomainProviders = {
   providers: [
     DatasetsRepository,
+    DatasetAccessCache,
     DatasetReachService,
     DatasetsService,
     GrantsRepository,

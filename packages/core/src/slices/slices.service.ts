@@ -8,7 +8,7 @@ import { formatEpisodeRanges, type CreateSliceRequest, type FeatureSpec, type Sl
 import { isAdmin, type Principal } from '../auth/principal.js';
 import { newId } from '../common/ids.js';
 import { AppError } from '../errors/app-error.js';
-import { DatasetsService, type DatasetReach } from '../datasets/datasets.service.js';
+import { DatasetsService, type DatasetReach, type ReadLevel } from '../datasets/datasets.service.js';
 import { VersionsRepository } from '../datasets/versions.repository.js';
 import { isHeldOut, SAMPLE_BUCKET_LIMIT } from '../datasets/episode-buckets.js';
 import { EpisodesRepository, type EpisodeFilter } from '../datasets/episodes/episodes.repository.js';
@@ -210,9 +210,9 @@ export class SlicesService {
   async findReadable(principal: Principal, id: string): Promise<SliceRecord> {
     const slice = await this.findSlice(id);
     for (const source of slice.sources) {
-      let reach: DatasetReach;
+      let reach: ReadLevel;
       try {
-        reach = await this.datasets.reach(principal, source.datasetId);
+        reach = await this.datasets.readLevel(principal, source.datasetId);
       } catch (error) {
         if (error instanceof AppError && error.code === 'DATASET_NOT_FOUND') throw sliceNotFound(id);
         throw error;
