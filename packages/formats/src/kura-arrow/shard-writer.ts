@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { MetadataVersion, Utf8, vectorFromArray, type Dictionary } from 'apache-arrow';
+import { MetadataVersion, Utf8, vectorFromArray, type Dictionary, type Schema } from 'apache-arrow';
 import { FileBlock, Footer } from 'apache-arrow/ipc/metadata/file';
 import { kuraArrowSchema, type FeatureSpec } from '@kura/schema';
 import { writeChunksFully } from '../file-writes.js';
@@ -36,79 +36,103 @@ interface ShardParams {
   episodes: ShardEpisode[];
 }
 
-/**
- * Writes episodes to an Arrow IPC file (DESIGN.md): one record batch per episode, or per chunk of
- * ≤ MAX_BATCH_STEPS steps of a long one, so that any episode is a byte range of the file. The task
- * dictionary holds the tasks of this shard only and is written once, before the batches (pyarrow
- * and Arrow C++ refuse dictionary deltas in the file format). The layout is apache-arrow's file
- * writer's: magic, dictionary, batches, end-of-stream marker, footer (schema and blocks), magic.
- * The caller hashes the file (hashShard), e.g. on another thread while it goes on converting.
- */
+/** writeShardUnhashed's file of the given episodes: a ShardBuilder given them all, then written. */
 export async function writeShardUnhashed(params: ShardParams): Promise<{ episodes: EpisodeRange[]; bytes: number }> {
-  const schema = kuraArrowSchema(params.features);
-  const tasks = new Map<string, number>();
-  for (const { episode } of params.episodes)
-    for (const task of episode.stepTasks ?? (episode.task ? [episode.task] : [])) if (!tasks.has(task)) tasks.set(task, tasks.size);
-  const dictionaryField = schema.fields.find((field) => field.name === 'language_instruction')!;
-  const dictionaryId = (dictionaryField.type as Dictionary).id;
-  const encoder = new ShardBatchEncoder(schema, tasks);
+  const builder = new ShardBuilder(params.features);
+  for (const item of params.episodes) builder.add(item);
+  return builder.write(params.path);
+}
 
-  const file = await open(params.path, 'w');
-  let position = 0;
-  // Batches are small for short episodes: they go to the file in runs of ~4 MiB, saving syscalls.
-  let pending: Uint8Array[] = [];
-  let pendingBytes = 0;
-  const flush = async () => {
-    if (pendingBytes === 0) return;
-    await writeChunksFully(file, pending);
-    pending = [];
-    pendingBytes = 0;
-  };
-  const append = async (bytes: Uint8Array) => {
-    pending.push(bytes);
-    pendingBytes += bytes.byteLength;
-    position += bytes.byteLength;
-    if (pendingBytes >= 4 * 1024 * 1024) await flush();
-  };
+/**
+ * A shard made episode by episode, for an Arrow IPC file (DESIGN.md): one record batch per episode,
+ * or per chunk of ≤ MAX_BATCH_STEPS steps of a long one, so that any episode is a byte range of the
+ * file. The task dictionary holds the tasks of this shard only and is written once, before the
+ * batches (pyarrow and Arrow C++ refuse dictionary deltas in the file format); tasks take their
+ * dictionary ids in the order they first appear, so each episode is encoded as it is added and only
+ * its bytes are kept, not the episode. (Keeping the episodes themselves until the shard was written
+ * made every one of them survive garbage collections: 0.8 s of 4.4 for 100,000 short episodes.)
+ * The layout is apache-arrow's file writer's: magic, dictionary, batches, end-of-stream marker,
+ * footer (schema and blocks), magic. The caller hashes the file (hashShard), e.g. on another thread
+ * while it goes on converting.
+ */
+export class ShardBuilder {
+  private readonly schema: Schema;
+  private readonly tasks = new Map<string, number>();
+  private readonly encoder: ShardBatchEncoder;
+  /** The encoded batches, in order, and their blocks and episodes' ranges with offsets from the first batch. */
+  private readonly batches: Uint8Array[] = [];
+  private readonly blocks: Array<{ metadataLength: number; bodyLength: number; offset: number }> = [];
+  private readonly ranges: EpisodeRange[] = [];
+  private batchBytes = 0;
 
-  const dictionaryBlocks: FileBlock[] = [];
-  const recordBatchBlocks: FileBlock[] = [];
-  const written: EpisodeRange[] = [];
-  try {
-    await append(FILE_MAGIC_PADDED);
-    const dictionary = encodeDictionaryMessage(vectorFromArray([...tasks.keys()], new Utf8()), dictionaryId);
-    dictionaryBlocks.push(new FileBlock(dictionary.metadataLength, dictionary.bodyLength, position));
-    await append(dictionary.bytes);
-    for (const item of params.episodes) {
-      const byteOffset = position;
-      const batchStart = recordBatchBlocks.length;
-      for (let start = 0; start < item.episode.length; start += MAX_BATCH_STEPS) {
-        const batch = encoder.encode(item, start, Math.min(item.episode.length, start + MAX_BATCH_STEPS));
-        recordBatchBlocks.push(new FileBlock(batch.metadataLength, batch.bodyLength, position));
-        await append(batch.bytes);
-      }
-      written.push({
-        episodeIndex: item.episodeIndex,
-        batchStart,
-        batchCount: recordBatchBlocks.length - batchStart,
-        byteOffset,
-        byteLength: position - byteOffset,
-      });
+  constructor(features: FeatureSpec) {
+    this.schema = kuraArrowSchema(features);
+    this.encoder = new ShardBatchEncoder(this.schema, this.tasks);
+  }
+
+  /** Episodes added so far. */
+  get episodeCount(): number {
+    return this.ranges.length;
+  }
+
+  add(item: ShardEpisode): void {
+    const { episode } = item;
+    for (const task of episode.stepTasks ?? (episode.task ? [episode.task] : []))
+      if (!this.tasks.has(task)) this.tasks.set(task, this.tasks.size);
+    const byteOffset = this.batchBytes;
+    const batchStart = this.blocks.length;
+    for (let start = 0; start < episode.length; start += MAX_BATCH_STEPS) {
+      const batch = this.encoder.encode(item, start, Math.min(episode.length, start + MAX_BATCH_STEPS));
+      this.blocks.push({ metadataLength: batch.metadataLength, bodyLength: batch.bodyLength, offset: this.batchBytes });
+      this.batches.push(batch.bytes);
+      this.batchBytes += batch.bytes.byteLength;
     }
-    const footer = Footer.encode(new Footer(schema, MetadataVersion.V5, recordBatchBlocks, dictionaryBlocks));
-    await append(ARROW_STREAM_END);
-    await append(footer);
+    this.ranges.push({
+      episodeIndex: item.episodeIndex,
+      batchStart,
+      batchCount: this.blocks.length - batchStart,
+      byteOffset,
+      byteLength: this.batchBytes - byteOffset,
+    });
+  }
+
+  /** Writes the file; the episodes' ranges are then offsets in it. */
+  async write(path: string): Promise<{ episodes: EpisodeRange[]; bytes: number }> {
+    const dictionaryField = this.schema.fields.find((field) => field.name === 'language_instruction')!;
+    const dictionaryId = (dictionaryField.type as Dictionary).id;
+    const dictionary = encodeDictionaryMessage(vectorFromArray([...this.tasks.keys()], new Utf8()), dictionaryId);
+    const dictionaryBlocks = [new FileBlock(dictionary.metadataLength, dictionary.bodyLength, FILE_MAGIC_PADDED.byteLength)];
+    const batchesAt = FILE_MAGIC_PADDED.byteLength + dictionary.bytes.byteLength;
+    const recordBatchBlocks = this.blocks.map((block) => new FileBlock(block.metadataLength, block.bodyLength, batchesAt + block.offset));
+    const footer = Footer.encode(new Footer(this.schema, MetadataVersion.V5, recordBatchBlocks, dictionaryBlocks));
     const footerLength = Buffer.alloc(4);
     footerLength.writeInt32LE(footer.byteLength);
-    await append(footerLength);
-    await append(FILE_MAGIC);
-    await flush();
-    // Not fsynced here: whoever keeps the file makes it durable (the blob store as it adopts it),
-    // and the converter goes on with the next shard meanwhile instead of waiting for the disk.
-  } finally {
-    await file.close();
+    const chunks = [FILE_MAGIC_PADDED, dictionary.bytes, ...this.batches, ARROW_STREAM_END, footer, footerLength, FILE_MAGIC];
+
+    const file = await open(path, 'w');
+    let bytes = 0;
+    try {
+      // Batches are small for short episodes: they go to the file in runs of ~4 MiB, saving syscalls.
+      let run: Uint8Array[] = [];
+      let runBytes = 0;
+      for (const chunk of chunks) {
+        run.push(chunk);
+        runBytes += chunk.byteLength;
+        bytes += chunk.byteLength;
+        if (runBytes >= 4 * 1024 * 1024) {
+          await writeChunksFully(file, run);
+          run = [];
+          runBytes = 0;
+        }
+      }
+      await writeChunksFully(file, run);
+      // Not fsynced here: whoever keeps the file makes it durable (the blob store as it adopts it),
+      // and the converter goes on with the next shard meanwhile instead of waiting for the disk.
+    } finally {
+      await file.close();
+    }
+    return { episodes: this.ranges.map((range) => ({ ...range, byteOffset: batchesAt + range.byteOffset })), bytes };
   }
-  return { episodes: written, bytes: position };
 }
 
 const FILE_MAGIC = Buffer.from('ARROW1', 'latin1');

@@ -21,14 +21,13 @@ import {
   sourceFromDirectory,
   sourceFromFiles,
   validateEpisode,
-  writeShardUnhashed,
+  ShardBuilder,
   type DatasetStatsJson,
   type FormatName,
   type ImportIssue,
   type ImportSource,
   type ImportedEpisode,
   type IngestLimits,
-  type ShardEpisode,
   type WrittenEpisode,
   unrecognisedFormatError,
 } from '@kura/formats';
@@ -191,7 +190,9 @@ async function convertSource(
   const stats = new DatasetStatsAccumulator();
   const videoKeys = new Map<string, string>();
   let newVideos: VideoFile[] = [];
-  let buffered: ShardEpisode[] = [];
+  // The shard being made: its episodes encoded as they come, and what the parent is told of each.
+  let shardEpisodes = new ShardBuilder(features);
+  let summaries: EpisodeSummary[] = [];
   let bufferedBytes = 0;
   let shardNumber = 0;
   let steps = 0;
@@ -201,10 +202,10 @@ async function convertSource(
   const hashing = new ShardHashThread();
   let reported = Promise.resolve();
   const flush = async () => {
-    if (buffered.length === 0) return;
+    if (shardEpisodes.episodeCount === 0) return;
     const path = join(out, `shard-${shardNumber}.arrow`);
-    const written = await writeShardUnhashed({ path, features, episodes: buffered });
-    const summaries = buffered.map((item) => summarise(item.episode));
+    const written = await shardEpisodes.write(path);
+    const shardSummaries = summaries;
     const hashed = hashing.hash(path, written.episodes);
     // Awaited below; marked handled now so a failure meanwhile is not an unhandled rejection.
     hashed.catch(() => undefined);
@@ -214,13 +215,14 @@ async function convertSource(
       const episodes = written.episodes.map((range, position) => ({
         ...range,
         checksum: checksums[position]!,
-        episode: summaries[position]!,
+        episode: shardSummaries[position]!,
       }));
       report({ type: 'shard', ...shard, sha256, episodes });
     });
     reported.catch(() => undefined);
     shardNumber++;
-    buffered = [];
+    shardEpisodes = new ShardBuilder(features);
+    summaries = [];
     bufferedBytes = 0;
     newVideos = [];
   };
@@ -247,12 +249,13 @@ async function convertSource(
         }
         videoBlobs[name] = key;
       }
-      buffered.push({ episodeIndex: request.firstIndex + count, episode, fps, videoBlobs });
+      shardEpisodes.add({ episodeIndex: request.firstIndex + count, episode, fps, videoBlobs });
+      summaries.push(summarise(episode));
       bufferedBytes += bytes;
       steps += episode.length;
       count++;
-      // Episodes are held in memory up to this many bytes (or episodes), then written as one shard.
-      if (bufferedBytes >= request.shardBytes || buffered.length >= MAX_SHARD_EPISODES) await flush();
+      // Encoded episodes are held in memory up to this many bytes (or episodes), then written as one shard.
+      if (bufferedBytes >= request.shardBytes || shardEpisodes.episodeCount >= MAX_SHARD_EPISODES) await flush();
     }
     await flush();
     await reported;
