@@ -28,14 +28,21 @@ function reporter(work: string): (message: ConversionMessage) => void {
   }
   let written = 0;
   let progressAt = 0;
+  // The record's JSON up to the count: the file changes once per file, the count every episode.
+  let file: string | undefined;
+  let head = '';
   return (message) => {
     if (message.type !== 'episode') return send(message);
     const now = Date.now();
     const progress = now - progressAt >= PROGRESS_MS;
     if (progress) progressAt = now;
     if (fd !== undefined) {
+      if (message.file !== file) {
+        file = message.file;
+        head = `{"file":${JSON.stringify(file)},"episode":`;
+      }
       // Padded over the previous record, whose end would otherwise remain.
-      const record = Buffer.from(JSON.stringify({ file: message.file, episode: message.count }).padEnd(written));
+      const record = Buffer.from(`${head}${message.count}}`.padEnd(written));
       try {
         writeSync(fd, record, 0, record.length, 0);
         written = record.length;
