@@ -8,6 +8,7 @@ import { S3BlobStore } from './blobs/s3-blob-store.js';
 import type { DomainProviders } from './common/domain.js';
 import type { KuraConfig } from './config/config.js';
 import { DATABASE_OUTAGE, DATABASE_URL, JAIL_LEVEL, KURA_CONFIG, LOGGER, QUOTA_COUNTERS } from './database/database.tokens.js';
+import { PostgresCopy } from './database/postgres-copy.js';
 import { createPrismaClient, PrismaClient } from './database/prisma.js';
 import { datasetsDomain } from './datasets/index.js';
 import { healthDomain } from './health/index.js';
@@ -100,6 +101,7 @@ export class CoreModule {
       { provide: DATABASE_OUTAGE, useValue: params.databaseOutage ?? (() => undefined) },
       { provide: PrismaClient, useFactory: () => createPrismaClient(params.databaseUrl) },
       PrismaLifecycle,
+      PostgresCopy,
       { provide: BLOB_STORE, useFactory: () => createBlobStore(params.config.blobs) },
       { provide: JOB_QUEUE, useFactory: () => createJobQueue(params.config, params.logger) },
       { provide: QUOTA_COUNTERS, useFactory: () => createQuotaCounters(params.config) },

@@ -7,7 +7,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import type { ImportIssue } from '@kura/formats';
 import type { FeatureSpec } from '@kura/schema';
 import { createTestDatabase } from '../../../../test/support/database.js';
+import { PostgresCopy } from '../database/postgres-copy.js';
 import { createPrismaClient, type PrismaClient } from '../database/prisma.js';
+import { createLogger } from '../logging/logger.js';
 import { EpisodesRepository, type NewEpisodeRow } from './episodes/episodes.repository.js';
 import { VersionsRepository, type PublishVersion } from './versions.repository.js';
 
@@ -17,6 +19,7 @@ const WARNING: ImportIssue = { code: 'SOME_WARNING', message: 'a warning kept wi
 describe('VersionsRepository.publish', () => {
   let database: { url: string; drop: () => Promise<void> };
   let prisma: PrismaClient;
+  let copy: PostgresCopy;
   let episodes: EpisodesRepository;
   let versions: VersionsRepository;
   let ownerKeyId: string;
@@ -26,7 +29,8 @@ describe('VersionsRepository.publish', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     prisma = createPrismaClient(database.url);
-    episodes = new EpisodesRepository(prisma);
+    copy = new PostgresCopy(database.url, createLogger('silent'));
+    episodes = new EpisodesRepository(prisma, copy);
     versions = new VersionsRepository(prisma, episodes);
     ownerKeyId = `key_${randomBytes(6).toString('hex')}`;
     await prisma.apiKey.create({
@@ -38,6 +42,7 @@ describe('VersionsRepository.publish', () => {
     });
   });
   afterAll(async () => {
+    await copy.onApplicationShutdown();
     await prisma.$disconnect();
     await database.drop();
   });
@@ -106,6 +111,52 @@ describe('VersionsRepository.publish', () => {
       episodes: listed.map((episode) => [episode.episodeIndex, episode.version, episode.uploadId]),
     };
   };
+  it('episode rows go in by COPY exactly as given: text with backslashes, tabs and newlines, nulls, JSON metadata', async () => {
+    const uploadId = await newUpload();
+    const awkward = 'a\\b\tc\nd\re \\N "quoted" ünï ✓';
+    const given: NewEpisodeRow[] = [
+      {
+        ...rows([0], uploadId)[0]!,
+        sourceEpisode: awkward,
+        task: awkward,
+        metadata: { note: awkward, nested: { list: [1, null, '\\N'] } },
+      },
+      { ...rows([1], uploadId)[0]!, sourceEpisode: '\\N', task: null, success: null, metadata: null },
+      { ...rows([2], uploadId)[0]!, success: false, byteOffset: 2 ** 40, byteLength: 2 ** 33 },
+    ];
+    await episodes.insertUnpublished({ datasetId, version: 1, uploadId, rows: given });
+    const stored = await prisma.episode.findMany({ where: { datasetId }, orderBy: { episodeIndex: 'asc' } });
+    expect(
+      stored.map((row) => [
+        row.sourceEpisode,
+        row.task,
+        row.success,
+        row.metadata,
+        row.byteOffset,
+        row.byteLength,
+        row.version,
+        row.uploadId,
+      ]),
+    ).toEqual(
+      given.map((row) => [
+        row.sourceEpisode,
+        row.task,
+        row.success,
+        row.metadata,
+        BigInt(row.byteOffset),
+        BigInt(row.byteLength),
+        1,
+        uploadId,
+      ]),
+    );
+    // Nothing for no rows; a failing COPY (an index taken) adds none of its rows.
+    await episodes.insertUnpublished({ datasetId, version: 1, uploadId, rows: [] });
+    await expect(episodes.insertUnpublished({ datasetId, version: 1, uploadId, rows: rows([3, 2], uploadId) })).rejects.toThrow(
+      /duplicate key/,
+    );
+    expect(await prisma.episode.count({ where: { datasetId } })).toBe(3);
+  });
+
   const uploadRow = (id: string) => prisma.upload.findUniqueOrThrow({ where: { id } });
   const publishedFirst = async () => {
     const first = await newUpload();

@@ -37,6 +37,18 @@ const POSTGRES_UNAVAILABLE = /^(08\d{3}|57P0[123]|53300)$/;
 const POSTGRES_UNAVAILABLE_TEXT =
   /Connection terminated|Can't reach database server|Server has closed the connection|the database system is (starting up|shutting down|in recovery mode|not yet accepting connections)|Code: `(08\d{3}|57P0[123]|53300)`/i;
 
+/** Marks an error of a raw pg client (not Prisma's) as the database's, for outageOf. */
+const DATABASE_CLIENT_ERROR = 'DatabaseClientError';
+
+/**
+ * An error of Kura's own pg connections (COPY): pg's socket errors ("Connection terminated
+ * unexpectedly", ECONNREFUSED) carry nothing that says which service they come from.
+ */
+export function databaseClientError(cause: unknown): Error {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return Object.assign(new Error(`database: ${message}`, { cause }), { name: DATABASE_CLIENT_ERROR });
+}
+
 /** Which service `error` says is down, if any (its causes are looked at too). */
 export function outageOf(error: unknown): Outage | undefined {
   let origin: Outage | undefined;
@@ -45,7 +57,12 @@ export function outageOf(error: unknown): Outage | undefined {
     if (code === 'ENOSPC' || code === 'EDQUOT') return 'disk';
     const name = typeof link.name === 'string' ? link.name : '';
     const message = typeof link.message === 'string' ? link.message : '';
-    if (name.startsWith('PrismaClient') || name === 'DriverAdapterError' || (typeof link.severity === 'string' && 'routine' in link))
+    if (
+      name.startsWith('PrismaClient') ||
+      name === 'DriverAdapterError' ||
+      name === DATABASE_CLIENT_ERROR ||
+      (typeof link.severity === 'string' && 'routine' in link)
+    )
       origin ??= 'database';
     else if ('$metadata' in link) origin ??= 'blobs';
     else if (name === 'MaxRetriesPerRequestError' || /ioredis|bullmq/i.test(typeof link.stack === 'string' ? link.stack : ''))

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { EpisodeRanges } from '@kura/schema';
+import { PostgresCopy, copyText } from '../../database/postgres-copy.js';
 import { Prisma, PrismaClient } from '../../database/prisma.js';
 import { HELD_OUT_BUCKET_START, SAMPLE_BUCKET_LIMIT } from '../episode-buckets.js';
 
@@ -40,8 +41,6 @@ export interface NewEpisodeRow {
 /** An upload adding this many episodes refreshes the table's planner statistics. */
 const ANALYZE_AFTER_ROWS = 1_000;
 
-/** Rows per INSERT: each statement sends one array per column, so its size is bounded, not its count of parameters. */
-const ROWS_PER_STATEMENT = 5_000;
 /** Episodes one candidates() query returns at most (its arrays are built in one row). */
 const CANDIDATES_PER_QUERY = 100_000;
 
@@ -82,9 +81,11 @@ export interface EpisodeFilter {
 
 @Injectable()
 export class EpisodesRepository {
-  constructor(@Inject(PrismaClient) private readonly prisma: PrismaClient) {}
+  constructor(
+    @Inject(PrismaClient) private readonly prisma: PrismaClient,
+    private readonly copy: PostgresCopy,
+  ) {}
 
-  /** Episodes a filter selects (every episode added by that version or an earlier one), by index. */
   /**
    * The index, length and bucket of every episode a filter matches, ascending, as three arrays: what
    * a slice chooses from. One aggregate per page instead of an object per row — a 100,000-episode
@@ -178,35 +179,24 @@ export class EpisodesRepository {
   }
 
   /**
-   * Writes the episode rows of a version that is not published yet, a few thousand rows per
-   * statement and outside any transaction: readers only see episodes up to the dataset's
-   * `latestVersion`, so these stay invisible until the short publishing transaction moves it.
+   * Writes the episode rows of a version that is not published yet, in one COPY outside any
+   * transaction: readers only see episodes up to the dataset's `latestVersion`, so these stay
+   * invisible until the short publishing transaction moves it.
    */
   async insertUnpublished(params: { datasetId: string; version: number; uploadId: string; rows: NewEpisodeRow[] }): Promise<void> {
-    const { datasetId, version, uploadId } = params;
-    for (let start = 0; start < params.rows.length; start += ROWS_PER_STATEMENT) {
-      const rows = params.rows.slice(start, start + ROWS_PER_STATEMENT);
-      const column = <T>(pick: (row: NewEpisodeRow) => T) => rows.map(pick);
-      await this.prisma.$executeRaw`
-        INSERT INTO "episodes" ("dataset_id", "version", "upload_id", "episode_index", "source_episode", "length", "task",
-          "success", "shard_key", "batch_start", "batch_count", "byte_offset", "byte_length", "checksum", "metadata", "bucket")
-        SELECT ${datasetId}, ${version}::int, ${uploadId}, row.*
-        FROM unnest(
-          ${column((row) => row.episodeIndex)}::int[],
-          ${column((row) => row.sourceEpisode)}::text[],
-          ${column((row) => row.length)}::int[],
-          ${column((row) => row.task)}::text[],
-          ${column((row) => row.success)}::boolean[],
-          ${column((row) => row.shardKey)}::text[],
-          ${column((row) => row.batchStart)}::int[],
-          ${column((row) => row.batchCount)}::int[],
-          ${column((row) => String(row.byteOffset))}::bigint[],
-          ${column((row) => String(row.byteLength))}::bigint[],
-          ${column((row) => row.checksum)}::text[],
-          ${column((row) => (row.metadata === null ? null : JSON.stringify(row.metadata)))}::jsonb[],
-          ${column((row) => row.bucket)}::smallint[]
-        ) AS row`;
-    }
+    if (params.rows.length === 0) return;
+    const { version } = params;
+    const datasetId = copyText(params.datasetId);
+    const uploadId = copyText(params.uploadId);
+    const lines = function* (rows: NewEpisodeRow[]) {
+      for (const row of rows)
+        yield `${datasetId}\t${version}\t${uploadId}\t${row.episodeIndex}\t${copyText(row.sourceEpisode)}\t${row.length}\t${copyText(row.task)}\t${copyText(row.success)}\t${copyText(row.shardKey)}\t${row.batchStart}\t${row.batchCount}\t${row.byteOffset}\t${row.byteLength}\t${copyText(row.checksum)}\t${copyText(row.metadata === null ? null : JSON.stringify(row.metadata))}\t${row.bucket}\n`;
+    };
+    await this.copy.copyIn(
+      `COPY "episodes" ("dataset_id", "version", "upload_id", "episode_index", "source_episode", "length", "task", "success",
+        "shard_key", "batch_start", "batch_count", "byte_offset", "byte_length", "checksum", "metadata", "bucket") FROM STDIN`,
+      lines(params.rows),
+    );
   }
 
   /**
