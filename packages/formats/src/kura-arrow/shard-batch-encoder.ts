@@ -24,12 +24,19 @@ export interface ShardEpisode {
  * metadata is written by hand (the flatbuffer layout below, checked against apache-arrow and
  * pyarrow in the tests) and the column values are copied from the episode into the body.
  */
+/** Bytes of one slab that batches are encoded into. */
+const SLAB_BYTES = 1024 * 1024;
+
 export class ShardBatchEncoder {
   private readonly columns: ColumnEncoder[];
   private readonly nodeCount: number;
   private readonly bufferCount: number;
   /** Size of the message's flatbuffer (a multiple of 8). */
   private readonly metadataBytes: number;
+
+  /** Batches are cut from shared slabs: one allocation per slab, not per batch (see allocate). */
+  private slab = Buffer.allocUnsafe(0);
+  private slabUsed = 0;
 
   constructor(
     schema: Schema,
@@ -42,6 +49,22 @@ export class ShardBatchEncoder {
   }
 
   /**
+   * `length` zeroed bytes, consecutive batches next to each other in a slab of SLAB_BYTES (a short
+   * episode's batch is a few hundred bytes). A slab lives as long as a batch cut from it.
+   */
+  private allocate(length: number): Buffer {
+    if (length > SLAB_BYTES / 8) return Buffer.alloc(length);
+    if (this.slabUsed + length > this.slab.length) {
+      // Zeroed once: every range is handed out once, so its padding is already zero.
+      this.slab = Buffer.alloc(SLAB_BYTES);
+      this.slabUsed = 0;
+    }
+    const bytes = this.slab.subarray(this.slabUsed, this.slabUsed + length);
+    this.slabUsed += length;
+    return bytes;
+  }
+
+  /**
    * Rows `start`–`end` of the episode as one encapsulated IPC message (continuation, metadata
    * length, metadata, body), and the sizes the file footer records.
    */
@@ -50,7 +73,7 @@ export class ShardBatchEncoder {
     let bodyLength = 0;
     for (const column of this.columns) bodyLength += column.bodyBytes(batch);
     const metadataLength = PREFIX_BYTES + this.metadataBytes;
-    const bytes = Buffer.allocUnsafe(metadataLength + bodyLength).fill(0);
+    const bytes = this.allocate(metadataLength + bodyLength);
     const out = new BatchOutput(bytes, metadataLength, this.nodeCount);
     for (const column of this.columns) column.write(batch, out);
     if (out.bodyAt !== bodyLength || out.node !== this.nodeCount || out.buffer !== this.bufferCount) {

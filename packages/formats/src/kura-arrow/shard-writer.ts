@@ -84,7 +84,7 @@ export class ShardBuilder {
     for (let start = 0; start < episode.length; start += MAX_BATCH_STEPS) {
       const batch = this.encoder.encode(item, start, Math.min(episode.length, start + MAX_BATCH_STEPS));
       this.blocks.push({ metadataLength: batch.metadataLength, bodyLength: batch.bodyLength, offset: this.batchBytes });
-      this.batches.push(batch.bytes);
+      this.keep(batch.bytes);
       this.batchBytes += batch.bytes.byteLength;
     }
     this.ranges.push({
@@ -94,6 +94,14 @@ export class ShardBuilder {
       byteOffset,
       byteLength: this.batchBytes - byteOffset,
     });
+  }
+
+  /** Keeps a batch's bytes; consecutive batches of one slab (see ShardBatchEncoder) become one view, one chunk to write. */
+  private keep(bytes: Buffer): void {
+    const last = this.batches[this.batches.length - 1];
+    if (last && last.buffer === bytes.buffer && last.byteOffset + last.byteLength === bytes.byteOffset)
+      this.batches[this.batches.length - 1] = new Uint8Array(last.buffer, last.byteOffset, last.byteLength + bytes.byteLength);
+    else this.batches.push(bytes);
   }
 
   /** Writes the file; the episodes' ranges are then offsets in it. */

@@ -212,8 +212,13 @@ async function convertSource(
     const shard = { number: shardNumber, path, bytes: written.bytes, videos: newVideos };
     reported = reported.then(async () => {
       const { sha256, checksums } = await hashed;
-      const episodes = written.episodes.map((range, position) => ({
-        ...range,
+      // Fields named, not spread: 10,000 of these per shard.
+      const episodes = written.episodes.map((range, position): ConvertedEpisode => ({
+        episodeIndex: range.episodeIndex,
+        batchStart: range.batchStart,
+        batchCount: range.batchCount,
+        byteOffset: range.byteOffset,
+        byteLength: range.byteLength,
         checksum: checksums[position]!,
         episode: shardSummaries[position]!,
       }));
