@@ -1,6 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, readlink, realpath, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -108,6 +108,9 @@ export async function startEmbeddedPostgres(params: {
       // before that is refused, so it is tried again shortly.
       await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, RESTART_BACKOFF_MAX_MS)));
       if (stopping) return;
+      // They are doomed anyway: on a loaded machine one could take seconds to notice.
+      const stopped = await killOrphanedBackends(directory);
+      if (stopped.length > 0) logger.warn({ pids: stopped }, 'stopped backends of the ended postmaster');
       try {
         child = await launch();
         if (stopping) {
@@ -258,6 +261,35 @@ async function stopOrphanedPostgres(params: { directory: string; logger: Logger 
     if (Date.now() > deadline) throw new Error(`Postgres pid ${pid} did not stop within 30 s`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * SIGKILLs what is left of a postmaster that ended: processes whose working directory is its data
+ * directory (every Postgres process runs there) and whose name is Postgres's. Called only while no
+ * postmaster of ours runs. Their pids, or none where /proc cannot tell (not Linux).
+ */
+async function killOrphanedBackends(directory: string): Promise<number[]> {
+  let entries: string[];
+  let target: string;
+  try {
+    [entries, target] = await Promise.all([readdir('/proc'), realpath(directory)]);
+  } catch {
+    return [];
+  }
+  const killed: number[] = [];
+  for (const entry of entries) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid) || pid <= 1 || pid === process.pid) continue;
+    try {
+      if ((await readlink(`/proc/${pid}/cwd`)) !== target) continue;
+      if (!(await readFile(`/proc/${pid}/comm`, 'utf8')).startsWith('postgres')) continue;
+      process.kill(pid, 'SIGKILL');
+      killed.push(pid);
+    } catch {
+      // Gone meanwhile, or not ours to look at.
+    }
+  }
+  return killed;
 }
 
 async function parentPid(pid: number): Promise<number | undefined> {
