@@ -118,27 +118,15 @@ export class ShardBuilder {
     const chunks = [FILE_MAGIC_PADDED, dictionary.bytes, ...this.batches, ARROW_STREAM_END, footer, footerLength, FILE_MAGIC];
 
     const file = await open(path, 'w');
-    let bytes = 0;
     try {
-      // Batches are small for short episodes: they go to the file in runs of ~4 MiB, saving syscalls.
-      let run: Uint8Array[] = [];
-      let runBytes = 0;
-      for (const chunk of chunks) {
-        run.push(chunk);
-        runBytes += chunk.byteLength;
-        bytes += chunk.byteLength;
-        if (runBytes >= 4 * 1024 * 1024) {
-          await writeChunksFully(file, run);
-          run = [];
-          runBytes = 0;
-        }
-      }
-      await writeChunksFully(file, run);
+      // Consecutive batches are already one view per slab (keep), so these are few, large chunks.
+      await writeChunksFully(file, chunks);
       // Not fsynced here: whoever keeps the file makes it durable (the blob store as it adopts it),
       // and the converter goes on with the next shard meanwhile instead of waiting for the disk.
     } finally {
       await file.close();
     }
+    const bytes = chunks.reduce((sum, chunk) => sum + chunk.byteLength, 0);
     return { episodes: this.ranges.map((range) => ({ ...range, byteOffset: batchesAt + range.byteOffset })), bytes };
   }
 }
