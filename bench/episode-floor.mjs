@@ -1,4 +1,5 @@
-// The floor of a shard with one record batch per episode: a minimal program that only reads the
+// A peer of Kura's shards with one record batch per episode (the scale bench's floor until Kura beat
+// it on short episodes, hence the file's name): a minimal program that only reads the
 // NDJSON (JSON.parse per line), groups steps into episodes and writes them as an Arrow IPC file
 // with apache-arrow, one record batch per episode — no validation, stats, jail, blob store or
 // database. Its ratio (many short episodes against few long ones, same steps) is how much of Kura's

@@ -91,10 +91,17 @@ function readsOf(datasetId, episodes) {
     'by version, first page': list('version=1'),
     stats: `/v1/datasets/${datasetId}/stats`,
     dataset: `/v1/datasets/${datasetId}`,
-    'versions, first page': `/v1/datasets/${datasetId}/versions?limit=50`,
-    'uploads, first page': `/v1/datasets/${datasetId}/uploads?limit=100`,
+    // Pages of 10: as many rows on either side (the small datasets hold 10 uploads and 10 versions).
+    'versions, first page of 10': `/v1/datasets/${datasetId}/versions?limit=10`,
+    'uploads, first page of 10': `/v1/datasets/${datasetId}/uploads?limit=10`,
+    // The pages the viewer asks for: their replies grow with the rows there are, up to the limit.
+    'versions, first page of 50': `/v1/datasets/${datasetId}/versions?limit=50`,
+    'uploads, first page of 100': `/v1/datasets/${datasetId}/uploads?limit=100`,
   };
 }
+
+/** Reads whose reply holds more rows on the larger dataset (up to their limit): their cost follows the reply. */
+const REPLY_SIZED = new Set(['versions, first page of 50', 'uploads, first page of 100']);
 
 /** What the viewer's dataset page asks for when it opens (apps/web/src/pages/dataset.tsx), all at once. */
 function viewerPage(server, datasetId, robotId) {
@@ -199,7 +206,12 @@ export async function benchScaleDataset() {
     const smallReads = readsOf(small, smallEpisodes);
     const largeReads = readsOf(large, largeEpisodes);
     for (const operation of Object.keys(smallReads))
-      compare(operation, await p50(20, () => get(server, smallReads[operation])), await p50(20, () => get(server, largeReads[operation])));
+      compare(
+        operation,
+        await p50(20, () => get(server, smallReads[operation])),
+        await p50(20, () => get(server, largeReads[operation])),
+        REPLY_SIZED.has(operation) ? '∝ reply rows' : 1.5,
+      );
     compare(
       "viewer's dataset page (7 requests at once)",
       await p50(10, () => viewerPage(server, small, robot.id)),
@@ -250,11 +262,12 @@ export async function benchScaleDataset() {
       'target ≤': 'flat',
     });
     const versionedReads = readsOf(versioned, versions);
-    for (const operation of ['episodes, first page', 'stats', 'dataset', 'versions, first page'])
+    for (const operation of ['episodes, first page', 'stats', 'dataset', 'versions, first page of 10', 'versions, first page of 50'])
       compare(
         `${operation} (${versions} versions vs 10)`,
         await p50(20, () => get(server, smallReads[operation])),
         await p50(20, () => get(server, versionedReads[operation])),
+        REPLY_SIZED.has(operation) ? '∝ reply rows' : 1.5,
       );
 
     // GET /v1/datasets with `datasetCount` datasets, against the few above.
