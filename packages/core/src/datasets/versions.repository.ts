@@ -47,6 +47,8 @@ export interface PublishVersion extends VersionBlobKeys {
   episodes: NewEpisodeRow[];
   /** How many of its episode rows the caller inserted already (`EpisodesRepository.insertUnpublished`). */
   insertedEpisodes?: number;
+  /** The caller refreshed the planner statistics over most of the inserted rows (EpisodesRepository.analyze). */
+  analyzed?: boolean;
   /** The upload the version comes from, published with it. */
   upload: { id: string; format: string; episodeCount: number; stepCount: number; warnings: ImportIssue[] };
 }
@@ -97,7 +99,7 @@ export class VersionsRepository {
     // Rows of any other version number could be visible before they are published.
     if (version !== params.fromVersion + 1) throw new Error(`version ${version} does not follow version ${params.fromVersion}`);
     await this.episodes.insertUnpublished({ datasetId, version, uploadId: params.upload.id, rows: params.episodes });
-    await this.episodes.analyzeAfterInsert(params.episodes.length + (params.insertedEpisodes ?? 0));
+    if (!params.analyzed) await this.episodes.analyzeAfterInsert(params.episodes.length + (params.insertedEpisodes ?? 0));
     await this.prisma.$transaction([
       this.prisma.datasetVersion.create({
         data: {

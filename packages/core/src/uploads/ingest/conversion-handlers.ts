@@ -19,6 +19,8 @@ export interface ConvertedShard {
   sha256: string;
   episodes: ConvertedEpisode[];
   videos: VideoFile[];
+  /** The upload's last shard: no other follows it. */
+  last: boolean;
 }
 
 /** What the parent does with the child's news, in the order it comes. */

@@ -344,12 +344,15 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
     fps: number;
     shards: ShardRecord[];
     episodeCount: number;
+    /** The planner statistics were refreshed during the conversion: publishing need not. */
+    analyzed: boolean;
     steps: number;
     stats: DatasetStatsAccumulator;
   }> {
     const { upload } = params;
     const shards: ShardRecord[] = [];
     let episodeCount = 0;
+    let analyzed = false;
     const handlers: ConversionHandlers = {
       format: (format) => this.uploads.markProcessing(upload.id, format),
       warning: params.warn,
@@ -368,12 +371,19 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
         shards.push({ key, bytes: shard.bytes, sha256: shard.sha256, episodes: shard.episodes.length });
         // Its episode rows now, while the child converts the next shard; invisible until the
         // version is published, and removed if the upload fails (or by the next attempt).
-        await this.episodes.insertUnpublished({
+        const inserted = this.episodes.insertUnpublished({
           datasetId: upload.datasetId,
           version: params.version,
           uploadId: upload.id,
           rows: shard.episodes.map((episode) => episodeRow(upload.datasetId, key, episode)),
         });
+        // The planner statistics publishing needs, taken while the last shard's rows go in (Postgres
+        // has a core for each) from the upload's rows before them, when those are most of its rows:
+        // the statistics then count this dataset's episodes to within that last shard.
+        if (shard.last && episodeCount >= shard.episodes.length && this.episodes.analyzeDue(episodeCount)) {
+          await Promise.all([inserted, this.episodes.analyze()]);
+          analyzed = true;
+        } else await inserted;
         episodeCount += shard.episodes.length;
       },
     };
@@ -389,6 +399,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       fps: outcome.fps,
       shards,
       episodeCount,
+      analyzed,
       steps: outcome.steps,
       stats: DatasetStatsAccumulator.fromJSON(outcome.stats),
     };
@@ -453,6 +464,7 @@ export class IngestService implements OnApplicationBootstrap, OnApplicationShutd
       features: dataset.features ? undefined : params.features,
       episodes: [],
       insertedEpisodes: result.episodeCount,
+      analyzed: result.analyzed,
       upload: {
         id: upload.id,
         format: params.format,

@@ -23,6 +23,7 @@ async function convert(params: {
   write: (path: string) => Promise<void>;
   format: FormatName;
   featureMap?: Record<string, string>;
+  shardBytes?: number;
 }): Promise<{ failure?: ImportError; messages: ConversionMessage[] }> {
   const work = await mkdtemp(join(folder, 'upload-'));
   const rawPath = join(work, 'raw');
@@ -34,6 +35,7 @@ async function convert(params: {
     fileName: params.fileName,
     requestedFormat: params.format,
     featureMap: params.featureMap ?? {},
+    ...(params.shardBytes !== undefined ? { shardBytes: params.shardBytes } : {}),
   });
   try {
     await convertUpload(request, (message) => messages.push(message));
@@ -92,6 +94,25 @@ describe('convertUpload: the feature spec an upload makes keeps the limits of da
       write: ndjson([{ episode: 0, step: 0, action: [0], observation: { state: [1] } }]),
     });
     expect(failure).toMatchObject({ code: 'FEATURE_SPEC_INVALID', location: { file: 'data.ndjson', field: '__proto__' } });
+  });
+});
+
+describe('convertUpload: shards', () => {
+  it('cuts a shard once it is full and marks the last one, also when the last is full', async () => {
+    // One byte a shard: every episode fills one, so the last shard is full when the file ends.
+    const { failure, messages } = await convert({
+      fileName: 'data.ndjson',
+      format: 'kura-ndjson',
+      shardBytes: 1,
+      write: ndjson([0, 1, 2].flatMap((episode) => [0, 1].map((step) => ({ episode, step, action: [episode, step] })))),
+    });
+    expect(failure).toBeUndefined();
+    const shards = messages.flatMap((message) => (message.type === 'shard' ? [message] : []));
+    expect(shards.map((shard) => [shard.number, shard.episodes.map((episode) => episode.episodeIndex), shard.last])).toEqual([
+      [0, [0], false],
+      [1, [1], false],
+      [2, [2], true],
+    ]);
   });
 });
 

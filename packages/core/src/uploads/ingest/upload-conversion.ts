@@ -105,8 +105,17 @@ export type ConversionMessage =
   | { type: 'warning'; issue: ImportIssue }
   /** The episode being read now: progress, and the location of a crash (also in READING_FILE). */
   | { type: 'episode'; count: number; file: string; sourceId: string }
-  /** A shard written into `out/`, with the videos its episodes are the first to use. */
-  | { type: 'shard'; number: number; path: string; bytes: number; sha256: string; episodes: ConvertedEpisode[]; videos: VideoFile[] }
+  /** A shard written into `out/`, with the videos its episodes are the first to use; `last` for the upload's last one. */
+  | {
+      type: 'shard';
+      number: number;
+      path: string;
+      bytes: number;
+      sha256: string;
+      episodes: ConvertedEpisode[];
+      videos: VideoFile[];
+      last: boolean;
+    }
   | { type: 'done'; steps: number; episodes: number; stats: DatasetStatsJson }
   | { type: 'failed'; issue: ImportIssue; coded: boolean };
 
@@ -201,7 +210,7 @@ async function convertSource(
   // Shards are hashed on a thread while the next one is made, and reported in order once hashed.
   const hashing = new ShardHashThread();
   let reported = Promise.resolve();
-  const flush = async () => {
+  const flush = async (last: boolean) => {
     if (shardEpisodes.episodeCount === 0) return;
     const path = join(out, `shard-${shardNumber}.arrow`);
     const written = await shardEpisodes.write(path);
@@ -209,7 +218,7 @@ async function convertSource(
     const hashed = hashing.hash(path, written.episodes);
     // Awaited below; marked handled now so a failure meanwhile is not an unhandled rejection.
     hashed.catch(() => undefined);
-    const shard = { number: shardNumber, path, bytes: written.bytes, videos: newVideos };
+    const shard = { number: shardNumber, path, bytes: written.bytes, videos: newVideos, last };
     reported = reported.then(async () => {
       const { sha256, checksums } = await hashed;
       // Fields named, not spread: 10,000 of these per shard.
@@ -235,6 +244,9 @@ async function convertSource(
   try {
     for await (const raw of opened.episodes) {
       report({ type: 'episode', count, file: raw.file, sourceId: raw.sourceId });
+      // Encoded episodes are held in memory up to this many bytes (or episodes), then written as
+      // one shard: once the next episode is there, so the shard after the loop is always the last.
+      if (bufferedBytes >= request.shardBytes || shardEpisodes.episodeCount >= MAX_SHARD_EPISODES) await flush(false);
       const episode = renameEpisodeFeatures(raw, request.featureMap);
       validateEpisode(episode, features);
       const bytes = episodeBytes(episode);
@@ -259,10 +271,8 @@ async function convertSource(
       bufferedBytes += bytes;
       steps += episode.length;
       count++;
-      // Encoded episodes are held in memory up to this many bytes (or episodes), then written as one shard.
-      if (bufferedBytes >= request.shardBytes || shardEpisodes.episodeCount >= MAX_SHARD_EPISODES) await flush();
     }
-    await flush();
+    await flush(true);
     await reported;
   } finally {
     await hashing.close();
