@@ -207,22 +207,29 @@ async function convertSource(
   let steps = 0;
   let count = 0;
 
-  // Shards are hashed on a thread while the next one is made, and reported in order once hashed.
+  // Shards are written while the next one is made (the file system's thread copies 32 MiB while
+  // this one parses on: the wait was a fifth of a conversion beside an upload being received),
+  // hashed on a thread, and reported in order once hashed. One shard is written at a time.
   const hashing = new ShardHashThread();
+  let writing: Promise<unknown> = Promise.resolve();
   let reported = Promise.resolve();
   const flush = async (last: boolean) => {
     if (shardEpisodes.episodeCount === 0) return;
+    await writing;
     const path = join(out, `shard-${shardNumber}.arrow`);
-    const written = await shardEpisodes.write(path);
-    const shardSummaries = summaries;
-    const hashed = hashing.hash(path, written.episodes);
+    const written = shardEpisodes.write(path);
+    const hashed = written.then((file) => hashing.hash(path, file.episodes));
     // Awaited below; marked handled now so a failure meanwhile is not an unhandled rejection.
     hashed.catch(() => undefined);
-    const shard = { number: shardNumber, path, bytes: written.bytes, videos: newVideos, last };
+    writing = written;
+    const shardSummaries = summaries;
+    const videos = newVideos;
+    const number = shardNumber;
     reported = reported.then(async () => {
+      const file = await written;
       const { sha256, checksums } = await hashed;
       // Fields named, not spread: 10,000 of these per shard.
-      const episodes = written.episodes.map((range, position): ConvertedEpisode => ({
+      const episodes = file.episodes.map((range, position): ConvertedEpisode => ({
         episodeIndex: range.episodeIndex,
         batchStart: range.batchStart,
         batchCount: range.batchCount,
@@ -231,9 +238,11 @@ async function convertSource(
         checksum: checksums[position]!,
         episode: shardSummaries[position]!,
       }));
-      report({ type: 'shard', ...shard, sha256, episodes });
+      report({ type: 'shard', number, path, bytes: file.bytes, videos, last, sha256, episodes });
     });
     reported.catch(() => undefined);
+    // A shard much larger than shardBytes holds a very large episode: not kept beside the next one.
+    if (bufferedBytes > 2 * request.shardBytes) await writing;
     shardNumber++;
     shardEpisodes = new ShardBuilder(features);
     summaries = [];
