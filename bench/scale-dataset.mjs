@@ -177,7 +177,9 @@ export async function benchScaleDataset() {
       await publish(server, small, file);
     }
     const smallEpisodes = SMALL_UPLOADS * SMALL_EPISODES_PER_UPLOAD;
-    const listWithFew = await p50(20, () => get(server, '/v1/datasets?limit=50'));
+    // A page of 3 (as many as there are here) and the viewer's page of 50, whose reply grows to 50 rows.
+    const listWithFew = await p50(20, () => get(server, '/v1/datasets?limit=3'));
+    const fullListWithFew = await p50(20, () => get(server, '/v1/datasets?limit=50'));
 
     // The large one: `uploads` × 1,000 episodes × 100 steps.
     const large = await dataset('large');
@@ -272,7 +274,17 @@ export async function benchScaleDataset() {
 
     // GET /v1/datasets with `datasetCount` datasets, against the few above.
     for (let index = 0; index < datasetCount; index++) await dataset(`many-${index}`);
-    compare(`GET /v1/datasets (${datasetCount + 3} datasets vs 3)`, listWithFew, await p50(20, () => get(server, '/v1/datasets?limit=50')));
+    compare(
+      `GET /v1/datasets, page of 3 (${datasetCount + 3} datasets vs 3)`,
+      listWithFew,
+      await p50(20, () => get(server, '/v1/datasets?limit=3')),
+    );
+    compare(
+      `GET /v1/datasets, page of 50 (${datasetCount + 3} datasets vs 3)`,
+      fullListWithFew,
+      await p50(20, () => get(server, '/v1/datasets?limit=50')),
+      '∝ reply rows',
+    );
     await rm(file, { force: true });
   } finally {
     await api.stop();
