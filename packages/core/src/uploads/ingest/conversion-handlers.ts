@@ -1,6 +1,8 @@
 import type { DatasetStatsJson, FormatName, ImportIssue } from '@kura/formats';
 import type { FeatureSpec } from '@kura/schema';
-import type { ConvertedEpisode, VideoFile } from './upload-conversion.js';
+import type { ConvertedShard } from './upload-conversion.js';
+
+export type { ConvertedShard } from './upload-conversion.js';
 
 // What a jailed conversion hands its parent (jailed-conversion.ts, arriving-conversion.ts).
 
@@ -10,17 +12,6 @@ export interface ConversionLimits {
   wallClockMs: number;
   /** Largest file the child may write: an extracted file or a shard. */
   fileSizeBytes: number;
-}
-
-export interface ConvertedShard {
-  number: number;
-  path: string;
-  bytes: number;
-  sha256: string;
-  episodes: ConvertedEpisode[];
-  videos: VideoFile[];
-  /** The upload's last shard: no other follows it. */
-  last: boolean;
 }
 
 /** What the parent does with the child's news, in the order it comes. */

@@ -105,19 +105,22 @@ export type ConversionMessage =
   | { type: 'warning'; issue: ImportIssue }
   /** The episode being read now: progress, and the location of a crash (also in READING_FILE). */
   | { type: 'episode'; count: number; file: string; sourceId: string }
-  /** A shard written into `out/`, with the videos its episodes are the first to use; `last` for the upload's last one. */
-  | {
-      type: 'shard';
-      number: number;
-      path: string;
-      bytes: number;
-      sha256: string;
-      episodes: ConvertedEpisode[];
-      videos: VideoFile[];
-      last: boolean;
-    }
+  /** A shard written into `out/`. */
+  | ({ type: 'shard' } & ConvertedShard)
   | { type: 'done'; steps: number; episodes: number; stats: DatasetStatsJson }
   | { type: 'failed'; issue: ImportIssue; coded: boolean };
+
+/** A shard written into `out/`, with the videos its episodes are the first to use. */
+export interface ConvertedShard {
+  number: number;
+  path: string;
+  bytes: number;
+  sha256: string;
+  episodes: ConvertedEpisode[];
+  videos: VideoFile[];
+  /** The upload's last shard: no other follows it. */
+  last: boolean;
+}
 
 /** A video file of the upload, kept as a blob under a key named by its content. */
 export interface VideoFile {
